@@ -1,0 +1,95 @@
+// Builders of small kernel images for tests and fuzz seeds: a PVH ELF and a bzImage whose
+// fields can be broken one at a time.
+#pragma once
+
+#include <elf.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace vmm::testing {
+
+struct ElfSpec {
+  uint64_t paddr = 0x100000;
+  uint64_t entry = 0x100000;
+  std::vector<uint8_t> code = std::vector<uint8_t>(64, 0x90);
+  uint64_t extra_bss = 0x1000;
+  bool with_pvh_note = true;
+  uint16_t machine = EM_X86_64;
+};
+
+inline std::vector<uint8_t> MakePvhElf(const ElfSpec& spec = {}) {
+  // Layout: ELF header, 2 program headers (LOAD, NOTE), the note, the code.
+  const uint64_t phoff = sizeof(Elf64_Ehdr);
+  const uint64_t note_off = phoff + 2 * sizeof(Elf64_Phdr);
+  const uint64_t note_size = 12 + 4 + 4;  // header, "Xen\0", 4-byte entry
+  const uint64_t code_off = note_off + note_size;
+  std::vector<uint8_t> f(code_off + spec.code.size(), 0);
+  Elf64_Ehdr eh{};
+  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+  eh.e_ident[EI_CLASS] = ELFCLASS64;
+  eh.e_ident[EI_DATA] = ELFDATA2LSB;
+  eh.e_ident[EI_VERSION] = EV_CURRENT;
+  eh.e_type = ET_EXEC;
+  eh.e_machine = spec.machine;
+  eh.e_version = EV_CURRENT;
+  eh.e_entry = spec.entry;
+  eh.e_phoff = phoff;
+  eh.e_ehsize = sizeof(Elf64_Ehdr);
+  eh.e_phentsize = sizeof(Elf64_Phdr);
+  eh.e_phnum = 2;
+  std::memcpy(f.data(), &eh, sizeof(eh));
+  Elf64_Phdr load{};
+  load.p_type = PT_LOAD;
+  load.p_offset = code_off;
+  load.p_paddr = load.p_vaddr = spec.paddr;
+  load.p_filesz = spec.code.size();
+  load.p_memsz = spec.code.size() + spec.extra_bss;
+  std::memcpy(f.data() + phoff, &load, sizeof(load));
+  Elf64_Phdr note{};
+  note.p_type = PT_NOTE;
+  note.p_offset = note_off;
+  note.p_filesz = note_size;
+  std::memcpy(f.data() + phoff + sizeof(Elf64_Phdr), &note, sizeof(note));
+  uint32_t hdr[3] = {4, 4, spec.with_pvh_note ? 18u : 17u};
+  std::memcpy(f.data() + note_off, hdr, 12);
+  std::memcpy(f.data() + note_off + 12, "Xen", 4);
+  uint32_t entry32 = static_cast<uint32_t>(spec.entry);
+  std::memcpy(f.data() + note_off + 16, &entry32, 4);
+  std::memcpy(f.data() + code_off, spec.code.data(), spec.code.size());
+  return f;
+}
+
+struct BzSpec {
+  uint16_t version = 0x020F;
+  uint8_t setup_sects = 1;
+  uint8_t loadflags = 0x01;
+  uint16_t xloadflags = 0x01;
+  uint32_t init_size = 0x10000;
+  uint32_t cmdline_size = 2047;
+  size_t kernel_bytes = 0x1000;
+};
+
+inline std::vector<uint8_t> MakeBzImage(const BzSpec& spec = {}) {
+  size_t setup = (spec.setup_sects + 1u) * 512u;
+  std::vector<uint8_t> f(setup + spec.kernel_bytes, 0);
+  auto put16 = [&](size_t off, uint16_t v) { std::memcpy(f.data() + off, &v, 2); };
+  auto put32 = [&](size_t off, uint32_t v) { std::memcpy(f.data() + off, &v, 4); };
+  f[0x1F1] = spec.setup_sects;
+  put16(0x1FE, 0xAA55);
+  f[0x200] = 0xEB;  // jmp over the header
+  f[0x201] = 0x6A;  // header ends at 0x26C
+  std::memcpy(f.data() + 0x202, "HdrS", 4);
+  put16(0x206, spec.version);
+  f[0x211] = spec.loadflags;
+  put32(0x22C, 0x7FFFFFFF);
+  put32(0x230, 0x200000);
+  put16(0x236, spec.xloadflags);
+  put32(0x238, spec.cmdline_size);
+  put32(0x260, spec.init_size);
+  for (size_t i = setup; i < f.size(); ++i) f[i] = 0x90;
+  return f;
+}
+
+}  // namespace vmm::testing

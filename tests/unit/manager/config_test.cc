@@ -1,0 +1,136 @@
+#include "vmm/manager/config.h"
+
+#include <gtest/gtest.h>
+
+namespace vmm {
+namespace {
+
+const HostLimits kHost{8ull << 30, kMaxVcpus};
+
+VmConfig Valid() {
+  VmConfig cfg;
+  cfg.kernel = "/boot/vmlinux";
+  return cfg;
+}
+
+void ExpectInvalid(const Result<void>& r, const std::string& fragment) {
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().kind(), ErrorKind::kInvalidArgument);
+  EXPECT_NE(r.error().message().find(fragment), std::string::npos) << r.error().message();
+}
+
+TEST(ParseSize, AcceptsSuffixesAndCloudHypervisorForm) {
+  EXPECT_EQ(ParseSize("512M").value(), 512ull << 20);
+  EXPECT_EQ(ParseSize("size=2G").value(), 2ull << 30);
+  EXPECT_EQ(ParseSize("4096").value(), 4096u);
+  EXPECT_EQ(ParseSize("1k").value(), 1024u);
+}
+
+TEST(ParseSize, RejectsGarbageAndOverflow) {
+  EXPECT_FALSE(ParseSize("").has_value());
+  EXPECT_FALSE(ParseSize("12X").has_value());
+  EXPECT_FALSE(ParseSize("-1M").has_value());
+  EXPECT_FALSE(ParseSize("99999999999999999999").has_value());
+  EXPECT_FALSE(ParseSize("18446744073709551615T").has_value());
+  EXPECT_FALSE(ParseSize("M").has_value());
+}
+
+TEST(ApplyFlag, CpusAcceptsPlainAndBootForms) {
+  VmConfig cfg;
+  ASSERT_TRUE(ApplyFlag(cfg, "cpus", "boot=3").has_value());
+  EXPECT_EQ(cfg.cpus, 3u);
+  ASSERT_TRUE(ApplyFlag(cfg, "cpus", "2").has_value());
+  EXPECT_EQ(cfg.cpus, 2u);
+  ExpectInvalid(ApplyFlag(cfg, "cpus", "boot=2,max=4"), "only 'boot=N'");
+  ExpectInvalid(ApplyFlag(cfg, "cpus", "two"), "not a whole number");
+}
+
+TEST(ApplyFlag, SerialModes) {
+  VmConfig cfg;
+  ASSERT_TRUE(ApplyFlag(cfg, "serial", "file=/tmp/x").has_value());
+  EXPECT_EQ(cfg.serial, SerialMode::kFile);
+  EXPECT_EQ(cfg.serial_path, "/tmp/x");
+  ASSERT_TRUE(ApplyFlag(cfg, "serial", "null").has_value());
+  EXPECT_EQ(cfg.serial, SerialMode::kNull);
+  ExpectInvalid(ApplyFlag(cfg, "serial", "pty"), "expected tty");
+  ExpectInvalid(ApplyFlag(cfg, "serial", "file="), "expected tty");
+}
+
+TEST(ValidateConfig, ZeroCpusIsRejected) {
+  VmConfig cfg = Valid();
+  cfg.cpus = 0;
+  ExpectInvalid(ValidateConfig(cfg, kHost), "at least one vCPU");
+}
+
+TEST(ValidateConfig, TooManyCpusIsRejected) {
+  VmConfig cfg = Valid();
+  cfg.cpus = 255;
+  ExpectInvalid(ValidateConfig(cfg, kHost), "more than the 254 supported");
+  cfg.cpus = 5;
+  ExpectInvalid(ValidateConfig(cfg, HostLimits{8ull << 30, 4}), "more than the 4 supported");
+}
+
+TEST(ValidateConfig, MemoryBoundsAreEnforced) {
+  VmConfig cfg = Valid();
+  cfg.memory = 1 << 20;
+  ExpectInvalid(ValidateConfig(cfg, kHost), "below the minimum");
+  cfg.memory = 16ull << 30;
+  ExpectInvalid(ValidateConfig(cfg, kHost), "more than this host has");
+  cfg.memory = (64ull << 20) + 1;
+  ExpectInvalid(ValidateConfig(cfg, kHost), "multiple of 4 KiB");
+  cfg.memory = 64ull << 20;
+  EXPECT_TRUE(ValidateConfig(cfg, kHost).has_value());
+}
+
+TEST(ValidateConfig, KernelIsRequired) {
+  VmConfig cfg;
+  ExpectInvalid(ValidateConfig(cfg, kHost), "no kernel");
+}
+
+TEST(ParseConfigJson, ReadsEveryField) {
+  auto cfg = ParseConfigJson(R"({"kernel": "k", "initramfs": "i", "cmdline": "c",
+                                 "cpus": 2, "memory": "1G", "serial": "null"})");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  EXPECT_EQ(cfg->kernel, "k");
+  EXPECT_EQ(cfg->initramfs, "i");
+  EXPECT_EQ(cfg->cmdline, "c");
+  EXPECT_EQ(cfg->cpus, 2u);
+  EXPECT_EQ(cfg->memory, 1ull << 30);
+  EXPECT_EQ(cfg->serial, SerialMode::kNull);
+}
+
+TEST(ParseConfigJson, UnknownKeyIsRejected) {
+  auto cfg = ParseConfigJson(R"({"kernel": "k", "gpus": 1})");
+  ASSERT_FALSE(cfg.has_value());
+  EXPECT_NE(cfg.error().message().find("unknown setting 'gpus'"), std::string::npos);
+}
+
+TEST(ParseConfigJson, MalformedJsonIsRejected) {
+  EXPECT_FALSE(ParseConfigJson("{\"kernel\": ").has_value());
+  EXPECT_FALSE(ParseConfigJson("[1,2]").has_value());
+  EXPECT_FALSE(ParseConfigJson("").has_value());
+}
+
+TEST(ParseConfigJson, WrongTypesAreRejected) {
+  auto cfg = ParseConfigJson(R"({"cpus": -1})");
+  ASSERT_FALSE(cfg.has_value());
+  EXPECT_NE(cfg.error().message().find("wrong type"), std::string::npos);
+  EXPECT_FALSE(ParseConfigJson(R"({"kernel": 5})").has_value());
+  EXPECT_FALSE(ParseConfigJson(R"({"memory": [1]})").has_value());
+}
+
+TEST(ConfigToJson, RoundTrips) {
+  VmConfig cfg = Valid();
+  cfg.cpus = 3;
+  cfg.memory = 256ull << 20;
+  cfg.serial = SerialMode::kFile;
+  cfg.serial_path = "/tmp/s";
+  auto back = ParseConfigJson(ConfigToJson(cfg));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->cpus, 3u);
+  EXPECT_EQ(back->memory, 256ull << 20);
+  EXPECT_EQ(back->serial_path, "/tmp/s");
+}
+
+}  // namespace
+}  // namespace vmm

@@ -1,0 +1,102 @@
+// Thin, owning wrappers over the KVM ioctl API: the system fd, a VM fd and vCPU fds.
+//
+//   ASSIGN_OR_RETURN(Kvm kvm, Kvm::Open());
+//   ASSIGN_OR_RETURN(KvmVm vm, kvm.CreateVm());
+//   ASSIGN_OR_RETURN(KvmVcpu vcpu, vm.CreateVcpu(0, kvm.vcpu_mmap_size()));
+//
+// Each object owns its fd; a KvmVcpu also owns the mapping of its kvm_run page.
+// Nothing here knows about devices or boot protocols.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vmm/common/result.h"
+#include "vmm/common/unique_fd.h"
+
+namespace vmm::kvm {
+
+// Which KVM implementation backs /dev/kvm. kvm_pvm (a software-assisted KVM with no
+// VMX/SVM) needs guest-visible workarounds; see DESIGN.md section 6.
+enum class KvmFlavor { kHardware, kPvm };
+const char* FlavorName(KvmFlavor flavor);
+
+class KvmVm;
+
+class Kvm {
+ public:
+  // Opens /dev/kvm (or `path`) and checks the API version and the capabilities we rely on.
+  static Result<Kvm> Open(const std::string& path = "/dev/kvm");
+
+  int fd() const { return fd_.get(); }
+  size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
+  KvmFlavor flavor() const { return flavor_; }
+  int CheckExtension(long cap) const;  // 0 when absent
+  int MaxVcpus() const;
+  Result<std::vector<kvm_cpuid_entry2>> GetSupportedCpuid() const;
+  Result<KvmVm> CreateVm() const;
+
+ private:
+  UniqueFd fd_;
+  size_t vcpu_mmap_size_ = 0;
+  KvmFlavor flavor_ = KvmFlavor::kHardware;
+};
+
+class KvmVcpu;
+
+class KvmVm {
+ public:
+  explicit KvmVm(UniqueFd fd) : fd_(std::move(fd)) {}
+  int fd() const { return fd_.get(); }
+
+  // x86 VM set-up: TSS and identity-map pages (VMX needs them), in-kernel IOAPIC/PIC/LAPIC
+  // and PIT.
+  Result<void> SetupX86Platform();
+  Result<void> SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size,
+                                   void* host_addr);
+  Result<void> SetIrqLine(uint32_t gsi, bool level);
+  Result<KvmVcpu> CreateVcpu(uint32_t id, size_t mmap_size);
+
+ private:
+  UniqueFd fd_;
+};
+
+class KvmVcpu {
+ public:
+  KvmVcpu(uint32_t id, UniqueFd fd, kvm_run* run, size_t mmap_size)
+      : id_(id), fd_(std::move(fd)), run_(run), mmap_size_(mmap_size) {}
+  ~KvmVcpu();
+  KvmVcpu(KvmVcpu&& other) noexcept;
+  KvmVcpu& operator=(KvmVcpu&&) = delete;
+  KvmVcpu(const KvmVcpu&) = delete;
+
+  uint32_t id() const { return id_; }
+  int fd() const { return fd_.get(); }
+  kvm_run* run_page() { return run_; }
+
+  // One KVM_RUN. Returns an Error with errno EINTR when interrupted by a signal.
+  Result<void> Run();
+  Result<kvm_regs> GetRegs() const;
+  Result<void> SetRegs(const kvm_regs& regs);
+  Result<kvm_sregs> GetSregs() const;
+  Result<void> SetSregs(const kvm_sregs& sregs);
+  Result<void> SetCpuid(const std::vector<kvm_cpuid_entry2>& entries);
+  Result<void> SetMsrs(const std::vector<kvm_msr_entry>& msrs);
+  Result<void> SetFpu(const kvm_fpu& fpu);
+  Result<kvm_lapic_state> GetLapic() const;
+  Result<void> SetLapic(const kvm_lapic_state& state);
+
+ private:
+  uint32_t id_;
+  UniqueFd fd_;
+  kvm_run* run_;
+  size_t mmap_size_;
+};
+
+// "rip=... rsp=... cr0=..." for error reports.
+std::string DescribeRegisters(const KvmVcpu& vcpu);
+
+}  // namespace vmm::kvm

@@ -1,0 +1,44 @@
+// Everything about a boot that can be decided before KVM is touched: the kernel and initrd
+// read and checked, where each goes in guest memory, the command line and the memory map.
+// Bad input is reported here with ErrorKind::kInvalidArgument, so `vmm run --dry-run` and
+// the exit-code tests need no /dev/kvm.
+//
+//   ASSIGN_OR_RETURN(BootPlan plan, PlanBoot(cfg));
+//   RETURN_IF_ERROR(LoadBootPlan(plan, mem, acpi_rsdp_gpa));   // writes guest memory
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vmm/arch/x86_64/e820.h"
+#include "vmm/boot/kernel_image.h"
+#include "vmm/manager/config.h"
+#include "vmm/memory/guest_memory.h"
+
+namespace vmm {
+
+struct BootPlan {
+  boot::KernelImage image;
+  std::vector<uint8_t> kernel_bytes;
+  std::vector<uint8_t> initrd_bytes;
+  uint64_t initrd_gpa = 0;
+  std::string cmdline;
+  std::vector<x86::E820Entry> memory_map;
+  uint64_t boot_data_gpa = 0;  // start_info or zero page
+};
+
+// Reads a regular file of at most `max_bytes`; errors name `what` and the path.
+Result<std::vector<uint8_t>> ReadFileLimited(const std::string& path, uint64_t max_bytes,
+                                             const std::string& what);
+
+Result<BootPlan> PlanBoot(const VmConfig& cfg);
+
+// Copies the kernel, initrd, command line and boot data (start_info or zero page) into guest
+// memory. ACPI tables are written by the caller; their RSDP address is passed in.
+Result<void> LoadBootPlan(const BootPlan& plan, GuestMemory& mem, uint64_t rsdp_gpa);
+
+// A human-readable summary for --dry-run.
+std::string DescribeBootPlan(const BootPlan& plan);
+
+}  // namespace vmm

@@ -1,0 +1,287 @@
+#include "vmm/machine/machine.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "vmm/acpi/tables.h"
+#include "vmm/arch/x86_64/cpu_setup.h"
+#include "vmm/arch/x86_64/layout.h"
+#include "vmm/devices/acpi_pm/acpi_pm.h"
+#include "vmm/devices/i8042/i8042.h"
+#include "vmm/devices/io_bus.h"
+#include "vmm/devices/uart/uart16550.h"
+#include "vmm/machine/exit_dispatch.h"
+#include "vmm/machine/serial_output.h"
+
+namespace vmm {
+namespace {
+
+// Kicks a vCPU thread out of KVM_RUN; the handler itself does nothing.
+constexpr int kKickSignal = SIGUSR1;
+void OnKick(int) {}
+
+std::string Hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
+  return buf;
+}
+
+std::string EmulationFailureDetail(const kvm_run& run) {
+  std::string s = "suberror " + std::to_string(run.internal.suberror);
+  if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+      (run.emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+    s += ", instruction bytes:";
+    uint8_t n = std::min<uint8_t>(run.emulation_failure.insn_size, 15);
+    for (uint8_t i = 0; i < n; ++i) {
+      char b[4];
+      std::snprintf(b, sizeof(b), " %02x", run.emulation_failure.insn_bytes[i]);
+      s += b;
+    }
+  } else {
+    uint32_t n = std::min<uint32_t>(run.internal.ndata, 16);
+    for (uint32_t i = 0; i < n; ++i) s += (i ? " " : ", data: ") + Hex(run.internal.data[i]);
+  }
+  return s;
+}
+
+}  // namespace
+
+struct Machine::Impl {
+  Impl(kvm::KvmVm vm, GuestMemory mem, SerialOutput serial)
+      : vm(std::move(vm)), mem(std::move(mem)), serial(std::move(serial)) {}
+
+  kvm::KvmVm vm;
+  GuestMemory mem;
+  SerialOutput serial;
+  VmControl control;
+  std::vector<kvm::KvmVcpu> vcpus;
+  // Filled by each vCPU thread itself before its first KVM_RUN; 0 until then.
+  std::unique_ptr<std::atomic<pthread_t>[]> thread_ids;
+  devices::IoBus pio;
+  devices::IoBus mmio;
+  std::unique_ptr<devices::Uart16550> uart;
+  std::unique_ptr<devices::I8042> i8042;
+  std::unique_ptr<devices::AcpiPm> acpi_pm;
+  ExitDispatcher dispatcher;
+
+  Result<void> CreateDevices(const VmConfig& cfg);
+  void RegisterExitHandlers();
+  ExitAction HandleIo(VcpuContext& ctx);
+  ExitAction HandleMmio(VcpuContext& ctx);
+  void VcpuLoop(size_t index);
+  void KickAll();
+};
+
+Result<void> Machine::Impl::CreateDevices(const VmConfig& cfg) {
+  auto irq = [this](uint32_t gsi) {
+    return [this, gsi](bool level) {
+      auto r = vm.SetIrqLine(gsi, level);
+      if (!r) control.RequestStop(StopReason::kError, r.error().ToString());
+    };
+  };
+  if (cfg.serial != SerialMode::kOff) {
+    uart = std::make_unique<devices::Uart16550>([this](uint8_t b) { serial.Put(b); },
+                                                irq(x86::kCom1Irq));
+    RETURN_IF_ERROR(pio.Insert(x86::kCom1Port, 8, uart.get()));
+  }
+  i8042 = std::make_unique<devices::I8042>([this] {
+    control.RequestStop(StopReason::kReset,
+                        "the guest reset the VM through the i8042; reboot is not supported, "
+                        "so the VM stopped");
+  });
+  RETURN_IF_ERROR(pio.Insert(x86::kI8042DataPort, 1, i8042->data_port()));
+  RETURN_IF_ERROR(pio.Insert(x86::kI8042CmdPort, 1, i8042->command_port()));
+  acpi_pm = std::make_unique<devices::AcpiPm>([this] {
+    control.RequestStop(StopReason::kPowerOff, "the guest powered off through ACPI");
+  });
+  RETURN_IF_ERROR(pio.Insert(x86::kPm1aEvtPort, devices::AcpiPm::kSize, acpi_pm.get()));
+  return Ok();
+}
+
+ExitAction Machine::Impl::HandleIo(VcpuContext& ctx) {
+  kvm_run* run = ctx.vcpu.run_page();
+  auto& io = run->io;
+  // KVM puts the data inside the kvm_run mapping; check it stays there.
+  uint64_t bytes = uint64_t{io.size} * io.count;
+  if (io.size == 0 || io.size > 4 || io.data_offset < sizeof(kvm_run) ||
+      io.data_offset + bytes > 4096 * 2) {
+    return StopWithVcpuError(ctx, "malformed KVM_EXIT_IO from KVM");
+  }
+  uint8_t* data = reinterpret_cast<uint8_t*>(run) + io.data_offset;
+  for (uint32_t i = 0; i < io.count; ++i) {
+    std::span<uint8_t> d(data + i * io.size, io.size);
+    if (io.direction == KVM_EXIT_IO_OUT) {
+      pio.Write(io.port, d);
+    } else {
+      pio.Read(io.port, d);
+    }
+  }
+  return ctx.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
+}
+
+ExitAction Machine::Impl::HandleMmio(VcpuContext& ctx) {
+  auto& m = ctx.vcpu.run_page()->mmio;
+  if (m.len == 0 || m.len > sizeof(m.data)) return StopWithVcpuError(ctx, "malformed KVM_EXIT_MMIO");
+  std::span<uint8_t> d(m.data, m.len);
+  if (m.is_write) {
+    mmio.Write(m.phys_addr, d);
+  } else {
+    mmio.Read(m.phys_addr, d);
+  }
+  return ctx.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
+}
+
+void Machine::Impl::RegisterExitHandlers() {
+  dispatcher.Register(KVM_EXIT_IO, [this](VcpuContext& c) { return HandleIo(c); });
+  dispatcher.Register(KVM_EXIT_MMIO, [this](VcpuContext& c) { return HandleMmio(c); });
+  dispatcher.Register(KVM_EXIT_INTR, [](VcpuContext& c) {
+    return c.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
+  });
+  dispatcher.Register(KVM_EXIT_SHUTDOWN, [](VcpuContext& c) {
+    return StopWithVcpuError(c, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)");
+  });
+  dispatcher.Register(KVM_EXIT_FAIL_ENTRY, [](VcpuContext& c) {
+    return StopWithVcpuError(
+        c, "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason " +
+               Hex(c.vcpu.run_page()->fail_entry.hardware_entry_failure_reason) + ")");
+  });
+  dispatcher.Register(KVM_EXIT_INTERNAL_ERROR, [](VcpuContext& c) {
+    return StopWithVcpuError(c, "KVM internal error (KVM_EXIT_INTERNAL_ERROR, " +
+                                    EmulationFailureDetail(*c.vcpu.run_page()) + ")");
+  });
+  dispatcher.Register(KVM_EXIT_SYSTEM_EVENT, [](VcpuContext& c) {
+    uint32_t type = c.vcpu.run_page()->system_event.type;
+    if (type == KVM_SYSTEM_EVENT_SHUTDOWN) {
+      c.control.RequestStop(StopReason::kPowerOff, "the guest shut down (KVM system event)");
+    } else if (type == KVM_SYSTEM_EVENT_RESET) {
+      c.control.RequestStop(StopReason::kReset, "the guest reset the VM; reboot is not supported");
+    } else {
+      return StopWithVcpuError(c, "KVM system event " + std::to_string(type));
+    }
+    return ExitAction::kStop;
+  });
+}
+
+void Machine::Impl::VcpuLoop(size_t index) {
+  kvm::KvmVcpu& vcpu = vcpus[index];
+  thread_ids[index].store(pthread_self());
+  VcpuContext ctx{vcpu, control};
+  while (!control.stopping()) {
+    auto r = vcpu.Run();
+    if (!r) {
+      if (r.error().sys_errno() == EINTR || r.error().sys_errno() == EAGAIN) continue;
+      control.RequestStop(StopReason::kError,
+                          "vCPU " + std::to_string(index) + ": " + r.error().ToString());
+      break;
+    }
+    if (dispatcher.Dispatch(ctx) == ExitAction::kStop) break;
+  }
+}
+
+void Machine::Impl::KickAll() {
+  for (size_t i = 0; i < vcpus.size(); ++i) {
+    // Set before the signal: a thread about to enter KVM_RUN returns at once (EINTR).
+    __atomic_store_n(&vcpus[i].run_page()->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    pthread_t t = thread_ids[i].load();
+    if (t != 0) pthread_kill(t, kKickSignal);
+  }
+}
+
+Machine::Machine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Machine::~Machine() = default;
+
+Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan plan,
+                                                 const kvm::Kvm& kvm) {
+  if (static_cast<int>(cfg.cpus) > kvm.MaxVcpus()) {
+    return InvalidArgument("--cpus: " + std::to_string(cfg.cpus) + " vCPUs is more than KVM " +
+                           "allows on this host (" + std::to_string(kvm.MaxVcpus()) + ")");
+  }
+  ASSIGN_OR_RETURN(SerialOutput serial, SerialOutput::Open(cfg));
+  ASSIGN_OR_RETURN(kvm::KvmVm vm, kvm.CreateVm());
+  RETURN_IF_ERROR(vm.SetupX86Platform());
+  ASSIGN_OR_RETURN(GuestMemory mem, GuestMemory::Create(cfg.memory));
+  auto impl = std::make_unique<Impl>(std::move(vm), std::move(mem), std::move(serial));
+
+  uint32_t slot = 0;
+  for (const MemoryRegion& r : impl->mem.regions()) {
+    RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, r.guest_phys, r.size,
+                                                 impl->mem.host_base() + r.file_offset));
+  }
+
+  acpi::PlatformDescription platform{};
+  platform.num_cpus = cfg.cpus;
+  ASSIGN_OR_RETURN(std::vector<uint8_t> acpi_blob, acpi::BuildTables(platform, x86::kAcpiTablesAddr));
+  RETURN_IF_ERROR(impl->mem.Write(x86::kAcpiTablesAddr, acpi_blob));
+  RETURN_IF_ERROR(LoadBootPlan(plan, impl->mem, x86::kAcpiTablesAddr));
+
+  ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> supported, kvm.GetSupportedCpuid());
+  for (uint32_t i = 0; i < cfg.cpus; ++i) {
+    ASSIGN_OR_RETURN(kvm::KvmVcpu vcpu, impl->vm.CreateVcpu(i, kvm.vcpu_mmap_size()));
+    RETURN_IF_ERROR(x86::SetupVcpuCommon(vcpu, x86::BuildCpuid(supported, i, cfg.cpus,
+                                                               kvm.flavor())));
+    if (i == 0) {
+      RETURN_IF_ERROR(x86::SetupBootCpuRegisters(vcpu, impl->mem, plan.image.protocol,
+                                                 plan.image.entry, plan.boot_data_gpa));
+    }
+    impl->vcpus.push_back(std::move(vcpu));
+  }
+  RETURN_IF_ERROR(impl->CreateDevices(cfg));
+  impl->RegisterExitHandlers();
+  return std::unique_ptr<Machine>(new Machine(std::move(impl)));
+}
+
+RunOutcome Machine::Run() {
+  Impl& m = *impl_;
+  // SIGINT/SIGTERM are taken through a signalfd by this thread only; vCPU threads inherit
+  // the mask with the kick signal unblocked.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigset_t old_mask;
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+  UniqueFd sigfd(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+
+  struct sigaction sa {};
+  sa.sa_handler = OnKick;  // no SA_RESTART: KVM_RUN must return EINTR
+  sigaction(kKickSignal, &sa, nullptr);
+  sigset_t kick;
+  sigemptyset(&kick);
+  sigaddset(&kick, kKickSignal);
+  pthread_sigmask(SIG_UNBLOCK, &kick, nullptr);
+
+  m.thread_ids.reset(new std::atomic<pthread_t>[m.vcpus.size()]);
+  for (size_t i = 0; i < m.vcpus.size(); ++i) m.thread_ids[i].store(0);
+  m.control.SetKicker([&m] { m.KickAll(); });
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < m.vcpus.size(); ++i) threads.emplace_back([&m, i] { m.VcpuLoop(i); });
+
+  int signo = 0;
+  while (!m.control.stopping()) {
+    pollfd fds[2] = {{m.control.WaitFd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+    int n = poll(fds, sigfd.valid() ? 2 : 1, -1);
+    if (n < 0 && errno != EINTR) break;
+    signalfd_siginfo si;
+    if (n > 0 && (fds[1].revents & POLLIN) && read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
+      signo = static_cast<int>(si.ssi_signo);
+      const char* name = sigabbrev_np(signo);
+      m.control.RequestStop(StopReason::kSignal,
+                            std::string("stopped by SIG") + (name ? name : "?"));
+    }
+  }
+  m.KickAll();
+  for (std::thread& t : threads) t.join();
+  m.serial.Flush();
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  return RunOutcome{m.control.reason(), m.control.message(), signo};
+}
+
+}  // namespace vmm

@@ -1,0 +1,39 @@
+// A whole VM in one process: KVM VM and vCPUs, guest RAM, the platform devices (COM1, i8042,
+// ACPI PM) and the ACPI tables. Later issues move virtio devices and the vTPM into processes
+// of their own; this class keeps only what the vCPU role holds.
+//
+//   ASSIGN_OR_RETURN(auto machine, Machine::Create(cfg, std::move(plan), kvm));
+//   RunOutcome out = machine->Run();   // blocks until power-off, reset, signal or error
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "vmm/common/result.h"
+#include "vmm/kvm/kvm.h"
+#include "vmm/machine/boot_plan.h"
+#include "vmm/machine/vm_control.h"
+#include "vmm/manager/config.h"
+
+namespace vmm {
+
+struct RunOutcome {
+  StopReason reason;
+  std::string message;
+  int signal = 0;  // with StopReason::kSignal
+};
+
+class Machine {
+ public:
+  static Result<std::unique_ptr<Machine>> Create(const VmConfig& cfg, BootPlan plan,
+                                                 const kvm::Kvm& kvm);
+  ~Machine();
+  RunOutcome Run();
+
+ private:
+  struct Impl;
+  explicit Machine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vmm

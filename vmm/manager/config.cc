@@ -1,0 +1,190 @@
+#include "vmm/manager/config.h"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "vmm/arch/x86_64/layout.h"
+
+namespace vmm {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr uint64_t kMaxMemory = 1ull << 40;  // 1 TiB: beyond any VM this project targets
+
+Result<uint64_t> ParseUint(std::string_view text, const std::string& what) {
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) {
+    return InvalidArgument(what + ": '" + std::string(text) + "' is not a whole number");
+  }
+  return v;
+}
+
+// "key=value" -> value when the key matches, else the text unchanged.
+std::string_view StripKey(std::string_view text, std::string_view key) {
+  if (text.size() > key.size() && text.substr(0, key.size()) == key && text[key.size()] == '=') {
+    return text.substr(key.size() + 1);
+  }
+  return text;
+}
+
+Result<uint32_t> ParseCpus(std::string_view text) {
+  std::string_view v = StripKey(text, "boot");
+  if (v.find('=') != std::string_view::npos || v.find(',') != std::string_view::npos) {
+    return InvalidArgument("--cpus: only 'boot=N' is supported, got '" + std::string(text) + "'");
+  }
+  ASSIGN_OR_RETURN(uint64_t n, ParseUint(v, "--cpus"));
+  if (n > UINT32_MAX) return InvalidArgument("--cpus: " + std::to_string(n) + " is too many");
+  return static_cast<uint32_t>(n);
+}
+
+Result<void> ParseSerial(VmConfig& cfg, std::string_view text) {
+  if (text == "tty") {
+    cfg.serial = SerialMode::kTty;
+  } else if (text == "null") {
+    cfg.serial = SerialMode::kNull;
+  } else if (text == "off") {
+    cfg.serial = SerialMode::kOff;
+  } else if (text.substr(0, 5) == "file=" && text.size() > 5) {
+    cfg.serial = SerialMode::kFile;
+    cfg.serial_path = std::string(text.substr(5));
+    return Ok();
+  } else {
+    return InvalidArgument("--serial: expected tty, null, off or file=PATH, got '" +
+                           std::string(text) + "'");
+  }
+  cfg.serial_path.clear();
+  return Ok();
+}
+
+}  // namespace
+
+HostLimits HostLimits::Probe() {
+  HostLimits h{0, kMaxVcpus};
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemTotal:") {
+      h.memory_bytes = kib * 1024;
+      break;
+    }
+  }
+  if (h.memory_bytes == 0) {
+    h.memory_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                     static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  }
+  return h;
+}
+
+Result<uint64_t> ParseSize(std::string_view text) {
+  text = StripKey(text, "size");
+  if (text.empty()) return InvalidArgument("--memory: empty size");
+  uint64_t shift = 0;
+  switch (text.back()) {
+    case 'K': case 'k': shift = 10; break;
+    case 'M': case 'm': shift = 20; break;
+    case 'G': case 'g': shift = 30; break;
+    case 'T': case 't': shift = 40; break;
+    default: break;
+  }
+  std::string_view digits = shift ? text.substr(0, text.size() - 1) : text;
+  ASSIGN_OR_RETURN(uint64_t n, ParseUint(digits, "--memory"));
+  if (shift && n > (UINT64_MAX >> shift)) {
+    return InvalidArgument("--memory: '" + std::string(text) + "' is too large");
+  }
+  return n << shift;
+}
+
+Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view value) {
+  if (name == "kernel") {
+    cfg.kernel = std::string(value);
+  } else if (name == "initramfs") {
+    cfg.initramfs = std::string(value);
+  } else if (name == "cmdline") {
+    cfg.cmdline = std::string(value);
+  } else if (name == "cpus") {
+    ASSIGN_OR_RETURN(cfg.cpus, ParseCpus(value));
+  } else if (name == "memory") {
+    ASSIGN_OR_RETURN(cfg.memory, ParseSize(value));
+  } else if (name == "serial") {
+    RETURN_IF_ERROR(ParseSerial(cfg, value));
+  } else {
+    return InvalidArgument("unknown setting '" + std::string(name) + "'");
+  }
+  return Ok();
+}
+
+Result<VmConfig> ParseConfigJson(std::string_view text) {
+  Json doc = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return InvalidArgument("config: not valid JSON");
+  if (!doc.is_object()) return InvalidArgument("config: the top level must be a JSON object");
+  VmConfig cfg;
+  for (auto& [key, value] : doc.items()) {
+    std::string as_text;
+    if (value.is_string()) {
+      as_text = value.get<std::string>();
+    } else if (value.is_number_unsigned() && (key == "cpus" || key == "memory")) {
+      as_text = std::to_string(value.get<uint64_t>());
+    } else if (key == "kernel" || key == "initramfs" || key == "cmdline" || key == "cpus" ||
+               key == "memory" || key == "serial") {
+      return InvalidArgument("config: '" + key + "' has the wrong type (" +
+                             std::string(value.type_name()) + ")");
+    }
+    auto applied = ApplyFlag(cfg, key, as_text);
+    if (!applied) return applied.error().Wrap("config");
+  }
+  return cfg;
+}
+
+Result<void> ValidateConfig(const VmConfig& cfg, const HostLimits& host) {
+  if (cfg.kernel.empty()) return InvalidArgument("no kernel given: use --kernel PATH");
+  if (cfg.cpus == 0) return InvalidArgument("--cpus: a VM needs at least one vCPU");
+  uint32_t max = std::min(host.max_vcpus, kMaxVcpus);
+  if (cfg.cpus > max) {
+    return InvalidArgument("--cpus: " + std::to_string(cfg.cpus) + " vCPUs is more than the " +
+                           std::to_string(max) + " supported");
+  }
+  if (cfg.memory < x86::kMinMemory) {
+    return InvalidArgument("--memory: " + std::to_string(cfg.memory >> 20) +
+                           " MiB is below the minimum of " +
+                           std::to_string(x86::kMinMemory >> 20) + " MiB");
+  }
+  if (cfg.memory % 4096 != 0) return InvalidArgument("--memory: must be a multiple of 4 KiB");
+  if (cfg.memory > kMaxMemory || cfg.memory > host.memory_bytes) {
+    return InvalidArgument("--memory: " + std::to_string(cfg.memory >> 20) +
+                           " MiB is more than this host has (" +
+                           std::to_string(host.memory_bytes >> 20) + " MiB)");
+  }
+  if (cfg.cmdline.find('\0') != std::string::npos) {
+    return InvalidArgument("--cmdline: contains a NUL byte");
+  }
+  if (cfg.serial == SerialMode::kFile && cfg.serial_path.empty()) {
+    return InvalidArgument("--serial: file= needs a path");
+  }
+  return Ok();
+}
+
+std::string SerialToString(const VmConfig& cfg) {
+  switch (cfg.serial) {
+    case SerialMode::kTty: return "tty";
+    case SerialMode::kNull: return "null";
+    case SerialMode::kOff: return "off";
+    case SerialMode::kFile: return "file=" + cfg.serial_path;
+  }
+  return "tty";
+}
+
+std::string ConfigToJson(const VmConfig& cfg) {
+  Json doc = {{"kernel", cfg.kernel},   {"initramfs", cfg.initramfs},
+              {"cmdline", cfg.cmdline}, {"cpus", cfg.cpus},
+              {"memory", cfg.memory},   {"serial", SerialToString(cfg)}};
+  return doc.dump(2);
+}
+
+}  // namespace vmm

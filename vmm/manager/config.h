@@ -1,0 +1,49 @@
+// The VM configuration: what `vmm run` flags and `--config FILE.json` describe. Parsing and
+// validation are pure (no KVM, no files opened) so every bad input has a unit test.
+//
+//   ASSIGN_OR_RETURN(VmConfig cfg, ParseConfigJson(text));     // unknown keys are errors
+//   RETURN_IF_ERROR(ApplyFlag(cfg, "memory", "1G"));            // flags override the file
+//   RETURN_IF_ERROR(ValidateConfig(cfg, HostLimits::Probe()));
+//
+// Flag and JSON field syntax follow Cloud Hypervisor: `--cpus boot=2`, `--memory size=1G`,
+// `--serial tty|file=PATH|null|off`; the plain forms `--cpus 2` and `--memory 1G` also work.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "vmm/common/result.h"
+
+namespace vmm {
+
+enum class SerialMode { kTty, kFile, kNull, kOff };
+
+struct VmConfig {
+  std::string kernel;
+  std::string initramfs;
+  std::string cmdline;
+  uint32_t cpus = 1;
+  uint64_t memory = 512ull << 20;
+  SerialMode serial = SerialMode::kTty;
+  std::string serial_path;  // with SerialMode::kFile
+};
+
+struct HostLimits {
+  uint64_t memory_bytes;  // the host's MemTotal
+  uint32_t max_vcpus;     // what the VMM supports (ACPI/APIC ids); KVM may allow fewer
+  static HostLimits Probe();
+};
+
+inline constexpr uint32_t kMaxVcpus = 254;  // APIC ids 0..253, the IOAPIC takes the next
+
+Result<uint64_t> ParseSize(std::string_view text);       // "512M", "2G", "1048576"
+Result<VmConfig> ParseConfigJson(std::string_view text);
+// One flag by its long name without dashes ("cpus", "memory", "serial", "kernel", ...).
+Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view value);
+Result<void> ValidateConfig(const VmConfig& cfg, const HostLimits& host);
+// The configuration as JSON, in the same format ParseConfigJson reads.
+std::string ConfigToJson(const VmConfig& cfg);
+std::string SerialToString(const VmConfig& cfg);
+
+}  // namespace vmm

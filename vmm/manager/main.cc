@@ -1,0 +1,126 @@
+// `vmm`: the command-line front end. Exit codes: 0 the guest powered off (or asked for a
+// reset, which stops the VM); 1 the VM failed (triple fault, unhandled exit, KVM or host
+// error); 2 bad input (flags, config file, kernel, sizes); 128+N stopped by signal N.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "vmm/common/version.h"
+#include "vmm/kvm/kvm.h"
+#include "vmm/machine/boot_plan.h"
+#include "vmm/machine/machine.h"
+#include "vmm/manager/config.h"
+
+namespace vmm {
+namespace {
+
+constexpr int kExitVmFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr uint64_t kMaxConfigBytes = 1 << 20;
+
+int Fail(const Error& e) {
+  std::fprintf(stderr, "vmm: error: %s\n", e.ToString().c_str());
+  return e.kind() == ErrorKind::kInvalidArgument ? kExitUsage : kExitVmFailed;
+}
+
+struct RunFlags {
+  std::string config_path;
+  // Flags given on the command line, by name, in order; they override the config file.
+  std::vector<std::pair<std::string, std::string>> settings;
+  bool dry_run = false;
+};
+
+Result<VmConfig> ResolveConfig(const RunFlags& flags) {
+  VmConfig cfg;
+  if (!flags.config_path.empty()) {
+    ASSIGN_OR_RETURN(std::vector<uint8_t> text,
+                     ReadFileLimited(flags.config_path, kMaxConfigBytes, "config file"));
+    auto parsed = ParseConfigJson(std::string_view(reinterpret_cast<char*>(text.data()), text.size()));
+    if (!parsed) return parsed.error().Wrap("'" + flags.config_path + "'");
+    cfg = std::move(parsed).value();
+  }
+  for (const auto& [name, value] : flags.settings) RETURN_IF_ERROR(ApplyFlag(cfg, name, value));
+  RETURN_IF_ERROR(ValidateConfig(cfg, HostLimits::Probe()));
+  return cfg;
+}
+
+int Run(const RunFlags& flags) {
+  auto cfg = ResolveConfig(flags);
+  if (!cfg) return Fail(cfg.error());
+  auto plan = PlanBoot(*cfg);
+  if (!plan) return Fail(plan.error());
+  if (flags.dry_run) {
+    std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
+                DescribeBootPlan(*plan).c_str());
+    return 0;
+  }
+  auto kvm = kvm::Kvm::Open();
+  if (!kvm) return Fail(kvm.error());
+  auto machine = Machine::Create(*cfg, std::move(plan).value(), *kvm);
+  if (!machine) return Fail(machine.error());
+  RunOutcome out = (*machine)->Run();
+  switch (out.reason) {
+    case StopReason::kPowerOff:
+      return 0;
+    case StopReason::kReset:
+      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
+      return 0;
+    case StopReason::kSignal:
+      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
+      return 128 + out.signal;
+    case StopReason::kError:
+    case StopReason::kNone:
+      break;
+  }
+  std::fprintf(stderr, "vmm: error: %s\n", out.message.c_str());
+  return kExitVmFailed;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"vmm: a privilege-separated KVM virtual machine monitor"};
+  app.set_version_flag("--version", std::string("vmm ") + VMM_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Exit status: 0 guest powered off; 1 the VM failed; 2 bad input; 128+N stopped by signal N.");
+
+  RunFlags flags;
+  CLI::App* run = app.add_subcommand("run", "Boot a VM and run it until it powers off");
+  run->add_option("--config", flags.config_path,
+                  "JSON file with the settings below as keys (kernel, initramfs, cmdline, cpus, "
+                  "memory, serial); flags override it")
+      ->type_name("FILE");
+  auto setting = [&](const char* name, const char* help, const char* type) {
+    run->add_option_function<std::string>(
+           std::string("--") + name,
+           [&flags, name](const std::string& v) { flags.settings.emplace_back(name, v); }, help)
+        ->type_name(type);
+  };
+  setting("kernel", "Kernel to boot: a PVH ELF (vmlinux, the test guest) or a bzImage", "PATH");
+  setting("initramfs", "Initial RAM disk handed to the kernel", "PATH");
+  setting("cmdline", "Kernel command line", "TEXT");
+  setting("cpus", "Number of vCPUs: N or boot=N (default 1)", "boot=N");
+  setting("memory", "Guest RAM: size=SIZE or SIZE, with K/M/G/T suffix (default 512M)", "size=SIZE");
+  setting("serial", "COM1 output: tty (stdout, default), file=PATH, null, off", "MODE");
+  run->add_flag("--dry-run", flags.dry_run,
+                "Check the configuration and the kernel, print the boot plan, do not start the VM");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "vmm: error: %s\nRun 'vmm --help' or 'vmm run --help' for usage.\n",
+                 e.what());
+    return kExitUsage;
+  }
+  if (run->parsed()) return Run(flags);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace vmm
+
+int main(int argc, char** argv) { return vmm::Main(argc, argv); }
