@@ -1,0 +1,136 @@
+// Boots real guests under KVM: tiny hand-assembled ones that each exercise one way a VM
+// ends, and the project's test guest (tests/guest) on both boot paths. Skipped, with the
+// reason, where /dev/kvm is missing; scripts/test.sh then runs them under nested KVM.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+
+#include "tests/integration/vmm_process.h"
+#include "tests/unit/boot/test_images.h"
+
+namespace vmm::testing {
+namespace {
+
+#define REQUIRE_KVM() \
+  if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)"
+
+// 32-bit protected-mode code at the PVH entry.
+const std::vector<uint8_t> kSerialThenPowerOff = {
+    0x66, 0xBA, 0xF8, 0x03,  // mov dx, 0x3F8
+    0xB0, 'o', 0xEE,         // mov al, 'o'; out dx, al
+    0xB0, 'k', 0xEE,         // mov al, 'k'; out dx, al
+    0xB0, '\n', 0xEE,        // mov al, '\n'; out dx, al
+    0x66, 0xBA, 0x04, 0x06,  // mov dx, 0x604 (PM1a_CNT)
+    0x66, 0xB8, 0x00, 0x34,  // mov ax, SLP_TYP 5 << 10 | SLP_EN
+    0x66, 0xEF,              // out dx, ax
+    0xF4, 0xEB, 0xFD,        // hlt; jmp back
+};
+const std::vector<uint8_t> kTripleFault = {0x0F, 0x0B};  // ud2 with no IDT
+const std::vector<uint8_t> kI8042Reset = {0xB0, 0xFE, 0xE6, 0x64, 0xF4, 0xEB, 0xFD};
+const std::vector<uint8_t> kHaltForever = {0xFA, 0xF4, 0xEB, 0xFD};  // cli; hlt; jmp
+
+std::string TinyGuest(const std::string& name, const std::vector<uint8_t>& code) {
+  ElfSpec spec;
+  spec.code = code;
+  return WriteTempFile(name, MakePvhElf(spec));
+}
+
+TEST(TinyGuestKvm, SerialOutputThenAcpiPowerOffExitsZero) {
+  REQUIRE_KVM();
+  ProcessResult r = RunVmm({"--kernel", TinyGuest("serial.elf", kSerialThenPowerOff)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+}
+
+TEST(TinyGuestKvm, SerialToFile) {
+  REQUIRE_KVM();
+  std::string out = WriteTempFile("serial.txt", {});
+  ProcessResult r =
+      RunVmm({"--kernel", TinyGuest("serial2.elf", kSerialThenPowerOff), "--serial", "file=" + out});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.empty());
+  ProcessResult cat = RunProcess({"/bin/cat", out}, 5);
+  EXPECT_EQ(cat.out, "ok\n");
+}
+
+TEST(TinyGuestKvm, TripleFaultExitsNonZeroWithRegisters) {
+  REQUIRE_KVM();
+  ProcessResult r = RunVmm({"--kernel", TinyGuest("tf.elf", kTripleFault)});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("triple-faulted"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rip="), std::string::npos) << r.err;
+}
+
+TEST(TinyGuestKvm, I8042ResetStopsTheVm) {
+  REQUIRE_KVM();
+  ProcessResult r = RunVmm({"--kernel", TinyGuest("reset.elf", kI8042Reset)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("i8042"), std::string::npos) << r.err;
+}
+
+TEST(TinyGuestKvm, SigtermStopsAHaltedGuestInOrder) {
+  REQUIRE_KVM();
+  std::string kernel = TinyGuest("halt.elf", kHaltForever);
+  std::string vmm = BinDir() + "/vmm";
+  // SIGTERM arrives once vmm had time to start its vCPUs.
+  ProcessResult r =
+      RunProcess({vmm, "run", "--kernel", kernel, "--cpus", "2"}, 30, SIGTERM, 1500);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;
+  EXPECT_NE(r.err.find("stopped by SIGTERM"), std::string::npos) << r.err;
+}
+
+// The project's test guest, built by tests/guest.
+std::string GuestPath(const char* name) {
+  std::string path = BinDir() + "/" + name;
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? path : "";
+}
+
+void ExpectGuestPasses(const ProcessResult& r, const std::string& boot, int cpus) {
+  EXPECT_EQ(r.exit_code, 0) << r.err << "\n--- serial ---\n" << r.out;
+  EXPECT_NE(r.out.find("testguest: hello (boot=" + boot + ")"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("testguest: result PASS"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(": FAIL"), std::string::npos) << r.out;
+  std::string online = std::to_string(cpus) + "/" + std::to_string(cpus) + " cpus online";
+  EXPECT_NE(r.out.find(online), std::string::npos) << r.out;
+}
+
+TEST(TestGuestKvm, PvhOneCpu) {
+  REQUIRE_KVM();
+  std::string guest = GuestPath("testguest.elf");
+  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
+  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cmdline", "expect_cpus=1"}, 120), "pvh", 1);
+}
+
+TEST(TestGuestKvm, PvhTwoCpus) {
+  REQUIRE_KVM();
+  std::string guest = GuestPath("testguest.elf");
+  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
+  ExpectGuestPasses(
+      RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120), "pvh", 2);
+}
+
+TEST(TestGuestKvm, PvhFourCpusAndLargeMemory) {
+  REQUIRE_KVM();
+  std::string guest = GuestPath("testguest.elf");
+  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
+  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cpus", "boot=4", "--memory", "size=3584M",
+                            "--cmdline", "expect_cpus=4"},
+                           180),
+                    "pvh", 4);
+}
+
+TEST(TestGuestKvm, BzImageTwoCpus) {
+  REQUIRE_KVM();
+  std::string guest = GuestPath("testguest.bzImage");
+  ASSERT_FALSE(guest.empty()) << "testguest.bzImage was not built";
+  ExpectGuestPasses(
+      RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120), "linux64", 2);
+}
+
+}  // namespace
+}  // namespace vmm::testing

@@ -1,0 +1,129 @@
+// Every kind of bad input to `vmm run` exits 2 with a one-line message naming the problem.
+// None of these needs /dev/kvm: input is checked before KVM is opened.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "tests/integration/vmm_process.h"
+#include "tests/unit/boot/test_images.h"
+
+namespace vmm::testing {
+namespace {
+
+std::string Kernel() {
+  static std::string path = WriteTempFile("kernel.elf", MakePvhElf());
+  return path;
+}
+
+void ExpectUsageError(const std::vector<std::string>& args, const std::string& message) {
+  ProcessResult r = RunVmm(args);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(message), std::string::npos) << "stderr: " << r.err;
+  EXPECT_EQ(r.err.find("vmm: error: "), 0u) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(VmmCli, HelpAndVersionExitZero) {
+  ProcessResult help = RunProcess({BinDir() + "/vmm", "run", "--help"}, 10);
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* flag : {"--kernel", "--initramfs", "--cmdline", "--cpus", "--memory", "--serial",
+                           "--config", "--dry-run"}) {
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+  }
+  ProcessResult version = RunProcess({BinDir() + "/vmm", "--version"}, 10);
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("vmm ", 0), 0u);
+}
+
+TEST(VmmCli, MissingKernelFile) { ExpectUsageError({"--kernel", "/nonexistent/vmlinux"}, "No such file"); }
+
+TEST(VmmCli, KernelIsADirectory) { ExpectUsageError({"--kernel", "/"}, "not a regular file"); }
+
+TEST(VmmCli, UnreadableKernelFile) {
+  // A socket file cannot be opened by anyone, root included (open fails with ENXIO).
+  std::string path = WriteTempFile("sock", {});
+  unlink(path.c_str());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(path.size(), sizeof(addr.sun_path));
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ExpectUsageError({"--kernel", path}, "cannot be opened");
+  close(fd);
+}
+
+TEST(VmmCli, FileThatIsNotAKernel) {
+  std::string path = WriteTempFile("notakernel", std::vector<uint8_t>(8192, 0x41));
+  ExpectUsageError({"--kernel", path}, "not a kernel this VMM can boot");
+}
+
+TEST(VmmCli, ElfWithoutPvhNote) {
+  ElfSpec spec;
+  spec.with_pvh_note = false;
+  ExpectUsageError({"--kernel", WriteTempFile("nopvh.elf", MakePvhElf(spec))}, "no PVH entry note");
+}
+
+TEST(VmmCli, EmptyKernelFile) {
+  ExpectUsageError({"--kernel", WriteTempFile("empty", {})}, "is empty");
+}
+
+TEST(VmmCli, NoKernelGiven) { ExpectUsageError({}, "no kernel given"); }
+
+TEST(VmmCli, MemoryTooSmall) { ExpectUsageError({"--kernel", Kernel(), "--memory", "1M"}, "below the minimum"); }
+
+TEST(VmmCli, MemoryTooLargeForHost) {
+  ExpectUsageError({"--kernel", Kernel(), "--memory", "size=900T"}, "more than this host has");
+}
+
+TEST(VmmCli, MemoryNotANumber) { ExpectUsageError({"--kernel", Kernel(), "--memory", "lots"}, "not a whole number"); }
+
+TEST(VmmCli, ZeroCpus) { ExpectUsageError({"--kernel", Kernel(), "--cpus", "0"}, "at least one vCPU"); }
+
+TEST(VmmCli, TooManyCpus) { ExpectUsageError({"--kernel", Kernel(), "--cpus", "boot=1000"}, "supported"); }
+
+TEST(VmmCli, CommandLineTooLong) {
+  ExpectUsageError({"--kernel", Kernel(), "--cmdline", std::string(5000, 'x')}, "longer than the kernel accepts");
+}
+
+TEST(VmmCli, InitramfsDoesNotFit) {
+  std::string big = WriteTempFile("big.cpio", std::vector<uint8_t>((63u << 20) / 2, 0));
+  ExpectUsageError({"--kernel", Kernel(), "--memory", "32M", "--initramfs", big}, "does not fit");
+}
+
+TEST(VmmCli, MissingInitramfs) {
+  ExpectUsageError({"--kernel", Kernel(), "--initramfs", "/nonexistent.cpio"}, "initramfs '/nonexistent.cpio'");
+}
+
+TEST(VmmCli, UnknownFlag) { ExpectUsageError({"--kernel", Kernel(), "--gpus", "1"}, "--gpus"); }
+
+TEST(VmmCli, BadSerialMode) { ExpectUsageError({"--kernel", Kernel(), "--serial", "pty"}, "--serial"); }
+
+TEST(VmmCli, MalformedJsonConfig) {
+  std::string cfg = WriteTempFile("bad.json", {'{', '"', 'k'});
+  ExpectUsageError({"--config", cfg}, "not valid JSON");
+}
+
+TEST(VmmCli, UnknownJsonKey) {
+  std::string text = "{\"kernel\": \"" + Kernel() + "\", \"vcpus\": 2}";
+  std::string cfg = WriteTempFile("unknown.json", std::vector<uint8_t>(text.begin(), text.end()));
+  ExpectUsageError({"--config", cfg}, "unknown setting 'vcpus'");
+}
+
+TEST(VmmCli, MissingConfigFile) { ExpectUsageError({"--config", "/nonexistent.json"}, "config file"); }
+
+TEST(VmmCli, DryRunPrintsThePlanFromJsonWithFlagOverrides) {
+  std::string text = "{\"kernel\": \"" + Kernel() + "\", \"cpus\": 2, \"memory\": \"64M\"}";
+  std::string cfg = WriteTempFile("good.json", std::vector<uint8_t>(text.begin(), text.end()));
+  ProcessResult r = RunVmm({"--config", cfg, "--cpus", "3", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"cpus\": 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"memory\": 67108864"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("boot protocol: pvh"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace vmm::testing
