@@ -72,7 +72,8 @@ struct BzSpec {
 };
 
 inline std::vector<uint8_t> MakeBzImage(const BzSpec& spec = {}) {
-  size_t setup = (spec.setup_sects + 1u) * 512u;
+  size_t sects = spec.setup_sects ? spec.setup_sects : 4u;  // boot.rst: 0 means 4
+  size_t setup = (sects + 1u) * 512u;
   std::vector<uint8_t> f(setup + spec.kernel_bytes, 0);
   auto put16 = [&](size_t off, uint16_t v) { std::memcpy(f.data() + off, &v, 2); };
   auto put32 = [&](size_t off, uint32_t v) { std::memcpy(f.data() + off, &v, 4); };

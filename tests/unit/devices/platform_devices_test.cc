@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <time.h>
+
+#include <cstring>
 
 #include "vmm/devices/acpi_pm/acpi_pm.h"
 #include "vmm/devices/i8042/i8042.h"
@@ -87,8 +90,8 @@ TEST(AcpiPm, TimerAdvancesAndFitsIn24Bits) {
   AcpiPm pm([] {});
   uint8_t a[4], b[4];
   pm.Read(8, a);
-  for (volatile int i = 0; i < 200000; ++i) {
-  }
+  timespec ms{0, 2000000};  // 2 ms: several thousand timer ticks
+  nanosleep(&ms, nullptr);
   pm.Read(8, b);
   uint32_t ta, tb;
   std::memcpy(&ta, a, 4);

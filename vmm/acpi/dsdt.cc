@@ -1,0 +1,60 @@
+// DSDT, ACPI 6.5 §5.2.11.1: the sleep-state package the VMM's PM1_CNT understands and the
+// legacy devices that have no other enumeration (the guest has no PCI and no PnP BIOS).
+#include <vector>
+
+#include "vmm/acpi/aml.h"
+#include "vmm/acpi/bytes.h"
+#include "vmm/acpi/table_builders.h"
+#include "vmm/arch/x86_64/layout.h"
+
+namespace vmm::acpi {
+namespace {
+
+// Revision 2: integers in this definition block are 64 bits (§5.2.11.1).
+constexpr uint8_t kDsdtRevision = 2;
+
+// \_S5: {SLP_TYPa, SLP_TYPb, reserved, reserved} (§7.4, \_Sx). Writing SLP_TYPa with SLP_EN to
+// PM1a_CNT is how the OS asks the VMM to power off; there is no PM1b block.
+Aml SleepStateS5() {
+  return Name("_S5_", Package({Integer(x86::kS5SleepType), Integer(x86::kS5SleepType),
+                                 Integer(0), Integer(0)}));
+}
+
+// COM1, a 16550 UART: Linux's 8250_pnp binds to PNP0501.
+Aml Com1() {
+  return Device("COM1", {
+      Name("_HID", EisaId("PNP0501")),
+      Name("_UID", Integer(0)),
+      Name("_CRS", ResourceTemplate({
+          IoPort(x86::kCom1Port, x86::kCom1Port, 1, 8),
+          IrqNoFlags({x86::kCom1Irq}),
+      })),
+  });
+}
+
+// The i8042 keyboard controller. Linux's i8042 PNP probe takes the first IO resource as the
+// data port and the second as the command port, and with the FADT's 8042 flag set it would
+// otherwise fall back to probing the ports blindly.
+Aml Ps2Keyboard() {
+  return Device("PS2K", {
+      Name("_HID", EisaId("PNP0303")),
+      Name("_CRS", ResourceTemplate({
+          IoPort(x86::kI8042DataPort, x86::kI8042DataPort, 1, 1),
+          IoPort(x86::kI8042CmdPort, x86::kI8042CmdPort, 1, 1),
+          IrqNoFlags({1}),
+      })),
+  });
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> BuildDsdt(const PlatformDescription& /*platform*/) {
+  // Devices go under \_SB_ (§5.3.1); later: virtio-mmio (LNRO0005) and the TPM (MSFT0101).
+  std::vector<Aml> system_bus = {Com1(), Ps2Keyboard()};
+  Aml body = SleepStateS5();
+  body.Append(Scope("_SB_", system_bus));  // the DSDT body is at the root already
+  ASSIGN_OR_RETURN(std::vector<uint8_t> aml, body.Take());
+  return MakeTable("DSDT", kDsdtRevision, aml);
+}
+
+}  // namespace vmm::acpi

@@ -1,0 +1,68 @@
+// The ACPI tables of an x86_64 VM, built as one blob for guest memory. Pure: no I/O.
+//
+//   ASSIGN_OR_RETURN(std::vector<uint8_t> blob,
+//                    BuildTables({.num_cpus = 2}, x86::kAcpiTablesAddr));
+//   memory.Write(x86::kAcpiTablesAddr, blob);  // the RSDP is at offset 0
+//
+// The blob holds, in order: RSDP, XSDT, FADT, FACS, DSDT, MADT (later TPM2), each at an
+// address aligned as the spec asks, with every length, checksum and absolute address filled
+// in for the given base address. BuildAcpiTables() also says where each table sits, for tests
+// and for measured boot, which hashes "the ACPI tables".
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vmm/arch/x86_64/layout.h"
+#include "vmm/common/result.h"
+
+namespace vmm::acpi {
+
+// xAPIC ids are 8 bits, 0xFF is the broadcast id, and the IOAPIC takes the id after the CPUs.
+inline constexpr uint32_t kMaxCpus = 254;
+
+// Identifiers written into every table header (ACPI 6.5 §5.2.6).
+inline constexpr std::string_view kOemId = "CCVMM ";         // 6 bytes
+inline constexpr std::string_view kOemTableId = "CCVMMPLT";  // 8 bytes
+inline constexpr uint32_t kOemRevision = 1;
+inline constexpr std::string_view kCreatorId = "CCVM";  // 4 bytes
+inline constexpr uint32_t kCreatorRevision = 1;
+
+// What the guest should see. Later issues add virtio-mmio devices (DSDT entries) and a TPM
+// (MSFT0101 device in the DSDT plus a TPM2 table listed in the XSDT).
+struct PlatformDescription {
+  uint32_t num_cpus = 1;  // 1..kMaxCpus; APIC id = ACPI processor uid = index
+};
+
+// Where one table sits in the blob.
+struct TableLocation {
+  std::string signature;  // "RSDP" for the RSDP (whose own signature is "RSD PTR "), else
+                          // the table's 4-character signature ("XSDT", "FACP", "APIC", ...)
+  uint32_t offset = 0;    // from the start of the blob; the table's address is base + offset
+  uint32_t length = 0;    // bytes
+};
+
+struct AcpiTables {
+  std::vector<uint8_t> bytes;          // copy to guest memory at the base address
+  std::vector<TableLocation> tables;   // in blob order; tables[0] is the RSDP at offset 0
+
+  // The table with this signature, or nullptr.
+  const TableLocation* Find(std::string_view signature) const;
+  // The bytes of one table (empty if `signature` is not in the blob).
+  std::span<const uint8_t> TableBytes(std::string_view signature) const;
+};
+
+// Builds the tables for guest-physical address `base_gpa` (16-byte aligned: the RSDP must be,
+// ACPI 6.5 §5.2.5.1). Fails with kInvalidArgument if num_cpus is 0 or above kMaxCpus, if
+// base_gpa is misaligned, or if the blob would exceed `max_size` bytes or wrap the address
+// space.
+Result<AcpiTables> BuildAcpiTables(const PlatformDescription& platform, uint64_t base_gpa,
+                                   uint64_t max_size = x86::kAcpiTablesMax);
+
+// The blob alone: BuildAcpiTables(platform, base_gpa).bytes.
+Result<std::vector<uint8_t>> BuildTables(const PlatformDescription& platform, uint64_t base_gpa);
+
+}  // namespace vmm::acpi
