@@ -55,7 +55,7 @@ Result<Kvm> Kvm::Open(const std::string& path) {
                      std::to_string(KVM_API_VERSION));
   }
   for (long cap : {KVM_CAP_IRQCHIP, KVM_CAP_USER_MEMORY, KVM_CAP_SET_TSS_ADDR, KVM_CAP_PIT2,
-                   KVM_CAP_EXT_CPUID, KVM_CAP_IMMEDIATE_EXIT}) {
+                   KVM_CAP_EXT_CPUID, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_IRQ_ROUTING}) {
     if (kvm.CheckExtension(cap) <= 0) {
       return Error(ErrorKind::kUnsupported,
                    "KVM lacks a required capability (KVM_CAP number " + std::to_string(cap) + ")");
@@ -107,9 +107,41 @@ Result<void> KvmVm::SetupX86Platform() {
     return KvmError("KVM_SET_IDENTITY_MAP_ADDR");
   }
   if (ioctl(fd_.get(), KVM_CREATE_IRQCHIP, 0) < 0) return KvmError("KVM_CREATE_IRQCHIP");
+  RETURN_IF_ERROR(SetupGsiRouting());
   kvm_pit_config pit{};
   pit.flags = KVM_PIT_SPEAKER_DUMMY;  // port 0x61 reads work, no speaker emulation
   if (ioctl(fd_.get(), KVM_CREATE_PIT2, &pit) < 0) return KvmError("KVM_CREATE_PIT2");
+  return Ok();
+}
+
+Result<void> KvmVm::SetupGsiRouting() {
+  // As on a PC (and as QEMU routes it): the PIT's GSI 0 reaches IOAPIC pin 2, which the
+  // MADT announces with an interrupt source override; ISA IRQs 1-15 reach the same-numbered
+  // PIC and IOAPIC pins; GSIs 16-23 reach the IOAPIC only. KVM's default sends GSI 0 to pin 0.
+  constexpr uint32_t kIoApicPins = 24;
+  std::vector<kvm_irq_routing_entry> entries;
+  auto add = [&](uint32_t gsi, uint32_t chip, uint32_t pin) {
+    kvm_irq_routing_entry e{};
+    e.gsi = gsi;
+    e.type = KVM_IRQ_ROUTING_IRQCHIP;
+    e.u.irqchip.irqchip = chip;
+    e.u.irqchip.pin = pin;
+    entries.push_back(e);
+  };
+  for (uint32_t i = 0; i < 16; ++i) {
+    if (i == 2) continue;  // the cascade
+    add(i, i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, i % 8);
+  }
+  for (uint32_t i = 0; i < kIoApicPins; ++i) {
+    if (i == 2) continue;
+    add(i, KVM_IRQCHIP_IOAPIC, i == 0 ? 2 : i);
+  }
+  size_t bytes = sizeof(kvm_irq_routing) + entries.size() * sizeof(kvm_irq_routing_entry);
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]());
+  auto* routing = reinterpret_cast<kvm_irq_routing*>(buf.get());
+  routing->nr = static_cast<uint32_t>(entries.size());
+  std::copy(entries.begin(), entries.end(), routing->entries);
+  if (ioctl(fd_.get(), KVM_SET_GSI_ROUTING, routing) < 0) return KvmError("KVM_SET_GSI_ROUTING");
   return Ok();
 }
 

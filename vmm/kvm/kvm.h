@@ -61,6 +61,7 @@ class KvmVm {
   Result<KvmVcpu> CreateVcpu(uint32_t id, size_t mmap_size);
 
  private:
+  Result<void> SetupGsiRouting();
   UniqueFd fd_;
 };
 

@@ -1,0 +1,46 @@
+/* check exceptions: the IDT delivers a trap (#BP), a fault (#UD) and a fault
+ * with error code and CR2 (#PF) with the right vector and RIP. Anything not
+ * armed this way is fatal (see guest_fatal_exception). */
+#include "platform.h"
+
+/* arch/isr.S */
+void probe_int3(void);
+void probe_ud(void);
+void probe_pf(void);
+extern const char probe_int3_resume[], probe_ud_resume[], probe_pf_resume[];
+#define ADDR(sym) ((uint64_t)(uintptr_t)(sym))
+
+static bool expect(struct detail *d, const char *name, uint8_t vec, void (*fn)(void), uint64_t want_rip,
+                   uint64_t resume, uint64_t want_err)
+{
+	uint64_t rip = 0, err = 0;
+	exc_expect(vec, resume);
+	fn();
+	if (!exc_was_caught(&rip, &err)) {
+		detail_add(d, " %s not delivered", name);
+		return false;
+	}
+	if (rip != want_rip || err != want_err) {
+		detail_add(d, " %s rip %#lx err %#lx, want %#lx/%#lx", name, rip, err, want_rip, want_err);
+		return false;
+	}
+	detail_add(d, " %s", name);
+	return true;
+}
+
+bool check_exceptions(struct guest *g, struct detail *d)
+{
+	bool ok = true;
+	detail_add(d, "caught");
+	ok &= expect(d, "#BP", 3, probe_int3, ADDR(probe_int3_resume), 0, 0);
+	ok &= expect(d, "#UD", 6, probe_ud, ADDR(probe_ud), ADDR(probe_ud_resume), 0);
+	/* Not-present read in supervisor mode: error code 0, CR2 = address. */
+	ok &= expect(d, "#PF", 14, probe_pf, ADDR(probe_pf), ADDR(probe_pf_resume), 0);
+	if (read_cr2() != 0x200000000ull) {
+		detail_add(d, " (cr2 %#lx)", read_cr2());
+		ok = false;
+	}
+	if (g->opt.crash && !strncmp(g->opt.crash, "ud", 2))
+		probe_ud(); /* crash=ud: exercise the fatal path on purpose */
+	return ok;
+}

@@ -1,0 +1,126 @@
+/*
+ * Test guest main: both boot paths arrive here with a normalized boot info.
+ * Output contract (parsed by the VMM's tests and benchmark, keep exact):
+ *   testguest: hello (boot=pvh|linux64)
+ *   check <name>: ok|FAIL <detail>
+ *   testguest: result PASS (<n> checks) | testguest: result FAIL (<k> of <n> failed)
+ * followed by an ACPI power-off.
+ */
+#include "platform.h"
+
+struct guest g;
+
+/* Every check, in run order. New modules (virtio, CRB vTPM, event log)
+ * add one line here and one file under checks/. */
+static const struct check checks[] = {
+	{ "bootinfo", check_bootinfo },
+	{ "memmap", check_memmap },
+	{ "acpi", check_acpi },
+	{ "exceptions", check_exceptions },
+	{ "uart", check_uart },
+	{ "timer", check_timer },
+	{ "smp", check_smp },
+};
+
+static int current_check = -1;
+static unsigned passed;
+
+void detail_add(struct detail *d, const char *fmt, ...)
+{
+	if (d->len + 1 >= sizeof(d->buf))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = kvsnprintf(d->buf + d->len, sizeof(d->buf) - d->len, fmt, ap);
+	va_end(ap);
+	d->len += (size_t)n;
+	if (d->len >= sizeof(d->buf))
+		d->len = sizeof(d->buf) - 1;
+}
+
+/* Space separated key=value options; unknown ones are ignored. */
+static void parse_options(const struct boot_info *bi, struct options *o)
+{
+	const char *s = bi->cmdline;
+	while (*s) {
+		while (*s == ' ' || *s == '\t' || *s == '\n')
+			s++;
+		const char *w = s;
+		while (*s && *s != ' ' && *s != '\t' && *s != '\n')
+			s++;
+		size_t len = (size_t)(s - w);
+		if (len > 12 && !strncmp(w, "expect_cpus=", 12)) {
+			if (!parse_u32(w + 12, len - 12, &o->expect_cpus))
+				o->expect_cpus = 0xffffffffu; /* garbage can never be met */
+		} else if (len == 8 && !strncmp(w, "crash=ud", 8)) {
+			o->crash = "ud";
+		} else if (len == 16 && !strncmp(w, "selftest=linux64", 16)) {
+			o->selftest_linux64 = true;
+		}
+	}
+}
+
+static void finish(void)
+{
+	unsigned n = ARRAY_SIZE(checks);
+	if (passed == n)
+		kprintf("testguest: result PASS (%u checks)\n", n);
+	else
+		kprintf("testguest: result FAIL (%u of %u failed)\n", n - passed, n);
+	console_flush();
+	acpi_poweroff(&g.plat);
+}
+
+static const char *const exc_names[32] = {
+	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#MF9", "#TS",
+	"#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+};
+
+/* Called from isr_dispatch() for any exception no check asked for. Checks
+ * not yet run count as failed, so the result line still adds up. */
+void guest_fatal_exception(const struct isr_frame *f)
+{
+	const char *name = exc_names[f->vector & 31] ? exc_names[f->vector & 31] : "#??";
+	uint8_t id = lapic_id();
+	if (id != bsp_apic_id) {
+		kprintf("testguest: exception %s on cpu apic %u vector=%lu error=%#lx rip=%#lx cr2=%#lx\n",
+		        name, id, f->vector, f->error, f->rip, read_cr2());
+		for (;;) /* the BSP's smp check times out on this CPU */
+			__asm__ volatile("cli; hlt");
+	}
+	kprintf("testguest: exception %s vector=%lu error=%#lx rip=%#lx cr2=%#lx\n", name, f->vector,
+	        f->error, f->rip, read_cr2());
+	if (current_check >= 0)
+		kprintf("check %s: FAIL unexpected exception %s at rip %#lx\n", checks[current_check].name,
+		        name, f->rip);
+	finish();
+}
+
+void guest_main(uint64_t boot_data, uint32_t path);
+void guest_main(uint64_t boot_data, uint32_t path)
+{
+	console_init();
+	kprintf("testguest: hello (boot=%s)\n", path == BOOT_PVH ? "pvh" : "linux64");
+	/* Copy everything out of the loader's low-memory structures first. */
+	bootinfo_collect(&g.boot, boot_data, path);
+	parse_options(&g.boot, &g.opt);
+	if (g.opt.selftest_linux64 && path == BOOT_PVH)
+		selftest_linux64(&g.boot); /* does not return */
+	pic_disable();
+	idt_init();
+	lapic_init();
+	acpi_scan(&g.boot, &g.plat);
+	tsc_calibrate();
+
+	for (unsigned i = 0; i < ARRAY_SIZE(checks); i++) {
+		struct detail d = { .len = 0 };
+		d.buf[0] = '\0';
+		current_check = (int)i;
+		bool ok = checks[i].run(&g, &d);
+		cpu_cli(); /* a check must not leave interrupts on for the next one */
+		current_check = -1;
+		kprintf("check %s: %s %s\n", checks[i].name, ok ? "ok" : "FAIL", d.buf);
+		passed += ok;
+	}
+	finish();
+}
