@@ -1,5 +1,7 @@
 #include "vmm/kvm/kvm.h"
 
+#include "vmm/kvm/kvm_abi.h"
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -7,7 +9,6 @@
 
 #include <cinttypes>
 #include <cstdio>
-#include <memory>
 
 namespace vmm::kvm {
 namespace {
@@ -82,12 +83,11 @@ int Kvm::MaxVcpus() const {
 Result<std::vector<kvm_cpuid_entry2>> Kvm::GetSupportedCpuid() const {
   // The kernel answers E2BIG until the buffer is large enough.
   for (uint32_t n = 64; n <= 4096; n *= 2) {
-    size_t bytes = sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2);
-    std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]());
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
-    cpuid->nent = n;
-    if (ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
-      return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+    std::vector<kvm_cpuid_entry2> room(n);
+    std::vector<uint8_t> buf =
+        FlexBuffer<KvmCpuid2Header, kvm_cpuid_entry2>(std::span<const kvm_cpuid_entry2>(room));
+    if (ioctl(fd_.get(), kKvmGetSupportedCpuid, buf.data()) == 0) {
+      return FlexEntries<KvmCpuid2Header, kvm_cpuid_entry2>(buf);
     }
     if (errno != E2BIG) return KvmError("KVM_GET_SUPPORTED_CPUID");
   }
@@ -136,12 +136,9 @@ Result<void> KvmVm::SetupGsiRouting() {
     if (i == 2) continue;
     add(i, KVM_IRQCHIP_IOAPIC, i == 0 ? 2 : i);
   }
-  size_t bytes = sizeof(kvm_irq_routing) + entries.size() * sizeof(kvm_irq_routing_entry);
-  std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]());
-  auto* routing = reinterpret_cast<kvm_irq_routing*>(buf.get());
-  routing->nr = static_cast<uint32_t>(entries.size());
-  std::copy(entries.begin(), entries.end(), routing->entries);
-  if (ioctl(fd_.get(), KVM_SET_GSI_ROUTING, routing) < 0) return KvmError("KVM_SET_GSI_ROUTING");
+  std::vector<uint8_t> buf = FlexBuffer<KvmIrqRoutingHeader, kvm_irq_routing_entry>(
+      std::span<const kvm_irq_routing_entry>(entries));
+  if (ioctl(fd_.get(), kKvmSetGsiRouting, buf.data()) < 0) return KvmError("KVM_SET_GSI_ROUTING");
   return Ok();
 }
 
@@ -207,21 +204,16 @@ Result<kvm_lapic_state> KvmVcpu::GetLapic() const { VCPU_GET(kvm_lapic_state, KV
 Result<void> KvmVcpu::SetLapic(const kvm_lapic_state& s) { VCPU_SET(KVM_SET_LAPIC, &s); }
 
 Result<void> KvmVcpu::SetCpuid(const std::vector<kvm_cpuid_entry2>& entries) {
-  size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
-  std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]());
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
-  cpuid->nent = static_cast<uint32_t>(entries.size());
-  std::copy(entries.begin(), entries.end(), cpuid->entries);
-  VCPU_SET(KVM_SET_CPUID2, cpuid);
+  std::vector<uint8_t> buf =
+      FlexBuffer<KvmCpuid2Header, kvm_cpuid_entry2>(std::span<const kvm_cpuid_entry2>(entries));
+  if (ioctl(fd_.get(), kKvmSetCpuid2, buf.data()) < 0) return KvmError("KVM_SET_CPUID2");
+  return Ok();
 }
 
 Result<void> KvmVcpu::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
-  size_t bytes = sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry);
-  std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes]());
-  auto* list = reinterpret_cast<kvm_msrs*>(buf.get());
-  list->nmsrs = static_cast<uint32_t>(msrs.size());
-  std::copy(msrs.begin(), msrs.end(), list->entries);
-  int n = ioctl(fd_.get(), KVM_SET_MSRS, list);
+  std::vector<uint8_t> buf =
+      FlexBuffer<KvmMsrsHeader, kvm_msr_entry>(std::span<const kvm_msr_entry>(msrs));
+  int n = ioctl(fd_.get(), kKvmSetMsrs, buf.data());
   if (n < 0) return KvmError("KVM_SET_MSRS");
   if (static_cast<size_t>(n) != msrs.size()) {
     return Error(ErrorKind::kKvm, "KVM_SET_MSRS: KVM refused MSR index " +

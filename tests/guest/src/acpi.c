@@ -114,10 +114,11 @@ static bool aml_int(const uint8_t *a, size_t n, size_t *i, uint8_t *out)
  * "_S5_" PackageOp (0x12) PkgLength NumElements then the elements. */
 static bool find_s5(const uint8_t *a, size_t n, uint8_t *typa, uint8_t *typb)
 {
-	for (size_t i = 2; i + 6 < n; i++) {
+	/* i starts at 1: the NameOp may be the first byte of the AML (it is in our DSDT). */
+	for (size_t i = 1; i + 6 < n; i++) {
 		if (memcmp(a + i, "_S5_", 4))
 			continue;
-		if (a[i - 1] != 0x08 && !(a[i - 1] == 0x5C && a[i - 2] == 0x08))
+		if (a[i - 1] != 0x08 && !(i >= 2 && a[i - 1] == 0x5C && a[i - 2] == 0x08))
 			continue;
 		size_t j = i + 4;
 		if (a[j++] != 0x12)
