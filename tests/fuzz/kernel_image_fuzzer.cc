@@ -1,14 +1,18 @@
-// Kernel files: ELF program headers and notes, bzImage setup headers. Every load plan that
+// Kernel files: ELF program headers, notes and symbol tables, bzImage setup headers,
+// System.map text. Every load plan that
 // parses must lie inside the file it came from.
 #include <cstdint>
 #include <cstdlib>
 #include <span>
 
 #include "vmm/boot/boot_params.h"
+#include "vmm/boot/elf_symbols.h"
 #include "vmm/boot/kernel_image.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> file(data, size);
+  auto syms = vmm::boot::ReadSymbols(file);
+  if (syms) (void)syms->Describe(0xffffffff81000000ull);
   auto image = vmm::boot::ParseKernelImage(file);
   if (!image) return 0;
   for (const auto& s : image->segments) {

@@ -124,6 +124,17 @@ TEST(TestGuestKvm, PvhFourCpusAndLargeMemory) {
                     "pvh", 4);
 }
 
+TEST(TestGuestKvm, ProfileNamesGuestFunctions) {
+  REQUIRE_KVM();
+  std::string guest = GuestPath("testguest.elf");
+  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
+  ProcessResult r = RunVmm({"--kernel", guest, "--cpus", "2", "--profile"}, 120);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("samples of the guest RIP"), std::string::npos) << r.err;
+  // The test guest's ELF has a symbol table, so samples are named, not raw addresses.
+  EXPECT_NE(r.err.find("%"), std::string::npos) << r.err;
+}
+
 TEST(TestGuestKvm, BzImageTwoCpus) {
   REQUIRE_KVM();
   std::string guest = GuestPath("testguest.bzImage");

@@ -19,6 +19,7 @@
 #include "vmm/devices/io_bus.h"
 #include "vmm/devices/uart/uart16550.h"
 #include "vmm/machine/exit_dispatch.h"
+#include "vmm/machine/profiler.h"
 #include "vmm/machine/serial_output.h"
 
 namespace vmm {
@@ -71,6 +72,8 @@ struct Machine::Impl {
   std::unique_ptr<devices::I8042> i8042;
   std::unique_ptr<devices::AcpiPm> acpi_pm;
   ExitDispatcher dispatcher;
+  MachineOptions options;
+  std::unique_ptr<GuestProfiler> profiler;
 
   Result<void> CreateDevices(const VmConfig& cfg);
   void RegisterExitHandlers();
@@ -78,6 +81,7 @@ struct Machine::Impl {
   ExitAction HandleMmio(VcpuContext& ctx);
   void VcpuLoop(size_t index);
   void KickAll();
+  void SampleLoop();
 };
 
 Result<void> Machine::Impl::CreateDevices(const VmConfig& cfg) {
@@ -177,7 +181,14 @@ void Machine::Impl::VcpuLoop(size_t index) {
   while (!control.stopping()) {
     auto r = vcpu.Run();
     if (!r) {
-      if (r.error().sys_errno() == EINTR || r.error().sys_errno() == EAGAIN) continue;
+      if (r.error().sys_errno() == EINTR || r.error().sys_errno() == EAGAIN) {
+        // A profiling sample (or a stop request) interrupted the guest.
+        if (profiler && !control.stopping()) {
+          auto regs = vcpu.GetRegs();
+          if (regs) profiler->Record(regs->rip);
+        }
+        continue;
+      }
       control.RequestStop(StopReason::kError,
                           "vCPU " + std::to_string(index) + ": " + r.error().ToString());
       break;
@@ -195,11 +206,23 @@ void Machine::Impl::KickAll() {
   }
 }
 
+void Machine::Impl::SampleLoop() {
+  int timeout_ms = static_cast<int>(std::max<uint32_t>(options.profile_interval_us / 1000, 1));
+  while (!control.stopping()) {
+    pollfd p{control.WaitFd(), POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) != 0) continue;  // a stop request ends the loop
+    for (size_t i = 0; i < vcpus.size(); ++i) {
+      pthread_t t = thread_ids[i].load();
+      if (t != 0) pthread_kill(t, kKickSignal);
+    }
+  }
+}
+
 Machine::Machine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Machine::~Machine() = default;
 
 Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan plan,
-                                                 const kvm::Kvm& kvm) {
+                                                 const kvm::Kvm& kvm, MachineOptions options) {
   if (static_cast<int>(cfg.cpus) > kvm.MaxVcpus()) {
     return InvalidArgument("--cpus: " + std::to_string(cfg.cpus) + " vCPUs is more than KVM " +
                            "allows on this host (" + std::to_string(kvm.MaxVcpus()) + ")");
@@ -235,6 +258,8 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
   }
   RETURN_IF_ERROR(impl->CreateDevices(cfg));
   impl->RegisterExitHandlers();
+  if (options.profile) impl->profiler = std::make_unique<GuestProfiler>();
+  impl->options = std::move(options);
   return std::unique_ptr<Machine>(new Machine(std::move(impl)));
 }
 
@@ -263,6 +288,8 @@ RunOutcome Machine::Run() {
   m.control.SetKicker([&m] { m.KickAll(); });
   std::vector<std::thread> threads;
   for (size_t i = 0; i < m.vcpus.size(); ++i) threads.emplace_back([&m, i] { m.VcpuLoop(i); });
+  std::thread sampler;
+  if (m.profiler) sampler = std::thread([&m] { m.SampleLoop(); });
 
   int signo = 0;
   while (!m.control.stopping()) {
@@ -279,9 +306,12 @@ RunOutcome Machine::Run() {
   }
   m.KickAll();
   for (std::thread& t : threads) t.join();
+  if (sampler.joinable()) sampler.join();
   m.serial.Flush();
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  return RunOutcome{m.control.reason(), m.control.message(), signo};
+  RunOutcome out{m.control.reason(), m.control.message(), signo, ""};
+  if (m.profiler) out.profile = m.profiler->Report(m.options.symbols.get(), 25);
+  return out;
 }
 
 }  // namespace vmm

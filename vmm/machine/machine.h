@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "vmm/boot/elf_symbols.h"
 #include "vmm/common/result.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/boot_plan.h"
@@ -20,13 +21,22 @@ namespace vmm {
 struct RunOutcome {
   StopReason reason;
   std::string message;
-  int signal = 0;  // with StopReason::kSignal
+  int signal = 0;       // with StopReason::kSignal
+  std::string profile;  // with MachineOptions::profile
+};
+
+// Diagnostics that do not change what the guest sees (so they are not part of VmConfig).
+struct MachineOptions {
+  bool profile = false;                         // sample the guest RIP
+  uint32_t profile_interval_us = 1000;
+  std::shared_ptr<boot::SymbolTable> symbols;   // names for the profile, if known
 };
 
 class Machine {
  public:
   static Result<std::unique_ptr<Machine>> Create(const VmConfig& cfg, BootPlan plan,
-                                                 const kvm::Kvm& kvm);
+                                                 const kvm::Kvm& kvm,
+                                                 MachineOptions options = {});
   ~Machine();
   RunOutcome Run();
 

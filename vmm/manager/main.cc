@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "vmm/boot/elf_symbols.h"
 #include "vmm/common/version.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/boot_plan.h"
@@ -21,6 +22,7 @@ namespace {
 constexpr int kExitVmFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr uint64_t kMaxConfigBytes = 1 << 20;
+constexpr uint64_t kMaxSymbolFileBytes = 256ull << 20;
 
 int Fail(const Error& e) {
   std::fprintf(stderr, "vmm: error: %s\n", e.ToString().c_str());
@@ -32,7 +34,17 @@ struct RunFlags {
   // Flags given on the command line, by name, in order; they override the config file.
   std::vector<std::pair<std::string, std::string>> settings;
   bool dry_run = false;
+  bool profile = false;
+  std::string profile_symbols;
 };
+
+Result<boot::SymbolTable> LoadProfileSymbols(const std::string& path,
+                                             const std::vector<uint8_t>& kernel) {
+  if (path.empty()) return boot::ReadSymbols(kernel);
+  ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                   ReadFileLimited(path, kMaxSymbolFileBytes, "symbol file"));
+  return boot::ReadSymbols(bytes);
+}
 
 Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   VmConfig cfg;
@@ -58,11 +70,23 @@ int Run(const RunFlags& flags) {
                 DescribeBootPlan(*plan).c_str());
     return 0;
   }
+  MachineOptions options;
+  options.profile = flags.profile;
+  if (flags.profile) {
+    // Names for the profile: the given file, else the kernel itself when it has symbols.
+    auto syms = LoadProfileSymbols(flags.profile_symbols, plan->kernel_bytes);
+    if (syms) {
+      options.symbols = std::make_shared<boot::SymbolTable>(std::move(syms).value());
+    } else if (!flags.profile_symbols.empty()) {
+      return Fail(syms.error());
+    }
+  }
   auto kvm = kvm::Kvm::Open();
   if (!kvm) return Fail(kvm.error());
-  auto machine = Machine::Create(*cfg, std::move(plan).value(), *kvm);
+  auto machine = Machine::Create(*cfg, std::move(plan).value(), *kvm, options);
   if (!machine) return Fail(machine.error());
   RunOutcome out = (*machine)->Run();
+  if (!out.profile.empty()) std::fprintf(stderr, "%s", out.profile.c_str());
   switch (out.reason) {
     case StopReason::kPowerOff:
       return 0;
@@ -105,6 +129,13 @@ int Main(int argc, char** argv) {
   setting("cpus", "Number of vCPUs: N or boot=N (default 1)", "boot=N");
   setting("memory", "Guest RAM: size=SIZE or SIZE, with K/M/G/T suffix (default 512M)", "size=SIZE");
   setting("serial", "COM1 output: tty (stdout, default), file=PATH, null, off", "MODE");
+  run->add_flag("--profile", flags.profile,
+                "Sample the guest RIP every millisecond and print the busiest kernel symbols "
+                "at exit (costs one VM exit per sample)");
+  run->add_option("--profile-symbols", flags.profile_symbols,
+                  "Symbols for --profile: a vmlinux with a symbol table or a System.map "
+                  "(default: the kernel itself, if it has symbols)")
+      ->type_name("PATH");
   run->add_flag("--dry-run", flags.dry_run,
                 "Check the configuration and the kernel, print the boot plan, do not start the VM");
 
