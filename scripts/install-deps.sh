@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian 12's own packages. Nothing else is
+# downloaded. Run as root (or through sudo) on a fresh Debian 12 machine.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain and build
+  build-essential cmake g++ clang libclang-rt-14-dev pkg-config python3
+  # libraries the VMM links
+  nlohmann-json3-dev libcli11-dev libseccomp-dev libcap-ng-dev libssl-dev
+  # tests and benchmarks
+  googletest libgtest-dev libgmock-dev libbenchmark-dev acpica-tools
+  # nested KVM harness (hosts without /dev/kvm), the QEMU side-by-side bench, and the
+  # Debian kernel it boots
+  qemu-system-x86 busybox-static cpio kmod zstd xz-utils
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (sudo $0) to install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

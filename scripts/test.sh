@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (as root) to a summary:
+#   1. install dependencies from Debian (scripts/install-deps.sh)
+#   2. build and run unit, integration and guest tests (ctest)
+#   3. rebuild with ASan+UBSan and run the unit and CLI tests again
+#   4. build the libFuzzer harnesses with clang and run each for a bounded time
+#   5. where this host has no /dev/kvm: run the KVM tests inside a QEMU TCG guest with
+#      nested SVM (scripts/nested-kvm.sh), so they run rather than skip
+# Environment: VMM_SKIP_INSTALL=1 skips step 1; VMM_FUZZ_SECONDS (default 20) per fuzzer;
+# VMM_NESTED=0 skips step 5 (the KVM tests then show as skipped).
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+fuzz_seconds="${VMM_FUZZ_SECONDS:-20}"
+summary=()
+failed=0
+
+stage() { printf '\n==== %s ====\n' "$*"; }
+record() {  # record NAME STATUS DETAIL
+  summary+=("$(printf '%-30s %-8s %s' "$1" "$2" "$3")")
+  [ "$2" = FAIL ] && failed=1
+  return 0
+}
+# Counts from a ctest log: "N% tests passed, F tests failed out of T" and the skipped list.
+ctest_detail() {
+  local log="$1" line skipped
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$log" | tail -1)
+  skipped=$(grep -cE '\(Skipped\)$' "$log" || true)
+  echo "${line:-no result}; ${skipped} skipped"
+}
+
+if [ "${VMM_SKIP_INSTALL:-0}" != 1 ]; then
+  stage "install dependencies"
+  "$root/scripts/install-deps.sh" || { echo "test.sh: installing dependencies failed" >&2; exit 1; }
+fi
+
+stage "build (build/)"
+if "$root/scripts/build.sh" build; then record build ok "build/bin"; else record build FAIL "see above"; fi
+
+stage "unit, integration and guest tests (build/)"
+log=build/ctest.log
+ctest --test-dir build --output-on-failure -j "$(nproc)" 2>&1 | tee "$log"
+if [ "${PIPESTATUS[0]}" -eq 0 ]; then record tests ok "$(ctest_detail "$log")"; else record tests FAIL "$(ctest_detail "$log")"; fi
+
+stage "ASan+UBSan build (build-asan/): unit and CLI tests"
+if "$root/scripts/build.sh" build-asan -DVMM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug; then
+  log=build-asan/ctest.log
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$(nproc)" -L 'unit|integration' 2>&1 | tee "$log"
+  if [ "${PIPESTATUS[0]}" -eq 0 ]; then record asan ok "$(ctest_detail "$log")"; else record asan FAIL "$(ctest_detail "$log")"; fi
+else
+  record asan FAIL "build failed"
+fi
+
+stage "fuzzers (build-fuzz/, ${fuzz_seconds}s each)"
+if CC=clang CXX=clang++ "$root/scripts/build.sh" build-fuzz -DVMM_FUZZ=ON -DBUILD_TESTING=OFF -DVMM_BUILD_GUEST=OFF; then
+  for fuzzer in build-fuzz/bin/*_fuzzer; do
+    name=$(basename "$fuzzer")
+    corpus="build-fuzz/corpus/$name"
+    mkdir -p "$corpus"
+    [ -d "tests/fuzz/corpus/$name" ] && cp -n tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null
+    out=$("$fuzzer" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus" 2>&1)
+    rc=$?
+    runs=$(printf '%s\n' "$out" | sed -n 's/^stat::number_of_executed_units: *//p')
+    if [ $rc -eq 0 ]; then
+      record "fuzz $name" ok "${runs:-?} executions"
+    else
+      printf '%s\n' "$out" | tail -40
+      record "fuzz $name" FAIL "crash or leak after ${runs:-?} executions (artifact in cwd)"
+    fi
+  done
+else
+  record fuzz FAIL "clang build failed"
+fi
+
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+  record "KVM tests" ok "ran natively above (/dev/kvm present)"
+elif [ "${VMM_NESTED:-1}" = 0 ]; then
+  record "KVM tests" SKIPPED "no /dev/kvm and VMM_NESTED=0"
+else
+  stage "KVM tests under nested KVM (no /dev/kvm on this host)"
+  "$root/scripts/nested-kvm.sh" --mem 4096 --timeout 900 --copy build/bin -- \
+    build/bin/vmm_integration_tests --gtest_filter='*Kvm*' --gtest_color=no 2>&1 | tee build/nested-tests.log
+  rc=${PIPESTATUS[0]}
+  passed=$(grep -E '^\[  PASSED  \] [0-9]+ tests?' build/nested-tests.log | grep -oE '[0-9]+' | head -1)
+  if [ "$rc" -eq 0 ]; then
+    record "KVM tests (nested)" ok "${passed:-?} passed in a QEMU TCG guest with kvm_amd"
+  elif [ "$rc" -eq 125 ]; then
+    record "KVM tests (nested)" SKIPPED "the nested-KVM harness could not start (see above)"
+  else
+    record "KVM tests (nested)" FAIL "exit $rc; console log in build/nested/last-console.log"
+  fi
+fi
+
+printf '\n==== summary ====\n'
+printf '%s\n' "${summary[@]}"
+if [ $failed -ne 0 ]; then
+  echo "RESULT: FAIL"
+  exit 1
+fi
+echo "RESULT: PASS"
