@@ -15,7 +15,7 @@ scripts/build.sh build
 qdir=build/bench-qemu
 mkdir -p "$qdir/share"
 cp -f "$(command -v qemu-system-x86_64)" "$qdir/"
-cp -f /usr/share/qemu/bios-microvm.bin /usr/share/qemu/linuxboot_dma.bin "$qdir/share/" 2>/dev/null || true
+cp -f /usr/share/qemu/bios-microvm.bin /usr/share/qemu/pvh.bin /usr/share/qemu/linuxboot_dma.bin "$qdir/share/"
 cpu=host
 [ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # DESIGN.md section 6: what QEMU needs on kvm_pvm
 
