@@ -77,7 +77,7 @@ set -e
 
 # 5. A module that fails to load -> 125 (bogus module parameter).
 set +e
-out=$("$H" --modparam kvm_amd.no_such_param=1 -- true 2>&1)
+out=$("$H" --modparam kvm_amd.npt=bogus -- true 2>&1)
 rc=$?
 set -e
 [[ $rc -eq 125 && $out == *"insmod"* ]] && ok "kvm_amd load failure gives 125" ||
