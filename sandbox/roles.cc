@@ -1,0 +1,190 @@
+#include "sandbox/roles.h"
+
+#include <linux/kvm.h>
+
+#include <functional>
+
+#include "sandbox/kvm_ioctls.h"
+
+namespace vmm::sandbox {
+namespace {
+
+constexpr rlim_t kMiB = 1024 * 1024;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizerBuild = true;  // VMM_SANITIZE=ON (build-asan/)
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+
+// Every role: exit, I/O on the fds it holds, memory, locks, time, signals, event loop.
+PolicyBuilder Base(std::string name) {
+  PolicyBuilder b(std::move(name));
+  b.AllowExit()
+      .AllowReadWrite()
+      .AllowClose()
+      .AllowMemoryMapping()
+      .AllowFutex()
+      .AllowTime()
+      .AllowSignals()
+      .AllowEventfdAndPoll()
+      .AllowFcntl({F_GETFL, F_SETFL, F_GETFD, F_SETFD});
+  if (kSanitizerBuild) b.AllowSanitizerRuntime();
+  return b;
+}
+
+PolicyBuilder Vcpu() {
+  PolicyBuilder b = Base("vcpu");
+  b.AllowThreads()   // one thread per vCPU plus the control loop
+      .AllowSocketIo()  // vhost-user front end to device processes, CRB to the vtpm
+      .AllowKvmIoctl(KVM_RUN, "enter the guest")
+      .AllowKvmIoctl(KVM_GET_REGS, "exit handling: string I/O, error reports")
+      .AllowKvmIoctl(KVM_SET_REGS, "exit handling: advance RIP past an emulated instruction")
+      .AllowKvmIoctl(KVM_GET_SREGS, "exit handling: CPL/mode of the faulting instruction")
+      .AllowKvmIoctl(KVM_SET_SREGS, "kvm_pvm compat: load CS/SS from STAR (DESIGN.md 6)")
+      .AllowKvmIoctl(kvm::kKvmGetMsrs, "kvm_pvm compat: read the guest's LSTAR/STAR")
+      .AllowKvmIoctl(kvm::kKvmSetMsrs, "kvm_pvm compat: redirect LSTAR (not filtered by KVM)")
+      .AllowKvmIoctl(KVM_GET_VCPU_EVENTS, "kvm_pvm compat: read pending exceptions")
+      .AllowKvmIoctl(KVM_SET_VCPU_EVENTS, "kvm_pvm compat: deliver #BP for int3")
+      .AllowKvmIoctl(KVM_IRQ_LINE, "UART and ACPI PM interrupts into the in-kernel IOAPIC")
+      .AllowKvmIoctl(KVM_IOEVENTFD, "bind a virtqueue's kick eventfd when the driver activates it")
+      .AllowKvmIoctl(KVM_IRQFD, "bind a virtqueue's call eventfd to its GSI");
+  // Not here, on purpose: KVM_SET_USER_MEMORY_REGION (guest memory layout), KVM_SET_CPUID2
+  // (guest CPU model), KVM_CREATE_VCPU, KVM_SET_GSI_ROUTING, KVM_SET_TSS_ADDR: all set up
+  // before confinement and measured into PCR 1; a compromised vcpu process may not change
+  // them. No /dev/kvm system ioctls either: the process no longer holds /dev/kvm.
+  return b;
+}
+
+PolicyBuilder Device(std::string name) {
+  PolicyBuilder b = Base(std::move(name));
+  // A vhost-user backend: messages (with the guest RAM memfd and vring eventfds) on its
+  // socket, guest RAM mapped from that memfd, kicks and calls on eventfds. One thread, one
+  // event loop: no clone. No ioctl at all (no KVM, no tap yet).
+  b.AllowSocketIo();
+  return b;
+}
+
+PolicyBuilder DeviceBlk() {
+  PolicyBuilder b = Device("device-blk");
+  const std::string fd(kParamImageFd);
+  b.AllowIf("pread64", {ArgEqParam(0, fd)}, "virtio-blk IN requests, from its image fd only")
+      .AllowIf("pwrite64", {ArgEqParam(0, fd)}, "virtio-blk OUT requests, to its image fd only")
+      .AllowIf("fdatasync", {ArgEqParam(0, fd)}, "virtio-blk FLUSH, on its image fd only");
+  return b;
+}
+
+PolicyBuilder DeviceRng() {
+  PolicyBuilder b = Device("device-rng");
+  b.AllowGetrandom();
+  return b;
+}
+
+PolicyBuilder Vtpm() {
+  PolicyBuilder b = Base("vtpm");
+  const std::string dir(kParamStateDirFd);
+  // State is written atomically (DESIGN.md 4): write a temp file, fsync, rename over the
+  // old one, fsync the directory. openat/renameat/unlinkat take paths, which seccomp cannot
+  // read, so they are bounded three ways:
+  //   1. here: the dirfd must be the state dir fd (no AT_FDCWD), the open flags exact
+  //      (no O_PATH, O_DIRECTORY, O_RDWR, no following a final symlink), no AT_REMOVEDIR;
+  //   2. Landlock (Confine's landlock_file_dirs): file access only beneath the state dir,
+  //      which catches "..", absolute paths and symlinks that leave it; Confine refuses to
+  //      run a role with such a grant on a kernel without Landlock;
+  //   3. pivot_root: an absolute path resolves in an empty read-only tmpfs.
+  // What remains: the process can rename or replace its own state files, which it could
+  // corrupt by writing anyway; state is authenticated (AES-GCM) and refused if it fails.
+  b.AllowSocketIo()  // control and data channels (swtpm protocol; CMD_SET_DATAFD passes an fd)
+      .AllowRisky("openat", {ArgEqParam(0, dir), ArgMaskedEq(2, 0xffffffff, kVtpmStateReadFlags,
+                                                               "O_RDONLY|O_CLOEXEC|O_NOFOLLOW")},
+                  "read a state file beneath the state dir (path-based: see roles.cc)")
+      .AllowRisky("openat",
+                  {ArgEqParam(0, dir),
+                   ArgMaskedEq(2, 0xffffffff, kVtpmStateWriteFlags,
+                               "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC|O_NOFOLLOW")},
+                  "create the temp state file (path-based: see roles.cc)")
+      .AllowRisky("renameat", {ArgEqParam(0, dir), ArgEqParam(2, dir)},
+                  "temp file over the state file, both in the state dir (path-based)")
+      .AllowRisky("unlinkat", {ArgEqParam(0, dir), ArgEq(2, 0, "files only")},
+                  "remove a stale temp file in the state dir (path-based)")
+      .Allow("pread64", "read a state file it opened")
+      .Allow("pwrite64", "write the temp state file it opened")
+      .Allow("fsync", "temp file and state dir durable before and after the rename")
+      .Allow("fdatasync", "temp file durable");
+  return b;
+}
+
+struct RoleEntry {
+  std::string_view name;
+  std::function<PolicyBuilder()> builder;
+  std::vector<Rlimit> rlimits;
+};
+
+const std::vector<RoleEntry>& Roles() {
+  // RLIMIT_NPROC counts every process of the real uid on the host and is ignored for uid 0
+  // (kernel/fork.c), so it is only a backstop, set to 0 where the role never clones; the
+  // vcpu role starts threads and relies on its clone filter instead. RLIMIT_FSIZE bounds
+  // regular files only (pipes and sockets are not affected).
+  static const auto* roles = new std::vector<RoleEntry>{
+      {"vcpu", Vcpu,
+       // fds: VM, one per vCPU (up to 254), two eventfds per virtqueue, a few sockets.
+       // FSIZE: --serial file= makes the console log a regular file; bound it.
+       {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 1024}, {RLIMIT_FSIZE, 1024 * kMiB}}},
+      {"device", [] { return Device("device"); },
+       {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_FSIZE, 0}, {RLIMIT_NPROC, 0}}},
+      // FSIZE is the caller's: set it to the image size so no bug can grow the image.
+      {"device-blk", DeviceBlk, {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_NPROC, 0}}},
+      {"device-rng", DeviceRng,
+       {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_FSIZE, 0}, {RLIMIT_NPROC, 0}}},
+      // State blobs (permanent + volatile) are tens of KiB; 4 MiB leaves room for NV growth.
+      {"vtpm", Vtpm,
+       {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 32}, {RLIMIT_FSIZE, 4 * kMiB}, {RLIMIT_NPROC, 0}}},
+  };
+  return *roles;
+}
+
+Result<const RoleEntry*> Find(std::string_view role) {
+  for (const RoleEntry& r : Roles()) {
+    if (r.name == role) return &r;
+  }
+  std::string known;
+  for (const std::string& n : RoleNames()) known += (known.empty() ? "" : ", ") + n;
+  return InvalidArgument("unknown sandbox role '" + std::string(role) + "' (roles: " + known + ")");
+}
+
+}  // namespace
+
+std::vector<std::string> RoleNames() {
+  std::vector<std::string> names;
+  for (const RoleEntry& r : Roles()) names.emplace_back(r.name);
+  return names;
+}
+
+Result<PolicyBuilder> BuilderForRole(std::string_view role) {
+  ASSIGN_OR_RETURN(const RoleEntry* r, Find(role));
+  return r->builder();
+}
+
+Result<Policy> PolicyForRole(std::string_view role) {
+  ASSIGN_OR_RETURN(PolicyBuilder b, BuilderForRole(role));
+  return b.Build();
+}
+
+Result<std::vector<Rlimit>> RoleRlimits(std::string_view role) {
+  ASSIGN_OR_RETURN(const RoleEntry* r, Find(role));
+  return r->rlimits;
+}
+
+std::string RoleSelinuxType(std::string_view role) {
+  std::string t = "vmm_" + std::string(role) + "_t";
+  for (char& c : t) {
+    if (c == '-') c = '_';
+  }
+  return t;
+}
+
+std::string RoleSelinuxContext(std::string_view role, std::string_view level) {
+  return "system_u:system_r:" + RoleSelinuxType(role) + ":" + std::string(level);
+}
+
+}  // namespace vmm::sandbox

@@ -1,0 +1,54 @@
+// The per-role confinement data: seccomp policy, rlimits, SELinux domain name.
+//
+//   ASSIGN_OR_RETURN(Policy p, PolicyForRole("device-blk"));
+//   RETURN_IF_ERROR(p.Apply({{std::string(kParamImageFd), image_fd}}));
+//
+// Roles (DESIGN.md §2): "vcpu" (the VM process), "device" (the base every vhost-user device
+// backend shares), "device-blk" and "device-rng" (the base plus a few lines each), "vtpm".
+// Everything a role needs before confinement (opening /dev/kvm, KVM_CREATE_VCPU,
+// KVM_SET_USER_MEMORY_REGION, KVM_SET_CPUID2, opening images) happens before Confine()
+// and is deliberately absent here, so the VM's shape, which is measured into PCR 1,
+// cannot change once the guest runs.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sandbox/policy.h"
+#include "vmm/common/result.h"
+
+namespace vmm::sandbox {
+
+// Policy parameters (resolved when the filter is loaded, see PolicyParams).
+inline constexpr std::string_view kParamImageFd = "image_fd";        // device-blk
+inline constexpr std::string_view kParamStateDirFd = "state_dir_fd";  // vtpm
+
+// The exact open flags the vtpm policy admits for its state files (openat on the state dir).
+inline constexpr int kVtpmStateReadFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
+inline constexpr int kVtpmStateWriteFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+
+std::vector<std::string> RoleNames();
+
+// The role's builder, for callers (tests) that add lines before Build().
+Result<PolicyBuilder> BuilderForRole(std::string_view role);
+Result<Policy> PolicyForRole(std::string_view role);
+
+// soft = hard = value. Confine never raises a hard limit that is already lower.
+struct Rlimit {
+  int resource;
+  rlim_t value;
+};
+// The role's limits: always RLIMIT_CORE 0 and a bounded RLIMIT_NOFILE, then per role.
+Result<std::vector<Rlimit>> RoleRlimits(std::string_view role);
+
+// The SELinux type of the role's domain, e.g. "vmm_vcpu_t" (the policy module in selinux/
+// defines them), and the full exec context "system_u:system_r:vmm_vcpu_t:<level>" where
+// level is the per-VM MCS pair, e.g. "s0:c12,c34" (sVirt style).
+std::string RoleSelinuxType(std::string_view role);
+std::string RoleSelinuxContext(std::string_view role, std::string_view level);
+
+}  // namespace vmm::sandbox

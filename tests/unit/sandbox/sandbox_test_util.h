@@ -1,0 +1,146 @@
+// Helpers shared by the sandbox tests: loading a role's filter in a death-test child,
+// reading a child's answer from a pipe, waiting for it.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "sandbox/confine.h"
+#include "sandbox/roles.h"
+
+namespace vmm::sandbox::testing_util {
+
+// fd numbers the parameterised rules compare against in filter-only tests; nothing in
+// those tests uses these numbers for anything else.
+inline constexpr int kTestImageFd = 1000;
+inline constexpr int kTestStateDirFd = 1001;
+
+inline PolicyParams TestParams(int image_fd = kTestImageFd, int state_dir_fd = kTestStateDirFd) {
+  return {{std::string(kParamImageFd), static_cast<uint64_t>(image_fd)},
+          {std::string(kParamStateDirFd), static_cast<uint64_t>(state_dir_fd)}};
+}
+
+// Death tests fork+exec a fresh copy of the binary ("threadsafe"): the filter is loaded
+// in a single-threaded child and nothing in the test process is touched.
+inline void UseThreadsafeDeathTests() { testing::GTEST_FLAG(death_test_style) = "threadsafe"; }
+
+[[noreturn]] inline void Die(const std::string& why) {
+  std::string line = "FAIL: " + why + "\n";
+  (void)!write(STDERR_FILENO, line.data(), line.size());
+  _exit(1);
+}
+
+// In a death-test child: no core file for the expected SIGSYS, then the role's filter.
+inline void ApplyRoleFilter(const std::string& role, const PolicyParams& params = TestParams()) {
+  rlimit zero{0, 0};
+  setrlimit(RLIMIT_CORE, &zero);
+  auto policy = PolicyForRole(role);
+  if (!policy) Die(policy.error().ToString());
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Die("PR_SET_NO_NEW_PRIVS");
+  auto applied = policy->Apply(params);
+  if (!applied) Die(applied.error().ToString());
+}
+
+inline std::string ReadAll(int fd) {
+  std::string out;
+  char buf[256];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+inline int WaitStatus(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+inline constexpr int kExitSkip = 77;  // a forked helper's "cannot test here"
+
+// Why SpawnConfined cannot work on this host, or "" if it can.
+inline std::string SpawnUnavailableReason() {
+  ConfineOptions o{.role = "device-rng"};
+  o.log = [](const std::string&) {};
+  auto pid = SpawnConfined(o, [] { return 0; });
+  if (pid) {
+    WaitStatus(*pid);
+    return "";
+  }
+  return pid.error().ToString();
+}
+
+#define SKIP_UNLESS_SPAWN_WORKS()                                                      \
+  do {                                                                                 \
+    static const std::string reason = testing_util::SpawnUnavailableReason();          \
+    if (!reason.empty()) GTEST_SKIP() << "cannot create namespaces here: " << reason;  \
+  } while (0)
+
+struct Pipe {
+  int r = -1, w = -1;
+  Pipe() {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) == 0) r = fds[0], w = fds[1];
+  }
+  ~Pipe() {
+    if (r >= 0) close(r);
+    if (w >= 0) close(w);
+  }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+};
+
+// Options with the role's parameters pointing at real kept fds, and notes discarded.
+inline ConfineOptions OptionsFor(const std::string& role, std::vector<int> keep, int backend_fd) {
+  ConfineOptions o{.role = role, .keep_fds = std::move(keep)};
+  o.log = [](const std::string&) {};
+  if (role == "device-blk") o.policy_params[std::string(kParamImageFd)] = backend_fd;
+  if (role == "vtpm") {
+    o.policy_params[std::string(kParamStateDirFd)] = backend_fd;
+    o.landlock_file_dirs = {backend_fd};  // vtpm needs Landlock; callers skip without it
+  }
+  return o;
+}
+
+// For a confined child's body: writes "ok" or the first failed check to `fd`.
+class Checks {
+ public:
+  explicit Checks(int fd) : fd_(fd) {}
+  // `errno_expected` 0: the call must succeed (rc >= 0).
+  void Expect(bool cond, const std::string& what) {
+    if (!cond && failure_.empty()) failure_ = what;
+  }
+  void ExpectErrno(long rc, int errno_expected, const std::string& what) {
+    int e = errno;
+    if (errno_expected == 0) {
+      Expect(rc >= 0, what + ": " + std::strerror(e));
+    } else {
+      Expect(rc < 0 && e == errno_expected,
+             what + ": want " + strerrorname_np(errno_expected) + ", got rc " +
+                 std::to_string(rc) + (rc < 0 ? std::string(" ") + strerrorname_np(e) : ""));
+    }
+  }
+  int Finish() {
+    std::string msg = failure_.empty() ? "ok" : failure_;
+    (void)!write(fd_, msg.data(), msg.size());
+    return failure_.empty() ? 0 : 1;
+  }
+
+ private:
+  int fd_;
+  std::string failure_;
+};
+
+}  // namespace vmm::sandbox::testing_util

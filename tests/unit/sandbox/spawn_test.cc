@@ -1,0 +1,223 @@
+// Starting confined children: the parent-death signal, user namespaces, the exec path
+// (SpawnRole), how errors come back, and the preconditions Spawn/Confine enforce.
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "sandbox/confine.h"
+#include "tests/unit/sandbox/sandbox_test_util.h"
+
+namespace vmm::sandbox {
+namespace {
+
+using testing_util::kExitSkip;
+using testing_util::OptionsFor;
+using testing_util::Pipe;
+using testing_util::WaitStatus;
+
+TEST(SandboxSpawn, ChildDiesWithItsParent) {
+  SKIP_UNLESS_SPAWN_WORKS();
+  // W (a subreaper) forks H; H spawns the confined C and exits; C must get SIGKILL.
+  pid_t w = fork();
+  ASSERT_GE(w, 0);
+  if (w == 0) {
+    alarm(20);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    Pipe hold, report;
+    pid_t h = fork();
+    if (h == 0) {
+      auto c = SpawnConfined(OptionsFor("device-rng", {hold.r}, -1), [&] {
+        char x;
+        return static_cast<int>(read(hold.r, &x, 1));  // blocks: W keeps hold.w open
+      });
+      pid_t cpid = c ? *c : -1;
+      (void)!write(report.w, &cpid, sizeof(cpid));
+      _exit(0);
+    }
+    pid_t cpid = -1;
+    if (read(report.r, &cpid, sizeof(cpid)) != sizeof(cpid) || cpid <= 0) _exit(2);
+    WaitStatus(h);
+    int st = WaitStatus(cpid);  // reparented to W
+    _exit(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? 0 : 3);
+  }
+  int st = WaitStatus(w);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "wrapper status " << st;
+}
+
+// As root, become nobody first (root needs no user namespace). `dumpable` 1 models a
+// process started by an unprivileged user; 0 one that dropped root with setuid().
+void BecomeNobody(int dumpable) {
+  if (geteuid() == 0 && (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) {
+    _exit(4);
+  }
+  prctl(PR_SET_DUMPABLE, dumpable);
+}
+
+TEST(SandboxSpawn, WorksUnprivilegedThroughAUserNamespace) {
+  pid_t w = fork();
+  ASSERT_GE(w, 0);
+  if (w == 0) {
+    BecomeNobody(1);
+    Pipe go;
+    ConfineOptions o = OptionsFor("vcpu", {go.r}, -1);
+    o.new_user_ns = true;
+    auto pid = SpawnConfined(o, [&] {
+      char c;
+      return read(go.r, &c, 1) == 1 ? 0 : 3;
+    });
+    if (!pid) {
+      std::fprintf(stderr, "SpawnConfined: %s\n", pid.error().ToString().c_str());
+      _exit(pid.error().message().find("clone") != std::string::npos ? kExitSkip : 2);
+    }
+    auto r = ReadConfinementReport(*pid);
+    (void)!write(go.w, "g", 1);
+    int st = WaitStatus(*pid);
+    if (!r) {
+      std::fprintf(stderr, "report: %s\n", r.error().ToString().c_str());
+      _exit(5);
+    }
+    if (r->cap_eff != 0 || r->cap_bnd != 0 || r->seccomp_mode != 2 || r->no_new_privs != 1) {
+      std::fprintf(stderr, "report: %s\n", DescribeReport(*r).c_str());
+      _exit(6);
+    }
+    _exit(WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 7);
+  }
+  int st = WaitStatus(w);
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  if (WEXITSTATUS(st) == kExitSkip) GTEST_SKIP() << "unprivileged user namespaces are disabled";
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+}
+
+TEST(SandboxSpawn, WorksForACallerThatDroppedRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to drop it";
+  pid_t w = fork();
+  ASSERT_GE(w, 0);
+  if (w == 0) {
+    BecomeNobody(0);
+    ConfineOptions o = OptionsFor("device", {}, -1);
+    o.new_user_ns = true;
+    auto pid = SpawnConfined(o, [] { return 0; });
+    if (!pid) {
+      std::fprintf(stderr, "SpawnConfined: %s\n", pid.error().ToString().c_str());
+      _exit(pid.error().message().find("clone") != std::string::npos ? kExitSkip : 2);
+    }
+    int st = WaitStatus(*pid);
+    _exit(WIFEXITED(st) && WEXITSTATUS(st) == 0 && prctl(PR_GET_DUMPABLE) == 0 ? 0 : 3);
+  }
+  int st = WaitStatus(w);
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  if (WEXITSTATUS(st) == kExitSkip) GTEST_SKIP() << "unprivileged user namespaces are disabled";
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+}
+
+TEST(SandboxSpawn, SpawnRoleExecsAsPidOneWithOnlyKeptFds) {
+  SKIP_UNLESS_SPAWN_WORKS();
+  Pipe kept, other;
+  std::string script = "test $$ = 1 && [ -e /proc/self/fd/" + std::to_string(kept.r) +
+                       " ] && [ ! -e /proc/self/fd/" + std::to_string(other.r) + " ] && exit 7";
+  ConfineOptions o = OptionsFor("device", {kept.r}, -1);
+  std::vector<std::string> notes;
+  o.log = [&](const std::string& n) { notes.push_back(n); };
+  auto pid = SpawnRole(o, "/bin/sh", {"sh", "-c", script});
+  ASSERT_TRUE(pid.has_value()) << pid.error().ToString();
+  int st = WaitStatus(*pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 7) << "status " << st;
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_TRUE(notes[0] == "selinux: SELinux off" || notes[0].rfind("selinux: exec context", 0) == 0)
+      << notes[0];
+}
+
+TEST(SandboxSpawn, SpawnRoleReportsAFailedExec) {
+  SKIP_UNLESS_SPAWN_WORKS();
+  auto pid = SpawnRole(OptionsFor("device", {}, -1), "/nonexistent/vmm-role", {"x"});
+  ASSERT_FALSE(pid.has_value());
+  EXPECT_EQ(pid.error().sys_errno(), ENOENT);
+  EXPECT_NE(pid.error().message().find("execve"), std::string::npos);
+}
+
+TEST(SandboxSpawn, ErrorsNameTheFailingStep) {
+  SKIP_UNLESS_SPAWN_WORKS();
+  ConfineOptions o = OptionsFor("vcpu", {}, -1);
+  o.rlimits = {{RLIMIT_NOFILE, 64}, {4242, 1}};  // no such resource: EINVAL in the child
+  auto pid = SpawnConfined(o, [] { return 0; });
+  ASSERT_FALSE(pid.has_value());
+  EXPECT_NE(pid.error().message().find("confine vcpu: rlimits"), std::string::npos)
+      << pid.error().ToString();
+  EXPECT_EQ(pid.error().sys_errno(), EINVAL);
+}
+
+TEST(SandboxSpawn, MissingPolicyParameterFailsBeforeAnythingIsApplied) {
+  SKIP_UNLESS_SPAWN_WORKS();
+  ConfineOptions o{.role = "device-blk"};
+  auto pid = SpawnConfined(o, [] { return 0; });
+  ASSERT_FALSE(pid.has_value());
+  EXPECT_NE(pid.error().message().find("confine device-blk: policy: parameter $image_fd"),
+            std::string::npos)
+      << pid.error().ToString();
+}
+
+TEST(SandboxSpawn, ConfineRefusesAProcessThatIsNotPidOne) {
+  pid_t w = fork();
+  ASSERT_GE(w, 0);
+  if (w == 0) {
+    auto r = Confine(OptionsFor("device", {}, -1));
+    bool ok = !r && r.error().message().find("confine device: namespaces: not pid 1") != std::string::npos;
+    _exit(ok ? 0 : 1);
+  }
+  int st = WaitStatus(w);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+TEST(SandboxSpawn, SpawnRefusesAMultithreadedCaller) {
+  pid_t w = fork();
+  ASSERT_GE(w, 0);
+  if (w == 0) {
+    Pipe block;
+    std::thread t([&] {
+      char c;
+      (void)!read(block.r, &c, 1);
+    });
+    auto pid = SpawnConfined(OptionsFor("device", {}, -1), [] { return 0; });
+    bool ok = !pid && pid.error().message().find("2 threads") != std::string::npos;
+    (void)!write(block.w, "x", 1);
+    t.join();
+    _exit(ok ? 0 : 1);
+  }
+  int st = WaitStatus(w);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+TEST(SandboxSpawn, CloseFdsExceptKeepsOnlyTheList) {
+  pid_t w = fork();
+  ASSERT_GE(w, 0);
+  if (w == 0) {
+    Pipe a, b;
+    if (!CloseFdsExcept(std::vector<int>{b.w})) _exit(1);
+    auto r = ReadConfinementReport(0);
+    if (!r || r->fds != std::vector<int>{b.w}) _exit(2);
+    _exit(CloseFdsExcept(std::vector<int>{a.r}).has_value() ? 3 : 0);  // a.r is closed now
+  }
+  int st = WaitStatus(w);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+}
+
+TEST(SandboxSpawn, SelinuxHookReportsTheHostState) {
+  pid_t w = fork();  // setexeccon would change the test process's next exec
+  ASSERT_GE(w, 0);
+  if (w == 0) {
+    auto r = SetSelinuxExecContext("vcpu", "s0");
+    if (!r) _exit(2);
+    _exit(*r == "SELinux off" ? 0 : 1);
+  }
+  int st = WaitStatus(w);
+  ASSERT_TRUE(WIFEXITED(st));
+  if (WEXITSTATUS(st) == 1) GTEST_SKIP() << "SELinux is enabled here: exec context was set";
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+}
+
+}  // namespace
+}  // namespace vmm::sandbox
