@@ -115,6 +115,18 @@ TEST(VmmCli, UnknownJsonKey) {
 
 TEST(VmmCli, MissingConfigFile) { ExpectUsageError({"--config", "/nonexistent.json"}, "config file"); }
 
+TEST(VmmCli, SandboxShowPrintsEveryRolesFilter) {
+  for (const char* role : {"vcpu", "device-blk", "device-rng", "vtpm"}) {
+    ProcessResult r = RunProcess({BinDir() + "/vmm", "sandbox", "show", role}, 10);
+    EXPECT_EQ(r.exit_code, 0) << role << ": " << r.err;
+    EXPECT_NE(r.out.find("exit_group"), std::string::npos) << role;
+  }
+  ProcessResult vcpu = RunProcess({BinDir() + "/vmm", "sandbox", "show", "vcpu"}, 10);
+  EXPECT_NE(vcpu.out.find("KVM_RUN"), std::string::npos) << vcpu.out;
+  ProcessResult bad = RunProcess({BinDir() + "/vmm", "sandbox", "show", "manager2"}, 10);
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+}
+
 TEST(VmmCli, DryRunPrintsThePlanFromJsonWithFlagOverrides) {
   std::string text = "{\"kernel\": \"" + Kernel() + "\", \"cpus\": 2, \"memory\": \"64M\"}";
   std::string cfg = WriteTempFile("good.json", std::vector<uint8_t>(text.begin(), text.end()));

@@ -15,6 +15,7 @@
 #include "vmm/machine/boot_plan.h"
 #include "vmm/machine/machine.h"
 #include "vmm/manager/config.h"
+#include "sandbox/roles.h"
 
 namespace vmm {
 namespace {
@@ -139,6 +140,15 @@ int Main(int argc, char** argv) {
   run->add_flag("--dry-run", flags.dry_run,
                 "Check the configuration and the kernel, print the boot plan, do not start the VM");
 
+  std::string role;
+  CLI::App* sandbox = app.add_subcommand("sandbox", "Inspect the confinement of the VMM's process roles");
+  sandbox->require_subcommand(1);
+  CLI::App* show = sandbox->add_subcommand(
+      "show", "Print a role's seccomp filter, one syscall a line with the reason beside it");
+  std::string roles;
+  for (const std::string& r : sandbox::RoleNames()) roles += (roles.empty() ? "" : ", ") + r;
+  show->add_option("ROLE", role, "One of: " + roles)->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -148,6 +158,12 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (run->parsed()) return Run(flags);
+  if (show->parsed()) {
+    auto policy = sandbox::PolicyForRole(role);
+    if (!policy) return Fail(policy.error());
+    std::printf("%s", policy->ToText().c_str());
+    return 0;
+  }
   return kExitUsage;
 }
 
