@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# linux-e2e.sh - the end-to-end check of real-world compatibility: boots the default Linux
+# guest (Debian's cloud kernel + busybox initramfs, scripts/make-default-guest.sh) under
+# build/bin/vmm and reports, in ms from the VMM's start, when each boot milestone appeared on
+# the serial console (timestamped outside the guest by build/bin/milestones):
+#   first output, "Linux version", "Run /init", "VMM-GUEST: init started",
+#   "VMM-GUEST: done", "reboot: Power down", and the VMM's exit (status 0 = powered off).
+# Without /dev/kvm it runs inside scripts/nested-kvm.sh (kvm_amd in a QEMU TCG guest).
+# With --runner qemu the same kernel and initramfs boot under QEMU TCG instead, for comparison.
+#
+# Usage: scripts/linux-e2e.sh [--boot pvh|bzimage] [--runner vmm|qemu] [OPTIONS]
+# Run with --help for the options. Exit status: 0 pass; 1 the guest did not boot to
+# "VMM-GUEST: done" and power off (or a check failed); 2 usage; 125 harness failure.
+#
+# Needs: what scripts/make-default-guest.sh needs; cmake and g++ to build the milestones
+# helper; qemu-system-x86 for --runner qemu and for the nested KVM harness.
+set -euo pipefail
+
+PROG=linux-e2e
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
+GUEST_DIR=$ROOT/build/default-guest
+OUT_DIR=$ROOT/build/linux-e2e
+VMM=$ROOT/build/bin/vmm
+MILESTONES=$ROOT/build/bin/milestones
+QEMU=${LINUX_E2E_QEMU:-qemu-system-x86_64}
+HARNESS_FAIL=125
+
+say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() { say "error: $*"; exit "$HARNESS_FAIL"; }
+usage_error() { say "$*"; say "run '$0 --help' for usage"; exit 2; }
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/linux-e2e.sh [OPTIONS]
+
+Boots Debian's cloud kernel with the default initramfs (scripts/make-default-guest.sh)
+and prints when each milestone appeared, in ms from the start of the VMM process:
+  first-output   first byte on the serial console
+  linux-version  "Linux version" (the kernel proper is running)
+  run-init       "Run /init"
+  init-started   "VMM-GUEST: init started"
+  done           "VMM-GUEST: done" (after the checks of /etc/vmm-checks.d)
+  power-down     "reboot: Power down" (the kernel is about to enter ACPI S5)
+  exit           the VMM exited (status 0: the guest powered off)
+Passes when the guest reached "VMM-GUEST: done", no check printed FAIL, and the VMM
+exited with status 0 after the kernel's power-down (not a reset).
+
+Options:
+  --boot pvh|bzimage   boot vmlinux by its PVH entry (default) or vmlinuz as a bzImage
+  --runner vmm|qemu    boot under build/bin/vmm (default) or QEMU TCG (q35, -cpu max),
+                       the comparison; QEMU never needs KVM
+  --cpus N             vCPUs (default 2)
+  --memory SIZE        guest RAM, e.g. 512M (default 512M)
+  --cmdline TEXT       replace the kernel command line (default:
+                       "console=ttyS0 earlyprintk=serial panic=-1")
+  --append TEXT        add to the kernel command line (e.g. loglevel=8); repeatable
+  --timeout SECS       stop the guest after SECS (default 900)
+  --stall SECS         stop the guest when the console has been silent for SECS
+                       (default 240)
+  --nested / --no-nested
+                       force running inside scripts/nested-kvm.sh, or never (default:
+                       only when /dev/kvm is missing; never for --runner qemu)
+  --nested-mem MB      memory of the nested KVM host guest (default 2048)
+  --nested-arg ARG     pass ARG to scripts/nested-kvm.sh (e.g. --mttcg); repeatable
+  --log FILE           serial log (default build/linux-e2e/<boot>-<runner>.log)
+  -v, --verbose        echo the guest's console to stderr as it arrives
+  -h, --help           this text
+
+Exit status: 0 pass; 1 fail; 2 usage error; 125 the harness failed (build, guest
+images, nested KVM).
+EOF
+}
+
+# ---------------------------------------------------------------- arguments
+BOOT=pvh
+RUNNER=vmm
+CPUS=2
+MEMORY=512M
+CMDLINE="console=ttyS0 earlyprintk=serial panic=-1"
+APPEND=""
+TIMEOUT=900
+STALL=240
+NESTED=auto
+NESTED_MEM=2048
+NESTED_ARGS=()
+LOG=""
+VERBOSE=0
+
+need_arg() { [[ $# -ge 2 ]] || usage_error "option $1 needs an argument"; }
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --boot) need_arg "$@"; BOOT=$2; shift 2 ;;
+        --boot=*) BOOT=${1#*=}; shift ;;
+        --runner) need_arg "$@"; RUNNER=$2; shift 2 ;;
+        --runner=*) RUNNER=${1#*=}; shift ;;
+        --cpus) need_arg "$@"; CPUS=$2; shift 2 ;;
+        --cpus=*) CPUS=${1#*=}; shift ;;
+        --memory) need_arg "$@"; MEMORY=$2; shift 2 ;;
+        --memory=*) MEMORY=${1#*=}; shift ;;
+        --cmdline) need_arg "$@"; CMDLINE=$2; shift 2 ;;
+        --cmdline=*) CMDLINE=${1#*=}; shift ;;
+        --append) need_arg "$@"; APPEND+=" $2"; shift 2 ;;
+        --append=*) APPEND+=" ${1#*=}"; shift ;;
+        --timeout) need_arg "$@"; TIMEOUT=$2; shift 2 ;;
+        --timeout=*) TIMEOUT=${1#*=}; shift ;;
+        --stall) need_arg "$@"; STALL=$2; shift 2 ;;
+        --stall=*) STALL=${1#*=}; shift ;;
+        --nested) NESTED=yes; shift ;;
+        --no-nested) NESTED=no; shift ;;
+        --nested-mem) need_arg "$@"; NESTED_MEM=$2; shift 2 ;;
+        --nested-mem=*) NESTED_MEM=${1#*=}; shift ;;
+        --nested-arg) need_arg "$@"; NESTED_ARGS+=("$2"); shift 2 ;;
+        --nested-arg=*) NESTED_ARGS+=("${1#*=}"); shift ;;
+        --log) need_arg "$@"; LOG=$2; shift 2 ;;
+        --log=*) LOG=${1#*=}; shift ;;
+        -v|--verbose) VERBOSE=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage_error "unknown argument '$1'" ;;
+    esac
+done
+case $BOOT in pvh|bzimage) ;; *) usage_error "--boot must be pvh or bzimage" ;; esac
+case $RUNNER in vmm|qemu) ;; *) usage_error "--runner must be vmm or qemu" ;; esac
+if ! [[ $CPUS =~ ^[0-9]+$ ]] || ((CPUS < 1 || CPUS > 64)); then usage_error "--cpus must be 1..64"; fi
+[[ $MEMORY =~ ^[0-9]+[KMGkmg]?$ ]] || usage_error "--memory must be a size such as 512M"
+if ! [[ $TIMEOUT =~ ^[0-9]+$ ]] || ((TIMEOUT < 10)); then usage_error "--timeout must be an integer >= 10 (seconds)"; fi
+if ! [[ $STALL =~ ^[0-9]+$ ]] || ((STALL < 10)); then usage_error "--stall must be an integer >= 10 (seconds)"; fi
+if ! [[ $NESTED_MEM =~ ^[0-9]+$ ]] || ((NESTED_MEM < 512)); then usage_error "--nested-mem must be an integer >= 512 (MiB)"; fi
+CMDLINE+=$APPEND
+[[ $CMDLINE != *$'\n'* ]] || usage_error "the command line must be one line"
+
+case ${MEMORY: -1} in
+    [Kk]) MEM_MIB=$((${MEMORY%?} / 1024)) ;;
+    [Mm]) MEM_MIB=${MEMORY%?} ;;
+    [Gg]) MEM_MIB=$((${MEMORY%?} * 1024)) ;;
+    *) MEM_MIB=$((MEMORY >> 20)) ;;
+esac
+
+if [[ $RUNNER == qemu ]]; then
+    [[ $NESTED == yes ]] && usage_error "--nested applies to --runner vmm only"
+    NESTED=no
+elif [[ $NESTED == auto ]]; then
+    if [[ -r /dev/kvm && -w /dev/kvm ]]; then NESTED=no; else NESTED=yes; fi
+fi
+
+mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
+[[ -n $LOG ]] || LOG=$OUT_DIR/$BOOT-$RUNNER.log
+LOG=$(realpath -m -- "$LOG")
+mkdir -p "$(dirname -- "$LOG")"
+
+# ---------------------------------------------------------------- prerequisites
+"$SCRIPT_DIR/make-default-guest.sh" -q || die "scripts/make-default-guest.sh failed"
+INITRAMFS=$GUEST_DIR/initramfs.cpio.gz
+if [[ $BOOT == pvh ]]; then KERNEL=$GUEST_DIR/vmlinux; else KERNEL=$GUEST_DIR/vmlinuz; fi
+[[ -s $KERNEL && -s $INITRAMFS ]] || die "the default guest is incomplete (rerun scripts/make-default-guest.sh)"
+
+build_milestones() {
+    local src=$ROOT/tests/linux/milestones.cc
+    [[ -x $MILESTONES && ! $src -nt $MILESTONES ]] && return 0
+    command -v cmake >/dev/null 2>&1 || die "cmake not found: cannot build build/bin/milestones"
+    # In the project's build tree when tests/linux is part of it, else on its own.
+    if [[ -f $ROOT/build/CMakeCache.txt ]] &&
+        cmake --build "$ROOT/build" --target milestones >"$OUT_DIR/milestones-build.log" 2>&1; then
+        return 0
+    fi
+    say "building build/bin/milestones (standalone: tests/linux -> build/linux-tools)"
+    { cmake -S "$ROOT/tests/linux" -B "$ROOT/build/linux-tools" -DBUILD_TESTING=OFF \
+        -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$ROOT/build/bin" &&
+        cmake --build "$ROOT/build/linux-tools"; } >>"$OUT_DIR/milestones-build.log" 2>&1 || {
+        cat "$OUT_DIR/milestones-build.log" >&2
+        die "cannot build build/bin/milestones"
+    }
+}
+build_milestones
+[[ -x $MILESTONES ]] || die "build/bin/milestones missing after the build"
+
+if [[ $RUNNER == vmm ]]; then
+    if [[ ! -x $VMM ]]; then
+        say "build/bin/vmm missing: running scripts/build.sh build"
+        "$SCRIPT_DIR/build.sh" build || die "scripts/build.sh failed"
+    fi
+    [[ -x $VMM ]] || die "build/bin/vmm missing"
+else
+    command -v "$QEMU" >/dev/null 2>&1 || die "'$QEMU' not found: install the Debian package qemu-system-x86"
+fi
+
+# ---------------------------------------------------------------- the run
+MS_ARGS=(--echo 'G| '
+    --milestone first-output=
+    --milestone linux-version='Linux version '
+    --milestone run-init='Run /init'
+    --milestone init-started='VMM-GUEST: init started'
+    --milestone done='VMM-GUEST: done'
+    --milestone power-down='reboot: Power down'
+    --milestone panic='Kernel panic'
+    --milestone vmm-error='vmm: error'
+    --milestone reset='reboot is not supported')
+ORDER=(first-output linux-version run-init init-started 'done' power-down exit)
+declare -A LABEL=([first-output]="first output on the console" [linux-version]='"Linux version"'
+    [run-init]='"Run /init"' [init-started]='"VMM-GUEST: init started"'
+    [done]='"VMM-GUEST: done"' [power-down]='"reboot: Power down"' [exit]="exit of the $RUNNER process")
+
+rel() { printf '%s' "${1#"$ROOT"/}"; }
+if [[ $RUNNER == vmm ]]; then
+    RUN=("$(rel "$VMM")" run --kernel "$(rel "$KERNEL")" --initramfs "$(rel "$INITRAMFS")"
+        --cmdline "$CMDLINE" --cpus "$CPUS" --memory "$MEMORY")
+else
+    RUN=("$QEMU" -M q35 -accel tcg -cpu max -smp "$CPUS" -m "$MEM_MIB" -nographic -no-reboot
+        -nic none -kernel "$(rel "$KERNEL")" -initrd "$(rel "$INITRAMFS")" -append "$CMDLINE")
+fi
+
+if [[ $NESTED == yes ]]; then
+    # Our own time limit first (it reports), the harness's a little later.
+    INNER=("$(rel "$MILESTONES")" --timeout "$TIMEOUT" --stall "$STALL" "${MS_ARGS[@]}" -- "${RUN[@]}")
+    CMD=("$SCRIPT_DIR/nested-kvm.sh" --timeout $((TIMEOUT + 30)) --mem "$NESTED_MEM" --cpus 2
+        "${NESTED_ARGS[@]+"${NESTED_ARGS[@]}"}"
+        --copy "$(rel "$VMM")" --copy "$(rel "$MILESTONES")"
+        --copy "$(rel "$KERNEL")" --copy "$(rel "$INITRAMFS")" -- "${INNER[@]}")
+    WHERE="nested KVM (kvm_amd in QEMU TCG, scripts/nested-kvm.sh${NESTED_ARGS[*]+ ${NESTED_ARGS[*]}})"
+else
+    CMD=("$MILESTONES" --timeout "$TIMEOUT" --stall "$STALL" "${MS_ARGS[@]}" -- "${RUN[@]}")
+    if [[ $RUNNER == vmm ]]; then WHERE="/dev/kvm of this host"; else WHERE="QEMU TCG on this host"; fi
+fi
+
+say "boot=$BOOT runner=$RUNNER on $WHERE: $(rel "$KERNEL") + $(rel "$INITRAMFS"), $CPUS vCPUs, $MEMORY"
+say "cmdline: $CMDLINE"
+say "serial log: $(rel "$LOG")"
+
+declare -A AT=()
+EXIT_STATUS=""
+EXIT_MS=""
+TIMED_OUT=0
+STALLED=0
+sec() { printf '%d.%d' $(($1 / 1000)) $((($1 % 1000) / 100)); } # ms -> s with one decimal
+
+FIFO=$(mktemp -u "$OUT_DIR/.out.XXXXXX")
+mkfifo "$FIFO"
+CPID=""
+# shellcheck disable=SC2317 # invoked through the EXIT trap
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    if [[ -n $CPID ]] && kill -0 "$CPID" 2>/dev/null; then
+        kill -TERM "$CPID" 2>/dev/null || true # nested-kvm.sh / milestones clean up on TERM
+        wait "$CPID" 2>/dev/null || true
+    fi
+    rm -f -- "$FIFO"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'say "terminated"; exit 143' TERM HUP
+
+: >"$LOG"
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+START=$EPOCHREALTIME
+(cd "$ROOT" && exec "${CMD[@]}" </dev/null >"$FIFO") &
+CPID=$!
+exec 3<"$FIFO"
+while IFS= read -r line <&3 || [[ -n $line ]]; do
+    case $line in
+        'G| '*)
+            printf '%s\n' "${line#G| }" >>"$LOG"
+            ((VERBOSE)) && printf '  | %s\n' "${line#G| }" >&2
+            ;;
+        'milestone '*)
+            read -r _ name ms rest <<<"$line"
+            case $name in
+                timeout) TIMED_OUT=1; say "timed out after $(sec "$ms") s: stopping the guest" ;;
+                stall) STALLED=1; say "no console output for ${STALL} s (at $(sec "$ms") s): stopping the guest" ;;
+                exit)
+                    EXIT_MS=$ms
+                    EXIT_STATUS=${rest#status=}
+                    ;;
+                *)
+                    [[ $ms == missing ]] && continue
+                    AT[$name]=$ms
+                    say "$(printf '%8s s  %s' "$(sec "$ms")" "${LABEL[$name]:-$name}")"
+                    ;;
+            esac
+            ;;
+        *) printf '%s\n' "$line" >&2 ;; # the nested harness, or stray output
+    esac
+done
+exec 3<&-
+rc=0
+wait "$CPID" || rc=$?
+CPID=""
+END=$EPOCHREALTIME
+WALL_MS=$(((${END/./} - ${START/./}) / 1000))
+
+# ---------------------------------------------------------------- verdict
+MS_FILE=${LOG%.log}.milestones
+{
+    printf '# boot=%s runner=%s where=%s cpus=%s memory=%s\n' "$BOOT" "$RUNNER" "$WHERE" "$CPUS" "$MEMORY"
+    printf '# cmdline: %s\n' "$CMDLINE"
+    printf '# host load average at the start: %s\n' "$LOAD"
+    for n in "${ORDER[@]}"; do
+        if [[ $n == exit ]]; then
+            printf '%s %s status=%s\n' "$n" "${EXIT_MS:-missing}" "${EXIT_STATUS:-?}"
+        else
+            printf '%s %s\n' "$n" "${AT[$n]:-missing}"
+        fi
+    done
+    printf 'wall %s\n' "$WALL_MS"
+} >"$MS_FILE"
+
+printf '\n%s: boot=%s runner=%s on %s (ms from the start of the %s process)\n' \
+    "$PROG" "$BOOT" "$RUNNER" "$WHERE" "$RUNNER"
+for n in "${ORDER[@]}"; do
+    if [[ $n == exit ]]; then
+        v=${EXIT_MS:-missing}
+        [[ $v == missing ]] || v="$v ms (status ${EXIT_STATUS:-?})"
+    else
+        v=${AT[$n]:-missing}
+        [[ $v == missing ]] || v="$v ms"
+    fi
+    printf '  %-34s %s\n' "${LABEL[$n]}" "$v"
+done
+if [[ $NESTED == yes ]]; then
+    printf '  %-34s %s ms\n' "wall time incl. nested KVM host boot" "$WALL_MS"
+fi
+
+FAILS=()
+[[ -z $EXIT_STATUS && $NESTED == yes && $rc -eq $HARNESS_FAIL ]] &&
+    die "the nested KVM harness failed (see above; console: build/nested/last-console.log)"
+[[ -n $EXIT_STATUS ]] || FAILS+=("no exit status from build/bin/milestones (exit $rc)")
+((TIMED_OUT == 0)) || FAILS+=("timed out after ${TIMEOUT} s")
+((STALLED == 0)) || FAILS+=("the guest stalled: no console output for ${STALL} s")
+[[ -n ${AT[done]:-} ]] || FAILS+=('"VMM-GUEST: done" never appeared')
+[[ -n ${AT[power-down]:-} ]] || FAILS+=('the kernel did not power down ("reboot: Power down" missing)')
+[[ -z ${AT[panic]:-} ]] || FAILS+=("kernel panic at ${AT[panic]} ms")
+[[ -z ${AT[reset]:-} ]] || FAILS+=("the guest reset instead of powering off")
+[[ -z ${AT[vmm-error]:-} ]] || FAILS+=("the VMM reported an error at ${AT[vmm-error]} ms")
+[[ -z $EXIT_STATUS || $EXIT_STATUS == 0 ]] || FAILS+=("the $RUNNER process exited with status $EXIT_STATUS")
+mapfile -t BAD_CHECKS < <(tr -d '\r' <"$LOG" | grep -E '^check [^ ]+: FAIL' || true)
+((${#BAD_CHECKS[@]} == 0)) || FAILS+=("${BAD_CHECKS[@]}")
+NCHECKS=$(tr -d '\r' <"$LOG" | grep -cE '^check [^ ]+: (ok|FAIL)' || true)
+
+if ((${#FAILS[@]} == 0)); then
+    say "PASS: $NCHECKS checks ok; log $(rel "$LOG"), milestones $(rel "$MS_FILE")"
+    exit 0
+fi
+say "FAIL:"
+for f in "${FAILS[@]}"; do say "  $f"; done
+say "last lines of the serial log ($(rel "$LOG")):"
+tail -n 30 "$LOG" | sed 's/^/    /' >&2
+exit 1

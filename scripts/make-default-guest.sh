@@ -1,0 +1,483 @@
+#!/usr/bin/env bash
+# make-default-guest.sh - builds the default Linux guest from Debian packages only:
+# Debian's cloud kernel (as a bzImage and as the PVH-bootable ELF vmlinux inside it)
+# and a busybox initramfs that loads the virtio modules, runs the checks and powers off.
+#
+# Usage: scripts/make-default-guest.sh [--refresh] [--kernel-deb FILE] [--checks-dir DIR] [-q]
+# Run with --help for details. Output (cached; rebuilt only when an input changed):
+#   build/default-guest/vmlinuz            the kernel package's bzImage
+#   build/default-guest/vmlinux            ELF extracted from it, with the Xen PVH entry note
+#   build/default-guest/initramfs.cpio.gz  busybox + virtio modules + /init (cpio newc, gzip)
+#   build/default-guest/{release,package,config,modules.load,pvh-entry}
+#   build/default-guest/deb/*.deb          the downloaded kernel package
+#
+# Needs (Debian packages): apt, dpkg, busybox-static, coreutils, findutils, grep, gzip,
+# util-linux (flock), and the decompressor of the kernel's payload: lz4 (Debian's cloud
+# kernel), xz-utils, zstd or bzip2 for other kernels.
+set -euo pipefail
+shopt -s extglob
+
+PROG=make-default-guest
+SCRIPT_PATH=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)/$(basename -- "${BASH_SOURCE[0]}")
+ROOT=$(cd -- "$(dirname -- "$SCRIPT_PATH")/.." && pwd -P)
+OUT=$ROOT/build/default-guest
+NESTED_KERNEL_DIR=$ROOT/build/nested/kernel
+KERNEL_META_PKG=${DEFAULT_GUEST_KERNEL_META:-linux-image-cloud-amd64}
+BUSYBOX=${DEFAULT_GUEST_BUSYBOX:-/bin/busybox}
+CHECKS_DIR=${DEFAULT_GUEST_CHECKS_DIR:-$ROOT/tests/linux/checks.d}
+
+# Modules the initramfs loads (with their dependencies from modules.dep, in order).
+# A module the kernel has built in is skipped.
+WANT_MODULES=(virtio_ring virtio virtio_mmio virtio_pci_legacy_dev virtio_pci_modern_dev
+    virtio_pci virtio_blk virtio-rng)
+
+say() { ((QUIET)) || printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+usage_error() { printf '%s: %s\n%s: run %s --help for usage\n' "$PROG" "$*" "$PROG" "$0" >&2; exit 2; }
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/make-default-guest.sh [OPTIONS]
+
+Builds the default Linux guest under build/default-guest/ from Debian packages:
+the kernel package that linux-image-cloud-amd64 depends on (apt-get download),
+its bzImage (vmlinuz), the ELF vmlinux extracted from it (PVH entry checked) and
+an initramfs (initramfs.cpio.gz) with busybox-static, the virtio modules and an
+/init that prints "VMM-GUEST: init started", loads the modules, runs every
+executable of /etc/vmm-checks.d/ (copied from tests/linux/checks.d/; each prints
+"check <name>: ok|FAIL ..."), prints "VMM-GUEST: done" and powers off (ACPI S5).
+Nothing is rebuilt when the outputs are up to date.
+
+Options:
+  --refresh          resolve and download the kernel package again
+  --kernel-deb FILE  use this linux-image .deb instead of downloading one
+  --checks-dir DIR   directory of check programs (default tests/linux/checks.d)
+  -q, --quiet        print only errors
+  -h, --help         this text
+
+Environment: DEFAULT_GUEST_KERNEL_DEB=FILE (as --kernel-deb; NESTED_KVM_KERNEL_DEB
+is honoured too), DEFAULT_GUEST_KERNEL_META (default linux-image-cloud-amd64),
+DEFAULT_GUEST_BUSYBOX (default /bin/busybox), DEFAULT_GUEST_CHECKS_DIR (as --checks-dir).
+Exit status: 0 built or up to date; 1 failure; 2 usage error.
+EOF
+}
+
+# ---------------------------------------------------------------- arguments
+REFRESH=0
+QUIET=0
+KERNEL_DEB=${DEFAULT_GUEST_KERNEL_DEB:-${NESTED_KVM_KERNEL_DEB:-}}
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --refresh) REFRESH=1; shift ;;
+        --kernel-deb) [[ $# -ge 2 ]] || usage_error "--kernel-deb needs a file"; KERNEL_DEB=$2; shift 2 ;;
+        --kernel-deb=*) KERNEL_DEB=${1#*=}; shift ;;
+        --checks-dir) [[ $# -ge 2 ]] || usage_error "--checks-dir needs a directory"; CHECKS_DIR=$2; shift 2 ;;
+        --checks-dir=*) CHECKS_DIR=${1#*=}; shift ;;
+        -q|--quiet) QUIET=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage_error "unknown argument '$1'" ;;
+    esac
+done
+if [[ -n $KERNEL_DEB ]]; then
+    [[ -f $KERNEL_DEB ]] || die "kernel package '$KERNEL_DEB' does not exist"
+    KERNEL_DEB=$(realpath -e -- "$KERNEL_DEB")
+fi
+if [[ -e $CHECKS_DIR ]]; then
+    [[ -d $CHECKS_DIR ]] || die "checks directory '$CHECKS_DIR' is not a directory"
+    CHECKS_DIR=$(realpath -e -- "$CHECKS_DIR")
+fi
+
+# ---------------------------------------------------------------- prerequisites
+[[ -x $BUSYBOX ]] || die "$BUSYBOX not found: install the Debian package busybox-static"
+if ldd "$BUSYBOX" >/dev/null 2>&1; then
+    die "$BUSYBOX is dynamically linked: install the Debian package busybox-static"
+fi
+for tool in dpkg-deb gzip flock od sha256sum find sort; do
+    command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (needed by $PROG)"
+done
+
+mkdir -p "$OUT/deb" || die "cannot create $OUT"
+exec 9>"$OUT/.lock"
+flock -w 900 9 || die "timed out waiting for another $PROG run (lock $OUT/.lock)"
+
+TMP=""
+cleanup() { [[ -z $TMP ]] || rm -rf -- "$TMP"; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# ---------------------------------------------------------------- the kernel package
+resolve_kernel_pkg() { # prints e.g. linux-image-6.1.0-56-cloud-amd64
+    apt-cache depends "$KERNEL_META_PKG" 2>/dev/null |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }' || true
+}
+
+# Chooses the .deb to build from, downloading it when needed; prints its path.
+obtain_kernel_deb() {
+    if [[ -n $KERNEL_DEB ]]; then
+        printf '%s\n' "$KERNEL_DEB"
+        return 0
+    fi
+    local cached
+    cached=$(find "$OUT/deb" -maxdepth 1 -name 'linux-image-*.deb' -print 2>/dev/null | LC_ALL=C sort | tail -n1)
+    if ((REFRESH == 0)) && [[ -n $cached ]]; then
+        printf '%s\n' "$cached"
+        return 0
+    fi
+    # scripts/nested-kvm.sh records the package it used; reuse that very file when it is
+    # still around (it keeps only the unpacked kernel, so usually only apt's cache has it).
+    if ((REFRESH == 0)) && [[ -f $NESTED_KERNEL_DIR/package ]]; then
+        local name d
+        name=$(head -n1 "$NESTED_KERNEL_DIR/package")
+        if [[ $name =~ ^linux-image-[A-Za-z0-9.+~%_-]+\.deb$ ]]; then
+            for d in "$NESTED_KERNEL_DIR" "$ROOT/build/nested" /var/cache/apt/archives; do
+                if [[ -f $d/$name ]] && dpkg-deb --info "$d/$name" >/dev/null 2>&1; then
+                    say "reusing $name from ${d#"$ROOT"/}"
+                    cp -- "$d/$name" "$OUT/deb/$name.tmp" && mv -f -- "$OUT/deb/$name.tmp" "$OUT/deb/$name"
+                    printf '%s\n' "$OUT/deb/$name"
+                    return 0
+                fi
+            done
+        fi
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: cannot fetch the Debian kernel (use --kernel-deb)"
+    local pkg
+    pkg=$(resolve_kernel_pkg)
+    if [[ -z $pkg && $(id -u) -eq 0 ]]; then
+        say "'$KERNEL_META_PKG' unknown to apt; running apt-get update"
+        apt-get update -qq >&2 || die "apt-get update failed"
+        pkg=$(resolve_kernel_pkg)
+    fi
+    if [[ -z $pkg ]]; then
+        [[ -n $cached ]] && { say "cannot resolve $KERNEL_META_PKG; keeping ${cached##*/}"; printf '%s\n' "$cached"; return 0; }
+        die "cannot resolve '$KERNEL_META_PKG' to a kernel package (run apt-get update, or use --kernel-deb)"
+    fi
+    local dl
+    dl=$(mktemp -d "$OUT/deb/dl.XXXXXX")
+    say "downloading Debian package $pkg"
+    if ! (cd "$dl" && apt-get download -q "$pkg") >"$dl/log" 2>&1; then
+        cat "$dl/log" >&2
+        rm -rf -- "$dl"
+        die "apt-get download $pkg failed"
+    fi
+    local deb
+    deb=$(find "$dl" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
+    [[ -n $deb ]] || { rm -rf -- "$dl"; die "apt-get download $pkg produced no .deb"; }
+    # Keep only the newest package in the cache.
+    find "$OUT/deb" -maxdepth 1 -name 'linux-image-*.deb' -delete
+    mv -f -- "$deb" "$OUT/deb/"
+    rm -rf -- "$dl"
+    printf '%s\n' "$OUT/deb/${deb##*/}"
+}
+
+# ---------------------------------------------------------------- binary helpers
+# u LEN OFFSET FILE: little-endian unsigned integer (LEN 1, 2, 4 or 8 bytes) at OFFSET.
+u() { od -An -tu"$1" -j "$2" -N "$1" -- "$3" | tr -d ' \n'; }
+hexbytes() { od -An -tx1 -j "$1" -N "$2" -- "$3" | tr -d ' \n'; }
+
+# Format of compressed data by its magic number; prints the decompression command.
+decompressor_for() { # decompressor_for HEXBYTES
+    case $1 in
+        02214c18*) echo "lz4 -dc" ;;
+        fd377a585a00*) echo "xz -dc" ;;
+        28b52ffd*) echo "zstd -dcq" ;;
+        1f8b08*) echo "gzip -dc" ;;
+        425a68*) echo "bzip2 -dc" ;;
+        5d0000*) echo "xz -dc --format=lzma" ;;
+        *) return 1 ;;
+    esac
+}
+package_of() { # the Debian package of a decompression tool
+    case $1 in
+        lz4) echo lz4 ;; xz) echo xz-utils ;; zstd) echo zstd ;; gzip) echo gzip ;; bzip2) echo bzip2 ;;
+    esac
+}
+need_tool() {
+    command -v "$1" >/dev/null 2>&1 ||
+        die "the kernel payload needs '$1' to decompress: install the Debian package $(package_of "$1")"
+}
+
+# hexdump OFFSET LEN FILE: the bytes as one lowercase hex string (one od for a whole range:
+# od is slow to seek far into a big file, so parse in bash rather than call od per field).
+hexdump() { od -An -v -tx1 -j "$1" -N "$2" -- "$3" | tr -d ' \n'; }
+# le HEX BYTEOFFSET LEN: little-endian unsigned value (up to 8 bytes) inside a hex string,
+# printed in hex without leading zeros.
+le() {
+    local h=$1 o=$2 n=$3 v="" i
+    for ((i = n - 1; i >= 0; i--)); do v+=${h:$(((o + i) * 2)):2}; done
+    v=${v##+(0)}
+    printf '0x%s\n' "${v:-0}"
+}
+
+# Prints the entry address (hex) of the XEN_ELFNOTE_PHYS32_ENTRY note (type 18, owner
+# "Xen") of a 64-bit little-endian ELF, or fails.
+pvh_entry() {
+    local f=$1 eh ph note
+    eh=$(hexdump 0 64 "$f")
+    [[ ${eh:0:12} == 7f454c460201 ]] || return 1 # ELF, 64-bit, little-endian
+    local phoff phentsize phnum i off size p namesz descsz type
+    phoff=$(($(le "$eh" 32 8)))
+    phentsize=$(($(le "$eh" 54 2)))
+    phnum=$(($(le "$eh" 56 2)))
+    ((phentsize >= 56 && phnum > 0 && phnum < 256)) || return 1
+    ph=$(hexdump "$phoff" $((phentsize * phnum)) "$f")
+    for ((i = 0; i < phnum; i++)); do
+        [[ $(le "$ph" $((i * phentsize)) 4) == 0x4 ]] || continue # PT_NOTE
+        off=$(($(le "$ph" $((i * phentsize + 8)) 8)))
+        size=$(($(le "$ph" $((i * phentsize + 32)) 8)))
+        ((size > 0 && size < 65536)) || continue
+        note=$(hexdump "$off" "$size" "$f")
+        p=0
+        while ((p + 12 <= size)); do
+            namesz=$(($(le "$note" "$p" 4)))
+            descsz=$(($(le "$note" $((p + 4)) 4)))
+            type=$(($(le "$note" $((p + 8)) 4)))
+            if [[ ${note:$(((p + 12) * 2)):$((namesz * 2))} == 58656e00 && $type == 18 ]] &&
+                ((descsz == 4 || descsz == 8)); then
+                le "$note" $((p + 12 + ((namesz + 3) & ~3))) "$descsz"
+                return 0
+            fi
+            p=$((p + 12 + ((namesz + 3) & ~3) + ((descsz + 3) & ~3)))
+        done
+    done
+    return 1
+}
+
+# Extracts the ELF kernel from a bzImage: first at the payload the setup header points to
+# (boot protocol 2.08+), else at every offset where a known compression magic appears.
+extract_vmlinux() { # extract_vmlinux BZIMAGE OUT
+    local img=$1 out=$2 magic cmd
+    [[ $(hexbytes 514 4 "$img") == 48647253 ]] || die "$(basename -- "$img") is not a bzImage (no HdrS header)"
+    local version setup_sects poff plen
+    version=$(u 2 518 "$img")
+    if ((version >= 0x208)); then
+        setup_sects=$(u 1 497 "$img")
+        ((setup_sects == 0)) && setup_sects=4
+        poff=$(((setup_sects + 1) * 512 + $(u 4 584 "$img")))
+        plen=$(u 4 588 "$img")
+        magic=$(hexbytes "$poff" 8 "$img")
+        if cmd=$(decompressor_for "$magic"); then
+            need_tool "${cmd%% *}"
+            say "payload: ${cmd%% *} at offset $poff, $plen bytes"
+            # The build appends the uncompressed size (le32) to the stream, which some tools
+            # (lz4) then reject with a bare exit status 1: judge by the output instead.
+            dd if="$img" bs=1M iflag=skip_bytes,count_bytes skip="$poff" count="$plen" status=none |
+                $cmd >"$out" 2>"$out.err" || true
+            local want got
+            want=$(u 4 $((poff + plen - 4)) "$img")
+            got=$(stat -c %s -- "$out")
+            if ((got != want)); then
+                say "payload at the header's offset decompressed to $got bytes, not $want: $(head -c 300 "$out.err")"
+            elif pvh_entry "$out" >/dev/null; then
+                rm -f -- "$out.err"
+                return 0
+            else
+                say "payload at the header's offset is not an ELF with a PVH entry note"
+            fi
+        fi
+    fi
+    # Fallback (as the kernel's scripts/extract-vmlinux does): try each magic found.
+    local pat o
+    for pat in '\x02\x21\x4c\x18' '\xfd\x37\x7a\x58\x5a\x00' '\x28\xb5\x2f\xfd' '\x1f\x8b\x08' '\x42\x5a\x68'; do
+        while IFS=: read -r o _; do
+            [[ -n $o ]] || continue
+            cmd=$(decompressor_for "$(hexbytes "$o" 8 "$img")") || continue
+            command -v "${cmd%% *}" >/dev/null 2>&1 || continue
+            # Trailing bytes after the stream make some tools complain: judge by the result.
+            tail -c +$((o + 1)) -- "$img" | $cmd >"$out" 2>/dev/null || true
+            if pvh_entry "$out" >/dev/null; then
+                say "payload: ${cmd%% *} at offset $o (found by its magic)"
+                rm -f -- "$out.err"
+                return 0
+            fi
+        done < <(LC_ALL=C grep -obUaP "$pat" -- "$img" 2>/dev/null | head -n 20 || true)
+    done
+    rm -f -- "$out" "$out.err"
+    die "no compressed ELF kernel with a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) found in $(basename -- "$img")"
+}
+
+# ---------------------------------------------------------------- stamp
+DEB=$(obtain_kernel_deb)
+dpkg-deb --info "$DEB" >/dev/null 2>&1 || die "'$DEB' is not a valid .deb"
+checks_hash=none
+if [[ -d $CHECKS_DIR ]]; then
+    checks_hash=$(cd "$CHECKS_DIR" && find . -type f -print0 | LC_ALL=C sort -z |
+        xargs -0r sh -c 'for f; do printf "%s %s\n" "$f" "$(stat -c %a "$f")"; cat -- "$f"; done' sh |
+        sha256sum | cut -d' ' -f1)
+fi
+STAMP="deb=$(basename -- "$DEB") $(stat -L -c '%s %Y' -- "$DEB")
+script=$(sha256sum <"$SCRIPT_PATH" | cut -d' ' -f1)
+busybox=$(stat -L -c '%s %Y %i' -- "$BUSYBOX")
+checks=$CHECKS_DIR $checks_hash"
+OUTPUTS=(vmlinuz vmlinux initramfs.cpio.gz release package pvh-entry modules.load)
+
+up_to_date() {
+    [[ -f $OUT/.stamp && "$(cat "$OUT/.stamp")" == "$STAMP" ]] || return 1
+    local f
+    for f in "${OUTPUTS[@]}"; do [[ -s $OUT/$f ]] || return 1; done
+}
+print_result() {
+    say "kernel $(cat "$OUT/release") ($(cat "$OUT/package")), PVH entry $(cat "$OUT/pvh-entry")"
+    say "  ${OUT#"$ROOT"/}/vmlinuz (bzImage), ${OUT#"$ROOT"/}/vmlinux (PVH ELF)"
+    say "  ${OUT#"$ROOT"/}/initramfs.cpio.gz ($(($(stat -c %s "$OUT/initramfs.cpio.gz") / 1024)) KiB); modules: $(cut -d' ' -f1 "$OUT/modules.load" | tr '\n' ' ')"
+}
+if up_to_date; then
+    say "up to date"
+    print_result
+    exit 0
+fi
+
+# ---------------------------------------------------------------- build
+TMP=$(mktemp -d "$OUT/build.XXXXXX")
+say "unpacking $(basename -- "$DEB")"
+dpkg-deb -x "$DEB" "$TMP/x" || die "cannot unpack $DEB"
+vmlinuz=$(find "$TMP/x/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit 2>/dev/null || true)
+[[ -n $vmlinuz ]] || die "no /boot/vmlinuz-* in $(basename -- "$DEB")"
+RELEASE=${vmlinuz##*/vmlinuz-}
+MODDIR=$TMP/x/lib/modules/$RELEASE
+[[ -d $MODDIR ]] || MODDIR=$TMP/x/usr/lib/modules/$RELEASE
+[[ -d $MODDIR ]] || die "no modules directory for $RELEASE in $(basename -- "$DEB")"
+mkdir -p "$TMP/out"
+cp -- "$vmlinuz" "$TMP/out/vmlinuz"
+[[ -f $TMP/x/boot/config-$RELEASE ]] && cp -- "$TMP/x/boot/config-$RELEASE" "$TMP/out/config"
+printf '%s\n' "$RELEASE" >"$TMP/out/release"
+basename -- "$DEB" >"$TMP/out/package"
+
+say "extracting vmlinux"
+extract_vmlinux "$TMP/out/vmlinuz" "$TMP/out/vmlinux"
+pvh_entry "$TMP/out/vmlinux" >"$TMP/out/pvh-entry"
+
+# Modules: Debian's package has no modules.dep (depmod runs at install time), so make one
+# with busybox's depmod; it lists each module's dependencies, transitively.
+MODBASE=${MODDIR%/lib/modules/"$RELEASE"}
+"$BUSYBOX" depmod -b "$MODBASE" "$RELEASE" 2>/dev/null || true
+if [[ ! -s $MODDIR/modules.dep ]] && command -v depmod >/dev/null 2>&1; then
+    depmod -b "$MODBASE" "$RELEASE" || true
+fi
+[[ -s $MODDIR/modules.dep ]] || die "could not generate modules.dep for $RELEASE"
+# dep_line NAME: the modules.dep line of a module (names compare with '-' as '_').
+dep_line() {
+    awk -v n="$1" '{ m = $1; sub(/:$/, "", m); sub(/.*\//, "", m); sub(/\.ko.*/, "", m);
+                     gsub(/-/, "_", m); if (m == n) { print; exit } }' "$MODDIR/modules.dep"
+}
+is_builtin() {
+    local n=$1
+    [[ -f $MODDIR/modules.builtin ]] || return 1
+    sed 's#.*/##; s#\.ko.*##; s#-#_#g' "$MODDIR/modules.builtin" | grep -qx -- "$n"
+}
+declare -A SEEN=() PATHOF=()
+ORDER=()
+resolve() { # depth first, dependencies first
+    local n=${1//-/_} d dn line
+    [[ -n ${SEEN[$n]:-} ]] && return 0
+    SEEN[$n]=1
+    line=$(dep_line "$n")
+    if [[ -z $line ]]; then
+        is_builtin "$n" && { say "module $n is built into the kernel"; return 0; }
+        die "module $1 is neither in $(basename -- "$DEB") nor built in"
+    fi
+    PATHOF[$n]=${line%%:*}
+    for d in ${line#*:}; do
+        dn=${d##*/}
+        dn=${dn%%.ko*}
+        resolve "$dn"
+    done
+    ORDER+=("$n")
+}
+for w in "${WANT_MODULES[@]}"; do resolve "$w"; done
+
+R=$TMP/root
+mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc/vmm-checks.d,lib/modules/"$RELEASE"}
+: >"$TMP/out/modules.load"
+for n in "${ORDER[@]+"${ORDER[@]}"}"; do
+    p=${PATHOF[$n]}
+    [[ $p == *.ko ]] || die "compressed module $p is not supported (busybox insmod)"
+    mkdir -p "$R/lib/modules/$RELEASE/$(dirname -- "$p")"
+    cp -- "$MODDIR/$p" "$R/lib/modules/$RELEASE/$p"
+    printf '%s %s\n' "$n" "$p" >>"$TMP/out/modules.load"
+    grep -- "^$p:" "$MODDIR/modules.dep" >>"$R/lib/modules/$RELEASE/modules.dep"
+done
+cp -- "$TMP/out/modules.load" "$R/etc/vmm-modules.load"
+cp -- "$MODDIR/modules.builtin" "$R/lib/modules/$RELEASE/" 2>/dev/null || true
+: >>"$R/lib/modules/$RELEASE/modules.dep"
+
+# busybox and its applets as symlinks, made here rather than by --install at boot: every
+# guest kernel instruction counts on slow hosts.
+cp -- "$BUSYBOX" "$R/bin/busybox"
+mapfile -t APPLETS < <("$BUSYBOX" --list-full)
+declare -A APPLET_DIRS=()
+for applet in "${APPLETS[@]}"; do [[ $applet == */* ]] && APPLET_DIRS[${applet%/*}]=1; done
+((${#APPLET_DIRS[@]} == 0)) || (cd "$R" && mkdir -p -- "${!APPLET_DIRS[@]}")
+for applet in "${APPLETS[@]}"; do
+    [[ -n $applet && $applet != bin/busybox && $applet != /* && $applet != *..* ]] || continue
+    [[ -e $R/$applet || -L $R/$applet ]] || ln -s /bin/busybox "$R/$applet"
+done
+[[ -L $R/bin/sh ]] || ln -s busybox "$R/bin/sh"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
+printf 'root:x:0:\n' >"$R/etc/group"
+
+if [[ -d $CHECKS_DIR ]]; then
+    while IFS= read -r -d '' f; do
+        [[ -x $f ]] || { say "note: ${f#"$ROOT"/} is not executable; /init will skip it"; }
+        cp -p -- "$f" "$R/etc/vmm-checks.d/"
+    done < <(find "$CHECKS_DIR" -maxdepth 1 -type f -print0)
+fi
+
+cat >"$R/init" <<'EOF'
+#!/bin/sh
+# /init of the default Linux guest (generated by scripts/make-default-guest.sh).
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=dumb
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "VMM-GUEST: init started"
+
+# The virtio modules, dependencies first (list made from modules.dep at build time).
+failed=""
+loaded=0
+while read -r name path; do
+    [ -n "$name" ] || continue
+    if [ -d "/sys/module/$name" ]; then continue; fi
+    if err=$(insmod "/lib/modules/$(uname -r)/$path" 2>&1); then
+        loaded=$((loaded + 1))
+    else
+        failed="$failed $name($err)"
+    fi
+done </etc/vmm-modules.load
+if [ -z "$failed" ]; then
+    echo "check modules: ok ($loaded loaded)"
+else
+    echo "check modules: FAIL insmod failed:$failed"
+fi
+
+ran=0
+bad=0
+for c in /etc/vmm-checks.d/*; do
+    [ -f "$c" ] && [ -x "$c" ] || continue
+    ran=$((ran + 1))
+    timeout 120 "$c" </dev/null
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        bad=$((bad + 1))
+        echo "check ${c##*/}: FAIL exit status $rc"
+    fi
+done
+echo "VMM-GUEST: $ran checks run, $bad exited non-zero"
+echo "VMM-GUEST: done"
+poweroff -f
+echo "VMM-GUEST: poweroff -f returned"
+sleep 5
+exit 1
+EOF
+chmod 755 "$R/init"
+
+say "building initramfs.cpio.gz"
+(cd "$R" && find . -mindepth 1 | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) |
+    gzip -9 -n >"$TMP/out/initramfs.cpio.gz" || die "cannot build the initramfs"
+[[ $(hexbytes 0 2 "$TMP/out/initramfs.cpio.gz") == 1f8b ]] || die "initramfs is not gzip"
+
+# Install: stamp last, so an interrupted run rebuilds next time.
+rm -f -- "$OUT/.stamp"
+for f in "$TMP"/out/*; do mv -f -- "$f" "$OUT/"; done
+printf '%s\n' "$STAMP" >"$OUT/.stamp"
+print_result
