@@ -464,6 +464,9 @@ for c in /etc/vmm-checks.d/*; do
 done
 echo "VMM-GUEST: $ran checks run, $bad exited non-zero"
 echo "VMM-GUEST: done"
+# Our output may still sit in the serial driver's buffer, and poweroff -f does not wait for
+# it: setting the console's (unchanged) attributes waits until it is sent (TCSADRAIN).
+stty -F /dev/console "$(stty -F /dev/console -g)" 2>/dev/null
 poweroff -f
 echo "VMM-GUEST: poweroff -f returned"
 sleep 5
