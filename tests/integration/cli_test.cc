@@ -137,5 +137,27 @@ TEST(VmmCli, DryRunPrintsThePlanFromJsonWithFlagOverrides) {
   EXPECT_NE(r.out.find("boot protocol: pvh"), std::string::npos) << r.out;
 }
 
+TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
+  ProcessResult on = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "on",
+                             "--dry-run"});
+  EXPECT_EQ(on.exit_code, 0) << on.err;
+  EXPECT_NE(on.out.find("command line: \"quiet nopti noxsave clearcpuid=ssse3,popcnt,smap\""),
+            std::string::npos) << on.out;
+  EXPECT_NE(on.out.find("kvm_pvm compatibility: on (--kvm-compat on)"), std::string::npos)
+      << on.out;
+  EXPECT_NE(on.out.find("\"kvm-compat\": \"on\""), std::string::npos) << on.out;
+
+  ProcessResult off = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "off",
+                              "--dry-run"});
+  EXPECT_EQ(off.exit_code, 0) << off.err;
+  EXPECT_NE(off.out.find("command line: \"quiet\"\n"), std::string::npos) << off.out;
+  EXPECT_NE(off.out.find("kvm_pvm compatibility: off (--kvm-compat off)"), std::string::npos)
+      << off.out;
+
+  ProcessResult bad = RunVmm({"--kernel", Kernel(), "--kvm-compat", "maybe", "--dry-run"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("not one of auto, on, off"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace vmm::testing

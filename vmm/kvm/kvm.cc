@@ -22,6 +22,8 @@ Error KvmError(const std::string& what) { return Error(ErrorKind::kKvm, what, er
 
 bool PathExists(const char* path) { return access(path, F_OK) == 0; }
 
+}  // namespace
+
 KvmFlavor DetectFlavor() {
   // kvm_pvm registers as a module of its own; on VMX/SVM hosts kvm_intel or kvm_amd is loaded.
   if (PathExists("/sys/module/kvm_pvm") && !PathExists("/sys/module/kvm_intel") &&
@@ -30,8 +32,6 @@ KvmFlavor DetectFlavor() {
   }
   return KvmFlavor::kHardware;
 }
-
-}  // namespace
 
 const char* FlavorName(KvmFlavor flavor) {
   return flavor == KvmFlavor::kPvm ? "kvm_pvm" : "hardware";
@@ -163,6 +163,23 @@ Result<void> KvmVm::SetIrqLine(uint32_t gsi, bool level) {
   return Ok();
 }
 
+Result<void> KvmVm::EnableCap(uint32_t cap, uint64_t arg0) {
+  kvm_enable_cap c{};
+  c.cap = cap;
+  c.args[0] = arg0;
+  if (ioctl(fd_.get(), KVM_ENABLE_CAP, &c) < 0) {
+    return KvmError("KVM_ENABLE_CAP " + std::to_string(cap));
+  }
+  return Ok();
+}
+
+Result<void> KvmVm::SetMsrFilter(const kvm_msr_filter& filter) {
+  if (ioctl(fd_.get(), KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+    return KvmError("KVM_X86_SET_MSR_FILTER");
+  }
+  return Ok();
+}
+
 Result<KvmVcpu> KvmVm::CreateVcpu(uint32_t id, size_t mmap_size) {
   UniqueFd fd(ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
   if (!fd.valid()) return KvmError("KVM_CREATE_VCPU " + std::to_string(id));
@@ -199,7 +216,12 @@ Result<kvm_regs> KvmVcpu::GetRegs() const { VCPU_GET(kvm_regs, KVM_GET_REGS); }
 Result<void> KvmVcpu::SetRegs(const kvm_regs& regs) { VCPU_SET(KVM_SET_REGS, &regs); }
 Result<kvm_sregs> KvmVcpu::GetSregs() const { VCPU_GET(kvm_sregs, KVM_GET_SREGS); }
 Result<void> KvmVcpu::SetSregs(const kvm_sregs& sregs) { VCPU_SET(KVM_SET_SREGS, &sregs); }
+Result<kvm_fpu> KvmVcpu::GetFpu() const { VCPU_GET(kvm_fpu, KVM_GET_FPU); }
 Result<void> KvmVcpu::SetFpu(const kvm_fpu& fpu) { VCPU_SET(KVM_SET_FPU, &fpu); }
+Result<kvm_vcpu_events> KvmVcpu::GetVcpuEvents() const {
+  VCPU_GET(kvm_vcpu_events, KVM_GET_VCPU_EVENTS);
+}
+Result<void> KvmVcpu::SetVcpuEvents(const kvm_vcpu_events& e) { VCPU_SET(KVM_SET_VCPU_EVENTS, &e); }
 Result<kvm_lapic_state> KvmVcpu::GetLapic() const { VCPU_GET(kvm_lapic_state, KVM_GET_LAPIC); }
 Result<void> KvmVcpu::SetLapic(const kvm_lapic_state& s) { VCPU_SET(KVM_SET_LAPIC, &s); }
 

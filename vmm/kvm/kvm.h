@@ -23,6 +23,8 @@ namespace vmm::kvm {
 // VMX/SVM) needs guest-visible workarounds; see DESIGN.md section 6.
 enum class KvmFlavor { kHardware, kPvm };
 const char* FlavorName(KvmFlavor flavor);
+// From /sys/module, without opening /dev/kvm (what Kvm::Open records too).
+KvmFlavor DetectFlavor();
 
 class KvmVm;
 
@@ -58,6 +60,10 @@ class KvmVm {
   Result<void> SetUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size,
                                    void* host_addr);
   Result<void> SetIrqLine(uint32_t gsi, bool level);
+  // KVM_ENABLE_CAP on the VM with args[0] = arg0.
+  Result<void> EnableCap(uint32_t cap, uint64_t arg0);
+  // KVM_X86_SET_MSR_FILTER (Linux 5.10).
+  Result<void> SetMsrFilter(const kvm_msr_filter& filter);
   Result<KvmVcpu> CreateVcpu(uint32_t id, size_t mmap_size);
 
  private:
@@ -86,7 +92,10 @@ class KvmVcpu {
   Result<void> SetSregs(const kvm_sregs& sregs);
   Result<void> SetCpuid(const std::vector<kvm_cpuid_entry2>& entries);
   Result<void> SetMsrs(const std::vector<kvm_msr_entry>& msrs);
+  Result<kvm_fpu> GetFpu() const;
   Result<void> SetFpu(const kvm_fpu& fpu);
+  Result<kvm_vcpu_events> GetVcpuEvents() const;
+  Result<void> SetVcpuEvents(const kvm_vcpu_events& events);
   Result<kvm_lapic_state> GetLapic() const;
   Result<void> SetLapic(const kvm_lapic_state& state);
 

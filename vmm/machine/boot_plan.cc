@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/compat/kvm_pvm/pvm_compat.h"
 #include "vmm/boot/boot_params.h"
 
 namespace vmm {
@@ -53,7 +54,7 @@ Result<std::vector<uint8_t>> ReadFileLimited(const std::string& path, uint64_t m
   return bytes;
 }
 
-Result<BootPlan> PlanBoot(const VmConfig& cfg) {
+Result<BootPlan> PlanBoot(const VmConfig& cfg, kvm::KvmFlavor flavor) {
   BootPlan plan;
   ASSIGN_OR_RETURN(plan.kernel_bytes, ReadFileLimited(cfg.kernel, kMaxKernelBytes, "kernel"));
   auto image = boot::ParseKernelImage(plan.kernel_bytes);
@@ -73,12 +74,20 @@ Result<BootPlan> PlanBoot(const VmConfig& cfg) {
                            Hex(low_end) + ": give the VM more --memory");
   }
 
-  if (cfg.cmdline.size() > img.cmdline_max) {
-    return InvalidArgument("--cmdline: " + std::to_string(cfg.cmdline.size()) +
-                           " bytes is longer than the kernel accepts (" +
+  plan.kvm_compat = compat::pvm::Active(cfg.kvm_compat, flavor);
+  if (cfg.kvm_compat != KvmCompat::kAuto) {
+    plan.kvm_compat_why = std::string("--kvm-compat ") + KvmCompatName(cfg.kvm_compat);
+  } else {
+    plan.kvm_compat_why = std::string("--kvm-compat auto, the host's KVM is ") +
+                          kvm::FlavorName(flavor);
+  }
+  plan.cmdline = plan.kvm_compat ? compat::pvm::WithKernelParameters(cfg.cmdline) : cfg.cmdline;
+  if (plan.cmdline.size() > img.cmdline_max) {
+    return InvalidArgument("--cmdline: " + std::to_string(plan.cmdline.size()) + " bytes" +
+                           (plan.kvm_compat ? " with the kvm_pvm compatibility parameters" : "") +
+                           " is longer than the kernel accepts (" +
                            std::to_string(img.cmdline_max) + ")");
   }
-  plan.cmdline = cfg.cmdline;
 
   if (!cfg.initramfs.empty()) {
     ASSIGN_OR_RETURN(plan.initrd_bytes, ReadFileLimited(cfg.initramfs, cfg.memory, "initramfs"));
@@ -136,6 +145,11 @@ std::string DescribeBootPlan(const BootPlan& plan) {
          " bytes)\n";
   }
   s += "command line: \"" + plan.cmdline + "\"\n";
+  s += "kvm_pvm compatibility: " + std::string(plan.kvm_compat ? "on" : "off") + " (" +
+       plan.kvm_compat_why + ")";
+  s += plan.kvm_compat ? ", adds \"" + std::string(compat::pvm::kKernelParameters) +
+                             "\" to the command line\n"
+                       : "\n";
   s += "memory map:\n";
   for (const x86::E820Entry& e : plan.memory_map) {
     s += "  " + Hex(e.addr) + ".." + Hex(e.addr + e.size) +

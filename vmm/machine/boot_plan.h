@@ -3,7 +3,7 @@
 // Bad input is reported here with ErrorKind::kInvalidArgument, so `vmm run --dry-run` and
 // the exit-code tests need no /dev/kvm.
 //
-//   ASSIGN_OR_RETURN(BootPlan plan, PlanBoot(cfg));
+//   ASSIGN_OR_RETURN(BootPlan plan, PlanBoot(cfg, kvm::DetectFlavor()));
 //   RETURN_IF_ERROR(LoadBootPlan(plan, mem, acpi_rsdp_gpa));   // writes guest memory
 #pragma once
 
@@ -13,6 +13,7 @@
 
 #include "vmm/arch/x86_64/e820.h"
 #include "vmm/boot/kernel_image.h"
+#include "vmm/kvm/kvm.h"
 #include "vmm/manager/config.h"
 #include "vmm/memory/guest_memory.h"
 
@@ -26,13 +27,18 @@ struct BootPlan {
   std::string cmdline;
   std::vector<x86::E820Entry> memory_map;
   uint64_t boot_data_gpa = 0;  // start_info or zero page
+  // The kvm_pvm compatibility module runs (vmm/compat/kvm_pvm): its kernel parameters are
+  // already in `cmdline`.
+  bool kvm_compat = false;
+  std::string kvm_compat_why;  // "forced by --kvm-compat on", "the host's KVM is kvm_pvm", ...
 };
 
 // Reads a regular file of at most `max_bytes`; errors name `what` and the path.
 Result<std::vector<uint8_t>> ReadFileLimited(const std::string& path, uint64_t max_bytes,
                                              const std::string& what);
 
-Result<BootPlan> PlanBoot(const VmConfig& cfg);
+// `flavor`: the host's KVM as kvm::DetectFlavor() sees it, for --kvm-compat auto.
+Result<BootPlan> PlanBoot(const VmConfig& cfg, kvm::KvmFlavor flavor);
 
 // Copies the kernel, initrd, command line and boot data (start_info or zero page) into guest
 // memory. ACPI tables are written by the caller; their RSDP address is passed in.

@@ -14,6 +14,7 @@
 #include "vmm/acpi/tables.h"
 #include "vmm/arch/x86_64/cpu_setup.h"
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/compat/kvm_pvm/pvm_compat.h"
 #include "vmm/devices/acpi_pm/acpi_pm.h"
 #include "vmm/devices/i8042/i8042.h"
 #include "vmm/devices/io_bus.h"
@@ -74,6 +75,10 @@ struct Machine::Impl {
   ExitDispatcher dispatcher;
   MachineOptions options;
   std::unique_ptr<GuestProfiler> profiler;
+  std::unique_ptr<compat::pvm::PvmCompat> compat;  // on kvm_pvm hosts or when forced
+
+  ExitAction HandleEmulationFailure(VcpuContext& ctx);
+  std::string SymbolHint(VcpuContext& ctx) const;
 
   Result<void> CreateDevices(const VmConfig& cfg);
   void RegisterExitHandlers();
@@ -157,10 +162,16 @@ void Machine::Impl::RegisterExitHandlers() {
         c, "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason " +
                Hex(c.vcpu.run_page()->fail_entry.hardware_entry_failure_reason) + ")");
   });
-  dispatcher.Register(KVM_EXIT_INTERNAL_ERROR, [](VcpuContext& c) {
-    return StopWithVcpuError(c, "KVM internal error (KVM_EXIT_INTERNAL_ERROR, " +
-                                    EmulationFailureDetail(*c.vcpu.run_page()) + ")");
-  });
+  dispatcher.Register(KVM_EXIT_INTERNAL_ERROR,
+                      [this](VcpuContext& c) { return HandleEmulationFailure(c); });
+  if (compat) {
+    auto msr = [this](VcpuContext& c) {
+      auto r = compat->HandleMsrExit(c.vcpu);
+      return r ? ExitAction::kContinue : StopWithVcpuError(c, r.error().ToString());
+    };
+    dispatcher.Register(KVM_EXIT_X86_RDMSR, msr);
+    dispatcher.Register(KVM_EXIT_X86_WRMSR, msr);
+  }
   dispatcher.Register(KVM_EXIT_SYSTEM_EVENT, [](VcpuContext& c) {
     uint32_t type = c.vcpu.run_page()->system_event.type;
     if (type == KVM_SYSTEM_EVENT_SHUTDOWN) {
@@ -172,6 +183,33 @@ void Machine::Impl::RegisterExitHandlers() {
     }
     return ExitAction::kStop;
   });
+}
+
+std::string Machine::Impl::SymbolHint(VcpuContext& ctx) const {
+  if (!options.symbols) return "";
+  auto regs = ctx.vcpu.GetRegs();
+  if (!regs) return "";
+  std::string name = options.symbols->Describe(regs->rip);
+  return name.empty() ? "" : " in " + name;
+}
+
+ExitAction Machine::Impl::HandleEmulationFailure(VcpuContext& ctx) {
+  const kvm_run& run = *ctx.vcpu.run_page();
+  compat::pvm::GuestMemoryView ram(mem);
+  if (run.internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
+    return StopWithVcpuError(ctx, "KVM internal error (KVM_EXIT_INTERNAL_ERROR, " +
+                                      EmulationFailureDetail(run) + ")");
+  }
+  if (!compat) {
+    return StopWithVcpuError(
+        ctx, "KVM's instruction emulator gave up on " +
+                 compat::pvm::DescribeFailedInstruction(ctx.vcpu, ram) + SymbolHint(ctx) +
+                 " (KVM_EXIT_INTERNAL_ERROR, " + EmulationFailureDetail(run) +
+                 "); the kvm_pvm compatibility module is off (--kvm-compat)");
+  }
+  auto r = compat->CompleteEmulationFailure(ctx.vcpu, ram);
+  if (!r) return StopWithVcpuError(ctx, r.error().ToString() + SymbolHint(ctx));
+  return ctx.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
 }
 
 void Machine::Impl::VcpuLoop(size_t index) {
@@ -232,6 +270,7 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
   RETURN_IF_ERROR(vm.SetupX86Platform());
   ASSIGN_OR_RETURN(GuestMemory mem, GuestMemory::Create(cfg.memory));
   auto impl = std::make_unique<Impl>(std::move(vm), std::move(mem), std::move(serial));
+  const bool plan_compat = plan.kvm_compat;
 
   uint32_t slot = 0;
   for (const MemoryRegion& r : impl->mem.regions()) {
@@ -257,9 +296,12 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
     impl->vcpus.push_back(std::move(vcpu));
   }
   RETURN_IF_ERROR(impl->CreateDevices(cfg));
+  if (plan_compat) {
+    ASSIGN_OR_RETURN(impl->compat, compat::pvm::PvmCompat::Enable(impl->vm, cfg.cpus));
+  }
+  impl->options = options;
   impl->RegisterExitHandlers();
   if (options.profile) impl->profiler = std::make_unique<GuestProfiler>();
-  impl->options = std::move(options);
   return std::unique_ptr<Machine>(new Machine(std::move(impl)));
 }
 
@@ -309,7 +351,8 @@ RunOutcome Machine::Run() {
   if (sampler.joinable()) sampler.join();
   m.serial.Flush();
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  RunOutcome out{m.control.reason(), m.control.message(), signo, ""};
+  RunOutcome out{m.control.reason(), m.control.message(), signo, "", ""};
+  if (m.compat) out.compat_summary = m.compat->Summary();
   if (m.profiler) out.profile = m.profiler->Report(m.options.symbols.get(), 25);
   return out;
 }

@@ -23,6 +23,7 @@ struct RunOutcome {
   std::string message;
   int signal = 0;       // with StopReason::kSignal
   std::string profile;  // with MachineOptions::profile
+  std::string compat_summary;  // when the kvm_pvm compatibility module ran
 };
 
 // Diagnostics that do not change what the guest sees (so they are not part of VmConfig).

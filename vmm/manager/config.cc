@@ -114,6 +114,17 @@ Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view va
     ASSIGN_OR_RETURN(cfg.memory, ParseSize(value));
   } else if (name == "serial") {
     RETURN_IF_ERROR(ParseSerial(cfg, value));
+  } else if (name == "kvm-compat") {
+    if (value == "auto") {
+      cfg.kvm_compat = KvmCompat::kAuto;
+    } else if (value == "on") {
+      cfg.kvm_compat = KvmCompat::kOn;
+    } else if (value == "off") {
+      cfg.kvm_compat = KvmCompat::kOff;
+    } else {
+      return InvalidArgument("--kvm-compat: '" + std::string(value) +
+                             "' is not one of auto, on, off");
+    }
   } else {
     return InvalidArgument("unknown setting '" + std::string(name) + "'");
   }
@@ -132,7 +143,7 @@ Result<VmConfig> ParseConfigJson(std::string_view text) {
     } else if (value.is_number_unsigned() && (key == "cpus" || key == "memory")) {
       as_text = std::to_string(value.get<uint64_t>());
     } else if (key == "kernel" || key == "initramfs" || key == "cmdline" || key == "cpus" ||
-               key == "memory" || key == "serial") {
+               key == "memory" || key == "serial" || key == "kvm-compat") {
       return InvalidArgument("config: '" + key + "' has the wrong type (" +
                              std::string(value.type_name()) + ")");
     }
@@ -170,6 +181,15 @@ Result<void> ValidateConfig(const VmConfig& cfg, const HostLimits& host) {
   return Ok();
 }
 
+const char* KvmCompatName(KvmCompat mode) {
+  switch (mode) {
+    case KvmCompat::kAuto: return "auto";
+    case KvmCompat::kOn: return "on";
+    case KvmCompat::kOff: return "off";
+  }
+  return "auto";
+}
+
 std::string SerialToString(const VmConfig& cfg) {
   switch (cfg.serial) {
     case SerialMode::kTty: return "tty";
@@ -183,7 +203,8 @@ std::string SerialToString(const VmConfig& cfg) {
 std::string ConfigToJson(const VmConfig& cfg) {
   Json doc = {{"kernel", cfg.kernel},   {"initramfs", cfg.initramfs},
               {"cmdline", cfg.cmdline}, {"cpus", cfg.cpus},
-              {"memory", cfg.memory},   {"serial", SerialToString(cfg)}};
+              {"memory", cfg.memory},   {"serial", SerialToString(cfg)},
+              {"kvm-compat", KvmCompatName(cfg.kvm_compat)}};
   return doc.dump(2);
 }
 

@@ -18,6 +18,11 @@
 namespace vmm {
 
 enum class SerialMode { kTty, kFile, kNull, kOff };
+// The kvm_pvm compatibility module (vmm/compat/kvm_pvm): auto = on when the host's KVM is
+// kvm_pvm. Part of the configuration because it changes what the guest runs on (and the
+// kernel command line), so a later measured boot records it.
+enum class KvmCompat { kAuto, kOn, kOff };
+const char* KvmCompatName(KvmCompat mode);
 
 struct VmConfig {
   std::string kernel;
@@ -27,6 +32,7 @@ struct VmConfig {
   uint64_t memory = 512ull << 20;
   SerialMode serial = SerialMode::kTty;
   std::string serial_path;  // with SerialMode::kFile
+  KvmCompat kvm_compat = KvmCompat::kAuto;
 };
 
 struct HostLimits {

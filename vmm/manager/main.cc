@@ -64,7 +64,7 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
 int Run(const RunFlags& flags) {
   auto cfg = ResolveConfig(flags);
   if (!cfg) return Fail(cfg.error());
-  auto plan = PlanBoot(*cfg);
+  auto plan = PlanBoot(*cfg, kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
   if (flags.dry_run) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
@@ -73,7 +73,8 @@ int Run(const RunFlags& flags) {
   }
   MachineOptions options;
   options.profile = flags.profile;
-  if (flags.profile) {
+  // Symbols also name the instruction the kvm_pvm compatibility module stops on.
+  if (flags.profile || plan->kvm_compat || !flags.profile_symbols.empty()) {
     // Names for the profile: the given file, else the kernel itself when it has symbols.
     auto syms = LoadProfileSymbols(flags.profile_symbols, plan->kernel_bytes);
     if (syms) {
@@ -88,6 +89,7 @@ int Run(const RunFlags& flags) {
   if (!machine) return Fail(machine.error());
   RunOutcome out = (*machine)->Run();
   if (!out.profile.empty()) std::fprintf(stderr, "%s", out.profile.c_str());
+  if (!out.compat_summary.empty()) std::fprintf(stderr, "vmm: %s\n", out.compat_summary.c_str());
   switch (out.reason) {
     case StopReason::kPowerOff:
       return 0;
@@ -116,7 +118,7 @@ int Main(int argc, char** argv) {
   CLI::App* run = app.add_subcommand("run", "Boot a VM and run it until it powers off");
   run->add_option("--config", flags.config_path,
                   "JSON file with the settings below as keys (kernel, initramfs, cmdline, cpus, "
-                  "memory, serial); flags override it")
+                  "memory, serial, kvm-compat); flags override it")
       ->type_name("FILE");
   auto setting = [&](const char* name, const char* help, const char* type) {
     run->add_option_function<std::string>(
@@ -130,6 +132,11 @@ int Main(int argc, char** argv) {
   setting("cpus", "Number of vCPUs: N or boot=N (default 1)", "boot=N");
   setting("memory", "Guest RAM: size=SIZE or SIZE, with K/M/G/T suffix (default 512M)", "size=SIZE");
   setting("serial", "COM1 output: tty (stdout, default), file=PATH, null, off", "MODE");
+  setting("kvm-compat",
+          "kvm_pvm compatibility module: auto (on when the host's KVM is kvm_pvm, default), "
+          "on, off. When on, it completes the instructions kvm_pvm's emulator gives up on and "
+          "adds kernel parameters (see --dry-run)",
+          "MODE");
   run->add_flag("--profile", flags.profile,
                 "Sample the guest RIP every millisecond and print the busiest kernel symbols "
                 "at exit (costs one VM exit per sample)");

@@ -56,6 +56,17 @@ TEST(ApplyFlag, SerialModes) {
   ExpectInvalid(ApplyFlag(cfg, "serial", "file="), "expected tty");
 }
 
+TEST(ApplyFlag, KvmCompatModes) {
+  VmConfig cfg;
+  EXPECT_EQ(cfg.kvm_compat, KvmCompat::kAuto);
+  ASSERT_TRUE(ApplyFlag(cfg, "kvm-compat", "on").has_value());
+  EXPECT_EQ(cfg.kvm_compat, KvmCompat::kOn);
+  ASSERT_TRUE(ApplyFlag(cfg, "kvm-compat", "off").has_value());
+  EXPECT_EQ(cfg.kvm_compat, KvmCompat::kOff);
+  ExpectInvalid(ApplyFlag(cfg, "kvm-compat", "yes"), "not one of auto, on, off");
+  EXPECT_FALSE(ParseConfigJson(R"({"kvm-compat": true})").has_value());
+}
+
 TEST(ValidateConfig, ZeroCpusIsRejected) {
   VmConfig cfg = Valid();
   cfg.cpus = 0;
@@ -125,11 +136,13 @@ TEST(ConfigToJson, RoundTrips) {
   cfg.memory = 256ull << 20;
   cfg.serial = SerialMode::kFile;
   cfg.serial_path = "/tmp/s";
+  cfg.kvm_compat = KvmCompat::kOff;
   auto back = ParseConfigJson(ConfigToJson(cfg));
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->cpus, 3u);
   EXPECT_EQ(back->memory, 256ull << 20);
   EXPECT_EQ(back->serial_path, "/tmp/s");
+  EXPECT_EQ(back->kvm_compat, KvmCompat::kOff);
 }
 
 }  // namespace

@@ -1,0 +1,229 @@
+#include "vmm/compat/kvm_pvm/pvm_compat.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <span>
+#include <variant>
+
+#include "vmm/compat/kvm_pvm/decoder.h"
+#include "vmm/compat/kvm_pvm/emulate.h"
+#include "vmm/compat/kvm_pvm/kvm_state.h"
+#include "vmm/compat/kvm_pvm/linear_memory.h"
+
+namespace vmm::compat::pvm {
+namespace {
+
+constexpr uint8_t kUdVector = 6;
+
+struct InstructionBytes {
+  std::array<uint8_t, kMaxInstructionLength> bytes{};
+  uint8_t size = 0;
+  Fault fetch_fault;  // set when reading at CS:RIP faulted after `size` bytes
+};
+
+Result<VcpuState> LoadState(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_sregs& sregs, kvm_fpu& fpu) {
+  ASSIGN_OR_RETURN(regs, vcpu.GetRegs());
+  ASSIGN_OR_RETURN(sregs, vcpu.GetSregs());
+  ASSIGN_OR_RETURN(fpu, vcpu.GetFpu());
+  VcpuState s = FromKvm(regs, sregs);
+  LoadFpuFields(fpu, s);
+  return s;
+}
+
+// KVM hands over the bytes its emulator fetched (Linux 5.14+); without them, or when its
+// fetch failed, read them ourselves through the guest's page tables.
+Result<InstructionBytes> ReadInstruction(const kvm_run& run, const VcpuState& s,
+                                         GuestMemoryAccess& mem) {
+  InstructionBytes out;
+  const auto& ef = run.emulation_failure;
+  if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+      (ef.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) && ef.insn_size > 0) {
+    out.size = static_cast<uint8_t>(std::min<size_t>(ef.insn_size, kMaxInstructionLength));
+    std::memcpy(out.bytes.data(), ef.insn_bytes, out.size);
+    return out;
+  }
+  ASSIGN_OR_RETURN(FetchedInstruction f, FetchInstruction(s, mem));
+  out.bytes = f.bytes;
+  out.size = f.size;
+  out.fetch_fault = f.fault;
+  return out;
+}
+
+std::string HexBytes(std::span<const uint8_t> bytes) {
+  std::string s;
+  for (uint8_t b : bytes) {
+    char hex[4];
+    std::snprintf(hex, sizeof(hex), s.empty() ? "%02x" : " %02x", b);
+    s += hex;
+  }
+  return s;
+}
+
+std::string AtRip(uint64_t rip) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), " at rip 0x%" PRIx64, rip);
+  return buf;
+}
+
+}  // namespace
+
+bool Active(KvmCompat setting, kvm::KvmFlavor flavor) {
+  switch (setting) {
+    case KvmCompat::kOn: return true;
+    case KvmCompat::kOff: return false;
+    case KvmCompat::kAuto: return flavor == kvm::KvmFlavor::kPvm;
+  }
+  return false;
+}
+
+std::string WithKernelParameters(const std::string& cmdline) {
+  if (cmdline.empty()) return kKernelParameters;
+  return cmdline + " " + kKernelParameters;
+}
+
+std::string DescribeFailedInstruction(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem) {
+  kvm_regs regs;
+  kvm_sregs sregs;
+  kvm_fpu fpu;
+  auto s = LoadState(vcpu, regs, sregs, fpu);
+  if (!s) return "instruction unknown (" + s.error().ToString() + ")";
+  auto insn = ReadInstruction(*vcpu.run_page(), *s, mem);
+  if (!insn) return "instruction unreadable (" + insn.error().ToString() + ")" + AtRip(s->rip);
+  if (insn->size == 0) return "instruction unreadable (no bytes at CS:RIP)" + AtRip(s->rip);
+  std::span<const uint8_t> bytes(insn->bytes.data(), insn->size);
+  DecodeResult d = Decode(bytes, *s);
+  if (auto* bad = std::get_if<Undecodable>(&d)) return bad->Message() + AtRip(s->rip);
+  const Decoded& ok = std::get<Decoded>(d);
+  return std::string(OpName(ok.op)) + " [" + HexBytes(bytes.first(ok.length)) + "]" +
+         AtRip(s->rip);
+}
+
+Result<std::unique_ptr<PvmCompat>> PvmCompat::Enable(kvm::KvmVm& vm, uint32_t num_vcpus) {
+  // Optional: without it KVM still exits at CPL 0, but queues a #UD first (cleared below).
+  (void)vm.EnableCap(KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1);
+
+  auto cap = vm.EnableCap(KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER);
+  if (!cap) return cap.error().Wrap("kvm_pvm compatibility: user-space MSR exits");
+  // One range of one MSR whose bitmap bit is 0: accesses to it are denied in the kernel
+  // and, with the capability above, exit to us. Everything else stays allowed.
+  uint8_t deny_bitmap[1] = {0};  // KVM copies it
+  kvm_msr_filter filter{};
+  filter.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+  filter.ranges[0].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+  filter.ranges[0].base = kMsrLstar;
+  filter.ranges[0].nmsrs = 1;
+  filter.ranges[0].bitmap = deny_bitmap;
+  auto f = vm.SetMsrFilter(filter);
+  if (!f) return f.error().Wrap("kvm_pvm compatibility: filtering IA32_LSTAR");
+  return std::unique_ptr<PvmCompat>(new PvmCompat(num_vcpus));
+}
+
+Result<void> PvmCompat::Inject(kvm::KvmVcpu& vcpu, const Exception& e) {
+  ASSIGN_OR_RETURN(kvm_vcpu_events events, vcpu.GetVcpuEvents());
+  SetInjectedException(e, events);
+  RETURN_IF_ERROR(vcpu.SetVcpuEvents(events));
+  injected_.fetch_add(1, std::memory_order_relaxed);
+  return Ok();
+}
+
+Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem) {
+  const kvm_run& run = *vcpu.run_page();
+  if (run.internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
+    return Error(ErrorKind::kKvm, "KVM internal error, suberror " +
+                                      std::to_string(run.internal.suberror) +
+                                      " (not an emulation failure)");
+  }
+  kvm_regs regs;
+  kvm_sregs sregs;
+  kvm_fpu fpu;
+  ASSIGN_OR_RETURN(VcpuState s, LoadState(vcpu, regs, sregs, fpu));
+  const uint64_t rip = s.rip;
+  ASSIGN_OR_RETURN(InstructionBytes insn, ReadInstruction(run, s, mem));
+
+  // Without KVM_CAP_EXIT_ON_EMULATION_FAILURE, KVM queued a #UD before exiting; the
+  // instruction is completed here instead, so that #UD must not reach the guest.
+  ASSIGN_OR_RETURN(kvm_vcpu_events events, vcpu.GetVcpuEvents());
+  if ((events.exception.injected || events.exception.pending) && events.exception.nr == kUdVector) {
+    events.exception.injected = 0;
+    events.exception.pending = 0;
+    RETURN_IF_ERROR(vcpu.SetVcpuEvents(events));
+  }
+
+  if (insn.size == 0) {
+    if (insn.fetch_fault) return Inject(vcpu, *insn.fetch_fault);
+    return Error(ErrorKind::kGuest, "kvm_pvm compatibility: no instruction bytes" + AtRip(rip) +
+                                        " (CS:RIP is not in guest RAM)");
+  }
+  DecodeResult decoded = Decode(std::span<const uint8_t>(insn.bytes.data(), insn.size), s);
+  if (auto* bad = std::get_if<Undecodable>(&decoded)) {
+    if (bad->reason == Undecodable::Reason::kTruncated && insn.fetch_fault) {
+      return Inject(vcpu, *insn.fetch_fault);  // the CPU's fetch would have faulted too
+    }
+    return Error(ErrorKind::kGuest, "kvm_pvm compatibility: cannot complete " + bad->Message() +
+                                        AtRip(rip));
+  }
+  const Decoded& d = std::get<Decoded>(decoded);
+  auto outcome = Emulate(d, s, mem);
+  if (!outcome) {
+    return outcome.error().Wrap(std::string("kvm_pvm compatibility: completing ") + OpName(d.op) +
+                                AtRip(rip));
+  }
+  switch (outcome->kind) {
+    case Outcome::Kind::kNeedsFpuState:
+      return Error(ErrorKind::kGuest,
+                   std::string("kvm_pvm compatibility: ") + OpName(d.op) + AtRip(rip) +
+                       " needs the XSAVE state, which this module does not complete; boot the "
+                       "guest with 'noxsave'");
+    case Outcome::Kind::kException: {
+      const uint64_t old_cr2 = sregs.cr2;
+      StoreToKvm(s, regs, sregs);
+      RETURN_IF_ERROR(vcpu.SetRegs(regs));  // traps (#BP, #DB) advanced RIP
+      if (sregs.cr2 != old_cr2) RETURN_IF_ERROR(vcpu.SetSregs(sregs));
+      return Inject(vcpu, outcome->exception);
+    }
+    case Outcome::Kind::kCompleted:
+      break;
+  }
+  StoreToKvm(s, regs, sregs);
+  RETURN_IF_ERROR(vcpu.SetRegs(regs));
+  if (outcome->mxcsr_written) {
+    StoreMxcsr(s, fpu);
+    RETURN_IF_ERROR(vcpu.SetFpu(fpu));
+  }
+  completed_.fetch_add(1, std::memory_order_relaxed);
+  return Ok();
+}
+
+Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu) {
+  kvm_run& run = *vcpu.run_page();
+  if (run.msr.index != kMsrLstar || vcpu.id() >= guest_lstar_.size()) {
+    return Error(ErrorKind::kKvm, "unexpected user-space MSR exit for MSR " +
+                                      std::to_string(run.msr.index));
+  }
+  uint64_t& lstar = guest_lstar_[vcpu.id()];
+  if (run.exit_reason == KVM_EXIT_X86_RDMSR) {
+    run.msr.data = lstar;
+    run.msr.error = 0;
+    return Ok();
+  }
+  // WRMSR: KVM_SET_MSRS is host-initiated and bypasses the filter. KVM checks the value
+  // (canonical form) as the CPU would; a refused value becomes the guest's #GP.
+  auto set = vcpu.SetMsrs({kvm_msr_entry{kMsrLstar, 0, run.msr.data}});
+  if (!set) {
+    run.msr.error = 1;
+    return Ok();
+  }
+  lstar = run.msr.data;
+  run.msr.error = 0;
+  lstar_writes_.fetch_add(1, std::memory_order_relaxed);
+  return Ok();
+}
+
+std::string PvmCompat::Summary() const {
+  return "kvm_pvm compatibility: " + std::to_string(completed_.load()) +
+         " instructions completed, " + std::to_string(injected_.load()) +
+         " exceptions injected, " + std::to_string(lstar_writes_.load()) + " LSTAR writes";
+}
+
+}  // namespace vmm::compat::pvm
