@@ -79,10 +79,13 @@ elif [ "${VMM_NESTED:-1}" = 0 ]; then
   record "KVM tests" SKIPPED "no /dev/kvm and VMM_NESTED=0"
 else
   stage "KVM tests under nested KVM (no /dev/kvm on this host)"
-  "$root/scripts/nested-kvm.sh" --mem 4096 --timeout 900 --copy build/bin -- \
-    build/bin/vmm_integration_tests --gtest_filter='*Kvm*' --gtest_color=no 2>&1 | tee build/nested-tests.log
+  # Every test with Kvm in its name, from both binaries, in one nested boot.
+  "$root/scripts/nested-kvm.sh" --mem 4096 --timeout 900 --copy build/bin -- /bin/sh -c \
+    "build/bin/vmm_integration_tests --gtest_filter='*Kvm*' --gtest_color=no &&
+     build/bin/vmm_unit_tests --gtest_filter='*Kvm*' --gtest_color=no" 2>&1 | tee build/nested-tests.log
   rc=${PIPESTATUS[0]}
-  passed=$(grep -E '^\[  PASSED  \] [0-9]+ tests?' build/nested-tests.log | grep -oE '[0-9]+' | head -1)
+  passed=$(grep -E '^\[  PASSED  \] [0-9]+ tests?' build/nested-tests.log | grep -oE '[0-9]+' |
+           awk '{ n += $1 } END { print n }')
   if [ "$rc" -eq 0 ]; then
     record "KVM tests (nested)" ok "${passed:-?} passed in a QEMU TCG guest with kvm_amd"
   elif [ "$rc" -eq 125 ]; then
