@@ -61,7 +61,11 @@ PolicyBuilder Device(std::string name) {
   // A vhost-user backend: messages (with the guest RAM memfd and vring eventfds) on its
   // socket, guest RAM mapped from that memfd, kicks and calls on eventfds. One thread, one
   // event loop: no clone. No ioctl at all (no KVM, no tap yet).
-  b.AllowSocketIo();
+  b.AllowSocketIo()
+      // Before mapping guest RAM the back-end checks the memfd is sealed against shrinking
+      // and covers the region, so a peer cannot turn a guest buffer into SIGBUS.
+      .AllowFcntl({F_GET_SEALS})
+      .AllowIf("lseek", {ArgEq(2, SEEK_END, "SEEK_END")}, "size of a guest RAM memfd");
   return b;
 }
 

@@ -1,0 +1,48 @@
+// The virtio device cores (vmm/virtio) as vhost-user back-end devices: what `vmm-device`
+// serves. Each adapter borrows its core, which must outlive it.
+//
+//   BlkVhostDevice dev(blk);                        // blk: virtio::BlkDevice
+//   vhost_user::Backend backend(dev, sock);
+#pragma once
+
+#include "vmm/vhost_user/backend.h"
+#include "vmm/virtio/blk.h"
+#include "vmm/virtio/rng.h"
+
+namespace vmm::device {
+
+class BlkVhostDevice final : public vhost_user::VirtioDevice {
+ public:
+  explicit BlkVhostDevice(virtio::BlkDevice& blk) : blk_(blk) {}
+  const char* name() const override { return "blk"; }
+  uint64_t features() const override { return blk_.features(); }
+  uint32_t num_queues() const override { return 1; }
+  std::span<const uint8_t> config() const override { return blk_.config(); }
+  void SetDriverFeatures(uint64_t acked) override { blk_.SetDriverFeatures(acked); }
+  virtio::QueueLimits queue_limits() const override { return blk_.queue_limits(); }
+  Result<virtio::QueueRun> ProcessQueue(uint32_t, virtio::SplitQueue& q) override {
+    return blk_.ProcessQueue(q);
+  }
+
+ private:
+  virtio::BlkDevice& blk_;
+};
+
+class RngVhostDevice final : public vhost_user::VirtioDevice {
+ public:
+  explicit RngVhostDevice(virtio::RngDevice& rng) : rng_(rng) {}
+  const char* name() const override { return "rng"; }
+  uint64_t features() const override { return rng_.features(); }
+  uint32_t num_queues() const override { return 1; }
+  std::span<const uint8_t> config() const override { return {}; }  // §5.4.4: none
+  void SetDriverFeatures(uint64_t) override {}
+  virtio::QueueLimits queue_limits() const override { return rng_.queue_limits(); }
+  Result<virtio::QueueRun> ProcessQueue(uint32_t, virtio::SplitQueue& q) override {
+    return rng_.ProcessQueue(q);
+  }
+
+ private:
+  virtio::RngDevice& rng_;
+};
+
+}  // namespace vmm::device

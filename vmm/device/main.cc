@@ -1,0 +1,212 @@
+// `vmm-device`: a virtio device in a confined process of its own, served over vhost-user.
+//
+//   vmm-device blk --socket /run/vm1/blk.sock --image disk.img     # standalone
+//   vmm-device rng --fd 3                                          # started by the manager
+//
+// Standalone, it listens on the socket path, accepts one front-end (our vmm, QEMU's
+// vhost-user-blk-pci, Cloud Hypervisor's --disk vhost_user=true), then confines a child
+// process (new namespaces, empty root, no capabilities, Landlock, the role's seccomp
+// filter) that serves the session; no byte from the front-end is read before that.
+// With --fd, the manager has already cloned it into its namespaces (SpawnRole) and it
+// confines itself before reading the fd. Exit status: 0 the front-end hung up; 1 the
+// session failed (a protocol error, a host error, or the confined child was killed);
+// 2 bad usage.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "sandbox/confine.h"
+#include "sandbox/roles.h"
+#include "vmm/common/version.h"
+#include "vmm/device/devices.h"
+#include "vmm/virtio/block_backend.h"
+
+namespace vmm::device {
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+struct Flags {
+  std::string kind;  // blk | rng
+  std::string socket_path;
+  int fd = -1;
+  std::string image;
+  int image_fd = -1;
+  bool readonly = false;
+  std::string serial;
+};
+
+int Fail(const Error& e) {
+  std::fprintf(stderr, "vmm-device: error: %s\n", e.ToString().c_str());
+  return e.kind() == ErrorKind::kInvalidArgument ? kExitUsage : kExitFailed;
+}
+
+// Binds, listens and accepts one connection. A stale socket file is replaced; any other
+// file at the path is an error.
+Result<UniqueFd> AcceptOne(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return InvalidArgument("--socket: path longer than " +
+                           std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
+  }
+  struct stat st{};
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return InvalidArgument("--socket: '" + path + "' exists and is not a socket");
+    unlink(path.c_str());
+  }
+  UniqueFd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listener.valid()) return Error(ErrorKind::kSystem, "socket", errno);
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  if (bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return Error(ErrorKind::kSystem, "bind '" + path + "'", errno);
+  }
+  if (listen(listener.get(), 1) != 0) return Error(ErrorKind::kSystem, "listen", errno);
+  std::fprintf(stderr, "vmm-device: listening on %s\n", path.c_str());
+  UniqueFd conn(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!conn.valid()) return Error(ErrorKind::kSystem, "accept", errno);
+  unlink(path.c_str());  // one front-end per process
+  return conn;
+}
+
+// What the device holds, created before confinement (files can no longer be opened then).
+struct Device {
+  std::unique_ptr<virtio::FdBlockBackend> disk;
+  std::optional<virtio::BlkDevice> blk;
+  virtio::GetrandomEntropySource entropy;
+  std::optional<virtio::RngDevice> rng;
+  std::unique_ptr<vhost_user::VirtioDevice> vhost;
+  int image_fd = -1;
+};
+
+Result<std::unique_ptr<Device>> MakeDevice(const Flags& f) {
+  auto d = std::make_unique<Device>();
+  if (f.kind == "blk") {
+    UniqueFd image;
+    if (f.image_fd >= 0) {
+      image.reset(f.image_fd);
+    } else if (!f.image.empty()) {
+      image.reset(open(f.image.c_str(), (f.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+      if (!image.valid()) return Error(ErrorKind::kInvalidArgument, "--image '" + f.image + "'", errno);
+    } else {
+      return InvalidArgument("blk needs --image PATH or --image-fd N");
+    }
+    d->image_fd = image.get();
+    ASSIGN_OR_RETURN(d->disk, virtio::FdBlockBackend::Create(std::move(image), f.readonly));
+    virtio::BlkOptions opts;
+    opts.serial = f.serial;
+    ASSIGN_OR_RETURN(virtio::BlkDevice blk, virtio::BlkDevice::Create(*d->disk, opts));
+    d->blk.emplace(std::move(blk));
+    d->vhost = std::make_unique<BlkVhostDevice>(*d->blk);
+  } else {
+    d->rng.emplace(d->entropy);
+    d->vhost = std::make_unique<RngVhostDevice>(*d->rng);
+  }
+  return d;
+}
+
+sandbox::ConfineOptions Confinement(const Flags& f, const Device& d, int sock) {
+  sandbox::ConfineOptions o;
+  o.role = "device-" + f.kind;
+  o.keep_fds = {STDERR_FILENO, sock};
+  if (d.image_fd >= 0) {
+    o.keep_fds.push_back(d.image_fd);
+    o.policy_params[std::string(sandbox::kParamImageFd)] = static_cast<uint64_t>(d.image_fd);
+  }
+  o.log = [](const std::string& note) { std::fprintf(stderr, "vmm-device: %s\n", note.c_str()); };
+  return o;
+}
+
+int Serve(Device& d, int sock) {
+  vhost_user::Backend backend(*d.vhost, sock);
+  auto r = backend.Run();
+  if (!r) return Fail(r.error());
+  return 0;
+}
+
+std::string DescribeStatus(int status) {
+  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+  int sig = WTERMSIG(status);
+  const char* name = sigabbrev_np(sig);
+  std::string s = std::string("killed by SIG") + (name ? name : std::to_string(sig).c_str());
+  if (sig == SIGSYS) s += " (a system call outside its seccomp filter; see the audit log)";
+  return s;
+}
+
+int Run(const Flags& f) {
+  if ((f.fd >= 0) == !f.socket_path.empty()) {
+    return Fail(InvalidArgument("give exactly one of --socket PATH and --fd N"));
+  }
+  if (f.kind == "rng" && (!f.image.empty() || f.image_fd >= 0 || f.readonly)) {
+    return Fail(InvalidArgument("--image, --image-fd and --readonly are for blk"));
+  }
+  auto dev = MakeDevice(f);
+  if (!dev) return Fail(dev.error());
+
+  if (f.fd >= 0) {  // started by the manager: we are pid 1 of our namespaces
+    auto confined = sandbox::Confine(Confinement(f, **dev, f.fd));
+    if (!confined) return Fail(confined.error().Wrap("confinement"));
+    return Serve(**dev, f.fd);
+  }
+  auto conn = AcceptOne(f.socket_path);
+  if (!conn) return Fail(conn.error());
+  int sock = conn->get();
+  auto pid = sandbox::SpawnConfined(Confinement(f, **dev, sock),
+                                    [&] { return Serve(**dev, sock); });
+  if (!pid) return Fail(pid.error().Wrap("confinement"));
+  conn->reset();  // the child holds the session now
+  int status = 0;
+  while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+  std::fprintf(stderr, "vmm-device: the confined %s process ended: %s\n", f.kind.c_str(),
+               DescribeStatus(status).c_str());
+  return kExitFailed;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"vmm-device: a virtio device as a confined vhost-user back-end"};
+  app.set_version_flag("--version", std::string("vmm-device ") + VMM_VERSION);
+  app.require_subcommand(1);
+  app.footer("Exit status: 0 the front-end hung up; 1 the session failed; 2 bad usage.");
+  Flags f;
+  auto common = [&f](CLI::App* c) {
+    c->add_option("--socket", f.socket_path,
+                  "Listen on this Unix socket path and serve the first front-end that connects")
+        ->type_name("PATH");
+    c->add_option("--fd", f.fd, "Serve the connected socket already open as this fd (the manager)")
+        ->type_name("N");
+  };
+  CLI::App* blk = app.add_subcommand("blk", "virtio-blk (virtio 1.2 §5.2) over an image file");
+  common(blk);
+  blk->add_option("--image", f.image, "Disk image (raw)")->type_name("PATH");
+  blk->add_option("--image-fd", f.image_fd, "Disk image already open as this fd")->type_name("N");
+  blk->add_flag("--readonly", f.readonly, "Offer VIRTIO_BLK_F_RO and refuse writes");
+  blk->add_option("--serial", f.serial, "GET_ID string (at most 20 bytes)")->type_name("ID");
+  CLI::App* rng = app.add_subcommand("rng", "virtio-rng (virtio 1.2 §5.4) from getrandom(2)");
+  common(rng);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "vmm-device: error: %s\nRun 'vmm-device --help' for usage.\n", e.what());
+    return kExitUsage;
+  }
+  f.kind = blk->parsed() ? "blk" : "rng";
+  return Run(f);
+}
+
+}  // namespace
+}  // namespace vmm::device
+
+int main(int argc, char** argv) { return vmm::device::Main(argc, argv); }
