@@ -6,6 +6,8 @@
 #   4. build the libFuzzer harnesses with clang and run each for a bounded time
 #   5. where this host has no /dev/kvm: run the KVM tests inside a QEMU TCG guest with
 #      nested SVM (scripts/nested-kvm.sh), so they run rather than skip
+#   6. Debian's kernel under QEMU TCG with our confined vhost-user back-ends
+#      (scripts/linux-backends.sh: vmm-device blk and rng, about 10 s)
 # Environment: VMM_SKIP_INSTALL=1 skips step 1; VMM_FUZZ_SECONDS (default 20) per fuzzer;
 # VMM_NESTED=0 skips step 5 (the KVM tests then show as skipped).
 set -uo pipefail
@@ -93,6 +95,18 @@ else
   else
     record "KVM tests (nested)" FAIL "exit $rc; console log in build/nested/last-console.log"
   fi
+fi
+
+stage "Linux under QEMU TCG with our confined vhost-user back-ends (scripts/linux-backends.sh)"
+"$root/scripts/linux-backends.sh" >build/linux-backends.log 2>&1
+rc=$?
+cat build/linux-backends.log
+if [ "$rc" -eq 0 ]; then
+  record "Linux + vhost-user back-ends" ok "$(grep -o 'PASS in [0-9]* ms' build/linux-backends.log)"
+elif [ "$rc" -eq 77 ]; then
+  record "Linux + vhost-user back-ends" SKIPPED "qemu-system-x86_64 missing"
+else
+  record "Linux + vhost-user back-ends" FAIL "exit $rc; see build/linux-backends.log"
 fi
 
 printf '\n==== summary ====\n'

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# linux-backends.sh - a real Linux driver against our confined device processes, quickly:
+# QEMU with TCG boots the default Linux guest (Debian's cloud kernel + busybox initramfs,
+# scripts/make-default-guest.sh) with its virtio-blk and virtio-rng served by two
+# `vmm-device` processes over vhost-user. The guest's checks (tests/linux/checks.d) write,
+# flush and read back a pattern on /dev/vda and read /dev/hwrng.
+#
+# Passes when: both checks print ok, the guest powers off, both back-ends exit 0, the
+# image holds the pattern at 4 KiB, and while the guest ran each back-end's confined
+# process showed Seccomp 2 (filter), NoNewPrivs 1, CapEff 0, its own pid/net/mount
+# namespaces, and only its fds (stdio, the session socket, the image for blk, plus the
+# guest RAM memfd and vring eventfds the front-end sent).
+#
+# Usage: scripts/linux-backends.sh [--timeout SECS] [--keep]
+# Exit status: 0 pass; 1 fail; 77 skipped (no qemu-system-x86_64); 125 harness failure.
+set -euo pipefail
+
+PROG=linux-backends
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+DEVICE=$ROOT/build/bin/vmm-device
+GUEST=$ROOT/build/default-guest
+QEMU=${LINUX_BACKENDS_QEMU:-qemu-system-x86_64}
+TIMEOUT=120
+KEEP=0
+
+say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() { say "error: $*"; exit 125; }
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --timeout) TIMEOUT=$2; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) say "unknown option '$1'"; exit 2 ;;
+    esac
+done
+
+command -v "$QEMU" >/dev/null || { say "SKIPPED: $QEMU not installed (scripts/install-deps.sh installs it)"; exit 77; }
+[[ -x $DEVICE ]] || die "$DEVICE missing: build first (scripts/build.sh)"
+"$ROOT/scripts/make-default-guest.sh" -q || die "could not build the default guest"
+
+WORK=$(mktemp -d /tmp/linux-backends.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
+    if [[ $KEEP = 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+truncate -s 64M "$WORK/disk.img"
+"$DEVICE" blk --socket "$WORK/blk.sock" --image "$WORK/disk.img" --serial linux-backends \
+    >"$WORK/blk.log" 2>&1 &
+blk_pid=$!; pids+=("$blk_pid")
+"$DEVICE" rng --socket "$WORK/rng.sock" >"$WORK/rng.log" 2>&1 &
+rng_pid=$!; pids+=("$rng_pid")
+for _ in $(seq 100); do
+    [[ -S $WORK/blk.sock && -S $WORK/rng.sock ]] && break
+    sleep 0.05
+done
+[[ -S $WORK/blk.sock && -S $WORK/rng.sock ]] || { cat "$WORK"/*.log >&2; die "back-ends did not start"; }
+
+start=$(date +%s%N)
+timeout "$TIMEOUT" "$QEMU" -M q35,memory-backend=mem -accel tcg -cpu max -smp 1 -m 512M \
+    -object memory-backend-memfd,id=mem,size=512M,share=on \
+    -nographic -no-reboot -nodefaults -serial stdio \
+    -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
+    -append "console=ttyS0 panic=-1" \
+    -chardev socket,id=blk,path="$WORK/blk.sock" -device vhost-user-blk-pci,chardev=blk \
+    -chardev socket,id=rng,path="$WORK/rng.sock" -device vhost-user-rng-pci,chardev=rng \
+    >"$WORK/console.log" 2>&1 &
+qemu_pid=$!; pids+=("$qemu_pid")
+
+# The confined child of each back-end, inspected while the guest runs.
+inspect() {  # NAME PARENT_PID
+    local name=$1 parent=$2 child="" i
+    for i in $(seq 200); do
+        child=$(cat "/proc/$parent/task/$parent/children" 2>/dev/null | awk '{print $1}')
+        [[ -n $child ]] && break
+        sleep 0.05
+    done
+    if [[ -z $child ]]; then echo "$name: no confined child seen"; return 1; fi
+    local st=/proc/$child/status ok=0
+    local seccomp nnp capeff
+    seccomp=$(awk '/^Seccomp:/ {print $2}' "$st"); nnp=$(awk '/^NoNewPrivs:/ {print $2}' "$st")
+    capeff=$(awk '/^CapEff:/ {print $2}' "$st")
+    local ns_same=""
+    for ns in pid net mnt ipc uts; do
+        [[ $(readlink "/proc/$child/ns/$ns") == $(readlink "/proc/self/ns/$ns") ]] && ns_same+=" $ns"
+    done
+    local fds
+    fds=$(ls -l "/proc/$child/fd" 2>/dev/null | awk 'NR > 1 {print $NF}' | sed 's/:\[[0-9]*\]//' | sort | uniq -c | tr -s ' ' | tr '\n' ',')
+    echo "$name: pid $child Seccomp=$seccomp NoNewPrivs=$nnp CapEff=$capeff own namespaces${ns_same:+ except$ns_same}; fds:$fds"
+    [[ $seccomp = 2 && $nnp = 1 && $capeff = 0000000000000000 && -z $ns_same ]] || ok=1
+    # Anything but the session socket, the image, the guest RAM memfd, eventfds and
+    # stderr (the back-end's log here) is a leak.
+    if ls -l "/proc/$child/fd" | awk 'NR > 1 {print $NF}' |
+        grep -vE '^(socket:|anon_inode:\[eventfd\]|/memfd:|/dev/null|pipe:|'"$WORK"'/disk.img|'"$WORK"'/[a-z]+.log)' >/dev/null; then
+        echo "$name: unexpected fd"; ok=1
+    fi
+    return $ok
+}
+fail=0
+sleep 1.5  # until the guest's driver has set up the rings (memfd and eventfds arrived)
+inspect blk "$blk_pid" >"$WORK/confine.txt" || fail=1
+inspect rng "$rng_pid" >>"$WORK/confine.txt" || fail=1
+
+qemu_rc=0; wait "$qemu_pid" || qemu_rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+blk_rc=0; wait "$blk_pid" || blk_rc=$?
+rng_rc=0; wait "$rng_pid" || rng_rc=$?
+pids=()
+
+grep -a -E '^check |VMM-GUEST' "$WORK/console.log" | tr -d '\r' || true
+cat "$WORK/confine.txt"
+grep -aq '^check virtio-blk: ok' "$WORK/console.log" || { say "FAIL: virtio-blk check"; fail=1; }
+grep -aq '^check virtio-rng: ok' "$WORK/console.log" || { say "FAIL: virtio-rng check"; fail=1; }
+grep -aq 'reboot: Power down' "$WORK/console.log" || { say "FAIL: the guest did not power off"; fail=1; }
+[[ $qemu_rc = 0 ]] || { say "FAIL: qemu exit status $qemu_rc"; fail=1; }
+[[ $blk_rc = 0 ]] || { say "FAIL: vmm-device blk exit status $blk_rc"; cat "$WORK/blk.log" >&2; fail=1; }
+[[ $rng_rc = 0 ]] || { say "FAIL: vmm-device rng exit status $rng_rc"; cat "$WORK/rng.log" >&2; fail=1; }
+if ! dd if="$WORK/disk.img" bs=4096 skip=1 count=1 2>/dev/null | head -c 23 | grep -q 'VMM-BLK-PATTERN 000000'; then
+    say "FAIL: the image does not hold the guest's pattern at 4 KiB"; fail=1
+fi
+if [[ $fail = 0 ]]; then
+    say "PASS in $ms ms (QEMU TCG, Debian $(cat "$GUEST/release"), vmm-device blk + rng over vhost-user)"
+else
+    say "FAIL (console: $WORK/console.log; run with --keep to keep it)"
+fi
+exit $fail
