@@ -46,11 +46,34 @@ Aml Ps2Keyboard() {
   });
 }
 
+// A virtio-mmio device: the window and an edge-triggered, active-high GSI (completions
+// arrive through KVM irqfds, which are edge-triggered).
+Aml VirtioMmio(size_t index, const VirtioMmioSlot& slot) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  const std::string name = std::string("VR") + kHex[(index >> 4) & 0xF] + kHex[index & 0xF];
+  const uint32_t gsi[] = {slot.gsi};
+  return Device(name, {
+      Name("_HID", String("LNRO0005")),
+      Name("_UID", Integer(index)),
+      Name("_CCA", Integer(1)),  // cache-coherent DMA (ACPI 6.4 §6.2.17)
+      Name("_CRS", ResourceTemplate({
+          Memory32Fixed(slot.base, slot.size),
+          ExtendedInterrupt(gsi, InterruptOptions{}),
+      })),
+  });
+}
+
 }  // namespace
 
-Result<std::vector<uint8_t>> BuildDsdt(const PlatformDescription& /*platform*/) {
-  // Devices go under \_SB_ (§5.3.1); later: virtio-mmio (LNRO0005) and the TPM (MSFT0101).
+Result<std::vector<uint8_t>> BuildDsdt(const PlatformDescription& platform) {
+  // Devices go under \_SB_ (§5.3.1); later: the TPM (MSFT0101).
   std::vector<Aml> system_bus = {Com1(), Ps2Keyboard()};
+  if (platform.virtio_mmio.size() > 16) {
+    return Error(ErrorKind::kInternal, "DSDT: more than 16 virtio-mmio devices");
+  }
+  for (size_t i = 0; i < platform.virtio_mmio.size(); ++i) {
+    system_bus.push_back(VirtioMmio(i, platform.virtio_mmio[i]));
+  }
   Aml body = SleepStateS5();
   body.Append(Scope("_SB_", system_bus));  // the DSDT body is at the root already
   ASSIGN_OR_RETURN(std::vector<uint8_t> aml, body.Take());

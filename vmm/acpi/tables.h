@@ -1,7 +1,7 @@
 // The ACPI tables of an x86_64 VM, built as one blob for guest memory. Pure: no I/O.
 //
 //   ASSIGN_OR_RETURN(std::vector<uint8_t> blob,
-//                    BuildTables({.num_cpus = 2}, x86::kAcpiTablesAddr));
+//                    BuildTables({.num_cpus = 2, .virtio_mmio = {}}, x86::kAcpiTablesAddr));
 //   memory.Write(x86::kAcpiTablesAddr, blob);  // the RSDP is at offset 0
 //
 // The blob holds, in order: RSDP, XSDT, FADT, FACS, DSDT, MADT (later TPM2), each at an
@@ -33,8 +33,17 @@ inline constexpr uint32_t kCreatorRevision = 1;
 
 // What the guest should see. Later issues add virtio-mmio devices (DSDT entries) and a TPM
 // (MSFT0101 device in the DSDT plus a TPM2 table listed in the XSDT).
+// A virtio-mmio device window (virtio 1.2 §4.2.1) and its interrupt: Linux's virtio_mmio
+// driver binds to _HID LNRO0005 with these two resources.
+struct VirtioMmioSlot {
+  uint32_t base = 0;
+  uint32_t size = 0x200;
+  uint32_t gsi = 0;
+};
+
 struct PlatformDescription {
   uint32_t num_cpus = 1;  // 1..kMaxCpus; APIC id = ACPI processor uid = index
+  std::vector<VirtioMmioSlot> virtio_mmio;  // at most 16
 };
 
 // Where one table sits in the blob.

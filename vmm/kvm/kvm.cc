@@ -173,6 +173,25 @@ Result<void> KvmVm::EnableCap(uint32_t cap, uint64_t arg0) {
   return Ok();
 }
 
+Result<void> KvmVm::AddIoeventfd(uint64_t addr, uint32_t len, uint64_t datamatch, int fd) {
+  kvm_ioeventfd e{};
+  e.addr = addr;
+  e.len = len;
+  e.fd = fd;
+  e.datamatch = datamatch;
+  e.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  if (ioctl(fd_.get(), KVM_IOEVENTFD, &e) < 0) return KvmError("KVM_IOEVENTFD");
+  return Ok();
+}
+
+Result<void> KvmVm::AddIrqfd(int fd, uint32_t gsi) {
+  kvm_irqfd i{};
+  i.fd = static_cast<uint32_t>(fd);
+  i.gsi = gsi;
+  if (ioctl(fd_.get(), KVM_IRQFD, &i) < 0) return KvmError("KVM_IRQFD");
+  return Ok();
+}
+
 Result<void> KvmVm::SetMsrFilter(const kvm_msr_filter& filter) {
   if (ioctl(fd_.get(), KVM_X86_SET_MSR_FILTER, &filter) < 0) {
     return KvmError("KVM_X86_SET_MSR_FILTER");

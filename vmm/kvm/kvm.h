@@ -62,6 +62,11 @@ class KvmVm {
   Result<void> SetIrqLine(uint32_t gsi, bool level);
   // KVM_ENABLE_CAP on the VM with args[0] = arg0.
   Result<void> EnableCap(uint32_t cap, uint64_t arg0);
+  // KVM_IOEVENTFD: a guest MMIO write of `len` bytes equal to `datamatch` at `addr`
+  // signals `fd` inside KVM, without an exit to us.
+  Result<void> AddIoeventfd(uint64_t addr, uint32_t len, uint64_t datamatch, int fd);
+  // KVM_IRQFD: a write to `fd` raises `gsi` (edge) inside KVM.
+  Result<void> AddIrqfd(int fd, uint32_t gsi);
   // KVM_X86_SET_MSR_FILTER (Linux 5.10).
   Result<void> SetMsrFilter(const kvm_msr_filter& filter);
   Result<KvmVcpu> CreateVcpu(uint32_t id, size_t mmap_size);

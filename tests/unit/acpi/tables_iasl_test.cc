@@ -72,7 +72,7 @@ class AcpiIasl : public ::testing::Test {
     std::string pattern = ::testing::TempDir() + "acpi_iasl_XXXXXX";
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
-    Result<AcpiTables> tables = BuildAcpiTables({.num_cpus = kCpus}, x86::kAcpiTablesAddr);
+    Result<AcpiTables> tables = BuildAcpiTables({.num_cpus = kCpus, .virtio_mmio = {}}, x86::kAcpiTablesAddr);
     ASSERT_TRUE(tables.has_value()) << tables.error().message();
     tables_ = *tables;
   }

@@ -16,7 +16,7 @@ namespace {
 constexpr uint64_t kBase = x86::kAcpiTablesAddr;
 
 AcpiTables Build(uint32_t num_cpus, uint64_t base = kBase) {
-  Result<AcpiTables> tables = BuildAcpiTables({.num_cpus = num_cpus}, base);
+  Result<AcpiTables> tables = BuildAcpiTables({.num_cpus = num_cpus, .virtio_mmio = {}}, base);
   EXPECT_TRUE(tables.has_value()) << tables.error().message();
   return tables ? *tables : AcpiTables{};
 }
@@ -37,21 +37,21 @@ void ExpectInvalidArgument(const PlatformDescription& platform, uint64_t base,
   EXPECT_EQ(tables.error().kind(), ErrorKind::kInvalidArgument);
 }
 
-TEST(AcpiTables, ZeroCpusIsRejected) { ExpectInvalidArgument({.num_cpus = 0}, kBase); }
+TEST(AcpiTables, ZeroCpusIsRejected) { ExpectInvalidArgument({.num_cpus = 0, .virtio_mmio = {}}, kBase); }
 
 TEST(AcpiTables, MoreThan254CpusIsRejected) {
-  ExpectInvalidArgument({.num_cpus = 255}, kBase);
-  EXPECT_TRUE(BuildTables({.num_cpus = 254}, kBase).has_value());
+  ExpectInvalidArgument({.num_cpus = 255, .virtio_mmio = {}}, kBase);
+  EXPECT_TRUE(BuildTables({.num_cpus = 254, .virtio_mmio = {}}, kBase).has_value());
 }
 
-TEST(AcpiTables, MisalignedBaseIsRejected) { ExpectInvalidArgument({.num_cpus = 1}, kBase + 8); }
+TEST(AcpiTables, MisalignedBaseIsRejected) { ExpectInvalidArgument({.num_cpus = 1, .virtio_mmio = {}}, kBase + 8); }
 
 TEST(AcpiTables, BlobLargerThanTheReservedSpaceIsRejected) {
-  ExpectInvalidArgument({.num_cpus = 1}, kBase, /*max_size=*/512);
+  ExpectInvalidArgument({.num_cpus = 1, .virtio_mmio = {}}, kBase, /*max_size=*/512);
 }
 
 TEST(AcpiTables, BaseThatWrapsTheAddressSpaceIsRejected) {
-  ExpectInvalidArgument({.num_cpus = 1}, 0xFFFFFFFFFFFFFF00);
+  ExpectInvalidArgument({.num_cpus = 1, .virtio_mmio = {}}, 0xFFFFFFFFFFFFFF00);
 }
 
 TEST(AcpiTables, MaxCpusFitInTheReservedSpace) {
@@ -60,7 +60,7 @@ TEST(AcpiTables, MaxCpusFitInTheReservedSpace) {
 }
 
 TEST(AcpiTables, BuildTablesReturnsTheBlobOfBuildAcpiTables) {
-  Result<std::vector<uint8_t>> blob = BuildTables({.num_cpus = 3}, kBase);
+  Result<std::vector<uint8_t>> blob = BuildTables({.num_cpus = 3, .virtio_mmio = {}}, kBase);
   ASSERT_TRUE(blob.has_value());
   EXPECT_EQ(*blob, Build(3).bytes);
 }

@@ -34,6 +34,14 @@ inline constexpr uint64_t kKernelLoadAddr = 0x100000;
 
 inline constexpr uint64_t kMmioHoleStart = 0xC0000000;
 inline constexpr uint64_t kMmioHoleEnd = 0x100000000;
+
+// virtio-mmio devices (virtio 1.2 §4.2): one 4 KiB page each at the bottom of the hole, a
+// 0x200-byte register window, and GSIs 16.. (IOAPIC-only pins, no ISA legacy).
+inline constexpr uint64_t kVirtioMmioBase = 0xD0000000;
+inline constexpr uint64_t kVirtioMmioStride = 0x1000;
+inline constexpr uint64_t kVirtioMmioSize = 0x200;
+inline constexpr uint32_t kVirtioMmioFirstGsi = 16;
+inline constexpr uint32_t kMaxVirtioMmioDevices = 8;  // GSIs 16..23
 inline constexpr uint64_t kIoApicAddr = 0xFEC00000;
 inline constexpr uint64_t kLapicAddr = 0xFEE00000;
 
