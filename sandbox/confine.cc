@@ -9,6 +9,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -64,7 +66,14 @@ const char* PickMountPoint() {
   return nullptr;
 }
 
-Result<void> PivotToEmptyRoot() {
+// The initial ramfs/tmpfs root that the kernel unpacks the initramfs into.
+bool RootIsInitramfs() {
+  struct statfs fs {};
+  if (statfs("/", &fs) != 0) return false;
+  return fs.f_type == RAMFS_MAGIC || fs.f_type == TMPFS_MAGIC;
+}
+
+Result<void> PivotToEmptyRoot(std::string* note) {
   // Nothing mounted from here on may propagate back to the host, where / is usually a
   // shared mount (systemd); pivot_root(2) also fails with EINVAL on a shared parent.
   RETURN_IF_ERROR(SysCheck(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr),
@@ -77,8 +86,22 @@ Result<void> PivotToEmptyRoot() {
   RETURN_IF_ERROR(SysCheck(chdir(mp), "chdir to the new root"));
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
   // only the tmpfs (pivot_root(2), NOTES). No put_old directory is needed.
-  RETURN_IF_ERROR(SysCheck(static_cast<int>(syscall(SYS_pivot_root, ".", ".")), "pivot_root"));
-  RETURN_IF_ERROR(SysCheck(umount2(".", MNT_DETACH), "detach the old root"));
+  if (syscall(SYS_pivot_root, ".", ".") == 0) {
+    RETURN_IF_ERROR(SysCheck(umount2(".", MNT_DETACH), "detach the old root"));
+    *note = "pivot_root into an empty read-only tmpfs";
+  } else if (errno == EINVAL && RootIsInitramfs()) {
+    // The initial rootfs cannot be pivoted away from (pivot_root(2): EINVAL); a host that
+    // runs from its initramfs (our nested-KVM test harness) gets switch_root's method:
+    // move the tmpfs over / and chroot into it. The old root stays mounted beneath, out of
+    // reach: no fd into it survives (close fds above), and chroot, mount and the
+    // capabilities to use them are gone (capabilities and seccomp below).
+    RETURN_IF_ERROR(SysCheck(mount(".", "/", nullptr, MS_MOVE, nullptr), "move the new root over /"));
+    RETURN_IF_ERROR(SysCheck(chroot("."), "chroot into the new root"));
+    *note = "root is the initramfs, which pivot_root cannot leave: moved an empty tmpfs over / "
+            "and chrooted into it";
+  } else {
+    return ErrnoError("pivot_root");
+  }
   RETURN_IF_ERROR(SysCheck(chdir("/"), "chdir /"));
   return SysCheck(mount(nullptr, "/", nullptr,
                         MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
@@ -230,7 +253,9 @@ Result<void> Confine(const ConfineOptions& o) {
   CONFINE_STEP("namespaces", EnterNamespaces());
   // Before pivot_root: a directory fd into the host tree would survive it (fchdir, "..").
   CONFINE_STEP("close fds", CloseFdsExcept(o.keep_fds));
-  CONFINE_STEP("pivot_root", PivotToEmptyRoot());
+  std::string root_note;
+  CONFINE_STEP("pivot_root", PivotToEmptyRoot(&root_note));
+  Log(o, "root: " + root_note);
   CONFINE_STEP("rlimits", ApplyRlimits(limits));
   CONFINE_STEP("capabilities", DropCapabilities());
   CONFINE_STEP("no_new_privs", SysCheck(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),

@@ -21,6 +21,7 @@
 #include "vmm/devices/uart/uart16550.h"
 #include "vmm/machine/exit_dispatch.h"
 #include "vmm/machine/profiler.h"
+#include "vmm/machine/vhost_mmio_device.h"
 #include "vmm/machine/serial_output.h"
 
 namespace vmm {
@@ -76,6 +77,14 @@ struct Machine::Impl {
   MachineOptions options;
   std::unique_ptr<GuestProfiler> profiler;
   std::unique_ptr<compat::pvm::PvmCompat> compat;  // on kvm_pvm hosts or when forced
+  std::vector<std::unique_ptr<VhostMmioDevice>> virtio_devices;
+  struct Watched {
+    int fd;
+    std::function<std::string()> describe;
+  };
+  std::vector<Watched> watched;
+
+  Result<void> CreateVirtioDevices(std::vector<DeviceLink> links);
 
   ExitAction HandleEmulationFailure(VcpuContext& ctx);
   std::string SymbolHint(VcpuContext& ctx) const;
@@ -112,6 +121,28 @@ Result<void> Machine::Impl::CreateDevices(const VmConfig& cfg) {
     control.RequestStop(StopReason::kPowerOff, "the guest powered off through ACPI");
   });
   RETURN_IF_ERROR(pio.Insert(x86::kPm1aEvtPort, devices::AcpiPm::kSize, acpi_pm.get()));
+  return Ok();
+}
+
+Result<void> Machine::Impl::CreateVirtioDevices(std::vector<DeviceLink> links) {
+  for (size_t i = 0; i < links.size(); ++i) {
+    DeviceLink& link = links[i];
+    VhostMmioSpec spec;
+    spec.name = link.name;
+    spec.device_id = link.device_id;
+    spec.config_size = link.config_size;
+    spec.base = x86::kVirtioMmioBase + i * x86::kVirtioMmioStride;
+    spec.gsi = x86::kVirtioMmioFirstGsi + static_cast<uint32_t>(i);
+    auto fe = vhost_user::Frontend::Connect(std::move(link.sock));
+    if (!fe) return fe.error().Wrap(link.name);
+    ASSIGN_OR_RETURN(std::unique_ptr<VhostMmioDevice> dev,
+                     VhostMmioDevice::Create(vm, mem, std::move(fe).value(), spec,
+                                             [this](const std::string& why) {
+                                               control.RequestStop(StopReason::kError, why);
+                                             }));
+    RETURN_IF_ERROR(mmio.Insert(spec.base, x86::kVirtioMmioSize, dev.get()));
+    virtio_devices.push_back(std::move(dev));
+  }
   return Ok();
 }
 
@@ -257,10 +288,19 @@ void Machine::Impl::SampleLoop() {
 }
 
 Machine::Machine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void Machine::Watch(int fd, std::function<std::string()> describe) {
+  impl_->watched.push_back({fd, std::move(describe)});
+}
 Machine::~Machine() = default;
 
 Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan plan,
-                                                 const kvm::Kvm& kvm, MachineOptions options) {
+                                                 const kvm::Kvm& kvm, MachineOptions options,
+                                                 std::vector<DeviceLink> devices) {
+  if (devices.size() > x86::kMaxVirtioMmioDevices) {
+    return InvalidArgument("at most " + std::to_string(x86::kMaxVirtioMmioDevices) +
+                           " virtio devices");
+  }
   if (static_cast<int>(cfg.cpus) > kvm.MaxVcpus()) {
     return InvalidArgument("--cpus: " + std::to_string(cfg.cpus) + " vCPUs is more than KVM " +
                            "allows on this host (" + std::to_string(kvm.MaxVcpus()) + ")");
@@ -280,6 +320,12 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
 
   acpi::PlatformDescription platform{};
   platform.num_cpus = cfg.cpus;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    platform.virtio_mmio.push_back(
+        {static_cast<uint32_t>(x86::kVirtioMmioBase + i * x86::kVirtioMmioStride),
+         static_cast<uint32_t>(x86::kVirtioMmioSize),
+         x86::kVirtioMmioFirstGsi + static_cast<uint32_t>(i)});
+  }
   ASSIGN_OR_RETURN(std::vector<uint8_t> acpi_blob, acpi::BuildTables(platform, x86::kAcpiTablesAddr));
   RETURN_IF_ERROR(impl->mem.Write(x86::kAcpiTablesAddr, acpi_blob));
   RETURN_IF_ERROR(LoadBootPlan(plan, impl->mem, x86::kAcpiTablesAddr));
@@ -296,6 +342,7 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
     impl->vcpus.push_back(std::move(vcpu));
   }
   RETURN_IF_ERROR(impl->CreateDevices(cfg));
+  RETURN_IF_ERROR(impl->CreateVirtioDevices(std::move(devices)));
   if (plan_compat) {
     ASSIGN_OR_RETURN(impl->compat, compat::pvm::PvmCompat::Enable(impl->vm, cfg.cpus));
   }
@@ -335,8 +382,9 @@ RunOutcome Machine::Run() {
 
   int signo = 0;
   while (!m.control.stopping()) {
-    pollfd fds[2] = {{m.control.WaitFd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-    int n = poll(fds, sigfd.valid() ? 2 : 1, -1);
+    std::vector<pollfd> fds = {{m.control.WaitFd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+    for (const auto& w : m.watched) fds.push_back({w.fd, POLLIN, 0});
+    int n = poll(fds.data(), fds.size(), -1);
     if (n < 0 && errno != EINTR) break;
     signalfd_siginfo si;
     if (n > 0 && (fds[1].revents & POLLIN) && read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
@@ -344,6 +392,9 @@ RunOutcome Machine::Run() {
       const char* name = sigabbrev_np(signo);
       m.control.RequestStop(StopReason::kSignal,
                             std::string("stopped by SIG") + (name ? name : "?"));
+    }
+    for (size_t i = 2; n > 0 && i < fds.size(); ++i) {
+      if (fds[i].revents) m.control.RequestStop(StopReason::kError, m.watched[i - 2].describe());
     }
   }
   m.KickAll();

@@ -6,11 +6,14 @@
 //   RunOutcome out = machine->Run();   // blocks until power-off, reset, signal or error
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "vmm/boot/elf_symbols.h"
 #include "vmm/common/result.h"
+#include "vmm/common/unique_fd.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/boot_plan.h"
 #include "vmm/machine/vm_control.h"
@@ -33,12 +36,25 @@ struct MachineOptions {
   std::shared_ptr<boot::SymbolTable> symbols;   // names for the profile, if known
 };
 
+// A virtio device served by a device process over vhost-user (vmm/machine/
+// vhost_mmio_device.h). The machine gives it the next virtio-mmio slot and GSI.
+struct DeviceLink {
+  std::string name;         // "blk0"
+  uint32_t device_id = 0;   // virtio device id
+  uint32_t config_size = 0;
+  UniqueFd sock;            // connected vhost-user session
+};
+
 class Machine {
  public:
   static Result<std::unique_ptr<Machine>> Create(const VmConfig& cfg, BootPlan plan,
                                                  const kvm::Kvm& kvm,
-                                                 MachineOptions options = {});
+                                                 MachineOptions options = {},
+                                                 std::vector<DeviceLink> devices = {});
   ~Machine();
+  // Before Run: when `fd` becomes readable (a device process's pidfd), the VM stops with
+  // an error whose message `describe` gives.
+  void Watch(int fd, std::function<std::string()> describe);
   RunOutcome Run();
 
  private:

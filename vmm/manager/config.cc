@@ -101,6 +101,34 @@ Result<uint64_t> ParseSize(std::string_view text) {
   return n << shift;
 }
 
+// "path=IMG[,readonly=on|off]" or just "IMG", as Cloud Hypervisor's --disk.
+static Result<void> ParseDisk(VmConfig& cfg, std::string_view value) {
+  if (cfg.disks.size() >= kMaxDisks) {
+    return InvalidArgument("--disk: at most " + std::to_string(kMaxDisks) + " disks");
+  }
+  DiskConfig d;
+  bool any_key = value.find('=') != std::string_view::npos;
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+    size_t eq = item.find('=');
+    std::string_view key = eq == std::string_view::npos ? "" : item.substr(0, eq);
+    std::string_view v = eq == std::string_view::npos ? item : item.substr(eq + 1);
+    if (!any_key || key == "path") {
+      d.path = std::string(v);
+    } else if (key == "readonly" && (v == "on" || v == "off")) {
+      d.readonly = v == "on";
+    } else {
+      return InvalidArgument("--disk: '" + std::string(item) +
+                             "' is not path=IMG or readonly=on|off");
+    }
+  }
+  if (d.path.empty()) return InvalidArgument("--disk: no path (path=IMG)");
+  cfg.disks.push_back(std::move(d));
+  return Ok();
+}
+
 Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view value) {
   if (name == "kernel") {
     cfg.kernel = std::string(value);
@@ -114,6 +142,16 @@ Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view va
     ASSIGN_OR_RETURN(cfg.memory, ParseSize(value));
   } else if (name == "serial") {
     RETURN_IF_ERROR(ParseSerial(cfg, value));
+  } else if (name == "disk") {
+    RETURN_IF_ERROR(ParseDisk(cfg, value));
+  } else if (name == "rng") {
+    if (value == "on" || value.empty()) {
+      cfg.rng = true;
+    } else if (value == "off") {
+      cfg.rng = false;
+    } else {
+      return InvalidArgument("--rng: '" + std::string(value) + "' is not on or off");
+    }
   } else if (name == "kvm-compat") {
     if (value == "auto") {
       cfg.kvm_compat = KvmCompat::kAuto;
@@ -138,12 +176,25 @@ Result<VmConfig> ParseConfigJson(std::string_view text) {
   VmConfig cfg;
   for (auto& [key, value] : doc.items()) {
     std::string as_text;
+    if (key == "disk" && value.is_array()) {
+      for (const Json& d : value) {
+        if (!d.is_string()) return InvalidArgument("config: 'disk' entries must be strings");
+        auto applied = ApplyFlag(cfg, key, d.get<std::string>());
+        if (!applied) return applied.error().Wrap("config");
+      }
+      continue;
+    }
+    if (key == "rng" && value.is_boolean()) {
+      cfg.rng = value.get<bool>();
+      continue;
+    }
     if (value.is_string()) {
       as_text = value.get<std::string>();
     } else if (value.is_number_unsigned() && (key == "cpus" || key == "memory")) {
       as_text = std::to_string(value.get<uint64_t>());
     } else if (key == "kernel" || key == "initramfs" || key == "cmdline" || key == "cpus" ||
-               key == "memory" || key == "serial" || key == "kvm-compat") {
+               key == "memory" || key == "serial" || key == "kvm-compat" || key == "disk" ||
+               key == "rng") {
       return InvalidArgument("config: '" + key + "' has the wrong type (" +
                              std::string(value.type_name()) + ")");
     }
@@ -175,6 +226,11 @@ Result<void> ValidateConfig(const VmConfig& cfg, const HostLimits& host) {
   if (cfg.cmdline.find('\0') != std::string::npos) {
     return InvalidArgument("--cmdline: contains a NUL byte");
   }
+  for (const DiskConfig& d : cfg.disks) {
+    if (d.path.find(',') != std::string::npos) {
+      return InvalidArgument("--disk: paths with commas are not supported");
+    }
+  }
   if (cfg.serial == SerialMode::kFile && cfg.serial_path.empty()) {
     return InvalidArgument("--serial: file= needs a path");
   }
@@ -205,6 +261,12 @@ std::string ConfigToJson(const VmConfig& cfg) {
               {"cmdline", cfg.cmdline}, {"cpus", cfg.cpus},
               {"memory", cfg.memory},   {"serial", SerialToString(cfg)},
               {"kvm-compat", KvmCompatName(cfg.kvm_compat)}};
+  Json disks = Json::array();
+  for (const DiskConfig& d : cfg.disks) {
+    disks.push_back("path=" + d.path + (d.readonly ? ",readonly=on" : ""));
+  }
+  doc["disk"] = disks;
+  doc["rng"] = cfg.rng;
   return doc.dump(2);
 }
 

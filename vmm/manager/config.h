@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vmm/common/result.h"
 
@@ -24,6 +25,13 @@ enum class SerialMode { kTty, kFile, kNull, kOff };
 enum class KvmCompat { kAuto, kOn, kOff };
 const char* KvmCompatName(KvmCompat mode);
 
+// One virtio-blk disk, served by its own `vmm-device blk` process.
+struct DiskConfig {
+  std::string path;
+  bool readonly = false;
+};
+inline constexpr size_t kMaxDisks = 7;  // 8 virtio-mmio slots, one kept for the rng
+
 struct VmConfig {
   std::string kernel;
   std::string initramfs;
@@ -33,6 +41,8 @@ struct VmConfig {
   SerialMode serial = SerialMode::kTty;
   std::string serial_path;  // with SerialMode::kFile
   KvmCompat kvm_compat = KvmCompat::kAuto;
+  std::vector<DiskConfig> disks;  // --disk, repeatable
+  bool rng = false;               // --rng: a virtio-rng device (from the host's getrandom)
 };
 
 struct HostLimits {

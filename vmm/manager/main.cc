@@ -9,12 +9,14 @@
 #include <optional>
 #include <string>
 
+#include "vmm/arch/x86_64/layout.h"
 #include "vmm/boot/elf_symbols.h"
 #include "vmm/common/version.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/boot_plan.h"
 #include "vmm/machine/machine.h"
 #include "vmm/manager/config.h"
+#include "vmm/manager/device_processes.h"
 #include "sandbox/roles.h"
 
 namespace vmm {
@@ -61,6 +63,9 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   return cfg;
 }
 
+int RunMachine(const RunFlags& flags, const VmConfig& cfg, BootPlan plan,
+               std::vector<DeviceProcess>& devices);
+
 int Run(const RunFlags& flags) {
   auto cfg = ResolveConfig(flags);
   if (!cfg) return Fail(cfg.error());
@@ -69,14 +74,40 @@ int Run(const RunFlags& flags) {
   if (flags.dry_run) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
                 DescribeBootPlan(*plan).c_str());
+    for (size_t i = 0; i < cfg->disks.size(); ++i) {
+      std::printf("virtio-blk%zu: %s%s, in its own process (vmm-device blk), mmio 0x%llx gsi %u\n",
+                  i, cfg->disks[i].path.c_str(), cfg->disks[i].readonly ? " (read-only)" : "",
+                  static_cast<unsigned long long>(x86::kVirtioMmioBase + i * x86::kVirtioMmioStride),
+                  x86::kVirtioMmioFirstGsi + static_cast<unsigned>(i));
+    }
+    if (cfg->rng) {
+      size_t i = cfg->disks.size();
+      std::printf("virtio-rng: in its own process (vmm-device rng), mmio 0x%llx gsi %u\n",
+                  static_cast<unsigned long long>(x86::kVirtioMmioBase + i * x86::kVirtioMmioStride),
+                  x86::kVirtioMmioFirstGsi + static_cast<unsigned>(i));
+    }
     return 0;
   }
+  // Device processes first, while this process is still single-threaded (SpawnRole).
+  auto devices = StartDeviceProcesses(*cfg);
+  if (!devices) return Fail(devices.error());
+  int code = RunMachine(flags, *cfg, std::move(plan).value(), *devices);
+  std::string problems = ReapDeviceProcesses(*devices);
+  if (!problems.empty()) {
+    std::fprintf(stderr, "vmm: %s", problems.c_str());
+    if (code == 0) code = kExitVmFailed;
+  }
+  return code;
+}
+
+int RunMachine(const RunFlags& flags, const VmConfig& cfg, BootPlan plan,
+               std::vector<DeviceProcess>& devices) {
   MachineOptions options;
   options.profile = flags.profile;
   // Symbols also name the instruction the kvm_pvm compatibility module stops on.
-  if (flags.profile || plan->kvm_compat || !flags.profile_symbols.empty()) {
+  if (flags.profile || plan.kvm_compat || !flags.profile_symbols.empty()) {
     // Names for the profile: the given file, else the kernel itself when it has symbols.
-    auto syms = LoadProfileSymbols(flags.profile_symbols, plan->kernel_bytes);
+    auto syms = LoadProfileSymbols(flags.profile_symbols, plan.kernel_bytes);
     if (syms) {
       options.symbols = std::make_shared<boot::SymbolTable>(std::move(syms).value());
     } else if (!flags.profile_symbols.empty()) {
@@ -85,8 +116,15 @@ int Run(const RunFlags& flags) {
   }
   auto kvm = kvm::Kvm::Open();
   if (!kvm) return Fail(kvm.error());
-  auto machine = Machine::Create(*cfg, std::move(plan).value(), *kvm, options);
+  std::vector<DeviceLink> links;
+  for (DeviceProcess& d : devices) {
+    links.push_back({d.name, d.device_id, d.config_size, std::move(d.sock)});
+  }
+  auto machine = Machine::Create(cfg, std::move(plan), *kvm, options, std::move(links));
   if (!machine) return Fail(machine.error());
+  for (DeviceProcess& d : devices) {
+    (*machine)->Watch(d.pidfd.get(), [&d] { return DescribeDeviceExit(d); });
+  }
   RunOutcome out = (*machine)->Run();
   if (!out.profile.empty()) std::fprintf(stderr, "%s", out.profile.c_str());
   if (!out.compat_summary.empty()) std::fprintf(stderr, "vmm: %s\n", out.compat_summary.c_str());
@@ -118,7 +156,7 @@ int Main(int argc, char** argv) {
   CLI::App* run = app.add_subcommand("run", "Boot a VM and run it until it powers off");
   run->add_option("--config", flags.config_path,
                   "JSON file with the settings below as keys (kernel, initramfs, cmdline, cpus, "
-                  "memory, serial, kvm-compat); flags override it")
+                  "memory, serial, kvm-compat, disk, rng); flags override it")
       ->type_name("FILE");
   auto setting = [&](const char* name, const char* help, const char* type) {
     run->add_option_function<std::string>(
@@ -132,6 +170,17 @@ int Main(int argc, char** argv) {
   setting("cpus", "Number of vCPUs: N or boot=N (default 1)", "boot=N");
   setting("memory", "Guest RAM: size=SIZE or SIZE, with K/M/G/T suffix (default 512M)", "size=SIZE");
   setting("serial", "COM1 output: tty (stdout, default), file=PATH, null, off", "MODE");
+  run->add_option_function<std::vector<std::string>>(
+         "--disk",
+         [&flags](const std::vector<std::string>& v) {
+           for (const std::string& d : v) flags.settings.emplace_back("disk", d);
+         },
+         "virtio-blk disk served by its own confined process: path=IMG[,readonly=on] "
+         "(repeatable, raw images)")
+      ->type_name("path=IMG");
+  run->add_flag_callback(
+      "--rng", [&flags] { flags.settings.emplace_back("rng", "on"); },
+      "virtio-rng device served by its own confined process (from the host's getrandom)");
   setting("kvm-compat",
           "kvm_pvm compatibility module: auto (on when the host's KVM is kvm_pvm, default), "
           "on, off. When on, it completes the instructions kvm_pvm's emulator gives up on and "

@@ -1,0 +1,140 @@
+#include "vmm/manager/device_processes.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+
+#include "sandbox/confine.h"
+#include "sandbox/roles.h"
+#include "vmm/virtio/blk.h"
+#include "vmm/virtio/features.h"
+
+namespace vmm {
+namespace {
+
+// vmm-device lives next to vmm (build/bin, or the install prefix's bin).
+Result<std::string> DeviceBinary() {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return Error(ErrorKind::kSystem, "readlink /proc/self/exe", errno);
+  std::string path(self, static_cast<size_t>(n));
+  path = path.substr(0, path.rfind('/') + 1) + "vmm-device";
+  if (access(path.c_str(), X_OK) != 0) {
+    return Error(ErrorKind::kNotFound, "device process binary '" + path + "'", errno);
+  }
+  return path;
+}
+
+Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
+                            std::vector<std::string> args, UniqueFd image) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return Error(ErrorKind::kSystem, "socketpair", errno);
+  }
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+  sandbox::ConfineOptions o;
+  o.role = dev.role;
+  o.keep_fds = {STDERR_FILENO, theirs.get()};
+  std::vector<std::string> argv = {"vmm-device", dev.role.substr(7), "--fd",
+                                   std::to_string(theirs.get())};
+  if (image.valid()) {
+    o.keep_fds.push_back(image.get());
+    argv.push_back("--image-fd");
+    argv.push_back(std::to_string(image.get()));
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  o.log = [name = dev.name](const std::string& note) {
+    std::fprintf(stderr, "vmm: %s: %s\n", name.c_str(), note.c_str());
+  };
+  ASSIGN_OR_RETURN(dev.pid, sandbox::SpawnRole(o, binary, argv));
+  dev.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, dev.pid, 0)));
+  if (!dev.pidfd.valid()) {
+    kill(dev.pid, SIGKILL);
+    waitpid(dev.pid, nullptr, 0);
+    return Error(ErrorKind::kSystem, "pidfd_open", errno);
+  }
+  dev.sock = std::move(ours);
+  return dev;
+}
+
+}  // namespace
+
+Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
+  std::vector<DeviceProcess> out;
+  if (cfg.disks.empty() && !cfg.rng) return out;
+  ASSIGN_OR_RETURN(std::string binary, DeviceBinary());
+  auto fail = [&out](Error e) {
+    ReapDeviceProcesses(out, 0);
+    return e;
+  };
+  for (size_t i = 0; i < cfg.disks.size(); ++i) {
+    const DiskConfig& d = cfg.disks[i];
+    UniqueFd image(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    if (!image.valid()) {
+      return fail(Error(ErrorKind::kInvalidArgument, "--disk '" + d.path + "'", errno));
+    }
+    DeviceProcess dev;
+    dev.name = "blk" + std::to_string(i);
+    dev.role = "device-blk";
+    dev.device_id = virtio::kVirtioIdBlock;
+    dev.config_size = virtio::kBlkConfigSize;
+    std::vector<std::string> args = {"--serial", dev.name};
+    if (d.readonly) args.push_back("--readonly");
+    auto spawned = Spawn(binary, std::move(dev), args, std::move(image));
+    if (!spawned) return fail(spawned.error());
+    out.push_back(std::move(spawned).value());
+  }
+  if (cfg.rng) {
+    DeviceProcess dev;
+    dev.name = "rng0";
+    dev.role = "device-rng";
+    dev.device_id = virtio::kVirtioIdEntropy;
+    auto spawned = Spawn(binary, std::move(dev), {}, UniqueFd());
+    if (!spawned) return fail(spawned.error());
+    out.push_back(std::move(spawned).value());
+  }
+  return out;
+}
+
+std::string DescribeDeviceExit(DeviceProcess& dev) {
+  siginfo_t info{};
+  std::string head = "device process " + dev.name + " (pid " + std::to_string(dev.pid) + ")";
+  if (dev.pid <= 0) return head + " already reaped";
+  if (waitid(P_PIDFD, static_cast<id_t>(dev.pidfd.get()), &info, WEXITED) != 0) {
+    return head + " ended (status unavailable)";
+  }
+  dev.pid = -1;
+  if (info.si_code == CLD_EXITED) return head + " exited with status " + std::to_string(info.si_status);
+  const char* name = sigabbrev_np(info.si_status);
+  std::string s = head + " was killed by SIG" + (name ? name : std::to_string(info.si_status));
+  if (info.si_status == SIGSYS) {
+    s += ": a system call outside its seccomp filter (the kernel's audit log names it)";
+  }
+  return s;
+}
+
+std::string ReapDeviceProcesses(std::vector<DeviceProcess>& devs, int grace_ms) {
+  std::string problems;
+  for (DeviceProcess& dev : devs) {
+    dev.sock.reset();  // the session ends: the device process exits on EOF
+  }
+  for (DeviceProcess& dev : devs) {
+    if (dev.pid <= 0) continue;
+    pollfd p{dev.pidfd.get(), POLLIN, 0};
+    if (poll(&p, 1, grace_ms) <= 0) {
+      kill(dev.pid, SIGKILL);
+      problems += "device process " + dev.name + " did not exit after its session closed; killed\n";
+    }
+    std::string how = DescribeDeviceExit(dev);
+    if (how.find("exited with status 0") == std::string::npos) problems += how + "\n";
+  }
+  return problems;
+}
+
+}  // namespace vmm
