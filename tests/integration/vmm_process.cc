@@ -38,7 +38,7 @@ bool HaveKvm() {
 }
 
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_seconds,
-                         int send_signal, int signal_after_ms) {
+                         int send_signal, int signal_after_ms, std::function<void(pid_t)> at_time) {
   ProcessResult result;
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) return result;
@@ -56,13 +56,14 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_secon
   close(err_pipe[1]);
   long long start = NowMs();
   long long deadline = start + timeout_seconds * 1000LL;
-  bool signalled = send_signal == 0;
+  bool signalled = send_signal == 0 && !at_time;
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
   while (open_fds > 0) {
     long long now = NowMs();
     if (!signalled && now >= start + signal_after_ms) {
-      kill(pid, send_signal);
+      if (at_time) at_time(pid);
+      if (send_signal != 0) kill(pid, send_signal);
       signalled = true;
     }
     long long left = deadline - now;

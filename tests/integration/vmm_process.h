@@ -3,6 +3,9 @@
 // build tree or from a copy of build/bin (the nested-KVM harness).
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,8 +23,10 @@ struct ProcessResult {
 std::string BinDir();
 // Runs `argv` (argv[0] a path) with a wall-clock limit; kills it with SIGKILL past the limit.
 // With `send_signal` non-zero, that signal is sent to the child `signal_after_ms` after start.
+// With `at_time` set, it is called with the child's pid at that moment, before the signal.
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_seconds,
-                         int send_signal = 0, int signal_after_ms = 0);
+                         int send_signal = 0, int signal_after_ms = 0,
+                         std::function<void(pid_t)> at_time = {});
 // Convenience: BinDir()/vmm run <args>.
 ProcessResult RunVmm(const std::vector<std::string>& run_args, int timeout_seconds = 60);
 // Writes bytes to a fresh file in a temporary directory and returns its path.

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,6 +65,21 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
 }
 
 }  // namespace
+
+Result<void> CheckDiskImages(const VmConfig& cfg) {
+  for (const DiskConfig& d : cfg.disks) {
+    UniqueFd fd(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    if (!fd.valid()) {
+      return Error(ErrorKind::kInvalidArgument,
+                   "--disk '" + d.path + "'" + (d.readonly ? "" : " (opened read-write)"), errno);
+    }
+    struct stat st{};
+    if (fstat(fd.get(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+      return InvalidArgument("--disk '" + d.path + "': not a regular file or block device");
+    }
+  }
+  return Ok();
+}
 
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
   std::vector<DeviceProcess> out;

@@ -28,6 +28,10 @@ struct DeviceProcess {
   UniqueFd sock;               // our end of the vhost-user session (moved into the Machine)
 };
 
+// Bad input before anything starts: each disk image must be a regular file or block device
+// we can open as asked (read-write unless readonly=on).
+Result<void> CheckDiskImages(const VmConfig& cfg);
+
 // Opens each disk image and spawns its device process, then the rng's. The caller must be
 // single-threaded (SpawnRole). On error the processes already started are killed.
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg);

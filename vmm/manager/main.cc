@@ -63,7 +63,7 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   return cfg;
 }
 
-int RunMachine(const RunFlags& flags, const VmConfig& cfg, BootPlan plan,
+int RunMachine(const RunFlags& flags, const VmConfig& cfg, BootPlan plan, const kvm::Kvm& kvm,
                std::vector<DeviceProcess>& devices);
 
 int Run(const RunFlags& flags) {
@@ -71,6 +71,7 @@ int Run(const RunFlags& flags) {
   if (!cfg) return Fail(cfg.error());
   auto plan = PlanBoot(*cfg, kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
+  if (auto disks = CheckDiskImages(*cfg); !disks) return Fail(disks.error());
   if (flags.dry_run) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
                 DescribeBootPlan(*plan).c_str());
@@ -88,10 +89,12 @@ int Run(const RunFlags& flags) {
     }
     return 0;
   }
-  // Device processes first, while this process is still single-threaded (SpawnRole).
+  auto kvm = kvm::Kvm::Open();
+  if (!kvm) return Fail(kvm.error());
+  // Device processes before any thread exists in this process (SpawnRole needs that).
   auto devices = StartDeviceProcesses(*cfg);
   if (!devices) return Fail(devices.error());
-  int code = RunMachine(flags, *cfg, std::move(plan).value(), *devices);
+  int code = RunMachine(flags, *cfg, std::move(plan).value(), *kvm, *devices);
   std::string problems = ReapDeviceProcesses(*devices);
   if (!problems.empty()) {
     std::fprintf(stderr, "vmm: %s", problems.c_str());
@@ -100,7 +103,7 @@ int Run(const RunFlags& flags) {
   return code;
 }
 
-int RunMachine(const RunFlags& flags, const VmConfig& cfg, BootPlan plan,
+int RunMachine(const RunFlags& flags, const VmConfig& cfg, BootPlan plan, const kvm::Kvm& kvm,
                std::vector<DeviceProcess>& devices) {
   MachineOptions options;
   options.profile = flags.profile;
@@ -114,13 +117,11 @@ int RunMachine(const RunFlags& flags, const VmConfig& cfg, BootPlan plan,
       return Fail(syms.error());
     }
   }
-  auto kvm = kvm::Kvm::Open();
-  if (!kvm) return Fail(kvm.error());
   std::vector<DeviceLink> links;
   for (DeviceProcess& d : devices) {
     links.push_back({d.name, d.device_id, d.config_size, std::move(d.sock)});
   }
-  auto machine = Machine::Create(cfg, std::move(plan), *kvm, options, std::move(links));
+  auto machine = Machine::Create(cfg, std::move(plan), kvm, options, std::move(links));
   if (!machine) return Fail(machine.error());
   for (DeviceProcess& d : devices) {
     (*machine)->Watch(d.pidfd.get(), [&d] { return DescribeDeviceExit(d); });

@@ -1,0 +1,145 @@
+// The device processes of a running VM, seen from outside as an operator would: each
+// `vmm-device` child of `vmm run --disk ... --rng` is confined (/proc: seccomp filter,
+// no_new_privs, no capabilities, its own namespaces, only its fds), a child that dies stops
+// the VM with a message naming it, and none outlives the VM. Needs /dev/kvm (scripts/test.sh
+// runs these under nested KVM where it is missing).
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "tests/integration/vmm_process.h"
+#include "tests/unit/boot/test_images.h"
+
+namespace vmm::testing {
+namespace {
+
+#define REQUIRE_KVM() \
+  if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)"
+
+std::string HaltingGuest() {
+  ElfSpec spec;
+  spec.code = {0xFA, 0xF4, 0xEB, 0xFD};  // cli; hlt; jmp back
+  return WriteTempFile("halt-dev.elf", MakePvhElf(spec));
+}
+
+std::string Image() {
+  std::string path = WriteTempFile("dev-disk.img", {});
+  EXPECT_EQ(truncate(path.c_str(), 1 << 20), 0);
+  return path;
+}
+
+std::vector<pid_t> Children(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  std::vector<pid_t> out;
+  pid_t c;
+  while (f >> c) out.push_back(c);
+  return out;
+}
+
+std::map<std::string, std::string> Status(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::map<std::string, std::string> m;
+  std::string line;
+  while (std::getline(f, line)) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string v = line.substr(colon + 1);
+    v.erase(0, v.find_first_not_of(" \t"));
+    m[line.substr(0, colon)] = v;
+  }
+  return m;
+}
+
+std::string Link(const std::string& path) {
+  char buf[512];
+  ssize_t n = readlink(path.c_str(), buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+struct ChildReport {
+  pid_t pid;
+  std::map<std::string, std::string> status;
+  std::vector<std::string> shared_ns;  // namespaces the child shares with us
+  std::vector<std::string> fds;        // fd targets
+};
+
+ChildReport Inspect(pid_t child) {
+  ChildReport r{child, Status(child), {}, {}};
+  for (const char* ns : {"pid", "net", "mnt", "ipc", "uts"}) {
+    std::string mine = Link(std::string("/proc/self/ns/") + ns);
+    if (Link("/proc/" + std::to_string(child) + "/ns/" + ns) == mine) r.shared_ns.push_back(ns);
+  }
+  for (int fd = 0; fd < 1024; ++fd) {
+    std::string t = Link("/proc/" + std::to_string(child) + "/fd/" + std::to_string(fd));
+    if (!t.empty()) r.fds.push_back(std::to_string(fd) + "->" + t);
+  }
+  return r;
+}
+
+TEST(DeviceProcessKvm, EachDeviceRunsConfinedAndNoneOutlivesTheVm) {
+  REQUIRE_KVM();
+  std::string image = Image();
+  std::vector<ChildReport> reports;
+  ProcessResult r = RunProcess(
+      {BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--disk", "path=" + image, "--rng"},
+      60, SIGTERM, 2500, [&](pid_t vmm) {
+        for (pid_t c : Children(vmm)) reports.push_back(Inspect(c));
+      });
+  EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;
+  ASSERT_EQ(reports.size(), 2u) << "one process for the disk, one for the rng\n" << r.err;
+  for (const ChildReport& c : reports) {
+    SCOPED_TRACE("device process " + std::to_string(c.pid));
+    EXPECT_EQ(c.status.at("Seccomp"), "2");
+    EXPECT_EQ(c.status.at("NoNewPrivs"), "1");
+    EXPECT_EQ(c.status.at("CapEff"), "0000000000000000");
+    EXPECT_EQ(c.status.at("CapBnd"), "0000000000000000");
+    EXPECT_TRUE(c.shared_ns.empty()) << "shares namespace " << c.shared_ns.front();
+    for (const std::string& fd : c.fds) {
+      // stderr (our pipe), the vhost-user socket, the disk image; nothing else.
+      bool expected = fd.find("->socket:") != std::string::npos ||
+                      fd.find("->pipe:") != std::string::npos ||
+                      fd.find("->" + image) != std::string::npos;
+      EXPECT_TRUE(expected) << "unexpected fd " << fd;
+    }
+    EXPECT_LE(c.fds.size(), 3u);
+    EXPECT_NE(kill(c.pid, 0), 0) << "still running after vmm exited";
+  }
+}
+
+TEST(DeviceProcessKvm, ADeviceProcessThatDiesStopsTheVmNamingIt) {
+  REQUIRE_KVM();
+  ProcessResult r = RunProcess(
+      {BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--rng"}, 60, 0, 2500,
+      [](pid_t vmm) {
+        for (pid_t c : Children(vmm)) kill(c, SIGKILL);
+      });
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("device process rng0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("killed by SIGKILL"), std::string::npos) << r.err;
+}
+
+TEST(DeviceProcessCli, MissingDiskImageIsBadInput) {
+  ProcessResult r = RunVmm({"--kernel", HaltingGuest(), "--disk", "path=/nonexistent/disk.img"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("/nonexistent/disk.img"), std::string::npos) << r.err;
+}
+
+TEST(DeviceProcessCli, DryRunListsTheDeviceProcesses) {
+  ProcessResult r = RunVmm({"--kernel", HaltingGuest(), "--disk", "path=" + Image() + ",readonly=on",
+                            "--rng", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("virtio-blk0:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(read-only), in its own process (vmm-device blk), mmio 0xd0000000 gsi 16"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("virtio-rng: in its own process (vmm-device rng), mmio 0xd0001000 gsi 17"),
+            std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace vmm::testing
