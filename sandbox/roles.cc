@@ -1,6 +1,7 @@
 #include "sandbox/roles.h"
 
 #include <linux/kvm.h>
+#include <sys/signalfd.h>
 
 #include <functional>
 
@@ -49,6 +50,8 @@ PolicyBuilder Vcpu() {
       .AllowKvmIoctl(KVM_IRQ_LINE, "UART and ACPI PM interrupts into the in-kernel IOAPIC")
       .AllowKvmIoctl(KVM_IOEVENTFD, "bind a virtqueue's kick eventfd when the driver activates it")
       .AllowKvmIoctl(KVM_IRQFD, "bind a virtqueue's call eventfd to its GSI");
+  b.AllowIf("signalfd4", {ArgEq(3, SFD_CLOEXEC | SFD_NONBLOCK, "SFD_CLOEXEC|SFD_NONBLOCK")},
+            "SIGINT/SIGTERM forwarded by the manager, read by the control loop");
   // Not here, on purpose: KVM_SET_USER_MEMORY_REGION (guest memory layout), KVM_SET_CPUID2
   // (guest CPU model), KVM_CREATE_VCPU, KVM_SET_GSI_ROUTING, KVM_SET_TSS_ADDR: all set up
   // before confinement and measured into PCR 1; a compromised vcpu process may not change

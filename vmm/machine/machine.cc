@@ -78,11 +78,6 @@ struct Machine::Impl {
   std::unique_ptr<GuestProfiler> profiler;
   std::unique_ptr<compat::pvm::PvmCompat> compat;  // on kvm_pvm hosts or when forced
   std::vector<std::unique_ptr<VhostMmioDevice>> virtio_devices;
-  struct Watched {
-    int fd;
-    std::function<std::string()> describe;
-  };
-  std::vector<Watched> watched;
 
   Result<void> CreateVirtioDevices(std::vector<DeviceLink> links);
 
@@ -289,9 +284,6 @@ void Machine::Impl::SampleLoop() {
 
 Machine::Machine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-void Machine::Watch(int fd, std::function<std::string()> describe) {
-  impl_->watched.push_back({fd, std::move(describe)});
-}
 Machine::~Machine() = default;
 
 Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan plan,
@@ -382,9 +374,8 @@ RunOutcome Machine::Run() {
 
   int signo = 0;
   while (!m.control.stopping()) {
-    std::vector<pollfd> fds = {{m.control.WaitFd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-    for (const auto& w : m.watched) fds.push_back({w.fd, POLLIN, 0});
-    int n = poll(fds.data(), fds.size(), -1);
+    pollfd fds[2] = {{m.control.WaitFd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+    int n = poll(fds, 2, -1);
     if (n < 0 && errno != EINTR) break;
     signalfd_siginfo si;
     if (n > 0 && (fds[1].revents & POLLIN) && read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
@@ -392,9 +383,6 @@ RunOutcome Machine::Run() {
       const char* name = sigabbrev_np(signo);
       m.control.RequestStop(StopReason::kSignal,
                             std::string("stopped by SIG") + (name ? name : "?"));
-    }
-    for (size_t i = 2; n > 0 && i < fds.size(); ++i) {
-      if (fds[i].revents) m.control.RequestStop(StopReason::kError, m.watched[i - 2].describe());
     }
   }
   m.KickAll();

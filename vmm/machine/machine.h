@@ -52,9 +52,6 @@ class Machine {
                                                  MachineOptions options = {},
                                                  std::vector<DeviceLink> devices = {});
   ~Machine();
-  // Before Run: when `fd` becomes readable (a device process's pidfd), the VM stops with
-  // an error whose message `describe` gives.
-  void Watch(int fd, std::function<std::string()> describe);
   RunOutcome Run();
 
  private:

@@ -17,20 +17,37 @@
 #include "vmm/virtio/features.h"
 
 namespace vmm {
-namespace {
-
-// vmm-device lives next to vmm (build/bin, or the install prefix's bin).
-Result<std::string> DeviceBinary() {
+Result<std::string> SiblingBinary(const std::string& name) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return Error(ErrorKind::kSystem, "readlink /proc/self/exe", errno);
   std::string path(self, static_cast<size_t>(n));
-  path = path.substr(0, path.rfind('/') + 1) + "vmm-device";
+  path = path.substr(0, path.rfind('/') + 1) + name;
   if (access(path.c_str(), X_OK) != 0) {
-    return Error(ErrorKind::kNotFound, "device process binary '" + path + "'", errno);
+    return Error(ErrorKind::kNotFound, "'" + path + "' (installed beside vmm)", errno);
   }
   return path;
 }
+
+std::string DescribeExit(int pidfd, int* exit_code) {
+  siginfo_t info{};
+  if (waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) != 0) {
+    return "ended (status unavailable)";
+  }
+  if (info.si_code == CLD_EXITED) {
+    if (exit_code) *exit_code = info.si_status;
+    return "exited with status " + std::to_string(info.si_status);
+  }
+  if (exit_code) *exit_code = -1;
+  const char* name = sigabbrev_np(info.si_status);
+  std::string s = std::string("was killed by SIG") + (name ? name : std::to_string(info.si_status));
+  if (info.si_status == SIGSYS) {
+    s += ": a system call outside its seccomp filter (the kernel's audit log names it)";
+  }
+  return s;
+}
+
+namespace {
 
 Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
                             std::vector<std::string> args, UniqueFd image) {
@@ -84,7 +101,7 @@ Result<void> CheckDiskImages(const VmConfig& cfg) {
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
   std::vector<DeviceProcess> out;
   if (cfg.disks.empty() && !cfg.rng) return out;
-  ASSIGN_OR_RETURN(std::string binary, DeviceBinary());
+  ASSIGN_OR_RETURN(std::string binary, SiblingBinary("vmm-device"));
   auto fail = [&out](Error e) {
     ReapDeviceProcesses(out, 0);
     return e;
@@ -119,20 +136,10 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
 }
 
 std::string DescribeDeviceExit(DeviceProcess& dev) {
-  siginfo_t info{};
   std::string head = "device process " + dev.name + " (pid " + std::to_string(dev.pid) + ")";
   if (dev.pid <= 0) return head + " already reaped";
-  if (waitid(P_PIDFD, static_cast<id_t>(dev.pidfd.get()), &info, WEXITED) != 0) {
-    return head + " ended (status unavailable)";
-  }
   dev.pid = -1;
-  if (info.si_code == CLD_EXITED) return head + " exited with status " + std::to_string(info.si_status);
-  const char* name = sigabbrev_np(info.si_status);
-  std::string s = head + " was killed by SIG" + (name ? name : std::to_string(info.si_status));
-  if (info.si_status == SIGSYS) {
-    s += ": a system call outside its seccomp filter (the kernel's audit log names it)";
-  }
-  return s;
+  return head + " " + DescribeExit(dev.pidfd.get());
 }
 
 std::string ReapDeviceProcesses(std::vector<DeviceProcess>& devs, int grace_ms) {

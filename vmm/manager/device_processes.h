@@ -3,7 +3,7 @@
 // pidfd, and reaped at the end.
 //
 //   ASSIGN_OR_RETURN(std::vector<DeviceProcess> devs, StartDeviceProcesses(cfg));  // single-threaded
-//   ... Machine::Create(..., TakeLinks(devs)) ...; machine->Watch(dev.pidfd, ...);
+//   ... hand each dev.sock to the VM process, poll each dev.pidfd ...
 //   std::string problems = ReapDeviceProcesses(devs);  // after the VM stopped
 #pragma once
 
@@ -27,6 +27,13 @@ struct DeviceProcess {
   UniqueFd pidfd;              // readable once the process ended
   UniqueFd sock;               // our end of the vhost-user session (moved into the Machine)
 };
+
+// A program installed beside the running one (vmm-device, vmm-vcpu): build/bin or bin/.
+Result<std::string> SiblingBinary(const std::string& name);
+
+// How a child ended, e.g. "killed by SIGSYS: a system call outside its seccomp filter
+// (the kernel's audit log names it)" or "exited with status 1". Reaps it.
+std::string DescribeExit(int pidfd, int* exit_code = nullptr);
 
 // Bad input before anything starts: each disk image must be a regular file or block device
 // we can open as asked (read-write unless readonly=on).

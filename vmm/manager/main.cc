@@ -1,6 +1,11 @@
 // `vmm`: the command-line front end. Exit codes: 0 the guest powered off (or asked for a
 // reset, which stops the VM); 1 the VM failed (triple fault, unhandled exit, KVM or host
 // error); 2 bad input (flags, config file, kernel, sizes); 128+N stopped by signal N.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -10,13 +15,12 @@
 #include <string>
 
 #include "vmm/arch/x86_64/layout.h"
-#include "vmm/boot/elf_symbols.h"
 #include "vmm/common/version.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/boot_plan.h"
-#include "vmm/machine/machine.h"
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
+#include "sandbox/confine.h"
 #include "sandbox/roles.h"
 
 namespace vmm {
@@ -25,7 +29,6 @@ namespace {
 constexpr int kExitVmFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr uint64_t kMaxConfigBytes = 1 << 20;
-constexpr uint64_t kMaxSymbolFileBytes = 256ull << 20;
 
 int Fail(const Error& e) {
   std::fprintf(stderr, "vmm: error: %s\n", e.ToString().c_str());
@@ -41,14 +44,6 @@ struct RunFlags {
   std::string profile_symbols;
 };
 
-Result<boot::SymbolTable> LoadProfileSymbols(const std::string& path,
-                                             const std::vector<uint8_t>& kernel) {
-  if (path.empty()) return boot::ReadSymbols(kernel);
-  ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
-                   ReadFileLimited(path, kMaxSymbolFileBytes, "symbol file"));
-  return boot::ReadSymbols(bytes);
-}
-
 Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   VmConfig cfg;
   if (!flags.config_path.empty()) {
@@ -63,8 +58,7 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   return cfg;
 }
 
-int RunMachine(const RunFlags& flags, const VmConfig& cfg, BootPlan plan, const kvm::Kvm& kvm,
-               std::vector<DeviceProcess>& devices);
+int RunProcesses(const RunFlags& flags, const VmConfig& cfg);
 
 int Run(const RunFlags& flags) {
   auto cfg = ResolveConfig(flags);
@@ -89,61 +83,133 @@ int Run(const RunFlags& flags) {
     }
     return 0;
   }
-  auto kvm = kvm::Kvm::Open();
+  return RunProcesses(flags, *cfg);
+}
+
+// Opens `path` for the VM process and returns "/proc/self/fd/N", the name it will read it by.
+Result<std::string> PassFile(const std::string& path, int flags, std::vector<UniqueFd>& keep,
+                             const std::string& what) {
+  UniqueFd fd(open(path.c_str(), flags | O_CLOEXEC, 0600));
+  if (!fd.valid()) return Error(ErrorKind::kInvalidArgument, what + " '" + path + "'", errno);
+  std::string name = "/proc/self/fd/" + std::to_string(fd.get());
+  keep.push_back(std::move(fd));
+  return name;
+}
+
+// The manager: starts the device processes and the VM process (vmm-vcpu), each confined,
+// forwards SIGINT/SIGTERM to the VM process, stops everything when any of them ends, and
+// exits with the VM's status.
+int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
+  auto kvm = kvm::Kvm::Open();  // checks /dev/kvm and its API before anything starts
   if (!kvm) return Fail(kvm.error());
-  // Device processes before any thread exists in this process (SpawnRole needs that).
-  auto devices = StartDeviceProcesses(*cfg);
+  VmConfig cfg = cfg_in;
+  std::vector<UniqueFd> passed;  // our copies of the fds the VM process gets
+  passed.emplace_back(fcntl(kvm->fd(), F_DUPFD_CLOEXEC, 0));
+  const int kvm_fd = passed.back().get();
+  auto pass = [&](std::string& path, int oflags, const std::string& what) -> Result<void> {
+    if (path.empty()) return Ok();
+    ASSIGN_OR_RETURN(path, PassFile(path, oflags, passed, what));
+    return Ok();
+  };
+  std::string symbols = flags.profile_symbols;
+  for (auto r : {pass(cfg.kernel, O_RDONLY, "kernel"), pass(cfg.initramfs, O_RDONLY, "initramfs"),
+                 cfg.serial == SerialMode::kFile
+                     ? pass(cfg.serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY, "--serial file")
+                     : Result<void>(Ok()),
+                 pass(symbols, O_RDONLY, "--profile-symbols")}) {
+    if (!r) return Fail(r.error());
+  }
+  auto vcpu_binary = SiblingBinary("vmm-vcpu");
+  if (!vcpu_binary) return Fail(vcpu_binary.error());
+
+  // Device processes first (SpawnRole needs a single-threaded caller; we stay one).
+  auto devices = StartDeviceProcesses(cfg);
   if (!devices) return Fail(devices.error());
-  int code = RunMachine(flags, *cfg, std::move(plan).value(), *kvm, *devices);
+  std::vector<std::string> argv = {"vmm-vcpu", "--config-json", ConfigToJson(cfg), "--kvm-fd",
+                                   std::to_string(kvm_fd)};
+  sandbox::ConfineOptions o;
+  o.role = "vcpu";
+  o.keep_fds = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
+  for (const UniqueFd& fd : passed) o.keep_fds.push_back(fd.get());
+  for (DeviceProcess& d : *devices) {
+    argv.push_back("--device");
+    argv.push_back(d.name + ":" + std::to_string(d.device_id) + ":" +
+                   std::to_string(d.config_size) + ":" + std::to_string(d.sock.get()));
+    o.keep_fds.push_back(d.sock.get());
+  }
+  if (flags.profile) argv.push_back("--profile");
+  if (!symbols.empty()) {
+    argv.push_back("--profile-symbols");
+    argv.push_back(symbols);
+  }
+  o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vcpu: %s\n", note.c_str()); };
+  auto vcpu_pid = sandbox::SpawnRole(o, *vcpu_binary, argv);
+  if (!vcpu_pid) {
+    ReapDeviceProcesses(*devices, 0);
+    return Fail(vcpu_pid.error().Wrap("starting the VM process"));
+  }
+  UniqueFd vcpu(static_cast<int>(syscall(SYS_pidfd_open, *vcpu_pid, 0)));
+  passed.clear();
+  for (DeviceProcess& d : *devices) d.sock.reset();  // only the VM process holds the sessions
+
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop, nullptr);
+  UniqueFd sigfd(signalfd(-1, &stop, SFD_CLOEXEC));
+  int code = kExitVmFailed;
+  for (;;) {
+    std::vector<pollfd> fds = {{vcpu.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+    for (DeviceProcess& d : *devices) fds.push_back({d.pid > 0 ? d.pidfd.get() : -1, POLLIN, 0});
+    if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo si;
+      if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) kill(*vcpu_pid, static_cast<int>(si.ssi_signo));
+    }
+    if (fds[0].revents & POLLIN) {
+      int exit_code = 0;
+      std::string how = DescribeExit(vcpu.get(), &exit_code);
+      if (exit_code >= 0) {
+        code = exit_code;
+      } else {
+        std::fprintf(stderr, "vmm: error: the VM process (pid %d) %s\n", *vcpu_pid, how.c_str());
+      }
+      break;
+    }
+    bool device_died = false;
+    for (size_t i = 2; i < fds.size(); ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      DeviceProcess& d = (*devices)[i - 2];
+      int exit_code = 0;
+      std::string how = DescribeExit(d.pidfd.get(), &exit_code);
+      // Status 0 is a device process that saw its session close: the VM process is on
+      // its way out and its own status follows.
+      if (exit_code == 0) {
+        d.pid = -1;
+        continue;
+      }
+      std::fprintf(stderr, "vmm: error: device process %s (pid %d) %s; the VM stopped\n",
+                   d.name.c_str(), d.pid, how.c_str());
+      d.pid = -1;
+      device_died = true;
+    }
+    if (device_died) {
+      kill(*vcpu_pid, SIGKILL);
+      DescribeExit(vcpu.get());
+      code = kExitVmFailed;
+      break;
+    }
+  }
   std::string problems = ReapDeviceProcesses(*devices);
   if (!problems.empty()) {
     std::fprintf(stderr, "vmm: %s", problems.c_str());
     if (code == 0) code = kExitVmFailed;
   }
   return code;
-}
-
-int RunMachine(const RunFlags& flags, const VmConfig& cfg, BootPlan plan, const kvm::Kvm& kvm,
-               std::vector<DeviceProcess>& devices) {
-  MachineOptions options;
-  options.profile = flags.profile;
-  // Symbols also name the instruction the kvm_pvm compatibility module stops on.
-  if (flags.profile || plan.kvm_compat || !flags.profile_symbols.empty()) {
-    // Names for the profile: the given file, else the kernel itself when it has symbols.
-    auto syms = LoadProfileSymbols(flags.profile_symbols, plan.kernel_bytes);
-    if (syms) {
-      options.symbols = std::make_shared<boot::SymbolTable>(std::move(syms).value());
-    } else if (!flags.profile_symbols.empty()) {
-      return Fail(syms.error());
-    }
-  }
-  std::vector<DeviceLink> links;
-  for (DeviceProcess& d : devices) {
-    links.push_back({d.name, d.device_id, d.config_size, std::move(d.sock)});
-  }
-  auto machine = Machine::Create(cfg, std::move(plan), kvm, options, std::move(links));
-  if (!machine) return Fail(machine.error());
-  for (DeviceProcess& d : devices) {
-    (*machine)->Watch(d.pidfd.get(), [&d] { return DescribeDeviceExit(d); });
-  }
-  RunOutcome out = (*machine)->Run();
-  if (!out.profile.empty()) std::fprintf(stderr, "%s", out.profile.c_str());
-  if (!out.compat_summary.empty()) std::fprintf(stderr, "vmm: %s\n", out.compat_summary.c_str());
-  switch (out.reason) {
-    case StopReason::kPowerOff:
-      return 0;
-    case StopReason::kReset:
-      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
-      return 0;
-    case StopReason::kSignal:
-      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
-      return 128 + out.signal;
-    case StopReason::kError:
-    case StopReason::kNone:
-      break;
-  }
-  std::fprintf(stderr, "vmm: error: %s\n", out.message.c_str());
-  return kExitVmFailed;
 }
 
 int Main(int argc, char** argv) {

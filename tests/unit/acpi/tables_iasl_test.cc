@@ -72,7 +72,10 @@ class AcpiIasl : public ::testing::Test {
     std::string pattern = ::testing::TempDir() + "acpi_iasl_XXXXXX";
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
-    Result<AcpiTables> tables = BuildAcpiTables({.num_cpus = kCpus, .virtio_mmio = {}}, x86::kAcpiTablesAddr);
+    // Two virtio-mmio devices where the machine puts them (a disk and an rng).
+    std::vector<VirtioMmioSlot> virtio = {{0xD0000000, 0x200, 16}, {0xD0001000, 0x200, 17}};
+    Result<AcpiTables> tables =
+        BuildAcpiTables({.num_cpus = kCpus, .virtio_mmio = virtio}, x86::kAcpiTablesAddr);
     ASSERT_TRUE(tables.has_value()) << tables.error().message();
     tables_ = *tables;
   }
@@ -138,6 +141,11 @@ TEST_F(AcpiIasl, DsdtDisassemblesToTheExpectedDevicesAndS5) {
       << dsl;
   EXPECT_NE(dsl.find("Scope (_SB)"), std::string::npos) << dsl;
   EXPECT_NE(dsl.find("Device (COM1)"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Device (VR00)"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Device (VR01)"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("\"LNRO0005\""), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("0xD0001000,         // Address Base"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("0x00000011,"), std::string::npos) << "GSI 17\n" << dsl;
   EXPECT_NE(dsl.find("EisaId (\"PNP0501\")"), std::string::npos) << dsl;
   EXPECT_NE(dsl.find("0x03F8,             // Range Minimum"), std::string::npos) << dsl;
   EXPECT_NE(dsl.find("IRQNoFlags ()\n                    {4}"), std::string::npos) << dsl;
