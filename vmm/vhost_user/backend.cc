@@ -104,7 +104,7 @@ Result<uint64_t> Backend::ToGuestPhysical(uint64_t user_addr, const char* what) 
 
 Result<void> Backend::SetMemTable(Message& m) {
   const auto& table = std::get<MemoryTable>(m.payload);
-  for (Ring& r : rings_) r.queue.reset();  // they point into the old mappings
+  for (Ring& r : rings_) DropQueue(r);  // they point into the old mappings
   UnmapAll();
   for (size_t i = 0; i < table.regions.size(); ++i) {
     const MemoryRegion& r = table.regions[i];
@@ -124,10 +124,17 @@ Result<void> Backend::SetMemTable(Message& m) {
   return Ok();
 }
 
+// The ring resumes (or GET_VRING_BASE reports) where the dropped queue stopped, not at the
+// last SET_VRING_BASE: restarting there would replay requests and move the used idx back.
+void Backend::DropQueue(Ring& ring) {
+  if (ring.queue) ring.base = ring.queue->next_avail();
+  ring.queue.reset();
+}
+
 void Backend::BreakRing(uint32_t index, const std::string& why) {
   Ring& ring = rings_[index];
   ring.broken = true;
-  ring.queue.reset();
+  DropQueue(ring);
   Log("queue " + std::to_string(index) + " stopped: " + why);
   Signal(ring.err);
 }
@@ -169,6 +176,11 @@ Result<void> Backend::Serve(uint32_t index) {
     if (!run->more) break;
   }
   return Ok();
+}
+
+Result<void> Backend::ServeForTest(uint32_t index) {
+  RETURN_IF_ERROR(RingAt(index));
+  return Serve(index);
 }
 
 Result<void> Backend::Handle(Message& m) {
@@ -260,6 +272,11 @@ Result<void> Backend::Handle(Message& m) {
       auto v = std::get<VringFd>(m.payload);
       ASSIGN_OR_RETURN(Ring * ring, RingAt(v.index));
       UniqueFd fd = v.no_fd ? UniqueFd() : std::move(m.fds[0]);
+      // Non-blocking, so that a peer that drains our kick fd, or never reads our call fd,
+      // stalls nothing here (an eventfd's write blocks only at a full counter).
+      if (fd.valid() && fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) | O_NONBLOCK) != 0) {
+        return ProtocolError(req, "cannot make the fd non-blocking");
+      }
       if (req == Request::kSetVringKick) {
         if (v.no_fd) return ProtocolError(req, "polling rings without a kick fd is not supported");
         ring->kick = std::move(fd);
@@ -322,11 +339,20 @@ Result<void> Backend::Run() {
       return Error(ErrorKind::kSystem, "poll", errno);
     }
     for (size_t k = 1; k < fds.size(); ++k) {
+      // An eventfd never hangs up nor reads as EOF. Anything else (a pipe whose writer the
+      // front-end closed) would stay ready forever and spin this loop.
+      auto not_eventfd = [&] {
+        return Error(ErrorKind::kProtocol, "queue " + std::to_string(ring_of[k - 1]) +
+                                               ": the kick fd hung up (it must be an eventfd)");
+      };
+      if (fds[k].revents & (POLLHUP | POLLERR | POLLNVAL)) return not_eventfd();
       if (!(fds[k].revents & POLLIN)) continue;
       uint64_t count;
-      if (read(fds[k].fd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
+      ssize_t n = read(fds[k].fd, &count, sizeof(count));
+      if (n < 0 && errno != EAGAIN) {
         return Error(ErrorKind::kSystem, "read of a kick eventfd", errno);
       }
+      if (n == 0) return not_eventfd();
       RETURN_IF_ERROR(Serve(ring_of[k - 1]));
     }
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {

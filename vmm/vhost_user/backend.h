@@ -59,6 +59,9 @@ class Backend {
   // One decoded request, replies included (Run calls it; tests and the fuzzer too).
   Result<void> Handle(Message& m);
 
+  // As if ring `index`'s kick fd fired (tests and the fuzzer, which have no poll loop).
+  Result<void> ServeForTest(uint32_t index);
+
   // For tests: the ring's state.
   bool ring_started(uint32_t index) const;
   uint64_t acked_features() const { return acked_features_; }
@@ -86,6 +89,7 @@ class Backend {
   Result<uint64_t> ToGuestPhysical(uint64_t user_addr, const char* what) const;
   void StartRing(uint32_t index);
   void StopRing(Ring& ring);
+  void DropQueue(Ring& ring);
   void BreakRing(uint32_t index, const std::string& why);
   Result<void> Serve(uint32_t index);
   void UnmapAll();
