@@ -139,6 +139,23 @@ TEST(DeviceProcessKvm, ADeviceProcessThatDiesStopsTheVmNamingIt) {
   EXPECT_NE(r.err.find("killed by SIGKILL"), std::string::npos) << r.err;
 }
 
+TEST(DeviceProcessKvm, TestGuestDrivesBlkAndRngServedByConfinedProcesses) {
+  REQUIRE_KVM();
+  std::string image = Image();
+  ProcessResult r = RunVmm({"--kernel", BinDir() + "/testguest.elf", "--disk", "path=" + image,
+                            "--rng", "--cmdline", "expect_virtio=blk,rng"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("check virtio: ok blk0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rng1 64 bytes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("testguest: result PASS"), std::string::npos) << r.out;
+  // The guest wrote sector 8 through the device process; the image holds it.
+  std::ifstream f(image, std::ios::binary);
+  f.seekg(8 * 512);
+  std::string marker(20, '\0');
+  f.read(marker.data(), 20);
+  EXPECT_EQ(marker, "TESTGUEST-VIRTIO-BLK");
+}
+
 TEST(DeviceProcessCli, MissingDiskImageIsBadInput) {
   ProcessResult r = RunVmm({"--kernel", HaltingGuest(), "--disk", "path=/nonexistent/disk.img"});
   EXPECT_EQ(r.exit_code, 2) << r.err;

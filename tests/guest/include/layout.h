@@ -21,6 +21,7 @@
 #define VEC_PIT 0x21
 #define VEC_PIT_PROBE 0x22 /* pin 2 probe on HW-reduced ACPI without IRQ0 override */
 #define VEC_UART 0x24
+#define VEC_VIRTIO_BASE 0x30 /* 0x30..0x37: virtio-mmio slot n on vector base + n */
 #define VEC_PIC_BASE 0xE0 /* legacy 8259 remapped out of the exception range */
 #define VEC_LAPIC_ERROR 0xFE
 #define VEC_SPURIOUS 0xFF

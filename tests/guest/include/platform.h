@@ -90,6 +90,7 @@ struct options {
 	uint32_t expect_cpus; /* expect_cpus=N; 0 = not given */
 	const char *crash;    /* crash=ud: unexpected #UD inside the exceptions check */
 	bool selftest_linux64; /* selftest=linux64: PVH boot re-enters via startup_64 */
+	uint32_t expect_virtio; /* expect_virtio=blk,rng: bit = virtio device ID; bit 31 = unknown name */
 };
 
 struct guest {
@@ -140,5 +141,6 @@ bool check_exceptions(struct guest *g, struct detail *d);
 bool check_uart(struct guest *g, struct detail *d);
 bool check_timer(struct guest *g, struct detail *d);
 bool check_smp(struct guest *g, struct detail *d);
+bool check_virtio(struct guest *g, struct detail *d);
 
 #endif
