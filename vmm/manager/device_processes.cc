@@ -13,6 +13,7 @@
 
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
+#include "sandbox/seccomp_audit.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/features.h"
 
@@ -42,7 +43,11 @@ std::string DescribeExit(int pidfd, int* exit_code) {
   const char* name = sigabbrev_np(info.si_status);
   std::string s = std::string("was killed by SIG") + (name ? name : std::to_string(info.si_status));
   if (info.si_status == SIGSYS) {
-    s += ": a system call outside its seccomp filter (the kernel's audit log names it)";
+    if (auto name = sandbox::SeccompKilledSyscall(info.si_pid)) {
+      s += ": its seccomp filter denied " + *name;
+    } else {
+      s += ": a system call outside its seccomp filter (the audit log names it)";
+    }
   }
   return s;
 }
