@@ -221,12 +221,19 @@ declare -A LABEL=([first-output]="first output on the console" [linux-version]='
     [done]='"VMM-GUEST: done"' [power-down]='"reboot: Power down"' [exit]="exit of the $RUNNER process")
 
 rel() { printf '%s' "${1#"$ROOT"/}"; }
+# A fresh disk for the guest's virtio-blk check, and a virtio-rng: under vmm each is served
+# by its own confined vmm-device process; under QEMU by QEMU's own devices.
+DISK=$OUT_DIR/disk.img
+rm -f -- "$DISK"
+truncate -s 64M "$DISK"
 if [[ $RUNNER == vmm ]]; then
     RUN=("$(rel "$VMM")" run --kernel "$(rel "$KERNEL")" --initramfs "$(rel "$INITRAMFS")"
-        --cmdline "$CMDLINE" --cpus "$CPUS" --memory "$MEMORY")
+        --cmdline "$CMDLINE" --cpus "$CPUS" --memory "$MEMORY" --disk "path=$(rel "$DISK")" --rng)
 else
     RUN=("$QEMU" -M q35 -accel tcg -cpu max -smp "$CPUS" -m "$MEM_MIB" -nographic -no-reboot
-        -nic none -kernel "$(rel "$KERNEL")" -initrd "$(rel "$INITRAMFS")" -append "$CMDLINE")
+        -nic none -kernel "$(rel "$KERNEL")" -initrd "$(rel "$INITRAMFS")" -append "$CMDLINE"
+        -drive "file=$(rel "$DISK"),if=none,id=d0,format=raw" -device virtio-blk-pci,drive=d0
+        -device virtio-rng-pci)
 fi
 
 if [[ $NESTED == yes ]]; then
@@ -235,7 +242,8 @@ if [[ $NESTED == yes ]]; then
     [[ $TCG == multi ]] && NESTED_ARGS=(--mttcg "${NESTED_ARGS[@]+"${NESTED_ARGS[@]}"}")
     CMD=("$SCRIPT_DIR/nested-kvm.sh" --timeout $((TIMEOUT + 30)) --mem "$NESTED_MEM" --cpus 2
         "${NESTED_ARGS[@]+"${NESTED_ARGS[@]}"}"
-        --copy "$(rel "$VMM")" --copy "$(rel "$MILESTONES")"
+        --copy "$(rel "$VMM")" --copy "$(rel "$VMM")-vcpu" --copy "$(rel "$VMM")-device"
+        --copy "$(rel "$DISK")" --copy "$(rel "$MILESTONES")"
         --copy "$(rel "$KERNEL")" --copy "$(rel "$INITRAMFS")" -- "${INNER[@]}")
     WHERE="nested KVM (kvm_amd in QEMU TCG, scripts/nested-kvm.sh${NESTED_ARGS[*]+ ${NESTED_ARGS[*]}})"
 else
