@@ -30,6 +30,8 @@ Result<Frontend> Frontend::Connect(UniqueFd sock, int timeout_ms) {
     return Error(ErrorKind::kSystem, "setting the vhost-user socket timeouts", errno);
   }
   Frontend fe(std::move(sock));
+  // Results of Call are held by reference, not moved out with ASSIGN_OR_RETURN: GCC 12
+  // reports a false -Wmaybe-uninitialized for a moved std::variant inside Message.
   auto f_r = fe.Call(Request::kGetFeatures, std::monostate{});
   if (!f_r) return f_r.error();
   Message& f = *f_r;
@@ -40,8 +42,8 @@ Result<Frontend> Frontend::Connect(UniqueFd sock, int timeout_ms) {
   RETURN_IF_ERROR(fe.Send(Request::kSetOwner, std::monostate{}));
   if (fe.features_ & kFProtocolFeatures) {
     auto p_r = fe.Call(Request::kGetProtocolFeatures, std::monostate{});
-  if (!p_r) return p_r.error();
-  Message& p = *p_r;
+    if (!p_r) return p_r.error();
+    Message& p = *p_r;
     ASSIGN_OR_RETURN(uint64_t offered, U64(p));
     uint64_t want = ProtocolBit(kProtocolReplyAck) | ProtocolBit(kProtocolConfig) |
                     ProtocolBit(kProtocolMq);
@@ -49,8 +51,8 @@ Result<Frontend> Frontend::Connect(UniqueFd sock, int timeout_ms) {
     fe.protocol_features_ = offered & want;
     if (fe.protocol_features_ & ProtocolBit(kProtocolMq)) {
       auto q_r = fe.Call(Request::kGetQueueNum, std::monostate{});
-  if (!q_r) return q_r.error();
-  Message& q = *q_r;
+      if (!q_r) return q_r.error();
+      Message& q = *q_r;
       ASSIGN_OR_RETURN(uint64_t n, U64(q));
       if (n == 0 || n > 64) return BackendError(Request::kGetQueueNum, "queue count out of range");
       fe.num_queues_ = static_cast<uint32_t>(n);
