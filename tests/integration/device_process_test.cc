@@ -156,6 +156,31 @@ TEST(DeviceProcessKvm, TestGuestDrivesBlkAndRngServedByConfinedProcesses) {
   EXPECT_EQ(marker, "TESTGUEST-VIRTIO-BLK");
 }
 
+// The test guest's hostile mode sends malformed virtqueues and register writes to both
+// devices (tests/guest/README.md, "virtio-hostile"): every case must be refused, the
+// devices must work again after a reset, the VM must run to its power-off, and the image
+// must hold only what the guest wrote on purpose.
+TEST(DeviceProcessKvm, HostileGuestRunsToTheEndWithTheVmmAliveAndTheImageIntact) {
+  REQUIRE_KVM();
+  std::string image = Image();
+  ProcessResult r = RunVmm({"--kernel", BinDir() + "/testguest.elf", "--disk", "path=" + image,
+                            "--rng", "--cmdline", "expect_virtio=blk,rng hostile=virtio"},
+                           120);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("check virtio-hostile: ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("testguest: result PASS"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("vmm: error"), std::string::npos) << r.err;
+  struct stat st {};
+  ASSERT_EQ(stat(image.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 1 << 20) << "the image never grows";
+  std::ifstream f(image, std::ios::binary);
+  std::string sectors(3 * 512, '\0');
+  f.read(sectors.data(), static_cast<std::streamsize>(sectors.size()));
+  EXPECT_EQ(sectors.substr(0, 512), std::string(512, '\0')) << "sector 0 untouched";
+  EXPECT_EQ(sectors.substr(512, 25), "TESTGUEST-HOSTILE-SECTOR1");
+  EXPECT_EQ(sectors.substr(1024, 512), std::string(512, '\0')) << "sector 2 untouched";
+}
+
 TEST(DeviceProcessCli, MissingDiskImageIsBadInput) {
   ProcessResult r = RunVmm({"--kernel", HaltingGuest(), "--disk", "path=/nonexistent/disk.img"});
   EXPECT_EQ(r.exit_code, 2) << r.err;

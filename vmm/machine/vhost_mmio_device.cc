@@ -22,7 +22,7 @@ Result<std::unique_ptr<VhostMmioDevice>> VhostMmioDevice::Create(
   info.used_buffer_via_irqfd = true;
 
   std::unique_ptr<VhostMmioDevice> dev(
-      new VhostMmioDevice(std::move(frontend), spec, std::move(on_failure)));
+      new VhostMmioDevice(mem, std::move(frontend), spec, std::move(on_failure)));
   ASSIGN_OR_RETURN(virtio::MmioTransport t, virtio::MmioTransport::Create(std::move(info), *dev));
   dev->transport_ = std::make_unique<virtio::MmioTransport>(std::move(t));
   for (uint32_t q = 0; q < queues; ++q) {
@@ -55,6 +55,19 @@ void VhostMmioDevice::OnReset() {
 Result<void> VhostMmioDevice::OnActivate(uint64_t driver_features,
                                          std::span<const virtio::MmioQueue> queues) {
   if (failed_) return Error(ErrorKind::kProtocol, spec_.name + ": the device process failed earlier");
+  // Rings outside guest RAM are the guest's mistake: refuse the activation (the transport
+  // sets DEVICE_NEEDS_RESET) rather than hand the device process an address it must
+  // reject as a protocol violation (virtio 1.2 §2.7: sizes of the three areas).
+  for (uint32_t q = 0; q < queues.size(); ++q) {
+    const virtio::MmioQueue& mq = queues[q];
+    if (!mq.ready) continue;
+    const uint64_t n = mq.size;
+    if (mem_.Span(mq.desc_gpa, 16 * n).empty() || mem_.Span(mq.avail_gpa, 6 + 2 * n).empty() ||
+        mem_.Span(mq.used_gpa, 6 + 8 * n).empty()) {
+      return Error(ErrorKind::kGuest, spec_.name + ": queue " + std::to_string(q) +
+                                          " has a ring outside guest RAM");
+    }
+  }
   auto r = [&]() -> Result<void> {
     RETURN_IF_ERROR(frontend_.SetFeatures(driver_features));
     for (uint32_t q = 0; q < queues.size() && q < running_.size(); ++q) {

@@ -52,11 +52,13 @@ class VhostMmioDevice final : public devices::BusDevice, public virtio::MmioTran
   void OnInterrupt(bool asserted) override;
 
  private:
-  VhostMmioDevice(vhost_user::Frontend frontend, VhostMmioSpec spec,
+  VhostMmioDevice(const GuestMemory& mem, vhost_user::Frontend frontend, VhostMmioSpec spec,
                   std::function<void(const std::string&)> on_failure)
-      : frontend_(std::move(frontend)), spec_(std::move(spec)), on_failure_(std::move(on_failure)) {}
+      : mem_(mem), frontend_(std::move(frontend)), spec_(std::move(spec)),
+        on_failure_(std::move(on_failure)) {}
   void Fail(const Error& e);
 
+  const GuestMemory& mem_;
   vhost_user::Frontend frontend_;
   VhostMmioSpec spec_;
   std::function<void(const std::string&)> on_failure_;

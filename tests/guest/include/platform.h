@@ -91,7 +91,9 @@ struct options {
 	const char *crash;    /* crash=ud: unexpected #UD inside the exceptions check */
 	bool selftest_linux64; /* selftest=linux64: PVH boot re-enters via startup_64 */
 	uint32_t expect_virtio; /* expect_virtio=blk,rng: bit = virtio device ID; bit 31 = unknown name */
+	uint32_t hostile;       /* hostile=virtio[,ringaddr]: HOSTILE_* bits */
 };
+#define HOSTILE_VIRTIO 1u   /* check virtio-hostile runs */
 
 struct guest {
 	struct boot_info boot;
@@ -142,5 +144,6 @@ bool check_uart(struct guest *g, struct detail *d);
 bool check_timer(struct guest *g, struct detail *d);
 bool check_smp(struct guest *g, struct detail *d);
 bool check_virtio(struct guest *g, struct detail *d);
+bool check_virtio_hostile(struct guest *g, struct detail *d);
 
 #endif

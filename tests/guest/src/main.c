@@ -21,6 +21,7 @@ static const struct check checks[] = {
 	{ "timer", check_timer },
 	{ "smp", check_smp },
 	{ "virtio", check_virtio },
+	{ "virtio-hostile", check_virtio_hostile },
 };
 
 static int current_check = -1;
@@ -60,6 +61,22 @@ static uint32_t parse_virtio_list(const char *s, size_t len)
 	return mask;
 }
 
+/* hostile=virtio: unknown names are ignored. */
+static uint32_t parse_hostile_list(const char *s, size_t len)
+{
+	uint32_t mask = 0;
+	while (len) {
+		size_t n = 0;
+		while (n < len && s[n] != ',')
+			n++;
+		if (n == 6 && !strncmp(s, "virtio", 6))
+			mask |= HOSTILE_VIRTIO;
+		s += n < len ? n + 1 : n;
+		len -= n < len ? n + 1 : n;
+	}
+	return mask;
+}
+
 /* Space separated key=value options; unknown ones are ignored. */
 static void parse_options(const struct boot_info *bi, struct options *o)
 {
@@ -76,6 +93,8 @@ static void parse_options(const struct boot_info *bi, struct options *o)
 				o->expect_cpus = 0xffffffffu; /* garbage can never be met */
 		} else if (len > 14 && !strncmp(w, "expect_virtio=", 14)) {
 			o->expect_virtio = parse_virtio_list(w + 14, len - 14);
+		} else if (len > 8 && !strncmp(w, "hostile=", 8)) {
+			o->hostile = parse_hostile_list(w + 8, len - 8);
 		} else if (len == 8 && !strncmp(w, "crash=ud", 8)) {
 			o->crash = "ud";
 		} else if (len == 16 && !strncmp(w, "selftest=linux64", 16)) {
