@@ -170,6 +170,8 @@ TEST(DeviceProcessKvm, HostileGuestRunsToTheEndWithTheVmmAliveAndTheImageIntact)
   EXPECT_NE(r.out.find("check virtio-hostile: ok"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("testguest: result PASS"), std::string::npos) << r.out;
   EXPECT_EQ(r.err.find("vmm: error"), std::string::npos) << r.err;
+  // A ring the device process stopped comes back to the guest as DEVICE_NEEDS_RESET.
+  EXPECT_EQ(r.out.find("NEEDS_RESET 0"), std::string::npos) << r.out;
   struct stat st {};
   ASSERT_EQ(stat(image.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, 1 << 20) << "the image never grows";

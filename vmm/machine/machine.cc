@@ -374,8 +374,15 @@ RunOutcome Machine::Run() {
 
   int signo = 0;
   while (!m.control.stopping()) {
-    pollfd fds[2] = {{m.control.WaitFd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-    int n = poll(fds, 2, -1);
+    std::vector<pollfd> fds = {{m.control.WaitFd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+    std::vector<VhostMmioDevice*> owner;  // of each ring-error eventfd below
+    for (auto& dev : m.virtio_devices) {
+      for (int fd : dev->error_fds()) {
+        fds.push_back({fd, POLLIN, 0});
+        owner.push_back(dev.get());
+      }
+    }
+    int n = poll(fds.data(), fds.size(), -1);
     if (n < 0 && errno != EINTR) break;
     signalfd_siginfo si;
     if (n > 0 && (fds[1].revents & POLLIN) && read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
@@ -383,6 +390,9 @@ RunOutcome Machine::Run() {
       const char* name = sigabbrev_np(signo);
       m.control.RequestStop(StopReason::kSignal,
                             std::string("stopped by SIG") + (name ? name : "?"));
+    }
+    for (size_t i = 2; n > 0 && i < fds.size(); ++i) {
+      if (fds[i].revents & POLLIN) owner[i - 2]->OnRingError(fds[i].fd);
     }
   }
   m.KickAll();

@@ -28,19 +28,40 @@ Result<std::unique_ptr<VhostMmioDevice>> VhostMmioDevice::Create(
   for (uint32_t q = 0; q < queues; ++q) {
     UniqueFd kick(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     UniqueFd call(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!kick.valid() || !call.valid()) return Error(ErrorKind::kSystem, "eventfd", errno);
+    UniqueFd err(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!kick.valid() || !call.valid() || !err.valid()) {
+      return Error(ErrorKind::kSystem, "eventfd", errno);
+    }
     RETURN_IF_ERROR(vm.AddIoeventfd(spec.base + virtio::kMmioRegQueueNotify, 4, q, kick.get()));
     RETURN_IF_ERROR(vm.AddIrqfd(call.get(), spec.gsi));
     dev->kicks_.push_back(std::move(kick));
     dev->calls_.push_back(std::move(call));
+    dev->errs_.push_back(std::move(err));
   }
   dev->running_.assign(queues, false);
   return dev;
 }
 
-void VhostMmioDevice::Read(uint64_t offset, std::span<uint8_t> data) { transport_->Read(offset, data); }
+void VhostMmioDevice::Read(uint64_t offset, std::span<uint8_t> data) {
+  std::lock_guard<std::mutex> g(lock_);
+  transport_->Read(offset, data);
+}
 void VhostMmioDevice::Write(uint64_t offset, std::span<const uint8_t> data) {
+  std::lock_guard<std::mutex> g(lock_);
   transport_->Write(offset, data);
+}
+
+std::vector<int> VhostMmioDevice::error_fds() const {
+  std::vector<int> fds;
+  for (const UniqueFd& e : errs_) fds.push_back(e.get());
+  return fds;
+}
+
+void VhostMmioDevice::OnRingError(int fd) {
+  uint64_t count;
+  if (read(fd, &count, sizeof(count)) != sizeof(count)) return;
+  std::lock_guard<std::mutex> g(lock_);
+  transport_->SetNeedsReset();
 }
 
 void VhostMmioDevice::Fail(const Error& e) {
@@ -74,7 +95,8 @@ Result<void> VhostMmioDevice::OnActivate(uint64_t driver_features,
       if (!queues[q].ready) continue;
       vhost_user::RingSetup ring{queues[q].size, queues[q].desc_gpa, queues[q].avail_gpa,
                                  queues[q].used_gpa};
-      RETURN_IF_ERROR(frontend_.StartQueue(q, ring, kicks_[q].get(), calls_[q].get()));
+      RETURN_IF_ERROR(
+          frontend_.StartQueue(q, ring, kicks_[q].get(), calls_[q].get(), errs_[q].get()));
       running_[q] = true;
       // Kicks before DRIVER_OK were dropped (§3.1.1): have the device look at the ring now.
       uint64_t one = 1;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,12 @@ class VhostMmioDevice final : public devices::BusDevice, public virtio::MmioTran
   void OnNotify(uint32_t queue) override;
   void OnInterrupt(bool asserted) override;
 
+  // The device process's per-ring error eventfds (it signals one when the guest broke the
+  // ring and it stopped serving it). The VM's control loop polls them and calls
+  // OnRingError, which sets DEVICE_NEEDS_RESET (virtio 1.2 §2.1.2) so the driver resets.
+  std::vector<int> error_fds() const;
+  void OnRingError(int fd);
+
  private:
   VhostMmioDevice(const GuestMemory& mem, vhost_user::Frontend frontend, VhostMmioSpec spec,
                   std::function<void(const std::string&)> on_failure)
@@ -65,6 +72,9 @@ class VhostMmioDevice final : public devices::BusDevice, public virtio::MmioTran
   std::unique_ptr<virtio::MmioTransport> transport_;
   std::vector<UniqueFd> kicks_;   // registered with KVM_IOEVENTFD on QueueNotify
   std::vector<UniqueFd> calls_;   // registered with KVM_IRQFD on the device's GSI
+  std::vector<UniqueFd> errs_;    // SET_VRING_ERR: the device process stopped the ring
+  // Guards transport_: vCPU threads (register accesses) and the control loop (ring errors).
+  std::mutex lock_;
   std::vector<bool> running_;
   bool failed_ = false;
 };

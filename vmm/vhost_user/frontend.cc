@@ -127,7 +127,7 @@ Result<void> Frontend::SetFeatures(uint64_t driver_features) {
 }
 
 Result<void> Frontend::StartQueue(uint32_t index, const RingSetup& ring, int kick_fd,
-                                  int call_fd) {
+                                  int call_fd, int err_fd) {
   RETURN_IF_ERROR(Send(Request::kSetVringNum, VringState{index, ring.size}));
   RETURN_IF_ERROR(Send(Request::kSetVringBase, VringState{index, 0}));
   VringAddress addr;
@@ -136,6 +136,10 @@ Result<void> Frontend::StartQueue(uint32_t index, const RingSetup& ring, int kic
   addr.available = ring.avail_gpa;
   addr.used = ring.used_gpa;
   RETURN_IF_ERROR(Send(Request::kSetVringAddr, addr));
+  if (err_fd >= 0) {
+    const int err[] = {err_fd};
+    RETURN_IF_ERROR(Send(Request::kSetVringErr, VringFd{index, false}, err));
+  }
   const int call[] = {call_fd};
   RETURN_IF_ERROR(Send(Request::kSetVringCall, VringFd{index, false}, call));
   const int kick[] = {kick_fd};

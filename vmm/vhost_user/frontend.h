@@ -53,8 +53,10 @@ class Frontend {
   Result<void> SetMemTable(std::span<const GuestRegion> regions, int memfd);
   // SET_FEATURES with what the driver accepted (plus the protocol-features bit).
   Result<void> SetFeatures(uint64_t driver_features);
-  // SET_VRING_NUM/BASE(0)/ADDR/CALL/KICK/ENABLE(1): the ring runs. Fds are borrowed.
-  Result<void> StartQueue(uint32_t index, const RingSetup& ring, int kick_fd, int call_fd);
+  // SET_VRING_NUM/BASE(0)/ADDR/ERR/CALL/KICK/ENABLE(1): the ring runs. Fds are borrowed;
+  // err_fd < 0 sends none (the back-end then only logs a ring it stopped).
+  Result<void> StartQueue(uint32_t index, const RingSetup& ring, int kick_fd, int call_fd,
+                          int err_fd = -1);
   // GET_VRING_BASE: stops the ring; returns where the back-end stopped.
   Result<uint32_t> StopQueue(uint32_t index);
 
