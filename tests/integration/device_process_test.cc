@@ -129,12 +129,18 @@ TEST(DeviceProcessKvm, EveryRoleRunsConfinedAndNoneOutlivesTheVm) {
 
 TEST(DeviceProcessKvm, ADeviceProcessThatDiesStopsTheVmNamingIt) {
   REQUIRE_KVM();
+  std::vector<pid_t> children;
   ProcessResult r = RunProcess(
       {BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--rng"}, 60, 0, 2500,
-      [](pid_t vmm) {
-        for (pid_t c : Children(vmm)) kill(c, SIGKILL);
+      [&children](pid_t vmm) {
+        children = Children(vmm);  // the VM process and the rng's
+        for (pid_t c : children) {
+          if (Status(c)["Name"] == "vmm-device") kill(c, SIGKILL);
+        }
       });
   EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(children.size(), 2u);
+  for (pid_t c : children) EXPECT_NE(kill(c, 0), 0) << "process " << c << " left behind";
   EXPECT_NE(r.err.find("device process rng0"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("killed by SIGKILL"), std::string::npos) << r.err;
 }
