@@ -118,6 +118,9 @@ PolicyBuilder Vtpm() {
       .Allow("pwrite64", "write the temp state file it opened")
       .Allow("fsync", "temp file and state dir durable before and after the rename")
       .Allow("fdatasync", "temp file durable");
+  // AES-GCM nonces for the sealed state, and libtpms's own randomness: OpenSSL's DRBG
+  // reseeds from getrandom after a fork and periodically.
+  b.AllowGetrandom();
   return b;
 }
 

@@ -63,11 +63,23 @@ Aml VirtioMmio(size_t index, const VirtioMmioSlot& slot) {
   });
 }
 
+// The TPM: Linux's tpm_crb binds to _HID MSFT0101 (a string: it is not an EISA id) and maps
+// the _CRS memory; the start method and control area come from the TPM2 table. No IRQ: the
+// CRB device raises none and drivers poll.
+Aml Tpm() {
+  return Device("TPM0", {
+      Name("_HID", String("MSFT0101")),
+      Name("_UID", Integer(0)),
+      Name("_CRS", ResourceTemplate({Memory32Fixed(kTpmCrbBase, kTpmCrbSize)})),
+  });
+}
+
 }  // namespace
 
 Result<std::vector<uint8_t>> BuildDsdt(const PlatformDescription& platform) {
-  // Devices go under \_SB_ (§5.3.1); later: the TPM (MSFT0101).
+  // Devices go under \_SB_ (§5.3.1).
   std::vector<Aml> system_bus = {Com1(), Ps2Keyboard()};
+  if (platform.tpm) system_bus.push_back(Tpm());
   if (platform.virtio_mmio.size() > 16) {
     return Error(ErrorKind::kInternal, "DSDT: more than 16 virtio-mmio devices");
   }

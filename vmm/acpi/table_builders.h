@@ -42,6 +42,11 @@ std::vector<uint8_t> BuildFacs();
 // MADT ("APIC"), revision 5: madt.cc.
 Result<std::vector<uint8_t>> BuildMadt(const PlatformDescription& platform);
 
+// TPM2, revision 4, 76 bytes (TCG ACPI Specification, "ACPI Table for TPM 2.0"): CRB start
+// method, control area kTpmCrbControlArea, LAML/LASA from the platform: tpm2.cc.
+inline constexpr size_t kTpm2Size = 76;
+Result<std::vector<uint8_t>> BuildTpm2(const PlatformDescription& platform);
+
 // DSDT, revision 2 (64-bit integers): dsdt.cc.
 Result<std::vector<uint8_t>> BuildDsdt(const PlatformDescription& platform);
 

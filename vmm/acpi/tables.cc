@@ -117,17 +117,24 @@ Result<AcpiTables> BuildAcpiTables(const PlatformDescription& platform, uint64_t
   ASSIGN_OR_RETURN(std::vector<uint8_t> madt, BuildMadt(platform));
   std::vector<uint8_t> facs = BuildFacs();
 
+  std::vector<uint8_t> tpm2;
+  if (platform.tpm) {
+    ASSIGN_OR_RETURN(tpm2, BuildTpm2(platform));
+  }
+
   // Blob order; the XSDT lists every table after it except the FACS and DSDT, which the FADT
-  // points at (§5.2.8, §5.2.9). A TPM2 table would join the XSDT list here.
-  enum { kRsdp, kXsdt, kFadt, kFacs, kDsdt, kMadt, kSlotCount };
-  const std::vector<size_t> xsdt_entries = {kFadt, kMadt};
-  std::vector<Slot> slots(kSlotCount);
+  // points at (§5.2.8, §5.2.9). The TPM2 slot comes last and only with a TPM.
+  enum { kRsdp, kXsdt, kFadt, kFacs, kDsdt, kMadt, kTpm2, kSlotCount };
+  std::vector<size_t> xsdt_entries = {kFadt, kMadt};
+  if (platform.tpm) xsdt_entries.push_back(kTpm2);
+  std::vector<Slot> slots(platform.tpm ? kSlotCount : kTpm2);
   slots[kRsdp] = {"RSDP", kRsdpSize, kTableAlignment, {}, 0};
   slots[kXsdt] = {"XSDT", kHeaderSize + 8 * xsdt_entries.size(), kTableAlignment, {}, 0};
   slots[kFadt] = {"FACP", kFadtSize, kTableAlignment, {}, 0};
   slots[kFacs] = {"FACS", facs.size(), kFacsAlignment, std::move(facs), 0};
   slots[kDsdt] = {"DSDT", dsdt.size(), kTableAlignment, std::move(dsdt), 0};
   slots[kMadt] = {"APIC", madt.size(), kTableAlignment, std::move(madt), 0};
+  if (platform.tpm) slots[kTpm2] = {"TPM2", tpm2.size(), kTableAlignment, std::move(tpm2), 0};
 
   uint64_t end = 0;
   for (Slot& slot : slots) {

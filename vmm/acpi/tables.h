@@ -4,7 +4,7 @@
 //                    BuildTables({.num_cpus = 2, .virtio_mmio = {}}, x86::kAcpiTablesAddr));
 //   memory.Write(x86::kAcpiTablesAddr, blob);  // the RSDP is at offset 0
 //
-// The blob holds, in order: RSDP, XSDT, FADT, FACS, DSDT, MADT (later TPM2), each at an
+// The blob holds, in order: RSDP, XSDT, FADT, FACS, DSDT, MADT (and TPM2), each at an
 // address aligned as the spec asks, with every length, checksum and absolute address filled
 // in for the given base address. BuildAcpiTables() also says where each table sits, for tests
 // and for measured boot, which hashes "the ACPI tables".
@@ -31,8 +31,14 @@ inline constexpr uint32_t kOemRevision = 1;
 inline constexpr std::string_view kCreatorId = "CCVM";  // 4 bytes
 inline constexpr uint32_t kCreatorRevision = 1;
 
-// What the guest should see. Later issues add virtio-mmio devices (DSDT entries) and a TPM
-// (MSFT0101 device in the DSDT plus a TPM2 table listed in the XSDT).
+// The TPM's CRB interface (TCG PC Client PTP §6.5.3; vtpm/crb/crb_device.h has the same
+// numbers): locality 0's register page, whose CTRL_REQ register at +0x40 is the "control
+// area" of the TPM2 table. Only locality 0 is described, since the guest gets only that one.
+inline constexpr uint32_t kTpmCrbBase = 0xFED40000;
+inline constexpr uint32_t kTpmCrbSize = 0x1000;
+inline constexpr uint64_t kTpmCrbControlArea = kTpmCrbBase + 0x40;
+
+// What the guest should see.
 // A virtio-mmio device window (virtio 1.2 §4.2.1) and its interrupt: Linux's virtio_mmio
 // driver binds to _HID LNRO0005 with these two resources.
 struct VirtioMmioSlot {
@@ -44,6 +50,13 @@ struct VirtioMmioSlot {
 struct PlatformDescription {
   uint32_t num_cpus = 1;  // 1..kMaxCpus; APIC id = ACPI processor uid = index
   std::vector<VirtioMmioSlot> virtio_mmio;  // at most 16
+  // A TPM 2.0 behind a CRB interface: the MSFT0101 device in the DSDT and a TPM2 table
+  // listed in the XSDT.
+  bool tpm = false;
+  // The TPM2 table's LAML/LASA: the TCG event log, in guest RAM reserved in e820. Both 0 =
+  // no log announced (Linux then reads no ACPI log).
+  uint32_t tpm_log_min_length = 0;
+  uint64_t tpm_log_start = 0;
 };
 
 // Where one table sits in the blob.

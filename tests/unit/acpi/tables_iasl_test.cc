@@ -74,8 +74,13 @@ class AcpiIasl : public ::testing::Test {
     dir_ = pattern;
     // Two virtio-mmio devices where the machine puts them (a disk and an rng).
     std::vector<VirtioMmioSlot> virtio = {{0xD0000000, 0x200, 16}, {0xD0001000, 0x200, 17}};
-    Result<AcpiTables> tables =
-        BuildAcpiTables({.num_cpus = kCpus, .virtio_mmio = virtio}, x86::kAcpiTablesAddr);
+    PlatformDescription platform{.num_cpus = kCpus, .virtio_mmio = virtio};
+    if (with_tpm_) {  // a TPM with a 64 KiB event log below 128 MiB
+      platform.tpm = true;
+      platform.tpm_log_min_length = 0x10000;
+      platform.tpm_log_start = 0x7FF0000;
+    }
+    Result<AcpiTables> tables = BuildAcpiTables(platform, x86::kAcpiTablesAddr);
     ASSERT_TRUE(tables.has_value()) << tables.error().message();
     tables_ = *tables;
   }
@@ -130,8 +135,15 @@ class AcpiIasl : public ::testing::Test {
     }
   }
 
+  bool with_tpm_ = false;
   fs::path dir_;
   AcpiTables tables_;
+};
+
+// The same platform with a TPM: the TPM2 table and the TPM0 device in the DSDT.
+class AcpiIaslTpm2 : public AcpiIasl {
+ protected:
+  AcpiIaslTpm2() { with_tpm_ = true; }
 };
 
 TEST_F(AcpiIasl, DsdtDisassemblesToTheExpectedDevicesAndS5) {
@@ -217,6 +229,49 @@ TEST_F(AcpiIasl, AcpicaInterpreterLoadsTheTablesAndEvaluatesTheDsdt) {
       << out.text;
   EXPECT_NE(out.text.find("47 01 F8 03 F8 03 01 08 22 10 00 79"), std::string::npos) << out.text;
   EXPECT_NE(out.text.find("[Integer] = 000000000303D041"), std::string::npos) << out.text;
+}
+
+TEST_F(AcpiIaslTpm2, Tpm2TableDisassemblesWithTheCrbStartMethodAndTheLog) {
+  std::string dsl = Disassemble("TPM2");
+  EXPECT_NE(dsl.find("Revision : 04"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Table Length : 0000004C"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Platform Class : 0000"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Control Address : 00000000FED40040"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Start Method : 07 [Command Response Buffer]"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Minimum Log Length : 00010000"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Log Address : 0000000007FF0000"), std::string::npos) << dsl;
+  ExpectSameAsRecompiled("TPM2");
+}
+
+TEST_F(AcpiIaslTpm2, XsdtListsTheTpm2Table) {
+  std::string xsdt = Disassemble("XSDT");
+  EXPECT_EQ(Count(xsdt, "ACPI Table Address"), 3u) << xsdt;
+  ExpectSameAsRecompiled("XSDT");
+}
+
+TEST_F(AcpiIaslTpm2, DsdtWithTheTpmDeviceRoundTrips) {
+  std::string dsl = Disassemble("DSDT");
+  EXPECT_NE(dsl.find("Device (TPM0)"), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Name (_HID, \"MSFT0101\""), std::string::npos) << dsl;
+  EXPECT_NE(dsl.find("Memory32Fixed (ReadWrite,\n"
+                     "                    0xFED40000,         // Address Base\n"
+                     "                    0x00001000,         // Address Length"),
+            std::string::npos)
+      << dsl;
+  EXPECT_NE(dsl.find("Device (VR01)"), std::string::npos) << dsl;  // the others are still there
+  ExpectSameAsRecompiled("DSDT");
+}
+
+TEST_F(AcpiIaslTpm2, AcpicaInterpreterEvaluatesTheTpmDevice) {
+  for (const char* table : {"FACP", "DSDT", "APIC"}) WriteTable(table);
+  Output out = RunShell("cd '" + dir_.string() +
+                        "' && acpiexec -b 'evaluate \\_SB.TPM0._HID; evaluate \\_SB.TPM0._CRS' "
+                        "FACP.dat DSDT.dat APIC.dat");
+  EXPECT_EQ(out.status, 0) << out.text;
+  EXPECT_EQ(out.text.find("ACPI Error"), std::string::npos) << out.text;
+  EXPECT_NE(out.text.find("[String] Length 08 = \"MSFT0101\""), std::string::npos) << out.text;
+  EXPECT_NE(out.text.find("86 09 00 01 00 00 D4 FE 00 10 00 00 79"), std::string::npos)
+      << out.text;
 }
 
 }  // namespace
