@@ -126,8 +126,8 @@ Result<void> Machine::Impl::CreateVirtioDevices(std::vector<DeviceLink> links) {
     spec.name = link.name;
     spec.device_id = link.device_id;
     spec.config_size = link.config_size;
-    spec.base = x86::kVirtioMmioBase + i * x86::kVirtioMmioStride;
-    spec.gsi = x86::kVirtioMmioFirstGsi + static_cast<uint32_t>(i);
+    spec.base = x86::VirtioMmioBase(i);
+    spec.gsi = x86::VirtioMmioGsi(i);
     auto fe = vhost_user::Frontend::Connect(std::move(link.sock));
     if (!fe) return fe.error().Wrap(link.name);
     ASSIGN_OR_RETURN(std::unique_ptr<VhostMmioDevice> dev,
@@ -313,10 +313,9 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
   acpi::PlatformDescription platform{};
   platform.num_cpus = cfg.cpus;
   for (size_t i = 0; i < devices.size(); ++i) {
-    platform.virtio_mmio.push_back(
-        {static_cast<uint32_t>(x86::kVirtioMmioBase + i * x86::kVirtioMmioStride),
-         static_cast<uint32_t>(x86::kVirtioMmioSize),
-         x86::kVirtioMmioFirstGsi + static_cast<uint32_t>(i)});
+    platform.virtio_mmio.push_back({static_cast<uint32_t>(x86::VirtioMmioBase(i)),
+                                    static_cast<uint32_t>(x86::kVirtioMmioSize),
+                                    x86::VirtioMmioGsi(i)});
   }
   ASSIGN_OR_RETURN(std::vector<uint8_t> acpi_blob, acpi::BuildTables(platform, x86::kAcpiTablesAddr));
   RETURN_IF_ERROR(impl->mem.Write(x86::kAcpiTablesAddr, acpi_blob));

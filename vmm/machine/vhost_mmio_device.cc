@@ -4,6 +4,15 @@
 #include <unistd.h>
 
 namespace vmm {
+namespace {
+
+// One event on an eventfd; a full counter (EAGAIN) already means "pending".
+void Signal(const UniqueFd& fd) {
+  uint64_t one = 1;
+  (void)!write(fd.get(), &one, sizeof(one));
+}
+
+}  // namespace
 
 Result<std::unique_ptr<VhostMmioDevice>> VhostMmioDevice::Create(
     kvm::KvmVm& vm, const GuestMemory& mem, vhost_user::Frontend frontend,
@@ -99,8 +108,7 @@ Result<void> VhostMmioDevice::OnActivate(uint64_t driver_features,
           frontend_.StartQueue(q, ring, kicks_[q].get(), calls_[q].get(), errs_[q].get()));
       running_[q] = true;
       // Kicks before DRIVER_OK were dropped (§3.1.1): have the device look at the ring now.
-      uint64_t one = 1;
-      (void)!write(kicks_[q].get(), &one, sizeof(one));
+      Signal(kicks_[q]);
     }
     return Ok();
   }();
@@ -118,15 +126,13 @@ void VhostMmioDevice::OnQueueStop(uint32_t queue) {
 void VhostMmioDevice::OnNotify(uint32_t queue) {
   // Reached only if KVM did not take the write through the ioeventfd (e.g. another width).
   if (queue >= kicks_.size()) return;
-  uint64_t one = 1;
-  (void)!write(kicks_[queue].get(), &one, sizeof(one));
+  Signal(kicks_[queue]);
 }
 
 void VhostMmioDevice::OnInterrupt(bool asserted) {
   // Config changes and DEVICE_NEEDS_RESET: the same edge-triggered GSI, through the irqfd.
   if (!asserted || calls_.empty()) return;
-  uint64_t one = 1;
-  (void)!write(calls_[0].get(), &one, sizeof(one));
+  Signal(calls_[0]);
 }
 
 }  // namespace vmm

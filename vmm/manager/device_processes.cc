@@ -140,11 +140,11 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
   return out;
 }
 
-std::string DescribeDeviceExit(DeviceProcess& dev) {
+std::string DescribeDeviceExit(DeviceProcess& dev, int* exit_code) {
   std::string head = "device process " + dev.name + " (pid " + std::to_string(dev.pid) + ")";
   if (dev.pid <= 0) return head + " already reaped";
   dev.pid = -1;
-  return head + " " + DescribeExit(dev.pidfd.get());
+  return head + " " + DescribeExit(dev.pidfd.get(), exit_code);
 }
 
 std::string ReapDeviceProcesses(std::vector<DeviceProcess>& devs, int grace_ms) {

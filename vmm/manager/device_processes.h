@@ -31,8 +31,9 @@ struct DeviceProcess {
 // A program installed beside the running one (vmm-device, vmm-vcpu): build/bin or bin/.
 Result<std::string> SiblingBinary(const std::string& name);
 
-// How a child ended, e.g. "killed by SIGSYS: a system call outside its seccomp filter
-// (the kernel's audit log names it)" or "exited with status 1". Reaps it.
+// How a child ended, e.g. "was killed by SIGSYS: its seccomp filter denied socket (41)"
+// (the syscall from the kernel's audit record when readable) or "exited with status 1".
+// Reaps it; `exit_code` gets the status, or -1 when a signal ended it.
 std::string DescribeExit(int pidfd, int* exit_code = nullptr);
 
 // Bad input before anything starts: each disk image must be a regular file or block device
@@ -44,8 +45,9 @@ Result<void> CheckDiskImages(const VmConfig& cfg);
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg);
 
 // How a device process ended, for the VM's stop message: "device process blk0 (pid 12)
-// was killed by SIGSYS: a system call outside its seccomp filter". Reaps it.
-std::string DescribeDeviceExit(DeviceProcess& dev);
+// was killed by SIGSYS: its seccomp filter denied socket (41)". Reaps it; `exit_code` as
+// DescribeExit's.
+std::string DescribeDeviceExit(DeviceProcess& dev, int* exit_code = nullptr);
 
 // After the VM stopped (its sessions closed): waits up to `grace_ms` for each device
 // process to exit, SIGKILLs the rest, reaps all. Returns one line per process that did not

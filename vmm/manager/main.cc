@@ -72,14 +72,12 @@ int Run(const RunFlags& flags) {
     for (size_t i = 0; i < cfg->disks.size(); ++i) {
       std::printf("virtio-blk%zu: %s%s, in its own process (vmm-device blk), mmio 0x%llx gsi %u\n",
                   i, cfg->disks[i].path.c_str(), cfg->disks[i].readonly ? " (read-only)" : "",
-                  static_cast<unsigned long long>(x86::kVirtioMmioBase + i * x86::kVirtioMmioStride),
-                  x86::kVirtioMmioFirstGsi + static_cast<unsigned>(i));
+                  static_cast<unsigned long long>(x86::VirtioMmioBase(i)), x86::VirtioMmioGsi(i));
     }
     if (cfg->rng) {
       size_t i = cfg->disks.size();
       std::printf("virtio-rng: in its own process (vmm-device rng), mmio 0x%llx gsi %u\n",
-                  static_cast<unsigned long long>(x86::kVirtioMmioBase + i * x86::kVirtioMmioStride),
-                  x86::kVirtioMmioFirstGsi + static_cast<unsigned>(i));
+                  static_cast<unsigned long long>(x86::VirtioMmioBase(i)), x86::VirtioMmioGsi(i));
     }
     return 0;
   }
@@ -185,16 +183,11 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
       if (!(fds[i].revents & POLLIN)) continue;
       DeviceProcess& d = (*devices)[i - 2];
       int exit_code = 0;
-      std::string how = DescribeExit(d.pidfd.get(), &exit_code);
+      std::string how = DescribeDeviceExit(d, &exit_code);
       // Status 0 is a device process that saw its session close: the VM process is on
       // its way out and its own status follows.
-      if (exit_code == 0) {
-        d.pid = -1;
-        continue;
-      }
-      std::fprintf(stderr, "vmm: error: device process %s (pid %d) %s; the VM stopped\n",
-                   d.name.c_str(), d.pid, how.c_str());
-      d.pid = -1;
+      if (exit_code == 0) continue;
+      std::fprintf(stderr, "vmm: error: %s; the VM stopped\n", how.c_str());
       device_died = true;
     }
     if (device_died) {

@@ -71,11 +71,9 @@ Result<void> Frontend::Send(Request request, const Payload& payload, std::span<c
   ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeRequest(request, payload, fds.size(), ack));
   RETURN_IF_ERROR(SendMessage(sock_.get(), bytes, fds));
   if (!ack) return Ok();
-  auto reply = ReceiveMessage(sock_.get(), Direction::kReply);
-  if (!reply) return reply.error().Wrap(std::string("device process, ") + RequestName(request));
-  if (!*reply) return BackendError(request, "the device process hung up");
-  if ((*reply)->request != request) return BackendError(request, "reply to another request");
-  const uint64_t* status = std::get_if<uint64_t>(&(*reply)->payload);
+  auto reply = ReadReply(request);
+  if (!reply) return reply.error();
+  const uint64_t* status = std::get_if<uint64_t>(&reply->payload);
   if (status == nullptr) return BackendError(request, "malformed REPLY_ACK");
   if (*status != 0) return BackendError(request, "refused (status " + std::to_string(*status) + ")");
   return Ok();
@@ -84,6 +82,10 @@ Result<void> Frontend::Send(Request request, const Payload& payload, std::span<c
 Result<Message> Frontend::Call(Request request, const Payload& payload) {
   ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeRequest(request, payload, 0, false));
   RETURN_IF_ERROR(SendMessage(sock_.get(), bytes));
+  return ReadReply(request);
+}
+
+Result<Message> Frontend::ReadReply(Request request) {
   auto reply = ReceiveMessage(sock_.get(), Direction::kReply);
   if (!reply) return reply.error().Wrap(std::string("device process, ") + RequestName(request));
   if (!*reply) return BackendError(request, "the device process hung up");

@@ -65,6 +65,8 @@ class Frontend {
   Result<void> Send(Request request, const Payload& payload, std::span<const int> fds = {});
   // Sends, then reads the reply of a GET_* request.
   Result<Message> Call(Request request, const Payload& payload);
+  // The reply to `request`: strictly decoded, and for that request, or an Error.
+  Result<Message> ReadReply(Request request);
   bool reply_ack() const { return (protocol_features_ & ProtocolBit(kProtocolReplyAck)) != 0; }
 
   UniqueFd sock_;

@@ -12,6 +12,7 @@
 //   0x1_0000_0000 RAM above 4 GiB when the VM has more than 3 GiB
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace vmm::x86 {
@@ -42,6 +43,9 @@ inline constexpr uint64_t kVirtioMmioStride = 0x1000;
 inline constexpr uint64_t kVirtioMmioSize = 0x200;
 inline constexpr uint32_t kVirtioMmioFirstGsi = 16;
 inline constexpr uint32_t kMaxVirtioMmioDevices = 8;  // GSIs 16..23
+// Where the virtio device in slot `i` (0..kMaxVirtioMmioDevices-1) lives.
+constexpr uint64_t VirtioMmioBase(size_t i) { return kVirtioMmioBase + i * kVirtioMmioStride; }
+constexpr uint32_t VirtioMmioGsi(size_t i) { return kVirtioMmioFirstGsi + static_cast<uint32_t>(i); }
 inline constexpr uint64_t kIoApicAddr = 0xFEC00000;
 inline constexpr uint64_t kLapicAddr = 0xFEE00000;
 
