@@ -3,6 +3,7 @@
 #include <libtpms/tpm_error.h>
 #include <libtpms/tpm_library.h>
 #include <libtpms/tpm_nvfilename.h>
+#include <libtpms/tpm_tis.h>
 #include <openssl/crypto.h>
 
 #include <atomic>
@@ -173,6 +174,12 @@ Result<std::unique_ptr<TpmEngine>> TpmEngine::Create(SealedStateStore* store) {
   if (TPM_RESULT rc = TPMLIB_RegisterCallbacks(&callbacks); rc != TPM_SUCCESS) {
     return Error(ErrorKind::kInternal, "libtpms: registering callbacks failed: " + Hex(rc));
   }
+  // libtpms's buffer size is global and outlives an engine; start from its current value,
+  // never above our own ceiling.
+  engine->buffer_size_ = TPMLIB_SetBufferSize(0, nullptr, nullptr);
+  if (engine->buffer_size_ > kMaxTpmCommandSize || engine->buffer_size_ < kTpmHeaderSize) {
+    engine->buffer_size_ = TPMLIB_SetBufferSize(kMaxTpmCommandSize, nullptr, nullptr);
+  }
   RETURN_IF_ERROR(engine->Init());
   return engine;
 }
@@ -219,9 +226,11 @@ Result<void> TpmEngine::Startup(bool clear) {
 }
 
 Result<std::vector<uint8_t>> TpmEngine::Execute(std::span<const uint8_t> command) {
-  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM engine failed to reset");
+  if (!initialized_) {
+    return Error(ErrorKind::kInternal, "the TPM is not running (powered off, or a reset failed)");
+  }
   // TPM 2.0 Part 1 §18.2: commandSize is the whole command, header included.
-  if (command.size() < kTpmHeaderSize || command.size() > kMaxTpmCommandSize ||
+  if (command.size() < kTpmHeaderSize || command.size() > buffer_size_ ||
       Be32(command.data() + 2) != command.size()) {
     return TpmErrorResponse(kTpmRcCommandSize);
   }
@@ -251,6 +260,165 @@ Result<void> TpmEngine::SetLocality(uint8_t locality) {
   if (locality > 4) return InvalidArgument("TPM locality must be 0..4, not " + std::to_string(locality));
   g_locality = locality;
   return Ok();
+}
+
+uint8_t TpmEngine::locality() const { return g_locality; }
+
+bool TpmEngine::has_store() const { return g_store != nullptr; }
+
+Result<void> TpmEngine::PowerOn() {
+  if (initialized_) return Error(ErrorKind::kInternal, "the TPM is already running");
+  return Init();
+}
+
+void TpmEngine::PowerOff() {
+  if (initialized_) TPMLIB_Terminate();
+  initialized_ = false;
+}
+
+namespace {
+
+TPMLIB_StateType StateType(BlobKind kind) {
+  return kind == BlobKind::kPermanent ? TPMLIB_STATE_PERMANENT : TPMLIB_STATE_VOLATILE;
+}
+
+// Takes a malloc'ed libtpms buffer: copies it into SecretBytes, cleanses and frees it.
+SecretBytes TakeBuffer(unsigned char* data, uint32_t length) {
+  SecretBytes out(std::span<const uint8_t>(data, length));
+  OPENSSL_cleanse(data, length);
+  std::free(data);
+  return out;
+}
+
+Error LibtpmsError(const std::string& what, TPM_RESULT rc) {
+  return Error(ErrorKind::kInternal, "libtpms: " + what + " failed: " + Hex(rc));
+}
+
+}  // namespace
+
+Result<SecretBytes> TpmEngine::GetState(BlobKind kind) {
+  unsigned char* data = nullptr;
+  uint32_t length = 0;
+  g_nv_error.reset();
+  TPM_RESULT rc = TPMLIB_GetState(StateType(kind), &data, &length);
+  if (g_nv_error) {
+    Error e = g_nv_error->Wrap("reading the TPM's state");
+    g_nv_error.reset();
+    if (data != nullptr) TakeBuffer(data, length);
+    return e;
+  }
+  if (rc != TPM_SUCCESS) {
+    if (data != nullptr) TakeBuffer(data, length);
+    return LibtpmsError("TPMLIB_GetState(" + std::string(BlobKindName(kind)) + ")", rc);
+  }
+  if (data == nullptr || length == 0) {
+    if (data != nullptr) std::free(data);
+    return Error(ErrorKind::kNotFound, "the TPM has no " + std::string(BlobKindName(kind)) + " state");
+  }
+  return TakeBuffer(data, length);
+}
+
+Result<void> TpmEngine::SetState(BlobKind kind, std::span<const uint8_t> plaintext) {
+  if (initialized_) return Error(ErrorKind::kInternal, "the TPM's state can only be set while it is off");
+  if (plaintext.empty() || plaintext.size() > std::numeric_limits<uint32_t>::max()) {
+    return InvalidArgument("an empty or oversized TPM state blob");
+  }
+  g_nv_error.reset();
+  TPM_RESULT rc = TPMLIB_SetState(StateType(kind), plaintext.data(), static_cast<uint32_t>(plaintext.size()));
+  if (g_nv_error) {
+    Error e = g_nv_error->Wrap("setting the TPM's " + std::string(BlobKindName(kind)) + " state");
+    g_nv_error.reset();
+    return e;
+  }
+  if (rc != TPM_SUCCESS) {
+    return Error(ErrorKind::kProtocol, "libtpms refused the " + std::string(BlobKindName(kind)) +
+                                           " state blob: " + Hex(rc));
+  }
+  return Ok();
+}
+
+Result<void> TpmEngine::StoreVolatile() {
+  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  unsigned char* data = nullptr;
+  uint32_t length = 0;
+  TPM_RESULT rc = TPMLIB_VolatileAll_Store(&data, &length);
+  if (rc != TPM_SUCCESS || data == nullptr) {
+    if (data != nullptr) TakeBuffer(data, length);
+    return LibtpmsError("TPMLIB_VolatileAll_Store", rc);
+  }
+  SecretBytes state = TakeBuffer(data, length);
+  if (g_store == nullptr) return Ok();
+  auto written = g_store->Write(BlobKind::kVolatile, state.span());
+  if (!written) return written.error().Wrap("storing the TPM's volatile state");
+  return Ok();
+}
+
+Result<void> TpmEngine::DeleteVolatile() {
+  if (g_store == nullptr) return Ok();
+  return g_store->Remove(BlobKind::kVolatile);
+}
+
+Result<bool> TpmEngine::TpmEstablished() {
+  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  TPM_BOOL bit = FALSE;
+  if (TPM_RESULT rc = TPM_IO_TpmEstablished_Get(&bit); rc != TPM_SUCCESS) {
+    return LibtpmsError("TPM_IO_TpmEstablished_Get", rc);
+  }
+  return bit != FALSE;
+}
+
+Result<void> TpmEngine::ResetTpmEstablished(uint8_t locality) {
+  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  if (locality > 4) return InvalidArgument("TPM locality must be 0..4, not " + std::to_string(locality));
+  // libtpms asks the locality callback; only 3 and 4 may reset the bit.
+  const uint8_t saved = g_locality;
+  g_locality = locality;
+  TPM_RESULT rc = TPM_IO_TpmEstablished_Reset();
+  g_locality = saved;
+  if (rc != TPM_SUCCESS) return LibtpmsError("TPM_IO_TpmEstablished_Reset", rc);
+  return Ok();
+}
+
+Result<void> TpmEngine::HashStart() {
+  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  if (TPM_RESULT rc = TPM_IO_Hash_Start(); rc != TPM_SUCCESS) return LibtpmsError("TPM_IO_Hash_Start", rc);
+  return Ok();
+}
+
+Result<void> TpmEngine::HashData(std::span<const uint8_t> data) {
+  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  if (data.size() > std::numeric_limits<uint32_t>::max()) return InvalidArgument("hash data too large");
+  if (TPM_RESULT rc = TPM_IO_Hash_Data(data.data(), static_cast<uint32_t>(data.size())); rc != TPM_SUCCESS) {
+    return LibtpmsError("TPM_IO_Hash_Data", rc);
+  }
+  return Ok();
+}
+
+Result<void> TpmEngine::HashEnd() {
+  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  if (TPM_RESULT rc = TPM_IO_Hash_End(); rc != TPM_SUCCESS) return LibtpmsError("TPM_IO_Hash_End", rc);
+  return Ok();
+}
+
+Result<TpmEngine::BufferSizes> TpmEngine::SetBufferSize(uint32_t wanted) {
+  if (wanted != 0 && initialized_) {
+    return Error(ErrorKind::kInternal, "the buffer size can only be changed while the TPM is off");
+  }
+  BufferSizes s;
+  s.size = TPMLIB_SetBufferSize(wanted, &s.min, &s.max);
+  // Our own ceiling (the CRB buffer, Execute's limit) applies on top of libtpms's.
+  if (s.max > kMaxTpmCommandSize) s.max = kMaxTpmCommandSize;
+  if (s.size > kMaxTpmCommandSize) s.size = TPMLIB_SetBufferSize(kMaxTpmCommandSize, nullptr, nullptr);
+  buffer_size_ = s.size;
+  return s;
+}
+
+Result<std::string> TpmEngine::Info(uint64_t flags) {
+  char* info = TPMLIB_GetInfo(static_cast<TPMLIB_InfoFlags>(flags));
+  if (info == nullptr) return Error(ErrorKind::kInternal, "libtpms: TPMLIB_GetInfo failed");
+  std::string out(info);
+  std::free(info);
+  return out;
 }
 
 }  // namespace vmm::vtpm

@@ -278,5 +278,60 @@ TEST(TpmEngine, LocalityIsChecked) {
   });
 }
 
+TEST(TpmEngine, StateMovesBetweenEnginesWhilePoweredOff) {
+  InChild([] {
+    std::vector<uint8_t> permanent;
+    {
+      auto tpm = StartedEngine();
+      ASSERT_TRUE(tpm);
+      ASSERT_EQ(Rc(Exec(*tpm, NvDefineSpace(kTestNvIndex, 8))), kTpmRcSuccess);
+      EXPECT_FALSE(tpm->SetState(BlobKind::kPermanent, std::vector<uint8_t>{1}));  // running
+      auto st = tpm->GetState(BlobKind::kPermanent);
+      ASSERT_TRUE(st) << st.error().ToString();
+      permanent.assign(st->span().begin(), st->span().end());
+      EXPECT_TRUE(tpm->GetState(BlobKind::kVolatile));
+    }
+    auto fresh = TpmEngine::Create(nullptr);
+    ASSERT_TRUE(fresh) << fresh.error().ToString();
+    TpmEngine& tpm = **fresh;
+    tpm.PowerOff();
+    EXPECT_FALSE(tpm.running());
+    EXPECT_FALSE(tpm.Execute(GetRandom(8)));
+    std::vector<uint8_t> garbage(permanent.size(), 0x5a);
+    EXPECT_FALSE(tpm.SetState(BlobKind::kPermanent, garbage));
+    ASSERT_TRUE(tpm.SetState(BlobKind::kPermanent, permanent));
+    ASSERT_TRUE(tpm.PowerOn());
+    EXPECT_FALSE(tpm.PowerOn());  // already running
+    ASSERT_TRUE(tpm.Startup());
+    EXPECT_EQ(Rc(Exec(tpm, NvReadPublic(kTestNvIndex))), kTpmRcSuccess);
+  });
+}
+
+TEST(TpmEngine, BufferSizeChangesOnlyWhileOffAndBoundsCommands) {
+  InChild([] {
+    auto created = TpmEngine::Create(nullptr);
+    ASSERT_TRUE(created);
+    TpmEngine& tpm = **created;
+    EXPECT_EQ(tpm.buffer_size(), kMaxTpmCommandSize);
+    EXPECT_FALSE(tpm.SetBufferSize(3000));
+    auto q = tpm.SetBufferSize(0);
+    ASSERT_TRUE(q);
+    EXPECT_EQ(q->size, kMaxTpmCommandSize);
+    EXPECT_LE(q->min, 3000u);
+    tpm.PowerOff();
+    auto s = tpm.SetBufferSize(3000);
+    ASSERT_TRUE(s) << s.error().ToString();
+    EXPECT_EQ(s->size, 3000u);
+    ASSERT_TRUE(tpm.PowerOn());
+    ASSERT_TRUE(tpm.Startup());
+    std::vector<uint8_t> big(3001, 0);
+    Writer w;
+    w.U16(kStNoSessions).U32(uint32_t(big.size())).U32(kCcGetRandom);
+    std::copy(w.bytes().begin(), w.bytes().end(), big.begin());
+    EXPECT_EQ(Exec(tpm, big), TpmErrorResponse(kTpmRcCommandSize));
+    EXPECT_EQ(Rc(Exec(tpm, GetRandom(8))), kTpmRcSuccess);
+  });
+}
+
 }  // namespace
 }  // namespace vmm::vtpm
