@@ -84,6 +84,7 @@ struct platform {
 	struct ioapic_info ioapic[8];
 	unsigned niso;
 	struct iso_info iso[16];
+	uint64_t tpm2; /* the TPM2 table (first one listed), 0 if none */
 };
 
 struct options {
@@ -92,7 +93,11 @@ struct options {
 	bool selftest_linux64; /* selftest=linux64: PVH boot re-enters via startup_64 */
 	uint32_t expect_virtio; /* expect_virtio=blk,rng: bit = virtio device ID; bit 31 = unknown name */
 	uint32_t hostile;       /* hostile=virtio[,ringaddr]: HOSTILE_* bits */
+	uint32_t expect_tpm;    /* expect_tpm=crb: TPM_EXPECT_* */
+	bool tpm_startup_guest; /* tpm_startup=guest: the guest sends TPM2_Startup if needed */
 };
+#define TPM_EXPECT_CRB 1u     /* check tpm drives a CRB TPM 2.0 */
+#define TPM_EXPECT_UNKNOWN 2u /* an unknown interface name: never met */
 #define HOSTILE_VIRTIO 1u   /* check virtio-hostile runs */
 
 struct guest {
@@ -145,5 +150,6 @@ bool check_timer(struct guest *g, struct detail *d);
 bool check_smp(struct guest *g, struct detail *d);
 bool check_virtio(struct guest *g, struct detail *d);
 bool check_virtio_hostile(struct guest *g, struct detail *d);
+bool check_tpm(struct guest *g, struct detail *d);
 
 #endif

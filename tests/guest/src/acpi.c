@@ -1,7 +1,8 @@
 /*
- * ACPI table walk (RSDP -> XSDT/RSDT -> FADT, DSDT, MADT) into struct
- * platform, and the S5 power-off built on it. No verdicts here: the acpi
- * check reports what was found and p->err, other checks use the data.
+ * ACPI table walk (RSDP -> XSDT/RSDT -> FADT, DSDT, MADT; TPM2 is only
+ * located, checks/tpm.c reads it) into struct platform, and the S5
+ * power-off built on it. No verdicts here: the acpi check reports what was
+ * found and p->err, other checks use the data.
  */
 #include "platform.h"
 
@@ -236,6 +237,8 @@ void acpi_scan(const struct boot_info *bi, struct platform *p)
 			parse_madt(p, t);
 		else if (!memcmp(t->sig, "SSDT", 4) && nssdt < ARRAY_SIZE(ssdts))
 			ssdts[nssdt++] = t;
+		else if (!memcmp(t->sig, "TPM2", 4) && !p->tpm2)
+			p->tpm2 = (uint64_t)(uintptr_t)t;
 	}
 	if (p->fadt) {
 		const struct sdt_header *dsdt = table_at(p, p->dsdt, "DSDT");

@@ -10,7 +10,7 @@
 
 struct guest g;
 
-/* Every check, in run order. New modules (CRB vTPM, event log)
+/* Every check, in run order. New modules (e.g. the event log)
  * add one line here and one file under checks/. */
 static const struct check checks[] = {
 	{ "bootinfo", check_bootinfo },
@@ -22,6 +22,7 @@ static const struct check checks[] = {
 	{ "smp", check_smp },
 	{ "virtio", check_virtio },
 	{ "virtio-hostile", check_virtio_hostile },
+	{ "tpm", check_tpm },
 };
 
 static int current_check = -1;
@@ -93,6 +94,10 @@ static void parse_options(const struct boot_info *bi, struct options *o)
 				o->expect_cpus = 0xffffffffu; /* garbage can never be met */
 		} else if (len > 14 && !strncmp(w, "expect_virtio=", 14)) {
 			o->expect_virtio = parse_virtio_list(w + 14, len - 14);
+		} else if (len > 11 && !strncmp(w, "expect_tpm=", 11)) {
+			o->expect_tpm = len == 14 && !strncmp(w + 11, "crb", 3) ? TPM_EXPECT_CRB : TPM_EXPECT_UNKNOWN;
+		} else if (len == 17 && !strncmp(w, "tpm_startup=guest", 17)) {
+			o->tpm_startup_guest = true;
 		} else if (len > 8 && !strncmp(w, "hostile=", 8)) {
 			o->hostile = parse_hostile_list(w + 8, len - 8);
 		} else if (len == 8 && !strncmp(w, "crash=ud", 8)) {
