@@ -2,6 +2,9 @@
 
 #include <linux/kvm.h>
 #include <sys/signalfd.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <functional>
 
@@ -102,6 +105,11 @@ PolicyBuilder Vtpm() {
   // What remains: the process can rename or replace its own state files, which it could
   // corrupt by writing anyway; state is authenticated (AES-GCM) and refused if it fails.
   b.AllowSocketIo()  // control and data channels (swtpm protocol; CMD_SET_DATAFD passes an fd)
+      // Standalone (vmm-vtpm --ctrl/--server): the listening sockets were bound before
+      // confinement; the server accepts on them. Started by vmm it holds no listening
+      // socket, and it cannot create one (no socket/bind/listen).
+      .AllowIf("accept4", {ArgEq(3, SOCK_NONBLOCK | SOCK_CLOEXEC, "SOCK_NONBLOCK|SOCK_CLOEXEC")},
+               "a control or data connection on a listening socket bound before confinement")
       .AllowRisky("openat", {ArgEqParam(0, dir), ArgMaskedEq(2, 0xffffffff, kVtpmStateReadFlags,
                                                                "O_RDONLY|O_CLOEXEC|O_NOFOLLOW")},
                   "read a state file beneath the state dir (path-based: see roles.cc)")
@@ -118,6 +126,12 @@ PolicyBuilder Vtpm() {
       .Allow("pwrite64", "write the temp state file it opened")
       .Allow("fsync", "temp file and state dir durable before and after the rename")
       .Allow("fdatasync", "temp file durable");
+  // libtpms reports failures (e.g. a state it cannot use) on its own stdio stream over
+  // stderr, whose first write fstat()s fd 2. Only that: fd 2, AT_EMPTY_PATH.
+  b.AllowIf("newfstatat", {ArgEq(0, STDERR_FILENO, "stderr"), ArgEq(3, AT_EMPTY_PATH, "AT_EMPTY_PATH")},
+            "fstat(2) by stdio before libtpms's first error line");
+  b.AllowIf("lseek", {ArgEq(0, STDERR_FILENO, "stderr")},
+            "stdio's position check on stderr when libtpms writes an error line");
   // AES-GCM nonces for the sealed state, and libtpms's own randomness: OpenSSL's DRBG
   // reseeds from getrandom after a fork and periodically.
   b.AllowGetrandom();

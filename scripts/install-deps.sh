@@ -8,11 +8,14 @@ PACKAGES=(
   build-essential cmake g++ clang libclang-rt-14-dev pkg-config python3
   # libraries the VMM links
   nlohmann-json3-dev libcli11-dev libseccomp-dev libcap-ng-dev libselinux1-dev libssl-dev libtpms-dev
+  libtss2-dev swtpm-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev acpica-tools
   # nested KVM harness (hosts without /dev/kvm), the QEMU side-by-side bench, and the
   # Debian kernel it boots
   qemu-system-x86 busybox-static cpio kmod zstd xz-utils lz4 gzip util-linux
+  # the vTPM side-by-side bench and interoperability checks: swtpm, tpm2-tools, openssl
+  swtpm swtpm-tools tpm2-tools openssl
 )
 
 missing=()

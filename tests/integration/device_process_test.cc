@@ -84,13 +84,15 @@ ChildReport Inspect(pid_t child) {
 }
 
 // fd targets a role may hold beyond stdio: the vhost-user sessions and (blk) the image for
-// a device process; for the VM process its KVM VM and vCPU fds, its guest RAM memfd,
+// a device process; for the vTPM process its swtpm channels only (an ephemeral vTPM has no
+// state directory); for the VM process its KVM VM and vCPU fds, its guest RAM memfd,
 // eventfds (kicks, calls, stop requests), the signalfd for forwarded signals, the
 // sessions, and nothing that names a host file.
 bool Expected(const std::string& comm, const std::string& target, const std::string& image) {
   auto has = [&](const char* prefix) { return target.rfind(prefix, 0) == 0; };
   if (has("socket:")) return true;
   if (comm == "vmm-device") return target == image;
+  if (comm == "vmm-vtpm") return false;
   return has("anon_inode:kvm-vm") || has("anon_inode:kvm-vcpu") ||
          has("anon_inode:[eventfd]") || has("anon_inode:[signalfd]") ||
          has("/memfd:vmm-guest-ram");  // its own guest RAM
@@ -101,7 +103,8 @@ TEST(DeviceProcessKvm, EveryRoleRunsConfinedAndNoneOutlivesTheVm) {
   std::string image = Image();
   std::vector<ChildReport> reports;
   ProcessResult r = RunProcess(
-      {BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--disk", "path=" + image, "--rng"},
+      {BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--disk", "path=" + image, "--rng",
+       "--tpm", "ephemeral"},
       60, SIGTERM, 2500, [&](pid_t vmm) {
         for (pid_t c : Children(vmm)) reports.push_back(Inspect(c));
       });
@@ -110,6 +113,7 @@ TEST(DeviceProcessKvm, EveryRoleRunsConfinedAndNoneOutlivesTheVm) {
   for (const ChildReport& c : reports) ++roles[c.status.at("Name")];
   EXPECT_EQ(roles["vmm-device"], 2) << "one process for the disk, one for the rng\n" << r.err;
   EXPECT_EQ(roles["vmm-vcpu"], 1) << "the VM process\n" << r.err;
+  EXPECT_EQ(roles["vmm-vtpm"], 1) << "the vTPM process\n" << r.err;
   for (const ChildReport& c : reports) {
     const std::string comm = c.status.at("Name");
     SCOPED_TRACE(comm + " " + std::to_string(c.pid));

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include "vmm/machine/profiler.h"
 #include "vmm/machine/vhost_mmio_device.h"
 #include "vmm/machine/serial_output.h"
+#include "vmm/machine/tpm_frontend.h"
 
 namespace vmm {
 namespace {
@@ -78,6 +80,15 @@ struct Machine::Impl {
   std::unique_ptr<GuestProfiler> profiler;
   std::unique_ptr<compat::pvm::PvmCompat> compat;  // on kvm_pvm hosts or when forced
   std::vector<std::unique_ptr<VhostMmioDevice>> virtio_devices;
+  // The CRB buffer page (shared with nobody: the VM process copies commands out of it) and
+  // the front end that forwards commands to the vTPM process.
+  void* tpm_page = MAP_FAILED;
+  std::unique_ptr<TpmFrontend> tpm;
+
+  ~Impl() {
+    tpm.reset();
+    if (tpm_page != MAP_FAILED) munmap(tpm_page, vtpm::kCrbSuggestedBufferSize);
+  }
 
   Result<void> CreateVirtioDevices(std::vector<DeviceLink> links);
 
@@ -288,7 +299,8 @@ Machine::~Machine() = default;
 
 Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan plan,
                                                  const kvm::Kvm& kvm, MachineOptions options,
-                                                 std::vector<DeviceLink> devices) {
+                                                 std::vector<DeviceLink> devices,
+                                                 UniqueFd tpm_data) {
   if (devices.size() > x86::kMaxVirtioMmioDevices) {
     return InvalidArgument("at most " + std::to_string(x86::kMaxVirtioMmioDevices) +
                            " virtio devices");
@@ -310,8 +322,24 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
                                                  impl->mem.host_base() + r.file_offset));
   }
 
+  if (tpm_data.valid()) {
+    // One page of ordinary memory the guest fills with plain stores (no exit per access);
+    // registers trap, the page does not.
+    impl->tpm_page = mmap(nullptr, vtpm::kCrbSuggestedBufferSize, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (impl->tpm_page == MAP_FAILED) return ErrnoError("mmap of the TPM CRB buffer");
+    RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, vtpm::kCrbSuggestedBufferGpa,
+                                                 vtpm::kCrbSuggestedBufferSize,
+                                                 static_cast<uint8_t*>(impl->tpm_page)));
+    std::span<uint8_t> page(static_cast<uint8_t*>(impl->tpm_page), vtpm::kCrbSuggestedBufferSize);
+    ASSIGN_OR_RETURN(impl->tpm, TpmFrontend::Create(std::move(tpm_data),
+                                                    vtpm::kCrbSuggestedBufferGpa, page));
+    RETURN_IF_ERROR(impl->mmio.Insert(vtpm::kCrbBaseGpa, vtpm::kCrbWindowSize, impl->tpm.get()));
+  }
+
   acpi::PlatformDescription platform{};
   platform.num_cpus = cfg.cpus;
+  platform.tpm = impl->tpm != nullptr;
   for (size_t i = 0; i < devices.size(); ++i) {
     platform.virtio_mmio.push_back({static_cast<uint32_t>(x86::VirtioMmioBase(i)),
                                     static_cast<uint32_t>(x86::kVirtioMmioSize),
@@ -381,6 +409,8 @@ RunOutcome Machine::Run() {
         owner.push_back(dev.get());
       }
     }
+    const size_t tpm_index = fds.size();
+    if (m.tpm && !m.tpm->broken()) fds.push_back({m.tpm->fd(), POLLIN, 0});
     int n = poll(fds.data(), fds.size(), -1);
     if (n < 0 && errno != EINTR) break;
     signalfd_siginfo si;
@@ -390,8 +420,15 @@ RunOutcome Machine::Run() {
       m.control.RequestStop(StopReason::kSignal,
                             std::string("stopped by SIG") + (name ? name : "?"));
     }
-    for (size_t i = 2; n > 0 && i < fds.size(); ++i) {
+    for (size_t i = 2; n > 0 && i < tpm_index; ++i) {
       if (fds[i].revents & POLLIN) owner[i - 2]->OnRingError(fds[i].fd);
+    }
+    if (n > 0 && tpm_index < fds.size() && fds[tpm_index].revents != 0) {
+      // The guest sees a fatal TPM; the manager stops the VM if the vTPM process died.
+      if (auto r = m.tpm->OnReadable(); !r) {
+        std::fprintf(stderr, "vmm: vcpu: %s; the guest's TPM reports a fatal error\n",
+                     r.error().ToString().c_str());
+      }
     }
   }
   m.KickAll();

@@ -45,12 +45,17 @@ struct DeviceLink {
   UniqueFd sock;            // connected vhost-user session
 };
 
+// With `tpm_data` (a connected socket to the vTPM process's guest data channel, swtpm
+// protocol), the guest gets a TPM 2.0 on the CRB interface (vmm/machine/tpm_frontend.h):
+// registers at 0xFED40000, the command buffer a page of its own at 0xFED45000, and the ACPI
+// TPM2 table and TPM0 device that announce them.
 class Machine {
  public:
   static Result<std::unique_ptr<Machine>> Create(const VmConfig& cfg, BootPlan plan,
                                                  const kvm::Kvm& kvm,
                                                  MachineOptions options = {},
-                                                 std::vector<DeviceLink> devices = {});
+                                                 std::vector<DeviceLink> devices = {},
+                                                 UniqueFd tpm_data = {});
   ~Machine();
   RunOutcome Run();
 

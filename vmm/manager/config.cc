@@ -129,6 +129,51 @@ static Result<void> ParseDisk(VmConfig& cfg, std::string_view value) {
   return Ok();
 }
 
+// "off", "ephemeral", or "state=DIR,key=FILE".
+static Result<void> ParseTpm(VmConfig& cfg, std::string_view value) {
+  TpmConfig t;
+  if (value == "off") {
+    cfg.tpm = t;
+    return Ok();
+  }
+  if (value == "ephemeral" || value.empty()) {
+    t.mode = TpmConfig::Mode::kEphemeral;
+    cfg.tpm = t;
+    return Ok();
+  }
+  t.mode = TpmConfig::Mode::kPersistent;
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+    size_t eq = item.find('=');
+    std::string_view key = eq == std::string_view::npos ? "" : item.substr(0, eq);
+    std::string_view v = eq == std::string_view::npos ? "" : item.substr(eq + 1);
+    if (key == "state" && !v.empty()) {
+      t.state_dir = std::string(v);
+    } else if (key == "key" && !v.empty()) {
+      t.key_file = std::string(v);
+    } else {
+      return InvalidArgument("--tpm: '" + std::string(item) +
+                             "' is not off, ephemeral, state=DIR or key=FILE");
+    }
+  }
+  if (t.state_dir.empty() || t.key_file.empty()) {
+    return InvalidArgument("--tpm: a persistent vTPM needs both state=DIR and key=FILE");
+  }
+  cfg.tpm = t;
+  return Ok();
+}
+
+std::string TpmToString(const TpmConfig& tpm) {
+  switch (tpm.mode) {
+    case TpmConfig::Mode::kOff: return "off";
+    case TpmConfig::Mode::kEphemeral: return "ephemeral";
+    case TpmConfig::Mode::kPersistent: return "state=" + tpm.state_dir + ",key=" + tpm.key_file;
+  }
+  return "off";
+}
+
 Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view value) {
   if (name == "kernel") {
     cfg.kernel = std::string(value);
@@ -152,6 +197,8 @@ Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view va
     } else {
       return InvalidArgument("--rng: '" + std::string(value) + "' is not on or off");
     }
+  } else if (name == "tpm") {
+    RETURN_IF_ERROR(ParseTpm(cfg, value));
   } else if (name == "kvm-compat") {
     if (value == "auto") {
       cfg.kvm_compat = KvmCompat::kAuto;
@@ -194,7 +241,7 @@ Result<VmConfig> ParseConfigJson(std::string_view text) {
       as_text = std::to_string(value.get<uint64_t>());
     } else if (key == "kernel" || key == "initramfs" || key == "cmdline" || key == "cpus" ||
                key == "memory" || key == "serial" || key == "kvm-compat" || key == "disk" ||
-               key == "rng") {
+               key == "rng" || key == "tpm") {
       return InvalidArgument("config: '" + key + "' has the wrong type (" +
                              std::string(value.type_name()) + ")");
     }
@@ -230,6 +277,11 @@ Result<void> ValidateConfig(const VmConfig& cfg, const HostLimits& host) {
     if (d.path.find(',') != std::string::npos) {
       return InvalidArgument("--disk: paths with commas are not supported");
     }
+  }
+  if (cfg.tpm.mode == TpmConfig::Mode::kPersistent &&
+      (cfg.tpm.state_dir.find(',') != std::string::npos ||
+       cfg.tpm.key_file.find(',') != std::string::npos)) {
+    return InvalidArgument("--tpm: paths with commas are not supported");
   }
   if (cfg.serial == SerialMode::kFile && cfg.serial_path.empty()) {
     return InvalidArgument("--serial: file= needs a path");
@@ -267,6 +319,7 @@ std::string ConfigToJson(const VmConfig& cfg) {
   }
   doc["disk"] = disks;
   doc["rng"] = cfg.rng;
+  doc["tpm"] = TpmToString(cfg.tpm);
   return doc.dump(2);
 }
 

@@ -32,6 +32,18 @@ struct DiskConfig {
 };
 inline constexpr size_t kMaxDisks = 7;  // 8 virtio-mmio slots, one kept for the rng
 
+// The VM's TPM 2.0 (vmm-vtpm, DESIGN.md §4): off, ephemeral (state in the vTPM process's
+// memory, gone at exit) or persistent (sealed state files in `state_dir`, encrypted and
+// authenticated with the 32-byte key in `key_file`, which is created 0600 on first use).
+// --tpm off | ephemeral | state=DIR,key=FILE
+struct TpmConfig {
+  enum class Mode { kOff, kEphemeral, kPersistent } mode = Mode::kOff;
+  std::string state_dir;
+  std::string key_file;
+  bool enabled() const { return mode != Mode::kOff; }
+};
+std::string TpmToString(const TpmConfig& tpm);
+
 struct VmConfig {
   std::string kernel;
   std::string initramfs;
@@ -43,6 +55,7 @@ struct VmConfig {
   KvmCompat kvm_compat = KvmCompat::kAuto;
   std::vector<DiskConfig> disks;  // --disk, repeatable
   bool rng = false;               // --rng: a virtio-rng device (from the host's getrandom)
+  TpmConfig tpm;                  // --tpm
 };
 
 struct HostLimits {

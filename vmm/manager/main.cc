@@ -20,6 +20,8 @@
 #include "vmm/machine/boot_plan.h"
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
+#include "vmm/manager/vtpm_commands.h"
+#include "vmm/manager/vtpm_process.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 
@@ -79,6 +81,15 @@ int Run(const RunFlags& flags) {
       std::printf("virtio-rng: in its own process (vmm-device rng), mmio 0x%llx gsi %u\n",
                   static_cast<unsigned long long>(x86::VirtioMmioBase(i)), x86::VirtioMmioGsi(i));
     }
+    if (cfg->tpm.enabled()) {
+      std::printf("tpm: TPM 2.0 on CRB at 0x%llx (buffer 0x%llx), in its own process (vmm-vtpm), "
+                  "%s\n",
+                  0xFED40000ull, 0xFED45000ull,
+                  cfg->tpm.mode == TpmConfig::Mode::kEphemeral
+                      ? "ephemeral (state in memory, lost when the VM stops)"
+                      : ("state sealed in " + cfg->tpm.state_dir + " with the key " +
+                         cfg->tpm.key_file).c_str());
+    }
     return 0;
   }
   return RunProcesses(flags, *cfg);
@@ -120,9 +131,24 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
   auto vcpu_binary = SiblingBinary("vmm-vcpu");
   if (!vcpu_binary) return Fail(vcpu_binary.error());
 
-  // Device processes first (SpawnRole needs a single-threaded caller; we stay one).
+  // The vTPM first, started (TPM2_Startup at locality 3) before any other process exists;
+  // then the device processes (SpawnRole needs a single-threaded caller; we stay one).
+  VtpmProcess tpm;
+  if (cfg.tpm.enabled()) {
+    auto started = StartVtpmProcess(cfg.tpm);
+    if (!started) return Fail(started.error().Wrap("starting the vTPM process"));
+    tpm = std::move(started).value();
+    if (auto up = StartupTpm(tpm); !up) {
+      std::string how = StopVtpmProcess(tpm, 0);
+      if (!how.empty()) std::fprintf(stderr, "vmm: %s", how.c_str());
+      return Fail(up.error().Wrap("starting the vTPM"));
+    }
+  }
   auto devices = StartDeviceProcesses(cfg);
-  if (!devices) return Fail(devices.error());
+  if (!devices) {
+    StopVtpmProcess(tpm, 0);
+    return Fail(devices.error());
+  }
   std::vector<std::string> argv = {"vmm-vcpu", "--config-json", ConfigToJson(cfg), "--kvm-fd",
                                    std::to_string(kvm_fd)};
   sandbox::ConfineOptions o;
@@ -135,6 +161,11 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
                    std::to_string(d.config_size) + ":" + std::to_string(d.sock.get()));
     o.keep_fds.push_back(d.sock.get());
   }
+  if (tpm.guest.valid()) {
+    argv.push_back("--tpm-fd");
+    argv.push_back(std::to_string(tpm.guest.get()));
+    o.keep_fds.push_back(tpm.guest.get());
+  }
   if (flags.profile) argv.push_back("--profile");
   if (!symbols.empty()) {
     argv.push_back("--profile-symbols");
@@ -144,8 +175,10 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
   auto vcpu_pid = sandbox::SpawnRole(o, *vcpu_binary, argv);
   if (!vcpu_pid) {
     ReapDeviceProcesses(*devices, 0);
+    StopVtpmProcess(tpm, 0);
     return Fail(vcpu_pid.error().Wrap("starting the VM process"));
   }
+  tpm.guest.reset();  // only the VM process holds the guest's channel
   UniqueFd vcpu(static_cast<int>(syscall(SYS_pidfd_open, *vcpu_pid, 0)));
   passed.clear();
   for (DeviceProcess& d : *devices) d.sock.reset();  // only the VM process holds the sessions
@@ -160,6 +193,8 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
   for (;;) {
     std::vector<pollfd> fds = {{vcpu.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
     for (DeviceProcess& d : *devices) fds.push_back({d.pid > 0 ? d.pidfd.get() : -1, POLLIN, 0});
+    const size_t tpm_index = fds.size();
+    fds.push_back({tpm.pid > 0 ? tpm.pidfd.get() : -1, POLLIN, 0});
     if (poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       break;
@@ -179,7 +214,16 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
       break;
     }
     bool device_died = false;
-    for (size_t i = 2; i < fds.size(); ++i) {
+    if (fds[tpm_index].revents & POLLIN) {
+      // The vTPM never ends on its own while the manager's channel is open.
+      int exit_code = 0;
+      std::string how = DescribeExit(tpm.pidfd.get(), &exit_code);
+      std::fprintf(stderr, "vmm: error: vTPM process (pid %d) %s; the VM stopped\n", tpm.pid,
+                   how.c_str());
+      tpm.pid = -1;
+      device_died = true;
+    }
+    for (size_t i = 2; i < tpm_index; ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
       DeviceProcess& d = (*devices)[i - 2];
       int exit_code = 0;
@@ -198,6 +242,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
     }
   }
   std::string problems = ReapDeviceProcesses(*devices);
+  problems += StopVtpmProcess(tpm);
   if (!problems.empty()) {
     std::fprintf(stderr, "vmm: %s", problems.c_str());
     if (code == 0) code = kExitVmFailed;
@@ -216,7 +261,7 @@ int Main(int argc, char** argv) {
   CLI::App* run = app.add_subcommand("run", "Boot a VM and run it until it powers off");
   run->add_option("--config", flags.config_path,
                   "JSON file with the settings below as keys (kernel, initramfs, cmdline, cpus, "
-                  "memory, serial, kvm-compat, disk, rng); flags override it")
+                  "memory, serial, kvm-compat, disk, rng, tpm); flags override it")
       ->type_name("FILE");
   auto setting = [&](const char* name, const char* help, const char* type) {
     run->add_option_function<std::string>(
@@ -241,6 +286,13 @@ int Main(int argc, char** argv) {
   run->add_flag_callback(
       "--rng", [&flags] { flags.settings.emplace_back("rng", "on"); },
       "virtio-rng device served by its own confined process (from the host's getrandom)");
+  setting("tpm",
+          "TPM 2.0 on the CRB interface, served by its own confined process (vmm-vtpm, "
+          "libtpms): off (default), ephemeral (state lost when the VM stops), or "
+          "state=DIR,key=FILE (state sealed with AES-256-GCM under the 32-byte key in FILE; "
+          "DIR and FILE are created on first use). The VMM sends TPM2_Startup before the "
+          "guest runs",
+          "MODE");
   setting("kvm-compat",
           "kvm_pvm compatibility module: auto (on when the host's KVM is kvm_pvm, default), "
           "on, off. When on, it completes the instructions kvm_pvm's emulator gives up on and "
@@ -265,6 +317,43 @@ int Main(int argc, char** argv) {
   for (const std::string& r : sandbox::RoleNames()) roles += (roles.empty() ? "" : ", ") + r;
   show->add_option("ROLE", role, "One of: " + roles)->required();
 
+  CLI::App* vtpm = app.add_subcommand("vtpm", "Provision a VM's vTPM and export its endorsement key");
+  vtpm->require_subcommand(1);
+  std::string vm_tpm;
+  ProvisionRequest provision_request;
+  EkExportRequest ek_request;
+  CLI::App* provision = vtpm->add_subcommand(
+      "provision",
+      "Create the EKs (TCG default templates, RSA 2048 and ECC P-256), sign their certificates "
+      "with the host's vTPM CA (created on first use) and store them at the standard NV "
+      "indices 0x01c00002 and 0x01c0000a");
+  provision->add_option("--vm", vm_tpm, "The VM's vTPM, as given to vmm run --tpm")
+      ->type_name("state=DIR,key=FILE")
+      ->required();
+  provision->add_option("--ca", provision_request.ca_dir,
+                        "The host's vTPM CA directory (vtpm-ca.key, vtpm-ca.crt); keep it "
+                        "outside every VM's directory")
+      ->type_name("DIR")
+      ->capture_default_str();
+  provision->add_option("--vm-id", provision_request.vm_id,
+                        "Name in the certificates' subject (CN=vmm vTPM EK <vm-id>)");
+  provision->add_flag("--force", provision_request.force,
+                      "Replace EK certificates that are already there");
+  CLI::App* ek = vtpm->add_subcommand(
+      "ek",
+      "Read the EK certificates back from the vTPM's NV, check them against the CA and the "
+      "EKs, and export the EK public keys and certificates (PEM)");
+  ek->add_option("--vm", vm_tpm, "The VM's vTPM, as given to vmm run --tpm")
+      ->type_name("state=DIR,key=FILE")
+      ->required();
+  ek->add_option("--ca", ek_request.ca_dir, "The host's vTPM CA directory")
+      ->type_name("DIR")
+      ->capture_default_str();
+  ek->add_option("--out", ek_request.out_dir,
+                 "Write ek-rsa2048.{pub,crt}.pem and ek-eccp256.{pub,crt}.pem here instead of "
+                 "printing them")
+      ->type_name("DIR");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -274,6 +363,26 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (run->parsed()) return Run(flags);
+  if (provision->parsed() || ek->parsed()) {
+    VmConfig parsed;
+    if (auto r = ApplyFlag(parsed, "tpm", vm_tpm); !r) {
+      return Fail(InvalidArgument("--vm: " + r.error().message()));
+    }
+    if (provision->parsed()) {
+      provision_request.tpm = parsed.tpm;
+      auto report = ProvisionVtpm(provision_request);
+      if (!report) return Fail(report.error());
+      std::fprintf(stderr, "%s", report->c_str());
+      return 0;
+    }
+    ek_request.tpm = parsed.tpm;
+    std::string report;
+    auto out = ExportEk(ek_request, &report);
+    std::fprintf(stderr, "%s", report.c_str());
+    if (!out) return Fail(out.error());
+    std::printf("%s", out->c_str());
+    return 0;
+  }
   if (show->parsed()) {
     auto policy = sandbox::PolicyForRole(role);
     if (!policy) return Fail(policy.error());

@@ -5,7 +5,8 @@
 // only the KVM ioctls that run a VM, not those that shape it) before the first guest
 // instruction runs, and runs the VM until it stops.
 //
-//   vmm-vcpu --config-json JSON --kvm-fd N [--device NAME:ID:CONFIG_SIZE:FD]... [--profile]
+//   vmm-vcpu --config-json JSON --kvm-fd N [--device NAME:ID:CONFIG_SIZE:FD]... [--tpm-fd N]
+//            [--profile]
 //
 // Files named in the configuration are the manager's fds, as /proc/self/fd/N paths, read
 // before confinement. Exit status as `vmm run`'s: 0 powered off, 1 failed, 2 bad input,
@@ -81,6 +82,9 @@ int Main(int argc, char** argv) {
       ->required();
   app.add_option("--kvm-fd", kvm_fd, "/dev/kvm, opened by the manager")->required();
   app.add_option("--device", devices, "A device process's vhost-user session: NAME:ID:CONFIG_SIZE:FD");
+  int tpm_fd = -1;
+  app.add_option("--tpm-fd", tpm_fd,
+                 "The vTPM process's guest data channel (swtpm protocol, pinned to locality 0)");
   app.add_flag("--profile", profile, "Sample the guest RIP (see vmm run --help)");
   app.add_option("--profile-symbols", profile_symbols, "Symbols for --profile");
   try {
@@ -123,7 +127,8 @@ int Main(int argc, char** argv) {
   {
     auto kvm = kvm::Kvm::Open("/proc/self/fd/" + std::to_string(kvm_fd));
     if (!kvm) return Fail(kvm.error());
-    auto m = Machine::Create(*cfg, std::move(plan).value(), *kvm, options, std::move(links));
+    auto m = Machine::Create(*cfg, std::move(plan).value(), *kvm, options, std::move(links),
+                             UniqueFd(tpm_fd));
     if (!m) return Fail(m.error());
     machine = std::move(m).value();
   }  // /dev/kvm closed: the VM's shape is fixed from here on

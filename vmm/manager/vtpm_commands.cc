@@ -1,0 +1,160 @@
+#include "vmm/manager/vtpm_commands.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include "vmm/manager/vtpm_process.h"
+#include "vtpm/provision/ek_provision.h"
+#include "vtpm/provision/host_ca.h"
+#include "vtpm/provision/ossl.h"
+#include "vtpm/swtpm/swtpm_client.h"
+#include "vtpm/tcti/esys_context.h"
+
+namespace vmm {
+namespace {
+
+constexpr std::chrono::milliseconds kTimeout(60000);  // RSA key generation on a loaded host
+
+// A started vTPM at locality 0 with an ESYS context on the manager's data channel.
+struct Session {
+  VtpmProcess process;
+  std::optional<vtpm::EsysContext> esys;
+};
+
+Result<Session> Open(const TpmConfig& tpm) {
+  if (tpm.mode != TpmConfig::Mode::kPersistent) {
+    return InvalidArgument("--vm: a provisioned vTPM needs persistent state: state=DIR,key=FILE");
+  }
+  ASSIGN_OR_RETURN(VtpmProcess p, StartVtpmProcess(tpm));
+  auto fail = [&p](const Error& e) -> Error {
+    std::string how = StopVtpmProcess(p, 0);
+    return how.empty() ? e : e.Wrap(how.substr(0, how.size() - 1));
+  };
+  vtpm::SwtpmClient control(p.control.get(), kTimeout);
+  if (auto r = control.Init(); !r) return fail(r.error().Wrap("vTPM"));
+  const uint8_t startup[] = {0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0x00, 0x00};
+  auto rsp = TpmCommand(p, startup);
+  if (!rsp) return fail(rsp.error().Wrap("TPM2_Startup"));
+  UniqueFd data(fcntl(p.data.get(), F_DUPFD_CLOEXEC, 0));
+  if (!data.valid()) return fail(ErrnoError("dup"));
+  auto esys = vtpm::OpenEsys(std::move(data));
+  if (!esys) return fail(esys.error());
+  return Session{std::move(p), std::move(esys).value()};
+}
+
+Result<void> Close(Session& s) {
+  s.esys.reset();
+  std::string how = StopVtpmProcess(s.process);
+  if (!how.empty()) return Error(ErrorKind::kSystem, how.substr(0, how.size() - 1));
+  return Ok();
+}
+
+std::string Hex(uint32_t v) {
+  char b[16];
+  std::snprintf(b, sizeof(b), "0x%08x", v);
+  return b;
+}
+
+std::string FileKind(vtpm::EkKind kind) {
+  return kind == vtpm::EkKind::kRsa2048 ? "rsa2048" : "eccp256";
+}
+
+Result<void> WriteFile(const std::string& path, const std::string& text) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return Error(ErrorKind::kInvalidArgument, "--out: '" + path + "'", errno);
+  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return ErrnoError("writing '" + path + "'");
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Result<std::string> ProvisionVtpm(const ProvisionRequest& request) {
+  ASSIGN_OR_RETURN(vtpm::HostCa ca, vtpm::EnsureHostCa(request.ca_dir));
+  ASSIGN_OR_RETURN(Session s, Open(request.tpm));
+  vtpm::ProvisionOptions options;
+  options.vm_id = request.vm_id;
+  options.force = request.force;
+  auto eks = vtpm::ProvisionEks(s.esys->get(), ca, options);
+  auto closed = Close(s);
+  if (!eks) return eks.error();
+  RETURN_IF_ERROR(closed);
+  std::string report;
+  for (const vtpm::ProvisionedEk& ek : *eks) {
+    report += std::string("vtpm: ") + vtpm::EkKindName(ek.kind) + " EK certified, certificate (" +
+              std::to_string(ek.cert_der.size()) + " bytes DER) at NV index " + Hex(ek.nv_index) +
+              "\n";
+  }
+  report += "vtpm: signed by the host's vTPM CA " + request.ca_dir + "/vtpm-ca.crt\n";
+  return report;
+}
+
+Result<std::string> ExportEk(const EkExportRequest& request, std::string* report) {
+  struct stat st {};
+  std::string ca_path = request.ca_dir + "/vtpm-ca.crt";
+  if (stat(ca_path.c_str(), &st) != 0) {
+    return Error(ErrorKind::kInvalidArgument,
+                 "--ca: no vTPM CA at '" + ca_path + "' (vmm vtpm provision creates it)", errno);
+  }
+  ASSIGN_OR_RETURN(vtpm::HostCa ca, vtpm::EnsureHostCa(request.ca_dir));
+  ASSIGN_OR_RETURN(std::string ca_pem, ca.CertPem());
+  ASSIGN_OR_RETURN(Session s, Open(request.tpm));
+  std::string out;
+  Result<void> status = Ok();
+  for (vtpm::EkKind kind : {vtpm::EkKind::kRsa2048, vtpm::EkKind::kEccP256}) {
+    auto der = vtpm::ReadEkCertificate(s.esys->get(), kind);
+    if (!der) {
+      status = der.error().Wrap(std::string(vtpm::EkKindName(kind)) + " EK certificate");
+      break;
+    }
+    auto pub = vtpm::ReadEkPublic(s.esys->get(), kind);
+    if (!pub) {
+      status = pub.error().Wrap(std::string(vtpm::EkKindName(kind)) + " EK");
+      break;
+    }
+    if (auto v = vtpm::VerifyEkCertificate(*der, ca_pem, *pub); !v) {
+      status = v.error().Wrap(std::string(vtpm::EkKindName(kind)) +
+                              " EK certificate does not verify against " + ca_path);
+      break;
+    }
+    auto cert = vtpm::CertFromDer(*der);
+    if (!cert) {
+      status = cert.error();
+      break;
+    }
+    auto cert_pem = vtpm::CertToPem(cert->get());
+    if (!cert_pem) {
+      status = cert_pem.error();
+      break;
+    }
+    *report += std::string("vtpm: ") + vtpm::EkKindName(kind) + " EK certificate (NV " +
+               Hex(vtpm::EkCertNvIndex(kind)) + ") verifies against " + ca_path +
+               " and matches the EK\n";
+    if (request.out_dir.empty()) {
+      out += *pub + *cert_pem;
+      continue;
+    }
+    std::string base = request.out_dir + "/ek-" + FileKind(kind);
+    if (auto w = WriteFile(base + ".pub.pem", *pub); !w) {
+      status = w.error();
+      break;
+    }
+    if (auto w = WriteFile(base + ".crt.pem", *cert_pem); !w) {
+      status = w.error();
+      break;
+    }
+    *report += "vtpm: wrote " + base + ".pub.pem and " + base + ".crt.pem\n";
+  }
+  auto closed = Close(s);
+  RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(closed);
+  return out;
+}
+
+}  // namespace vmm

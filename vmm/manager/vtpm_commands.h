@@ -1,0 +1,39 @@
+// `vmm vtpm provision` and `vmm vtpm ek`: the operator's side of a VM's vTPM (DESIGN.md §4).
+// Both start the VM's `vmm-vtpm` (confined, as `vmm run --tpm` does) on its sealed state and
+// drive it with ESAPI over the manager's data channel (vtpm/tcti).
+//
+//   provision: the per-host vTPM CA (created on first use, outside any VM's directory), the
+//              RSA 2048 and ECC P-256 EKs from the TCG default templates, their certificates
+//              signed by the CA and written to the standard NV indices (0x01c00002,
+//              0x01c0000a), where `tpm2_nvread` in the guest finds them.
+//   ek:        reads both certificates back from NV, recreates the EK public keys, checks
+//              each certificate against the CA and the key, and exports them.
+#pragma once
+
+#include <string>
+
+#include "vmm/common/result.h"
+#include "vmm/manager/config.h"
+
+namespace vmm {
+
+inline constexpr const char* kDefaultVtpmCaDir = "/var/lib/vmm/vtpm-ca";
+
+struct ProvisionRequest {
+  TpmConfig tpm;        // persistent: state=DIR,key=FILE
+  std::string ca_dir = kDefaultVtpmCaDir;
+  std::string vm_id;    // the EK certificates' subject ("CN=vmm vTPM EK <vm-id>"); may be empty
+  bool force = false;   // replace existing EK certificates
+};
+// Returns a report for the operator, one line per EK.
+Result<std::string> ProvisionVtpm(const ProvisionRequest& request);
+
+struct EkExportRequest {
+  TpmConfig tpm;
+  std::string ca_dir = kDefaultVtpmCaDir;
+  std::string out_dir;  // empty: PEM on stdout; else ek-<kind>.pub.pem and ek-<kind>.crt.pem
+};
+// Returns what to print on stdout; fails if a certificate is missing or does not verify.
+Result<std::string> ExportEk(const EkExportRequest& request, std::string* report);
+
+}  // namespace vmm

@@ -1,0 +1,53 @@
+// The manager's vTPM process: one `vmm-vtpm` per VM (DESIGN.md §2, §4), started by
+// fork+exec into new namespaces with only its fds (SpawnRole), holding libtpms and the VM's
+// sealed state. Three channels, all swtpm protocol over socketpairs:
+//   - the manager's control and data channels (the platform: INIT, locality 3, Startup;
+//     later the measurements of measured boot). When the manager's control channel closes,
+//     the vTPM process exits.
+//   - the VM process's data channel, which the vTPM process itself pins to locality 0 and
+//     to data commands only: a compromised VM process cannot reset the TPM, change locality
+//     or forge what the platform measured.
+//
+//   ASSIGN_OR_RETURN(VtpmProcess tpm, StartVtpmProcess(cfg.tpm));   // single-threaded caller
+//   RETURN_IF_ERROR(StartupTpm(tpm));        // before the VM process exists
+//   ... pass tpm.guest to vmm-vcpu (--tpm-fd), poll tpm.pidfd ...
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vmm/common/result.h"
+#include "vmm/common/unique_fd.h"
+#include "vmm/manager/config.h"
+
+namespace vmm {
+
+struct VtpmProcess {
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  UniqueFd control;  // the manager's control channel (platform)
+  UniqueFd data;     // the manager's data channel, at locality 3 after StartupTpm
+  UniqueFd guest;    // the VM process's data channel: hand it over, then close it here
+};
+
+// Opens the state directory (created 0700 if missing) and the key (created 0600 if
+// missing) for a persistent vTPM, and spawns `vmm-vtpm`. Bad paths are kInvalidArgument.
+Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm);
+
+// As platform firmware does before the OS: CMD_INIT, locality 3 (the S-CRTM's, DESIGN.md
+// §4), TPM2_Startup(SU_CLEAR). Any answer but success is an error naming it.
+Result<void> StartupTpm(VtpmProcess& tpm);
+
+// A TPM 2.0 command on the manager's data channel; the response (bounded) or an error.
+Result<std::vector<uint8_t>> TpmCommand(VtpmProcess& tpm, std::span<const uint8_t> command);
+
+// Orderly end: closes the manager's channels (the vTPM process then exits with status 0),
+// waits up to `grace_ms`, SIGKILLs it otherwise, reaps it. Empty when it exited with 0,
+// else a line saying how it ended.
+std::string StopVtpmProcess(VtpmProcess& tpm, int grace_ms = 2000);
+
+}  // namespace vmm
