@@ -3,7 +3,9 @@
 // certificates signed by the host's vTPM CA into NV; a later process reads them back from
 // the state it reloads (state survives a restart), and they verify with `openssl verify`.
 // A tampered state, and a state file swapped in from another VM, are refused by name.
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -105,6 +107,52 @@ TEST(VtpmCli, TamperedTruncatedAndSwappedStatesAreRefusedNotReset) {
   WriteAll(state, good);
   ProcessResult ok = ek();
   EXPECT_EQ(ok.exit_code, 0) << "the original state loads again\n" << ok.err;
+}
+
+// tpm2-tools, unchanged, through tpm2-tss's swtpm TCTI against the standalone vmm-vtpm
+// (TCP data port N, control port N+1, as swtpm's): startup, getrandom, a PCR extend, and
+// the PCR read back holds SHA-256(zeros || digest).
+TEST(VtpmCli, Tpm2ToolsDriveTheStandaloneVtpmOverTheSwtpmTcti) {
+  for (const char* tool : {"tpm2_startup", "tpm2_getrandom", "tpm2_pcrextend", "tpm2_pcrread"}) {
+    if (access((std::string("/usr/bin/") + tool).c_str(), X_OK) != 0) {
+      GTEST_SKIP() << tool << " not installed (Debian package tpm2-tools)";
+    }
+  }
+  const int port = 20000 + 2 * (getpid() % 5000);
+  pid_t vtpm = fork();
+  ASSERT_GE(vtpm, 0);
+  if (vtpm == 0) {
+    std::string bin = BinDir() + "/vmm-vtpm";
+    std::string data = "tcp:" + std::to_string(port), ctrl = "tcp:" + std::to_string(port + 1);
+    execl(bin.c_str(), "vmm-vtpm", "--ctrl", ctrl.c_str(), "--server", data.c_str(), nullptr);
+    _exit(127);
+  }
+  const std::string tcti = "--tcti=swtpm:host=127.0.0.1,port=" + std::to_string(port);
+  auto tool = [&](std::vector<std::string> argv) {
+    argv.insert(argv.begin() + 1, tcti);
+    return RunProcess(argv, 60);
+  };
+  ProcessResult up;
+  for (int i = 0; i < 50; ++i) {  // until it listens
+    up = tool({"/usr/bin/tpm2_startup", "-c"});
+    if (up.exit_code == 0) break;
+    usleep(100 * 1000);
+  }
+  EXPECT_EQ(up.exit_code, 0) << up.err;
+  ProcessResult rnd = tool({"/usr/bin/tpm2_getrandom", "--hex", "16"});
+  EXPECT_EQ(rnd.exit_code, 0) << rnd.err;
+  EXPECT_EQ(rnd.out.size(), 32u) << rnd.out;
+  const std::string digest(64, 'a');
+  ProcessResult ext = tool({"/usr/bin/tpm2_pcrextend", "16:sha256=" + digest});
+  EXPECT_EQ(ext.exit_code, 0) << ext.err;
+  ProcessResult read = tool({"/usr/bin/tpm2_pcrread", "sha256:16"});
+  EXPECT_EQ(read.exit_code, 0) << read.err;
+  // SHA-256 of 32 zero bytes followed by 32 bytes of 0xaa.
+  EXPECT_NE(read.out.find("0x9EF814B42FA0BE12D197C44D3E8E03441A4B1118237658368BA1351090E556ED"),
+            std::string::npos)
+      << read.out;
+  kill(vtpm, SIGTERM);
+  waitpid(vtpm, nullptr, 0);
 }
 
 }  // namespace

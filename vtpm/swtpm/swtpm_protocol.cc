@@ -174,6 +174,15 @@ Decoded DecodeRequest(std::span<const uint8_t> bytes, const DecodeLimits& limits
                 " (its size is unknown, so the stream cannot be resynchronised)");
   }
   if (body.size() < body_size) return NeedMore(kCodeSize + body_size);
+  // SET_LOCALITY / RESET_TPMESTABLISHED carry one byte (ptm_loc.u.req), but QEMU sends the
+  // whole union (4 bytes: the locality and 3 zero bytes) in one write. A client waits for
+  // each answer, so bytes already queued behind the locality that are exactly three zeros
+  // are that padding, not the next request.
+  if ((code == static_cast<uint32_t>(Command::kSetLocality) ||
+       code == static_cast<uint32_t>(Command::kResetTpmEstablished)) &&
+      body.size() >= 4 && body[1] == 0 && body[2] == 0 && body[3] == 0) {
+    body_size = 4;
+  }
 
   Decoded d;
   d.status = Decoded::kRequest;
@@ -229,6 +238,17 @@ Decoded DecodeRequest(std::span<const uint8_t> bytes, const DecodeLimits& limits
 Decoded FrameTpmCommand(std::span<const uint8_t> bytes, uint32_t max_size) {
   if (bytes.size() < kTpmHeaderSize) return NeedMore(kTpmHeaderSize);
   const uint32_t size = *LoadBe32(bytes, 2);
+  if (size > max_size && size >= kTpmHeaderSize && max_size >= kTpmHeaderSize) {
+    // A front end with a buffer of max_size bytes (QEMU's CRB, whose buffer size it
+    // negotiated with SET_BUFFERSIZE) sends a longer command truncated to that size. Frame
+    // max_size bytes, as swtpm does, and let the TPM answer TPM_RC_COMMAND_SIZE (the header
+    // disagrees with the length), so the channel stays in step.
+    if (bytes.size() < max_size) return NeedMore(max_size);
+    Decoded d;
+    d.status = Decoded::kRequest;
+    d.size = max_size;
+    return d;
+  }
   if (size < kTpmHeaderSize || size > max_size)
     return Fail("TPM command of " + std::to_string(size) + " bytes (tag " +
                 Hex(*LoadBe16(bytes, 0)) + "), the size must be " +

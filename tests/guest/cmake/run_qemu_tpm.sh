@@ -2,7 +2,7 @@
 # Boots the test guest under QEMU TCG (q35) with a CRB TPM backed by swtpm, the reference
 # implementation for our vTPM + CRB front end, and passes iff the guest reports PASS, its
 # tpm check passed, and PCR 16 holds the value this script computes on its own.
-#   run_qemu_tpm.sh QEMU KERNEL [SWTPM]
+#   run_qemu_tpm.sh QEMU KERNEL [SWTPM]    (SWTPM: swtpm, or our build/bin/vmm-vtpm)
 # Exits 77 (ctest SKIP_RETURN_CODE) when swtpm is not installed.
 #
 # swtpm needs no --flags: QEMU sends CMD_INIT on the control channel at machine reset, which
@@ -33,9 +33,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# --terminate: swtpm exits when QEMU closes the control channel (also if QEMU dies).
-"$swtpm" socket --tpm2 --tpmstate "dir=$dir" --ctrl "type=unixio,path=$dir/ctrl" --terminate \
-	--log "file=$dir/swtpm.log" &
+case "$swtpm" in
+*vmm-vtpm)
+	# Our vTPM process, standalone, as QEMU's -tpmdev emulator back-end: it confines itself
+	# before it reads a byte and ends on QEMU's CMD_SHUTDOWN.
+	"$swtpm" --ctrl "unix:$dir/ctrl" >"$dir/swtpm.log" 2>&1 &
+	;;
+*)
+	# --terminate: swtpm exits when QEMU closes the control channel (also if QEMU dies).
+	"$swtpm" socket --tpm2 --tpmstate "dir=$dir" --ctrl "type=unixio,path=$dir/ctrl" --terminate \
+		--log "file=$dir/swtpm.log" &
+	;;
+esac
 swtpm_pid=$!
 i=0
 while [ ! -S "$dir/ctrl" ]; do

@@ -191,10 +191,21 @@ TEST(SwtpmProtocol, TpmCommandFraming) {
   EXPECT_EQ(d.size, 12u);
   cmd[5] = 9;  // below the header
   EXPECT_EQ(FrameTpmCommand(cmd, 4096).status, Decoded::kError);
+  // Longer than the buffer: a front end (QEMU's CRB) sends it truncated to the buffer size;
+  // exactly that many bytes are one command, which the TPM answers TPM_RC_COMMAND_SIZE.
   cmd[4] = 0x10, cmd[5] = 0x01;  // 4097
-  EXPECT_EQ(FrameTpmCommand(cmd, 4096).status, Decoded::kError);
+  EXPECT_EQ(FrameTpmCommand(cmd, 4096).status, Decoded::kNeedMore);
+  std::vector<uint8_t> truncated(4096 + 7, 0);  // the truncated command, then the next bytes
+  std::copy(cmd.begin(), cmd.begin() + 10, truncated.begin());
+  d = FrameTpmCommand(truncated, 4096);
+  ASSERT_EQ(d.status, Decoded::kRequest);
+  EXPECT_EQ(d.size, 4096u);
   cmd[4] = 0x0b, cmd[5] = 0xb9;  // 3001 > a negotiated 3000
-  EXPECT_EQ(FrameTpmCommand(cmd, 3000).status, Decoded::kError);
+  truncated.resize(3000);
+  std::copy(cmd.begin(), cmd.begin() + 10, truncated.begin());
+  d = FrameTpmCommand(truncated, 3000);
+  ASSERT_EQ(d.status, Decoded::kRequest);
+  EXPECT_EQ(d.size, 3000u);
 }
 
 TEST(SwtpmProtocol, ResponsesHaveSwtpmLayouts) {

@@ -222,8 +222,9 @@ TEST(SwtpmServer, MalformedControlMessageClosesOnlyThatChannel) {
   // The same group's data channel and another group carry on.
   EXPECT_TRUE(Transmit(data.get(), GetRandomCmd(), 3000ms));
   EXPECT_TRUE(SwtpmClient(ctrl2.get(), 3000ms).GetCapability());
-  // Garbage on a data channel: a size outside 10..4096.
-  WriteAll(data2.get(), std::vector<uint8_t>{0x80, 0x01, 0, 0, 0x20, 0, 0, 0, 0x01, 0x7b});
+  // Garbage on a data channel: a size below the header. (A size above the buffer is a
+  // command truncated to the buffer by the front end: see PowerRulesFollowSwtpm.)
+  WriteAll(data2.get(), std::vector<uint8_t>{0x80, 0x01, 0, 0, 0, 3, 0, 0, 0x01, 0x7b});
   EXPECT_TRUE(ClosedByServer(data2.get()));
   std::vector<uint8_t> tiny = {0x80, 0x01, 0, 0, 0, 9, 0, 0, 0x01, 0x7b};
   WriteAll(data.get(), tiny);
@@ -345,11 +346,18 @@ TEST(SwtpmServer, PowerRulesFollowSwtpm) {
   EXPECT_EQ(c.SetBufferSize(3000).value().size, 3000u);
   ASSERT_TRUE(c.Init(swtpm::kInitFlagDeleteVolatile));
   EXPECT_EQ(c.GetStateBlob(swtpm::BlobType::kPermanent).value(), blob);
-  // The negotiated size bounds the data channel.
-  std::vector<uint8_t> big(3001, 0);
+  // The negotiated size bounds the data channel: a 3001-byte command arrives truncated to
+  // 3000 bytes (as QEMU's CRB sends it); those 3000 bytes are one command, answered, and
+  // the channel stays in step.
+  std::vector<uint8_t> big(3000, 0);
   big[0] = 0x80, big[1] = 0x01, big[4] = 0x0b, big[5] = 0xb9;
   WriteAll(data.get(), big);
-  EXPECT_TRUE(ClosedByServer(data.get()));
+  {
+    pollfd p{data.get(), POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 3000), 1);
+    uint8_t header[10];
+    EXPECT_EQ(recv(data.get(), header, sizeof(header), MSG_WAITALL), 10);
+  }
   auto info = c.GetInfo(1);
   ASSERT_TRUE(info) << info.error().ToString();
   EXPECT_EQ(*info, "{\"fake\":true}");
