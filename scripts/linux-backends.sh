@@ -2,22 +2,28 @@
 # linux-backends.sh - a real Linux driver against our confined device processes, quickly:
 # QEMU with TCG boots the default Linux guest (Debian's cloud kernel + busybox initramfs,
 # scripts/make-default-guest.sh) with its virtio-blk and virtio-rng served by two
-# `vmm-device` processes over vhost-user. The guest's checks (tests/linux/checks.d) write,
-# flush and read back a pattern on /dev/vda and read /dev/hwrng.
+# `vmm-device` processes over vhost-user, and a TPM 2.0 (QEMU's tpm-crb) served by
+# `vmm-vtpm` over swtpm's socket protocol (QEMU -tpmdev emulator). The guest's checks
+# (tests/linux/checks.d) write, flush and read back a pattern on /dev/vda, read /dev/hwrng,
+# and send raw TPM2_GetRandom, TPM2_PCR_Extend (PCR 16) and TPM2_PCR_Read through /dev/tpm0
+# (the command line says vmm.expect_tpm=1, so a missing TPM fails).
 #
-# Passes when: both checks print ok, the guest powers off, both back-ends exit 0, the
-# image holds the pattern at 4 KiB, and while the guest ran each back-end's confined
-# process showed Seccomp 2 (filter), NoNewPrivs 1, CapEff 0, its own pid/net/mount
-# namespaces, and only its fds (stdio, the session socket, the image for blk, plus the
-# guest RAM memfd and vring eventfds the front-end sent).
+# Passes when: the three checks print ok, the guest powers off, the three back-ends exit 0
+# after QEMU, the image holds the pattern at 4 KiB, the PCR 16 value the guest printed is
+# SHA-256(32 zero bytes || the check's digest) computed here, and while the guest ran each
+# back-end's confined process showed Seccomp 2 (filter), NoNewPrivs 1, CapEff 0, its own
+# pid/net/mount/ipc/uts namespaces, and only its fds (stdio, its sockets, the image for
+# blk, plus the guest RAM memfd and vring eventfds the front-end sent to the devices).
 #
 # Usage: scripts/linux-backends.sh [--timeout SECS] [--keep]
 # Exit status: 0 pass; 1 fail; 77 skipped (no qemu-system-x86_64); 125 harness failure.
+# Needs: qemu-system-x86, coreutils (sha256sum), xxd or python3.
 set -euo pipefail
 
 PROG=linux-backends
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 DEVICE=$ROOT/build/bin/vmm-device
+VTPM=$ROOT/build/bin/vmm-vtpm
 GUEST=$ROOT/build/default-guest
 QEMU=${LINUX_BACKENDS_QEMU:-qemu-system-x86_64}
 TIMEOUT=120
@@ -29,13 +35,24 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --timeout) TIMEOUT=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) say "unknown option '$1'"; exit 2 ;;
     esac
 done
 
 command -v "$QEMU" >/dev/null || { say "SKIPPED: $QEMU not installed (scripts/install-deps.sh installs it)"; exit 77; }
 [[ -x $DEVICE ]] || die "$DEVICE missing: build first (scripts/build.sh)"
+[[ -x $VTPM ]] || die "$VTPM missing: build first (scripts/build.sh)"
+# The digest the guest's tpm check extends PCR 16 with (one source: the check itself).
+DIGEST=$(sed -n 's/^digest=\([0-9a-f]\{64\}\)$/\1/p' "$ROOT/tests/linux/checks.d/tpm")
+[[ ${#DIGEST} = 64 ]] || die "no digest= line in tests/linux/checks.d/tpm"
+if command -v xxd >/dev/null; then
+    PCR16=$({ head -c 32 /dev/zero; printf '%s' "$DIGEST" | xxd -r -p; } | sha256sum | cut -d' ' -f1)
+elif command -v python3 >/dev/null; then
+    PCR16=$(python3 -c 'import hashlib, sys; print(hashlib.sha256(bytes(32) + bytes.fromhex(sys.argv[1])).hexdigest())' "$DIGEST")
+else
+    die "need xxd or python3 to compute the expected PCR 16"
+fi
 "$ROOT/scripts/make-default-guest.sh" -q || die "could not build the default guest"
 
 WORK=$(mktemp -d /tmp/linux-backends.XXXXXX)
@@ -52,20 +69,24 @@ truncate -s 64M "$WORK/disk.img"
 blk_pid=$!; pids+=("$blk_pid")
 "$DEVICE" rng --socket "$WORK/rng.sock" >"$WORK/rng.log" 2>&1 &
 rng_pid=$!; pids+=("$rng_pid")
+"$VTPM" --ctrl "unix:$WORK/tpm.ctrl" >"$WORK/vtpm.log" 2>&1 &
+vtpm_pid=$!; pids+=("$vtpm_pid")
 for _ in $(seq 100); do
-    [[ -S $WORK/blk.sock && -S $WORK/rng.sock ]] && break
+    [[ -S $WORK/blk.sock && -S $WORK/rng.sock && -S $WORK/tpm.ctrl ]] && break
     sleep 0.05
 done
-[[ -S $WORK/blk.sock && -S $WORK/rng.sock ]] || { cat "$WORK"/*.log >&2; die "back-ends did not start"; }
+[[ -S $WORK/blk.sock && -S $WORK/rng.sock && -S $WORK/tpm.ctrl ]] || { cat "$WORK"/*.log >&2; die "back-ends did not start"; }
 
 start=$(date +%s%N)
 timeout "$TIMEOUT" "$QEMU" -M q35,memory-backend=mem -accel tcg -cpu max -smp 1 -m 512M \
     -object memory-backend-memfd,id=mem,size=512M,share=on \
     -nographic -no-reboot -nodefaults -serial stdio \
     -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
-    -append "console=ttyS0 panic=-1" \
+    -append "console=ttyS0 panic=-1 vmm.expect_tpm=1" \
     -chardev socket,id=blk,path="$WORK/blk.sock" -device vhost-user-blk-pci,chardev=blk \
     -chardev socket,id=rng,path="$WORK/rng.sock" -device vhost-user-rng-pci,chardev=rng \
+    -chardev socket,id=chrtpm,path="$WORK/tpm.ctrl" -tpmdev emulator,id=tpm0,chardev=chrtpm \
+    -device tpm-crb,tpmdev=tpm0 \
     >"$WORK/console.log" 2>&1 &
 qemu_pid=$!; pids+=("$qemu_pid")
 
@@ -90,11 +111,16 @@ inspect() {  # NAME PARENT_PID
     fds=$(ls -l "/proc/$child/fd" 2>/dev/null | awk 'NR > 1 {print $NF}' | sed 's/:\[[0-9]*\]//' | sort | uniq -c | tr -s ' ' | tr '\n' ',')
     echo "$name: pid $child Seccomp=$seccomp NoNewPrivs=$nnp CapEff=$capeff own namespaces${ns_same:+ except$ns_same}; fds:$fds"
     [[ $seccomp = 2 && $nnp = 1 && $capeff = 0000000000000000 && -z $ns_same ]] || ok=1
-    # Anything but the session socket, the image, the guest RAM memfd, eventfds and
+    # Anything but the session sockets, the image, the guest RAM memfd, eventfds and
     # stderr (the back-end's log here) is a leak.
     if ls -l "/proc/$child/fd" | awk 'NR > 1 {print $NF}' |
         grep -vE '^(socket:|anon_inode:\[eventfd\]|/memfd:|/dev/null|pipe:|'"$WORK"'/disk.img|'"$WORK"'/[a-z]+.log)' >/dev/null; then
         echo "$name: unexpected fd"; ok=1
+    fi
+    # The vTPM sees TPM command bytes only: never guest RAM, never a vring eventfd.
+    if [[ $name = vtpm ]] && ls -l "/proc/$child/fd" | awk 'NR > 1 {print $NF}' |
+        grep -E '^(/memfd:|anon_inode:\[eventfd\])' >/dev/null; then
+        echo "$name: holds guest RAM or an eventfd"; ok=1
     fi
     return $ok
 }
@@ -102,26 +128,42 @@ fail=0
 sleep 1.5  # until the guest's driver has set up the rings (memfd and eventfds arrived)
 inspect blk "$blk_pid" >"$WORK/confine.txt" || fail=1
 inspect rng "$rng_pid" >>"$WORK/confine.txt" || fail=1
+inspect vtpm "$vtpm_pid" >>"$WORK/confine.txt" || fail=1
 
 qemu_rc=0; wait "$qemu_pid" || qemu_rc=$?
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
+# The back-ends end when QEMU closes their sessions; give them 10 s, then kill (and fail).
+for _ in $(seq 100); do
+    kill -0 "$blk_pid" 2>/dev/null || kill -0 "$rng_pid" 2>/dev/null || kill -0 "$vtpm_pid" 2>/dev/null || break
+    sleep 0.1
+done
+for p in "$blk_pid" "$rng_pid" "$vtpm_pid"; do
+    kill -0 "$p" 2>/dev/null && { say "back-end pid $p still running 10 s after QEMU exited; killing it"; kill -9 "$p"; }
+done
 blk_rc=0; wait "$blk_pid" || blk_rc=$?
 rng_rc=0; wait "$rng_pid" || rng_rc=$?
+vtpm_rc=0; wait "$vtpm_pid" || vtpm_rc=$?
 pids=()
 
-grep -a -E '^check |VMM-GUEST' "$WORK/console.log" | tr -d '\r' || true
+grep -a -E '^check |^tpm: |VMM-GUEST' "$WORK/console.log" | tr -d '\r' || true
 cat "$WORK/confine.txt"
 grep -aq '^check virtio-blk: ok' "$WORK/console.log" || { say "FAIL: virtio-blk check"; fail=1; }
 grep -aq '^check virtio-rng: ok' "$WORK/console.log" || { say "FAIL: virtio-rng check"; fail=1; }
+grep -aq '^check tpm: ok' "$WORK/console.log" || { say "FAIL: tpm check"; fail=1; }
+pcr16=$(tr -d '\r' <"$WORK/console.log" | sed -n 's/^tpm: pcr16 sha256 \([0-9a-f]\{64\}\)$/\1/p' | tail -n1)
+if [[ $pcr16 != "$PCR16" ]]; then
+    say "FAIL: the guest's PCR 16 is '${pcr16:-missing}', not SHA-256(0^32 || $DIGEST) = $PCR16"; fail=1
+fi
 grep -aq 'reboot: Power down' "$WORK/console.log" || { say "FAIL: the guest did not power off"; fail=1; }
 [[ $qemu_rc = 0 ]] || { say "FAIL: qemu exit status $qemu_rc"; fail=1; }
 [[ $blk_rc = 0 ]] || { say "FAIL: vmm-device blk exit status $blk_rc"; cat "$WORK/blk.log" >&2; fail=1; }
 [[ $rng_rc = 0 ]] || { say "FAIL: vmm-device rng exit status $rng_rc"; cat "$WORK/rng.log" >&2; fail=1; }
+[[ $vtpm_rc = 0 ]] || { say "FAIL: vmm-vtpm exit status $vtpm_rc"; cat "$WORK/vtpm.log" >&2; fail=1; }
 if ! dd if="$WORK/disk.img" bs=4096 skip=1 count=1 2>/dev/null | head -c 23 | grep -q 'VMM-BLK-PATTERN 000000'; then
     say "FAIL: the image does not hold the guest's pattern at 4 KiB"; fail=1
 fi
 if [[ $fail = 0 ]]; then
-    say "PASS in $ms ms (QEMU TCG, Debian $(cat "$GUEST/release"), vmm-device blk + rng over vhost-user)"
+    say "PASS in $ms ms (QEMU TCG, Debian $(cat "$GUEST/release"), vmm-device blk + rng over vhost-user, vmm-vtpm over swtpm's protocol; PCR 16 as computed here)"
 else
     say "FAIL (console: $WORK/console.log; run with --keep to keep it)"
 fi

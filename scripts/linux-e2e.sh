@@ -222,13 +222,17 @@ declare -A LABEL=([first-output]="first output on the console" [linux-version]='
 
 rel() { printf '%s' "${1#"$ROOT"/}"; }
 # A fresh disk for the guest's virtio-blk check, and a virtio-rng: under vmm each is served
-# by its own confined vmm-device process; under QEMU by QEMU's own devices.
+# by its own confined vmm-device process; under QEMU by QEMU's own devices. Under vmm also
+# an ephemeral TPM (its own confined vmm-vtpm process), and vmm.expect_tpm=1 on the command
+# line so that the guest's tpm check fails rather than skips without one; QEMU gets none.
 DISK=$OUT_DIR/disk.img
 rm -f -- "$DISK"
 truncate -s 64M "$DISK"
 if [[ $RUNNER == vmm ]]; then
+    CMDLINE+=" vmm.expect_tpm=1"
     RUN=("$(rel "$VMM")" run --kernel "$(rel "$KERNEL")" --initramfs "$(rel "$INITRAMFS")"
-        --cmdline "$CMDLINE" --cpus "$CPUS" --memory "$MEMORY" --disk "path=$(rel "$DISK")" --rng)
+        --cmdline "$CMDLINE" --cpus "$CPUS" --memory "$MEMORY" --disk "path=$(rel "$DISK")" --rng
+        --tpm ephemeral)
 else
     RUN=("$QEMU" -M q35 -accel tcg -cpu max -smp "$CPUS" -m "$MEM_MIB" -nographic -no-reboot
         -nic none -kernel "$(rel "$KERNEL")" -initrd "$(rel "$INITRAMFS")" -append "$CMDLINE"
@@ -243,6 +247,7 @@ if [[ $NESTED == yes ]]; then
     CMD=("$SCRIPT_DIR/nested-kvm.sh" --timeout $((TIMEOUT + 30)) --mem "$NESTED_MEM" --cpus 2
         "${NESTED_ARGS[@]+"${NESTED_ARGS[@]}"}"
         --copy "$(rel "$VMM")" --copy "$(rel "$VMM")-vcpu" --copy "$(rel "$VMM")-device"
+        --copy "$(rel "$VMM")-vtpm"
         --copy "$(rel "$DISK")" --copy "$(rel "$MILESTONES")"
         --copy "$(rel "$KERNEL")" --copy "$(rel "$INITRAMFS")" -- "${INNER[@]}")
     WHERE="nested KVM (kvm_amd in QEMU TCG, scripts/nested-kvm.sh${NESTED_ARGS[*]+ ${NESTED_ARGS[*]}})"
