@@ -276,7 +276,11 @@ int Main(int argc, char** argv) {
   if (by_manager) {
     // SpawnRole already made this process pid 1 of new namespaces.
     if (auto c = sandbox::Confine(o); !c) return Fail(c.error().Wrap("confinement"));
-    return Serve(f, std::move(key), state_dir.get(), {});
+    // _exit: the TPM and its secrets are gone once Serve returns; exit handlers of the
+    // libraries (and a sanitizer build's leak checker) would need syscalls the role denies.
+    const int code = Serve(f, std::move(key), state_dir.get(), {});
+    std::fflush(stderr);
+    _exit(code);
   }
 
   std::vector<UniqueFd> listeners;
