@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "sandbox/landlock.h"
 
@@ -270,6 +271,12 @@ Result<void> Confine(const ConfineOptions& o) {
   Log(o, "selinux: " + selinux);
   CONFINE_STEP("seccomp", policy->Apply(o.policy_params));
   return Ok();
+}
+
+void ExitConfined(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  _exit(code);
 }
 
 }  // namespace vmm::sandbox

@@ -90,6 +90,12 @@ Result<pid_t> SpawnConfined(const ConfineOptions& options, std::function<int()> 
 Result<pid_t> SpawnRole(const ConfineOptions& options, const std::string& path,
                         const std::vector<std::string>& argv);
 
+// Ends a confined process: flushes stdio and _exit()s. A role binary returns through this,
+// never through exit(): exit handlers of libraries, and a sanitizer build's leak checker
+// (which ptrace-stops the process's threads: prctl, clone, ptrace), would make syscalls
+// the role's filter kills.
+[[noreturn]] void ExitConfined(int code);
+
 // Closes every fd of the calling process that is not in `keep` (close_range(2), Linux 5.9).
 // Fails if a kept fd is not open.
 Result<void> CloseFdsExcept(std::span<const int> keep);

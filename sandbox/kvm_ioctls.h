@@ -21,7 +21,7 @@ struct KvmIoctl {
   std::string_view name;
 };
 
-inline constexpr std::array<KvmIoctl, 28> kKnownKvmIoctls = {{
+inline constexpr std::array<KvmIoctl, 34> kKnownKvmIoctls = {{
     {KVM_GET_API_VERSION, "KVM_GET_API_VERSION"},
     {KVM_CREATE_VM, "KVM_CREATE_VM"},
     {KVM_CHECK_EXTENSION, "KVM_CHECK_EXTENSION"},
@@ -42,6 +42,7 @@ inline constexpr std::array<KvmIoctl, 28> kKnownKvmIoctls = {{
     {KVM_SET_REGS, "KVM_SET_REGS"},
     {KVM_GET_SREGS, "KVM_GET_SREGS"},
     {KVM_SET_SREGS, "KVM_SET_SREGS"},
+    {KVM_GET_FPU, "KVM_GET_FPU"},
     {KVM_SET_FPU, "KVM_SET_FPU"},
     {KVM_GET_LAPIC, "KVM_GET_LAPIC"},
     {KVM_SET_LAPIC, "KVM_SET_LAPIC"},
@@ -50,6 +51,11 @@ inline constexpr std::array<KvmIoctl, 28> kKnownKvmIoctls = {{
     {kvm::kKvmSetCpuid2, "KVM_SET_CPUID2"},
     {KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS"},
     {KVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS"},
+    {KVM_SET_GUEST_DEBUG, "KVM_SET_GUEST_DEBUG"},
+    {KVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS"},
+    {KVM_SET_XSAVE, "KVM_SET_XSAVE"},
+    {KVM_ENABLE_CAP, "KVM_ENABLE_CAP"},
+    {KVM_X86_SET_MSR_FILTER, "KVM_X86_SET_MSR_FILTER"},
 }};
 
 // The name of a known request, or "" (the printer then shows only the number).
@@ -67,5 +73,7 @@ static_assert(KVM_IRQ_LINE == 0x4008ae61 && KVM_IRQFD == 0x4020ae76 && KVM_IOEVE
 static_assert(KVM_GET_VCPU_EVENTS == 0x8040ae9f && KVM_SET_VCPU_EVENTS == 0x4040aea0);
 static_assert(KVM_SET_USER_MEMORY_REGION == 0x4020ae46);
 static_assert(kvm::kKvmGetMsrs == 0xc008ae88);
+static_assert(KVM_GET_FPU == 0x81a0ae8c && KVM_SET_FPU == 0x41a0ae8d);
+static_assert(KVM_SET_GUEST_DEBUG == 0x4048ae9b);
 
 }  // namespace vmm::sandbox

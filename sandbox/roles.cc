@@ -37,19 +37,13 @@ PolicyBuilder Base(std::string name) {
   return b;
 }
 
-PolicyBuilder Vcpu() {
-  PolicyBuilder b = Base("vcpu");
+PolicyBuilder Vcpu(std::string name = "vcpu") {
+  PolicyBuilder b = Base(std::move(name));
   b.AllowThreads()   // one thread per vCPU plus the control loop
       .AllowSocketIo()  // vhost-user front end to device processes, CRB to the vtpm
       .AllowKvmIoctl(KVM_RUN, "enter the guest")
-      .AllowKvmIoctl(KVM_GET_REGS, "exit handling: string I/O, error reports")
-      .AllowKvmIoctl(KVM_SET_REGS, "exit handling: advance RIP past an emulated instruction")
-      .AllowKvmIoctl(KVM_GET_SREGS, "exit handling: CPL/mode of the faulting instruction")
-      .AllowKvmIoctl(KVM_SET_SREGS, "kvm_pvm compat: load CS/SS from STAR (DESIGN.md 6)")
-      .AllowKvmIoctl(kvm::kKvmGetMsrs, "kvm_pvm compat: read the guest's LSTAR/STAR")
-      .AllowKvmIoctl(kvm::kKvmSetMsrs, "kvm_pvm compat: redirect LSTAR (not filtered by KVM)")
-      .AllowKvmIoctl(KVM_GET_VCPU_EVENTS, "kvm_pvm compat: read pending exceptions")
-      .AllowKvmIoctl(KVM_SET_VCPU_EVENTS, "kvm_pvm compat: deliver #BP for int3")
+      .AllowKvmIoctl(KVM_GET_REGS, "error reports and --profile samples: RIP and the GPRs")
+      .AllowKvmIoctl(KVM_GET_SREGS, "error reports: CPL, mode and control registers")
       .AllowKvmIoctl(KVM_IRQ_LINE, "UART and ACPI PM interrupts into the in-kernel IOAPIC")
       .AllowKvmIoctl(KVM_IOEVENTFD, "bind a virtqueue's kick eventfd when the driver activates it")
       .AllowKvmIoctl(KVM_IRQFD, "bind a virtqueue's call eventfd to its GSI");
@@ -58,7 +52,24 @@ PolicyBuilder Vcpu() {
   // Not here, on purpose: KVM_SET_USER_MEMORY_REGION (guest memory layout), KVM_SET_CPUID2
   // (guest CPU model), KVM_CREATE_VCPU, KVM_SET_GSI_ROUTING, KVM_SET_TSS_ADDR: all set up
   // before confinement and measured into PCR 1; a compromised vcpu process may not change
-  // them. No /dev/kvm system ioctls either: the process no longer holds /dev/kvm.
+  // them. No /dev/kvm system ioctls either: the process no longer holds /dev/kvm. No
+  // register writes: nothing outside the kvm_pvm module changes guest state at run time.
+  return b;
+}
+
+// The VM process with the kvm_pvm compatibility module on (vmm/compat/kvm_pvm/): exactly the
+// vCPU ioctls the module makes, each where it makes it.
+PolicyBuilder VcpuKvmPvm() {
+  PolicyBuilder b = Vcpu(std::string(kVcpuKvmPvmRole));
+  b.AllowKvmIoctl(KVM_SET_REGS, "completing an instruction: GPRs, RIP, RFLAGS (and RF at LSTAR)")
+      .AllowKvmIoctl(KVM_SET_SREGS, "CR2 of an injected #PF; CS/SS of the SYSCALL fix-up")
+      .AllowKvmIoctl(KVM_GET_FPU, "MXCSR and the x87 status for ldmxcsr/stmxcsr and fwait")
+      .AllowKvmIoctl(KVM_SET_FPU, "MXCSR written by a completed ldmxcsr")
+      .AllowKvmIoctl(kvm::kKvmGetMsrs, "IA32_STAR and IA32_FMASK for the SYSCALL fix-up")
+      .AllowKvmIoctl(kvm::kKvmSetMsrs, "the guest's IA32_LSTAR write, caught by the MSR filter")
+      .AllowKvmIoctl(KVM_GET_VCPU_EVENTS, "a #UD KVM queued for an instruction we complete")
+      .AllowKvmIoctl(KVM_SET_VCPU_EVENTS, "drop that #UD; inject #BP, #PF, #GP, #DB as the CPU would")
+      .AllowKvmIoctl(KVM_SET_GUEST_DEBUG, "the instruction breakpoint at the guest's LSTAR");
   return b;
 }
 
@@ -150,9 +161,11 @@ const std::vector<RoleEntry>& Roles() {
   // vcpu role starts threads and relies on its clone filter instead. RLIMIT_FSIZE bounds
   // regular files only (pipes and sockets are not affected).
   static const auto* roles = new std::vector<RoleEntry>{
-      {"vcpu", Vcpu,
+      {"vcpu", [] { return Vcpu(); },
        // fds: VM, one per vCPU (up to 254), two eventfds per virtqueue, a few sockets.
        // FSIZE: --serial file= makes the console log a regular file; bound it.
+       {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 1024}, {RLIMIT_FSIZE, 1024 * kMiB}}},
+      {kVcpuKvmPvmRole, VcpuKvmPvm,
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 1024}, {RLIMIT_FSIZE, 1024 * kMiB}}},
       {"device", [] { return Device("device"); },
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_FSIZE, 0}, {RLIMIT_NPROC, 0}}},
@@ -177,6 +190,8 @@ Result<const RoleEntry*> Find(std::string_view role) {
 }
 
 }  // namespace
+
+std::string_view VcpuRole(bool kvm_compat) { return kvm_compat ? kVcpuKvmPvmRole : "vcpu"; }
 
 std::vector<std::string> RoleNames() {
   std::vector<std::string> names;

@@ -3,7 +3,8 @@
 //   ASSIGN_OR_RETURN(Policy p, PolicyForRole("device-blk"));
 //   RETURN_IF_ERROR(p.Apply({{std::string(kParamImageFd), image_fd}}));
 //
-// Roles (DESIGN.md §2): "vcpu" (the VM process), "device" (the base every vhost-user device
+// Roles (DESIGN.md §2): "vcpu" (the VM process), "vcpu-kvm-pvm" (the VM process with the
+// kvm_pvm compatibility module on: vcpu plus the ioctls the module makes), "device" (the base every vhost-user device
 // backend shares), "device-blk" and "device-rng" (the base plus a few lines each), "vtpm".
 // Everything a role needs before confinement (opening /dev/kvm, KVM_CREATE_VCPU,
 // KVM_SET_USER_MEMORY_REGION, KVM_SET_CPUID2, opening images) happens before Confine()
@@ -31,7 +32,12 @@ inline constexpr std::string_view kParamStateDirFd = "state_dir_fd";  // vtpm
 inline constexpr int kVtpmStateReadFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
 inline constexpr int kVtpmStateWriteFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
 
+inline constexpr std::string_view kVcpuKvmPvmRole = "vcpu-kvm-pvm";
+
 std::vector<std::string> RoleNames();
+
+// The VM process's role: "vcpu-kvm-pvm" when the kvm_pvm compatibility module is on.
+std::string_view VcpuRole(bool kvm_compat);
 
 // The role's builder, for callers (tests) that add lines before Build().
 Result<PolicyBuilder> BuilderForRole(std::string_view role);

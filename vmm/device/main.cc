@@ -156,7 +156,7 @@ int Run(const Flags& f) {
   if (f.fd >= 0) {  // started by the manager: we are pid 1 of our namespaces
     auto confined = sandbox::Confine(Confinement(f, **dev, f.fd));
     if (!confined) return Fail(confined.error().Wrap("confinement"));
-    return Serve(**dev, f.fd);
+    sandbox::ExitConfined(Serve(**dev, f.fd));
   }
   auto conn = AcceptOne(f.socket_path);
   if (!conn) return Fail(conn.error());

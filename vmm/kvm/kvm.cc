@@ -263,6 +263,28 @@ Result<void> KvmVcpu::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
   return Ok();
 }
 
+Result<std::vector<uint64_t>> KvmVcpu::GetMsrs(const std::vector<uint32_t>& indices) const {
+  std::vector<kvm_msr_entry> entries;
+  for (uint32_t index : indices) entries.push_back(kvm_msr_entry{index, 0, 0});
+  std::vector<uint8_t> buf =
+      FlexBuffer<KvmMsrsHeader, kvm_msr_entry>(std::span<const kvm_msr_entry>(entries));
+  int n = ioctl(fd_.get(), kKvmGetMsrs, buf.data());
+  if (n < 0) return KvmError("KVM_GET_MSRS");
+  if (static_cast<size_t>(n) != indices.size()) {
+    return Error(ErrorKind::kKvm, "KVM_GET_MSRS: KVM did not return MSR index " +
+                                      std::to_string(indices[static_cast<size_t>(n)]));
+  }
+  std::vector<uint64_t> values;
+  for (const kvm_msr_entry& e : FlexEntries<KvmMsrsHeader, kvm_msr_entry>(buf)) {
+    values.push_back(e.data);
+  }
+  return values;
+}
+
+Result<void> KvmVcpu::SetGuestDebug(const kvm_guest_debug& debug) {
+  VCPU_SET(KVM_SET_GUEST_DEBUG, &debug);
+}
+
 std::string DescribeRegisters(const KvmVcpu& vcpu) {
   auto regs = vcpu.GetRegs();
   auto sregs = vcpu.GetSregs();

@@ -97,6 +97,10 @@ class KvmVcpu {
   Result<void> SetSregs(const kvm_sregs& sregs);
   Result<void> SetCpuid(const std::vector<kvm_cpuid_entry2>& entries);
   Result<void> SetMsrs(const std::vector<kvm_msr_entry>& msrs);
+  // The values of `indices`, in that order; an Error names an MSR KVM did not return.
+  Result<std::vector<uint64_t>> GetMsrs(const std::vector<uint32_t>& indices) const;
+  // KVM_SET_GUEST_DEBUG: hardware breakpoints (DR0-3, DR7) that exit as KVM_EXIT_DEBUG.
+  Result<void> SetGuestDebug(const kvm_guest_debug& debug);
   Result<kvm_fpu> GetFpu() const;
   Result<void> SetFpu(const kvm_fpu& fpu);
   Result<kvm_vcpu_events> GetVcpuEvents() const;

@@ -15,6 +15,7 @@
 #include "vmm/acpi/tables.h"
 #include "vmm/arch/x86_64/cpu_setup.h"
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/compat/kvm_pvm/emulation_window.h"
 #include "vmm/compat/kvm_pvm/pvm_compat.h"
 #include "vmm/devices/acpi_pm/acpi_pm.h"
 #include "vmm/devices/i8042/i8042.h"
@@ -79,6 +80,7 @@ struct Machine::Impl {
   MachineOptions options;
   std::unique_ptr<GuestProfiler> profiler;
   std::unique_ptr<compat::pvm::PvmCompat> compat;  // on kvm_pvm hosts or when forced
+  std::unique_ptr<compat::pvm::EmulationWindow> compat_window;  // with `compat` only
   std::vector<std::unique_ptr<VhostMmioDevice>> virtio_devices;
   // The CRB buffer page (shared with nobody: the VM process copies commands out of it) and
   // the front end that forwards commands to the vTPM process.
@@ -203,11 +205,17 @@ void Machine::Impl::RegisterExitHandlers() {
                       [this](VcpuContext& c) { return HandleEmulationFailure(c); });
   if (compat) {
     auto msr = [this](VcpuContext& c) {
-      auto r = compat->HandleMsrExit(c.vcpu);
+      compat::pvm::GuestMemoryView ram(mem);
+      auto r = compat->HandleMsrExit(c.vcpu, ram);
       return r ? ExitAction::kContinue : StopWithVcpuError(c, r.error().ToString());
     };
     dispatcher.Register(KVM_EXIT_X86_RDMSR, msr);
     dispatcher.Register(KVM_EXIT_X86_WRMSR, msr);
+    dispatcher.Register(KVM_EXIT_DEBUG, [this](VcpuContext& c) {
+      auto r = compat->HandleDebugExit(c.vcpu);
+      if (!r) return StopWithVcpuError(c, r.error().ToString() + SymbolHint(c));
+      return c.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
+    });
   }
   dispatcher.Register(KVM_EXIT_SYSTEM_EVENT, [](VcpuContext& c) {
     uint32_t type = c.vcpu.run_page()->system_event.type;
@@ -316,10 +324,24 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
   auto impl = std::make_unique<Impl>(std::move(vm), std::move(mem), std::move(serial));
   const bool plan_compat = plan.kvm_compat;
 
+  // With the kvm_pvm module on, one page of low RAM stays out of the memslots: the module's
+  // emulation window (compat/kvm_pvm/emulation_window.h).
+  const uint64_t hole = plan_compat ? x86::kCompatWindowAddr : 0;
+  const uint64_t hole_end = plan_compat ? hole + compat::pvm::EmulationWindow::kSize : 0;
   uint32_t slot = 0;
   for (const MemoryRegion& r : impl->mem.regions()) {
-    RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, r.guest_phys, r.size,
-                                                 impl->mem.host_base() + r.file_offset));
+    uint8_t* host = impl->mem.host_base() + r.file_offset;
+    if (plan_compat && r.guest_phys <= hole && hole_end <= r.guest_phys + r.size) {
+      const uint64_t below = hole - r.guest_phys;
+      if (below > 0) RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, r.guest_phys, below, host));
+      RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, hole_end, r.size - below - (hole_end - hole),
+                                                   host + (hole_end - r.guest_phys)));
+      impl->compat_window = std::make_unique<compat::pvm::EmulationWindow>(impl->mem, hole);
+      RETURN_IF_ERROR(impl->mmio.Insert(hole, compat::pvm::EmulationWindow::kSize,
+                                        impl->compat_window.get()));
+      continue;
+    }
+    RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, r.guest_phys, r.size, host));
   }
 
   if (tpm_data.valid()) {

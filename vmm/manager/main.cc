@@ -60,7 +60,7 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   return cfg;
 }
 
-int RunProcesses(const RunFlags& flags, const VmConfig& cfg);
+int RunProcesses(const RunFlags& flags, const VmConfig& cfg, bool kvm_compat);
 
 int Run(const RunFlags& flags) {
   auto cfg = ResolveConfig(flags);
@@ -92,7 +92,7 @@ int Run(const RunFlags& flags) {
     }
     return 0;
   }
-  return RunProcesses(flags, *cfg);
+  return RunProcesses(flags, *cfg, plan->kvm_compat);
 }
 
 // Opens `path` for the VM process and returns "/proc/self/fd/N", the name it will read it by.
@@ -108,7 +108,7 @@ Result<std::string> PassFile(const std::string& path, int flags, std::vector<Uni
 // The manager: starts the device processes and the VM process (vmm-vcpu), each confined,
 // forwards SIGINT/SIGTERM to the VM process, stops everything when any of them ends, and
 // exits with the VM's status.
-int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
+int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat) {
   auto kvm = kvm::Kvm::Open();  // checks /dev/kvm and its API before anything starts
   if (!kvm) return Fail(kvm.error());
   VmConfig cfg = cfg_in;
@@ -152,7 +152,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
   std::vector<std::string> argv = {"vmm-vcpu", "--config-json", ConfigToJson(cfg), "--kvm-fd",
                                    std::to_string(kvm_fd)};
   sandbox::ConfineOptions o;
-  o.role = "vcpu";
+  o.role = std::string(sandbox::VcpuRole(kvm_compat));
   o.keep_fds = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
   for (const UniqueFd& fd : passed) o.keep_fds.push_back(fd.get());
   for (DeviceProcess& d : *devices) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "sandbox/confine.h"
+#include "sandbox/roles.h"
 #include "vmm/boot/elf_symbols.h"
 #include "vmm/common/version.h"
 #include "vmm/kvm/kvm.h"
@@ -70,6 +71,27 @@ std::vector<int> OpenFds() {
 
 void NoOp(int) {}
 
+// Reports how the VM ended on stderr and returns the process's exit status.
+int ExitStatus(const RunOutcome& out) {
+  if (!out.profile.empty()) std::fprintf(stderr, "%s", out.profile.c_str());
+  if (!out.compat_summary.empty()) std::fprintf(stderr, "vmm: %s\n", out.compat_summary.c_str());
+  switch (out.reason) {
+    case StopReason::kPowerOff:
+      return 0;
+    case StopReason::kReset:
+      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
+      return 0;
+    case StopReason::kSignal:
+      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
+      return 128 + out.signal;
+    case StopReason::kError:
+    case StopReason::kNone:
+      break;
+  }
+  std::fprintf(stderr, "vmm: error: %s\n", out.message.c_str());
+  return kExitVmFailed;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"vmm-vcpu: the VM process of vmm (started by `vmm run`, not by hand)"};
   app.set_version_flag("--version", std::string("vmm-vcpu ") + VMM_VERSION);
@@ -109,6 +131,7 @@ int Main(int argc, char** argv) {
     if (!link) return Fail(link.error());
     links.push_back(std::move(link).value());
   }
+  const bool plan_compat = plan->kvm_compat;
   MachineOptions options;
   options.profile = profile;
   if (profile || plan->kvm_compat || !profile_symbols.empty()) {
@@ -142,31 +165,15 @@ int Main(int argc, char** argv) {
     if (path.rfind("/proc/self/fd/", 0) == 0) drop.insert(std::atoi(path.c_str() + 14));
   }
   sandbox::ConfineOptions o;
-  o.role = "vcpu";
+  o.role = std::string(sandbox::VcpuRole(plan_compat));
   for (int fd : OpenFds()) {
     if (!drop.count(fd)) o.keep_fds.push_back(fd);
   }
   o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vcpu: %s\n", note.c_str()); };
   if (auto c = sandbox::Confine(o); !c) return Fail(c.error().Wrap("confinement"));
 
-  RunOutcome out = machine->Run();
-  if (!out.profile.empty()) std::fprintf(stderr, "%s", out.profile.c_str());
-  if (!out.compat_summary.empty()) std::fprintf(stderr, "vmm: %s\n", out.compat_summary.c_str());
-  switch (out.reason) {
-    case StopReason::kPowerOff:
-      return 0;
-    case StopReason::kReset:
-      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
-      return 0;
-    case StopReason::kSignal:
-      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
-      return 128 + out.signal;
-    case StopReason::kError:
-    case StopReason::kNone:
-      break;
-  }
-  std::fprintf(stderr, "vmm: error: %s\n", out.message.c_str());
-  return kExitVmFailed;
+  // Under the role's filter from here on: end through ExitConfined, never exit().
+  sandbox::ExitConfined(ExitStatus(machine->Run()));
 }
 
 }  // namespace

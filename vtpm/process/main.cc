@@ -276,11 +276,8 @@ int Main(int argc, char** argv) {
   if (by_manager) {
     // SpawnRole already made this process pid 1 of new namespaces.
     if (auto c = sandbox::Confine(o); !c) return Fail(c.error().Wrap("confinement"));
-    // _exit: the TPM and its secrets are gone once Serve returns; exit handlers of the
-    // libraries (and a sanitizer build's leak checker) would need syscalls the role denies.
-    const int code = Serve(f, std::move(key), state_dir.get(), {});
-    std::fflush(stderr);
-    _exit(code);
+    // The TPM and its secrets are gone once Serve returns.
+    sandbox::ExitConfined(Serve(f, std::move(key), state_dir.get(), {}));
   }
 
   std::vector<UniqueFd> listeners;

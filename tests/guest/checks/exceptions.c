@@ -42,5 +42,8 @@ bool check_exceptions(struct guest *g, struct detail *d)
 	}
 	if (g->opt.crash && !strncmp(g->opt.crash, "ud", 2))
 		probe_ud(); /* crash=ud: exercise the fatal path on purpose */
+	if (g->opt.crash && !strncmp(g->opt.crash, "fetch", 5))
+		((void (*)(void))(uintptr_t)0xC0000000u)(); /* crash=fetch: code from the MMIO hole,
+		                                            * which no KVM can emulate: the VMM's error */
 	return ok;
 }

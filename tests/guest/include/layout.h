@@ -10,7 +10,9 @@
 #define SEL_CODE64 0x08
 #define SEL_DATA 0x10
 #define SEL_CODE32 0x18
-#define GDT_ENTRIES 4
+#define SEL_UDATA 0x20   /* ring 3 (compat=exercise); SYSRET: STAR[63:48] + 8 */
+#define SEL_UCODE64 0x28 /* ring 3; SYSRET: STAR[63:48] + 16 */
+#define GDT_ENTRIES 6
 
 /* Value passed to guest_main() to tell the boot paths apart. */
 #define BOOT_PVH 1

@@ -89,12 +89,14 @@ struct platform {
 
 struct options {
 	uint32_t expect_cpus; /* expect_cpus=N; 0 = not given */
-	const char *crash;    /* crash=ud: unexpected #UD inside the exceptions check */
+	const char *crash;    /* crash=ud: unexpected #UD in the exceptions check; crash=fetch: code from MMIO */
 	bool selftest_linux64; /* selftest=linux64: PVH boot re-enters via startup_64 */
 	uint32_t expect_virtio; /* expect_virtio=blk,rng: bit = virtio device ID; bit 31 = unknown name */
 	uint32_t hostile;       /* hostile=virtio[,ringaddr]: HOSTILE_* bits */
 	uint32_t expect_tpm;    /* expect_tpm=crb: TPM_EXPECT_* */
 	bool tpm_startup_guest; /* tpm_startup=guest: the guest sends TPM2_Startup if needed */
+	bool compat_exercise;   /* compat=exercise: check compat drives the kvm_pvm module */
+	bool compat_unsupported; /* compat=unsupported: cpuid from the module's window */
 };
 #define TPM_EXPECT_CRB 1u     /* check tpm drives a CRB TPM 2.0 */
 #define TPM_EXPECT_UNKNOWN 2u /* an unknown interface name: never met */
@@ -151,5 +153,6 @@ bool check_smp(struct guest *g, struct detail *d);
 bool check_virtio(struct guest *g, struct detail *d);
 bool check_virtio_hostile(struct guest *g, struct detail *d);
 bool check_tpm(struct guest *g, struct detail *d);
+bool check_compat(struct guest *g, struct detail *d);
 
 #endif

@@ -23,6 +23,7 @@ static const struct check checks[] = {
 	{ "virtio", check_virtio },
 	{ "virtio-hostile", check_virtio_hostile },
 	{ "tpm", check_tpm },
+	{ "compat", check_compat },
 };
 
 static int current_check = -1;
@@ -100,8 +101,14 @@ static void parse_options(const struct boot_info *bi, struct options *o)
 			o->tpm_startup_guest = true;
 		} else if (len > 8 && !strncmp(w, "hostile=", 8)) {
 			o->hostile = parse_hostile_list(w + 8, len - 8);
+		} else if (len == 15 && !strncmp(w, "compat=exercise", 15)) {
+			o->compat_exercise = true;
+		} else if (len == 18 && !strncmp(w, "compat=unsupported", 18)) {
+			o->compat_unsupported = true;
 		} else if (len == 8 && !strncmp(w, "crash=ud", 8)) {
 			o->crash = "ud";
+		} else if (len == 11 && !strncmp(w, "crash=fetch", 11)) {
+			o->crash = "fetch";
 		} else if (len == 16 && !strncmp(w, "selftest=linux64", 16)) {
 			o->selftest_linux64 = true;
 		}

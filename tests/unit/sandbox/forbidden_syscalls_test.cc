@@ -78,7 +78,7 @@ const std::vector<Forbidden>& ForbiddenCalls() {
       {"tgkill_other_process", [] { return syscall(SYS_tgkill, getppid(), getppid(), 0); }},
       {"fork", [] { return syscall(SYS_fork); }},
       {"clone_process", [] { return syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr); }},
-      {"clone3", [] { return syscall(SYS_clone3, nullptr, 0); }, {"vcpu"}},  // vcpu: ENOSYS
+      {"clone3", [] { return syscall(SYS_clone3, nullptr, 0); }, {"vcpu", "vcpu-kvm-pvm"}},  // ENOSYS
       {"unshare", [] { return syscall(SYS_unshare, 0); }},
       {"setns", [] { return syscall(SYS_setns, -1, 0); }},
       {"mount", [] { return syscall(SYS_mount, nullptr, nullptr, nullptr, 0, nullptr); }},
@@ -125,7 +125,26 @@ const std::vector<Forbidden>& ForbiddenCalls() {
       {"ioctl_kvm_set_cpuid2", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetCpuid2, nullptr); }},
       {"ioctl_kvm_set_gsi_routing", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetGsiRouting, nullptr); }},
       {"ioctl_kvm_run_upper_bits", [] { return syscall(SYS_ioctl, -1, 0x100000000UL | KVM_RUN, 0); },
-       {"vcpu"}},  // the kernel reads cmd as 32 bits, so the filter does too: this is KVM_RUN
+       {"vcpu", "vcpu-kvm-pvm"}},  // the kernel reads cmd as 32 bits, so the filter does too
+      // What only the kvm_pvm compatibility module needs: not in the plain vcpu role.
+      {"ioctl_kvm_set_regs", [] { return syscall(SYS_ioctl, -1, KVM_SET_REGS, nullptr); }, {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_sregs", [] { return syscall(SYS_ioctl, -1, KVM_SET_SREGS, nullptr); }, {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_get_fpu", [] { return syscall(SYS_ioctl, -1, KVM_GET_FPU, nullptr); }, {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_fpu", [] { return syscall(SYS_ioctl, -1, KVM_SET_FPU, nullptr); }, {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_get_msrs", [] { return syscall(SYS_ioctl, -1, kvm::kKvmGetMsrs, nullptr); }, {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_msrs", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetMsrs, nullptr); }, {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_get_vcpu_events", [] { return syscall(SYS_ioctl, -1, KVM_GET_VCPU_EVENTS, nullptr); },
+       {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_vcpu_events", [] { return syscall(SYS_ioctl, -1, KVM_SET_VCPU_EVENTS, nullptr); },
+       {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_guest_debug", [] { return syscall(SYS_ioctl, -1, KVM_SET_GUEST_DEBUG, nullptr); },
+       {"vcpu-kvm-pvm"}},
+      // Never after confinement, module or not.
+      {"ioctl_kvm_set_debugregs", [] { return syscall(SYS_ioctl, -1, KVM_SET_DEBUGREGS, nullptr); }},
+      {"ioctl_kvm_set_lapic", [] { return syscall(SYS_ioctl, -1, KVM_SET_LAPIC, nullptr); }},
+      {"ioctl_kvm_set_xsave", [] { return syscall(SYS_ioctl, -1, KVM_SET_XSAVE, nullptr); }},
+      {"ioctl_kvm_set_msr_filter", [] { return syscall(SYS_ioctl, -1, KVM_X86_SET_MSR_FILTER, nullptr); }},
+      {"ioctl_kvm_enable_cap", [] { return syscall(SYS_ioctl, -1, KVM_ENABLE_CAP, nullptr); }},
   };
   return *calls;
 }

@@ -101,14 +101,15 @@ TEST(SandboxPolicyDeathTest, ApplyRefusesAMissingParameterAndLoadsNothing) {
 
 TEST(SandboxRoles, NamesAreTheDesignsRoles) {
   EXPECT_EQ(RoleNames(),
-            (std::vector<std::string>{"vcpu", "device", "device-blk", "device-rng", "vtpm"}));
+            (std::vector<std::string>{"vcpu", "vcpu-kvm-pvm", "device", "device-blk", "device-rng",
+                                      "vtpm"}));
 }
 
 TEST(SandboxRoles, UnknownRoleIsAnErrorListingTheRoles) {
   auto p = PolicyForRole("qemu");
   ASSERT_FALSE(p.has_value());
   EXPECT_EQ(p.error().kind(), ErrorKind::kInvalidArgument);
-  EXPECT_NE(p.error().message().find("vcpu, device, device-blk"), std::string::npos);
+  EXPECT_NE(p.error().message().find("vcpu, vcpu-kvm-pvm, device, device-blk"), std::string::npos);
 }
 
 TEST(SandboxRoles, EveryRoleBuildsAndPrints) {
@@ -163,19 +164,35 @@ std::set<unsigned long> IoctlRequests(const Policy& p) {
   return out;
 }
 
+const std::vector<unsigned long> kReshapingIoctls = {
+    KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU, KVM_CREATE_VM, kvm::kKvmSetCpuid2,
+    kvm::kKvmGetSupportedCpuid, kvm::kKvmSetGsiRouting, KVM_SET_TSS_ADDR, KVM_ENABLE_CAP,
+    KVM_X86_SET_MSR_FILTER};
+// What only the kvm_pvm compatibility module calls (vmm/compat/kvm_pvm/pvm_compat.cc).
+const std::vector<unsigned long> kModuleIoctls = {
+    KVM_SET_REGS, KVM_SET_SREGS, KVM_GET_FPU, KVM_SET_FPU, kvm::kKvmGetMsrs, kvm::kKvmSetMsrs,
+    KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_SET_GUEST_DEBUG};
+
 TEST(SandboxRoles, VcpuMayRunTheGuestButNotReshapeIt) {
   auto p = PolicyForRole("vcpu");
   ASSERT_TRUE(p.has_value());
   std::set<unsigned long> allowed = IoctlRequests(*p);
-  for (unsigned long req : std::vector<unsigned long>{KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_IRQ_LINE, KVM_IOEVENTFD,
-                            KVM_IRQFD, kvm::kKvmSetMsrs}) {
-    EXPECT_TRUE(allowed.count(req)) << KvmIoctlName(req);
-  }
-  for (unsigned long req : std::vector<unsigned long>{KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU, KVM_CREATE_VM,
-                            kvm::kKvmSetCpuid2, kvm::kKvmGetSupportedCpuid,
-                            kvm::kKvmSetGsiRouting, KVM_SET_TSS_ADDR}) {
-    EXPECT_FALSE(allowed.count(req)) << KvmIoctlName(req);
-  }
+  EXPECT_EQ(allowed, (std::set<unsigned long>{KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_IRQ_LINE,
+                                              KVM_IOEVENTFD, KVM_IRQFD}));
+  for (unsigned long req : kReshapingIoctls) EXPECT_FALSE(allowed.count(req)) << KvmIoctlName(req);
+  for (unsigned long req : kModuleIoctls) EXPECT_FALSE(allowed.count(req)) << KvmIoctlName(req);
+}
+
+TEST(SandboxRoles, VcpuKvmPvmAddsExactlyTheModulesIoctls) {
+  auto base = PolicyForRole("vcpu");
+  auto p = PolicyForRole("vcpu-kvm-pvm");
+  ASSERT_TRUE(base.has_value() && p.has_value());
+  std::set<unsigned long> expected = IoctlRequests(*base);
+  expected.insert(kModuleIoctls.begin(), kModuleIoctls.end());
+  EXPECT_EQ(IoctlRequests(*p), expected);
+  for (unsigned long req : kReshapingIoctls) EXPECT_FALSE(IoctlRequests(*p).count(req)) << KvmIoctlName(req);
+  EXPECT_EQ(VcpuRole(true), "vcpu-kvm-pvm");
+  EXPECT_EQ(VcpuRole(false), "vcpu");
 }
 
 TEST(SandboxRoles, DevicesHaveNoIoctlAndNoThreads) {

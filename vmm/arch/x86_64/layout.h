@@ -6,6 +6,7 @@
 //   0x0000_9000  boot page tables (PML4, PDPT, PD)        usable
 //   0x0002_0000  kernel command line (up to 64 KiB)       usable
 //   0x0009_FC00  EBDA .. 1 MiB                            reserved
+//   0x000D_0000  kvm_pvm emulation window (one page, no memslot; only with the module on)
 //   0x000E_0000  ACPI tables (RSDP first, 16-byte aligned) reserved (inside the hole above)
 //   0x0010_0000  kernel load address                      usable .. top of low RAM
 //   0xC000_0000  32-bit MMIO hole (IOAPIC, LAPIC, CRB, virtio-mmio)  not RAM
@@ -28,6 +29,9 @@ inline constexpr uint64_t kBootPdCount = 4;
 inline constexpr uint64_t kCmdlineAddr = 0x20000;
 inline constexpr uint64_t kCmdlineMax = 0x10000;  // including the NUL
 inline constexpr uint64_t kEbdaStart = 0x9FC00;
+// compat/kvm_pvm/emulation_window.h: RAM the VM process keeps out of KVM's memslots while
+// the kvm_pvm compatibility module is on. Inside the reserved hole, below the ACPI tables.
+inline constexpr uint64_t kCompatWindowAddr = 0xD0000;
 inline constexpr uint64_t kAcpiTablesAddr = 0xE0000;
 inline constexpr uint64_t kAcpiTablesMax = 0x20000;  // up to 1 MiB
 inline constexpr uint64_t kHighMemStart = 0x100000;  // 1 MiB

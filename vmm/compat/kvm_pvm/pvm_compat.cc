@@ -6,15 +6,24 @@
 #include <span>
 #include <variant>
 
+#include "vmm/arch/x86_64/layout.h"
 #include "vmm/compat/kvm_pvm/decoder.h"
 #include "vmm/compat/kvm_pvm/emulate.h"
 #include "vmm/compat/kvm_pvm/kvm_state.h"
 #include "vmm/compat/kvm_pvm/linear_memory.h"
+#include "vmm/compat/kvm_pvm/page_walk.h"
+#include "vmm/compat/kvm_pvm/syscall_fixup.h"
 
 namespace vmm::compat::pvm {
 namespace {
 
 constexpr uint8_t kUdVector = 6;
+static_assert(kSyscallRedirect == x86::kCompatWindowAddr, "the redirect is the window's first page");
+constexpr uint32_t kDbVector = 1;
+// DR7 (SDM Vol. 3B §17.2.4): L0 enables DR0; R/W0 = 00 and LEN0 = 00 make it an
+// instruction breakpoint; bit 10 reads as 1. GE (bit 9) as debuggers set it.
+constexpr uint64_t kDr7ExecuteDr0 = (1ull << 0) | (1ull << 9) | (1ull << 10);
+constexpr uint64_t kDr6B0 = 1ull << 0;  // DR0's condition was met
 
 struct InstructionBytes {
   std::array<uint8_t, kMaxInstructionLength> bytes{};
@@ -83,20 +92,22 @@ std::string WithKernelParameters(const std::string& cmdline) {
 }
 
 std::string DescribeFailedInstruction(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem) {
-  kvm_regs regs;
-  kvm_sregs sregs;
-  kvm_fpu fpu;
-  auto s = LoadState(vcpu, regs, sregs, fpu);
-  if (!s) return "instruction unknown (" + s.error().ToString() + ")";
-  auto insn = ReadInstruction(*vcpu.run_page(), *s, mem);
-  if (!insn) return "instruction unreadable (" + insn.error().ToString() + ")" + AtRip(s->rip);
-  if (insn->size == 0) return "instruction unreadable (no bytes at CS:RIP)" + AtRip(s->rip);
+  // Registers only: naming the instruction needs no FPU state, and the vcpu role without
+  // the module may not read it (sandbox/roles.cc).
+  auto regs = vcpu.GetRegs();
+  if (!regs) return "instruction unknown (" + regs.error().ToString() + ")";
+  auto sregs = vcpu.GetSregs();
+  if (!sregs) return "instruction unknown (" + sregs.error().ToString() + ")";
+  const VcpuState s = FromKvm(*regs, *sregs);
+  auto insn = ReadInstruction(*vcpu.run_page(), s, mem);
+  if (!insn) return "instruction unreadable (" + insn.error().ToString() + ")" + AtRip(s.rip);
+  if (insn->size == 0) return "instruction unreadable (no bytes at CS:RIP)" + AtRip(s.rip);
   std::span<const uint8_t> bytes(insn->bytes.data(), insn->size);
-  DecodeResult d = Decode(bytes, *s);
-  if (auto* bad = std::get_if<Undecodable>(&d)) return bad->Message() + AtRip(s->rip);
+  DecodeResult d = Decode(bytes, s);
+  if (auto* bad = std::get_if<Undecodable>(&d)) return bad->Message() + AtRip(s.rip);
   const Decoded& ok = std::get<Decoded>(d);
   return std::string(OpName(ok.op)) + " [" + HexBytes(bytes.first(ok.length)) + "]" +
-         AtRip(s->rip);
+         AtRip(s.rip);
 }
 
 Result<std::unique_ptr<PvmCompat>> PvmCompat::Enable(kvm::KvmVm& vm, uint32_t num_vcpus) {
@@ -139,7 +150,6 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemory
   kvm_fpu fpu;
   ASSIGN_OR_RETURN(VcpuState s, LoadState(vcpu, regs, sregs, fpu));
   const uint64_t rip = s.rip;
-  ASSIGN_OR_RETURN(InstructionBytes insn, ReadInstruction(run, s, mem));
 
   // Without KVM_CAP_EXIT_ON_EMULATION_FAILURE, KVM queued a #UD before exiting; the
   // instruction is completed here instead, so that #UD must not reach the guest.
@@ -149,6 +159,14 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemory
     events.exception.pending = 0;
     RETURN_IF_ERROR(vcpu.SetVcpuEvents(events));
   }
+
+  const size_t id = vcpu.id();
+  if (id < redirected_.size() && redirected_[id] && rip == kSyscallRedirect) {
+    RETURN_IF_ERROR(CompleteLanding(vcpu, regs, sregs));
+    regs.rip = guest_lstar_[id];  // on into the guest's own entry point
+    return vcpu.SetRegs(regs);
+  }
+  ASSIGN_OR_RETURN(InstructionBytes insn, ReadInstruction(run, s, mem));
 
   if (insn.size == 0) {
     if (insn.fetch_fault) return Inject(vcpu, *insn.fetch_fault);
@@ -195,7 +213,7 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemory
   return Ok();
 }
 
-Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu) {
+Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem) {
   kvm_run& run = *vcpu.run_page();
   if (run.msr.index != kMsrLstar || vcpu.id() >= guest_lstar_.size()) {
     return Error(ErrorKind::kKvm, "unexpected user-space MSR exit for MSR " +
@@ -203,7 +221,7 @@ Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu) {
   }
   uint64_t& lstar = guest_lstar_[vcpu.id()];
   if (run.exit_reason == KVM_EXIT_X86_RDMSR) {
-    run.msr.data = lstar;
+    run.msr.data = lstar;  // the guest's own value, whatever the vCPU really holds
     run.msr.error = 0;
     return Ok();
   }
@@ -217,13 +235,75 @@ Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu) {
   lstar = run.msr.data;
   run.msr.error = 0;
   lstar_writes_.fetch_add(1, std::memory_order_relaxed);
+  // The SYSCALL trigger (pvm_compat.h): the redirect where the guest maps the emulation
+  // window's first page at its identity address for execution, else the breakpoint.
+  ASSIGN_OR_RETURN(kvm_regs regs, vcpu.GetRegs());
+  ASSIGN_OR_RETURN(kvm_sregs sregs, vcpu.GetSregs());
+  ASSIGN_OR_RETURN(PageWalk walk, Translate(FromKvm(regs, sregs), mem, kSyscallRedirect,
+                                            AccessType::kFetch));
+  const bool redirect = !walk.fault && walk.gpa == kSyscallRedirect;
+  redirected_[vcpu.id()] = redirect;
+  if (redirect) {
+    RETURN_IF_ERROR(vcpu.SetMsrs({kvm_msr_entry{kMsrLstar, 0, kSyscallRedirect}}));
+    return vcpu.SetGuestDebug(kvm_guest_debug{});
+  }
+  return ArmSyscallBreakpoint(vcpu, lstar);
+}
+
+Result<void> PvmCompat::ArmSyscallBreakpoint(kvm::KvmVcpu& vcpu, uint64_t lstar) {
+  kvm_guest_debug debug{};
+  debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+  debug.arch.debugreg[0] = lstar;
+  debug.arch.debugreg[7] = kDr7ExecuteDr0;
+  auto r = vcpu.SetGuestDebug(debug);
+  if (!r) return r.error().Wrap("kvm_pvm compatibility: breakpoint at the guest's LSTAR");
   return Ok();
 }
 
+Result<void> PvmCompat::CompleteLanding(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_sregs& sregs) {
+  ASSIGN_OR_RETURN(std::vector<uint64_t> msrs, vcpu.GetMsrs({kMsrStar, kMsrFmask}));
+  auto landing = CompleteSyscallLanding(SyscallMsrs{msrs[0], msrs[1]}, regs, sregs);
+  if (!landing) return landing.error().Wrap("kvm_pvm compatibility" + AtRip(regs.rip));
+  if (*landing == SyscallLanding::kFixedUp) {
+    RETURN_IF_ERROR(vcpu.SetSregs(sregs));
+    syscalls_fixed_up_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    syscalls_by_cpu_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return Ok();
+}
+
+Result<void> PvmCompat::HandleDebugExit(kvm::KvmVcpu& vcpu) {
+  const kvm_debug_exit_arch& d = vcpu.run_page()->debug.arch;
+  const uint64_t lstar = vcpu.id() < guest_lstar_.size() ? guest_lstar_[vcpu.id()] : 0;
+  ASSIGN_OR_RETURN(kvm_regs regs, vcpu.GetRegs());
+  if (d.exception != kDbVector || (d.dr6 & kDr6B0) == 0 || lstar == 0 || d.pc != lstar) {
+    // Not the breakpoint: the guest's own single step or icebp, which KVM hands to us
+    // while guest debugging is on. The CPU would have delivered it as a #DB trap.
+    guest_debug_passed_on_.fetch_add(1, std::memory_order_relaxed);
+    if (d.exception != kDbVector) {
+      return Error(ErrorKind::kKvm, "KVM_EXIT_DEBUG for exception " +
+                                        std::to_string(d.exception) + AtRip(regs.rip) +
+                                        " (only #DB is expected)");
+    }
+    return Inject(vcpu, Exception::Fault(Vector::kDb));
+  }
+  ASSIGN_OR_RETURN(kvm_sregs sregs, vcpu.GetSregs());
+  RETURN_IF_ERROR(CompleteLanding(vcpu, regs, sregs));
+  // RF suppresses the instruction breakpoint for the one instruction it would hit again
+  // (SDM Vol. 3B §17.3.1.1); the CPU clears it once that instruction completes.
+  regs.rflags |= rflags::kRf;
+  return vcpu.SetRegs(regs);
+}
+
 std::string PvmCompat::Summary() const {
+  const uint64_t by_cpu = syscalls_by_cpu_.load(), fixed = syscalls_fixed_up_.load();
   return "kvm_pvm compatibility: " + std::to_string(completed_.load()) +
          " instructions completed, " + std::to_string(injected_.load()) +
-         " exceptions injected, " + std::to_string(lstar_writes_.load()) + " LSTAR writes";
+         " exceptions injected, " + std::to_string(lstar_writes_.load()) + " LSTAR writes, " +
+         std::to_string(by_cpu + fixed) + " SYSCALL landings (" + std::to_string(by_cpu) +
+         " completed by the CPU, " + std::to_string(fixed) + " fixed up), " +
+         std::to_string(guest_debug_passed_on_.load()) + " guest #DB passed on";
 }
 
 }  // namespace vmm::compat::pvm
