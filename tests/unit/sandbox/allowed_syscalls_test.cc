@@ -167,77 +167,69 @@ TEST(SandboxAllowedSyscalls, VcpuStartsKicksAndJoinsThreads) {
       testing::ExitedWithCode(0), "");
 }
 
-// A vCPU fd made before confinement, as vmm-vcpu makes it; -1 (and the test skips) without KVM.
-int VcpuFdBeforeConfinement() {
-  int sys = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  int vm = sys < 0 ? -1 : ioctl(sys, KVM_CREATE_VM, 0);
-  int vcpu = vm < 0 ? -1 : ioctl(vm, KVM_CREATE_VCPU, 0);
-  if (sys >= 0) close(sys);
-  return vcpu;
-}
+// Makes a vCPU fd as vmm-vcpu does before confinement, applies `role`'s filter and runs
+// `body` with it in a death-test child that must exit 0. Skips without /dev/kvm.
+#define EXPECT_VCPU_IOCTLS_UNDER(role, body)                                              \
+  do {                                                                                     \
+    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);                                        \
+    if (kvm < 0) GTEST_SKIP() << "needs /dev/kvm: " << std::strerror(errno);               \
+    testing_util::UseThreadsafeDeathTests();                                               \
+    EXPECT_EXIT(                                                                           \
+        {                                                                                  \
+          int vm = ioctl(kvm, KVM_CREATE_VM, 0);                                           \
+          int vcpu = vm < 0 ? -1 : ioctl(vm, KVM_CREATE_VCPU, 0);                          \
+          Must(vcpu >= 0, "KVM_CREATE_VM/VCPU before confinement");                        \
+          close(kvm);                                                                      \
+          testing_util::ApplyRoleFilter(role);                                             \
+          body(vcpu);                                                                      \
+          _exit(0);                                                                        \
+        },                                                                                 \
+        testing::ExitedWithCode(0), "");                                                   \
+    close(kvm);                                                                            \
+  } while (0)
 
 TEST(SandboxAllowedSyscalls, VcpuRunsKvmIoctlsOnItsVcpuFd) {
-  int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (kvm < 0) GTEST_SKIP() << "needs /dev/kvm: " << std::strerror(errno);
-  close(kvm);
-  testing_util::UseThreadsafeDeathTests();
-  EXPECT_EXIT(
-      {
-        int vcpu = VcpuFdBeforeConfinement();
-        Must(vcpu >= 0, "KVM_CREATE_VM/VCPU before confinement");
-        testing_util::ApplyRoleFilter("vcpu");
-        kvm_regs regs{};
-        kvm_sregs sregs{};
-        Must(ioctl(vcpu, KVM_GET_REGS, &regs) == 0, "KVM_GET_REGS");
-        Must(ioctl(vcpu, KVM_GET_SREGS, &sregs) == 0, "KVM_GET_SREGS");
-        _exit(0);
-      },
-      testing::ExitedWithCode(0), "");
+  EXPECT_VCPU_IOCTLS_UNDER("vcpu", [](int vcpu) {
+    kvm_regs regs{};
+    kvm_sregs sregs{};
+    Must(ioctl(vcpu, KVM_GET_REGS, &regs) == 0, "KVM_GET_REGS");
+    Must(ioctl(vcpu, KVM_GET_SREGS, &sregs) == 0, "KVM_GET_SREGS");
+  });
 }
 
 // Every ioctl the kvm_pvm module makes (vmm/compat/kvm_pvm/pvm_compat.cc), under its role.
 TEST(SandboxAllowedSyscalls, VcpuKvmPvmMakesTheModulesIoctls) {
-  int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (kvm < 0) GTEST_SKIP() << "needs /dev/kvm: " << std::strerror(errno);
-  close(kvm);
-  testing_util::UseThreadsafeDeathTests();
-  EXPECT_EXIT(
-      {
-        int vcpu = VcpuFdBeforeConfinement();
-        Must(vcpu >= 0, "KVM_CREATE_VM/VCPU before confinement");
-        testing_util::ApplyRoleFilter("vcpu-kvm-pvm");
-        kvm_regs regs{};
-        kvm_sregs sregs{};
-        kvm_fpu fpu{};
-        kvm_vcpu_events events{};
-        Must(ioctl(vcpu, KVM_GET_REGS, &regs) == 0, "KVM_GET_REGS");
-        Must(ioctl(vcpu, KVM_SET_REGS, &regs) == 0, "KVM_SET_REGS");
-        Must(ioctl(vcpu, KVM_GET_SREGS, &sregs) == 0, "KVM_GET_SREGS");
-        Must(ioctl(vcpu, KVM_SET_SREGS, &sregs) == 0, "KVM_SET_SREGS");
-        Must(ioctl(vcpu, KVM_GET_FPU, &fpu) == 0, "KVM_GET_FPU");
-        Must(ioctl(vcpu, KVM_SET_FPU, &fpu) == 0, "KVM_SET_FPU");
-        Must(ioctl(vcpu, KVM_GET_VCPU_EVENTS, &events) == 0, "KVM_GET_VCPU_EVENTS");
-        Must(ioctl(vcpu, KVM_SET_VCPU_EVENTS, &events) == 0, "KVM_SET_VCPU_EVENTS");
-        struct {
-          vmm::kvm::KvmMsrsHeader hdr;
-          kvm_msr_entry e[2];
-        } msrs{};
-        msrs.hdr.nmsrs = 2;
-        msrs.e[0].index = 0xC0000081;  // IA32_STAR
-        msrs.e[1].index = 0xC0000084;  // IA32_FMASK
-        Must(ioctl(vcpu, vmm::kvm::kKvmGetMsrs, &msrs) == 2, "KVM_GET_MSRS");
-        msrs.hdr.nmsrs = 1;
-        msrs.e[0].index = 0xC0000082;  // IA32_LSTAR
-        msrs.e[0].data = 0xFFFFFFFF81000000;
-        Must(ioctl(vcpu, vmm::kvm::kKvmSetMsrs, &msrs) == 1, "KVM_SET_MSRS");
-        kvm_guest_debug debug{};
-        debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
-        debug.arch.debugreg[0] = 0xFFFFFFFF81000000;
-        debug.arch.debugreg[7] = 0x601;
-        Must(ioctl(vcpu, KVM_SET_GUEST_DEBUG, &debug) == 0, "KVM_SET_GUEST_DEBUG");
-        _exit(0);
-      },
-      testing::ExitedWithCode(0), "");
+  EXPECT_VCPU_IOCTLS_UNDER("vcpu-kvm-pvm", [](int vcpu) {
+    kvm_regs regs{};
+    kvm_sregs sregs{};
+    kvm_fpu fpu{};
+    kvm_vcpu_events events{};
+    Must(ioctl(vcpu, KVM_GET_REGS, &regs) == 0, "KVM_GET_REGS");
+    Must(ioctl(vcpu, KVM_SET_REGS, &regs) == 0, "KVM_SET_REGS");
+    Must(ioctl(vcpu, KVM_GET_SREGS, &sregs) == 0, "KVM_GET_SREGS");
+    Must(ioctl(vcpu, KVM_SET_SREGS, &sregs) == 0, "KVM_SET_SREGS");
+    Must(ioctl(vcpu, KVM_GET_FPU, &fpu) == 0, "KVM_GET_FPU");
+    Must(ioctl(vcpu, KVM_SET_FPU, &fpu) == 0, "KVM_SET_FPU");
+    Must(ioctl(vcpu, KVM_GET_VCPU_EVENTS, &events) == 0, "KVM_GET_VCPU_EVENTS");
+    Must(ioctl(vcpu, KVM_SET_VCPU_EVENTS, &events) == 0, "KVM_SET_VCPU_EVENTS");
+    struct {
+      vmm::kvm::KvmMsrsHeader hdr;
+      kvm_msr_entry e[2];
+    } msrs{};
+    msrs.hdr.nmsrs = 2;
+    msrs.e[0].index = 0xC0000081;  // IA32_STAR
+    msrs.e[1].index = 0xC0000084;  // IA32_FMASK
+    Must(ioctl(vcpu, vmm::kvm::kKvmGetMsrs, &msrs) == 2, "KVM_GET_MSRS");
+    msrs.hdr.nmsrs = 1;
+    msrs.e[0].index = 0xC0000082;  // IA32_LSTAR
+    msrs.e[0].data = 0xFFFFFFFF81000000;
+    Must(ioctl(vcpu, vmm::kvm::kKvmSetMsrs, &msrs) == 1, "KVM_SET_MSRS");
+    kvm_guest_debug debug{};
+    debug.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+    debug.arch.debugreg[0] = 0xFFFFFFFF81000000;
+    debug.arch.debugreg[7] = 0x601;
+    Must(ioctl(vcpu, KVM_SET_GUEST_DEBUG, &debug) == 0, "KVM_SET_GUEST_DEBUG");
+  });
 }
 
 TEST(SandboxAllowedSyscalls, BlkDeviceReadsWritesAndFlushesItsImage) {
