@@ -95,6 +95,7 @@ struct options {
 	uint32_t hostile;       /* hostile=virtio[,ringaddr]: HOSTILE_* bits */
 	uint32_t expect_tpm;    /* expect_tpm=crb: TPM_EXPECT_* */
 	bool tpm_startup_guest; /* tpm_startup=guest: the guest sends TPM2_Startup if needed */
+	bool exceptions_no_int3; /* exceptions=no-int3: skip the #BP probe (kvm_pvm cannot run int3) */
 };
 #define TPM_EXPECT_CRB 1u     /* check tpm drives a CRB TPM 2.0 */
 #define TPM_EXPECT_UNKNOWN 2u /* an unknown interface name: never met */

@@ -100,6 +100,8 @@ static void parse_options(const struct boot_info *bi, struct options *o)
 			o->tpm_startup_guest = true;
 		} else if (len > 8 && !strncmp(w, "hostile=", 8)) {
 			o->hostile = parse_hostile_list(w + 8, len - 8);
+		} else if (len == 18 && !strncmp(w, "exceptions=no-int3", 18)) {
+			o->exceptions_no_int3 = true;
 		} else if (len == 8 && !strncmp(w, "crash=ud", 8)) {
 			o->crash = "ud";
 		} else if (len == 16 && !strncmp(w, "selftest=linux64", 16)) {
