@@ -10,6 +10,10 @@
 // Features: VERSION_1 and FLUSH (--no-flush: VERSION_1 only, i.e. write-through).
 //
 // The request offsets come from a seeded generator, so every back-end sees the same ones.
+//
+// A back-end that stops answering ends the run within --stall seconds (default 15) with
+// "no progress ... the peer stopped answering" and exit status 1 (bench/common/watchdog.h):
+// the vhost-user messages block, so bench/backends/run.sh would otherwise wait for ever.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -29,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/common/watchdog.h"
 #include "vmm/common/result.h"
 #include "vmm/common/unique_fd.h"
 #include "vmm/vhost_user/frontend.h"
@@ -66,6 +71,7 @@ struct Options {
   uint64_t span = 256ull << 20;  // bytes of the image the offsets cover
   uint64_t seed = 1;
   int connect_timeout_ms = 10000;
+  int stall_s = 15;  // no progress for this long: the back-end stopped answering
   bool flush = true;  // negotiate VIRTIO_BLK_F_FLUSH: a write-back cache, as a Linux guest has
 };
 
@@ -211,8 +217,11 @@ Figures Summarize(std::vector<double> lat, double wall_us) {
 }
 
 Result<void> Run(const Options& o) {
+  bench::Watchdog dog("backend_bench: " + o.name, o.stall_s);
   ASSIGN_OR_RETURN(GuestRam ram, GuestRam::Create(kRamSize));
+  dog.Progress("connect");
   ASSIGN_OR_RETURN(UniqueFd sock, ConnectUnix(o.socket, o.connect_timeout_ms));
+  dog.Progress("the vhost-user handshake");
   ASSIGN_OR_RETURN(vu::Frontend fe, vu::Frontend::Connect(std::move(sock)));
   // No EVENT_IDX, so every used buffer is signalled; no indirect descriptors. FLUSH matters:
   // without it our device makes every write stable before completing it (virtio 1.2
@@ -235,6 +244,7 @@ Result<void> Run(const Options& o) {
   if (!kick.valid() || !call.valid()) return vmm::ErrnoError("eventfd");
   RETURN_IF_ERROR(
       fe.StartQueue(0, {kQueueSize, kDescGpa, kAvailGpa, kUsedGpa}, kick.get(), call.get()));
+  dog.Progress("the first requests");
 
   BlkQueue q(ram, kick.get(), call.get());
   std::mt19937_64 rng(o.seed);
@@ -255,18 +265,24 @@ Result<void> Run(const Options& o) {
 
   Figures f[2];
   for (int w = 0; w < 2; ++w) {
-    for (uint64_t i = 0; i < o.warmup; ++i) RETURN_IF_ERROR(q.Do(w == 1, sector()));
+    const char* step = w ? "the WRITE requests" : "the READ requests";
+    for (uint64_t i = 0; i < o.warmup; ++i) {
+      RETURN_IF_ERROR(q.Do(w == 1, sector()));
+      dog.Progress(step);
+    }
     std::vector<double> lat;
     lat.reserve(o.requests);
     const double start = NowUs();
     for (uint64_t i = 0; i < o.requests; ++i) {
       ASSIGN_OR_RETURN(double us, q.Do(w == 1, sector()));
       lat.push_back(us);
+      dog.Progress(step);
     }
     f[w] = Summarize(std::move(lat), NowUs() - start);
   }
 
   // GET_VRING_BASE must report every request we made available as consumed.
+  dog.Progress("GET_VRING_BASE");
   ASSIGN_OR_RETURN(uint32_t base, fe.StopQueue(0));
   if (base != q.avail_idx()) {
     return Error(ErrorKind::kProtocol, "GET_VRING_BASE says " + std::to_string(base) +
@@ -297,7 +313,7 @@ int main(int argc, char** argv) {
   auto usage = [] {
     std::fprintf(stderr,
                  "usage: backend_bench --socket PATH [--name NAME] [--requests N] [--warmup N]\n"
-                 "                     [--span-mib MIB] [--seed S] [--no-flush]\n");
+                 "                     [--span-mib MIB] [--seed S] [--stall S] [--no-flush]\n");
     return 2;
   };
   for (int i = 1; i < argc; ++i) {
@@ -321,6 +337,8 @@ int main(int argc, char** argv) {
       o.span = n << 20;
     } else if (a == "--seed" && ParseU64(v, n)) {
       o.seed = n;
+    } else if (a == "--stall" && ParseU64(v, n) && n < 100000) {
+      o.stall_s = static_cast<int>(n);
     } else {
       return usage();
     }

@@ -7,7 +7,12 @@
 # and the driver negotiates VIRTIO_BLK_F_FLUSH so both keep a write-back cache.
 #   bench/backends/run.sh [REQUESTS [ROUNDS]]   (defaults 20000 and 3; the back-ends alternate)
 #   BENCH_NO_FLUSH=1 negotiates VERSION_1 only: ours then makes each write stable (fdatasync).
-#   VMM_SKIP_INSTALL=1 skips scripts/install-deps.sh; VMM_SKIP_BUILD=1 skips the build.
+#   VMM_SKIP_INSTALL=1 skips scripts/install-deps.sh; VMM_SKIP_BUILD=1 skips the build;
+#   QEMU_STORAGE_DAEMON=CMD runs CMD in qemu-storage-daemon's place.
+# A back-end that cannot serve (missing, exits at start, the driver fails against it, or it
+# stops answering: backend_bench gives up after --stall 15 s without progress) is not run
+# again; its column reads "cannot serve" and the line under the table gives its first error
+# line. Exit status: 0, or 1 when vmm-device could not serve (the table is printed anyway).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -19,7 +24,12 @@ if [ "${VMM_SKIP_BUILD:-0}" != 1 ]; then
   cmake -S . -B build >/dev/null
   cmake --build build -j2 --target backend_bench vmm-device >/dev/null
 fi
-command -v qemu-storage-daemon >/dev/null || { echo "bench/backends: qemu-storage-daemon missing (Debian qemu-system-common)" >&2; exit 1; }
+# shellcheck source=bench/common/peer.sh disable=SC1091  # checked on its own
+. bench/common/peer.sh
+qsd=${QEMU_STORAGE_DAEMON:-qemu-storage-daemon}
+declare -A cannot=()  # back-end -> "cannot serve: LINE (HOW)"
+command -v "$qsd" >/dev/null ||
+  cannot[qemu-storage-daemon]="cannot serve: $qsd is not installed (Debian qemu-system-common)"
 
 dir="$root/build/bench-backends"
 mkdir -p "$dir"
@@ -33,54 +43,66 @@ warmup=$(( requests / 10 > 0 ? requests / 10 : 1 ))
 flush=()
 [ "${BENCH_NO_FLUSH:-0}" = 1 ] && flush=(--no-flush)
 
+# Per driver run: 60 s, plus 5 ms a request (20 to 40 µs each here, when the back-end works).
+run_timeout=$(( 60 + (2 * (requests + warmup)) / 200 ))
 pid=""
-cleanup() { [ -z "$pid" ] || { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; }
+cleanup() { stop_pid 5 "$pid" || true; }
 trap cleanup EXIT
 
 # One back-end, one run: start it, drive it, stop it; appends the driver's line to $results.
 results="$dir/results.txt"
 : >"$results"
 run_one() {  # NAME ROUND
-  local name=$1 round=$2 sock="$dir/$1.sock" log="$dir/$1.log"
+  local name=$1 round=$2 sock="$dir/$1.sock" log="$dir/$1.log" dlog="$dir/$1.driver.log" st=0
   rm -f "$sock"
   case $name in
     vmm-device)
       build/bin/vmm-device blk --socket "$sock" --image "$img" 2>"$log" & pid=$! ;;
     qemu-storage-daemon)
-      qemu-storage-daemon \
+      "$qsd" \
         --blockdev "driver=file,node-name=file0,filename=$img,cache.direct=off" \
         --blockdev driver=raw,node-name=disk0,file=file0 \
         --export "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=$sock,node-name=disk0,writable=on,num-queues=1" \
-        2>"$log" & pid=$! ;;
+        >"$log" 2>&1 & pid=$! ;;
   esac
-  if ! timeout 600 build/bin/backend_bench --socket "$sock" --name "$name" --requests "$requests" \
-      --warmup "$warmup" --seed "$round" "${flush[@]}" >>"$results"; then
-    echo "bench/backends: $name failed; its log ($log):" >&2
-    cat "$log" >&2
-    exit 1
+  timeout "$run_timeout" build/bin/backend_bench --socket "$sock" --name "$name" --requests "$requests" \
+    --warmup "$warmup" --seed "$round" "${flush[@]}" >>"$results" 2>"$dlog" || st=$?
+  if [ "$st" != 0 ]; then
+    local how="backend_bench exit status $st"
+    [ "$st" != 124 ] || how="no result within ${run_timeout} s"
+    cannot[$name]="cannot serve: $(error_line "$log" "$dlog") ($how, round $round)"
+    stop_pid 5 "$pid" || true
+    pid=""
+    return 0
   fi
   # vmm-device ends on its own when the front-end hangs up (exit 0); qsd serves on until told.
-  if [ "$name" = qemu-storage-daemon ]; then kill -TERM "$pid"; fi
-  local status=0
-  wait "$pid" || status=$?
-  pid=""
-  if [ "$name" = vmm-device ] && [ "$status" != 0 ]; then
-    echo "bench/backends: vmm-device exited with $status; its log:" >&2
-    cat "$log" >&2
-    exit 1
+  if [ "$name" = qemu-storage-daemon ]; then
+    stop_pid 10 "$pid" TERM || true
+  else
+    stop_pid 10 "$pid" none || st=$?
+    if [ "$st" != 0 ]; then
+      cannot[$name]="cannot serve: $(error_line "$log") (vmm-device exit status $st after round $round)"
+    fi
   fi
+  pid=""
 }
 
+qsd_version=$({ timeout 5 "$qsd" --version 2>/dev/null || true; } | head -1 | awk '{print $3}')
 echo "bench/backends: $rounds rounds, alternating; per round and back-end $warmup warm-up, then" \
   "$requests 4 KiB random READs and $requests WRITEs, queue depth 1, over a 256 MiB image" \
   "(flush feature ${flush[*]:-on})"
 echo "bench/backends: vmm-device serves from a confined child (seccomp, namespaces, Landlock);" \
-  "qemu-storage-daemon $(qemu-storage-daemon --version | head -1 | awk '{print $3}') runs unconfined"
+  "qemu-storage-daemon ${qsd_version:-(version unknown)} runs unconfined"
 for round in $(seq 1 "$rounds"); do
   if (( round % 2 )); then order=(vmm-device qemu-storage-daemon); else order=(qemu-storage-daemon vmm-device); fi
   for name in "${order[@]}"; do
+    [ -z "${cannot[$name]:-}" ] || continue
     run_one "$name" "$round"
-    echo "  round $round: $(tail -1 "$results" | sed 's/^backend_bench: //')"
+    if [ -n "${cannot[$name]:-}" ]; then
+      echo "  round $round: $name: ${cannot[$name]}"
+    else
+      echo "  round $round: $(tail -1 "$results" | sed 's/^backend_bench: //')"
+    fi
   done
 done
 
@@ -93,15 +115,21 @@ awk '
     m = n[name]; for (i = 1; i <= m; i++) a[i] = vals[name, k, i]
     for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
     return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+  function cell(name, k, fmt) { return n[name] ? sprintf(fmt, median(name, k)) : "cannot serve" }
   END {
     split("read_iops read_p50_us read_p99_us write_iops write_p50_us write_p99_us", keys, " ")
     split("read IOPS|read p50 µs|read p99 µs|write IOPS|write p50 µs|write p99 µs", labels, "|")
     print ""
-    print "| figure (median of " n["vmm-device"] " rounds) | vmm-device (confined) | qemu-storage-daemon | ratio |"
+    print "| figure (median of " (n["vmm-device"] + 0) " rounds) | vmm-device (confined) | qemu-storage-daemon | ratio |"
     print "|---|---|---|---|"
     for (i = 1; i <= 6; i++) {
-      a = median("vmm-device", keys[i]); b = median("qemu-storage-daemon", keys[i])
       fmt = (keys[i] ~ /iops/) ? "%.0f" : "%.1f"
-      printf "| %s | " fmt " | " fmt " | %.2f |\n", labels[i], a, b, (b > 0 ? a / b : 0)
+      a = cell("vmm-device", keys[i], fmt); b = cell("qemu-storage-daemon", keys[i], fmt)
+      r = (n["vmm-device"] && n["qemu-storage-daemon"] && b > 0) ? sprintf("%.2f", a / b) : "-"
+      printf "| %s | %s | %s | %s |\n", labels[i], a, b, r
     }
   }' "$results"
+for name in vmm-device qemu-storage-daemon; do
+  [ -z "${cannot[$name]:-}" ] || echo "$name: ${cannot[$name]}"
+done
+[ -z "${cannot[vmm-device]:-}" ]

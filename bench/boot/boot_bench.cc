@@ -6,19 +6,23 @@
 //              --vs-name qemu -- qemu-system-x86_64 -M microvm ... -kernel G   (one line)
 //
 // Prints one row per figure: median, min, max for each command and the median ratio A/B.
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/resource.h>
+//
+// A command that cannot boot the payload must not fail or stall the bench (bench/common/
+// run.h): each command first gets one untimed warm-up run, which is also its probe. If that
+// fails (non-zero exit, no --marker, a fail line such as QEMU's "KVM internal error", no
+// exit within --timeout, no output for --stall), the command is not run again, its column
+// reads "cannot boot" and the line below the table gives its first error line. Runs that
+// fail later are left out of the medians and counted.
+// Exit status: 0 when the first command (ours) booted, 1 when it could not, 2 usage.
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
+
+#include "bench/common/run.h"
 
 namespace {
 
@@ -26,58 +30,16 @@ struct Sample {
   double first_line_ms = -1;
   double exit_ms = -1;
   double peak_rss_mib = 0;
-  int status = 0;
 };
 
-double NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-Sample RunOnce(const std::vector<std::string>& argv, const std::string& marker, int timeout_s) {
-  Sample s;
-  int out[2];
-  if (pipe(out) < 0) std::exit(3);
-  double start = NowMs();
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    int devnull = open("/dev/null", 0);
-    if (devnull >= 0) dup2(devnull, 0);
-    close(out[0]);
-    close(out[1]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  close(out[1]);
-  std::string seen;
-  char buf[4096];
-  while (true) {
-    pollfd p{out[0], POLLIN, 0};
-    double left = start + timeout_s * 1e3 - NowMs();
-    if (left <= 0) {
-      kill(pid, SIGKILL);
-      break;
-    }
-    if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-    ssize_t n = read(out[0], buf, sizeof(buf));
-    if (n <= 0) break;
-    seen.append(buf, static_cast<size_t>(n));
-    if (s.first_line_ms < 0 && seen.find(marker) != std::string::npos) {
-      s.first_line_ms = NowMs() - start;
-    }
-  }
-  close(out[0]);
-  rusage ru{};
-  wait4(pid, &s.status, 0, &ru);
-  s.exit_ms = NowMs() - start;
-  s.peak_rss_mib = ru.ru_maxrss / 1024.0;
-  return s;
-}
+struct Column {
+  std::string name;
+  std::vector<std::string> cmd;
+  std::vector<Sample> samples;  // successful timed runs only
+  std::string cannot;           // set: the probe failed; "cannot boot: ..."
+  int failed = 0;               // timed runs that failed
+  std::string first_failure;
+};
 
 double Median(std::vector<double> v) {
   if (v.empty()) return -1;
@@ -86,52 +48,84 @@ double Median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-void Usage() {
+[[noreturn]] void Usage() {
   std::fprintf(stderr,
-               "usage: boot_bench [--runs N] [--marker TEXT] [--timeout S] --name A -- CMD... "
-               "[--vs-name B -- CMD...]\n");
+               "usage: boot_bench [--runs N] [--marker TEXT] [--timeout S] [--stall S]\n"
+               "                  [--fail-on TEXT]... --name A -- CMD... [--vs-name B -- CMD...]\n");
   std::exit(2);
+}
+
+// One run; on failure returns false and fills `why` with "cannot boot: ...".
+bool RunOnce(const Column& c, const bench::RunLimits& limits, Sample* s, std::string* why) {
+  bench::RunResult r = bench::RunCommand(c.cmd, limits);
+  s->first_line_ms = r.seen_ms[0];
+  s->exit_ms = r.exit_ms;
+  s->peak_rss_mib = r.peak_rss_mib;
+  if (r.ok() && s->first_line_ms >= 0) return true;
+  std::string how = r.how;
+  if (r.ok()) how = "exit status 0, but no \"" + limits.watch[0] + "\" in its output";
+  *why = bench::CannotText("boot", r.WhyLine(), how);
+  return false;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int runs = 10, timeout_s = 120;
-  std::string marker = "\n";
-  std::vector<std::string> names;
-  std::vector<std::vector<std::string>> cmds;
+  int runs = 10;
+  bench::RunLimits limits;
+  limits.watch = {"\n"};
+  std::vector<Column> cols;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) {
       runs = std::atoi(argv[++i]);
     } else if (a == "--marker" && i + 1 < argc) {
-      marker = argv[++i];
+      limits.watch = {argv[++i]};
     } else if (a == "--timeout" && i + 1 < argc) {
-      timeout_s = std::atoi(argv[++i]);
+      limits.timeout_s = std::atof(argv[++i]);
+    } else if (a == "--stall" && i + 1 < argc) {
+      limits.stall_s = std::atof(argv[++i]);
+    } else if (a == "--fail-on" && i + 1 < argc) {
+      limits.fail_lines.push_back(argv[++i]);
     } else if ((a == "--name" || a == "--vs-name") && i + 2 < argc &&
                std::string(argv[i + 2]) == "--") {
-      names.push_back(argv[i + 1]);
-      cmds.emplace_back();
-      for (i += 3; i < argc && std::string(argv[i]) != "--vs-name"; ++i) cmds.back().push_back(argv[i]);
+      cols.push_back({argv[i + 1], {}, {}, {}, 0, {}});
+      for (i += 3; i < argc && std::string(argv[i]) != "--vs-name"; ++i) cols.back().cmd.push_back(argv[i]);
       --i;
     } else {
       Usage();
     }
   }
-  if (cmds.empty() || runs < 1) Usage();
-  std::vector<std::vector<Sample>> samples(cmds.size());
-  RunOnce(cmds[0], marker, timeout_s);  // warm-up: page cache, KVM module state
-  for (int r = 0; r < runs; ++r) {
-    for (size_t c = 0; c < cmds.size(); ++c) samples[c].push_back(RunOnce(cmds[c], marker, timeout_s));
+  if (cols.empty() || runs < 1 || !(limits.timeout_s > 0) || limits.stall_s < 0) Usage();
+  for (const Column& c : cols) {
+    if (c.cmd.empty()) Usage();
   }
-  auto column = [&](size_t c, auto field) {
-    std::vector<double> v;
-    for (const Sample& s : samples[c]) v.push_back(field(s));
-    return v;
-  };
+
+  // Warm-up (page cache, KVM module state) and probe: can this command boot the payload?
+  for (Column& c : cols) {
+    Sample s;
+    std::string why;
+    if (!RunOnce(c, limits, &s, &why)) c.cannot = why;
+  }
+  for (int r = 0; r < runs; ++r) {
+    for (Column& c : cols) {
+      if (!c.cannot.empty()) continue;
+      Sample s;
+      std::string why;
+      if (RunOnce(c, limits, &s, &why)) {
+        c.samples.push_back(s);
+      } else if (c.failed++ == 0) {
+        c.first_failure = why;
+      }
+    }
+  }
+  for (Column& c : cols) {
+    if (c.cannot.empty() && c.samples.empty()) c.cannot = c.first_failure;
+  }
+
   std::printf("%-24s", "figure (median of runs)");
-  for (const auto& n : names) std::printf(" %16s", n.c_str());
-  if (cmds.size() == 2) std::printf(" %10s", "ratio");
+  for (const Column& c : cols) std::printf(" %16s", c.name.c_str());
+  if (cols.size() == 2) std::printf(" %10s", "ratio");
   std::printf("\n");
   struct Row {
     const char* label;
@@ -144,22 +138,37 @@ int main(int argc, char** argv) {
   for (const Row& row : rows) {
     std::printf("%-24s", row.label);
     std::vector<double> med;
-    for (size_t c = 0; c < cmds.size(); ++c) {
-      med.push_back(Median(column(c, row.get)));
+    for (const Column& c : cols) {
+      if (!c.cannot.empty()) {
+        med.push_back(-1);
+        std::printf(" %16s", "cannot boot");
+        continue;
+      }
+      std::vector<double> v;
+      for (const Sample& s : c.samples) v.push_back(row.get(s));
+      med.push_back(Median(v));
       std::printf(" %16.1f", med.back());
     }
-    if (cmds.size() == 2 && med[1] > 0) std::printf(" %10.2f", med[0] / med[1]);
+    if (cols.size() == 2) {
+      if (med[0] > 0 && med[1] > 0) {
+        std::printf(" %10.2f", med[0] / med[1]);
+      } else {
+        std::printf(" %10s", "n/a");
+      }
+    }
     std::printf("\n");
   }
-  for (size_t c = 0; c < cmds.size(); ++c) {
-    auto exit_ms = column(c, [](const Sample& s) { return s.exit_ms; });
-    int bad = 0;
-    for (const Sample& s : samples[c]) {
-      if (!WIFEXITED(s.status) || WEXITSTATUS(s.status) != 0 || s.first_line_ms < 0) ++bad;
+  for (const Column& c : cols) {
+    if (!c.cannot.empty()) {
+      std::printf("%s: %s\n", c.name.c_str(), c.cannot.c_str());
+      continue;
     }
-    std::printf("%s: %d runs, exit min %.1f ms max %.1f ms, %d runs failed or printed nothing\n",
-                names[c].c_str(), runs, *std::min_element(exit_ms.begin(), exit_ms.end()),
-                *std::max_element(exit_ms.begin(), exit_ms.end()), bad);
+    std::vector<double> exit_ms;
+    for (const Sample& s : c.samples) exit_ms.push_back(s.exit_ms);
+    std::printf("%s: %d runs, exit min %.1f ms max %.1f ms, %d runs failed%s%s\n", c.name.c_str(),
+                runs, *std::min_element(exit_ms.begin(), exit_ms.end()),
+                *std::max_element(exit_ms.begin(), exit_ms.end()), c.failed,
+                c.failed ? "; the first: " : "", c.first_failure.c_str());
   }
-  return 0;
+  return cols[0].cannot.empty() ? 0 : 1;
 }

@@ -9,8 +9,13 @@
 // CLOCK_MONOTONIC: a KVM guest's TSC ticks at the host's rate (no TSC scaling is set up by
 // either VMM). As a cross-check the wall time between the guest's "begin" and "result"
 // lines, as this process saw them arrive, is divided by the iteration count ("wall ns").
-#include <poll.h>
-#include <signal.h>
+//
+// A command that cannot run the guest must not fail or stall the bench (bench/common/run.h):
+// a run that does not reach "exits: done" (it exited early, printed a fail line such as
+// QEMU's "KVM internal error", did not exit within --timeout or was silent for --stall) is
+// stopped at once; if it was the command's first run, the command is not run again, its
+// columns read "cannot run" and the notes give its first error line.
+// Exit status: 0 when the first command (ours) ran, 1 when it could not, 2 usage.
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/common/run.h"
+
 namespace {
 
 struct Figure {
@@ -35,9 +42,7 @@ struct Figure {
 struct Sample {
   std::map<std::string, Figure> figures;
   bool done = false;         // the guest printed "exits: done"
-  bool killed = false;       // it did not exit by itself after that
-  int status = 0;
-  std::string output;
+  bench::RunResult run;
 };
 
 double NowNs() {
@@ -76,52 +81,21 @@ void ParseLine(const std::string& line, double at_ns, Sample& s, std::map<std::s
   }
 }
 
-Sample RunOnce(const std::vector<std::string>& argv, int timeout_s) {
+Sample RunOnce(const std::vector<std::string>& argv, const bench::RunLimits& limits) {
   Sample s;
-  int out[2];
-  if (pipe(out) < 0) std::exit(3);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(out[1], 2);  // the VMM's own messages: kept with the output, shown if a run fails
-    close(out[0]);
-    close(out[1]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  close(out[1]);
-  const double start = NowNs();
-  double deadline = start + timeout_s * 1e9;
   std::map<std::string, double> begun;
-  std::string partial;
-  char buf[4096];
-  while (true) {
-    double left_ms = (deadline - NowNs()) / 1e6;
-    if (left_ms <= 0) {
-      kill(pid, SIGKILL);
-      s.killed = true;
-      break;
-    }
-    pollfd p{out[0], POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left_ms) + 1) <= 0) continue;
-    ssize_t n = read(out[0], buf, sizeof(buf));
-    if (n <= 0) break;
-    double at = NowNs();
-    s.output.append(buf, static_cast<size_t>(n));
-    partial.append(buf, static_cast<size_t>(n));
-    for (size_t nl; (nl = partial.find('\n')) != std::string::npos; partial.erase(0, nl + 1)) {
-      bool was_done = s.done;
-      ParseLine(partial.substr(0, nl), at, s, begun);
-      // After "done" the guest powers off; allow it a few seconds to do so.
-      if (s.done && !was_done) deadline = std::min(deadline, at + 5e9);
-    }
-  }
-  close(out[0]);
-  waitpid(pid, &s.status, 0);
+  s.run = bench::RunCommand(argv, limits, [&](std::string_view line, double at_ms) {
+    ParseLine(std::string(line), at_ms * 1e6, s, begun);
+    return s.done;  // after "done" the guest powers off: done_grace_s to do so
+  });
   return s;
+}
+
+// A run that did not get through the guest, as "cannot run: <line> (<how>)".
+std::string WhyNotDone(const Sample& s) {
+  std::string how = s.run.how;
+  if (s.run.end == bench::RunEnd::kExited) how += ", before \"exits: done\"";
+  return bench::CannotText("run", s.run.WhyLine(), how);
 }
 
 double Median(std::vector<double> v) {
@@ -131,25 +105,10 @@ double Median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-std::string LastLines(const std::string& text, int n) {
-  size_t pos = text.size();
-  if (pos && text[pos - 1] == '\n') --pos;
-  while (n-- > 0 && pos != std::string::npos && pos > 0) pos = text.rfind('\n', pos - 1);
-  std::string tail = text.substr(pos == std::string::npos ? 0 : pos + 1);
-  if (!tail.empty() && tail.back() != '\n') tail += '\n';
-  std::string indented;
-  for (size_t i = 0; i < tail.size();) {
-    size_t nl = tail.find('\n', i);
-    indented += "    " + tail.substr(i, nl - i + 1);
-    i = nl + 1;
-  }
-  return indented;
-}
-
 void Usage() {
   std::fprintf(stderr,
-               "usage: exits_bench [--runs N] [--timeout S] --name A -- CMD... "
-               "[--vs-name B -- CMD...]\n");
+               "usage: exits_bench [--runs N] [--timeout S] [--stall S] [--fail-on TEXT]...\n"
+               "                   --name A -- CMD... [--vs-name B -- CMD...]\n");
   std::exit(2);
 }
 
@@ -166,7 +125,10 @@ constexpr Row kRows[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int runs = 5, timeout_s = 300;
+  int runs = 5;
+  bench::RunLimits limits;
+  limits.timeout_s = 300;
+  limits.stall_s = 60;
   std::vector<std::string> names;
   std::vector<std::vector<std::string>> cmds;
   for (int i = 1; i < argc; ++i) {
@@ -174,7 +136,11 @@ int main(int argc, char** argv) {
     if (a == "--runs" && i + 1 < argc) {
       runs = std::atoi(argv[++i]);
     } else if (a == "--timeout" && i + 1 < argc) {
-      timeout_s = std::atoi(argv[++i]);
+      limits.timeout_s = std::atof(argv[++i]);
+    } else if (a == "--stall" && i + 1 < argc) {
+      limits.stall_s = std::atof(argv[++i]);
+    } else if (a == "--fail-on" && i + 1 < argc) {
+      limits.fail_lines.push_back(argv[++i]);
     } else if ((a == "--name" || a == "--vs-name") && i + 2 < argc &&
                std::string(argv[i + 2]) == "--") {
       names.push_back(argv[i + 1]);
@@ -185,17 +151,25 @@ int main(int argc, char** argv) {
       Usage();
     }
   }
-  if (cmds.empty() || cmds.size() > 2 || runs < 1 || timeout_s < 1) Usage();
+  if (cmds.empty() || cmds.size() > 2 || runs < 1 || !(limits.timeout_s > 0) || limits.stall_s < 0) {
+    Usage();
+  }
+  for (const auto& c : cmds) {
+    if (c.empty()) Usage();
+  }
 
   const double tsc_before = TscPerNs(200);
   std::vector<std::vector<Sample>> samples(cmds.size());
+  std::vector<std::string> cannot(cmds.size());  // set: the first run failed; not run again
   for (int r = 0; r < runs; ++r) {
     for (size_t c = 0; c < cmds.size(); ++c) {
-      samples[c].push_back(RunOnce(cmds[c], timeout_s));
+      if (!cannot[c].empty()) continue;
+      samples[c].push_back(RunOnce(cmds[c], limits));
       const Sample& s = samples[c].back();
       if (!s.done) {
         std::fprintf(stderr, "exits_bench: %s run %d: guest did not finish; its output:\n%s\n",
-                     names[c].c_str(), r + 1, s.output.c_str());
+                     names[c].c_str(), r + 1, s.run.output.c_str());
+        if (r == 0) cannot[c] = WhyNotDone(s);
       }
     }
   }
@@ -225,7 +199,9 @@ int main(int argc, char** argv) {
         if (!it->second.skipped.empty()) skipped = it->second.skipped;
       }
       med_cycles.push_back(Median(cyc));
-      if (cyc.empty()) {
+      if (!cannot[c].empty()) {
+        std::printf(" %11s %9s %9s", "cannot run", "-", "-");
+      } else if (cyc.empty()) {
         std::printf(" %11s %9s %9s", "n/a", "n/a", "n/a");
         notes[c].push_back(std::string(row.key) + ": n/a: " +
                            (skipped.empty() ? "no result in any run" : skipped));
@@ -252,26 +228,26 @@ int main(int argc, char** argv) {
     }
     std::printf("\n");
   }
-  int failed = 0;
   for (size_t c = 0; c < cmds.size(); ++c) {
-    int bad = 0, killed = 0, nonzero = 0;
-    const Sample* first_nonzero = nullptr;
-    for (const Sample& s : samples[c]) {
-      if (!s.done) ++bad;
-      if (s.killed) ++killed;
-      if (!s.killed && (!WIFEXITED(s.status) || WEXITSTATUS(s.status) != 0)) {
-        ++nonzero;
-        if (!first_nonzero) first_nonzero = &s;
-      }
+    if (!cannot[c].empty()) {
+      std::printf("%s: %s\n", names[c].c_str(), cannot[c].c_str());
+      continue;
     }
-    failed += bad;
-    std::printf("%s: %d runs, %d did not finish, %d killed (no exit after the guest was done), "
-                "%d exited non-zero\n", names[c].c_str(), runs, bad, killed, nonzero);
-    if (first_nonzero) {
-      std::printf("  %s: first non-zero exit (status 0x%x), its last lines:\n%s", names[c].c_str(),
-                  first_nonzero->status, LastLines(first_nonzero->output, 3).c_str());
+    int bad = 0;
+    const Sample* first_bad = nullptr;
+    for (const Sample& s : samples[c]) {
+      bool good = s.done && s.run.ok();
+      if (!good && !first_bad) first_bad = &s;
+      bad += !good;
+    }
+    std::printf("%s: %d runs, %d did not finish or exit cleanly\n", names[c].c_str(), runs, bad);
+    if (first_bad) {
+      std::printf("  %s: the first: %s\n", names[c].c_str(),
+                  first_bad->done ? bench::CannotText("exit", first_bad->run.WhyLine(),
+                                                      first_bad->run.how).c_str()
+                                  : WhyNotDone(*first_bad).c_str());
     }
     for (const std::string& n : notes[c]) std::printf("  %s %s\n", names[c].c_str(), n.c_str());
   }
-  return failed ? 1 : 0;
+  return cannot[0].empty() ? 0 : 1;
 }

@@ -13,8 +13,13 @@
 # directory and (checked with strace) rewrites it once per client run, at the first
 # TPM2_Quote, which is a warm-up call: no disk write falls in the timed loops of either.
 #   bench/vtpm/run.sh [ITERATIONS [ROUNDS]]   (defaults 200 and 3)
-#   VMM_SKIP_INSTALL=1 skips scripts/install-deps.sh; VMM_SKIP_BUILD=1 skips the build.
-# Exits 77 (skipped) when swtpm is not installed.
+#   VMM_SKIP_INSTALL=1 skips scripts/install-deps.sh; VMM_SKIP_BUILD=1 skips the build;
+#   SWTPM=CMD runs CMD in swtpm's place.
+# A server that cannot serve (swtpm not installed, exits or does not listen at start, the
+# client fails against it, or it stops answering: vtpm_bench gives up after --stall 15 s
+# without progress) is not run again; its column reads "cannot serve" and the line under the
+# table gives its first error line. Exit status: 0, or 1 when vmm-vtpm could not serve (the
+# table is printed anyway).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -24,10 +29,12 @@ rounds="${2:-3}"
 if [ "${VMM_SKIP_INSTALL:-0}" != 1 ]; then
   scripts/install-deps.sh || echo "bench/vtpm: scripts/install-deps.sh failed; going on with what is installed" >&2
 fi
-if ! command -v swtpm >/dev/null; then
-  echo "bench/vtpm: SKIPPED: swtpm is not installed (Debian package swtpm; scripts/install-deps.sh lists it)" >&2
-  exit 77
-fi
+# shellcheck source=bench/common/peer.sh disable=SC1091  # checked on its own
+. bench/common/peer.sh
+swtpm=${SWTPM:-swtpm}
+declare -A cannot=()  # server -> "cannot serve: LINE (HOW)"
+command -v "$swtpm" >/dev/null ||
+  cannot[swtpm]="cannot serve: $swtpm is not installed (Debian package swtpm; scripts/install-deps.sh lists it)"
 if [ "${VMM_SKIP_BUILD:-0}" != 1 ]; then
   cmake -S . -B build >/dev/null
   cmake --build build -j2 --target vtpm_bench vmm-vtpm >/dev/null
@@ -36,11 +43,7 @@ fi
 dir="$(mktemp -d "${TMPDIR:-/tmp}/bench-vtpm.XXXXXX")"
 mkdir "$dir/vmm-vtpm" "$dir/swtpm"
 ours_pid="" swtpm_pid=""
-stop() {  # PID
-  [ -n "$1" ] || return 0
-  kill -TERM "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+stop() { stop_pid 5 "$1" || true; }  # PID
 cleanup() { stop "$ours_pid"; stop "$swtpm_pid"; rm -rf "$dir"; }
 trap cleanup EXIT
 
@@ -65,54 +68,70 @@ listening() {  # PORT: is something listening on 127.0.0.1:PORT?
   hex=$(printf '0100007F:%04X' "$1")
   awk -v a="$hex" '$2 == a && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
 }
-wait_ready() {  # NAME PID PORT LOG
+wait_ready() {  # NAME PID PORT LOG; on failure sets cannot[NAME] and stops the server
   for _ in $(seq 1 100); do
     if ! kill -0 "$2" 2>/dev/null; then
-      echo "bench/vtpm: $1 exited at start; its log ($4):" >&2; cat "$4" >&2; exit 1
+      cannot[$1]="cannot serve: $(error_line "$4") (exited at start)"
+      stop "$2"
+      return 1
     fi
     listening "$3" && listening $(( $3 + 1 )) && return 0
     sleep 0.05
   done
-  echo "bench/vtpm: $1 is not listening on 127.0.0.1:$3 and :$(( $3 + 1 )); its log:" >&2
-  cat "$4" >&2
-  exit 1
+  cannot[$1]="cannot serve: $(error_line "$4") (not listening on 127.0.0.1:$3 and :$(( $3 + 1 )) after 5 s)"
+  stop "$2"
+  return 1
 }
 
 (cd "$dir/vmm-vtpm" && exec "$root/build/bin/vmm-vtpm" --server "tcp:127.0.0.1:$ours_port" \
   --ctrl "tcp:127.0.0.1:$(( ours_port + 1 ))" 2>"$dir/vmm-vtpm.log") & ours_pid=$!
-(cd "$dir/swtpm" && exec swtpm socket --tpm2 \
-  --server "type=tcp,port=$swtpm_port,bindaddr=127.0.0.1" \
-  --ctrl "type=tcp,port=$(( swtpm_port + 1 )),bindaddr=127.0.0.1" \
-  --tpmstate "dir=$dir/swtpm" --flags not-need-init,startup-clear 2>"$dir/swtpm.log") & swtpm_pid=$!
-wait_ready vmm-vtpm "$ours_pid" "$ours_port" "$dir/vmm-vtpm.log"
-wait_ready swtpm "$swtpm_pid" "$swtpm_port" "$dir/swtpm.log"
+if [ -z "${cannot[swtpm]:-}" ]; then
+  (cd "$dir/swtpm" && exec "$swtpm" socket --tpm2 \
+    --server "type=tcp,port=$swtpm_port,bindaddr=127.0.0.1" \
+    --ctrl "type=tcp,port=$(( swtpm_port + 1 )),bindaddr=127.0.0.1" \
+    --tpmstate "dir=$dir/swtpm" --flags not-need-init,startup-clear >"$dir/swtpm.log" 2>&1) & swtpm_pid=$!
+fi
+wait_ready vmm-vtpm "$ours_pid" "$ours_port" "$dir/vmm-vtpm.log" || ours_pid=""
+[ -z "$swtpm_pid" ] || wait_ready swtpm "$swtpm_pid" "$swtpm_port" "$dir/swtpm.log" || swtpm_pid=""
 
 results="$dir/results.txt"
 : >"$results"
-run_one() {  # NAME
-  local port log
+# Per client run: 60 s, plus 20 ms a call (0.05 to 0.5 ms each here, when the server works).
+run_timeout=$(( 60 + (iterations + 10) * 3 * 20 / 1000 ))
+run_one() {  # NAME ROUND
+  local port log dlog="$dir/$1.driver.log" st=0 how
   case $1 in
     vmm-vtpm) port=$ours_port log="$dir/vmm-vtpm.log" ;;
     swtpm) port=$swtpm_port log="$dir/swtpm.log" ;;
   esac
-  if ! timeout 600 build/bin/vtpm_bench --tcti "swtpm:host=127.0.0.1,port=$port" --name "$1" \
-      --iterations "$iterations" --warmup 10 >>"$results"; then
-    echo "bench/vtpm: vtpm_bench against $1 failed; its log ($log):" >&2
-    cat "$log" >&2
-    exit 1
-  fi
+  timeout "$run_timeout" build/bin/vtpm_bench --tcti "swtpm:host=127.0.0.1,port=$port" --name "$1" \
+    --iterations "$iterations" --warmup 10 >>"$results" 2>"$dlog" || st=$?
+  [ "$st" != 0 ] || return 0
+  how="vtpm_bench exit status $st"
+  [ "$st" != 124 ] || how="no result within ${run_timeout} s"
+  cannot[$1]="cannot serve: $(error_line "$log" "$dlog") ($how, round $2)"
+  case $1 in
+    vmm-vtpm) stop "$ours_pid"; ours_pid="" ;;
+    swtpm) stop "$swtpm_pid"; swtpm_pid="" ;;
+  esac
 }
 
+swtpm_version=$({ timeout 5 "$swtpm" --version 2>/dev/null || true; } | head -1 | sed -n 's/.*version \([0-9.]*\).*/\1/p')
 echo "bench/vtpm: $rounds rounds, alternating; per round and server 10 warm-ups, then" \
   "$iterations timed calls of each operation, one ESAPI client (tpm2-tss" \
   "$(pkg-config --modversion tss2-esys 2>/dev/null || echo '?')) over the swtpm TCTI on localhost TCP"
 echo "bench/vtpm: vmm-vtpm (ephemeral) serves from a confined child (seccomp, namespaces, Landlock);" \
-  "swtpm $(swtpm --version 2>/dev/null | head -1 | sed -n 's/.*version \([0-9.]*\).*/\1/p') runs unconfined"
+  "swtpm ${swtpm_version:-(version unknown)} runs unconfined"
 for round in $(seq 1 "$rounds"); do
   if (( round % 2 )); then order=(vmm-vtpm swtpm); else order=(swtpm vmm-vtpm); fi
   for name in "${order[@]}"; do
-    run_one "$name"
-    echo "  round $round: $(tail -1 "$results" | sed 's/^vtpm_bench: //')"
+    [ -z "${cannot[$name]:-}" ] || continue
+    run_one "$name" "$round"
+    if [ -n "${cannot[$name]:-}" ]; then
+      echo "  round $round: $name: ${cannot[$name]}"
+    else
+      echo "  round $round: $(tail -1 "$results" | sed 's/^vtpm_bench: //')"
+    fi
   done
 done
 
@@ -128,15 +147,25 @@ awk '
     m = n[name]; for (i = 1; i <= m; i++) a[i] = vals[name, k, i]
     for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
     return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+  function cell(name, k) {
+    return n[name] ? sprintf("%.1f / %.1f", median(name, k "_p50_us"), median(name, k "_p99_us")) : "cannot serve"
+  }
   END {
     split("extend getrandom quote", keys, " ")
     split("TPM2_PCR_Extend (PCR 16, SHA-256)|TPM2_GetRandom (32 bytes)|TPM2_Quote (ECC P-256, 9 PCRs)", labels, "|")
     print ""
-    print "| op (µs, median of " n["vmm-vtpm"] " rounds) | vmm-vtpm p50 / p99 | swtpm p50 / p99 | ratio (ours/swtpm p50) |"
+    print "| op (µs, median of " (n["vmm-vtpm"] + 0) " rounds) | vmm-vtpm p50 / p99 | swtpm p50 / p99 | ratio (ours/swtpm p50) |"
     print "|---|---|---|---|"
     for (i = 1; i <= 3; i++) {
-      a50 = median("vmm-vtpm", keys[i] "_p50_us"); a99 = median("vmm-vtpm", keys[i] "_p99_us")
-      b50 = median("swtpm", keys[i] "_p50_us"); b99 = median("swtpm", keys[i] "_p99_us")
-      printf "| %s | %.1f / %.1f | %.1f / %.1f | %.2f |\n", labels[i], a50, a99, b50, b99, (b50 > 0 ? a50 / b50 : 0)
+      r = "-"
+      if (n["vmm-vtpm"] && n["swtpm"]) {
+        b50 = median("swtpm", keys[i] "_p50_us")
+        if (b50 > 0) r = sprintf("%.2f", median("vmm-vtpm", keys[i] "_p50_us") / b50)
+      }
+      printf "| %s | %s | %s | %s |\n", labels[i], cell("vmm-vtpm", keys[i]), cell("swtpm", keys[i]), r
     }
   }' "$results"
+for name in vmm-vtpm swtpm; do
+  [ -z "${cannot[$name]:-}" ] || echo "$name: ${cannot[$name]}"
+done
+[ -z "${cannot[vmm-vtpm]:-}" ]

@@ -14,6 +14,10 @@
 //   extend:    TPM2_PCR_Extend(PCR 16, one SHA-256 digest), password session (empty auth)
 //   getrandom: TPM2_GetRandom(32)
 //   quote:     TPM2_Quote(AK, SHA-256 PCRs 0-7 and 16, 16-byte qualifying data)
+//
+// ESAPI's synchronous calls wait for the answer for ever; a TPM that stops answering ends
+// the run within --stall seconds (default 15) with "no progress ... the peer stopped
+// answering" and exit status 1 (bench/common/watchdog.h), for bench/vtpm/run.sh to report.
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
@@ -27,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/common/watchdog.h"
+
 namespace {
 
 struct Options {
@@ -34,6 +40,7 @@ struct Options {
   std::string name = "tpm";
   int iterations = 200;
   int warmup = 10;
+  int stall_s = 15;
 };
 
 bool Check(TSS2_RC rc, const char* what) {
@@ -57,9 +64,10 @@ Figures Summarize(std::vector<double> lat) {
 
 // Runs op warmup times untimed, then iterations times timed; false if any call fails.
 bool Time(const Options& o, const char* what, const std::function<TSS2_RC()>& op,
-          Figures* out) {
+          bench::Watchdog& dog, Figures* out) {
   for (int i = 0; i < o.warmup; ++i) {
     if (!Check(op(), what)) return false;
+    dog.Progress(what);
   }
   std::vector<double> lat;
   lat.reserve(static_cast<size_t>(o.iterations));
@@ -69,6 +77,7 @@ bool Time(const Options& o, const char* what, const std::function<TSS2_RC()>& op
     auto t1 = std::chrono::steady_clock::now();
     if (!Check(rc, what)) return false;
     lat.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    dog.Progress(what);
   }
   *out = Summarize(std::move(lat));
   return true;
@@ -91,6 +100,8 @@ TPM2B_PUBLIC AkTemplate() {
 }
 
 int Run(const Options& o) {
+  bench::Watchdog dog("vtpm_bench: " + o.name, o.stall_s);
+  dog.Progress("TCTI start-up");
   TSS2_TCTI_CONTEXT* tcti = nullptr;
   if (!Check(Tss2_TctiLdr_Initialize(o.tcti.c_str(), &tcti), "Tss2_TctiLdr_Initialize")) {
     return 1;
@@ -103,10 +114,12 @@ int Run(const Options& o) {
   int status = 1;
   ESYS_TR ak = ESYS_TR_NONE;
   [&] {
+    dog.Progress("TPM2_Startup");
     TSS2_RC rc = Esys_Startup(ctx, TPM2_SU_CLEAR);
     if (rc != TPM2_RC_INITIALIZE && !Check(rc, "TPM2_Startup")) return;
 
     // The AK.
+    dog.Progress("TPM2_CreatePrimary (AK)");
     TPM2B_SENSITIVE_CREATE in_sensitive{};
     TPM2B_PUBLIC in_public = AkTemplate();
     TPM2B_DATA outside_info{};
@@ -129,7 +142,7 @@ int Run(const Options& o) {
       return Esys_PCR_Extend(ctx, ESYS_TR_PCR16, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                              &digests);
     };
-    if (!Time(o, "TPM2_PCR_Extend", do_extend, &extend)) return;
+    if (!Time(o, "TPM2_PCR_Extend", do_extend, dog, &extend)) return;
 
     auto do_getrandom = [&] {
       TPM2B_DIGEST* bytes = nullptr;
@@ -138,7 +151,7 @@ int Run(const Options& o) {
       Esys_Free(bytes);
       return r;
     };
-    if (!Time(o, "TPM2_GetRandom", do_getrandom, &getrandom)) return;
+    if (!Time(o, "TPM2_GetRandom", do_getrandom, dog, &getrandom)) return;
 
     TPM2B_DATA nonce{};
     nonce.size = 16;
@@ -167,7 +180,7 @@ int Run(const Options& o) {
       Esys_Free(sig);
       return r;
     };
-    if (!Time(o, "TPM2_Quote", do_quote, &quote)) return;
+    if (!Time(o, "TPM2_Quote", do_quote, dog, &quote)) return;
 
     std::printf(
         "vtpm_bench: name=%s n=%d extend_p50_us=%.1f extend_p99_us=%.1f "
@@ -177,6 +190,7 @@ int Run(const Options& o) {
     std::fflush(stdout);
     status = 0;
   }();
+  dog.Progress("TPM2_FlushContext");
   if (ak != ESYS_TR_NONE) Esys_FlushContext(ctx, ak);
   Esys_Finalize(&ctx);
   Tss2_TctiLdr_Finalize(&tcti);
@@ -190,6 +204,7 @@ int main(int argc, char** argv) {
   auto usage = [] {
     std::fprintf(stderr,
                  "usage: vtpm_bench --tcti TCTI [--name NAME] [--iterations N] [--warmup N]\n"
+                 "                  [--stall S]\n"
                  "  e.g. --tcti swtpm:host=127.0.0.1,port=2321\n");
     return 2;
   };
@@ -212,6 +227,8 @@ int main(int argc, char** argv) {
       if (!positive(v, 1, &o.iterations)) return usage();
     } else if (flag == "--warmup") {
       if (!positive(v, 0, &o.warmup)) return usage();
+    } else if (flag == "--stall") {
+      if (!positive(v, 0, &o.stall_s)) return usage();
     } else {
       return usage();
     }

@@ -124,6 +124,19 @@ TEST(TestGuestKvm, PvhFourCpusAndLargeMemory) {
                     "pvh", 4);
 }
 
+// bench/boot's kvm_pvm-safe payload: the same guest without its int3 probe, which says so.
+TEST(TestGuestKvm, PvhWithoutTheInt3ProbeSaysSo) {
+  REQUIRE_KVM();
+  std::string guest = GuestPath("testguest.elf");
+  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
+  ProcessResult r = RunVmm(
+      {"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2 exceptions=no-int3"}, 120);
+  ExpectGuestPasses(r, "pvh", 2);
+  EXPECT_NE(r.out.find("check exceptions: ok caught #UD #PF; #BP not probed (exceptions=no-int3)"),
+            std::string::npos)
+      << r.out;
+}
+
 TEST(TestGuestKvm, ProfileNamesGuestFunctions) {
   REQUIRE_KVM();
   std::string guest = GuestPath("testguest.elf");

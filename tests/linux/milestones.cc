@@ -4,19 +4,24 @@
 // clock says nothing about how long the host took to get it there.
 //
 //   milestones [--log FILE] [--echo PREFIX] [--timeout SECS] [--stall SECS]
-//              [--milestone NAME=TEXT]... -- COMMAND [ARGS...]
+//              [--milestone NAME=TEXT]... [--fail-on TEXT]... -- COMMAND [ARGS...]
 //
 // Output on stdout, one line per event, as it happens:
 //   milestone NAME MS            TEXT first seen MS ms after the start (empty TEXT: first byte)
 //   milestone NAME missing       (at the end) TEXT never appeared
 //   milestone timeout MS         --timeout expired; the command's process group was killed
 //   milestone stall MS           no output for --stall SECS; the process group was killed
+//   milestone error MS LINE      a line containing a --fail-on TEXT (e.g. QEMU's "KVM internal
+//                                error", after which QEMU pauses instead of exiting); the
+//                                process group was stopped at once
+//   milestone last-line LINE     (only with --fail-on: at the end, when the command failed and
+//                                printed no --fail-on line) its last non-empty output line
 //   milestone exit MS status=N   the command ended with exit status N (128+S: signal S)
 // With --echo PREFIX every output line is also copied to stdout behind PREFIX (whole lines
 // only, so that milestone lines never split one); --log FILE gets the output byte for byte.
 //
 // Exit status: the command's (128+S when killed by signal S); 124 on --timeout or --stall;
-// 125 usage or internal error; 126/127 the command could not be run.
+// 123 on a --fail-on line; 125 usage or internal error; 126/127 the command could not be run.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -36,6 +41,7 @@
 
 namespace {
 
+constexpr int kExitFailLine = 123;
 constexpr int kExitTimeout = 124;
 constexpr int kExitInternal = 125;
 constexpr int kExitCannotRun = 126;
@@ -61,7 +67,7 @@ void ForwardSignal(int sig) {
   if (msg) std::fprintf(stderr, "milestones: %s\n", msg);
   std::fprintf(stderr,
                "usage: milestones [--log FILE] [--echo PREFIX] [--timeout SECS] [--stall SECS]\n"
-               "                  [--milestone NAME=TEXT]... -- COMMAND [ARGS...]\n");
+               "                  [--milestone NAME=TEXT]... [--fail-on TEXT]... -- COMMAND [ARGS...]\n");
   std::exit(kExitInternal);
 }
 
@@ -105,6 +111,7 @@ int main(int argc, char** argv) {
   double timeout_s = 0;
   double stall_s = 0;
   std::vector<Milestone> milestones;
+  std::vector<std::string> fail_on;
   int i = 1;
   for (; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -133,10 +140,16 @@ int main(int argc, char** argv) {
       size_t eq = v.find('=');
       if (eq == std::string::npos) Usage("--milestone needs NAME=TEXT");
       Milestone m{v.substr(0, eq), v.substr(eq + 1)};
-      if (!ValidName(m.name) || m.name == "exit" || m.name == "timeout" || m.name == "stall") {
-        Usage("milestone names are 1-64 of [A-Za-z0-9_.-], not exit, timeout or stall");
+      if (!ValidName(m.name) || m.name == "exit" || m.name == "timeout" || m.name == "stall" ||
+          m.name == "error" || m.name == "last-line") {
+        Usage("milestone names are 1-64 of [A-Za-z0-9_.-], not exit, timeout, stall, error or "
+              "last-line");
       }
       milestones.push_back(std::move(m));
+    } else if (a == "--fail-on") {
+      std::string v = value("--fail-on");
+      if (v.empty()) Usage("--fail-on needs a non-empty TEXT");
+      fail_on.push_back(std::move(v));
     } else if (a == "-h" || a == "--help") {
       Usage(nullptr);
     } else {
@@ -212,9 +225,13 @@ int main(int argc, char** argv) {
   for (const Milestone& m : milestones) keep = std::max(keep, m.text.size());
   std::string window;
   std::string echo_line;
+  std::string line;       // the output line being assembled, for --fail-on
+  std::string last_line;  // the last non-empty complete line
+  bool fail_line_seen = false;
   std::vector<char> buf(1 << 16);
   bool eof = false;
   bool timed_out = false;
+  bool stop_now = false;  // a --fail-on line: stop the command as on a timeout
   bool exited = false;
   int status = 0;
   Clock::time_point exit_time{};
@@ -278,6 +295,20 @@ int main(int argc, char** argv) {
           }
         }
         if (window.size() > keep) window.erase(0, window.size() - keep);
+        for (char c : chunk) {
+          if (c != '\n') {
+            if (c != '\r' && line.size() < 4096) line.push_back(c);
+            continue;
+          }
+          if (!line.empty()) last_line = line;
+          for (const std::string& f : fail_on) {
+            if (!fail_line_seen && line.find(f) != std::string::npos) {
+              fail_line_seen = stop_now = true;
+              Emit("milestone error " + std::to_string(MsSince(t0, now)) + " " + line + "\n");
+            }
+          }
+          line.clear();
+        }
       }
     }
     if (!exited) {
@@ -292,10 +323,12 @@ int main(int argc, char** argv) {
     }
     bool over_time = timeout_s > 0 && now >= deadline;
     bool stalled = stall_s > 0 && now - last_output >= secs(stall_s);
-    if (!exited && !timed_out && (over_time || stalled)) {
+    if (!exited && !timed_out && (over_time || stalled || stop_now)) {
       timed_out = true;
-      Emit(std::string("milestone ") + (over_time ? "timeout " : "stall ") +
-           std::to_string(MsSince(t0, now)) + "\n");
+      if (!stop_now) {
+        Emit(std::string("milestone ") + (over_time ? "timeout " : "stall ") +
+             std::to_string(MsSince(t0, now)) + "\n");
+      }
       kill(-pid, SIGTERM);
       // Give it 5 s to stop (the VMM flushes and reports), then kill.
       for (int k = 0; k < 50; ++k) {
@@ -322,6 +355,7 @@ int main(int argc, char** argv) {
   if (echo && !echo_line.empty()) Emit(echo_prefix + echo_line + "\n");
   if (log_fd >= 0) close(log_fd);
 
+  if (!line.empty()) last_line = line;
   for (const Milestone& m : milestones) {
     if (!m.seen) Emit("milestone " + m.name + " missing\n");
   }
@@ -333,8 +367,12 @@ int main(int argc, char** argv) {
   } else {
     rc = kExitInternal;
   }
+  if (!fail_on.empty() && (timed_out || rc != 0) && !fail_line_seen) {
+    Emit("milestone last-line " + (last_line.empty() ? std::string("(no output)") : last_line) + "\n");
+  }
   Emit("milestone exit " + std::to_string(MsSince(t0, exit_time)) +
        " status=" + std::to_string(rc) + "\n");
+  if (fail_line_seen) return kExitFailLine;
   if (timed_out) return kExitTimeout;
   return rc;
 }

@@ -1,6 +1,9 @@
 /* check exceptions: the IDT delivers a trap (#BP), a fault (#UD) and a fault
  * with error code and CR2 (#PF) with the right vector and RIP. Anything not
- * armed this way is fatal (see guest_fatal_exception). */
+ * armed this way is fatal (see guest_fatal_exception).
+ * exceptions=no-int3 skips the #BP probe and says so in the detail: kvm_pvm's
+ * instruction emulator cannot run int3 (DESIGN.md section 6), and QEMU with KVM
+ * there stops at it, so bench/boot needs a payload without it. */
 #include "platform.h"
 
 /* arch/isr.S */
@@ -32,7 +35,8 @@ bool check_exceptions(struct guest *g, struct detail *d)
 {
 	bool ok = true;
 	detail_add(d, "caught");
-	ok &= expect(d, "#BP", 3, probe_int3, ADDR(probe_int3_resume), 0, 0);
+	if (!g->opt.exceptions_no_int3)
+		ok &= expect(d, "#BP", 3, probe_int3, ADDR(probe_int3_resume), 0, 0);
 	ok &= expect(d, "#UD", 6, probe_ud, ADDR(probe_ud), ADDR(probe_ud_resume), 0);
 	/* Not-present read in supervisor mode: error code 0, CR2 = address. */
 	ok &= expect(d, "#PF", 14, probe_pf, ADDR(probe_pf), ADDR(probe_pf_resume), 0);
@@ -40,6 +44,8 @@ bool check_exceptions(struct guest *g, struct detail *d)
 		detail_add(d, " (cr2 %#lx)", read_cr2());
 		ok = false;
 	}
+	if (g->opt.exceptions_no_int3)
+		detail_add(d, "; #BP not probed (exceptions=no-int3)");
 	if (g->opt.crash && !strncmp(g->opt.crash, "ud", 2))
 		probe_ud(); /* crash=ud: exercise the fatal path on purpose */
 	if (g->opt.crash && !strncmp(g->opt.crash, "fetch", 5))

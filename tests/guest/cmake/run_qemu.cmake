@@ -1,6 +1,7 @@
 # Boots the test guest under QEMU TCG and passes iff it reports PASS and
 # powers the machine off by itself.
-#   cmake -DQEMU=... -DKERNEL=testguest.elf -DARGS="-M|q35|-smp|2" [-DEXPECT_BOOT=pvh] -P run_qemu.cmake
+#   cmake -DQEMU=... -DKERNEL=testguest.elf -DARGS="-M|q35|-smp|2" [-DEXPECT_BOOT=pvh]
+#         [-DEXPECT_LINE=regex] -P run_qemu.cmake
 string(REPLACE "|" ";" args "${ARGS}")
 execute_process(
   COMMAND "${QEMU}" -accel tcg -cpu max -m 256 -display none -monitor none -serial stdio
@@ -19,4 +20,7 @@ if(NOT out MATCHES "testguest: result PASS \\([0-9]+ checks\\)")
 endif()
 if(EXPECT_BOOT AND NOT out MATCHES "testguest: hello \\(boot=${EXPECT_BOOT}\\)")
   message(FATAL_ERROR "no 'hello (boot=${EXPECT_BOOT})' line")
+endif()
+if(EXPECT_LINE AND NOT out MATCHES "${EXPECT_LINE}")
+  message(FATAL_ERROR "no line matching '${EXPECT_LINE}'")
 endif()

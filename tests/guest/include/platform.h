@@ -97,6 +97,7 @@ struct options {
 	bool tpm_startup_guest; /* tpm_startup=guest: the guest sends TPM2_Startup if needed */
 	bool compat_exercise;   /* compat=exercise: check compat drives the kvm_pvm module */
 	bool compat_unsupported; /* compat=unsupported: cpuid from the module's window */
+	bool exceptions_no_int3; /* exceptions=no-int3: skip the #BP probe (kvm_pvm cannot run int3) */
 };
 #define TPM_EXPECT_CRB 1u     /* check tpm drives a CRB TPM 2.0 */
 #define TPM_EXPECT_UNKNOWN 2u /* an unknown interface name: never met */

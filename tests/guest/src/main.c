@@ -105,6 +105,8 @@ static void parse_options(const struct boot_info *bi, struct options *o)
 			o->compat_exercise = true;
 		} else if (len == 18 && !strncmp(w, "compat=unsupported", 18)) {
 			o->compat_unsupported = true;
+		} else if (len == 18 && !strncmp(w, "exceptions=no-int3", 18)) {
+			o->exceptions_no_int3 = true;
 		} else if (len == 8 && !strncmp(w, "crash=ud", 8)) {
 			o->crash = "ud";
 		} else if (len == 11 && !strncmp(w, "crash=fetch", 11)) {
