@@ -1,0 +1,49 @@
+// The kvm_pvm SYSCALL fix-up (vmm/compat/kvm_pvm/syscall_fixup.h) on guest-controlled state:
+// every register, segment and control register a guest can reach, and STAR/FMASK as it
+// wrote them.
+//
+// Invariants: a landing completed by the CPU, or a refused one, changes nothing; a fixed-up
+// one leaves CPL 0 with CS.L set, SS = CS + 8, FMASK's bits and RF clear in RFLAGS, bit 1
+// set, and every general-purpose register (the return context in RCX/R11 included), RIP
+// and the control registers as they were.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "vmm/compat/kvm_pvm/syscall_fixup.h"
+
+#define CHECK(cond) \
+  do {              \
+    if (!(cond)) __builtin_trap(); \
+  } while (0)
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace vmm::compat::pvm;  // NOLINT: a fuzzer
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  SyscallMsrs msrs{};
+  if (size < sizeof(regs) + sizeof(sregs) + sizeof(msrs)) return 0;
+  std::memcpy(&regs, data, sizeof(regs));
+  std::memcpy(&sregs, data + sizeof(regs), sizeof(sregs));
+  std::memcpy(&msrs, data + sizeof(regs) + sizeof(sregs), sizeof(msrs));
+  const kvm_regs regs_in = regs;
+  const kvm_sregs sregs_in = sregs;
+
+  auto r = CompleteSyscallLanding(msrs, regs, sregs);
+  if (!r || *r == SyscallLanding::kCompletedByCpu) {
+    CHECK(std::memcmp(&regs, &regs_in, sizeof(regs)) == 0);
+    CHECK(std::memcmp(&sregs, &sregs_in, sizeof(sregs)) == 0);
+    return 0;
+  }
+  CHECK(sregs.cs.dpl == 0 && sregs.ss.dpl == 0 && (sregs.cs.selector & 3) == 0);
+  CHECK(sregs.cs.l == 1 && sregs.cs.present == 1 && sregs.ss.present == 1);
+  CHECK(sregs.ss.selector == sregs.cs.selector + 8);
+  CHECK((regs.rflags & msrs.fmask) == 0);
+  CHECK((regs.rflags & (1ull << 16)) == 0 && (regs.rflags & 2) == 2);
+  kvm_regs others = regs;
+  others.rflags = regs_in.rflags;
+  CHECK(std::memcmp(&others, &regs_in, sizeof(regs)) == 0);
+  CHECK(sregs.cr0 == sregs_in.cr0 && sregs.cr3 == sregs_in.cr3 && sregs.cr4 == sregs_in.cr4 &&
+        sregs.efer == sregs_in.efer);
+  return 0;
+}
