@@ -40,22 +40,33 @@ Result<VcpuState> LoadState(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_sregs& sregs
   return s;
 }
 
-// KVM hands over the bytes its emulator fetched (Linux 5.14+); without them, or when its
-// fetch failed, read them ourselves through the guest's page tables.
+// KVM hands over the bytes its emulator fetched (Linux 5.14+), which stop where its decoder
+// gave up: on kvm_pvm, `stmxcsr [rsp+8]` arrives as 4 of its 5 bytes. Read the instruction
+// through the guest's page tables as well and keep the longer read when it agrees with
+// KVM's; KVM's bytes alone when ours cannot be read (CS:RIP outside RAM).
 Result<InstructionBytes> ReadInstruction(const kvm_run& run, const VcpuState& s,
                                          GuestMemoryAccess& mem) {
   InstructionBytes out;
   const auto& ef = run.emulation_failure;
-  if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
-      (ef.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) && ef.insn_size > 0) {
+  const bool from_kvm = run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+                        (ef.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) &&
+                        ef.insn_size > 0;
+  if (from_kvm) {
     out.size = static_cast<uint8_t>(std::min<size_t>(ef.insn_size, kMaxInstructionLength));
     std::memcpy(out.bytes.data(), ef.insn_bytes, out.size);
+  }
+  auto fetched = FetchInstruction(s, mem);
+  if (!fetched) {
+    if (from_kvm) return out;
+    return fetched.error();
+  }
+  if (from_kvm && (fetched->size <= out.size ||
+                   std::memcmp(fetched->bytes.data(), out.bytes.data(), out.size) != 0)) {
     return out;
   }
-  ASSIGN_OR_RETURN(FetchedInstruction f, FetchInstruction(s, mem));
-  out.bytes = f.bytes;
-  out.size = f.size;
-  out.fetch_fault = f.fault;
+  out.bytes = fetched->bytes;
+  out.size = fetched->size;
+  out.fetch_fault = fetched->fault;
   return out;
 }
 
