@@ -45,6 +45,15 @@ TEST(TinyGuestKvm, SerialOutputThenAcpiPowerOffExitsZero) {
   EXPECT_EQ(r.out, "ok\n");
 }
 
+TEST(TinyGuestKvm, Elf32SerialOutputThenAcpiPowerOffExitsZero) {
+  REQUIRE_KVM();
+  ElfSpec spec;
+  spec.code = kSerialThenPowerOff;
+  ProcessResult r = RunVmm({"--kernel", WriteTempFile("serial32.elf", MakePvhElf32(spec))});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+}
+
 TEST(TinyGuestKvm, SerialToFile) {
   REQUIRE_KVM();
   std::string out = WriteTempFile("serial.txt", {});
@@ -133,6 +142,14 @@ TEST(TestGuestKvm, ProfileNamesGuestFunctions) {
   EXPECT_NE(r.err.find("samples of the guest RIP"), std::string::npos) << r.err;
   // The test guest's ELF has a symbol table, so samples are named, not raw addresses.
   EXPECT_NE(r.err.find("%"), std::string::npos) << r.err;
+}
+
+TEST(TestGuestKvm, Elf32PvhTwoCpus) {
+  REQUIRE_KVM();
+  std::string guest = GuestPath("testguest32.elf");
+  ASSERT_FALSE(guest.empty()) << "testguest32.elf was not built (needs objcopy)";
+  ExpectGuestPasses(
+      RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120), "pvh", 2);
 }
 
 TEST(TestGuestKvm, BzImageTwoCpus) {

@@ -159,5 +159,30 @@ TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
   EXPECT_NE(bad.err.find("not one of auto, on, off"), std::string::npos) << bad.err;
 }
 
+TEST(VmmCli, DryRunShowsAnElf32PvhKernel) {
+  std::string k = WriteTempFile("kernel32.elf", MakePvhElf32());
+  ProcessResult r = RunVmm({"--kernel", k, "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("boot protocol: pvh\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kernel format: ELF32 i386 with a Xen PVH entry note\n"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kernel: 0x100000..0x101040, entry 0x100000\n"), std::string::npos)
+      << r.out;
+}
+
+TEST(VmmCli, Elf32KernelLargerThanTheVmsMemory) {
+  ElfSpec spec;
+  spec.extra_bss = 0x7FF00000;  // a 2 GiB bss in a 64 MiB VM
+  ExpectUsageError({"--kernel", WriteTempFile("big32.elf", MakePvhElf32(spec)), "--memory", "64M"},
+                   "give the VM more --memory");
+}
+
+TEST(VmmCli, Elf32KernelWithOverlappingSegments) {
+  ElfSpec spec;
+  spec.second_segment_paddr = spec.paddr + 0x100;
+  ExpectUsageError({"--kernel", WriteTempFile("overlap32.elf", MakePvhElf32(spec))},
+                   "loadable segments overlap in memory");
+}
+
 }  // namespace
 }  // namespace vmm::testing

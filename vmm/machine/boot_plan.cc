@@ -138,6 +138,7 @@ std::string DescribeBootPlan(const BootPlan& plan) {
   const boot::KernelImage& img = plan.image;
   std::string s;
   s += "boot protocol: " + std::string(boot::ProtocolName(img.protocol)) + "\n";
+  s += "kernel format: " + boot::FormatName(img) + "\n";
   s += "kernel: " + Hex(img.lowest_gpa) + ".." + Hex(img.highest_gpa) + ", entry " +
        Hex(img.entry) + "\n";
   if (!plan.initrd_bytes.empty()) {
