@@ -141,7 +141,9 @@ TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
   ProcessResult on = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "on",
                              "--dry-run"});
   EXPECT_EQ(on.exit_code, 0) << on.err;
-  EXPECT_NE(on.out.find("command line: \"quiet nopti noxsave clearcpuid=ssse3,popcnt,smap\""),
+  EXPECT_NE(on.out.find("command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
+                        "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions "
+                        "mitigations=off audit=0 tsc=reliable no_timer_check\"\n"),
             std::string::npos) << on.out;
   EXPECT_NE(on.out.find("kvm_pvm compatibility: on (--kvm-compat on)"), std::string::npos)
       << on.out;
@@ -157,6 +159,22 @@ TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
   ProcessResult bad = RunVmm({"--kernel", Kernel(), "--kvm-compat", "maybe", "--dry-run"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("not one of auto, on, off"), std::string::npos) << bad.err;
+}
+
+TEST(VmmCli, DryRunKvmCompatLeavesTheUsersOwnKeysAlone) {
+  ProcessResult r = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet mitigations=auto nopti",
+                            "--kvm-compat", "on", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("command line: \"quiet mitigations=auto nopti noxsave "
+                       "clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
+                       "initcall_blacklist=ftrace_check_for_weak_functions audit=0 "
+                       "tsc=reliable no_timer_check\"\n"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
+                       "initcall_blacklist=ftrace_check_for_weak_functions audit=0 "
+                       "tsc=reliable no_timer_check\" to the command line; leaves out "
+                       "\"nopti mitigations=off\" (the command line sets the same keys)"),
+            std::string::npos) << r.out;
 }
 
 TEST(VmmCli, DryRunShowsAnElf32PvhKernel) {

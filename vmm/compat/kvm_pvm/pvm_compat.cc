@@ -77,11 +77,6 @@ bool Active(KvmCompat setting, kvm::KvmFlavor flavor) {
   return false;
 }
 
-std::string WithKernelParameters(const std::string& cmdline) {
-  if (cmdline.empty()) return kKernelParameters;
-  return cmdline + " " + kKernelParameters;
-}
-
 std::string DescribeFailedInstruction(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem) {
   kvm_regs regs;
   kvm_sregs sregs;
