@@ -30,7 +30,8 @@ TEST(VmmCli, HelpAndVersionExitZero) {
   ProcessResult help = RunProcess({BinDir() + "/vmm", "run", "--help"}, 10);
   EXPECT_EQ(help.exit_code, 0);
   for (const char* flag : {"--kernel", "--initramfs", "--cmdline", "--cpus", "--memory", "--serial",
-                           "--config", "--dry-run"}) {
+                           "--config", "--dry-run", "--profile", "--profile-symbols",
+                           "--exit-stats"}) {
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   }
   ProcessResult version = RunProcess({BinDir() + "/vmm", "--version"}, 10);

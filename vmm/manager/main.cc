@@ -43,6 +43,7 @@ struct RunFlags {
   std::vector<std::pair<std::string, std::string>> settings;
   bool dry_run = false;
   bool profile = false;
+  bool exit_stats = false;
   std::string profile_symbols;
 };
 
@@ -167,6 +168,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
     o.keep_fds.push_back(tpm.guest.get());
   }
   if (flags.profile) argv.push_back("--profile");
+  if (flags.exit_stats) argv.push_back("--exit-stats");
   if (!symbols.empty()) {
     argv.push_back("--profile-symbols");
     argv.push_back(symbols);
@@ -300,11 +302,14 @@ int Main(int argc, char** argv) {
           "MODE");
   run->add_flag("--profile", flags.profile,
                 "Sample the guest RIP every millisecond and print the busiest kernel symbols "
-                "at exit (costs one VM exit per sample)");
+                "at exit (costs one VM exit per sample); implies --exit-stats");
   run->add_option("--profile-symbols", flags.profile_symbols,
                   "Symbols for --profile: a vmlinux with a symbol table or a System.map "
                   "(default: the kernel itself, if it has symbols)")
       ->type_name("PATH");
+  run->add_flag("--exit-stats", flags.exit_stats,
+                "Count the VM exits and print at exit where they went: by exit reason, and "
+                "the busiest I/O ports and MMIO addresses (counted per vCPU, no locks)");
   run->add_flag("--dry-run", flags.dry_run,
                 "Check the configuration and the kernel, print the boot plan, do not start the VM");
 
