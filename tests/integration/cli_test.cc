@@ -2,9 +2,11 @@
 // None of these needs /dev/kvm: input is checked before KVM is opened.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "tests/integration/vmm_process.h"
@@ -201,6 +203,69 @@ TEST(VmmCli, Elf32KernelWithOverlappingSegments) {
   spec.second_segment_paddr = spec.paddr + 0x100;
   ExpectUsageError({"--kernel", WriteTempFile("overlap32.elf", MakePvhElf32(spec))},
                    "loadable segments overlap in memory");
+}
+
+// A directory of its own under the tests' temporary directory.
+std::string TempSubdir(const std::string& name) {
+  std::string marker = WriteTempFile(name + ".marker", {});
+  std::string dir = marker.substr(0, marker.rfind('/')) + "/" + name;
+  mkdir(dir.c_str(), 0700);
+  return dir;
+}
+
+std::string WriteFile(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f != nullptr) {
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+  return path;
+}
+
+TEST(VmmCli, ProfileFindsTheSystemMapBesideTheKernel) {
+  std::string dir = TempSubdir("boot");
+  std::vector<uint8_t> elf = MakePvhElf();  // no symbol table, like Debian's vmlinux
+  std::string kernel = WriteFile(dir + "/vmlinuz-6.1.0-test", std::string(elf.begin(), elf.end()));
+  WriteFile(dir + "/System.map-6.1.0-test", "ffffffff81000000 T _text\n");
+  WriteFile(dir + "/System.map", "ffffffff81000000 T other\n");
+  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile: symbols from " + dir +
+                       "/System.map-6.1.0-test (found beside the kernel)\n"),
+            std::string::npos) << r.out;
+}
+
+TEST(VmmCli, ProfileTakesSystemMapFromTheKernelsDirectory) {
+  std::string dir = TempSubdir("default-guest");
+  std::vector<uint8_t> elf = MakePvhElf();
+  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
+  WriteFile(dir + "/System.map", "ffffffff81000000 T _text\n");
+  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile: symbols from " + dir + "/System.map (found beside the kernel)"),
+            std::string::npos) << r.out;
+}
+
+TEST(VmmCli, ProfileWithoutAnySymbolsSaysAddressesOnly) {
+  std::string dir = TempSubdir("nosymbols");
+  std::vector<uint8_t> elf = MakePvhElf();
+  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
+  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile: the kernel has no symbol table and no System.map is beside it"),
+            std::string::npos) << r.out;
+}
+
+TEST(VmmCli, ProfileUsesTheNamedSymbolFile) {
+  std::string dir = TempSubdir("named");
+  std::vector<uint8_t> elf = MakePvhElf();
+  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
+  WriteFile(dir + "/System.map", "ffffffff81000000 T _text\n");
+  std::string mine = WriteFile(dir + "/mine.map", "ffffffff81000000 T _text\n");
+  ProcessResult r =
+      RunVmm({"--kernel", kernel, "--profile", "--profile-symbols", mine, "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile: symbols from " + mine + "\n"), std::string::npos) << r.out;
 }
 
 }  // namespace
