@@ -55,6 +55,11 @@ Options:
   --cmdline TEXT       replace the kernel command line (default:
                        "console=ttyS0 earlyprintk=serial panic=-1")
   --append TEXT        add to the kernel command line (e.g. loglevel=8); repeatable
+  --profile            vmm only: sample the guest RIP (vmm run --profile) and print the
+                       busiest kernel functions and where the VM exits went at the end
+  --no-symbols         do not fetch the kernel's System.map (make-default-guest.sh
+                       --symbols: its -dbg package, about 280 MB, once per kernel);
+                       without it --profile and error messages show addresses only
   --timeout SECS       stop the guest after SECS (default 900)
   --stall SECS         stop the guest when the console has been silent for SECS
                        (default 240)
@@ -100,6 +105,8 @@ TCG=multi
 RETRIES=1
 LOG=""
 VERBOSE=0
+PROFILE=0
+SYMBOLS=1
 
 need_arg() { [[ $# -ge 2 ]] || usage_error "option $1 needs an argument"; }
 while [[ $# -gt 0 ]]; do
@@ -116,6 +123,8 @@ while [[ $# -gt 0 ]]; do
         --cmdline=*) CMDLINE=${1#*=}; shift ;;
         --append) need_arg "$@"; APPEND+=" $2"; shift 2 ;;
         --append=*) APPEND+=" ${1#*=}"; shift ;;
+        --profile) PROFILE=1; shift ;;
+        --no-symbols) SYMBOLS=0; shift ;;
         --timeout) need_arg "$@"; TIMEOUT=$2; shift 2 ;;
         --timeout=*) TIMEOUT=${1#*=}; shift ;;
         --stall) need_arg "$@"; STALL=$2; shift 2 ;;
@@ -158,6 +167,8 @@ esac
 
 if [[ $RUNNER == qemu ]]; then
     [[ $NESTED == yes ]] && usage_error "--nested applies to --runner vmm only"
+    ((PROFILE == 0)) || usage_error "--profile applies to --runner vmm only"
+    SYMBOLS=0
     NESTED=no
 elif [[ $NESTED == auto ]]; then
     if [[ -r /dev/kvm && -w /dev/kvm ]]; then NESTED=no; else NESTED=yes; fi
@@ -169,8 +180,15 @@ LOG=$(realpath -m -- "$LOG")
 mkdir -p "$(dirname -- "$LOG")"
 
 # ---------------------------------------------------------------- prerequisites
+# The kernel's System.map beside the vmlinux, so that vmm names kernel functions in
+# --profile output and in error messages (Debian keeps it in the kernel's -dbg package).
+if ((SYMBOLS)) && ! "$SCRIPT_DIR/make-default-guest.sh" -q --symbols; then
+    say "warning: could not get the kernel's System.map; profiles and errors show addresses"
+fi
 "$SCRIPT_DIR/make-default-guest.sh" -q || die "scripts/make-default-guest.sh failed"
 INITRAMFS=$GUEST_DIR/initramfs.cpio.gz
+SYMBOL_FILE=""
+((SYMBOLS)) && [[ -s $GUEST_DIR/System.map ]] && SYMBOL_FILE=$GUEST_DIR/System.map
 if [[ $BOOT == pvh ]]; then KERNEL=$GUEST_DIR/vmlinux; else KERNEL=$GUEST_DIR/vmlinuz; fi
 [[ -s $KERNEL && -s $INITRAMFS ]] || die "the default guest is incomplete (rerun scripts/make-default-guest.sh)"
 
@@ -233,6 +251,8 @@ if [[ $RUNNER == vmm ]]; then
     RUN=("$(rel "$VMM")" run --kernel "$(rel "$KERNEL")" --initramfs "$(rel "$INITRAMFS")"
         --cmdline "$CMDLINE" --cpus "$CPUS" --memory "$MEMORY" --disk "path=$(rel "$DISK")" --rng
         --tpm ephemeral)
+    [[ -z $SYMBOL_FILE ]] || RUN+=(--profile-symbols "$(rel "$SYMBOL_FILE")")
+    ((PROFILE == 0)) || RUN+=(--profile)
 else
     RUN=("$QEMU" -M q35 -accel tcg -cpu max -smp "$CPUS" -m "$MEM_MIB" -nographic -no-reboot
         -nic none -kernel "$(rel "$KERNEL")" -initrd "$(rel "$INITRAMFS")" -append "$CMDLINE"
@@ -241,6 +261,8 @@ else
 fi
 
 if [[ $NESTED == yes ]]; then
+    SYMBOL_COPY=()
+    [[ -z $SYMBOL_FILE ]] || SYMBOL_COPY=(--copy "$(rel "$SYMBOL_FILE")")
     # Our own time limit first (it reports), the harness's a little later.
     INNER=("$(rel "$MILESTONES")" --timeout "$TIMEOUT" --stall "$STALL" "${MS_ARGS[@]}" -- "${RUN[@]}")
     [[ $TCG == multi ]] && NESTED_ARGS=(--mttcg "${NESTED_ARGS[@]+"${NESTED_ARGS[@]}"}")
@@ -249,7 +271,8 @@ if [[ $NESTED == yes ]]; then
         --copy "$(rel "$VMM")" --copy "$(rel "$VMM")-vcpu" --copy "$(rel "$VMM")-device"
         --copy "$(rel "$VMM")-vtpm"
         --copy "$(rel "$DISK")" --copy "$(rel "$MILESTONES")"
-        --copy "$(rel "$KERNEL")" --copy "$(rel "$INITRAMFS")" -- "${INNER[@]}")
+        --copy "$(rel "$KERNEL")" --copy "$(rel "$INITRAMFS")"
+        "${SYMBOL_COPY[@]+"${SYMBOL_COPY[@]}"}" -- "${INNER[@]}")
     WHERE="nested KVM (kvm_amd in QEMU TCG, scripts/nested-kvm.sh${NESTED_ARGS[*]+ ${NESTED_ARGS[*]}})"
 else
     CMD=("$MILESTONES" --timeout "$TIMEOUT" --stall "$STALL" "${MS_ARGS[@]}" -- "${RUN[@]}")
@@ -258,6 +281,7 @@ fi
 
 say "boot=$BOOT runner=$RUNNER on $WHERE: $(rel "$KERNEL") + $(rel "$INITRAMFS"), $CPUS vCPUs, $MEMORY"
 say "cmdline: $CMDLINE"
+[[ -z $SYMBOL_FILE ]] || say "symbols: $(rel "$SYMBOL_FILE")"
 say "serial log: $(rel "$LOG")"
 
 sec() { printf '%d.%d' $(($1 / 1000)) $((($1 % 1000) / 100)); } # ms -> s with one decimal
@@ -402,6 +426,13 @@ for n in "${ORDER[@]}"; do
 done
 if [[ $NESTED == yes ]]; then
     printf '  %-34s %s ms (attempt %s)\n' "wall time incl. nested KVM host boot" "$WALL_MS" "$attempt"
+fi
+
+if ((PROFILE)); then
+    # vmm prints both at exit on stderr, which build/bin/milestones merged into the log.
+    printf '\n' >&2
+    tr -d '\r' <"$LOG" | sed -n '/^profile: [0-9]* samples/,$p' | grep -v '^vmm' >&2 ||
+        say "no profile in the log"
 fi
 
 FAILS=()

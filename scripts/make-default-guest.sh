@@ -3,12 +3,14 @@
 # Debian's cloud kernel (as a bzImage and as the PVH-bootable ELF vmlinux inside it)
 # and a busybox initramfs that loads the virtio modules, runs the checks and powers off.
 #
-# Usage: scripts/make-default-guest.sh [--refresh] [--kernel-deb FILE] [--checks-dir DIR] [-q]
+# Usage: scripts/make-default-guest.sh [--refresh] [--kernel-deb FILE] [--symbols] [--checks-dir DIR] [-q]
 # Run with --help for details. Output (cached; rebuilt only when an input changed):
 #   build/default-guest/vmlinuz            the kernel package's bzImage
 #   build/default-guest/vmlinux            ELF extracted from it, with the Xen PVH entry note
 #   build/default-guest/initramfs.cpio.gz  busybox + virtio modules + /init (cpio newc, gzip)
-#   build/default-guest/{release,package,config,modules.load,pvh-entry}
+#   build/default-guest/System.map         with --symbols: the kernel's symbols, for
+#                                          `vmm run --profile` (found beside the vmlinux)
+#   build/default-guest/{release,package,config,modules.load,pvh-entry,symbols}
 #   build/default-guest/deb/*.deb          the downloaded kernel package
 #
 # Needs (Debian packages): apt, dpkg, busybox-static, coreutils, findutils, grep, gzip,
@@ -51,13 +53,20 @@ Nothing is rebuilt when the outputs are up to date.
 Options:
   --refresh          resolve and download the kernel package again
   --kernel-deb FILE  use this linux-image .deb instead of downloading one
+  --symbols          also keep the kernel's System.map as build/default-guest/System.map,
+                     where `vmm run --profile` finds it. Debian's linux-image package
+                     ships only a placeholder /boot/System.map-*; the real one is in
+                     linux-image-<release>-dbg (about 280 MB, downloaded with apt-get,
+                     the System.map taken out of it, the package deleted again)
+  --dbg-deb FILE     with --symbols: take the System.map from this -dbg .deb
   --checks-dir DIR   directory of check programs (default tests/linux/checks.d)
   -q, --quiet        print only errors
   -h, --help         this text
 
 Environment: DEFAULT_GUEST_KERNEL_DEB=FILE (as --kernel-deb; NESTED_KVM_KERNEL_DEB
 is honoured too), DEFAULT_GUEST_KERNEL_META (default linux-image-cloud-amd64),
-DEFAULT_GUEST_BUSYBOX (default /bin/busybox), DEFAULT_GUEST_CHECKS_DIR (as --checks-dir).
+DEFAULT_GUEST_BUSYBOX (default /bin/busybox), DEFAULT_GUEST_CHECKS_DIR (as --checks-dir),
+DEFAULT_GUEST_SYMBOLS=1 (as --symbols), DEFAULT_GUEST_DBG_DEB=FILE (as --dbg-deb).
 Exit status: 0 built or up to date; 1 failure; 2 usage error.
 EOF
 }
@@ -66,11 +75,16 @@ EOF
 REFRESH=0
 QUIET=0
 KERNEL_DEB=${DEFAULT_GUEST_KERNEL_DEB:-${NESTED_KVM_KERNEL_DEB:-}}
+SYMBOLS=${DEFAULT_GUEST_SYMBOLS:-0}
+DBG_DEB=${DEFAULT_GUEST_DBG_DEB:-}
 while [[ $# -gt 0 ]]; do
     case $1 in
         --refresh) REFRESH=1; shift ;;
         --kernel-deb) [[ $# -ge 2 ]] || usage_error "--kernel-deb needs a file"; KERNEL_DEB=$2; shift 2 ;;
         --kernel-deb=*) KERNEL_DEB=${1#*=}; shift ;;
+        --symbols) SYMBOLS=1; shift ;;
+        --dbg-deb) [[ $# -ge 2 ]] || usage_error "--dbg-deb needs a file"; DBG_DEB=$2; shift 2 ;;
+        --dbg-deb=*) DBG_DEB=${1#*=}; shift ;;
         --checks-dir) [[ $# -ge 2 ]] || usage_error "--checks-dir needs a directory"; CHECKS_DIR=$2; shift 2 ;;
         --checks-dir=*) CHECKS_DIR=${1#*=}; shift ;;
         -q|--quiet) QUIET=1; shift ;;
@@ -81,6 +95,11 @@ done
 if [[ -n $KERNEL_DEB ]]; then
     [[ -f $KERNEL_DEB ]] || die "kernel package '$KERNEL_DEB' does not exist"
     KERNEL_DEB=$(realpath -e -- "$KERNEL_DEB")
+fi
+[[ $SYMBOLS == 0 || $SYMBOLS == 1 ]] || usage_error "DEFAULT_GUEST_SYMBOLS must be 0 or 1"
+if [[ -n $DBG_DEB ]]; then
+    [[ -f $DBG_DEB ]] || die "debug package '$DBG_DEB' does not exist"
+    DBG_DEB=$(realpath -e -- "$DBG_DEB")
 fi
 if [[ -e $CHECKS_DIR ]]; then
     [[ -d $CHECKS_DIR ]] || die "checks directory '$CHECKS_DIR' is not a directory"
@@ -101,7 +120,11 @@ exec 9>"$OUT/.lock"
 flock -w 900 9 || die "timed out waiting for another $PROG run (lock $OUT/.lock)"
 
 TMP=""
-cleanup() { [[ -z $TMP ]] || rm -rf -- "$TMP"; }
+DBG_TMP=""
+cleanup() {
+    [[ -z $TMP ]] || rm -rf -- "$TMP"
+    [[ -z $DBG_TMP ]] || rm -rf -- "$DBG_TMP"
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
@@ -296,6 +319,76 @@ extract_vmlinux() { # extract_vmlinux BZIMAGE OUT
     die "no compressed ELF kernel with a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) found in $(basename -- "$img")"
 }
 
+# ---------------------------------------------------------------- symbols
+# is_system_map FILE: a System.map with text symbols (Debian's linux-image package ships a
+# one-line placeholder pointing at the -dbg package instead).
+is_system_map() { [[ -s $1 ]] && grep -qm1 -E '^[0-9a-f]{8,16} [Tt] ' -- "$1"; }
+
+# vmlinux_text VMLINUX: the virtual address of its first PT_LOAD (where _text is), in hex.
+vmlinux_text() {
+    local f=$1 eh phoff phentsize phnum ph i
+    eh=$(hexdump 0 64 "$f")
+    phoff=$(($(le "$eh" 32 8)))
+    phentsize=$(($(le "$eh" 54 2)))
+    phnum=$(($(le "$eh" 56 2)))
+    ((phentsize >= 56 && phnum > 0 && phnum < 256)) || return 1
+    ph=$(hexdump "$phoff" $((phentsize * phnum)) "$f")
+    for ((i = 0; i < phnum; i++)); do
+        [[ $(le "$ph" $((i * phentsize)) 4) == 0x1 ]] || continue # PT_LOAD
+        le "$ph" $((i * phentsize + 16)) 8
+        return 0
+    done
+    return 1
+}
+
+# check_system_map MAP VMLINUX: the map belongs to this kernel (same _text address).
+check_system_map() {
+    local text want
+    is_system_map "$1" || { say "$1 has no text symbols"; return 1; }
+    text=$(awk '$3 == "_text" { print $1; exit }' "$1")
+    want=$(vmlinux_text "$2") || { say "cannot read the program headers of $2"; return 1; }
+    [[ -n $text ]] && (( 16#$text == want )) || {
+        say "System.map's _text (${text:-none}) is not the vmlinux's first segment ($want)"
+        return 1
+    }
+}
+
+# Puts the kernel's real System.map at $OUT/System.map (and "RELEASE SOURCE" in
+# $OUT/symbols), from the -dbg package of the same version; nothing when it is already there.
+obtain_symbols() {
+    local release package version pkg dbg map
+    release=$(cat "$OUT/release")
+    if [[ -s $OUT/symbols && $(cut -d' ' -f1 "$OUT/symbols") == "$release" ]] && is_system_map "$OUT/System.map"; then
+        return 0
+    fi
+    rm -f -- "$OUT/System.map" "$OUT/symbols"
+    DBG_TMP=$(mktemp -d "$OUT/deb/dbg.XXXXXX")
+    if [[ -n $DBG_DEB ]]; then
+        dbg=$DBG_DEB
+    else
+        command -v apt-get >/dev/null 2>&1 || die "apt-get not found: cannot fetch the kernel's symbols (use --dbg-deb)"
+        version=$(dpkg-deb -f "$DEB" Version) || die "no version in $(basename -- "$DEB")"
+        pkg=linux-image-$release-dbg
+        say "downloading Debian package $pkg $version (the kernel's System.map; about 280 MB, deleted after use)"
+        if ! (cd "$DBG_TMP" && apt-get download -q "$pkg=$version") >"$DBG_TMP/log" 2>&1; then
+            cat "$DBG_TMP/log" >&2
+            die "apt-get download $pkg=$version failed (run apt-get update, use --dbg-deb, or drop --symbols)"
+        fi
+        dbg=$(find "$DBG_TMP" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
+        [[ -n $dbg ]] || die "apt-get download $pkg produced no .deb"
+    fi
+    map=./usr/lib/debug/boot/System.map-$release
+    # --occurrence=1 stops reading once the map is out (it comes early in Debian's package);
+    # dpkg-deb then complains of a broken pipe, so judge by the file.
+    dpkg-deb --fsys-tarfile "$dbg" 2>/dev/null | tar -x -C "$DBG_TMP" --occurrence=1 "$map" 2>/dev/null || true
+    [[ -s $DBG_TMP/$map ]] || die "no ${map#.} in $(basename -- "$dbg")"
+    check_system_map "$DBG_TMP/$map" "$OUT/vmlinux" || die "the System.map in $(basename -- "$dbg") is not this kernel's"
+    mv -f -- "$DBG_TMP/$map" "$OUT/System.map"
+    printf '%s %s\n' "$release" "$(basename -- "$dbg")" >"$OUT/symbols"
+    rm -rf -- "$DBG_TMP"
+    DBG_TMP=""
+}
+
 # ---------------------------------------------------------------- stamp
 DEB=$(obtain_kernel_deb)
 dpkg-deb --info "$DEB" >/dev/null 2>&1 || die "'$DEB' is not a valid .deb"
@@ -319,10 +412,14 @@ up_to_date() {
 print_result() {
     say "kernel $(cat "$OUT/release") ($(cat "$OUT/package")), PVH entry $(cat "$OUT/pvh-entry")"
     say "  ${OUT#"$ROOT"/}/vmlinuz (bzImage), ${OUT#"$ROOT"/}/vmlinux (PVH ELF)"
+    if [[ -s $OUT/symbols ]] && is_system_map "$OUT/System.map"; then
+        say "  ${OUT#"$ROOT"/}/System.map ($(grep -cE '^[0-9a-f]+ [Tt] ' "$OUT/System.map") text symbols, from $(cut -d' ' -f2 "$OUT/symbols"))"
+    fi
     say "  ${OUT#"$ROOT"/}/initramfs.cpio.gz ($(($(stat -c %s "$OUT/initramfs.cpio.gz") / 1024)) KiB); modules: $(cut -d' ' -f1 "$OUT/modules.load" | tr '\n' ' ')"
 }
 if up_to_date; then
     say "up to date"
+    ((SYMBOLS == 0)) || obtain_symbols
     print_result
     exit 0
 fi
@@ -346,6 +443,11 @@ basename -- "$DEB" >"$TMP/out/package"
 say "extracting vmlinux"
 extract_vmlinux "$TMP/out/vmlinuz" "$TMP/out/vmlinux"
 pvh_entry "$TMP/out/vmlinux" >"$TMP/out/pvh-entry"
+# A kernel package with a real System.map (not Debian's placeholder) gives it for free.
+if check_system_map "$TMP/x/boot/System.map-$RELEASE" "$TMP/out/vmlinux" 2>/dev/null; then
+    cp -- "$TMP/x/boot/System.map-$RELEASE" "$TMP/out/System.map"
+    printf '%s %s\n' "$RELEASE" "$(basename -- "$DEB")" >"$TMP/out/symbols"
+fi
 
 # Modules: Debian's package has no modules.dep (depmod runs at install time), so make one
 # with busybox's depmod; it lists each module's dependencies, transitively.
@@ -479,8 +581,13 @@ say "building initramfs.cpio.gz"
     gzip -9 -n >"$TMP/out/initramfs.cpio.gz" || die "cannot build the initramfs"
 [[ $(hexbytes 0 2 "$TMP/out/initramfs.cpio.gz") == 1f8b ]] || die "initramfs is not gzip"
 
-# Install: stamp last, so an interrupted run rebuilds next time.
+# Install: stamp last, so an interrupted run rebuilds next time. Symbols of the kernel
+# before are kept only if they are this release's (obtain_symbols checks).
 rm -f -- "$OUT/.stamp"
+if [[ ! -f $TMP/out/symbols && -f $OUT/symbols && $(cut -d' ' -f1 "$OUT/symbols") != "$RELEASE" ]]; then
+    rm -f -- "$OUT/System.map" "$OUT/symbols" # another kernel's: --profile would misname
+fi
 for f in "$TMP"/out/*; do mv -f -- "$f" "$OUT/"; done
 printf '%s\n' "$STAMP" >"$OUT/.stamp"
+((SYMBOLS == 0)) || obtain_symbols
 print_result

@@ -45,6 +45,15 @@ TEST(TinyGuestKvm, SerialOutputThenAcpiPowerOffExitsZero) {
   EXPECT_EQ(r.out, "ok\n");
 }
 
+TEST(TinyGuestKvm, Elf32SerialOutputThenAcpiPowerOffExitsZero) {
+  REQUIRE_KVM();
+  ElfSpec spec;
+  spec.code = kSerialThenPowerOff;
+  ProcessResult r = RunVmm({"--kernel", WriteTempFile("serial32.elf", MakePvhElf32(spec))});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ok\n");
+}
+
 TEST(TinyGuestKvm, SerialToFile) {
   REQUIRE_KVM();
   std::string out = WriteTempFile("serial.txt", {});
@@ -146,6 +155,28 @@ TEST(TestGuestKvm, ProfileNamesGuestFunctions) {
   EXPECT_NE(r.err.find("samples of the guest RIP"), std::string::npos) << r.err;
   // The test guest's ELF has a symbol table, so samples are named, not raw addresses.
   EXPECT_NE(r.err.find("%"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("exit statistics: "), std::string::npos) << "--profile implies --exit-stats";
+}
+
+TEST(TestGuestKvm, Elf32PvhTwoCpus) {
+  REQUIRE_KVM();
+  std::string guest = GuestPath("testguest32.elf");
+  ASSERT_FALSE(guest.empty()) << "testguest32.elf was not built (needs objcopy)";
+  ExpectGuestPasses(
+      RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120), "pvh", 2);
+}
+
+TEST(TestGuestKvm, ExitStatsShowWhereTheExitsWent) {
+  REQUIRE_KVM();
+  std::string guest = GuestPath("testguest.elf");
+  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
+  ProcessResult r = RunVmm({"--kernel", guest, "--cpus", "2", "--exit-stats"}, 120);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("exit statistics: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" exits on 2 vCPUs\n"), std::string::npos) << r.err;
+  // The guest writes its report to COM1: port 0x3f8 is among the busiest.
+  EXPECT_NE(r.err.find("KVM_EXIT_IO, top "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("0x3f8 (in "), std::string::npos) << r.err;
 }
 
 TEST(TestGuestKvm, BzImageTwoCpus) {

@@ -2,9 +2,11 @@
 // None of these needs /dev/kvm: input is checked before KVM is opened.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "tests/integration/vmm_process.h"
@@ -30,7 +32,8 @@ TEST(VmmCli, HelpAndVersionExitZero) {
   ProcessResult help = RunProcess({BinDir() + "/vmm", "run", "--help"}, 10);
   EXPECT_EQ(help.exit_code, 0);
   for (const char* flag : {"--kernel", "--initramfs", "--cmdline", "--cpus", "--memory", "--serial",
-                           "--config", "--dry-run"}) {
+                           "--config", "--dry-run", "--profile", "--profile-symbols",
+                           "--exit-stats"}) {
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   }
   ProcessResult version = RunProcess({BinDir() + "/vmm", "--version"}, 10);
@@ -141,7 +144,9 @@ TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
   ProcessResult on = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "on",
                              "--dry-run"});
   EXPECT_EQ(on.exit_code, 0) << on.err;
-  EXPECT_NE(on.out.find("command line: \"quiet nopti noxsave clearcpuid=ssse3,popcnt,smap\""),
+  EXPECT_NE(on.out.find("command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
+                        "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions "
+                        "mitigations=off audit=0 tsc=reliable no_timer_check\"\n"),
             std::string::npos) << on.out;
   EXPECT_NE(on.out.find("kvm_pvm compatibility: on (--kvm-compat on)"), std::string::npos)
       << on.out;
@@ -157,6 +162,110 @@ TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
   ProcessResult bad = RunVmm({"--kernel", Kernel(), "--kvm-compat", "maybe", "--dry-run"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("not one of auto, on, off"), std::string::npos) << bad.err;
+}
+
+TEST(VmmCli, DryRunKvmCompatLeavesTheUsersOwnKeysAlone) {
+  ProcessResult r = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet mitigations=auto nopti",
+                            "--kvm-compat", "on", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("command line: \"quiet mitigations=auto nopti noxsave "
+                       "clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
+                       "initcall_blacklist=ftrace_check_for_weak_functions audit=0 "
+                       "tsc=reliable no_timer_check\"\n"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
+                       "initcall_blacklist=ftrace_check_for_weak_functions audit=0 "
+                       "tsc=reliable no_timer_check\" to the command line; leaves out "
+                       "\"nopti mitigations=off\" (the command line sets the same keys)"),
+            std::string::npos) << r.out;
+}
+
+TEST(VmmCli, DryRunShowsAnElf32PvhKernel) {
+  std::string k = WriteTempFile("kernel32.elf", MakePvhElf32());
+  ProcessResult r = RunVmm({"--kernel", k, "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("boot protocol: pvh\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kernel format: ELF32 i386 with a Xen PVH entry note\n"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kernel: 0x100000..0x101040, entry 0x100000\n"), std::string::npos)
+      << r.out;
+}
+
+TEST(VmmCli, Elf32KernelLargerThanTheVmsMemory) {
+  ElfSpec spec;
+  spec.extra_bss = 0x7FF00000;  // a 2 GiB bss in a 64 MiB VM
+  ExpectUsageError({"--kernel", WriteTempFile("big32.elf", MakePvhElf32(spec)), "--memory", "64M"},
+                   "give the VM more --memory");
+}
+
+TEST(VmmCli, Elf32KernelWithOverlappingSegments) {
+  ElfSpec spec;
+  spec.second_segment_paddr = spec.paddr + 0x100;
+  ExpectUsageError({"--kernel", WriteTempFile("overlap32.elf", MakePvhElf32(spec))},
+                   "loadable segments overlap in memory");
+}
+
+// A directory of its own under the tests' temporary directory.
+std::string TempSubdir(const std::string& name) {
+  std::string marker = WriteTempFile(name + ".marker", {});
+  std::string dir = marker.substr(0, marker.rfind('/')) + "/" + name;
+  mkdir(dir.c_str(), 0700);
+  return dir;
+}
+
+std::string WriteFile(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f != nullptr) {
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+  return path;
+}
+
+TEST(VmmCli, ProfileFindsTheSystemMapBesideTheKernel) {
+  std::string dir = TempSubdir("boot");
+  std::vector<uint8_t> elf = MakePvhElf();  // no symbol table, like Debian's vmlinux
+  std::string kernel = WriteFile(dir + "/vmlinuz-6.1.0-test", std::string(elf.begin(), elf.end()));
+  WriteFile(dir + "/System.map-6.1.0-test", "ffffffff81000000 T _text\n");
+  WriteFile(dir + "/System.map", "ffffffff81000000 T other\n");
+  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile: symbols from " + dir +
+                       "/System.map-6.1.0-test (found beside the kernel)\n"),
+            std::string::npos) << r.out;
+}
+
+TEST(VmmCli, ProfileTakesSystemMapFromTheKernelsDirectory) {
+  std::string dir = TempSubdir("default-guest");
+  std::vector<uint8_t> elf = MakePvhElf();
+  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
+  WriteFile(dir + "/System.map", "ffffffff81000000 T _text\n");
+  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile: symbols from " + dir + "/System.map (found beside the kernel)"),
+            std::string::npos) << r.out;
+}
+
+TEST(VmmCli, ProfileWithoutAnySymbolsSaysAddressesOnly) {
+  std::string dir = TempSubdir("nosymbols");
+  std::vector<uint8_t> elf = MakePvhElf();
+  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
+  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile: the kernel has no symbol table and no System.map is beside it"),
+            std::string::npos) << r.out;
+}
+
+TEST(VmmCli, ProfileUsesTheNamedSymbolFile) {
+  std::string dir = TempSubdir("named");
+  std::vector<uint8_t> elf = MakePvhElf();
+  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
+  WriteFile(dir + "/System.map", "ffffffff81000000 T _text\n");
+  std::string mine = WriteFile(dir + "/mine.map", "ffffffff81000000 T _text\n");
+  ProcessResult r =
+      RunVmm({"--kernel", kernel, "--profile", "--profile-symbols", mine, "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile: symbols from " + mine + "\n"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Linux bzImage per Documentation/arch/x86/boot.rst. We use the 64-bit boot protocol: the
 // protected-mode kernel is loaded as is and entered at load address + 0x200 in long mode,
 // so the real-mode setup code is never run.
+#include <elf.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -90,6 +92,15 @@ Result<KernelImage> ParseBzImage(std::span<const uint8_t> file) {
 
 const char* ProtocolName(BootProtocol protocol) {
   return protocol == BootProtocol::kPvh ? "pvh" : "linux64";
+}
+
+std::string FormatName(const KernelImage& image) {
+  if (image.protocol == BootProtocol::kPvh) {
+    const char* machine = image.elf_machine == EM_386 ? "i386" : "x86_64";
+    return "ELF" + std::to_string(image.elf_class) + " " + machine + " with a Xen PVH entry note";
+  }
+  return "bzImage, boot protocol " + std::to_string(image.boot_protocol_version >> 8) + "." +
+         std::to_string(image.boot_protocol_version & 0xFF);
 }
 
 Result<KernelImage> ParseKernelImage(std::span<const uint8_t> file) {

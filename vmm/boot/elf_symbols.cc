@@ -114,4 +114,19 @@ Result<SymbolTable> ReadSymbols(std::span<const uint8_t> file) {
   return ReadSystemMap(file);
 }
 
+std::vector<std::string> SystemMapCandidates(const std::string& kernel_path) {
+  size_t slash = kernel_path.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : kernel_path.substr(0, slash + 1);
+  std::string base = slash == std::string::npos ? kernel_path : kernel_path.substr(slash + 1);
+  std::vector<std::string> out;
+  for (const char* prefix : {"vmlinuz-", "vmlinux-", "bzImage-"}) {
+    size_t n = std::strlen(prefix);
+    if (base.size() > n && base.compare(0, n, prefix) == 0) {
+      out.push_back(dir + "System.map-" + base.substr(n));
+    }
+  }
+  if (!base.empty()) out.push_back(dir + "System.map");
+  return out;
+}
+
 }  // namespace vmm::boot

@@ -39,4 +39,10 @@ Result<SymbolTable> ReadSystemMap(std::span<const uint8_t> file);
 // An ELF with symbols, else a System.map.
 Result<SymbolTable> ReadSymbols(std::span<const uint8_t> file);
 
+// Where a System.map of `kernel_path` would sit, most specific first: for
+// "/boot/vmlinuz-6.1.0-28-cloud-amd64" "/boot/System.map-6.1.0-28-cloud-amd64" (Debian's
+// /boot), then "System.map" in the kernel's directory (build/default-guest/). Pure: the
+// caller checks which exist.
+std::vector<std::string> SystemMapCandidates(const std::string& kernel_path);
+
 }  // namespace vmm::boot

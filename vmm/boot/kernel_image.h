@@ -5,8 +5,9 @@
 //   ASSIGN_OR_RETURN(KernelImage image, ParseKernelImage(file_bytes));
 //   for (const LoadSegment& s : image.segments) copy file[s.file_offset, +s.file_size) to s.gpa
 //
-// Two formats: an ELF64 with a Xen PVH entry note (PVH boot, 32-bit protected-mode entry)
-// and a Linux bzImage (boot protocol >= 2.12, 64-bit entry at load address + 0x200).
+// Two formats: an ELF (ELF64 x86_64, or ELF32 i386 / x86_64) with a Xen PVH entry note (PVH
+// boot, 32-bit protected-mode entry) and a Linux bzImage (boot protocol >= 2.12, 64-bit entry
+// at load address + 0x200).
 #pragma once
 
 #include <cstdint>
@@ -39,7 +40,14 @@ struct KernelImage {
   std::vector<uint8_t> setup_header;
   uint64_t initrd_addr_max = 0xFFFFFFFF;  // highest address the initrd may end at (inclusive)
   uint16_t boot_protocol_version = 0;
+  // PVH ELF only: 32 or 64, and e_machine (EM_386 or EM_X86_64).
+  uint8_t elf_class = 0;
+  uint16_t elf_machine = 0;
 };
+
+// What the file is, for --dry-run: "ELF32 i386 with a Xen PVH entry note", "bzImage, boot
+// protocol 2.15".
+std::string FormatName(const KernelImage& image);
 
 // ErrorKind::kInvalidArgument with a reason when the bytes are no kernel we can boot.
 Result<KernelImage> ParseKernelImage(std::span<const uint8_t> file);

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/compat/kvm_pvm/kernel_parameters.h"
 #include "vmm/compat/kvm_pvm/pvm_compat.h"
 #include "vmm/boot/boot_params.h"
 
@@ -81,7 +82,13 @@ Result<BootPlan> PlanBoot(const VmConfig& cfg, kvm::KvmFlavor flavor) {
     plan.kvm_compat_why = std::string("--kvm-compat auto, the host's KVM is ") +
                           kvm::FlavorName(flavor);
   }
-  plan.cmdline = plan.kvm_compat ? compat::pvm::WithKernelParameters(cfg.cmdline) : cfg.cmdline;
+  plan.cmdline = cfg.cmdline;
+  if (plan.kvm_compat) {
+    compat::pvm::KernelParameterPlan params = compat::pvm::AddKernelParameters(cfg.cmdline);
+    plan.cmdline = std::move(params.cmdline);
+    plan.kvm_compat_added = std::move(params.added);
+    plan.kvm_compat_left_out = std::move(params.left_out);
+  }
   if (plan.cmdline.size() > img.cmdline_max) {
     return InvalidArgument("--cmdline: " + std::to_string(plan.cmdline.size()) + " bytes" +
                            (plan.kvm_compat ? " with the kvm_pvm compatibility parameters" : "") +
@@ -138,6 +145,7 @@ std::string DescribeBootPlan(const BootPlan& plan) {
   const boot::KernelImage& img = plan.image;
   std::string s;
   s += "boot protocol: " + std::string(boot::ProtocolName(img.protocol)) + "\n";
+  s += "kernel format: " + boot::FormatName(img) + "\n";
   s += "kernel: " + Hex(img.lowest_gpa) + ".." + Hex(img.highest_gpa) + ", entry " +
        Hex(img.entry) + "\n";
   if (!plan.initrd_bytes.empty()) {
@@ -147,9 +155,21 @@ std::string DescribeBootPlan(const BootPlan& plan) {
   s += "command line: \"" + plan.cmdline + "\"\n";
   s += "kvm_pvm compatibility: " + std::string(plan.kvm_compat ? "on" : "off") + " (" +
        plan.kvm_compat_why + ")";
-  s += plan.kvm_compat ? ", adds \"" + std::string(compat::pvm::kKernelParameters) +
-                             "\" to the command line\n"
-                       : "\n";
+  if (plan.kvm_compat) {
+    auto join = [](const std::vector<std::string>& words) {
+      std::string j;
+      for (const std::string& w : words) j += (j.empty() ? "" : " ") + w;
+      return j;
+    };
+    s += plan.kvm_compat_added.empty()
+             ? ", adds nothing to the command line"
+             : ", adds \"" + join(plan.kvm_compat_added) + "\" to the command line";
+    if (!plan.kvm_compat_left_out.empty()) {
+      s += "; leaves out \"" + join(plan.kvm_compat_left_out) +
+           "\" (the command line sets the same keys)";
+    }
+  }
+  s += "\n";
   s += "memory map:\n";
   for (const x86::E820Entry& e : plan.memory_map) {
     s += "  " + Hex(e.addr) + ".." + Hex(e.addr + e.size) +

@@ -31,6 +31,10 @@ struct BootPlan {
   // already in `cmdline`.
   bool kvm_compat = false;
   std::string kvm_compat_why;  // "forced by --kvm-compat on", "the host's KVM is kvm_pvm", ...
+  // With kvm_compat: the module's kernel parameters that went into `cmdline`, and those left
+  // out because the user's --cmdline sets the same key (kernel_parameters.h).
+  std::vector<std::string> kvm_compat_added;
+  std::vector<std::string> kvm_compat_left_out;
 };
 
 // Reads a regular file of at most `max_bytes`; errors name `what` and the path.

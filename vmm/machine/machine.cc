@@ -22,6 +22,7 @@
 #include "vmm/devices/io_bus.h"
 #include "vmm/devices/uart/uart16550.h"
 #include "vmm/machine/exit_dispatch.h"
+#include "vmm/machine/exit_stats.h"
 #include "vmm/machine/profiler.h"
 #include "vmm/machine/vhost_mmio_device.h"
 #include "vmm/machine/serial_output.h"
@@ -79,6 +80,7 @@ struct Machine::Impl {
   ExitDispatcher dispatcher;
   MachineOptions options;
   std::unique_ptr<GuestProfiler> profiler;
+  std::vector<VcpuExitCounts> exit_counts;  // one per vCPU with options.exit_stats, else none
   std::unique_ptr<compat::pvm::PvmCompat> compat;  // on kvm_pvm hosts or when forced
   std::unique_ptr<compat::pvm::EmulationWindow> compat_window;  // with `compat` only
   std::vector<std::unique_ptr<VhostMmioDevice>> virtio_devices;
@@ -266,6 +268,7 @@ void Machine::Impl::VcpuLoop(size_t index) {
     if (!r) {
       if (r.error().sys_errno() == EINTR || r.error().sys_errno() == EAGAIN) {
         // A profiling sample (or a stop request) interrupted the guest.
+        if (!exit_counts.empty()) exit_counts[index].RecordInterrupted();
         if (profiler && !control.stopping()) {
           auto regs = vcpu.GetRegs();
           if (regs) profiler->Record(regs->rip);
@@ -276,6 +279,7 @@ void Machine::Impl::VcpuLoop(size_t index) {
                           "vCPU " + std::to_string(index) + ": " + r.error().ToString());
       break;
     }
+    if (!exit_counts.empty()) exit_counts[index].Record(*vcpu.run_page());
     if (dispatcher.Dispatch(ctx) == ExitAction::kStop) break;
   }
 }
@@ -390,6 +394,7 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
   impl->options = options;
   impl->RegisterExitHandlers();
   if (options.profile) impl->profiler = std::make_unique<GuestProfiler>();
+  if (options.exit_stats) impl->exit_counts.resize(cfg.cpus);
   return std::unique_ptr<Machine>(new Machine(std::move(impl)));
 }
 
@@ -461,6 +466,7 @@ RunOutcome Machine::Run() {
   RunOutcome out{m.control.reason(), m.control.message(), signo, "", ""};
   if (m.compat) out.compat_summary = m.compat->Summary();
   if (m.profiler) out.profile = m.profiler->Report(m.options.symbols.get(), 25);
+  if (!m.exit_counts.empty()) out.exit_stats = FormatExitStats(MergeExitCounts(m.exit_counts), 10);
   return out;
 }
 

@@ -27,6 +27,7 @@ struct RunOutcome {
   int signal = 0;       // with StopReason::kSignal
   std::string profile;  // with MachineOptions::profile
   std::string compat_summary;  // when the kvm_pvm compatibility module ran
+  std::string exit_stats = {};  // with MachineOptions::exit_stats (exit_stats.h)
 };
 
 // Diagnostics that do not change what the guest sees (so they are not part of VmConfig).
@@ -34,6 +35,7 @@ struct MachineOptions {
   bool profile = false;                         // sample the guest RIP
   uint32_t profile_interval_us = 1000;
   std::shared_ptr<boot::SymbolTable> symbols;   // names for the profile, if known
+  bool exit_stats = false;                      // count exits by reason, port, address
 };
 
 // A virtio device served by a device process over vhost-user (vmm/machine/

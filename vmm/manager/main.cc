@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "vmm/arch/x86_64/layout.h"
+#include "vmm/boot/elf_symbols.h"
 #include "vmm/common/version.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/boot_plan.h"
@@ -43,6 +45,7 @@ struct RunFlags {
   std::vector<std::pair<std::string, std::string>> settings;
   bool dry_run = false;
   bool profile = false;
+  bool exit_stats = false;
   std::string profile_symbols;
 };
 
@@ -62,15 +65,36 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
 
 int RunProcesses(const RunFlags& flags, const VmConfig& cfg, bool kvm_compat);
 
-int Run(const RunFlags& flags) {
-  auto cfg = ResolveConfig(flags);
+// --profile without --profile-symbols: the kernel's own symbol table when it has one, else
+// a System.map beside the kernel file (boot::SystemMapCandidates). Sets flags.profile_symbols
+// to the file it picks and returns what it did, for the user.
+std::string ChooseProfileSymbols(RunFlags& flags, const VmConfig& cfg, const BootPlan& plan) {
+  if (!flags.profile_symbols.empty()) return "symbols from " + flags.profile_symbols;
+  auto own = boot::ReadElfSymbols(plan.kernel_bytes);
+  if (own && own->size() > 0) return "symbols from the kernel's own symbol table";
+  for (const std::string& path : boot::SystemMapCandidates(cfg.kernel)) {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      flags.profile_symbols = path;
+      return "symbols from " + path + " (found beside the kernel)";
+    }
+  }
+  return "the kernel has no symbol table and no System.map is beside it: addresses only "
+         "(name one with --profile-symbols)";
+}
+
+int Run(const RunFlags& given) {
+  auto cfg = ResolveConfig(given);
   if (!cfg) return Fail(cfg.error());
   auto plan = PlanBoot(*cfg, kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
   if (auto disks = CheckDiskImages(*cfg); !disks) return Fail(disks.error());
+  RunFlags flags = given;
+  std::string symbols_note = flags.profile ? ChooseProfileSymbols(flags, *cfg, *plan) : "";
   if (flags.dry_run) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
                 DescribeBootPlan(*plan).c_str());
+    if (flags.profile) std::printf("profile: %s\n", symbols_note.c_str());
     for (size_t i = 0; i < cfg->disks.size(); ++i) {
       std::printf("virtio-blk%zu: %s%s, in its own process (vmm-device blk), mmio 0x%llx gsi %u\n",
                   i, cfg->disks[i].path.c_str(), cfg->disks[i].readonly ? " (read-only)" : "",
@@ -92,6 +116,7 @@ int Run(const RunFlags& flags) {
     }
     return 0;
   }
+  if (flags.profile) std::fprintf(stderr, "vmm: --profile: %s\n", symbols_note.c_str());
   return RunProcesses(flags, *cfg, plan->kvm_compat);
 }
 
@@ -167,6 +192,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     o.keep_fds.push_back(tpm.guest.get());
   }
   if (flags.profile) argv.push_back("--profile");
+  if (flags.exit_stats) argv.push_back("--exit-stats");
   if (!symbols.empty()) {
     argv.push_back("--profile-symbols");
     argv.push_back(symbols);
@@ -300,11 +326,15 @@ int Main(int argc, char** argv) {
           "MODE");
   run->add_flag("--profile", flags.profile,
                 "Sample the guest RIP every millisecond and print the busiest kernel symbols "
-                "at exit (costs one VM exit per sample)");
+                "at exit (costs one VM exit per sample); implies --exit-stats");
   run->add_option("--profile-symbols", flags.profile_symbols,
                   "Symbols for --profile: a vmlinux with a symbol table or a System.map "
-                  "(default: the kernel itself, if it has symbols)")
+                  "(default: the kernel itself if it has symbols, else System.map-VERSION "
+                  "beside a vmlinuz-VERSION, else System.map in the kernel's directory)")
       ->type_name("PATH");
+  run->add_flag("--exit-stats", flags.exit_stats,
+                "Count the VM exits and print at exit where they went: by exit reason, and "
+                "the busiest I/O ports and MMIO addresses (counted per vCPU, no locks)");
   run->add_flag("--dry-run", flags.dry_run,
                 "Check the configuration and the kernel, print the boot plan, do not start the VM");
 

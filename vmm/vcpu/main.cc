@@ -6,7 +6,7 @@
 // instruction runs, and runs the VM until it stops.
 //
 //   vmm-vcpu --config-json JSON --kvm-fd N [--device NAME:ID:CONFIG_SIZE:FD]... [--tpm-fd N]
-//            [--profile]
+//            [--profile] [--profile-symbols PATH] [--exit-stats]
 //
 // Files named in the configuration are the manager's fds, as /proc/self/fd/N paths, read
 // before confinement. Exit status as `vmm run`'s: 0 powered off, 1 failed, 2 bad input,
@@ -74,6 +74,7 @@ void NoOp(int) {}
 // Reports how the VM ended on stderr and returns the process's exit status.
 int ExitStatus(const RunOutcome& out) {
   if (!out.profile.empty()) std::fprintf(stderr, "%s", out.profile.c_str());
+  if (!out.exit_stats.empty()) std::fprintf(stderr, "%s", out.exit_stats.c_str());
   if (!out.compat_summary.empty()) std::fprintf(stderr, "vmm: %s\n", out.compat_summary.c_str());
   switch (out.reason) {
     case StopReason::kPowerOff:
@@ -99,6 +100,7 @@ int Main(int argc, char** argv) {
   int kvm_fd = -1;
   std::vector<std::string> devices;
   bool profile = false;
+  bool exit_stats = false;
   std::string profile_symbols;
   app.add_option("--config-json", config_json, "The VM configuration (as `vmm run --dry-run` prints it)")
       ->required();
@@ -109,6 +111,7 @@ int Main(int argc, char** argv) {
                  "The vTPM process's guest data channel (swtpm protocol, pinned to locality 0)");
   app.add_flag("--profile", profile, "Sample the guest RIP (see vmm run --help)");
   app.add_option("--profile-symbols", profile_symbols, "Symbols for --profile");
+  app.add_flag("--exit-stats", exit_stats, "Count exits by reason, port and address");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -134,6 +137,7 @@ int Main(int argc, char** argv) {
   const bool plan_compat = plan->kvm_compat;
   MachineOptions options;
   options.profile = profile;
+  options.exit_stats = exit_stats || profile;
   if (profile || plan->kvm_compat || !profile_symbols.empty()) {
     auto bytes = profile_symbols.empty()
                      ? Result<std::vector<uint8_t>>(plan->kernel_bytes)

@@ -37,5 +37,16 @@ TEST(ElfSymbols, TruncatedElfIsRejected) {
   EXPECT_FALSE(ReadSymbols(Bytes(elf)).has_value());
 }
 
+TEST(SystemMap, CandidatesBesideTheKernelMostSpecificFirst) {
+  EXPECT_EQ(SystemMapCandidates("/boot/vmlinuz-6.1.0-28-cloud-amd64"),
+            (std::vector<std::string>{"/boot/System.map-6.1.0-28-cloud-amd64", "/boot/System.map"}));
+  EXPECT_EQ(SystemMapCandidates("build/default-guest/vmlinux"),
+            (std::vector<std::string>{"build/default-guest/System.map"}));
+  EXPECT_EQ(SystemMapCandidates("vmlinux-6.1"),
+            (std::vector<std::string>{"System.map-6.1", "System.map"}));
+  EXPECT_EQ(SystemMapCandidates("/boot/vmlinuz-"), (std::vector<std::string>{"/boot/System.map"}));
+  EXPECT_TRUE(SystemMapCandidates("/boot/").empty());
+}
+
 }  // namespace
 }  // namespace vmm::boot

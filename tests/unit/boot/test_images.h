@@ -1,5 +1,5 @@
-// Builders of small kernel images for tests and fuzz seeds: a PVH ELF and a bzImage whose
-// fields can be broken one at a time.
+// Builders of small kernel images for tests and fuzz seeds: a PVH ELF (64- or 32-bit) and a
+// bzImage whose fields can be broken one at a time.
 #pragma once
 
 #include <elf.h>
@@ -17,41 +17,63 @@ struct ElfSpec {
   uint64_t extra_bss = 0x1000;
   bool with_pvh_note = true;
   uint16_t machine = EM_X86_64;
+  bool elf32 = false;                // ELFCLASS32 (with EM_386 or EM_X86_64)
+  uint64_t second_segment_paddr = 0;  // non-zero: a second PT_LOAD of the same bytes there
 };
 
-inline std::vector<uint8_t> MakePvhElf(const ElfSpec& spec = {}) {
-  // Layout: ELF header, 2 program headers (LOAD, NOTE), the note, the code.
-  const uint64_t phoff = sizeof(Elf64_Ehdr);
-  const uint64_t note_off = phoff + 2 * sizeof(Elf64_Phdr);
+// Offsets into what MakePvhElf builds, for tests that break one field.
+template <typename Ehdr, typename Phdr>
+struct ElfLayoutOf {
+  static constexpr uint64_t kPhoff = sizeof(Ehdr);
+  static constexpr uint64_t NoteAt(unsigned phnum) { return kPhoff + phnum * sizeof(Phdr); }
+  // Where program header i starts, e.g. PhdrAt(0) + offsetof(Elf32_Phdr, p_filesz).
+  static constexpr uint64_t PhdrAt(unsigned i) { return kPhoff + i * sizeof(Phdr); }
+};
+
+template <typename Ehdr, typename Phdr>
+std::vector<uint8_t> MakePvhElfOf(const ElfSpec& spec, uint8_t elf_class) {
+  // Layout: ELF header, program headers (LOAD, NOTE[, LOAD]), the note, the code.
+  const unsigned phnum = spec.second_segment_paddr ? 3 : 2;
+  const uint64_t phoff = sizeof(Ehdr);
+  const uint64_t note_off = phoff + phnum * sizeof(Phdr);
   const uint64_t note_size = 12 + 4 + 4;  // header, "Xen\0", 4-byte entry
   const uint64_t code_off = note_off + note_size;
   std::vector<uint8_t> f(code_off + spec.code.size(), 0);
-  Elf64_Ehdr eh{};
+  Ehdr eh{};
   std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-  eh.e_ident[EI_CLASS] = ELFCLASS64;
+  eh.e_ident[EI_CLASS] = elf_class;
   eh.e_ident[EI_DATA] = ELFDATA2LSB;
   eh.e_ident[EI_VERSION] = EV_CURRENT;
   eh.e_type = ET_EXEC;
   eh.e_machine = spec.machine;
   eh.e_version = EV_CURRENT;
-  eh.e_entry = spec.entry;
+  eh.e_entry = static_cast<decltype(eh.e_entry)>(spec.entry);
   eh.e_phoff = phoff;
-  eh.e_ehsize = sizeof(Elf64_Ehdr);
-  eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 2;
+  eh.e_ehsize = sizeof(Ehdr);
+  eh.e_phentsize = sizeof(Phdr);
+  eh.e_phnum = static_cast<uint16_t>(phnum);
   std::memcpy(f.data(), &eh, sizeof(eh));
-  Elf64_Phdr load{};
-  load.p_type = PT_LOAD;
-  load.p_offset = code_off;
-  load.p_paddr = load.p_vaddr = spec.paddr;
-  load.p_filesz = spec.code.size();
-  load.p_memsz = spec.code.size() + spec.extra_bss;
+  using Addr = decltype(Phdr{}.p_paddr);
+  auto load_at = [&](uint64_t paddr) {
+    Phdr load{};
+    load.p_type = PT_LOAD;
+    load.p_offset = static_cast<Addr>(code_off);
+    load.p_paddr = load.p_vaddr = static_cast<Addr>(paddr);
+    load.p_filesz = static_cast<Addr>(spec.code.size());
+    load.p_memsz = static_cast<Addr>(spec.code.size() + spec.extra_bss);
+    return load;
+  };
+  Phdr load = load_at(spec.paddr);
   std::memcpy(f.data() + phoff, &load, sizeof(load));
-  Elf64_Phdr note{};
+  Phdr note{};
   note.p_type = PT_NOTE;
-  note.p_offset = note_off;
-  note.p_filesz = note_size;
-  std::memcpy(f.data() + phoff + sizeof(Elf64_Phdr), &note, sizeof(note));
+  note.p_offset = static_cast<Addr>(note_off);
+  note.p_filesz = static_cast<Addr>(note_size);
+  std::memcpy(f.data() + phoff + sizeof(Phdr), &note, sizeof(note));
+  if (spec.second_segment_paddr) {
+    Phdr second = load_at(spec.second_segment_paddr);
+    std::memcpy(f.data() + phoff + 2 * sizeof(Phdr), &second, sizeof(second));
+  }
   uint32_t hdr[3] = {4, 4, spec.with_pvh_note ? 18u : 17u};
   std::memcpy(f.data() + note_off, hdr, 12);
   std::memcpy(f.data() + note_off + 12, "Xen", 4);
@@ -59,6 +81,21 @@ inline std::vector<uint8_t> MakePvhElf(const ElfSpec& spec = {}) {
   std::memcpy(f.data() + note_off + 16, &entry32, 4);
   std::memcpy(f.data() + code_off, spec.code.data(), spec.code.size());
   return f;
+}
+
+using Elf64Layout = ElfLayoutOf<Elf64_Ehdr, Elf64_Phdr>;
+using Elf32Layout = ElfLayoutOf<Elf32_Ehdr, Elf32_Phdr>;
+
+inline std::vector<uint8_t> MakePvhElf(const ElfSpec& spec = {}) {
+  if (spec.elf32) return MakePvhElfOf<Elf32_Ehdr, Elf32_Phdr>(spec, ELFCLASS32);
+  return MakePvhElfOf<Elf64_Ehdr, Elf64_Phdr>(spec, ELFCLASS64);
+}
+
+// An ELF32 i386 PVH image, as `ld -m elf_i386` makes for a 32-bit PVH kernel.
+inline std::vector<uint8_t> MakePvhElf32(ElfSpec spec = {}) {
+  spec.elf32 = true;
+  if (spec.machine == EM_X86_64) spec.machine = EM_386;
+  return MakePvhElf(spec);
 }
 
 struct BzSpec {

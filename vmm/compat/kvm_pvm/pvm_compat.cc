@@ -97,11 +97,6 @@ bool Active(KvmCompat setting, kvm::KvmFlavor flavor) {
   return false;
 }
 
-std::string WithKernelParameters(const std::string& cmdline) {
-  if (cmdline.empty()) return kKernelParameters;
-  return cmdline + " " + kKernelParameters;
-}
-
 std::string DescribeFailedInstruction(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem) {
   // Registers only: naming the instruction needs no FPU state, and the vcpu role without
   // the module may not read it (sandbox/roles.cc).

@@ -45,17 +45,10 @@
 
 namespace vmm::compat::pvm {
 
-// Added to the guest command line while the module is active. nopti: one page table for
-// user and kernel mode, which the LSTAR redirect relies on. noxsave: the xsave family is
-// decoded but not completed (it needs the vCPU's XSAVE area). clearcpuid: SSSE3, POPCNT
-// and SMAP code paths each cost an exit per instruction in ring 0.
-inline constexpr char kKernelParameters[] = "nopti noxsave clearcpuid=ssse3,popcnt,smap";
-
 // Whether the module runs: `on`/`off` as forced, `auto` when the host's KVM is kvm_pvm.
 bool Active(KvmCompat setting, kvm::KvmFlavor flavor);
 
-// `cmdline` with kKernelParameters appended (one space between).
-std::string WithKernelParameters(const std::string& cmdline);
+// The kernel parameters it adds to the guest's command line: kernel_parameters.h.
 
 // The instruction a KVM emulation-failure exit stopped on, for the error a user reads:
 // "popcnt (f3 48 0f b8 c3) at rip 0x..." or "unsupported instruction 0f 0b at rip 0x...".
