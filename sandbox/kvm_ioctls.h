@@ -21,7 +21,7 @@ struct KvmIoctl {
   std::string_view name;
 };
 
-inline constexpr std::array<KvmIoctl, 34> kKnownKvmIoctls = {{
+inline constexpr std::array<KvmIoctl, 35> kKnownKvmIoctls = {{
     {KVM_GET_API_VERSION, "KVM_GET_API_VERSION"},
     {KVM_CREATE_VM, "KVM_CREATE_VM"},
     {KVM_CHECK_EXTENSION, "KVM_CHECK_EXTENSION"},
@@ -53,7 +53,8 @@ inline constexpr std::array<KvmIoctl, 34> kKnownKvmIoctls = {{
     {KVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS"},
     {KVM_SET_GUEST_DEBUG, "KVM_SET_GUEST_DEBUG"},
     {KVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS"},
-    {KVM_SET_XSAVE, "KVM_SET_XSAVE"},
+    {kvm::kKvmGetXsave, "KVM_GET_XSAVE"},
+    {kvm::kKvmSetXsave, "KVM_SET_XSAVE"},
     {KVM_ENABLE_CAP, "KVM_ENABLE_CAP"},
     {KVM_X86_SET_MSR_FILTER, "KVM_X86_SET_MSR_FILTER"},
 }};

@@ -63,8 +63,8 @@ PolicyBuilder VcpuKvmPvm() {
   PolicyBuilder b = Vcpu(std::string(kVcpuKvmPvmRole));
   b.AllowKvmIoctl(KVM_SET_REGS, "completing an instruction: GPRs, RIP, RFLAGS (and RF at LSTAR)")
       .AllowKvmIoctl(KVM_SET_SREGS, "CR2 of an injected #PF; CS/SS of the SYSCALL fix-up")
-      .AllowKvmIoctl(KVM_GET_FPU, "MXCSR and the x87 status for ldmxcsr/stmxcsr and fwait")
-      .AllowKvmIoctl(KVM_SET_FPU, "MXCSR written by a completed ldmxcsr")
+      .AllowKvmIoctl(kvm::kKvmGetXsave, "MXCSR and the x87 status for ldmxcsr/stmxcsr and fwait")
+      .AllowKvmIoctl(kvm::kKvmSetXsave, "MXCSR written by a completed ldmxcsr")
       .AllowKvmIoctl(kvm::kKvmGetMsrs, "IA32_STAR and IA32_FMASK for the SYSCALL fix-up")
       .AllowKvmIoctl(kvm::kKvmSetMsrs, "the guest's IA32_LSTAR write, caught by the MSR filter")
       .AllowKvmIoctl(KVM_GET_VCPU_EVENTS, "a #UD KVM queued for an instruction we complete")

@@ -237,6 +237,8 @@ Result<kvm_sregs> KvmVcpu::GetSregs() const { VCPU_GET(kvm_sregs, KVM_GET_SREGS)
 Result<void> KvmVcpu::SetSregs(const kvm_sregs& sregs) { VCPU_SET(KVM_SET_SREGS, &sregs); }
 Result<kvm_fpu> KvmVcpu::GetFpu() const { VCPU_GET(kvm_fpu, KVM_GET_FPU); }
 Result<void> KvmVcpu::SetFpu(const kvm_fpu& fpu) { VCPU_SET(KVM_SET_FPU, &fpu); }
+Result<void> KvmVcpu::GetXsave(kvm_xsave& out) const { VCPU_SET(kKvmGetXsave, &out); }
+Result<void> KvmVcpu::SetXsave(const kvm_xsave& xsave) { VCPU_SET(kKvmSetXsave, &xsave); }
 Result<kvm_vcpu_events> KvmVcpu::GetVcpuEvents() const {
   VCPU_GET(kvm_vcpu_events, KVM_GET_VCPU_EVENTS);
 }

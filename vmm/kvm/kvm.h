@@ -102,6 +102,10 @@ class KvmVcpu {
   // KVM_SET_GUEST_DEBUG: hardware breakpoints (DR0-3, DR7) that exit as KVM_EXIT_DEBUG.
   Result<void> SetGuestDebug(const kvm_guest_debug& debug);
   Result<kvm_fpu> GetFpu() const;
+  // The legacy 4 KiB XSAVE area (KVM_GET_XSAVE / KVM_SET_XSAVE); an out-parameter because
+  // of its size.
+  Result<void> GetXsave(kvm_xsave& out) const;
+  Result<void> SetXsave(const kvm_xsave& xsave);
   Result<void> SetFpu(const kvm_fpu& fpu);
   Result<kvm_vcpu_events> GetVcpuEvents() const;
   Result<void> SetVcpuEvents(const kvm_vcpu_events& events);

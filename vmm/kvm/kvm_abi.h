@@ -39,11 +39,18 @@ inline constexpr unsigned long kKvmSetCpuid2 = _IOW(KVMIO, 0x90, KvmCpuid2Header
 inline constexpr unsigned long kKvmGetMsrs = _IOWR(KVMIO, 0x88, KvmMsrsHeader);
 inline constexpr unsigned long kKvmSetMsrs = _IOW(KVMIO, 0x89, KvmMsrsHeader);
 inline constexpr unsigned long kKvmSetGsiRouting = _IOW(KVMIO, 0x6a, KvmIrqRoutingHeader);
+// struct kvm_xsave ends in a zero-length array that C++ sizes as 4 bytes more than C does.
+struct KvmXsaveLegacy {
+  uint32_t region[1024];
+};
+inline constexpr unsigned long kKvmGetXsave = _IOR(KVMIO, 0xa4, KvmXsaveLegacy);
+inline constexpr unsigned long kKvmSetXsave = _IOW(KVMIO, 0xa5, KvmXsaveLegacy);
 
 // The values C code gets from <linux/kvm.h>.
 static_assert(kKvmGetSupportedCpuid == 0xc008ae05);
 static_assert(kKvmSetCpuid2 == 0x4008ae90);
 static_assert(kKvmSetMsrs == 0x4008ae89);
+static_assert(kKvmGetXsave == 0x9000aea4 && kKvmSetXsave == 0x5000aea5);
 static_assert(kKvmSetGsiRouting == 0x4008ae6a);
 static_assert(sizeof(kvm_cpuid_entry2) == 40 && sizeof(kvm_msr_entry) == 16 &&
               sizeof(kvm_irq_routing_entry) == 48);

@@ -143,8 +143,9 @@ gdt:
 	.quad	0x00af9b000000ffff	/* 0x08 code64 (accessed bit preset: no GDT writes) */
 	.quad	0x00cf93000000ffff	/* 0x10 data, flat 4 GiB */
 	.quad	0x00cf9b000000ffff	/* 0x18 code32, flat 4 GiB (AP trampoline) */
-	.quad	0x00cff3000000ffff	/* 0x20 user data, DPL 3 (compat=exercise) */
-	.quad	0x00affb000000ffff	/* 0x28 user code64, DPL 3 */
+	.quad	0x00cffb000000ffff	/* 0x20 user code32, DPL 3 (compat=exercise; unused) */
+	.quad	0x00cff3000000ffff	/* 0x28 user data, DPL 3 */
+	.quad	0x00affb000000ffff	/* 0x30 user code64, DPL 3 */
 gdt_end:
 	.if (gdt_end - gdt) != GDT_ENTRIES * 8
 	.error "GDT_ENTRIES out of sync"

@@ -10,9 +10,12 @@
 #define SEL_CODE64 0x08
 #define SEL_DATA 0x10
 #define SEL_CODE32 0x18
-#define SEL_UDATA 0x20   /* ring 3 (compat=exercise); SYSRET: STAR[63:48] + 8 */
-#define SEL_UCODE64 0x28 /* ring 3; SYSRET: STAR[63:48] + 16 */
-#define GDT_ENTRIES 6
+/* Ring 3 (compat=exercise), laid out as Linux's: kvm_pvm's SYSRET loads 0x33/0x2b whatever
+ * the guest's STAR says, so the guest's STAR names the same (STAR[63:48] = 0x23). */
+#define SEL_UCODE32 0x20 /* STAR[63:48]; unused */
+#define SEL_UDATA 0x28   /* SYSRET: STAR[63:48] + 8 */
+#define SEL_UCODE64 0x30 /* SYSRET: STAR[63:48] + 16 */
+#define GDT_ENTRIES 7
 
 /* Value passed to guest_main() to tell the boot paths apart. */
 #define BOOT_PVH 1

@@ -75,16 +75,26 @@ TEST(PvmKvmState, RoundTripWritesOnlyWhatTheEmulatorChanges) {
 }
 
 TEST(PvmKvmState, FpuFieldsAndExceptionEvents) {
-  kvm_fpu fpu{};
-  fpu.mxcsr = 0x1FA0;
-  fpu.fsw = 0x80;
+  kvm_xsave xsave{};
+  auto* bytes = reinterpret_cast<uint8_t*>(xsave.region);
+  const uint32_t mxcsr = 0x1FA0, mask = 0xFFBF;
+  const uint16_t fsw = 0x80;
+  std::memcpy(bytes + 24, &mxcsr, 4);  // SDM Vol. 1 Table 10-2: MXCSR, MXCSR_MASK, FSW
+  std::memcpy(bytes + 28, &mask, 4);
+  std::memcpy(bytes + 2, &fsw, 2);
   VcpuState s;
-  LoadFpuFields(fpu, s);
+  LoadFpuFields(xsave, s);
   EXPECT_EQ(s.mxcsr, 0x1FA0u);
+  EXPECT_EQ(s.mxcsr_mask, 0xFFBFu);
   EXPECT_EQ(s.fpu_status, 0x80);
   s.mxcsr = 0x9FC0;
-  StoreMxcsr(s, fpu);
-  EXPECT_EQ(fpu.mxcsr, 0x9FC0u);
+  StoreMxcsr(s, xsave);
+  uint32_t stored;
+  std::memcpy(&stored, bytes + 24, 4);
+  EXPECT_EQ(stored, 0x9FC0u);
+  uint64_t xstate_bv;
+  std::memcpy(&xstate_bv, bytes + 512, 8);
+  EXPECT_EQ(xstate_bv & 2, 2u) << "SSE state present, or KVM ignores the MXCSR";
 
   kvm_vcpu_events events{};
   SetInjectedException(Exception::PageFault(0x1000, 0x3), events);

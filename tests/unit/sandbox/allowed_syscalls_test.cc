@@ -202,14 +202,14 @@ TEST(SandboxAllowedSyscalls, VcpuKvmPvmMakesTheModulesIoctls) {
   EXPECT_VCPU_IOCTLS_UNDER("vcpu-kvm-pvm", [](int vcpu) {
     kvm_regs regs{};
     kvm_sregs sregs{};
-    kvm_fpu fpu{};
+    static kvm_xsave xsave{};
     kvm_vcpu_events events{};
     Must(ioctl(vcpu, KVM_GET_REGS, &regs) == 0, "KVM_GET_REGS");
     Must(ioctl(vcpu, KVM_SET_REGS, &regs) == 0, "KVM_SET_REGS");
     Must(ioctl(vcpu, KVM_GET_SREGS, &sregs) == 0, "KVM_GET_SREGS");
     Must(ioctl(vcpu, KVM_SET_SREGS, &sregs) == 0, "KVM_SET_SREGS");
-    Must(ioctl(vcpu, KVM_GET_FPU, &fpu) == 0, "KVM_GET_FPU");
-    Must(ioctl(vcpu, KVM_SET_FPU, &fpu) == 0, "KVM_SET_FPU");
+    Must(ioctl(vcpu, vmm::kvm::kKvmGetXsave, &xsave) == 0, "KVM_GET_XSAVE");
+    Must(ioctl(vcpu, vmm::kvm::kKvmSetXsave, &xsave) == 0, "KVM_SET_XSAVE");
     Must(ioctl(vcpu, KVM_GET_VCPU_EVENTS, &events) == 0, "KVM_GET_VCPU_EVENTS");
     Must(ioctl(vcpu, KVM_SET_VCPU_EVENTS, &events) == 0, "KVM_SET_VCPU_EVENTS");
     struct {

@@ -129,8 +129,8 @@ const std::vector<Forbidden>& ForbiddenCalls() {
       // What only the kvm_pvm compatibility module needs: not in the plain vcpu role.
       {"ioctl_kvm_set_regs", [] { return syscall(SYS_ioctl, -1, KVM_SET_REGS, nullptr); }, {"vcpu-kvm-pvm"}},
       {"ioctl_kvm_set_sregs", [] { return syscall(SYS_ioctl, -1, KVM_SET_SREGS, nullptr); }, {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_get_fpu", [] { return syscall(SYS_ioctl, -1, KVM_GET_FPU, nullptr); }, {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_fpu", [] { return syscall(SYS_ioctl, -1, KVM_SET_FPU, nullptr); }, {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_get_xsave", [] { return syscall(SYS_ioctl, -1, kvm::kKvmGetXsave, nullptr); }, {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_xsave", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetXsave, nullptr); }, {"vcpu-kvm-pvm"}},
       {"ioctl_kvm_get_msrs", [] { return syscall(SYS_ioctl, -1, kvm::kKvmGetMsrs, nullptr); }, {"vcpu-kvm-pvm"}},
       {"ioctl_kvm_set_msrs", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetMsrs, nullptr); }, {"vcpu-kvm-pvm"}},
       {"ioctl_kvm_get_vcpu_events", [] { return syscall(SYS_ioctl, -1, KVM_GET_VCPU_EVENTS, nullptr); },
@@ -142,7 +142,8 @@ const std::vector<Forbidden>& ForbiddenCalls() {
       // Never after confinement, module or not.
       {"ioctl_kvm_set_debugregs", [] { return syscall(SYS_ioctl, -1, KVM_SET_DEBUGREGS, nullptr); }},
       {"ioctl_kvm_set_lapic", [] { return syscall(SYS_ioctl, -1, KVM_SET_LAPIC, nullptr); }},
-      {"ioctl_kvm_set_xsave", [] { return syscall(SYS_ioctl, -1, KVM_SET_XSAVE, nullptr); }},
+      {"ioctl_kvm_get_fpu", [] { return syscall(SYS_ioctl, -1, KVM_GET_FPU, nullptr); }},
+      {"ioctl_kvm_set_fpu", [] { return syscall(SYS_ioctl, -1, KVM_SET_FPU, nullptr); }},
       {"ioctl_kvm_set_msr_filter", [] { return syscall(SYS_ioctl, -1, KVM_X86_SET_MSR_FILTER, nullptr); }},
       {"ioctl_kvm_enable_cap", [] { return syscall(SYS_ioctl, -1, KVM_ENABLE_CAP, nullptr); }},
   };

@@ -1,5 +1,7 @@
 #include "vmm/compat/kvm_pvm/kvm_state.h"
 
+#include <cstring>
+
 namespace vmm::compat::pvm {
 
 VcpuState FromKvm(const kvm_regs& regs, const kvm_sregs& sregs) {
@@ -61,12 +63,38 @@ void StoreToKvm(const VcpuState& s, kvm_regs& regs, kvm_sregs& sregs) {
   sregs.cr2 = s.cr2;
 }
 
-void LoadFpuFields(const kvm_fpu& fpu, VcpuState& s) {
-  s.mxcsr = fpu.mxcsr;
-  s.fpu_status = fpu.fsw;
+namespace {
+// The legacy region of the XSAVE area (SDM Vol. 1 §10.5.1, Table 10-2) and its header.
+constexpr size_t kFswOffset = 2;
+constexpr size_t kMxcsrOffset = 24;
+constexpr size_t kMxcsrMaskOffset = 28;
+constexpr size_t kXstateBvOffset = 512;
+constexpr uint64_t kXstateSse = 1u << 1;
+
+template <typename T>
+T Field(const kvm_xsave& x, size_t offset) {
+  T v;
+  std::memcpy(&v, reinterpret_cast<const uint8_t*>(x.region) + offset, sizeof(v));
+  return v;
+}
+template <typename T>
+void SetField(kvm_xsave& x, size_t offset, T v) {
+  std::memcpy(reinterpret_cast<uint8_t*>(x.region) + offset, &v, sizeof(v));
+}
+}  // namespace
+
+void LoadFpuFields(const kvm_xsave& xsave, VcpuState& s) {
+  s.mxcsr = Field<uint32_t>(xsave, kMxcsrOffset);
+  const uint32_t mask = Field<uint32_t>(xsave, kMxcsrMaskOffset);
+  if (mask != 0) s.mxcsr_mask = mask;  // 0: the CPU's default (Vol. 1 §11.6.6)
+  s.fpu_status = Field<uint16_t>(xsave, kFswOffset);
 }
 
-void StoreMxcsr(const VcpuState& s, kvm_fpu& fpu) { fpu.mxcsr = s.mxcsr; }
+void StoreMxcsr(const VcpuState& s, kvm_xsave& xsave) {
+  SetField<uint32_t>(xsave, kMxcsrOffset, s.mxcsr);
+  // KVM takes MXCSR from the buffer only with the SSE (or AVX) state marked present.
+  SetField<uint64_t>(xsave, kXstateBvOffset, Field<uint64_t>(xsave, kXstateBvOffset) | kXstateSse);
+}
 
 void SetInjectedException(const Exception& e, kvm_vcpu_events& events) {
   events.exception.injected = 1;

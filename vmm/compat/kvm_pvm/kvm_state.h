@@ -1,6 +1,6 @@
 // Conversions between the KVM ioctl structs and VcpuState / Exception.
 //
-//   VcpuState s = FromKvm(regs, sregs);  LoadFpuFields(fpu, s);
+//   VcpuState s = FromKvm(regs, sregs);  LoadFpuFields(xsave, s);
 //   ... Emulate(...) ...
 //   StoreToKvm(s, regs, sregs);   // then KVM_SET_REGS, KVM_SET_SREGS
 //
@@ -21,9 +21,11 @@ VcpuState FromKvm(const kvm_regs& regs, const kvm_sregs& sregs);
 // Writes GPRs, RIP, RFLAGS into `regs` and CR2 into `sregs`; the rest is left alone.
 void StoreToKvm(const VcpuState& state, kvm_regs& regs, kvm_sregs& sregs);
 
-// MXCSR and the x87 status word from KVM_GET_FPU; StoreMxcsr puts ldmxcsr's result back.
-void LoadFpuFields(const kvm_fpu& fpu, VcpuState& state);
-void StoreMxcsr(const VcpuState& state, kvm_fpu& fpu);
+// MXCSR, its mask and the x87 status word from KVM_GET_XSAVE; StoreMxcsr puts ldmxcsr's
+// result back for KVM_SET_XSAVE. Not KVM_GET_FPU/KVM_SET_FPU: KVM leaves kvm_fpu's mxcsr
+// alone in both directions (measured on kvm_pvm and nested SVM: 0 read, writes lost).
+void LoadFpuFields(const kvm_xsave& xsave, VcpuState& state);
+void StoreMxcsr(const VcpuState& state, kvm_xsave& xsave);
 
 // Fills the exception part of `events` (for KVM_SET_VCPU_EVENTS) as an injected event.
 // Without KVM_CAP_EXCEPTION_PAYLOAD the CR2 of a #PF travels in sregs (StoreToKvm) and the

@@ -31,12 +31,13 @@ struct InstructionBytes {
   Fault fetch_fault;  // set when reading at CS:RIP faulted after `size` bytes
 };
 
-Result<VcpuState> LoadState(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_sregs& sregs, kvm_fpu& fpu) {
+Result<VcpuState> LoadState(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_sregs& sregs,
+                            kvm_xsave& xsave) {
   ASSIGN_OR_RETURN(regs, vcpu.GetRegs());
   ASSIGN_OR_RETURN(sregs, vcpu.GetSregs());
-  ASSIGN_OR_RETURN(fpu, vcpu.GetFpu());
+  RETURN_IF_ERROR(vcpu.GetXsave(xsave));
   VcpuState s = FromKvm(regs, sregs);
-  LoadFpuFields(fpu, s);
+  LoadFpuFields(xsave, s);
   return s;
 }
 
@@ -153,8 +154,8 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemory
   }
   kvm_regs regs;
   kvm_sregs sregs;
-  kvm_fpu fpu;
-  ASSIGN_OR_RETURN(VcpuState s, LoadState(vcpu, regs, sregs, fpu));
+  auto xsave = std::make_unique<kvm_xsave>();  // 4 KiB: not on a vCPU thread's stack
+  ASSIGN_OR_RETURN(VcpuState s, LoadState(vcpu, regs, sregs, *xsave));
   const uint64_t rip = s.rip;
 
   // Without KVM_CAP_EXIT_ON_EMULATION_FAILURE, KVM queued a #UD before exiting; the
@@ -212,8 +213,8 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemory
   StoreToKvm(s, regs, sregs);
   RETURN_IF_ERROR(vcpu.SetRegs(regs));
   if (outcome->mxcsr_written) {
-    StoreMxcsr(s, fpu);
-    RETURN_IF_ERROR(vcpu.SetFpu(fpu));
+    StoreMxcsr(s, *xsave);
+    RETURN_IF_ERROR(vcpu.SetXsave(*xsave));
   }
   completed_.fetch_add(1, std::memory_order_relaxed);
   return Ok();
