@@ -90,7 +90,8 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
 
 Result<void> CheckDiskImages(const VmConfig& cfg) {
   for (const DiskConfig& d : cfg.disks) {
-    UniqueFd fd(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    // O_NONBLOCK: a FIFO is refused below instead of holding us in open(2).
+    UniqueFd fd(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK));
     if (!fd.valid()) {
       return Error(ErrorKind::kInvalidArgument,
                    "--disk '" + d.path + "'" + (d.readonly ? "" : " (opened read-write)"), errno);

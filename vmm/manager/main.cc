@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,7 +51,7 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   VmConfig cfg;
   if (!flags.config_path.empty()) {
     ASSIGN_OR_RETURN(std::vector<uint8_t> text,
-                     ReadFileLimited(flags.config_path, kMaxConfigBytes, "config file"));
+                     ReadFileLimited(flags.config_path, kMaxConfigBytes, "--config"));
     auto parsed = ParseConfigJson(std::string_view(reinterpret_cast<char*>(text.data()), text.size()));
     if (!parsed) return parsed.error().Wrap("'" + flags.config_path + "'");
     cfg = std::move(parsed).value();
@@ -96,10 +97,17 @@ int Run(const RunFlags& flags) {
 }
 
 // Opens `path` for the VM process and returns "/proc/self/fd/N", the name it will read it by.
+// A file to read must (still) be a regular file: opened without blocking, as in
+// ReadFileLimited, so a FIFO put in its place since the check cannot hold us.
 Result<std::string> PassFile(const std::string& path, int flags, std::vector<UniqueFd>& keep,
                              const std::string& what) {
-  UniqueFd fd(open(path.c_str(), flags | O_CLOEXEC, 0600));
+  const bool read_only = (flags & O_ACCMODE) == O_RDONLY;
+  UniqueFd fd(open(path.c_str(), flags | O_CLOEXEC | (read_only ? O_NONBLOCK : 0), 0600));
   if (!fd.valid()) return Error(ErrorKind::kInvalidArgument, what + " '" + path + "'", errno);
+  struct stat st {};
+  if (read_only && (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))) {
+    return InvalidArgument(what + " '" + path + "' is not a regular file");
+  }
   std::string name = "/proc/self/fd/" + std::to_string(fd.get());
   keep.push_back(std::move(fd));
   return name;
@@ -121,7 +129,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
     return Ok();
   };
   std::string symbols = flags.profile_symbols;
-  for (auto r : {pass(cfg.kernel, O_RDONLY, "kernel"), pass(cfg.initramfs, O_RDONLY, "initramfs"),
+  for (auto r : {pass(cfg.kernel, O_RDONLY, "--kernel"), pass(cfg.initramfs, O_RDONLY, "--initramfs"),
                  cfg.serial == SerialMode::kFile
                      ? pass(cfg.serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY, "--serial file")
                      : Result<void>(Ok()),

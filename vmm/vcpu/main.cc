@@ -114,7 +114,7 @@ int Main(int argc, char** argv) {
   if (profile || plan->kvm_compat || !profile_symbols.empty()) {
     auto bytes = profile_symbols.empty()
                      ? Result<std::vector<uint8_t>>(plan->kernel_bytes)
-                     : ReadFileLimited(profile_symbols, 256ull << 20, "symbol file");
+                     : ReadFileLimited(profile_symbols, 256ull << 20, "--profile-symbols");
     if (!bytes) return Fail(bytes.error());
     auto syms = boot::ReadSymbols(*bytes);
     if (syms) {
