@@ -10,7 +10,7 @@
 //     moves the role into its own domain at exec and each binary carries only its code):
 //       parent:  SpawnRole(o, "/usr/libexec/vmm-device-rng", {"vmm-device-rng", "--sock=3"})
 //                  clone into a new pid (+user) namespace, PR_SET_PDEATHSIG, close all but
-//                  keep_fds, setexeccon(role's context), execve.
+//                  keep_fds, setexeccon(role's context), execve with ChildEnvironment().
 //       child:   main() { Confine(o); ... }   as its first act, before reading any fd.
 //     No role policy allows execve, and none needs to: the exec happens before the filter.
 //
@@ -85,10 +85,19 @@ Result<void> Confine(const ConfineOptions& options);
 Result<pid_t> SpawnConfined(const ConfineOptions& options, std::function<int()> body);
 
 // Clones a child as above, sets PR_SET_PDEATHSIG, closes every fd not in keep_fds (which
-// stay open across exec), sets the role's SELinux exec context and execs `path`. The role
-// binary then calls Confine() first thing. Returns the child's pid once exec succeeded.
+// stay open across exec), sets the role's SELinux exec context and execs `path` with
+// ChildEnvironment(). The role binary then calls Confine() first thing. Returns the
+// child's pid once exec succeeded.
 Result<pid_t> SpawnRole(const ConfineOptions& options, const std::string& path,
                         const std::vector<std::string>& argv);
+
+// The environment SpawnRole execs a role binary with. Empty, so that nothing of the
+// caller's (credentials in variables, proxies, library and config search paths such as
+// LD_PRELOAD or OPENSSL_CONF) reaches a confined child. In a sanitizer build (VMM_SANITIZE),
+// also the sanitizer runtimes' options that the caller has (ASAN_OPTIONS, UBSAN_OPTIONS,
+// LSAN_OPTIONS), so that a test run's halt_on_error or detect_leaks holds in the children.
+// SpawnConfined does not exec: its child is a copy of the caller, environment included.
+std::vector<std::string> ChildEnvironment();
 
 // Closes every fd of the calling process that is not in `keep` (close_range(2), Linux 5.9).
 // Fails if a kept fd is not open.
