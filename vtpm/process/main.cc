@@ -268,9 +268,10 @@ int Main(int argc, char** argv) {
     o.keep_fds.push_back(state_dir.get());
     o.landlock_file_dirs.push_back(state_dir.get());
   }
-  // Ephemeral: no directory, and a dirfd no openat can match.
-  o.policy_params[std::string(sandbox::kParamStateDirFd)] =
-      state_dir.valid() ? static_cast<uint64_t>(state_dir.get()) : ~uint64_t{0};
+  auto filter = sandbox::VtpmFilter(state_dir.valid() ? state_dir.get() : -1);
+  if (!filter) return Fail(filter.error());
+  o.policy = std::move(filter->policy);
+  o.policy_params = std::move(filter->params);
   o.log = [](const std::string& note) { Log(note); };
 
   if (by_manager) {
