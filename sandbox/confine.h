@@ -69,6 +69,10 @@ struct ConfineOptions {
   // for, except SIGKILL/SIGSTOP from an ancestor namespace (pid_namespaces(7)).
   int parent_death_signal = SIGKILL;
   std::string selinux_level = "s0";  // per-VM MCS level for the exec context (SpawnRole)
+  // SpawnConfined/SpawnRole: made the child's fd 2 before anything else, e.g. the write end
+  // of a ChildLog, so that the child's lines reach the parent whatever its rlimits
+  // (child_log.h). -1: the child keeps the parent's stderr. Keep STDERR_FILENO in keep_fds.
+  int stderr_fd = -1;
   // Receives notes about skipped or degraded steps ("landlock: skipped: ..."). Unset: a
   // line on stderr. With SpawnConfined/SpawnRole it runs in the parent.
   std::function<void(const std::string&)> log = {};

@@ -154,7 +154,8 @@ const std::vector<RoleEntry>& Roles() {
   // RLIMIT_NPROC counts every process of the real uid on the host and is ignored for uid 0
   // (kernel/fork.c), so it is only a backstop, set to 0 where the role never clones; the
   // vcpu role starts threads and relies on its clone filter instead. RLIMIT_FSIZE bounds
-  // regular files only (pipes and sockets are not affected).
+  // regular files only (pipes and sockets are not affected): a role's stderr is a pipe to
+  // its parent (sandbox/child_log.h), so the limit never costs a log line.
   static const auto* roles = new std::vector<RoleEntry>{
       {"vcpu", Vcpu,
        // fds: VM, one per vCPU (up to 254), two eventfds per virtqueue, a few sockets.

@@ -110,6 +110,10 @@ struct SpawnArgs {
   pollfd p{a.parent_pidfd, POLLIN, 0};
   if (a.parent_pidfd >= 0 && poll(&p, 1, 0) == 1) _exit(kExitConfineFailed);
   if (a.parent_pidfd >= 0) close(a.parent_pidfd);
+  if (o.stderr_fd >= 0 && o.stderr_fd != STDERR_FILENO && dup2(o.stderr_fd, STDERR_FILENO) < 0) {
+    fail(ErrnoError("confine " + o.role + ": stderr_fd " + std::to_string(o.stderr_fd) +
+                    " as fd 2"));
+  }
 
   if (!a.exec) {
     ConfineOptions copy = o;

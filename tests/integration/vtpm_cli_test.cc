@@ -3,6 +3,7 @@
 // certificates signed by the host's vTPM CA into NV; a later process reads them back from
 // the state it reloads (state survives a restart), and they verify with `openssl verify`.
 // A tampered state, and a state file swapped in from another VM, are refused by name.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 
 #include "tests/integration/vmm_process.h"
 
@@ -107,6 +109,37 @@ TEST(VtpmCli, TamperedTruncatedAndSwappedStatesAreRefusedNotReset) {
   WriteAll(state, good);
   ProcessResult ok = ek();
   EXPECT_EQ(ok.exit_code, 0) << "the original state loads again\n" << ok.err;
+}
+
+// vmm-vtpm may not grow a regular file past 4 MiB (RLIMIT_FSIZE). Its lines reach the
+// manager's stderr through a pipe, so an operator's long log file loses none of them.
+TEST(VtpmCli, VtpmLinesReachAManagerStderrFilePastTheVtpmFileSizeLimit) {
+  std::string dir = TempDir("vtpm-cli-log");
+  const std::string log = dir + "/stderr.log";
+  const size_t kFilled = 5u << 20;
+  WriteAll(log, std::string(kFilled - 1, 'x') + "\n");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(120);
+    int fd = open(log.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
+    std::string bin = BinDir() + "/vmm", vm = Vm(dir, "vm1"), ca = dir + "/ca";
+    execl(bin.c_str(), "vmm", "vtpm", "provision", "--vm", vm.c_str(), "--ca", ca.c_str(), nullptr);
+    _exit(127);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  const std::string text = ReadAll(log).substr(kFilled);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << "\n" << text;
+  std::istringstream lines(text);
+  std::string line, landlock;
+  while (std::getline(lines, line)) {
+    if (line.find("vmm-vtpm: landlock:") != std::string::npos) landlock = line;
+  }
+  ASSERT_FALSE(landlock.empty()) << "the vTPM's landlock line was lost:\n" << text;
+  EXPECT_EQ(landlock.rfind("vmm: vtpm: vmm-vtpm: landlock:", 0), 0u) << landlock;
+  EXPECT_NE(text.find("RSA 2048 EK certified"), std::string::npos) << text;
 }
 
 // tpm2-tools, unchanged, through tpm2-tss's swtpm TCTI against the standalone vmm-vtpm

@@ -23,6 +23,7 @@
 #include "vmm/manager/device_processes.h"
 #include "vmm/manager/vtpm_commands.h"
 #include "vmm/manager/vtpm_process.h"
+#include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 
@@ -180,8 +181,17 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
     argv.push_back(symbols);
   }
   o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vcpu: %s\n", note.c_str()); };
+  auto vcpu_log = sandbox::ChildLog::Create("vmm: vcpu: ");
+  if (!vcpu_log) {
+    ReapDeviceProcesses(*devices, 0);
+    StopVtpmProcess(tpm, 0);
+    return Fail(vcpu_log.error());
+  }
+  o.stderr_fd = vcpu_log->write_end();
   auto vcpu_pid = sandbox::SpawnRole(o, *vcpu_binary, argv);
+  vcpu_log->CloseWriteEnd();
   if (!vcpu_pid) {
+    vcpu_log->ForwardToEnd();
     ReapDeviceProcesses(*devices, 0);
     StopVtpmProcess(tpm, 0);
     return Fail(vcpu_pid.error().Wrap("starting the VM process"));
@@ -198,14 +208,22 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
   sigprocmask(SIG_BLOCK, &stop, nullptr);
   UniqueFd sigfd(signalfd(-1, &stop, SFD_CLOEXEC));
   int code = kExitVmFailed;
+  // Every child's stderr is a pipe to us (sandbox/child_log.h); a log at EOF has fd -1.
+  std::vector<sandbox::ChildLog*> logs = {&*vcpu_log, &tpm.log};
+  for (DeviceProcess& d : *devices) logs.push_back(&d.log);
   for (;;) {
     std::vector<pollfd> fds = {{vcpu.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
     for (DeviceProcess& d : *devices) fds.push_back({d.pid > 0 ? d.pidfd.get() : -1, POLLIN, 0});
     const size_t tpm_index = fds.size();
     fds.push_back({tpm.pid > 0 ? tpm.pidfd.get() : -1, POLLIN, 0});
+    const size_t log_index = fds.size();
+    for (sandbox::ChildLog* l : logs) fds.push_back({l->fd(), POLLIN, 0});
     if (poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    for (size_t i = 0; i < logs.size(); ++i) {
+      if (fds[log_index + i].revents != 0) logs[i]->Forward();
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si;
@@ -214,6 +232,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
     if (fds[0].revents & POLLIN) {
       int exit_code = 0;
       std::string how = DescribeExit(vcpu.get(), &exit_code);
+      vcpu_log->ForwardToEnd();
       if (exit_code >= 0) {
         code = exit_code;
       } else {
@@ -226,6 +245,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
       // The vTPM never ends on its own while the manager's channel is open.
       int exit_code = 0;
       std::string how = DescribeExit(tpm.pidfd.get(), &exit_code);
+      tpm.log.ForwardToEnd();
       std::fprintf(stderr, "vmm: error: vTPM process (pid %d) %s; the VM stopped\n", tpm.pid,
                    how.c_str());
       tpm.pid = -1;
@@ -245,6 +265,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in) {
     if (device_died) {
       kill(*vcpu_pid, SIGKILL);
       DescribeExit(vcpu.get());
+      vcpu_log->ForwardToEnd();
       code = kExitVmFailed;
       break;
     }

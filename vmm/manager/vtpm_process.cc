@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -92,12 +93,22 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
   }
   o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vtpm: %s\n", note.c_str()); };
   VtpmProcess out;
-  ASSIGN_OR_RETURN(out.pid, sandbox::SpawnRole(o, binary, argv));
+  ASSIGN_OR_RETURN(out.log, sandbox::ChildLog::Create("vmm: vtpm: "));
+  o.stderr_fd = out.log.write_end();
+  auto pid = sandbox::SpawnRole(o, binary, argv);
+  out.log.CloseWriteEnd();
+  if (!pid) {
+    out.log.ForwardToEnd();  // the child is gone: what it said before it failed
+    return pid.error();
+  }
+  out.pid = *pid;
   out.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, out.pid, 0)));
   if (!out.pidfd.valid()) {
+    const int err = errno;
     kill(out.pid, SIGKILL);
     waitpid(out.pid, nullptr, 0);
-    return Error(ErrorKind::kSystem, "pidfd_open", errno);
+    out.log.ForwardToEnd();
+    return Error(ErrorKind::kSystem, "pidfd_open", err);
   }
   out.control = std::move(control.first);
   out.data = std::move(data.first);
@@ -150,15 +161,18 @@ std::string StopVtpmProcess(VtpmProcess& tpm, int grace_ms) {
   tpm.guest.reset();
   tpm.data.reset();
   tpm.control.reset();
-  if (tpm.pid <= 0) return "";
+  if (tpm.pid <= 0) {
+    tpm.log.ForwardToEnd();
+    return "";
+  }
   std::string problems;
-  pollfd p{tpm.pidfd.get(), POLLIN, 0};
-  if (poll(&p, 1, grace_ms) <= 0) {
+  if (!WaitForExit(tpm.pidfd.get(), tpm.log, grace_ms)) {
     kill(tpm.pid, SIGKILL);
     problems = "vTPM process did not exit after its channels closed; killed\n";
   }
   int code = 0;
   std::string how = DescribeExit(tpm.pidfd.get(), &code);
+  tpm.log.ForwardToEnd();
   tpm.pid = -1;
   if (code != 0) problems += "vTPM process " + how + "\n";
   return problems;

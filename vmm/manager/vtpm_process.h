@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/child_log.h"
 #include "vmm/common/result.h"
 #include "vmm/common/unique_fd.h"
 #include "vmm/manager/config.h"
@@ -32,6 +33,7 @@ struct VtpmProcess {
   UniqueFd control;  // the manager's control channel (platform)
   UniqueFd data;     // the manager's data channel, at locality 3 after StartupTpm
   UniqueFd guest;    // the VM process's data channel: hand it over, then close it here
+  sandbox::ChildLog log;  // its stderr: poll log.fd(), log.Forward() (to ours, "vmm: vtpm: ")
 };
 
 // Opens the state directory (created 0700 if missing) and the key (created 0600 if
@@ -46,8 +48,8 @@ Result<void> StartupTpm(VtpmProcess& tpm);
 Result<std::vector<uint8_t>> TpmCommand(VtpmProcess& tpm, std::span<const uint8_t> command);
 
 // Orderly end: closes the manager's channels (the vTPM process then exits with status 0),
-// waits up to `grace_ms`, SIGKILLs it otherwise, reaps it. Empty when it exited with 0,
-// else a line saying how it ended.
+// waits up to `grace_ms`, SIGKILLs it otherwise, reaps it and forwards the rest of its log.
+// Empty when it exited with 0, else a line saying how it ended.
 std::string StopVtpmProcess(VtpmProcess& tpm, int grace_ms = 2000);
 
 }  // namespace vmm

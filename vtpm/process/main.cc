@@ -40,6 +40,7 @@
 #include <optional>
 #include <string>
 
+#include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 #include "vmm/common/version.h"
@@ -296,9 +297,16 @@ int Main(int argc, char** argv) {
   for (const UniqueFd& l : listeners) o.keep_fds.push_back(l.get());
   Log("listening on " + f.ctrl + (f.server.empty() ? "" : " and " + f.server) +
       (key ? ", state in " + f.state_dir : ", ephemeral state"));
+  // The confined server's stderr is a pipe to this (unconfined) process, which copies its
+  // lines to our stderr: its RLIMIT_FSIZE would otherwise apply to a regular file there.
+  auto log = sandbox::ChildLog::Create("");
+  if (!log) return Fail(log.error());
+  o.stderr_fd = log->write_end();
   auto pid = sandbox::SpawnConfined(o, [&] {
     return Serve(f, key, state_dir.get(), std::move(listeners));
   });
+  log->CloseWriteEnd();
+  log->ForwardToEnd(pid ? -1 : 1000);  // until the server ends
   if (!pid) return Fail(pid.error().Wrap("starting the confined server"));
   int status = 0;
   while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
