@@ -103,6 +103,11 @@ Result<pid_t> SpawnRole(const ConfineOptions& options, const std::string& path,
 // SpawnConfined does not exec: its child is a copy of the caller, environment included.
 std::vector<std::string> ChildEnvironment();
 
+// The limit Confine will set for `resource` in `role` (RoleRlimits), as it sets it: never
+// above the calling process's current hard limit. For a resource the role leaves alone,
+// that hard limit. For sizing things before confinement (the vTPM's channel cap).
+Result<rlim_t> ConfinedRlimit(std::string_view role, int resource);
+
 // Closes every fd of the calling process that is not in `keep` (close_range(2), Linux 5.9).
 // Fails if a kept fd is not open.
 Result<void> CloseFdsExcept(std::span<const int> keep);
