@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "tests/integration/vmm_process.h"
+#include "tests/unit/boot/test_images.h"
 
 namespace vmm::testing {
 namespace {
@@ -109,6 +110,75 @@ TEST(VtpmCli, TamperedTruncatedAndSwappedStatesAreRefusedNotReset) {
   WriteAll(state, good);
   ProcessResult ok = ek();
   EXPECT_EQ(ok.exit_code, 0) << "the original state loads again\n" << ok.err;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+void ExpectRefused(const ProcessResult& r, const std::string& message) {
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("vmm: error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+}
+
+// The state directory is what the vTPM process's Landlock rule opens: a symlink would
+// make it some other directory, and one that group or others can write lets them swap
+// state files. Each is refused, and nothing (no CA) is created on the way.
+TEST(VtpmCli, ProvisionRefusesASymlinkedOrGroupWritableStateDirBeforeCreatingAnything) {
+  std::string dir = TempDir("vtpm-cli-statedir");
+  ASSERT_EQ(mkdir((dir + "/real").c_str(), 0700), 0);
+  ASSERT_EQ(symlink((dir + "/real").c_str(), (dir + "/link").c_str()), 0);
+  ExpectRefused(Vmm({"vtpm", "provision", "--vm", "state=" + dir + "/link,key=" + dir + "/k",
+                     "--ca", dir + "/ca"}),
+                "'" + dir + "/link' is a symbolic link");
+  for (mode_t mode : {0770, 0707, 0777}) {
+    ASSERT_EQ(chmod((dir + "/real").c_str(), mode), 0);
+    ExpectRefused(Vmm({"vtpm", "provision", "--vm", "state=" + dir + "/real,key=" + dir + "/k",
+                       "--ca", dir + "/ca"}),
+                  "group or others may write it");
+  }
+  EXPECT_FALSE(Exists(dir + "/ca")) << "a refused provision created the CA";
+  EXPECT_FALSE(Exists(dir + "/k")) << "a refused provision created the key";
+}
+
+TEST(VtpmCli, ProvisionRefusesACaDirectoryInsideTheVmsStateDirectory) {
+  std::string dir = TempDir("vtpm-cli-ca-inside");
+  for (const std::string& ca : {dir + "/vm1/ca", dir + "/vm1", dir + "/vm1/./sub/../ca2"}) {
+    ExpectRefused(Vmm({"vtpm", "provision", "--vm", Vm(dir, "vm1"), "--ca", ca}),
+                  "inside the VM's state directory");
+  }
+  // The same directory reached through a symlink is still inside.
+  ASSERT_EQ(mkdir((dir + "/vm1").c_str(), 0700), 0);
+  ASSERT_EQ(symlink((dir + "/vm1").c_str(), (dir + "/alias").c_str()), 0);
+  ExpectRefused(Vmm({"vtpm", "provision", "--vm", Vm(dir, "vm1"), "--ca", dir + "/alias/ca"}),
+                "inside the VM's state directory");
+  EXPECT_FALSE(Exists(dir + "/vm1/ca"));
+  EXPECT_FALSE(Exists(dir + "/alias/ca"));
+}
+
+TEST(VtpmCli, ProvisionChecksVmBeforeItCreatesTheCa) {
+  std::string dir = TempDir("vtpm-cli-order");
+  ExpectRefused(Vmm({"vtpm", "provision", "--vm", "ephemeral", "--ca", dir + "/ca"}),
+                "persistent state");
+  ExpectRefused(Vmm({"vtpm", "provision", "--vm", "state=" + dir + "/vm1", "--ca", dir + "/ca"}),
+                "--vm");
+  EXPECT_FALSE(Exists(dir + "/ca")) << "a refused provision left a new CA behind";
+}
+
+TEST(VtpmCli, RunRefusesAGroupWritableOrSymlinkedStateDir) {
+  std::string dir = TempDir("vtpm-cli-run-statedir");
+  const std::string kernel = WriteTempFile("vtpm-cli-kernel.elf", MakePvhElf());
+  ASSERT_EQ(mkdir((dir + "/vm1").c_str(), 0770), 0);
+  ASSERT_EQ(chmod((dir + "/vm1").c_str(), 0770), 0);
+  ExpectRefused(Vmm({"run", "--kernel", kernel, "--tpm", Vm(dir, "vm1"), "--dry-run"}),
+                "group or others may write it");
+  ASSERT_EQ(chmod((dir + "/vm1").c_str(), 0700), 0);
+  ASSERT_EQ(symlink((dir + "/vm1").c_str(), (dir + "/link").c_str()), 0);
+  ExpectRefused(Vmm({"run", "--kernel", kernel, "--tpm",
+                     "state=" + dir + "/link,key=" + dir + "/k", "--dry-run"}),
+                "is a symbolic link");
 }
 
 // vmm-vtpm may not grow a regular file past 4 MiB (RLIMIT_FSIZE). Its lines reach the

@@ -70,6 +70,7 @@ int Run(const RunFlags& flags) {
   auto plan = PlanBoot(*cfg, kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
   if (auto disks = CheckDiskImages(*cfg); !disks) return Fail(disks.error());
+  if (auto tpm = CheckTpmPaths(cfg->tpm, "--tpm"); !tpm) return Fail(tpm.error());
   if (flags.dry_run) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
                 DescribeBootPlan(*plan).c_str());

@@ -44,7 +44,46 @@ Result<std::pair<UniqueFd, std::string>> OpenParent(const std::string& path,
   return std::make_pair(std::move(fd), name);
 }
 
+// The state directory itself (O_NOFOLLOW: not through a final symlink), checked on the fd.
+Result<UniqueFd> OpenStateDir(std::string path, const std::string& flag) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();  // "dir/" follows a symlink
+  const std::string what = flag + ": state directory '" + path + "'";
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
+    const int err = errno;
+    struct stat st {};
+    if ((err == ELOOP || err == ENOTDIR) && lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      return InvalidArgument(what + " is a symbolic link; give the directory it points to");
+    }
+    return Error(ErrorKind::kInvalidArgument, what, err);
+  }
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return Error(ErrorKind::kSystem, "fstat " + what, errno);
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return InvalidArgument(what + " has mode " + mode +
+                           ": group or others may write it, and so replace the vTPM's state "
+                           "files; chmod go-w it");
+  }
+  return fd;
+}
+
 }  // namespace
+
+Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag) {
+  if (tpm.mode != TpmConfig::Mode::kPersistent) return Ok();
+  struct stat st {};
+  if (lstat(tpm.state_dir.c_str(), &st) == 0 || errno != ENOENT) {  // else: created 0700 later
+    if (auto dir = OpenStateDir(tpm.state_dir, flag); !dir) return dir.error();
+  }
+  ASSIGN_OR_RETURN(auto key_parent, OpenParent(tpm.key_file, flag + ": key file"));
+  auto key = vtpm::ReadKeyFile(key_parent.first.get(), key_parent.second);
+  if (!key && key.error().kind() != ErrorKind::kNotFound) {  // else: created 0600 later
+    return InvalidArgument(flag + ": key file '" + tpm.key_file + "': " + key.error().ToString());
+  }
+  return Ok();
+}
 
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
   if (!tpm.enabled()) return InvalidArgument("no vTPM configured");
@@ -65,11 +104,7 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
       return Error(ErrorKind::kInvalidArgument, "--tpm: state directory '" + tpm.state_dir + "'",
                    errno);
     }
-    state_dir.reset(open(tpm.state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!state_dir.valid()) {
-      return Error(ErrorKind::kInvalidArgument, "--tpm: state directory '" + tpm.state_dir + "'",
-                   errno);
-    }
+    ASSIGN_OR_RETURN(state_dir, OpenStateDir(tpm.state_dir, "--tpm"));
     ASSIGN_OR_RETURN(auto key_parent, OpenParent(tpm.key_file, "--tpm: key file"));
     auto key = vtpm::LoadOrCreateKeyFile(key_parent.first.get(), key_parent.second);
     if (!key) {

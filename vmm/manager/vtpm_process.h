@@ -36,8 +36,16 @@ struct VtpmProcess {
   sandbox::ChildLog log;  // its stderr: poll log.fd(), log.Forward() (to ours, "vmm: vtpm: ")
 };
 
-// Opens the state directory (created 0700 if missing) and the key (created 0600 if
-// missing) for a persistent vTPM, and spawns `vmm-vtpm`. Bad paths are kInvalidArgument.
+// Bad input, checked before anything is created (vmm run --tpm, vmm vtpm provision): for a
+// persistent vTPM, a state directory that exists must be a directory itself, not a
+// symbolic link (the vTPM process's Landlock rule opens it), and one that neither group nor
+// others may write (they could swap its state files); a key file that exists must pass
+// vtpm::ReadKeyFile's checks. `flag` names the option in messages ("--tpm", "--vm").
+Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag);
+
+// Opens the state directory (created 0700 if missing; refused as CheckTpmPaths says, on
+// the opened fd) and the key (created 0600 if missing) for a persistent vTPM, and spawns
+// `vmm-vtpm`. Bad paths are kInvalidArgument.
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm);
 
 // As platform firmware does before the OS: CMD_INIT, locality 3 (the S-CRTM's, DESIGN.md
