@@ -167,6 +167,20 @@ TEST(VtpmCli, ProvisionChecksVmBeforeItCreatesTheCa) {
   EXPECT_FALSE(Exists(dir + "/ca")) << "a refused provision left a new CA behind";
 }
 
+TEST(VtpmCli, ProvisionHelpHasItsOwnExitStatusText) {
+  ProcessResult h = Vmm({"vtpm", "provision", "--help"});
+  EXPECT_EQ(h.exit_code, 0) << h.err;
+  EXPECT_EQ(h.out.find("guest powered off"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("Exit status: 0 the EKs were created, certified and stored"),
+            std::string::npos)
+      << h.out;
+  ProcessResult ek = Vmm({"vtpm", "ek", "--help"});
+  EXPECT_EQ(ek.exit_code, 0) << ek.err;
+  EXPECT_EQ(ek.out.find("guest powered off"), std::string::npos) << ek.out;
+  ProcessResult run = Vmm({"run", "--help"});
+  EXPECT_NE(run.out.find("guest powered off"), std::string::npos) << run.out;
+}
+
 TEST(VtpmCli, RunRefusesAGroupWritableOrSymlinkedStateDir) {
   std::string dir = TempDir("vtpm-cli-run-statedir");
   const std::string kernel = WriteTempFile("vtpm-cli-kernel.elf", MakePvhElf());

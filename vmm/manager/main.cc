@@ -21,7 +21,7 @@
 #include "vmm/machine/boot_plan.h"
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
-#include "vmm/manager/vtpm_commands.h"
+#include "vmm/manager/vtpm_cli.h"
 #include "vmm/manager/vtpm_process.h"
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
@@ -341,48 +341,14 @@ int Main(int argc, char** argv) {
   std::string role;
   CLI::App* sandbox = app.add_subcommand("sandbox", "Inspect the confinement of the VMM's process roles");
   sandbox->require_subcommand(1);
+  sandbox->footer("Exit status: 0 printed; 2 an unknown role or bad flags.");
   CLI::App* show = sandbox->add_subcommand(
       "show", "Print a role's seccomp filter, one syscall a line with the reason beside it");
   std::string roles;
   for (const std::string& r : sandbox::RoleNames()) roles += (roles.empty() ? "" : ", ") + r;
   show->add_option("ROLE", role, "One of: " + roles)->required();
 
-  CLI::App* vtpm = app.add_subcommand("vtpm", "Provision a VM's vTPM and export its endorsement key");
-  vtpm->require_subcommand(1);
-  std::string vm_tpm;
-  ProvisionRequest provision_request;
-  EkExportRequest ek_request;
-  CLI::App* provision = vtpm->add_subcommand(
-      "provision",
-      "Create the EKs (TCG default templates, RSA 2048 and ECC P-256), sign their certificates "
-      "with the host's vTPM CA (created on first use) and store them at the standard NV "
-      "indices 0x01c00002 and 0x01c0000a");
-  provision->add_option("--vm", vm_tpm, "The VM's vTPM, as given to vmm run --tpm")
-      ->type_name("state=DIR,key=FILE")
-      ->required();
-  provision->add_option("--ca", provision_request.ca_dir,
-                        "The host's vTPM CA directory (vtpm-ca.key, vtpm-ca.crt); keep it "
-                        "outside every VM's directory")
-      ->type_name("DIR")
-      ->capture_default_str();
-  provision->add_option("--vm-id", provision_request.vm_id,
-                        "Name in the certificates' subject (CN=vmm vTPM EK <vm-id>)");
-  provision->add_flag("--force", provision_request.force,
-                      "Replace EK certificates that are already there");
-  CLI::App* ek = vtpm->add_subcommand(
-      "ek",
-      "Read the EK certificates back from the vTPM's NV, check them against the CA and the "
-      "EKs, and export the EK public keys and certificates (PEM)");
-  ek->add_option("--vm", vm_tpm, "The VM's vTPM, as given to vmm run --tpm")
-      ->type_name("state=DIR,key=FILE")
-      ->required();
-  ek->add_option("--ca", ek_request.ca_dir, "The host's vTPM CA directory")
-      ->type_name("DIR")
-      ->capture_default_str();
-  ek->add_option("--out", ek_request.out_dir,
-                 "Write ek-rsa2048.{pub,crt}.pem and ek-eccp256.{pub,crt}.pem here instead of "
-                 "printing them")
-      ->type_name("DIR");
+  VtpmCli vtpm(app);
 
   try {
     app.parse(argc, argv);
@@ -393,26 +359,7 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (run->parsed()) return Run(flags);
-  if (provision->parsed() || ek->parsed()) {
-    VmConfig parsed;
-    if (auto r = ApplyFlag(parsed, "tpm", vm_tpm); !r) {
-      return Fail(InvalidArgument("--vm: " + r.error().message()));
-    }
-    if (provision->parsed()) {
-      provision_request.tpm = parsed.tpm;
-      auto report = ProvisionVtpm(provision_request);
-      if (!report) return Fail(report.error());
-      std::fprintf(stderr, "%s", report->c_str());
-      return 0;
-    }
-    ek_request.tpm = parsed.tpm;
-    std::string report;
-    auto out = ExportEk(ek_request, &report);
-    std::fprintf(stderr, "%s", report.c_str());
-    if (!out) return Fail(out.error());
-    std::printf("%s", out->c_str());
-    return 0;
-  }
+  if (vtpm.parsed()) return vtpm.Run();
   if (show->parsed()) {
     auto policy = sandbox::PolicyForRole(role);
     if (!policy) return Fail(policy.error());
