@@ -146,7 +146,8 @@ int Main(int argc, char** argv) {
   for (int fd : OpenFds()) {
     if (!drop.count(fd)) o.keep_fds.push_back(fd);
   }
-  o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vcpu: %s\n", note.c_str()); };
+  // Our stderr is a pipe to the manager, which puts "vmm: vcpu: " before each line.
+  o.log = [](const std::string& note) { std::fprintf(stderr, "vmm-vcpu: %s\n", note.c_str()); };
   if (auto c = sandbox::Confine(o); !c) return Fail(c.error().Wrap("confinement"));
 
   RunOutcome out = machine->Run();
