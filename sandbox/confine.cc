@@ -109,15 +109,19 @@ Result<void> PivotToEmptyRoot(std::string* note) {
                   "remount the new root read-only");
 }
 
+// Never raise: that needs CAP_SYS_RESOURCE, which even root may lack (it does on the
+// project's build hosts), and a lower limit set by the operator should stand.
+Result<rlim_t> LimitToApply(const Rlimit& l) {
+  rlimit cur{};
+  if (getrlimit(l.resource, &cur) != 0) {
+    return ErrnoError("getrlimit(" + std::to_string(l.resource) + ")");
+  }
+  return std::min(l.value, cur.rlim_max);
+}
+
 Result<void> ApplyRlimits(const std::vector<Rlimit>& limits) {
   for (const Rlimit& l : limits) {
-    rlimit cur{};
-    if (getrlimit(l.resource, &cur) != 0) {
-      return ErrnoError("getrlimit(" + std::to_string(l.resource) + ")");
-    }
-    // Never raise: that needs CAP_SYS_RESOURCE, which even root may lack (it does on the
-    // project's build hosts), and a lower limit set by the operator should stand.
-    rlim_t v = std::min(l.value, cur.rlim_max);
+    ASSIGN_OR_RETURN(rlim_t v, LimitToApply(l));
     rlimit next{v, v};
     if (setrlimit(l.resource, &next) != 0) {
       return ErrnoError("setrlimit(" + std::to_string(l.resource) + ", " + std::to_string(v) + ")");
@@ -190,6 +194,16 @@ Result<void> CloseFdsExcept(std::span<const int> keep) {
   }
   if (close_range(first, ~0U, 0) != 0) return ErrnoError("close_range (Linux 5.9+)");
   return Ok();
+}
+
+Result<rlim_t> ConfinedRlimit(std::string_view role, int resource) {
+  ASSIGN_OR_RETURN(std::vector<Rlimit> limits, RoleRlimits(role));
+  for (const Rlimit& l : limits) {
+    if (l.resource == resource) return LimitToApply(l);
+  }
+  rlimit cur{};
+  if (getrlimit(resource, &cur) != 0) return ErrnoError("getrlimit(" + std::to_string(resource) + ")");
+  return cur.rlim_max;
 }
 
 Result<std::string> SetSelinuxExecContext(std::string_view role, std::string_view level) {

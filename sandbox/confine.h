@@ -10,7 +10,7 @@
 //     moves the role into its own domain at exec and each binary carries only its code):
 //       parent:  SpawnRole(o, "/usr/libexec/vmm-device-rng", {"vmm-device-rng", "--sock=3"})
 //                  clone into a new pid (+user) namespace, PR_SET_PDEATHSIG, close all but
-//                  keep_fds, setexeccon(role's context), execve.
+//                  keep_fds, setexeccon(role's context), execve with ChildEnvironment().
 //       child:   main() { Confine(o); ... }   as its first act, before reading any fd.
 //     No role policy allows execve, and none needs to: the exec happens before the filter.
 //
@@ -69,6 +69,10 @@ struct ConfineOptions {
   // for, except SIGKILL/SIGSTOP from an ancestor namespace (pid_namespaces(7)).
   int parent_death_signal = SIGKILL;
   std::string selinux_level = "s0";  // per-VM MCS level for the exec context (SpawnRole)
+  // SpawnConfined/SpawnRole: made the child's fd 2 before anything else, e.g. the write end
+  // of a ChildLog, so that the child's lines reach the parent whatever its rlimits
+  // (child_log.h). -1: the child keeps the parent's stderr. Keep STDERR_FILENO in keep_fds.
+  int stderr_fd = -1;
   // Receives notes about skipped or degraded steps ("landlock: skipped: ..."). Unset: a
   // line on stderr. With SpawnConfined/SpawnRole it runs in the parent.
   std::function<void(const std::string&)> log = {};
@@ -85,8 +89,9 @@ Result<void> Confine(const ConfineOptions& options);
 Result<pid_t> SpawnConfined(const ConfineOptions& options, std::function<int()> body);
 
 // Clones a child as above, sets PR_SET_PDEATHSIG, closes every fd not in keep_fds (which
-// stay open across exec), sets the role's SELinux exec context and execs `path`. The role
-// binary then calls Confine() first thing. Returns the child's pid once exec succeeded.
+// stay open across exec), sets the role's SELinux exec context and execs `path` with
+// ChildEnvironment(). The role binary then calls Confine() first thing. Returns the
+// child's pid once exec succeeded.
 Result<pid_t> SpawnRole(const ConfineOptions& options, const std::string& path,
                         const std::vector<std::string>& argv);
 
@@ -95,6 +100,19 @@ Result<pid_t> SpawnRole(const ConfineOptions& options, const std::string& path,
 // (which ptrace-stops the process's threads: prctl, clone, ptrace), would make syscalls
 // the role's filter kills.
 [[noreturn]] void ExitConfined(int code);
+
+// The environment SpawnRole execs a role binary with. Empty, so that nothing of the
+// caller's (credentials in variables, proxies, library and config search paths such as
+// LD_PRELOAD or OPENSSL_CONF) reaches a confined child. In a sanitizer build (VMM_SANITIZE),
+// also the sanitizer runtimes' options that the caller has (ASAN_OPTIONS, UBSAN_OPTIONS,
+// LSAN_OPTIONS), so that a test run's halt_on_error or detect_leaks holds in the children.
+// SpawnConfined does not exec: its child is a copy of the caller, environment included.
+std::vector<std::string> ChildEnvironment();
+
+// The limit Confine will set for `resource` in `role` (RoleRlimits), as it sets it: never
+// above the calling process's current hard limit. For a resource the role leaves alone,
+// that hard limit. For sizing things before confinement (the vTPM's channel cap).
+Result<rlim_t> ConfinedRlimit(std::string_view role, int resource);
 
 // Closes every fd of the calling process that is not in `keep` (close_range(2), Linux 5.9).
 // Fails if a kept fd is not open.

@@ -101,39 +101,45 @@ PolicyBuilder DeviceRng() {
   return b;
 }
 
-PolicyBuilder Vtpm() {
+// `state_dir`: the process holds a state directory fd ($state_dir_fd). Without one
+// (ephemeral) no path-taking rule is added at all: a placeholder dirfd that "matches
+// nothing" would match the register value a caller can choose (-1 is all ones), and an
+// absolute path ignores the dirfd anyway.
+PolicyBuilder Vtpm(bool state_dir) {
   PolicyBuilder b = Base("vtpm");
   const std::string dir(kParamStateDirFd);
-  // State is written atomically (DESIGN.md 4): write a temp file, fsync, rename over the
-  // old one, fsync the directory. openat/renameat/unlinkat take paths, which seccomp cannot
-  // read, so they are bounded three ways:
-  //   1. here: the dirfd must be the state dir fd (no AT_FDCWD), the open flags exact
-  //      (no O_PATH, O_DIRECTORY, O_RDWR, no following a final symlink), no AT_REMOVEDIR;
-  //   2. Landlock (Confine's landlock_file_dirs): file access only beneath the state dir,
-  //      which catches "..", absolute paths and symlinks that leave it; Confine refuses to
-  //      run a role with such a grant on a kernel without Landlock;
-  //   3. pivot_root: an absolute path resolves in an empty read-only tmpfs.
-  // What remains: the process can rename or replace its own state files, which it could
-  // corrupt by writing anyway; state is authenticated (AES-GCM) and refused if it fails.
   b.AllowSocketIo()  // control and data channels (swtpm protocol; CMD_SET_DATAFD passes an fd)
       // Standalone (vmm-vtpm --ctrl/--server): the listening sockets were bound before
       // confinement; the server accepts on them. Started by vmm it holds no listening
       // socket, and it cannot create one (no socket/bind/listen).
       .AllowIf("accept4", {ArgEq(3, SOCK_NONBLOCK | SOCK_CLOEXEC, "SOCK_NONBLOCK|SOCK_CLOEXEC")},
-               "a control or data connection on a listening socket bound before confinement")
-      .AllowRisky("openat", {ArgEqParam(0, dir), ArgMaskedEq(2, 0xffffffff, kVtpmStateReadFlags,
-                                                               "O_RDONLY|O_CLOEXEC|O_NOFOLLOW")},
-                  "read a state file beneath the state dir (path-based: see roles.cc)")
-      .AllowRisky("openat",
-                  {ArgEqParam(0, dir),
-                   ArgMaskedEq(2, 0xffffffff, kVtpmStateWriteFlags,
-                               "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC|O_NOFOLLOW")},
-                  "create the temp state file (path-based: see roles.cc)")
-      .AllowRisky("renameat", {ArgEqParam(0, dir), ArgEqParam(2, dir)},
-                  "temp file over the state file, both in the state dir (path-based)")
-      .AllowRisky("unlinkat", {ArgEqParam(0, dir), ArgEq(2, 0, "files only")},
-                  "remove a stale temp file in the state dir (path-based)")
-      .Allow("pread64", "read a state file it opened")
+               "a control or data connection on a listening socket bound before confinement");
+  if (state_dir) {
+    // State is written atomically (DESIGN.md 4): write a temp file, fsync, rename over the
+    // old one, fsync the directory. openat/renameat/unlinkat take paths, which seccomp
+    // cannot read, so they are bounded three ways:
+    //   1. here: the dirfd must be the state dir fd (no AT_FDCWD), the open flags exact
+    //      (no O_PATH, O_DIRECTORY, O_RDWR, no following a final symlink), no AT_REMOVEDIR;
+    //   2. Landlock (Confine's landlock_file_dirs): file access only beneath the state dir,
+    //      which catches "..", absolute paths and symlinks that leave it; Confine refuses
+    //      to run a role with such a grant on a kernel without Landlock;
+    //   3. pivot_root: an absolute path resolves in an empty read-only tmpfs.
+    // What remains: the process can rename or replace its own state files, which it could
+    // corrupt by writing anyway; state is authenticated (AES-GCM) and refused if it fails.
+    b.AllowRisky("openat", {ArgEqParam(0, dir), ArgMaskedEq(2, 0xffffffff, kVtpmStateReadFlags,
+                                                              "O_RDONLY|O_CLOEXEC|O_NOFOLLOW")},
+                 "read a state file beneath the state dir (path-based: see roles.cc)")
+        .AllowRisky("openat",
+                    {ArgEqParam(0, dir),
+                     ArgMaskedEq(2, 0xffffffff, kVtpmStateWriteFlags,
+                                 "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC|O_NOFOLLOW")},
+                    "create the temp state file (path-based: see roles.cc)")
+        .AllowRisky("renameat", {ArgEqParam(0, dir), ArgEqParam(2, dir)},
+                    "temp file over the state file, both in the state dir (path-based)")
+        .AllowRisky("unlinkat", {ArgEqParam(0, dir), ArgEq(2, 0, "files only")},
+                    "remove a stale temp file in the state dir (path-based)");
+  }
+  b.Allow("pread64", "read a state file it opened")
       .Allow("pwrite64", "write the temp state file it opened")
       .Allow("fsync", "temp file and state dir durable before and after the rename")
       .Allow("fdatasync", "temp file durable");
@@ -159,7 +165,8 @@ const std::vector<RoleEntry>& Roles() {
   // RLIMIT_NPROC counts every process of the real uid on the host and is ignored for uid 0
   // (kernel/fork.c), so it is only a backstop, set to 0 where the role never clones; the
   // vcpu role starts threads and relies on its clone filter instead. RLIMIT_FSIZE bounds
-  // regular files only (pipes and sockets are not affected).
+  // regular files only (pipes and sockets are not affected): a role's stderr is a pipe to
+  // its parent (sandbox/child_log.h), so the limit never costs a log line.
   static const auto* roles = new std::vector<RoleEntry>{
       {"vcpu", [] { return Vcpu(); },
        // fds: VM, one per vCPU (up to 254), two eventfds per virtqueue, a few sockets.
@@ -174,7 +181,9 @@ const std::vector<RoleEntry>& Roles() {
       {"device-rng", DeviceRng,
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_FSIZE, 0}, {RLIMIT_NPROC, 0}}},
       // State blobs (permanent + volatile) are tens of KiB; 4 MiB leaves room for NV growth.
-      {"vtpm", Vtpm,
+      // The persistent vTPM's filter (what `vmm sandbox show vtpm` prints); an ephemeral
+      // one comes from VtpmFilter(-1).
+      {"vtpm", [] { return Vtpm(/*state_dir=*/true); },
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 32}, {RLIMIT_FSIZE, 4 * kMiB}, {RLIMIT_NPROC, 0}}},
   };
   return *roles;
@@ -207,6 +216,15 @@ Result<PolicyBuilder> BuilderForRole(std::string_view role) {
 Result<Policy> PolicyForRole(std::string_view role) {
   ASSIGN_OR_RETURN(PolicyBuilder b, BuilderForRole(role));
   return b.Build();
+}
+
+Result<RoleFilter> VtpmFilter(int state_dir_fd) {
+  if (state_dir_fd < 0) {
+    ASSIGN_OR_RETURN(Policy ephemeral, Vtpm(/*state_dir=*/false).Build());
+    return RoleFilter{std::move(ephemeral), {}};
+  }
+  ASSIGN_OR_RETURN(Policy p, PolicyForRole("vtpm"));
+  return RoleFilter{std::move(p), {{std::string(kParamStateDirFd), static_cast<uint64_t>(state_dir_fd)}}};
 }
 
 Result<std::vector<Rlimit>> RoleRlimits(std::string_view role) {

@@ -39,6 +39,16 @@ std::vector<std::string> RoleNames();
 // The VM process's role: "vcpu-kvm-pvm" when the kvm_pvm compatibility module is on.
 std::string_view VcpuRole(bool kvm_compat);
 
+// A role's filter with the parameters to load it with.
+struct RoleFilter {
+  Policy policy;
+  PolicyParams params;
+};
+// The vtpm filter for a process that holds its state directory as `state_dir_fd` (the
+// role's policy, parameter $state_dir_fd = that fd), or none (-1: an ephemeral TPM), whose
+// filter has no openat, renameat or unlinkat rule at all and needs no parameter.
+Result<RoleFilter> VtpmFilter(int state_dir_fd);
+
 // The role's builder, for callers (tests) that add lines before Build().
 Result<PolicyBuilder> BuilderForRole(std::string_view role);
 Result<Policy> PolicyForRole(std::string_view role);

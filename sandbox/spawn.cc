@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 
@@ -22,6 +23,12 @@ namespace {
 
 constexpr int kExitConfineFailed = 126;  // the child's exit code when it reported an error
 constexpr int kExitExecFailed = 127;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizerBuild = true;  // VMM_SANITIZE=ON (build-asan/)
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
 
 // Child -> parent, one line each: "N<note>", "E<errno> <kind> <message>", "K" (confined,
 // or about to exec). An "E" after "K" is a failed execve.
@@ -103,6 +110,10 @@ struct SpawnArgs {
   pollfd p{a.parent_pidfd, POLLIN, 0};
   if (a.parent_pidfd >= 0 && poll(&p, 1, 0) == 1) _exit(kExitConfineFailed);
   if (a.parent_pidfd >= 0) close(a.parent_pidfd);
+  if (o.stderr_fd >= 0 && o.stderr_fd != STDERR_FILENO && dup2(o.stderr_fd, STDERR_FILENO) < 0) {
+    fail(ErrnoError("confine " + o.role + ": stderr_fd " + std::to_string(o.stderr_fd) +
+                    " as fd 2"));
+  }
 
   if (!a.exec) {
     ConfineOptions copy = o;
@@ -217,14 +228,27 @@ Result<pid_t> SpawnConfined(const ConfineOptions& options, std::function<int()> 
   return Spawn(options, std::move(body), /*exec=*/false);
 }
 
+std::vector<std::string> ChildEnvironment() {
+  std::vector<std::string> env;
+  if (!kSanitizerBuild) return env;
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(name)) env.push_back(std::string(name) + "=" + value);
+  }
+  return env;
+}
+
 Result<pid_t> SpawnRole(const ConfineOptions& options, const std::string& path,
                         const std::vector<std::string>& argv) {
   std::vector<char*> cargv;
   for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
+  const std::vector<std::string> env = ChildEnvironment();
+  std::vector<char*> cenv;
+  for (const std::string& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
+  cenv.push_back(nullptr);
   return Spawn(options,
-               [&path, &cargv] {
-                 execv(path.c_str(), cargv.data());
+               [&path, &cargv, &cenv] {
+                 execve(path.c_str(), cargv.data(), cenv.data());
                  return errno;
                },
                /*exec=*/true);

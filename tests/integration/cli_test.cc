@@ -59,6 +59,37 @@ TEST(VmmCli, UnreadableKernelFile) {
   close(fd);
 }
 
+// open(2) of a FIFO blocks until a writer comes, so every file input is refused at once,
+// --dry-run or not, with the flag and the path in the message (a read-only --disk too).
+TEST(VmmCli, FifoAsKernelInitramfsConfigOrDiskExitsTwoPromptly) {
+  std::string fifo = WriteTempFile("input.fifo", {});
+  unlink(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"--kernel", {"--kernel", fifo}},
+      {"--initramfs", {"--kernel", Kernel(), "--initramfs", fifo}},
+      {"--config", {"--config", fifo}},
+  };
+  for (const auto& [flag, args] : cases) {
+    for (bool dry_run : {true, false}) {
+      std::vector<std::string> a = args;
+      if (dry_run) a.push_back("--dry-run");
+      ProcessResult r = RunVmm(a, 10);
+      EXPECT_FALSE(r.timed_out) << flag << ": vmm hung opening the FIFO";
+      EXPECT_EQ(r.exit_code, 2) << flag << ": " << r.err;
+      EXPECT_NE(r.err.find(flag + " '" + fifo + "' is not a regular file"), std::string::npos)
+          << r.err;
+    }
+  }
+  ProcessResult disk = RunVmm({"--kernel", Kernel(), "--disk", "path=" + fifo + ",readonly=on",
+                               "--dry-run"}, 10);
+  EXPECT_FALSE(disk.timed_out) << "--disk: vmm hung opening the FIFO";
+  EXPECT_EQ(disk.exit_code, 2) << disk.err;
+  EXPECT_NE(disk.err.find("--disk '" + fifo + "': not a regular file or block device"),
+            std::string::npos) << disk.err;
+  unlink(fifo.c_str());
+}
+
 TEST(VmmCli, FileThatIsNotAKernel) {
   std::string path = WriteTempFile("notakernel", std::vector<uint8_t>(8192, 0x41));
   ExpectUsageError({"--kernel", path}, "not a kernel this VMM can boot");
@@ -116,7 +147,9 @@ TEST(VmmCli, UnknownJsonKey) {
   ExpectUsageError({"--config", cfg}, "unknown setting 'vcpus'");
 }
 
-TEST(VmmCli, MissingConfigFile) { ExpectUsageError({"--config", "/nonexistent.json"}, "config file"); }
+TEST(VmmCli, MissingConfigFile) {
+  ExpectUsageError({"--config", "/nonexistent.json"}, "--config '/nonexistent.json'");
+}
 
 TEST(VmmCli, SandboxShowPrintsEveryRolesFilter) {
   for (const char* role : {"vcpu", "device-blk", "device-rng", "vtpm"}) {

@@ -3,6 +3,7 @@
 // certificates signed by the host's vTPM CA into NV; a later process reads them back from
 // the state it reloads (state survives a restart), and they verify with `openssl verify`.
 // A tampered state, and a state file swapped in from another VM, are refused by name.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,8 +14,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 
 #include "tests/integration/vmm_process.h"
+#include "tests/unit/boot/test_images.h"
 
 namespace vmm::testing {
 namespace {
@@ -107,6 +110,120 @@ TEST(VtpmCli, TamperedTruncatedAndSwappedStatesAreRefusedNotReset) {
   WriteAll(state, good);
   ProcessResult ok = ek();
   EXPECT_EQ(ok.exit_code, 0) << "the original state loads again\n" << ok.err;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+void ExpectRefused(const ProcessResult& r, const std::string& message) {
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("vmm: error: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+}
+
+// The state directory is what the vTPM process's Landlock rule opens: a symlink would
+// make it some other directory, and one that group or others can write lets them swap
+// state files. Each is refused, and nothing (no CA) is created on the way.
+TEST(VtpmCli, ProvisionRefusesASymlinkedOrGroupWritableStateDirBeforeCreatingAnything) {
+  std::string dir = TempDir("vtpm-cli-statedir");
+  ASSERT_EQ(mkdir((dir + "/real").c_str(), 0700), 0);
+  ASSERT_EQ(symlink((dir + "/real").c_str(), (dir + "/link").c_str()), 0);
+  ExpectRefused(Vmm({"vtpm", "provision", "--vm", "state=" + dir + "/link,key=" + dir + "/k",
+                     "--ca", dir + "/ca"}),
+                "'" + dir + "/link' is a symbolic link");
+  for (mode_t mode : {0770, 0707, 0777}) {
+    ASSERT_EQ(chmod((dir + "/real").c_str(), mode), 0);
+    ExpectRefused(Vmm({"vtpm", "provision", "--vm", "state=" + dir + "/real,key=" + dir + "/k",
+                       "--ca", dir + "/ca"}),
+                  "group or others may write it");
+  }
+  EXPECT_FALSE(Exists(dir + "/ca")) << "a refused provision created the CA";
+  EXPECT_FALSE(Exists(dir + "/k")) << "a refused provision created the key";
+}
+
+TEST(VtpmCli, ProvisionRefusesACaDirectoryInsideTheVmsStateDirectory) {
+  std::string dir = TempDir("vtpm-cli-ca-inside");
+  for (const std::string& ca : {dir + "/vm1/ca", dir + "/vm1", dir + "/vm1/./sub/../ca2"}) {
+    ExpectRefused(Vmm({"vtpm", "provision", "--vm", Vm(dir, "vm1"), "--ca", ca}),
+                  "inside the VM's state directory");
+  }
+  // The same directory reached through a symlink is still inside.
+  ASSERT_EQ(mkdir((dir + "/vm1").c_str(), 0700), 0);
+  ASSERT_EQ(symlink((dir + "/vm1").c_str(), (dir + "/alias").c_str()), 0);
+  ExpectRefused(Vmm({"vtpm", "provision", "--vm", Vm(dir, "vm1"), "--ca", dir + "/alias/ca"}),
+                "inside the VM's state directory");
+  EXPECT_FALSE(Exists(dir + "/vm1/ca"));
+  EXPECT_FALSE(Exists(dir + "/alias/ca"));
+}
+
+TEST(VtpmCli, ProvisionChecksVmBeforeItCreatesTheCa) {
+  std::string dir = TempDir("vtpm-cli-order");
+  ExpectRefused(Vmm({"vtpm", "provision", "--vm", "ephemeral", "--ca", dir + "/ca"}),
+                "persistent state");
+  ExpectRefused(Vmm({"vtpm", "provision", "--vm", "state=" + dir + "/vm1", "--ca", dir + "/ca"}),
+                "--vm");
+  EXPECT_FALSE(Exists(dir + "/ca")) << "a refused provision left a new CA behind";
+}
+
+TEST(VtpmCli, ProvisionHelpHasItsOwnExitStatusText) {
+  ProcessResult h = Vmm({"vtpm", "provision", "--help"});
+  EXPECT_EQ(h.exit_code, 0) << h.err;
+  EXPECT_EQ(h.out.find("guest powered off"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("Exit status: 0 the EKs were created, certified and stored"),
+            std::string::npos)
+      << h.out;
+  ProcessResult ek = Vmm({"vtpm", "ek", "--help"});
+  EXPECT_EQ(ek.exit_code, 0) << ek.err;
+  EXPECT_EQ(ek.out.find("guest powered off"), std::string::npos) << ek.out;
+  ProcessResult run = Vmm({"run", "--help"});
+  EXPECT_NE(run.out.find("guest powered off"), std::string::npos) << run.out;
+}
+
+TEST(VtpmCli, RunRefusesAGroupWritableOrSymlinkedStateDir) {
+  std::string dir = TempDir("vtpm-cli-run-statedir");
+  const std::string kernel = WriteTempFile("vtpm-cli-kernel.elf", MakePvhElf());
+  ASSERT_EQ(mkdir((dir + "/vm1").c_str(), 0770), 0);
+  ASSERT_EQ(chmod((dir + "/vm1").c_str(), 0770), 0);
+  ExpectRefused(Vmm({"run", "--kernel", kernel, "--tpm", Vm(dir, "vm1"), "--dry-run"}),
+                "group or others may write it");
+  ASSERT_EQ(chmod((dir + "/vm1").c_str(), 0700), 0);
+  ASSERT_EQ(symlink((dir + "/vm1").c_str(), (dir + "/link").c_str()), 0);
+  ExpectRefused(Vmm({"run", "--kernel", kernel, "--tpm",
+                     "state=" + dir + "/link,key=" + dir + "/k", "--dry-run"}),
+                "is a symbolic link");
+}
+
+// vmm-vtpm may not grow a regular file past 4 MiB (RLIMIT_FSIZE). Its lines reach the
+// manager's stderr through a pipe, so an operator's long log file loses none of them.
+TEST(VtpmCli, VtpmLinesReachAManagerStderrFilePastTheVtpmFileSizeLimit) {
+  std::string dir = TempDir("vtpm-cli-log");
+  const std::string log = dir + "/stderr.log";
+  const size_t kFilled = 5u << 20;
+  WriteAll(log, std::string(kFilled - 1, 'x') + "\n");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(120);
+    int fd = open(log.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
+    std::string bin = BinDir() + "/vmm", vm = Vm(dir, "vm1"), ca = dir + "/ca";
+    execl(bin.c_str(), "vmm", "vtpm", "provision", "--vm", vm.c_str(), "--ca", ca.c_str(), nullptr);
+    _exit(127);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  const std::string text = ReadAll(log).substr(kFilled);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << "\n" << text;
+  std::istringstream lines(text);
+  std::string line, landlock;
+  while (std::getline(lines, line)) {
+    if (line.find("vmm-vtpm: landlock:") != std::string::npos) landlock = line;
+  }
+  ASSERT_FALSE(landlock.empty()) << "the vTPM's landlock line was lost:\n" << text;
+  EXPECT_EQ(landlock.rfind("vmm: vtpm: vmm-vtpm: landlock:", 0), 0u) << landlock;
+  EXPECT_NE(text.find("RSA 2048 EK certified"), std::string::npos) << text;
 }
 
 // tpm2-tools, unchanged, through tpm2-tss's swtpm TCTI against the standalone vmm-vtpm

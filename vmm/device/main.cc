@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 
+#include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 #include "vmm/common/version.h"
@@ -161,10 +162,17 @@ int Run(const Flags& f) {
   auto conn = AcceptOne(f.socket_path);
   if (!conn) return Fail(conn.error());
   int sock = conn->get();
-  auto pid = sandbox::SpawnConfined(Confinement(f, **dev, sock),
-                                    [&] { return Serve(**dev, sock); });
-  if (!pid) return Fail(pid.error().Wrap("confinement"));
+  // The confined child's stderr is a pipe to this (unconfined) process, which copies its
+  // lines to our stderr: its RLIMIT_FSIZE would otherwise apply to a regular file there.
+  auto log = sandbox::ChildLog::Create("");
+  if (!log) return Fail(log.error());
+  sandbox::ConfineOptions o = Confinement(f, **dev, sock);
+  o.stderr_fd = log->write_end();
+  auto pid = sandbox::SpawnConfined(o, [&] { return Serve(**dev, sock); });
+  log->CloseWriteEnd();
   conn->reset();  // the child holds the session now
+  log->ForwardToEnd(pid ? -1 : 1000);  // until the child ends
+  if (!pid) return Fail(pid.error().Wrap("confinement"));
   int status = 0;
   while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
   }

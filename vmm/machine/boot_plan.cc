@@ -27,7 +27,9 @@ std::string Hex(uint64_t v) {
 
 Result<std::vector<uint8_t>> ReadFileLimited(const std::string& path, uint64_t max_bytes,
                                              const std::string& what) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: open(2) of a FIFO waits for a writer, --dry-run or not; this way it
+  // returns at once and the check below refuses it. Reads of a regular file ignore it.
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) {
     return Error(ErrorKind::kInvalidArgument, what + " '" + path + "' cannot be opened", errno);
   }
@@ -57,7 +59,7 @@ Result<std::vector<uint8_t>> ReadFileLimited(const std::string& path, uint64_t m
 
 Result<BootPlan> PlanBoot(const VmConfig& cfg, kvm::KvmFlavor flavor) {
   BootPlan plan;
-  ASSIGN_OR_RETURN(plan.kernel_bytes, ReadFileLimited(cfg.kernel, kMaxKernelBytes, "kernel"));
+  ASSIGN_OR_RETURN(plan.kernel_bytes, ReadFileLimited(cfg.kernel, kMaxKernelBytes, "--kernel"));
   auto image = boot::ParseKernelImage(plan.kernel_bytes);
   if (!image) return image.error().Wrap("kernel '" + cfg.kernel + "'");
   plan.image = std::move(image).value();
@@ -97,7 +99,7 @@ Result<BootPlan> PlanBoot(const VmConfig& cfg, kvm::KvmFlavor flavor) {
   }
 
   if (!cfg.initramfs.empty()) {
-    ASSIGN_OR_RETURN(plan.initrd_bytes, ReadFileLimited(cfg.initramfs, cfg.memory, "initramfs"));
+    ASSIGN_OR_RETURN(plan.initrd_bytes, ReadFileLimited(cfg.initramfs, cfg.memory, "--initramfs"));
     // Highest page-aligned place below both the end of low RAM and the kernel's limit,
     // as boot loaders do, keeping it clear of the kernel's decompression area.
     uint64_t limit = std::min<uint64_t>(low_end, uint64_t{img.initrd_addr_max} + 1);

@@ -37,7 +37,9 @@ struct BootPlan {
   std::vector<std::string> kvm_compat_left_out;
 };
 
-// Reads a regular file of at most `max_bytes`; errors name `what` and the path.
+// Reads a regular file of at most `max_bytes`; anything else (a FIFO, a device, a
+// directory) is refused without blocking. Errors name `what` (the flag, "--kernel") and
+// the path.
 Result<std::vector<uint8_t>> ReadFileLimited(const std::string& path, uint64_t max_bytes,
                                              const std::string& what);
 

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <climits>
 
 #include "sandbox/confine.h"
@@ -52,6 +54,23 @@ std::string DescribeExit(int pidfd, int* exit_code) {
   return s;
 }
 
+bool WaitForExit(int pidfd, sandbox::ChildLog& log, int timeout_ms) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const long long left = std::clamp<long long>(
+        std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())
+            .count(),
+        0, INT_MAX);
+    pollfd p[2] = {{pidfd, POLLIN, 0}, {log.fd(), POLLIN, 0}};
+    const int n = poll(p, 2, static_cast<int>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    if (p[1].revents != 0) log.Forward();
+    if (p[0].revents & POLLIN) return true;
+    if (left == 0) return false;
+  }
+}
+
 namespace {
 
 Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
@@ -72,15 +91,26 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
     argv.push_back(std::to_string(image.get()));
   }
   argv.insert(argv.end(), args.begin(), args.end());
-  o.log = [name = dev.name](const std::string& note) {
-    std::fprintf(stderr, "vmm: %s: %s\n", name.c_str(), note.c_str());
+  const std::string label = dev.role + " " + dev.name;
+  o.log = [label](const std::string& note) {
+    std::fprintf(stderr, "vmm: %s: %s\n", label.c_str(), note.c_str());
   };
-  ASSIGN_OR_RETURN(dev.pid, sandbox::SpawnRole(o, binary, argv));
+  ASSIGN_OR_RETURN(dev.log, sandbox::ChildLog::Create("vmm: " + label + ": "));
+  o.stderr_fd = dev.log.write_end();
+  auto pid = sandbox::SpawnRole(o, binary, argv);
+  dev.log.CloseWriteEnd();
+  if (!pid) {
+    dev.log.ForwardToEnd();  // the child is gone: what it said before it failed
+    return pid.error();
+  }
+  dev.pid = *pid;
   dev.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, dev.pid, 0)));
   if (!dev.pidfd.valid()) {
+    const int err = errno;
     kill(dev.pid, SIGKILL);
     waitpid(dev.pid, nullptr, 0);
-    return Error(ErrorKind::kSystem, "pidfd_open", errno);
+    dev.log.ForwardToEnd();
+    return Error(ErrorKind::kSystem, "pidfd_open", err);
   }
   dev.sock = std::move(ours);
   return dev;
@@ -90,7 +120,8 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
 
 Result<void> CheckDiskImages(const VmConfig& cfg) {
   for (const DiskConfig& d : cfg.disks) {
-    UniqueFd fd(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    // O_NONBLOCK: a FIFO is refused below instead of holding us in open(2).
+    UniqueFd fd(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK));
     if (!fd.valid()) {
       return Error(ErrorKind::kInvalidArgument,
                    "--disk '" + d.path + "'" + (d.readonly ? "" : " (opened read-write)"), errno);
@@ -144,7 +175,9 @@ std::string DescribeDeviceExit(DeviceProcess& dev, int* exit_code) {
   std::string head = "device process " + dev.name + " (pid " + std::to_string(dev.pid) + ")";
   if (dev.pid <= 0) return head + " already reaped";
   dev.pid = -1;
-  return head + " " + DescribeExit(dev.pidfd.get(), exit_code);
+  std::string how = DescribeExit(dev.pidfd.get(), exit_code);
+  dev.log.ForwardToEnd();  // its last lines come before the line that says how it ended
+  return head + " " + how;
 }
 
 std::string ReapDeviceProcesses(std::vector<DeviceProcess>& devs, int grace_ms) {
@@ -154,8 +187,7 @@ std::string ReapDeviceProcesses(std::vector<DeviceProcess>& devs, int grace_ms) 
   }
   for (DeviceProcess& dev : devs) {
     if (dev.pid <= 0) continue;
-    pollfd p{dev.pidfd.get(), POLLIN, 0};
-    if (poll(&p, 1, grace_ms) <= 0) {
+    if (!WaitForExit(dev.pidfd.get(), dev.log, grace_ms)) {
       kill(dev.pid, SIGKILL);
       problems += "device process " + dev.name + " did not exit after its session closed; killed\n";
     }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/child_log.h"
 #include "vmm/common/result.h"
 #include "vmm/common/unique_fd.h"
 #include "vmm/manager/config.h"
@@ -26,6 +27,8 @@ struct DeviceProcess {
   pid_t pid = -1;
   UniqueFd pidfd;              // readable once the process ended
   UniqueFd sock;               // our end of the vhost-user session (moved into the Machine)
+  sandbox::ChildLog log;       // its stderr: poll log.fd(), log.Forward() (to ours, prefixed
+                               // "vmm: <role> <name>: ")
 };
 
 // A program installed beside the running one (vmm-device, vmm-vcpu): build/bin or bin/.
@@ -36,6 +39,10 @@ Result<std::string> SiblingBinary(const std::string& name);
 // Reaps it; `exit_code` gets the status, or -1 when a signal ended it.
 std::string DescribeExit(int pidfd, int* exit_code = nullptr);
 
+// Waits up to `timeout_ms` for the child behind `pidfd` to end, forwarding its log
+// meanwhile (a child blocked on a full log pipe would never end). True if it ended.
+bool WaitForExit(int pidfd, sandbox::ChildLog& log, int timeout_ms);
+
 // Bad input before anything starts: each disk image must be a regular file or block device
 // we can open as asked (read-write unless readonly=on).
 Result<void> CheckDiskImages(const VmConfig& cfg);
@@ -45,8 +52,8 @@ Result<void> CheckDiskImages(const VmConfig& cfg);
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg);
 
 // How a device process ended, for the VM's stop message: "device process blk0 (pid 12)
-// was killed by SIGSYS: its seccomp filter denied socket (41)". Reaps it; `exit_code` as
-// DescribeExit's.
+// was killed by SIGSYS: its seccomp filter denied socket (41)". Reaps it and forwards the
+// rest of its log first; `exit_code` as DescribeExit's.
 std::string DescribeDeviceExit(DeviceProcess& dev, int* exit_code = nullptr);
 
 // After the VM stopped (its sessions closed): waits up to `grace_ms` for each device

@@ -22,8 +22,9 @@
 #include "vmm/machine/boot_plan.h"
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
-#include "vmm/manager/vtpm_commands.h"
+#include "vmm/manager/vtpm_cli.h"
 #include "vmm/manager/vtpm_process.h"
+#include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 
@@ -53,7 +54,7 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   VmConfig cfg;
   if (!flags.config_path.empty()) {
     ASSIGN_OR_RETURN(std::vector<uint8_t> text,
-                     ReadFileLimited(flags.config_path, kMaxConfigBytes, "config file"));
+                     ReadFileLimited(flags.config_path, kMaxConfigBytes, "--config"));
     auto parsed = ParseConfigJson(std::string_view(reinterpret_cast<char*>(text.data()), text.size()));
     if (!parsed) return parsed.error().Wrap("'" + flags.config_path + "'");
     cfg = std::move(parsed).value();
@@ -89,6 +90,7 @@ int Run(const RunFlags& given) {
   auto plan = PlanBoot(*cfg, kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
   if (auto disks = CheckDiskImages(*cfg); !disks) return Fail(disks.error());
+  if (auto tpm = CheckTpmPaths(cfg->tpm, "--tpm"); !tpm) return Fail(tpm.error());
   RunFlags flags = given;
   std::string symbols_note = flags.profile ? ChooseProfileSymbols(flags, *cfg, *plan) : "";
   if (flags.dry_run) {
@@ -121,10 +123,17 @@ int Run(const RunFlags& given) {
 }
 
 // Opens `path` for the VM process and returns "/proc/self/fd/N", the name it will read it by.
+// A file to read must (still) be a regular file: opened without blocking, as in
+// ReadFileLimited, so a FIFO put in its place since the check cannot hold us.
 Result<std::string> PassFile(const std::string& path, int flags, std::vector<UniqueFd>& keep,
                              const std::string& what) {
-  UniqueFd fd(open(path.c_str(), flags | O_CLOEXEC, 0600));
+  const bool read_only = (flags & O_ACCMODE) == O_RDONLY;
+  UniqueFd fd(open(path.c_str(), flags | O_CLOEXEC | (read_only ? O_NONBLOCK : 0), 0600));
   if (!fd.valid()) return Error(ErrorKind::kInvalidArgument, what + " '" + path + "'", errno);
+  struct stat st {};
+  if (read_only && (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))) {
+    return InvalidArgument(what + " '" + path + "' is not a regular file");
+  }
   std::string name = "/proc/self/fd/" + std::to_string(fd.get());
   keep.push_back(std::move(fd));
   return name;
@@ -146,7 +155,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     return Ok();
   };
   std::string symbols = flags.profile_symbols;
-  for (auto r : {pass(cfg.kernel, O_RDONLY, "kernel"), pass(cfg.initramfs, O_RDONLY, "initramfs"),
+  for (auto r : {pass(cfg.kernel, O_RDONLY, "--kernel"), pass(cfg.initramfs, O_RDONLY, "--initramfs"),
                  cfg.serial == SerialMode::kFile
                      ? pass(cfg.serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY, "--serial file")
                      : Result<void>(Ok()),
@@ -198,8 +207,17 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     argv.push_back(symbols);
   }
   o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vcpu: %s\n", note.c_str()); };
+  auto vcpu_log = sandbox::ChildLog::Create("vmm: vcpu: ");
+  if (!vcpu_log) {
+    ReapDeviceProcesses(*devices, 0);
+    StopVtpmProcess(tpm, 0);
+    return Fail(vcpu_log.error());
+  }
+  o.stderr_fd = vcpu_log->write_end();
   auto vcpu_pid = sandbox::SpawnRole(o, *vcpu_binary, argv);
+  vcpu_log->CloseWriteEnd();
   if (!vcpu_pid) {
+    vcpu_log->ForwardToEnd();
     ReapDeviceProcesses(*devices, 0);
     StopVtpmProcess(tpm, 0);
     return Fail(vcpu_pid.error().Wrap("starting the VM process"));
@@ -216,14 +234,22 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
   sigprocmask(SIG_BLOCK, &stop, nullptr);
   UniqueFd sigfd(signalfd(-1, &stop, SFD_CLOEXEC));
   int code = kExitVmFailed;
+  // Every child's stderr is a pipe to us (sandbox/child_log.h); a log at EOF has fd -1.
+  std::vector<sandbox::ChildLog*> logs = {&*vcpu_log, &tpm.log};
+  for (DeviceProcess& d : *devices) logs.push_back(&d.log);
   for (;;) {
     std::vector<pollfd> fds = {{vcpu.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
     for (DeviceProcess& d : *devices) fds.push_back({d.pid > 0 ? d.pidfd.get() : -1, POLLIN, 0});
     const size_t tpm_index = fds.size();
     fds.push_back({tpm.pid > 0 ? tpm.pidfd.get() : -1, POLLIN, 0});
+    const size_t log_index = fds.size();
+    for (sandbox::ChildLog* l : logs) fds.push_back({l->fd(), POLLIN, 0});
     if (poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    for (size_t i = 0; i < logs.size(); ++i) {
+      if (fds[log_index + i].revents != 0) logs[i]->Forward();
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si;
@@ -232,6 +258,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     if (fds[0].revents & POLLIN) {
       int exit_code = 0;
       std::string how = DescribeExit(vcpu.get(), &exit_code);
+      vcpu_log->ForwardToEnd();
       if (exit_code >= 0) {
         code = exit_code;
       } else {
@@ -244,6 +271,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
       // The vTPM never ends on its own while the manager's channel is open.
       int exit_code = 0;
       std::string how = DescribeExit(tpm.pidfd.get(), &exit_code);
+      tpm.log.ForwardToEnd();
       std::fprintf(stderr, "vmm: error: vTPM process (pid %d) %s; the VM stopped\n", tpm.pid,
                    how.c_str());
       tpm.pid = -1;
@@ -263,6 +291,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     if (device_died) {
       kill(*vcpu_pid, SIGKILL);
       DescribeExit(vcpu.get());
+      vcpu_log->ForwardToEnd();
       code = kExitVmFailed;
       break;
     }
@@ -341,48 +370,14 @@ int Main(int argc, char** argv) {
   std::string role;
   CLI::App* sandbox = app.add_subcommand("sandbox", "Inspect the confinement of the VMM's process roles");
   sandbox->require_subcommand(1);
+  sandbox->footer("Exit status: 0 printed; 2 an unknown role or bad flags.");
   CLI::App* show = sandbox->add_subcommand(
       "show", "Print a role's seccomp filter, one syscall a line with the reason beside it");
   std::string roles;
   for (const std::string& r : sandbox::RoleNames()) roles += (roles.empty() ? "" : ", ") + r;
   show->add_option("ROLE", role, "One of: " + roles)->required();
 
-  CLI::App* vtpm = app.add_subcommand("vtpm", "Provision a VM's vTPM and export its endorsement key");
-  vtpm->require_subcommand(1);
-  std::string vm_tpm;
-  ProvisionRequest provision_request;
-  EkExportRequest ek_request;
-  CLI::App* provision = vtpm->add_subcommand(
-      "provision",
-      "Create the EKs (TCG default templates, RSA 2048 and ECC P-256), sign their certificates "
-      "with the host's vTPM CA (created on first use) and store them at the standard NV "
-      "indices 0x01c00002 and 0x01c0000a");
-  provision->add_option("--vm", vm_tpm, "The VM's vTPM, as given to vmm run --tpm")
-      ->type_name("state=DIR,key=FILE")
-      ->required();
-  provision->add_option("--ca", provision_request.ca_dir,
-                        "The host's vTPM CA directory (vtpm-ca.key, vtpm-ca.crt); keep it "
-                        "outside every VM's directory")
-      ->type_name("DIR")
-      ->capture_default_str();
-  provision->add_option("--vm-id", provision_request.vm_id,
-                        "Name in the certificates' subject (CN=vmm vTPM EK <vm-id>)");
-  provision->add_flag("--force", provision_request.force,
-                      "Replace EK certificates that are already there");
-  CLI::App* ek = vtpm->add_subcommand(
-      "ek",
-      "Read the EK certificates back from the vTPM's NV, check them against the CA and the "
-      "EKs, and export the EK public keys and certificates (PEM)");
-  ek->add_option("--vm", vm_tpm, "The VM's vTPM, as given to vmm run --tpm")
-      ->type_name("state=DIR,key=FILE")
-      ->required();
-  ek->add_option("--ca", ek_request.ca_dir, "The host's vTPM CA directory")
-      ->type_name("DIR")
-      ->capture_default_str();
-  ek->add_option("--out", ek_request.out_dir,
-                 "Write ek-rsa2048.{pub,crt}.pem and ek-eccp256.{pub,crt}.pem here instead of "
-                 "printing them")
-      ->type_name("DIR");
+  VtpmCli vtpm(app);
 
   try {
     app.parse(argc, argv);
@@ -393,26 +388,7 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (run->parsed()) return Run(flags);
-  if (provision->parsed() || ek->parsed()) {
-    VmConfig parsed;
-    if (auto r = ApplyFlag(parsed, "tpm", vm_tpm); !r) {
-      return Fail(InvalidArgument("--vm: " + r.error().message()));
-    }
-    if (provision->parsed()) {
-      provision_request.tpm = parsed.tpm;
-      auto report = ProvisionVtpm(provision_request);
-      if (!report) return Fail(report.error());
-      std::fprintf(stderr, "%s", report->c_str());
-      return 0;
-    }
-    ek_request.tpm = parsed.tpm;
-    std::string report;
-    auto out = ExportEk(ek_request, &report);
-    std::fprintf(stderr, "%s", report.c_str());
-    if (!out) return Fail(out.error());
-    std::printf("%s", out->c_str());
-    return 0;
-  }
+  if (vtpm.parsed()) return vtpm.Run();
   if (show->parsed()) {
     auto policy = sandbox::PolicyForRole(role);
     if (!policy) return Fail(policy.error());

@@ -5,8 +5,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <optional>
+#include <vector>
 
 #include "vmm/manager/vtpm_process.h"
 #include "vtpm/provision/ek_provision.h"
@@ -26,10 +30,62 @@ struct Session {
   std::optional<vtpm::EsysContext> esys;
 };
 
-Result<Session> Open(const TpmConfig& tpm) {
+Result<void> CheckPersistent(const TpmConfig& tpm) {
   if (tpm.mode != TpmConfig::Mode::kPersistent) {
     return InvalidArgument("--vm: a provisioned vTPM needs persistent state: state=DIR,key=FILE");
   }
+  return Ok();
+}
+
+// `path` absolute, with the longest prefix that exists resolved by realpath(3) (symlinks,
+// "..") and the rest, which does not exist yet, normalised by its names: so a directory
+// compares as it will be when it is created.
+std::string ResolvePath(const std::string& path) {
+  std::string abs = path;
+  if (abs.empty() || abs[0] != '/') {
+    char cwd[PATH_MAX];
+    abs = std::string(getcwd(cwd, sizeof(cwd)) ? cwd : ".") + "/" + abs;
+  }
+  std::vector<std::string> parts;
+  for (size_t pos = 0; pos < abs.size();) {
+    size_t slash = abs.find('/', pos);
+    if (slash == std::string::npos) slash = abs.size();
+    std::string part = abs.substr(pos, slash - pos);
+    if (!part.empty() && part != ".") parts.push_back(part);
+    pos = slash + 1;
+  }
+  for (size_t n = parts.size() + 1; n-- > 0;) {
+    std::string prefix;
+    for (size_t i = 0; i < n; ++i) prefix += "/" + parts[i];
+    char* real = realpath(prefix.empty() ? "/" : prefix.c_str(), nullptr);
+    if (real == nullptr) continue;
+    std::string out = std::strcmp(real, "/") == 0 ? "" : real;
+    std::free(real);
+    for (size_t i = n; i < parts.size(); ++i) {
+      if (parts[i] != "..") {
+        out += "/" + parts[i];
+      } else if (size_t up = out.rfind('/'); up != std::string::npos) {
+        out.resize(up);
+      }
+    }
+    return out.empty() ? "/" : out;
+  }
+  return abs;
+}
+
+// The CA key must not lie beneath the directory the vTPM process's Landlock rule opens.
+Result<void> CheckCaOutsideStateDir(const std::string& ca_dir, const std::string& state_dir) {
+  const std::string ca = ResolvePath(ca_dir), state = ResolvePath(state_dir);
+  if (ca == state || state == "/" || ca.rfind(state + "/", 0) == 0) {
+    return InvalidArgument("--ca '" + ca_dir + "' is inside the VM's state directory '" +
+                           state_dir + "', where the vTPM process may open files: keep the CA "
+                           "outside every VM's directory");
+  }
+  return Ok();
+}
+
+Result<Session> Open(const TpmConfig& tpm) {
+  RETURN_IF_ERROR(CheckPersistent(tpm));
   ASSIGN_OR_RETURN(VtpmProcess p, StartVtpmProcess(tpm));
   auto fail = [&p](const Error& e) -> Error {
     std::string how = StopVtpmProcess(p, 0);
@@ -76,6 +132,10 @@ Result<void> WriteFile(const std::string& path, const std::string& text) {
 }  // namespace
 
 Result<std::string> ProvisionVtpm(const ProvisionRequest& request) {
+  // Every input first: a refused request leaves nothing behind (no CA, state dir or key).
+  RETURN_IF_ERROR(CheckPersistent(request.tpm));
+  RETURN_IF_ERROR(CheckTpmPaths(request.tpm, "--vm"));
+  RETURN_IF_ERROR(CheckCaOutsideStateDir(request.ca_dir, request.tpm.state_dir));
   ASSIGN_OR_RETURN(vtpm::HostCa ca, vtpm::EnsureHostCa(request.ca_dir));
   ASSIGN_OR_RETURN(Session s, Open(request.tpm));
   vtpm::ProvisionOptions options;
@@ -96,6 +156,8 @@ Result<std::string> ProvisionVtpm(const ProvisionRequest& request) {
 }
 
 Result<std::string> ExportEk(const EkExportRequest& request, std::string* report) {
+  RETURN_IF_ERROR(CheckPersistent(request.tpm));
+  RETURN_IF_ERROR(CheckTpmPaths(request.tpm, "--vm"));
   struct stat st {};
   std::string ca_path = request.ca_dir + "/vtpm-ca.crt";
   if (stat(ca_path.c_str(), &st) != 0) {

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -43,7 +44,46 @@ Result<std::pair<UniqueFd, std::string>> OpenParent(const std::string& path,
   return std::make_pair(std::move(fd), name);
 }
 
+// The state directory itself (O_NOFOLLOW: not through a final symlink), checked on the fd.
+Result<UniqueFd> OpenStateDir(std::string path, const std::string& flag) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();  // "dir/" follows a symlink
+  const std::string what = flag + ": state directory '" + path + "'";
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
+    const int err = errno;
+    struct stat st {};
+    if ((err == ELOOP || err == ENOTDIR) && lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      return InvalidArgument(what + " is a symbolic link; give the directory it points to");
+    }
+    return Error(ErrorKind::kInvalidArgument, what, err);
+  }
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return Error(ErrorKind::kSystem, "fstat " + what, errno);
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return InvalidArgument(what + " has mode " + mode +
+                           ": group or others may write it, and so replace the vTPM's state "
+                           "files; chmod go-w it");
+  }
+  return fd;
+}
+
 }  // namespace
+
+Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag) {
+  if (tpm.mode != TpmConfig::Mode::kPersistent) return Ok();
+  struct stat st {};
+  if (lstat(tpm.state_dir.c_str(), &st) == 0 || errno != ENOENT) {  // else: created 0700 later
+    if (auto dir = OpenStateDir(tpm.state_dir, flag); !dir) return dir.error();
+  }
+  ASSIGN_OR_RETURN(auto key_parent, OpenParent(tpm.key_file, flag + ": key file"));
+  auto key = vtpm::ReadKeyFile(key_parent.first.get(), key_parent.second);
+  if (!key && key.error().kind() != ErrorKind::kNotFound) {  // else: created 0600 later
+    return InvalidArgument(flag + ": key file '" + tpm.key_file + "': " + key.error().ToString());
+  }
+  return Ok();
+}
 
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
   if (!tpm.enabled()) return InvalidArgument("no vTPM configured");
@@ -64,11 +104,7 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
       return Error(ErrorKind::kInvalidArgument, "--tpm: state directory '" + tpm.state_dir + "'",
                    errno);
     }
-    state_dir.reset(open(tpm.state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!state_dir.valid()) {
-      return Error(ErrorKind::kInvalidArgument, "--tpm: state directory '" + tpm.state_dir + "'",
-                   errno);
-    }
+    ASSIGN_OR_RETURN(state_dir, OpenStateDir(tpm.state_dir, "--tpm"));
     ASSIGN_OR_RETURN(auto key_parent, OpenParent(tpm.key_file, "--tpm: key file"));
     auto key = vtpm::LoadOrCreateKeyFile(key_parent.first.get(), key_parent.second);
     if (!key) {
@@ -92,12 +128,22 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
   }
   o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vtpm: %s\n", note.c_str()); };
   VtpmProcess out;
-  ASSIGN_OR_RETURN(out.pid, sandbox::SpawnRole(o, binary, argv));
+  ASSIGN_OR_RETURN(out.log, sandbox::ChildLog::Create("vmm: vtpm: "));
+  o.stderr_fd = out.log.write_end();
+  auto pid = sandbox::SpawnRole(o, binary, argv);
+  out.log.CloseWriteEnd();
+  if (!pid) {
+    out.log.ForwardToEnd();  // the child is gone: what it said before it failed
+    return pid.error();
+  }
+  out.pid = *pid;
   out.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, out.pid, 0)));
   if (!out.pidfd.valid()) {
+    const int err = errno;
     kill(out.pid, SIGKILL);
     waitpid(out.pid, nullptr, 0);
-    return Error(ErrorKind::kSystem, "pidfd_open", errno);
+    out.log.ForwardToEnd();
+    return Error(ErrorKind::kSystem, "pidfd_open", err);
   }
   out.control = std::move(control.first);
   out.data = std::move(data.first);
@@ -150,15 +196,18 @@ std::string StopVtpmProcess(VtpmProcess& tpm, int grace_ms) {
   tpm.guest.reset();
   tpm.data.reset();
   tpm.control.reset();
-  if (tpm.pid <= 0) return "";
+  if (tpm.pid <= 0) {
+    tpm.log.ForwardToEnd();
+    return "";
+  }
   std::string problems;
-  pollfd p{tpm.pidfd.get(), POLLIN, 0};
-  if (poll(&p, 1, grace_ms) <= 0) {
+  if (!WaitForExit(tpm.pidfd.get(), tpm.log, grace_ms)) {
     kill(tpm.pid, SIGKILL);
     problems = "vTPM process did not exit after its channels closed; killed\n";
   }
   int code = 0;
   std::string how = DescribeExit(tpm.pidfd.get(), &code);
+  tpm.log.ForwardToEnd();
   tpm.pid = -1;
   if (code != 0) problems += "vTPM process " + how + "\n";
   return problems;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/child_log.h"
 #include "vmm/common/result.h"
 #include "vmm/common/unique_fd.h"
 #include "vmm/manager/config.h"
@@ -32,10 +33,19 @@ struct VtpmProcess {
   UniqueFd control;  // the manager's control channel (platform)
   UniqueFd data;     // the manager's data channel, at locality 3 after StartupTpm
   UniqueFd guest;    // the VM process's data channel: hand it over, then close it here
+  sandbox::ChildLog log;  // its stderr: poll log.fd(), log.Forward() (to ours, "vmm: vtpm: ")
 };
 
-// Opens the state directory (created 0700 if missing) and the key (created 0600 if
-// missing) for a persistent vTPM, and spawns `vmm-vtpm`. Bad paths are kInvalidArgument.
+// Bad input, checked before anything is created (vmm run --tpm, vmm vtpm provision): for a
+// persistent vTPM, a state directory that exists must be a directory itself, not a
+// symbolic link (the vTPM process's Landlock rule opens it), and one that neither group nor
+// others may write (they could swap its state files); a key file that exists must pass
+// vtpm::ReadKeyFile's checks. `flag` names the option in messages ("--tpm", "--vm").
+Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag);
+
+// Opens the state directory (created 0700 if missing; refused as CheckTpmPaths says, on
+// the opened fd) and the key (created 0600 if missing) for a persistent vTPM, and spawns
+// `vmm-vtpm`. Bad paths are kInvalidArgument.
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm);
 
 // As platform firmware does before the OS: CMD_INIT, locality 3 (the S-CRTM's, DESIGN.md
@@ -46,8 +56,8 @@ Result<void> StartupTpm(VtpmProcess& tpm);
 Result<std::vector<uint8_t>> TpmCommand(VtpmProcess& tpm, std::span<const uint8_t> command);
 
 // Orderly end: closes the manager's channels (the vTPM process then exits with status 0),
-// waits up to `grace_ms`, SIGKILLs it otherwise, reaps it. Empty when it exited with 0,
-// else a line saying how it ended.
+// waits up to `grace_ms`, SIGKILLs it otherwise, reaps it and forwards the rest of its log.
+// Empty when it exited with 0, else a line saying how it ended.
 std::string StopVtpmProcess(VtpmProcess& tpm, int grace_ms = 2000);
 
 }  // namespace vmm

@@ -141,7 +141,7 @@ int Main(int argc, char** argv) {
   if (profile || plan->kvm_compat || !profile_symbols.empty()) {
     auto bytes = profile_symbols.empty()
                      ? Result<std::vector<uint8_t>>(plan->kernel_bytes)
-                     : ReadFileLimited(profile_symbols, 256ull << 20, "symbol file");
+                     : ReadFileLimited(profile_symbols, 256ull << 20, "--profile-symbols");
     if (!bytes) return Fail(bytes.error());
     auto syms = boot::ReadSymbols(*bytes);
     if (syms) {
@@ -173,7 +173,8 @@ int Main(int argc, char** argv) {
   for (int fd : OpenFds()) {
     if (!drop.count(fd)) o.keep_fds.push_back(fd);
   }
-  o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vcpu: %s\n", note.c_str()); };
+  // Our stderr is a pipe to the manager, which puts "vmm: vcpu: " before each line.
+  o.log = [](const std::string& note) { std::fprintf(stderr, "vmm-vcpu: %s\n", note.c_str()); };
   if (auto c = sandbox::Confine(o); !c) return Fail(c.error().Wrap("confinement"));
 
   // Under the role's filter from here on: end through ExitConfined, never exit().

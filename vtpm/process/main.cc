@@ -25,6 +25,7 @@
 // refused by name. Exit status: 0 a normal end, 1 an error, 2 bad usage.
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -40,6 +41,7 @@
 #include <optional>
 #include <string>
 
+#include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 #include "vmm/common/version.h"
@@ -154,7 +156,8 @@ VmId VmIdFromKey(const Key& key) {
 }
 
 // Everything after confinement: the state store, the engine, the server.
-int Serve(const Flags& f, std::optional<Key> key, int state_dir, std::vector<UniqueFd> listeners) {
+int Serve(const Flags& f, std::optional<Key> key, int state_dir, std::vector<UniqueFd> listeners,
+          size_t max_channels) {
   std::unique_ptr<SealedStateStore> store;
   VmId vm_id = VmId::FromName("ephemeral");
   if (key) {
@@ -170,7 +173,7 @@ int Serve(const Flags& f, std::optional<Key> key, int state_dir, std::vector<Uni
   auto engine = TpmEngine::Create(store.get());
   if (!engine) return Fail(engine.error().Wrap("creating the TPM"));
   EngineService service(**engine, *key, vm_id);
-  SwtpmServer server(service, Log);
+  SwtpmServer server(service, Log, ServerOptions{.max_channels = max_channels});
   if (f.control_fd >= 0) {
     ChannelPolicy platform;
     platform.platform = true;
@@ -268,16 +271,24 @@ int Main(int argc, char** argv) {
     o.keep_fds.push_back(state_dir.get());
     o.landlock_file_dirs.push_back(state_dir.get());
   }
-  // Ephemeral: no directory, and a dirfd no openat can match.
-  o.policy_params[std::string(sandbox::kParamStateDirFd)] =
-      state_dir.valid() ? static_cast<uint64_t>(state_dir.get()) : ~uint64_t{0};
+  auto filter = sandbox::VtpmFilter(state_dir.valid() ? state_dir.get() : -1);
+  if (!filter) return Fail(filter.error());
+  o.policy = std::move(filter->policy);
+  o.policy_params = std::move(filter->params);
   o.log = [](const std::string& note) { Log(note); };
+  // Every channel is an fd: hold no more than the confined process's RLIMIT_NOFILE leaves
+  // room for beside stderr, the state dir and the listeners (accept4 would fail EMFILE).
+  auto nofile = sandbox::ConfinedRlimit("vtpm", RLIMIT_NOFILE);
+  if (!nofile) return Fail(nofile.error());
+  auto max_channels = [&](size_t listeners) {
+    return SwtpmServer::MaxChannelsForFdLimit(*nofile, 1 + listeners + (state_dir.valid() ? 1 : 0));
+  };
 
   if (by_manager) {
     // SpawnRole already made this process pid 1 of new namespaces.
     if (auto c = sandbox::Confine(o); !c) return Fail(c.error().Wrap("confinement"));
     // The TPM and its secrets are gone once Serve returns.
-    sandbox::ExitConfined(Serve(f, std::move(key), state_dir.get(), {}));
+    sandbox::ExitConfined(Serve(f, std::move(key), state_dir.get(), {}, max_channels(0)));
   }
 
   std::vector<UniqueFd> listeners;
@@ -292,9 +303,17 @@ int Main(int argc, char** argv) {
   for (const UniqueFd& l : listeners) o.keep_fds.push_back(l.get());
   Log("listening on " + f.ctrl + (f.server.empty() ? "" : " and " + f.server) +
       (key ? ", state in " + f.state_dir : ", ephemeral state"));
+  // The confined server's stderr is a pipe to this (unconfined) process, which copies its
+  // lines to our stderr: its RLIMIT_FSIZE would otherwise apply to a regular file there.
+  auto log = sandbox::ChildLog::Create("");
+  if (!log) return Fail(log.error());
+  o.stderr_fd = log->write_end();
   auto pid = sandbox::SpawnConfined(o, [&] {
-    return Serve(f, key, state_dir.get(), std::move(listeners));
+    const size_t cap = max_channels(listeners.size());
+    return Serve(f, key, state_dir.get(), std::move(listeners), cap);
   });
+  log->CloseWriteEnd();
+  log->ForwardToEnd(pid ? -1 : 1000);  // until the server ends
   if (!pid) return Fail(pid.error().Wrap("starting the confined server"));
   int status = 0;
   while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {

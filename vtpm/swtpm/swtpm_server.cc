@@ -52,9 +52,13 @@ struct SwtpmServer::Channel {
 namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
+// How long listeners rest after accept4 ran out of fds or memory, unless a channel closes.
+constexpr std::chrono::milliseconds kAcceptPause(1000);
+constexpr size_t kDefaultMaxChannels = ServerOptions{}.max_channels;
 // Control data room for a few fds: SET_DATAFD brings one; more is a protocol error, and
 // room for several lets us see (and close) them rather than have the kernel truncate.
 constexpr size_t kMaxFdsPerRead = 8;
+static_assert(SwtpmServer::kFdReserve > kMaxFdsPerRead, "room for one read's fds and a state file");
 // What a non-platform group may send (DESIGN.md 2: the guest's channel).
 constexpr uint32_t kGuestCaps =
     swtpm::kCapGetTpmEstablished | swtpm::kCapCancelTpmCmd | swtpm::kCapGetConfig;
@@ -104,15 +108,19 @@ SwtpmServer::SwtpmServer(TpmService& tpm, std::function<void(const std::string&)
                          ServerOptions options)
     : tpm_(tpm), log_(std::move(log)), options_(options) {}
 
+size_t SwtpmServer::MaxChannelsForFdLimit(uint64_t nofile, size_t other_fds) {
+  const uint64_t taken = uint64_t{other_fds} + kFdReserve;
+  if (nofile <= taken) return 1;
+  return static_cast<size_t>(std::min<uint64_t>(nofile - taken, kDefaultMaxChannels));
+}
+
 SwtpmServer::~SwtpmServer() = default;
 
 uint32_t SwtpmServer::Capabilities(const ChannelPolicy& policy) {
   return policy.platform ? kPlatformCaps : kGuestCaps;
 }
 
-void SwtpmServer::Log(const std::string& m) const {
-  if (log_) log_("swtpm: " + m);
-}
+void SwtpmServer::Log(const std::string& m) const { log_.Log("swtpm: " + m); }
 
 std::string SwtpmServer::Describe(const Channel& ch) const {
   const Group& g = groups_[static_cast<size_t>(ch.group)];
@@ -165,8 +173,17 @@ bool SwtpmServer::AddChannel(UniqueFd fd, int group, bool control, bool from_dat
 void SwtpmServer::Accept(Listener& l) {
   UniqueFd fd(::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
   if (!fd.valid()) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-      Log("accept4 on a listener of group " + std::to_string(l.group) + ": " + std::strerror(errno));
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return;
+    std::string m = "accept4 on a listener of group " + std::to_string(l.group) + ": " +
+                    std::strerror(err);
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+      // The connection stays queued and poll would report it again at once: rest instead.
+      accept_paused_until_ = Clock::now() + kAcceptPause;
+      m += "; listeners paused until a channel closes (at most " +
+           std::to_string(kAcceptPause.count()) + " ms)";
+    }
+    Log(m);
     return;
   }
   auto ch = std::make_unique<Channel>();
@@ -190,6 +207,7 @@ void SwtpmServer::Close(Channel& ch, const std::string& why, bool error) {
     }
   }
   ch.closed = true;
+  accept_paused_until_.reset();  // an fd is free again
   ch.fd.reset();
   ch.fds.clear();
   ch.in.clear();
@@ -486,6 +504,10 @@ void SwtpmServer::FlushBlocking(Channel& ch) {
 }
 
 Result<void> SwtpmServer::Run() {
+  struct FlushLog {
+    RepeatLimiter& log;
+    ~FlushLog() { log.Flush(); }
+  } flush_log{log_};
   std::vector<pollfd> pfds;
   while (true) {
     if (stop_) {
@@ -506,7 +528,11 @@ Result<void> SwtpmServer::Run() {
       if (ch->deadline && (!next || *ch->deadline < *next)) next = ch->deadline;
     }
     const size_t channel_count = channels_.size();
-    const bool accepting = channels_.size() < options_.max_channels;
+    if (accept_paused_until_ && *accept_paused_until_ <= Clock::now()) accept_paused_until_.reset();
+    if (accept_paused_until_ && !listeners_.empty() && (!next || *accept_paused_until_ < *next)) {
+      next = accept_paused_until_;
+    }
+    const bool accepting = channels_.size() < options_.max_channels && !accept_paused_until_;
     for (const Listener& l : listeners_) pfds.push_back(pollfd{accepting ? l.fd.get() : -1, POLLIN, 0});
 
     int timeout = -1;

@@ -28,6 +28,11 @@
 // GET_STATEBLOB need it running, SET_STATEBLOB and a nonzero SET_BUFFERSIZE need it
 // stopped (CMD_STOP); otherwise TPM_BAD_ORDINAL.
 //
+// Resources: at most ServerOptions::max_channels channels (derive it from RLIMIT_NOFILE
+// with MaxChannelsForFdLimit); listeners pause at the limit and after accept4 fails for
+// want of fds or memory, and resume when a channel closes. Identical log lines in a row are
+// collapsed (RepeatLimiter), so no condition can flood the log.
+//
 // Hostile peers: every channel is non-blocking. A malformed message (unknown command,
 // size out of bounds, bad field, fds on anything but SET_DATAFD, or on a data channel)
 // closes that channel with a log line naming the reason; the others carry on. A peer that
@@ -55,6 +60,7 @@
 
 #include "vmm/common/result.h"
 #include "vmm/common/unique_fd.h"
+#include "vtpm/swtpm/repeat_limiter.h"
 #include "vtpm/swtpm/tpm_service.h"
 
 namespace vmm::vtpm {
@@ -73,7 +79,9 @@ struct ServerOptions {
   // How long a peer may take to finish sending a message it has begun, or to take an
   // answer we are writing, before its channel is closed.
   std::chrono::milliseconds message_deadline{5000};
-  // Channels open at once (given, accepted and passed); listeners pause at the limit.
+  // Channels open at once (given, accepted and passed); listeners are not polled at the
+  // limit, and polled again when a channel closes. Each channel is an fd: keep the limit
+  // below the process's RLIMIT_NOFILE (SwtpmServer::MaxChannelsForFdLimit).
   size_t max_channels = 64;
 };
 
@@ -102,6 +110,15 @@ class SwtpmServer {
   // The GET_CAPABILITY answer a group with `policy` gets.
   static uint32_t Capabilities(const ChannelPolicy& policy);
 
+  // Fds kept free beside the channels for those that come and go: the fds one message may
+  // carry (SET_DATAFD: one, but a read can bring up to 8 before it is judged) and a state
+  // file the TPM service opens while it saves, with one to spare.
+  static constexpr size_t kFdReserve = 10;
+  // The channel limit for a process whose RLIMIT_NOFILE is `nofile` and that holds
+  // `other_fds` fds besides its channels (stderr, listeners, a state directory): so that
+  // accept4 never fails with EMFILE. At least 1, at most the default (64).
+  static size_t MaxChannelsForFdLimit(uint64_t nofile, size_t other_fds);
+
  private:
   struct Group;
   struct Channel;
@@ -122,13 +139,16 @@ class SwtpmServer {
   void Log(const std::string& m) const;
 
   TpmService& tpm_;
-  std::function<void(const std::string&)> log_;
+  mutable RepeatLimiter log_;  // a condition that recurs logs once per window, with a count
   ServerOptions options_;
   std::vector<Group> groups_;
   std::vector<std::unique_ptr<Channel>> channels_;
   std::vector<Listener> listeners_;
   bool stop_ = false;
   std::optional<Error> stop_error_;
+  // accept4 ran out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): listeners are not
+  // polled until then or until a channel closes, instead of waking poll at once again.
+  std::optional<Clock::time_point> accept_paused_until_;
 };
 
 }  // namespace vmm::vtpm

@@ -189,6 +189,59 @@ INSTANTIATE_TEST_SUITE_P(AllRoles, SandboxForbiddenSyscallDeathTest, testing::Va
                            return n;
                          });
 
+// An ephemeral vmm-vtpm holds no state directory, so its filter has no path-taking rule:
+// no dirfd at all may open, rename or unlink, -1 included. The kernel reads dirfd as an
+// int, seccomp sees the whole register: -1 as a 64-bit value (all ones, what a compromised
+// process can put there) is exactly a "no directory" placeholder of ~0 that a parameterised
+// rule would compare with, and dirfd does not matter to an absolute path.
+struct EphemeralCall {
+  std::string_view name;
+  long (*call)();
+};
+const EphemeralCall kEphemeralVtpmCalls[] = {
+    {"openat_minus_one_read", [] { return syscall(SYS_openat, -1L, "x", kVtpmStateReadFlags); }},
+    {"openat_minus_one_write",
+     [] { return syscall(SYS_openat, -1L, "x", kVtpmStateWriteFlags, 0600); }},
+    {"renameat_minus_one", [] { return syscall(SYS_renameat, -1L, "a", -1L, "b"); }},
+    {"unlinkat_minus_one", [] { return syscall(SYS_unlinkat, -1L, "x", 0); }},
+};
+
+void PrintTo(const EphemeralCall& c, std::ostream* os) { *os << c.name; }
+
+class SandboxEphemeralVtpmDeathTest : public testing::TestWithParam<EphemeralCall> {};
+
+TEST_P(SandboxEphemeralVtpmDeathTest, KillsTheProcessWithSigsys) {
+  testing_util::UseThreadsafeDeathTests();
+  EXPECT_EXIT(
+      {
+        auto filter = VtpmFilter(-1);
+        if (!filter) testing_util::Die(filter.error().ToString());
+        testing_util::ApplyFilter(filter->policy, filter->params);
+        GetParam().call();
+        _exit(0);
+      },
+      testing::KilledBySignal(SIGSYS), "")
+      << "the ephemeral vtpm filter let " << GetParam().name << " through";
+}
+
+INSTANTIATE_TEST_SUITE_P(Vtpm, SandboxEphemeralVtpmDeathTest, testing::ValuesIn(kEphemeralVtpmCalls),
+                         [](const testing::TestParamInfo<EphemeralCall>& info) {
+                           return std::string(info.param.name);
+                         });
+
+TEST(SandboxForbiddenSyscalls, EphemeralVtpmFilterHasNoPathRuleAndNeedsNoStateDir) {
+  auto ephemeral = VtpmFilter(-1);
+  ASSERT_TRUE(ephemeral.has_value()) << ephemeral.error().ToString();
+  for (const char* name : {"openat", "renameat", "unlinkat"}) {
+    EXPECT_FALSE(ephemeral->policy.Mentions(name)) << name;
+  }
+  EXPECT_TRUE(ephemeral->policy.RequiredParams().empty());
+  auto persistent = VtpmFilter(kTestStateDirFd);
+  ASSERT_TRUE(persistent.has_value()) << persistent.error().ToString();
+  EXPECT_TRUE(persistent->policy.Mentions("openat"));
+  EXPECT_EQ(persistent->params.at(std::string(kParamStateDirFd)), uint64_t{kTestStateDirFd});
+}
+
 TEST(SandboxForbiddenSyscalls, EveryRoleIsTestedAgainstTheRequiredList) {
   const std::vector<Case> cases = AllCases();
   for (const std::string& role : RoleNames()) {

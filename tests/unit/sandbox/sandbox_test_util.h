@@ -39,15 +39,19 @@ inline void UseThreadsafeDeathTests() { testing::GTEST_FLAG(death_test_style) = 
   _exit(1);
 }
 
-// In a death-test child: no core file for the expected SIGSYS, then the role's filter.
-inline void ApplyRoleFilter(const std::string& role, const PolicyParams& params = TestParams()) {
+// In a death-test child: no core file for the expected SIGSYS, then the filter.
+inline void ApplyFilter(const Policy& policy, const PolicyParams& params) {
   rlimit zero{0, 0};
   setrlimit(RLIMIT_CORE, &zero);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Die("PR_SET_NO_NEW_PRIVS");
+  auto applied = policy.Apply(params);
+  if (!applied) Die(applied.error().ToString());
+}
+
+inline void ApplyRoleFilter(const std::string& role, const PolicyParams& params = TestParams()) {
   auto policy = PolicyForRole(role);
   if (!policy) Die(policy.error().ToString());
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Die("PR_SET_NO_NEW_PRIVS");
-  auto applied = policy->Apply(params);
-  if (!applied) Die(applied.error().ToString());
+  ApplyFilter(*policy, params);
 }
 
 inline std::string ReadAll(int fd) {

@@ -5,7 +5,11 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "sandbox/confine.h"
@@ -129,6 +133,47 @@ TEST(SandboxSpawn, SpawnRoleExecsAsPidOneWithOnlyKeptFds) {
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_TRUE(notes[0] == "selinux: SELinux off" || notes[0].rfind("selinux: exec context", 0) == 0)
       << notes[0];
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizerBuild = true;
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+
+// The manager's environment (tokens, proxies, paths) must not reach a confined role: the
+// child's initial environment, as the kernel keeps it in /proc/PID/environ, is empty but
+// for the sanitizer runtimes' options in a sanitizer build.
+TEST(SandboxSpawn, SpawnRolePassesNoneOfTheCallersEnvironment) {
+  SKIP_UNLESS_SPAWN_WORKS();
+  pid_t w = fork();  // setenv would change the test process's environment
+  ASSERT_GE(w, 0);
+  if (w == 0) {
+    setenv("VMM_TEST_SECRET", "do-not-pass", 1);
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    Pipe hold;
+    ConfineOptions o = OptionsFor("device", {hold.r}, -1);
+    auto pid = SpawnRole(o, "/bin/sh", {"sh", "-c", "read x <&" + std::to_string(hold.r)});
+    if (!pid) _exit(2);
+    std::ifstream f("/proc/" + std::to_string(*pid) + "/environ", std::ios::binary);
+    std::string env(std::istreambuf_iterator<char>(f), {});
+    bool readable = f.good() || f.eof();
+    (void)!write(hold.w, "\n", 1);
+    int st = WaitStatus(*pid);
+    if (!readable || !WIFEXITED(st)) _exit(3);
+    const std::string want = kSanitizerBuild ? std::string("ASAN_OPTIONS=detect_leaks=0") + '\0' : "";
+    if (env != want) {
+      std::string shown = env;
+      std::replace(shown.begin(), shown.end(), '\0', ' ');
+      std::fprintf(stderr, "child environment: '%s'\n", shown.c_str());
+      _exit(env.find("VMM_TEST_SECRET") != std::string::npos ? 4 : 5);
+    }
+    _exit(0);
+  }
+  int st = WaitStatus(w);
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  EXPECT_NE(WEXITSTATUS(st), 4) << "the caller's VMM_TEST_SECRET reached the child";
+  EXPECT_EQ(WEXITSTATUS(st), 0);
 }
 
 TEST(SandboxSpawn, SpawnRoleReportsAFailedExec) {
