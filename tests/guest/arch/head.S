@@ -146,6 +146,7 @@ gdt:
 	.quad	0x00cffb000000ffff	/* 0x20 user code32, DPL 3 (compat=exercise; unused) */
 	.quad	0x00cff3000000ffff	/* 0x28 user data, DPL 3 */
 	.quad	0x00affb000000ffff	/* 0x30 user code64, DPL 3 */
+	.quad	0, 0			/* 0x38 TSS (RSP0 for interrupts taken in ring 3) */
 gdt_end:
 	.if (gdt_end - gdt) != GDT_ENTRIES * 8
 	.error "GDT_ENTRIES out of sync"

@@ -37,7 +37,37 @@ void compat_user_run(struct compat_syscalls *s);
 extern const char compat_syscall_entry[], compat_after_syscall[];
 extern uint64_t boot_pml4[];
 
+extern uint64_t gdt[];
+
 static uint64_t operand[2] __attribute__((aligned(16)));
+
+/* A 64-bit TSS whose RSP0 takes interrupts that arrive in ring 3: on kvm_pvm SYSRET brings
+ * back R11 with IF set (the hardware flags of guest user mode), so ring 3 can be
+ * interrupted there. SDM Vol. 3A §8.7, Figure 8-11. */
+static struct {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3, iomap_base;
+} __attribute__((packed, aligned(16))) tss;
+static uint8_t tss_stack[8192] __attribute__((aligned(16)));
+
+static void load_tss(void)
+{
+	static bool loaded;
+	if (loaded) /* ltr marks the descriptor busy; once is enough */
+		return;
+	uint64_t base = (uint64_t)(uintptr_t)&tss, limit = sizeof(tss) - 1;
+	tss.rsp[0] = (uint64_t)(uintptr_t)(tss_stack + sizeof(tss_stack));
+	tss.iomap_base = sizeof(tss); /* no I/O bitmap */
+	gdt[SEL_TSS / 8] = (limit & 0xFFFF) | (base & 0xFFFFFF) << 16 | 0x89ull << 40 | /* P, type 9 */
+	                   ((limit >> 16) & 0xF) << 48 | ((base >> 24) & 0xFF) << 56;
+	gdt[SEL_TSS / 8 + 1] = base >> 32;
+	__asm__ volatile("ltr %w0" : : "r"(SEL_TSS));
+	loaded = true;
+}
 static uint32_t mxcsr_word;
 static struct compat_syscalls results;
 
@@ -182,6 +212,7 @@ static bool syscall_part(struct detail *d)
 	wrmsr(MSR_LSTAR, (uint64_t)(uintptr_t)compat_syscall_entry); /* the VMM's MSR filter sees it */
 	wrmsr(MSR_EFER, efer | 1); /* SCE */
 
+	load_tss();
 	memset(&results, 0, sizeof(results));
 	compat_user_run(&results);
 

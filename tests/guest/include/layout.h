@@ -15,7 +15,8 @@
 #define SEL_UCODE32 0x20 /* STAR[63:48]; unused */
 #define SEL_UDATA 0x28   /* SYSRET: STAR[63:48] + 8 */
 #define SEL_UCODE64 0x30 /* SYSRET: STAR[63:48] + 16 */
-#define GDT_ENTRIES 7
+#define SEL_TSS 0x38     /* 16-byte TSS descriptor, filled in by checks/compat.c */
+#define GDT_ENTRIES 9
 
 /* Value passed to guest_main() to tell the boot paths apart. */
 #define BOOT_PVH 1
