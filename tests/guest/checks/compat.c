@@ -196,11 +196,8 @@ static bool syscall_part(struct detail *d)
 	uint64_t *pdpt = (uint64_t *)(uintptr_t)(boot_pml4[0] & ~0xFFFull);
 	uint64_t *pd = (uint64_t *)(uintptr_t)(pdpt[0] & ~0xFFFull);
 	const uint64_t efer = rdmsr(MSR_EFER);
-	uint64_t flags, tpr;
+	uint64_t flags;
 	__asm__ volatile("pushfq; pop %0; cli" : "=r"(flags));
-	/* TPR 15 blocks every external interrupt at the local APIC: ring 3 has no TSS stack to
-	 * take one on, and on kvm_pvm SYSRET may bring IF back from R11. */
-	__asm__ volatile("mov %%cr8, %0; mov %1, %%cr8" : "=r"(tpr) : "r"(15ull));
 	/* The first 2 MiB (this image, its stack and data) user-accessible for the round trips. */
 	boot_pml4[0] |= PTE_USER;
 	pdpt[0] |= PTE_USER;
@@ -217,7 +214,7 @@ static bool syscall_part(struct detail *d)
 	compat_user_run(&results);
 
 	wrmsr(MSR_EFER, efer);
-	__asm__ volatile("cli; mov %0, %%cr8" : : "r"(tpr));
+	__asm__ volatile("cli");
 	pd[0] &= ~PTE_USER;
 	pdpt[0] &= ~PTE_USER;
 	boot_pml4[0] &= ~PTE_USER;
