@@ -31,14 +31,16 @@ struct InstructionBytes {
   Fault fetch_fault;  // set when reading at CS:RIP faulted after `size` bytes
 };
 
-Result<VcpuState> LoadState(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_sregs& sregs,
-                            kvm_xsave& xsave) {
+Result<VcpuState> LoadState(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_sregs& sregs) {
   ASSIGN_OR_RETURN(regs, vcpu.GetRegs());
   ASSIGN_OR_RETURN(sregs, vcpu.GetSregs());
-  RETURN_IF_ERROR(vcpu.GetXsave(xsave));
-  VcpuState s = FromKvm(regs, sregs);
-  LoadFpuFields(xsave, s);
-  return s;
+  return FromKvm(regs, sregs);
+}
+
+// The instructions that read the x87 status word or MXCSR: only these pay for
+// KVM_GET_XSAVE (an ioctl and 4 KiB per exit, on a host where exits are the cost).
+bool ReadsFpuFields(Op op) {
+  return op == Op::kFwait || op == Op::kLdmxcsr || op == Op::kStmxcsr;
 }
 
 // KVM hands over the bytes its emulator fetched (Linux 5.14+), which stop where its decoder
@@ -154,8 +156,7 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemory
   }
   kvm_regs regs;
   kvm_sregs sregs;
-  auto xsave = std::make_unique<kvm_xsave>();  // 4 KiB: not on a vCPU thread's stack
-  ASSIGN_OR_RETURN(VcpuState s, LoadState(vcpu, regs, sregs, *xsave));
+  ASSIGN_OR_RETURN(VcpuState s, LoadState(vcpu, regs, sregs));
   const uint64_t rip = s.rip;
 
   // Without KVM_CAP_EXIT_ON_EMULATION_FAILURE, KVM queued a #UD before exiting; the
@@ -189,6 +190,12 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemory
                                         AtRip(rip));
   }
   const Decoded& d = std::get<Decoded>(decoded);
+  std::unique_ptr<kvm_xsave> xsave;  // 4 KiB: not on a vCPU thread's stack
+  if (ReadsFpuFields(d.op)) {
+    xsave = std::make_unique<kvm_xsave>();
+    RETURN_IF_ERROR(vcpu.GetXsave(*xsave));
+    LoadFpuFields(*xsave, s);
+  }
   auto outcome = Emulate(d, s, mem);
   if (!outcome) {
     return outcome.error().Wrap(std::string("kvm_pvm compatibility: completing ") + OpName(d.op) +
@@ -212,7 +219,7 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemory
   }
   StoreToKvm(s, regs, sregs);
   RETURN_IF_ERROR(vcpu.SetRegs(regs));
-  if (outcome->mxcsr_written) {
+  if (outcome->mxcsr_written && xsave) {
     StoreMxcsr(s, *xsave);
     RETURN_IF_ERROR(vcpu.SetXsave(*xsave));
   }
