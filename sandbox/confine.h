@@ -6,7 +6,7 @@
 //
 // Two ways to start a role; both confine before any guest input is read:
 //
-//  1. Exec first (what the manager does, and what DESIGN.md §2 asks for so that SELinux
+//  1. Exec first (what the manager does, and what ARCHITECTURE.md §1 asks for so that SELinux
 //     moves the role into its own domain at exec and each binary carries only its code):
 //       parent:  SpawnRole(o, "/usr/libexec/vmm-device-rng", {"vmm-device-rng", "--sock=3"})
 //                  clone into a new pid (+user) namespace, PR_SET_PDEATHSIG, close all but

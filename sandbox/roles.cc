@@ -115,7 +115,7 @@ PolicyBuilder Vtpm(bool state_dir) {
       .AllowIf("accept4", {ArgEq(3, SOCK_NONBLOCK | SOCK_CLOEXEC, "SOCK_NONBLOCK|SOCK_CLOEXEC")},
                "a control or data connection on a listening socket bound before confinement");
   if (state_dir) {
-    // State is written atomically (DESIGN.md 4): write a temp file, fsync, rename over the
+    // State is written atomically (ARCHITECTURE.md §6): write a temp file, fsync, rename over the
     // old one, fsync the directory. openat/renameat/unlinkat take paths, which seccomp
     // cannot read, so they are bounded three ways:
     //   1. here: the dirfd must be the state dir fd (no AT_FDCWD), the open flags exact

@@ -3,7 +3,7 @@
 //   ASSIGN_OR_RETURN(Policy p, PolicyForRole("device-blk"));
 //   RETURN_IF_ERROR(p.Apply({{std::string(kParamImageFd), image_fd}}));
 //
-// Roles (DESIGN.md §2): "vcpu" (the VM process), "vcpu-kvm-pvm" (the VM process with the
+// Roles (ARCHITECTURE.md §1): "vcpu" (the VM process), "vcpu-kvm-pvm" (the VM process with the
 // kvm_pvm compatibility module on: vcpu plus the ioctls the module makes), "device" (the base every vhost-user device
 // backend shares), "device-blk" and "device-rng" (the base plus a few lines each), "vtpm".
 // Everything a role needs before confinement (opening /dev/kvm, KVM_CREATE_VCPU,

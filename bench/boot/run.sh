@@ -5,7 +5,7 @@
 #   full:          the test guest with every check, its #BP probe (int3) included;
 #   kvm_pvm-safe:  the same guest with exceptions=no-int3, which skips that probe (the
 #                  exceptions check says so in its detail), so that it runs none of the
-#                  instructions DESIGN.md section 6 lists as beyond kvm_pvm's emulator.
+#                  instructions ARCHITECTURE.md §5 lists as beyond kvm_pvm's emulator.
 # On a VMX/SVM host both payloads give both columns and a ratio. On a kvm_pvm host QEMU stops
 # at the full payload's int3 ("KVM internal error. Suberror: 1", then waits paused): boot_bench
 # recognises that line, stops QEMU at once, prints its column as "cannot boot" with that line
@@ -29,7 +29,7 @@ mkdir -p "$qdir/share"
 cp -f "$(command -v qemu-system-x86_64)" "$qdir/"
 cp -f /usr/share/qemu/bios-microvm.bin /usr/share/qemu/pvh.bin /usr/share/qemu/linuxboot_dma.bin "$qdir/share/"
 cpu=host
-[ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # DESIGN.md section 6: what QEMU needs on kvm_pvm
+[ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # ARCHITECTURE.md §5: what QEMU needs on kvm_pvm
 
 guest=build/bin/testguest.elf
 # NAME|GUEST COMMAND LINE

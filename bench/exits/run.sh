@@ -28,7 +28,7 @@ cp -f /usr/share/qemu/bios-microvm.bin /usr/share/qemu/pvh.bin /usr/share/qemu/l
 rm -f "$dir/disk.img"
 truncate -s 1M "$dir/disk.img"  # 2048 sectors; the guest reads them in turn (page cache)
 cpu=host
-[ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # DESIGN.md section 6: what QEMU needs on kvm_pvm
+[ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # ARCHITECTURE.md §5: what QEMU needs on kvm_pvm
 
 guest=build/bin/exits_guest.elf
 args="exits.n=$iters exits.blk_n=$((iters / 10 > 0 ? iters / 10 : 1))"

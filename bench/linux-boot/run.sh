@@ -9,7 +9,7 @@
 #
 # A runner that cannot boot the guest does not stall or fail the bench: milestones(1) stops
 # it at once on a --fail-on line (QEMU's "KVM internal error", after which it pauses instead
-# of exiting; on a kvm_pvm host QEMU 7.2 stops at KVM's first emulation failure, DESIGN.md
+# of exiting; on a kvm_pvm host QEMU 7.2 stops at KVM's first emulation failure, ARCHITECTURE.md
 # §6), or after --stall / --timeout. A runner none of whose runs exited 0 reads "cannot boot"
 # in the table, with its first error line and the milestones it reached below it
 # (bench/linux-boot/table.awk). Exit status: 0, or 1 when our VMM could not boot it (the table
@@ -30,7 +30,7 @@ mkdir -p "$qdir/share"
 cp -f "$(command -v qemu-system-x86_64)" "$qdir/"
 cp -f /usr/share/qemu/bios-microvm.bin /usr/share/qemu/pvh.bin /usr/share/qemu/linuxboot_dma.bin "$qdir/share/"
 cpu=host
-[ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # DESIGN.md section 6: what QEMU needs on kvm_pvm
+[ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # ARCHITECTURE.md §5: what QEMU needs on kvm_pvm
 
 g=build/default-guest
 cmdline="console=ttyS0 panic=-1"

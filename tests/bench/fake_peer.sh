@@ -3,7 +3,7 @@
 # cannot run the payload is tested without KVM (tests/bench/CMakeLists.txt).
 #   fake_peer.sh boot-ok             a VMM that boots the test guest: its first line, PASS, exit 0
 #   fake_peer.sh boot-kvm-error      QEMU with KVM on a kvm_pvm host at the test guest's int3
-#                                    (DESIGN.md section 6): the first line, KVM's emulation
+#                                    (ARCHITECTURE.md §5): the first line, KVM's emulation
 #                                    failure on stderr, then it waits paused instead of exiting
 #   fake_peer.sh hang-silent         the first line, then nothing, for ever
 #   fake_peer.sh exits-ok            bench/exits' guest run through: figures, "exits: done", exit 0

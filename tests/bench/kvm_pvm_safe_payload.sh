@@ -1,6 +1,6 @@
 #!/bin/sh
 # Checks, by disassembly, that a payload meant to run on kvm_pvm hosts contains none of the
-# instructions DESIGN.md section 6 lists as beyond kvm_pvm's instruction emulator (QEMU with
+# instructions ARCHITECTURE.md §5 lists as beyond kvm_pvm's instruction emulator (QEMU with
 # KVM stops at the first with "KVM internal error. Suberror: 1"): int3, cmpxchg16b, clac,
 # stac, popcnt, fwait, the xsave/xrstor and fxsave/fxrstor family, ldmxcsr/stmxcsr and any
 # SSE/AVX register use.
@@ -40,7 +40,7 @@ exempt=" $* "
     flush()
     note = ""
     for (f in fences) note = note " " f " x" fences[f]
-    if (note != "") printf "NOTE: %s has%s (not on the DESIGN.md section 6 list; not verified on kvm_pvm)\n", elf, note
+    if (note != "") printf "NOTE: %s has%s (not on the ARCHITECTURE.md §5 list; not verified on kvm_pvm)\n", elf, note
     if (bad) { printf "FAIL: %d instruction(s) that kvm_pvm cannot emulate in %s\n", bad, elf; exit 1 }
-    printf "PASS: %s: none of the DESIGN.md section 6 instructions%s\n", elf, exempt != "  " ? " (outside" exempt ")" : ""
+    printf "PASS: %s: none of the ARCHITECTURE.md §5 instructions%s\n", elf, exempt != "  " ? " (outside" exempt ")" : ""
   }'

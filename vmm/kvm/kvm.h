@@ -20,7 +20,7 @@
 namespace vmm::kvm {
 
 // Which KVM implementation backs /dev/kvm. kvm_pvm (a software-assisted KVM with no
-// VMX/SVM) needs guest-visible workarounds; see DESIGN.md section 6.
+// VMX/SVM) needs guest-visible workarounds; see ARCHITECTURE.md §5.
 enum class KvmFlavor { kHardware, kPvm };
 const char* FlavorName(KvmFlavor flavor);
 // From /sys/module, without opening /dev/kvm (what Kvm::Open records too).

@@ -1,4 +1,4 @@
-// TpmFrontend: the VM process's side of the vTPM (DESIGN.md §2, §4). The guest sees a TPM 2.0
+// TpmFrontend: the VM process's side of the vTPM (ARCHITECTURE.md §1, §6). The guest sees a TPM 2.0
 // CRB interface (vtpm/crb/crb_device.h); each command it STARTs is copied out of the CRB
 // buffer and sent, as raw TPM bytes, on a swtpm data channel to the vmm-vtpm process, which
 // pins that channel to locality 0. The answer comes back on the same socket and is copied

@@ -1,6 +1,6 @@
 // A virtio device whose emulation runs in a device process: the virtio-mmio registers are
 // here (trapped by MMIO exits); the data path runs between the guest and the device
-// process without us: kicks by KVM ioeventfd, completions by KVM irqfd (DESIGN.md §2).
+// process without us: kicks by KVM ioeventfd, completions by KVM irqfd (ARCHITECTURE.md §1).
 //
 //   ASSIGN_OR_RETURN(auto dev, VhostMmioDevice::Create(vm, mem, std::move(frontend), spec));
 //   RETURN_IF_ERROR(mmio_bus.Insert(spec.base, x86::kVirtioMmioSize, dev.get()));

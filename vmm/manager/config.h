@@ -32,7 +32,7 @@ struct DiskConfig {
 };
 inline constexpr size_t kMaxDisks = 7;  // 8 virtio-mmio slots, one kept for the rng
 
-// The VM's TPM 2.0 (vmm-vtpm, DESIGN.md §4): off, ephemeral (state in the vTPM process's
+// The VM's TPM 2.0 (vmm-vtpm, ARCHITECTURE.md §6): off, ephemeral (state in the vTPM process's
 // memory, gone at exit) or persistent (sealed state files in `state_dir`, encrypted and
 // authenticated with the 32-byte key in `key_file`, which is created 0600 on first use).
 // --tpm off | ephemeral | state=DIR,key=FILE

@@ -1,4 +1,4 @@
-// `vmm vtpm provision` and `vmm vtpm ek`: the operator's side of a VM's vTPM (DESIGN.md §4).
+// `vmm vtpm provision` and `vmm vtpm ek`: the operator's side of a VM's vTPM (ARCHITECTURE.md §6).
 // Both start the VM's `vmm-vtpm` (confined, as `vmm run --tpm` does) on its sealed state and
 // drive it with ESAPI over the manager's data channel (vtpm/tcti).
 //

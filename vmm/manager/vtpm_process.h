@@ -1,4 +1,4 @@
-// The manager's vTPM process: one `vmm-vtpm` per VM (DESIGN.md §2, §4), started by
+// The manager's vTPM process: one `vmm-vtpm` per VM (ARCHITECTURE.md §1, §6), started by
 // fork+exec into new namespaces with only its fds (SpawnRole), holding libtpms and the VM's
 // sealed state. Three channels, all swtpm protocol over socketpairs:
 //   - the manager's control and data channels (the platform: INIT, locality 3, Startup;
@@ -48,7 +48,7 @@ Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag);
 // `vmm-vtpm`. Bad paths are kInvalidArgument.
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm);
 
-// As platform firmware does before the OS: CMD_INIT, locality 3 (the S-CRTM's, DESIGN.md
+// As platform firmware does before the OS: CMD_INIT, locality 3 (the S-CRTM's, ARCHITECTURE.md
 // §4), TPM2_Startup(SU_CLEAR). Any answer but success is an error naming it.
 Result<void> StartupTpm(VtpmProcess& tpm);
 

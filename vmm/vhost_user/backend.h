@@ -4,7 +4,7 @@
 //   Backend backend(device, sock);          // borrows both
 //   RETURN_IF_ERROR(backend.Run());         // until the front-end hangs up
 //
-// The front-end is not trusted (DESIGN.md §2): every message is decoded strictly
+// The front-end is not trusted (ARCHITECTURE.md §1): every message is decoded strictly
 // (message.h), a message that breaks the protocol ends the session with an Error naming it,
 // guest RAM is mapped only from sealed memfds whose size covers the region, and every ring
 // address must translate into that RAM. What the guest controls (ring contents) breaks at

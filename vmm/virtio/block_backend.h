@@ -5,7 +5,7 @@
 //   RETURN_IF_ERROR(disk->WriteAt(4096, bytes));
 //
 // The device process receives the image fd from the manager (it may not open files:
-// DESIGN.md §2), so the fd implementation only ever uses the descriptor it owns.
+// ARCHITECTURE.md §1), so the fd implementation only ever uses the descriptor it owns.
 // Callers keep every access inside [0, size()); implementations check it again anyway and
 // refuse writes when read_only(), so one bug is not enough to touch bytes outside the image.
 #pragma once

@@ -9,7 +9,7 @@
 // mapping alive for as long as any SplitQueue or DescriptorChain made through it exists.
 //
 // Every byte behind these spans is shared with the guest, which can rewrite it from another
-// vCPU at any moment (DESIGN.md §2: guest-controlled bytes are hostile). Fields the device
+// vCPU at any moment (ARCHITECTURE.md §1: guest-controlled bytes are hostile). Fields the device
 // acts on are read with LoadShared()/LoadAcquire() exactly once into a local, and only the
 // local is used afterwards: see the TOCTOU notes in split_queue.cc and blk.cc.
 #pragma once

@@ -1,4 +1,4 @@
-// EK provisioning of a vTPM (DESIGN.md 4): create the TCG default EKs, have the host vTPM
+// EK provisioning of a vTPM (ARCHITECTURE.md §6): create the TCG default EKs, have the host vTPM
 // CA certify them, and store the certificates at the standard NV indices, where a guest
 // finds them as on a physical TPM (`tpm2_nvread 0x01c00002`, `tpm2_getekcertificate`).
 //

@@ -1,4 +1,4 @@
-// The per-host vTPM CA (DESIGN.md 4): an ECDSA P-256 key and a self-signed certificate
+// The per-host vTPM CA (ARCHITECTURE.md §6): an ECDSA P-256 key and a self-signed certificate
 // that issue every EK certificate of this host's VMs. Tenants pin its certificate.
 //
 //   ASSIGN_OR_RETURN(HostCa ca, EnsureHostCa("/var/lib/vmm/vtpm-ca"));

@@ -3,7 +3,7 @@
 //   ASSIGN_OR_RETURN(std::vector<uint8_t> file, Seal(key, {vm, BlobKind::kPermanent, 7}, blob));
 //   ASSIGN_OR_RETURN(Unsealed u, Unseal(key, {vm, BlobKind::kPermanent}, file));
 //
-// Layout (little-endian, DESIGN.md 4: "encrypted and authenticated with a per-VM key"):
+// Layout (little-endian; ARCHITECTURE.md §6: sealed with AES-256-GCM under a per-VM key):
 //
 //   0  magic "VMMTPMST"        8 bytes
 //   8  format version          u32 (kFormatVersion)

@@ -59,7 +59,7 @@ constexpr size_t kDefaultMaxChannels = ServerOptions{}.max_channels;
 // room for several lets us see (and close) them rather than have the kernel truncate.
 constexpr size_t kMaxFdsPerRead = 8;
 static_assert(SwtpmServer::kFdReserve > kMaxFdsPerRead, "room for one read's fds and a state file");
-// What a non-platform group may send (DESIGN.md 2: the guest's channel).
+// What a non-platform group may send (ARCHITECTURE.md §1: the guest's channel).
 constexpr uint32_t kGuestCaps =
     swtpm::kCapGetTpmEstablished | swtpm::kCapCancelTpmCmd | swtpm::kCapGetConfig;
 constexpr uint32_t kPlatformCaps =

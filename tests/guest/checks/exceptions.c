@@ -2,7 +2,7 @@
  * with error code and CR2 (#PF) with the right vector and RIP. Anything not
  * armed this way is fatal (see guest_fatal_exception).
  * exceptions=no-int3 skips the #BP probe and says so in the detail: kvm_pvm's
- * instruction emulator cannot run int3 (DESIGN.md section 6), and QEMU with KVM
+ * instruction emulator cannot run int3 (ARCHITECTURE.md §5), and QEMU with KVM
  * there stops at it, so bench/boot needs a payload without it. */
 #include "platform.h"
 

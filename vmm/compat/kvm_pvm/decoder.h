@@ -1,5 +1,5 @@
 // Decoder for the few instructions that kvm_pvm's in-kernel emulator gives up on and that
-// a stock Linux kernel runs in ring 0 (DESIGN.md §6). Everything else is Undecodable, with
+// a stock Linux kernel runs in ring 0 (ARCHITECTURE.md §5). Everything else is Undecodable, with
 // the bytes kept for the error message. 64-bit mode only.
 //
 //   DecodeResult r = Decode(exit_bytes, state);

@@ -1,6 +1,7 @@
 // The kernel parameters the kvm_pvm compatibility module adds to the guest's command line
-// (DESIGN.md §6: with them a stock Debian kernel reaches /init on a kvm_pvm host; without
-// the crypto self-test and ftrace entries it had not after 380 s). Pure: no KVM, no I/O.
+// (ARCHITECTURE.md §5; measured on a kvm_pvm host with another launcher: with them a stock
+// Debian kernel reached /init, without the crypto self-test and ftrace entries it had not
+// after 380 s). Pure: no KVM, no I/O.
 //
 //   KernelParameterPlan p = AddKernelParameters("console=ttyS0 mitigations=auto");
 //   p.cmdline   == "console=ttyS0 mitigations=auto noxsave nopti ... no_timer_check"

@@ -1,4 +1,4 @@
-// The kvm_pvm compatibility module of the vCPU role (DESIGN.md §6): the KVM plumbing around
+// The kvm_pvm compatibility module of the vCPU role (ARCHITECTURE.md §5): the KVM plumbing around
 // the pure decoder/emulator of this folder. It completes in user space the instructions
 // kvm_pvm's in-kernel emulator gives up on, and catches the guest's LSTAR with an MSR filter.
 //
@@ -9,7 +9,7 @@
 // VMX/SVM hosts, where KVM needs none of it. Everything it reads (instruction bytes, page
 // tables, operands) is guest-controlled and goes through bounds-checked GuestMemoryAccess.
 //
-// SYSCALL from guest user mode (DESIGN.md §6: kvm_pvm reaches LSTAR at CPL 3, so the
+// SYSCALL from guest user mode (ARCHITECTURE.md §5: kvm_pvm reaches LSTAR at CPL 3, so the
 // kernel's entry code faults). The MSR filter catches the guest's LSTAR write and the
 // module picks one of two triggers that stop the vCPU where SYSCALL lands:
 //  - redirect: where the guest maps the emulation window's first page (kSyscallRedirect,

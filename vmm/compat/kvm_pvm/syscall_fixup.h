@@ -1,4 +1,4 @@
-// The SYSCALL fix-up of the kvm_pvm compatibility module (DESIGN.md §6): on kvm_pvm a
+// The SYSCALL fix-up of the kvm_pvm compatibility module (ARCHITECTURE.md §5): on kvm_pvm a
 // SYSCALL from guest user mode reaches the guest's IA32_LSTAR but the vCPU stays at CPL 3,
 // so the kernel's entry code faults on its first instruction. The module arms an
 // instruction breakpoint at the guest's LSTAR (pvm_compat.cc); at each hit it calls
