@@ -13,11 +13,11 @@
 #   build/default-guest/{release,package,config,modules.load,pvh-entry,symbols}
 #   build/default-guest/deb/*.deb          the downloaded kernel package
 #
-# Needs (Debian packages): apt, dpkg, busybox-static, coreutils, findutils, grep, gzip,
-# util-linux (flock), and the decompressor of the kernel's payload: lz4 (Debian's cloud
-# kernel), xz-utils, zstd or bzip2 for other kernels.
+# Needs (Debian packages): apt, dpkg, busybox-static, coreutils, diffutils, findutils, grep,
+# gzip, util-linux (flock), and the decompressor of the kernel's payload: lz4 (Debian's cloud
+# kernel), xz-utils, zstd or bzip2 for other kernels; cmake and g++ to build
+# build/bin/kernel-info (tools/kernel-info: the VMM's own kernel image parsers) when missing.
 set -euo pipefail
-shopt -s extglob
 
 PROG=make-default-guest
 SCRIPT_PATH=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)/$(basename -- "${BASH_SOURCE[0]}")
@@ -111,7 +111,7 @@ fi
 if ldd "$BUSYBOX" >/dev/null 2>&1; then
     die "$BUSYBOX is dynamically linked: install the Debian package busybox-static"
 fi
-for tool in dpkg-deb gzip flock od sha256sum find sort; do
+for tool in dpkg-deb gzip flock cmp sha256sum find sort; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (needed by $PROG)"
 done
 
@@ -193,20 +193,38 @@ obtain_kernel_deb() {
     printf '%s\n' "$OUT/deb/${deb##*/}"
 }
 
-# ---------------------------------------------------------------- binary helpers
-# u LEN OFFSET FILE: little-endian unsigned integer (LEN 1, 2, 4 or 8 bytes) at OFFSET.
-u() { od -An -tu"$1" -j "$2" -N "$1" -- "$3" | tr -d ' \n'; }
-hexbytes() { od -An -tx1 -j "$1" -N "$2" -- "$3" | tr -d ' \n'; }
+# ---------------------------------------------------------------- kernel images
+# The ELF notes and setup headers are read by tools/kernel-info, the VMM's own (tested and
+# fuzzed) parsers, built here when build/bin lacks it: in the project's build tree when it is
+# configured, else on its own (tools -> build/tools).
+KERNEL_INFO=$ROOT/build/bin/kernel-info
+ensure_kernel_info() {
+    local log=$OUT/kernel-info-build.log
+    command -v cmake >/dev/null 2>&1 || die "cmake not found: cannot build build/bin/kernel-info"
+    if [[ -f $ROOT/build/CMakeCache.txt ]] &&
+        cmake --build "$ROOT/build" --target kernel-info >"$log" 2>&1; then
+        [[ -x $KERNEL_INFO ]] && return 0
+    fi
+    say "building build/bin/kernel-info (standalone: tools -> build/tools)"
+    { cmake -S "$ROOT/tools" -B "$ROOT/build/tools" -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$ROOT/build/bin" &&
+        cmake --build "$ROOT/build/tools" --target kernel-info; } >>"$log" 2>&1 || {
+        cat "$log" >&2
+        die "cannot build build/bin/kernel-info"
+    }
+    [[ -x $KERNEL_INFO ]] || die "build/bin/kernel-info missing after the build"
+}
+# info_field KEY LINES: the value of KEY in kernel-info's key=value lines.
+info_field() { sed -n "s/^$1=//p" <<<"$2"; }
 
-# Format of compressed data by its magic number; prints the decompression command.
-decompressor_for() { # decompressor_for HEXBYTES
+# Decompression command for a payload format of kernel-info (payload_format).
+decompressor_for() { # decompressor_for FORMAT
     case $1 in
-        02214c18*) echo "lz4 -dc" ;;
-        fd377a585a00*) echo "xz -dc" ;;
-        28b52ffd*) echo "zstd -dcq" ;;
-        1f8b08*) echo "gzip -dc" ;;
-        425a68*) echo "bzip2 -dc" ;;
-        5d0000*) echo "xz -dc --format=lzma" ;;
+        lz4) echo "lz4 -dc" ;;
+        xz) echo "xz -dc" ;;
+        zstd) echo "zstd -dcq" ;;
+        gzip) echo "gzip -dc" ;;
+        bzip2) echo "bzip2 -dc" ;;
+        lzma) echo "xz -dc --format=lzma" ;;
         *) return 1 ;;
     esac
 }
@@ -220,92 +238,51 @@ need_tool() {
         die "the kernel payload needs '$1' to decompress: install the Debian package $(package_of "$1")"
 }
 
-# hexdump OFFSET LEN FILE: the bytes as one lowercase hex string (one od for a whole range:
-# od is slow to seek far into a big file, so parse in bash rather than call od per field).
-hexdump() { od -An -v -tx1 -j "$1" -N "$2" -- "$3" | tr -d ' \n'; }
-# le HEX BYTEOFFSET LEN: little-endian unsigned value (up to 8 bytes) inside a hex string,
-# printed in hex without leading zeros.
-le() {
-    local h=$1 o=$2 n=$3 v="" i
-    for ((i = n - 1; i >= 0; i--)); do v+=${h:$(((o + i) * 2)):2}; done
-    v=${v##+(0)}
-    printf '0x%s\n' "${v:-0}"
-}
-
-# Prints the entry address (hex) of the XEN_ELFNOTE_PHYS32_ENTRY note (type 18, owner
-# "Xen") of a 64-bit little-endian ELF, or fails.
+# Prints the entry address (hex) of the XEN_ELFNOTE_PHYS32_ENTRY note of a 64-bit ELF the
+# VMM can boot, or fails.
 pvh_entry() {
-    local f=$1 eh ph note
-    eh=$(hexdump 0 64 "$f")
-    [[ ${eh:0:12} == 7f454c460201 ]] || return 1 # ELF, 64-bit, little-endian
-    local phoff phentsize phnum i off size p namesz descsz type
-    phoff=$(($(le "$eh" 32 8)))
-    phentsize=$(($(le "$eh" 54 2)))
-    phnum=$(($(le "$eh" 56 2)))
-    ((phentsize >= 56 && phnum > 0 && phnum < 256)) || return 1
-    ph=$(hexdump "$phoff" $((phentsize * phnum)) "$f")
-    for ((i = 0; i < phnum; i++)); do
-        [[ $(le "$ph" $((i * phentsize)) 4) == 0x4 ]] || continue # PT_NOTE
-        off=$(($(le "$ph" $((i * phentsize + 8)) 8)))
-        size=$(($(le "$ph" $((i * phentsize + 32)) 8)))
-        ((size > 0 && size < 65536)) || continue
-        note=$(hexdump "$off" "$size" "$f")
-        p=0
-        while ((p + 12 <= size)); do
-            namesz=$(($(le "$note" "$p" 4)))
-            descsz=$(($(le "$note" $((p + 4)) 4)))
-            type=$(($(le "$note" $((p + 8)) 4)))
-            if [[ ${note:$(((p + 12) * 2)):$((namesz * 2))} == 58656e00 && $type == 18 ]] &&
-                ((descsz == 4 || descsz == 8)); then
-                le "$note" $((p + 12 + ((namesz + 3) & ~3))) "$descsz"
-                return 0
-            fi
-            p=$((p + 12 + ((namesz + 3) & ~3) + ((descsz + 3) & ~3)))
-        done
-    done
-    return 1
+    local info
+    info=$("$KERNEL_INFO" "$1" 2>/dev/null) && [[ $(info_field format "$info") == pvh-elf64 ]] || return 1
+    info_field pvh_entry "$info"
 }
 
 # Extracts the ELF kernel from a bzImage: first at the payload the setup header points to
 # (boot protocol 2.08+), else at every offset where a known compression magic appears.
 extract_vmlinux() { # extract_vmlinux BZIMAGE OUT
-    local img=$1 out=$2 magic cmd
-    [[ $(hexbytes 514 4 "$img") == 48647253 ]] || die "$(basename -- "$img") is not a bzImage (no HdrS header)"
-    local version setup_sects poff plen
-    version=$(u 2 518 "$img")
-    if ((version >= 0x208)); then
-        setup_sects=$(u 1 497 "$img")
-        ((setup_sects == 0)) && setup_sects=4
-        poff=$(((setup_sects + 1) * 512 + $(u 4 584 "$img")))
-        plen=$(u 4 588 "$img")
-        magic=$(hexbytes "$poff" 8 "$img")
-        if cmd=$(decompressor_for "$magic"); then
-            need_tool "${cmd%% *}"
-            say "payload: ${cmd%% *} at offset $poff, $plen bytes"
-            # The build appends the uncompressed size (le32) to the stream, which some tools
-            # (lz4) then reject with a bare exit status 1: judge by the output instead.
-            dd if="$img" bs=1M iflag=skip_bytes,count_bytes skip="$poff" count="$plen" status=none |
-                $cmd >"$out" 2>"$out.err" || true
-            local want got
-            want=$(u 4 $((poff + plen - 4)) "$img")
-            got=$(stat -c %s -- "$out")
-            if ((got != want)); then
-                say "payload at the header's offset decompressed to $got bytes, not $want: $(head -c 300 "$out.err")"
-            elif pvh_entry "$out" >/dev/null; then
-                rm -f -- "$out.err"
-                return 0
-            else
-                say "payload at the header's offset is not an ELF with a PVH entry note"
-            fi
+    local img=$1 out=$2 cmd info
+    info=$("$KERNEL_INFO" "$img") || die "$(basename -- "$img") is not a bzImage the VMM can boot"
+    [[ $(info_field format "$info") == bzimage ]] || die "$(basename -- "$img") is not a bzImage"
+    local poff plen
+    poff=$(info_field payload_offset "$info")
+    plen=$(info_field payload_length "$info")
+    if [[ -n $poff ]] && cmd=$(decompressor_for "$(info_field payload_format "$info")"); then
+        need_tool "${cmd%% *}"
+        say "payload: ${cmd%% *} at offset $poff, $plen bytes"
+        # The build appends the uncompressed size (le32) to the stream, which some tools
+        # (lz4) then reject with a bare exit status 1: judge by the output instead.
+        dd if="$img" bs=1M iflag=skip_bytes,count_bytes skip="$poff" count="$plen" status=none |
+            $cmd >"$out" 2>"$out.err" || true
+        local want got
+        want=$(info_field payload_output_size "$info")
+        want=${want:--1}
+        got=$(stat -c %s -- "$out")
+        if ((got != want)); then
+            say "payload at the header's offset decompressed to $got bytes, not $want: $(head -c 300 "$out.err")"
+        elif pvh_entry "$out" >/dev/null; then
+            rm -f -- "$out.err"
+            return 0
+        else
+            say "payload at the header's offset is not an ELF with a PVH entry note"
         fi
     fi
     # Fallback (as the kernel's scripts/extract-vmlinux does): try each magic found.
-    local pat o
-    for pat in '\x02\x21\x4c\x18' '\xfd\x37\x7a\x58\x5a\x00' '\x28\xb5\x2f\xfd' '\x1f\x8b\x08' '\x42\x5a\x68'; do
+    local magic o
+    for magic in 'lz4 \x02\x21\x4c\x18' 'xz \xfd\x37\x7a\x58\x5a\x00' 'zstd \x28\xb5\x2f\xfd' \
+        'gzip \x1f\x8b\x08' 'bzip2 \x42\x5a\x68'; do
+        cmd=$(decompressor_for "${magic%% *}")
+        command -v "${cmd%% *}" >/dev/null 2>&1 || continue
         while IFS=: read -r o _; do
             [[ -n $o ]] || continue
-            cmd=$(decompressor_for "$(hexbytes "$o" 8 "$img")") || continue
-            command -v "${cmd%% *}" >/dev/null 2>&1 || continue
             # Trailing bytes after the stream make some tools complain: judge by the result.
             tail -c +$((o + 1)) -- "$img" | $cmd >"$out" 2>/dev/null || true
             if pvh_entry "$out" >/dev/null; then
@@ -313,7 +290,7 @@ extract_vmlinux() { # extract_vmlinux BZIMAGE OUT
                 rm -f -- "$out.err"
                 return 0
             fi
-        done < <(LC_ALL=C grep -obUaP "$pat" -- "$img" 2>/dev/null | head -n 20 || true)
+        done < <(LC_ALL=C grep -obUaP "${magic#* }" -- "$img" 2>/dev/null | head -n 20 || true)
     done
     rm -f -- "$out" "$out.err"
     die "no compressed ELF kernel with a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) found in $(basename -- "$img")"
@@ -326,19 +303,9 @@ is_system_map() { [[ -s $1 ]] && grep -qm1 -E '^[0-9a-f]{8,16} [Tt] ' -- "$1"; }
 
 # vmlinux_text VMLINUX: the virtual address of its first PT_LOAD (where _text is), in hex.
 vmlinux_text() {
-    local f=$1 eh phoff phentsize phnum ph i
-    eh=$(hexdump 0 64 "$f")
-    phoff=$(($(le "$eh" 32 8)))
-    phentsize=$(($(le "$eh" 54 2)))
-    phnum=$(($(le "$eh" 56 2)))
-    ((phentsize >= 56 && phnum > 0 && phnum < 256)) || return 1
-    ph=$(hexdump "$phoff" $((phentsize * phnum)) "$f")
-    for ((i = 0; i < phnum; i++)); do
-        [[ $(le "$ph" $((i * phentsize)) 4) == 0x1 ]] || continue # PT_LOAD
-        le "$ph" $((i * phentsize + 16)) 8
-        return 0
-    done
-    return 1
+    local info
+    info=$("$KERNEL_INFO" "$1" 2>/dev/null) || return 1
+    info_field first_load_vaddr "$info" | grep . || return 1
 }
 
 # check_system_map MAP VMLINUX: the map belongs to this kernel (same _text address).
@@ -362,6 +329,7 @@ obtain_symbols() {
         return 0
     fi
     rm -f -- "$OUT/System.map" "$OUT/symbols"
+    ensure_kernel_info
     DBG_TMP=$(mktemp -d "$OUT/deb/dbg.XXXXXX")
     if [[ -n $DBG_DEB ]]; then
         dbg=$DBG_DEB
@@ -441,6 +409,7 @@ printf '%s\n' "$RELEASE" >"$TMP/out/release"
 basename -- "$DEB" >"$TMP/out/package"
 
 say "extracting vmlinux"
+ensure_kernel_info
 extract_vmlinux "$TMP/out/vmlinuz" "$TMP/out/vmlinux"
 pvh_entry "$TMP/out/vmlinux" >"$TMP/out/pvh-entry"
 # A kernel package with a real System.map (not Debian's placeholder) gives it for free.
@@ -579,7 +548,7 @@ chmod 755 "$R/init"
 say "building initramfs.cpio.gz"
 (cd "$R" && find . -mindepth 1 | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) |
     gzip -9 -n >"$TMP/out/initramfs.cpio.gz" || die "cannot build the initramfs"
-[[ $(hexbytes 0 2 "$TMP/out/initramfs.cpio.gz") == 1f8b ]] || die "initramfs is not gzip"
+head -c 2 -- "$TMP/out/initramfs.cpio.gz" | cmp -s - <(printf '\037\213') || die "initramfs is not gzip"
 
 # Install: stamp last, so an interrupted run rebuilds next time. Symbols of the kernel
 # before are kept only if they are this release's (obtain_symbols checks).
