@@ -130,10 +130,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 # ---------------------------------------------------------------- the kernel package
-resolve_kernel_pkg() { # prints e.g. linux-image-6.1.0-56-cloud-amd64
-    apt-cache depends "$KERNEL_META_PKG" 2>/dev/null |
-        awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }' || true
-}
+# shellcheck source=lib/debian-kernel.sh
+. "$ROOT/scripts/lib/debian-kernel.sh"
 
 # Chooses the .deb to build from, downloading it when needed; prints its path.
 obtain_kernel_deb() {
@@ -165,12 +163,7 @@ obtain_kernel_deb() {
     fi
     command -v apt-get >/dev/null 2>&1 || die "apt-get not found: cannot fetch the Debian kernel (use --kernel-deb)"
     local pkg
-    pkg=$(resolve_kernel_pkg)
-    if [[ -z $pkg && $(id -u) -eq 0 ]]; then
-        say "'$KERNEL_META_PKG' unknown to apt; running apt-get update"
-        apt-get update -qq >&2 || die "apt-get update failed"
-        pkg=$(resolve_kernel_pkg)
-    fi
+    pkg=$(debian_kernel_resolve "$KERNEL_META_PKG") || pkg=""
     if [[ -z $pkg ]]; then
         [[ -n $cached ]] && { say "cannot resolve $KERNEL_META_PKG; keeping ${cached##*/}"; printf '%s\n' "$cached"; return 0; }
         die "cannot resolve '$KERNEL_META_PKG' to a kernel package (run apt-get update, or use --kernel-deb)"
@@ -178,14 +171,8 @@ obtain_kernel_deb() {
     local dl
     dl=$(mktemp -d "$OUT/deb/dl.XXXXXX")
     say "downloading Debian package $pkg"
-    if ! (cd "$dl" && apt-get download -q "$pkg") >"$dl/log" 2>&1; then
-        cat "$dl/log" >&2
-        rm -rf -- "$dl"
-        die "apt-get download $pkg failed"
-    fi
     local deb
-    deb=$(find "$dl" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
-    [[ -n $deb ]] || { rm -rf -- "$dl"; die "apt-get download $pkg produced no .deb"; }
+    deb=$(debian_kernel_download "$pkg" "$dl") || { rm -rf -- "$dl"; exit 1; }
     # Keep only the newest package in the cache.
     find "$OUT/deb" -maxdepth 1 -name 'linux-image-*.deb' -delete
     mv -f -- "$deb" "$OUT/deb/"
@@ -367,7 +354,7 @@ if [[ -d $CHECKS_DIR ]]; then
         sha256sum | cut -d' ' -f1)
 fi
 STAMP="deb=$(basename -- "$DEB") $(stat -L -c '%s %Y' -- "$DEB")
-script=$(sha256sum <"$SCRIPT_PATH" | cut -d' ' -f1)
+script=$(cat -- "$SCRIPT_PATH" "$ROOT/scripts/lib/debian-kernel.sh" | sha256sum | cut -d' ' -f1)
 busybox=$(stat -L -c '%s %Y %i' -- "$BUSYBOX")
 checks=$CHECKS_DIR $checks_hash"
 OUTPUTS=(vmlinuz vmlinux initramfs.cpio.gz release package pvh-entry modules.load)
@@ -395,15 +382,11 @@ fi
 # ---------------------------------------------------------------- build
 TMP=$(mktemp -d "$OUT/build.XXXXXX")
 say "unpacking $(basename -- "$DEB")"
-dpkg-deb -x "$DEB" "$TMP/x" || die "cannot unpack $DEB"
-vmlinuz=$(find "$TMP/x/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit 2>/dev/null || true)
-[[ -n $vmlinuz ]] || die "no /boot/vmlinuz-* in $(basename -- "$DEB")"
-RELEASE=${vmlinuz##*/vmlinuz-}
-MODDIR=$TMP/x/lib/modules/$RELEASE
-[[ -d $MODDIR ]] || MODDIR=$TMP/x/usr/lib/modules/$RELEASE
-[[ -d $MODDIR ]] || die "no modules directory for $RELEASE in $(basename -- "$DEB")"
+debian_kernel_unpack "$DEB" "$TMP/x"
+RELEASE=$DK_RELEASE
+MODDIR=$DK_MODDIR
 mkdir -p "$TMP/out"
-cp -- "$vmlinuz" "$TMP/out/vmlinuz"
+cp -- "$DK_VMLINUZ" "$TMP/out/vmlinuz"
 [[ -f $TMP/x/boot/config-$RELEASE ]] && cp -- "$TMP/x/boot/config-$RELEASE" "$TMP/out/config"
 printf '%s\n' "$RELEASE" >"$TMP/out/release"
 basename -- "$DEB" >"$TMP/out/package"
@@ -418,51 +401,14 @@ if check_system_map "$TMP/x/boot/System.map-$RELEASE" "$TMP/out/vmlinux" 2>/dev/
     printf '%s %s\n' "$RELEASE" "$(basename -- "$DEB")" >"$TMP/out/symbols"
 fi
 
-# Modules: Debian's package has no modules.dep (depmod runs at install time), so make one
-# with busybox's depmod; it lists each module's dependencies, transitively.
-MODBASE=${MODDIR%/lib/modules/"$RELEASE"}
-"$BUSYBOX" depmod -b "$MODBASE" "$RELEASE" 2>/dev/null || true
-if [[ ! -s $MODDIR/modules.dep ]] && command -v depmod >/dev/null 2>&1; then
-    depmod -b "$MODBASE" "$RELEASE" || true
-fi
-[[ -s $MODDIR/modules.dep ]] || die "could not generate modules.dep for $RELEASE"
-# dep_line NAME: the modules.dep line of a module (names compare with '-' as '_').
-dep_line() {
-    awk -v n="$1" '{ m = $1; sub(/:$/, "", m); sub(/.*\//, "", m); sub(/\.ko.*/, "", m);
-                     gsub(/-/, "_", m); if (m == n) { print; exit } }' "$MODDIR/modules.dep"
-}
-is_builtin() {
-    local n=$1
-    [[ -f $MODDIR/modules.builtin ]] || return 1
-    sed 's#.*/##; s#\.ko.*##; s#-#_#g' "$MODDIR/modules.builtin" | grep -qx -- "$n"
-}
-declare -A SEEN=() PATHOF=()
-ORDER=()
-resolve() { # depth first, dependencies first
-    local n=${1//-/_} d dn line
-    [[ -n ${SEEN[$n]:-} ]] && return 0
-    SEEN[$n]=1
-    line=$(dep_line "$n")
-    if [[ -z $line ]]; then
-        is_builtin "$n" && { say "module $n is built into the kernel"; return 0; }
-        die "module $1 is neither in $(basename -- "$DEB") nor built in"
-    fi
-    PATHOF[$n]=${line%%:*}
-    for d in ${line#*:}; do
-        dn=${d##*/}
-        dn=${dn%%.ko*}
-        resolve "$dn"
-    done
-    ORDER+=("$n")
-}
-for w in "${WANT_MODULES[@]}"; do resolve "$w"; done
+# The modules and their dependencies, in load order.
+debian_kernel_modules "$BUSYBOX" "${WANT_MODULES[@]}"
 
 R=$TMP/root
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc/vmm-checks.d,lib/modules/"$RELEASE"}
 : >"$TMP/out/modules.load"
-for n in "${ORDER[@]+"${ORDER[@]}"}"; do
-    p=${PATHOF[$n]}
-    [[ $p == *.ko ]] || die "compressed module $p is not supported (busybox insmod)"
+for n in "${DK_MODULES[@]+"${DK_MODULES[@]}"}"; do
+    p=${DK_MODPATH[$n]}
     mkdir -p "$R/lib/modules/$RELEASE/$(dirname -- "$p")"
     cp -- "$MODDIR/$p" "$R/lib/modules/$RELEASE/$p"
     printf '%s %s\n' "$n" "$p" >>"$TMP/out/modules.load"
