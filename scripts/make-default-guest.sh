@@ -301,16 +301,16 @@ check_system_map() {
     is_system_map "$1" || { say "$1 has no text symbols"; return 1; }
     text=$(awk '$3 == "_text" { print $1; exit }' "$1")
     want=$(vmlinux_text "$2") || { say "cannot read the program headers of $2"; return 1; }
-    [[ -n $text ]] && (( 16#$text == want )) || {
+    if [[ -z $text ]] || (( 16#$text != want )); then
         say "System.map's _text (${text:-none}) is not the vmlinux's first segment ($want)"
         return 1
-    }
+    fi
 }
 
 # Puts the kernel's real System.map at $OUT/System.map (and "RELEASE SOURCE" in
 # $OUT/symbols), from the -dbg package of the same version; nothing when it is already there.
 obtain_symbols() {
-    local release package version pkg dbg map
+    local release version pkg dbg map
     release=$(cat "$OUT/release")
     if [[ -s $OUT/symbols && $(cut -d' ' -f1 "$OUT/symbols") == "$release" ]] && is_system_map "$OUT/System.map"; then
         return 0
@@ -349,6 +349,7 @@ DEB=$(obtain_kernel_deb)
 dpkg-deb --info "$DEB" >/dev/null 2>&1 || die "'$DEB' is not a valid .deb"
 checks_hash=none
 if [[ -d $CHECKS_DIR ]]; then
+    # shellcheck disable=SC2016 # the $f are expanded by the sh that xargs runs
     checks_hash=$(cd "$CHECKS_DIR" && find . -type f -print0 | LC_ALL=C sort -z |
         xargs -0r sh -c 'for f; do printf "%s %s\n" "$f" "$(stat -c %a "$f")"; cat -- "$f"; done' sh |
         sha256sum | cut -d' ' -f1)
