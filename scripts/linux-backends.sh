@@ -57,6 +57,7 @@ fi
 
 WORK=$(mktemp -d /tmp/linux-backends.XXXXXX)
 pids=()
+# shellcheck disable=SC2317 # invoked through the EXIT trap
 cleanup() {
     for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
     if [[ $KEEP = 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
@@ -92,9 +93,9 @@ qemu_pid=$!; pids+=("$qemu_pid")
 
 # The confined child of each back-end, inspected while the guest runs.
 inspect() {  # NAME PARENT_PID
-    local name=$1 parent=$2 child="" i
-    for i in $(seq 200); do
-        child=$(cat "/proc/$parent/task/$parent/children" 2>/dev/null | awk '{print $1}')
+    local name=$1 parent=$2 child="" _
+    for _ in $(seq 200); do
+        child=$(awk '{print $1}' "/proc/$parent/task/$parent/children" 2>/dev/null)
         [[ -n $child ]] && break
         sleep 0.05
     done
@@ -108,16 +109,19 @@ inspect() {  # NAME PARENT_PID
         [[ $(readlink "/proc/$child/ns/$ns") == $(readlink "/proc/self/ns/$ns") ]] && ns_same+=" $ns"
     done
     local fds
+    # shellcheck disable=SC2012 # the entries are fd numbers; ls -l shows where each points
     fds=$(ls -l "/proc/$child/fd" 2>/dev/null | awk 'NR > 1 {print $NF}' | sed 's/:\[[0-9]*\]//' | sort | uniq -c | tr -s ' ' | tr '\n' ',')
     echo "$name: pid $child Seccomp=$seccomp NoNewPrivs=$nnp CapEff=$capeff own namespaces${ns_same:+ except$ns_same}; fds:$fds"
     [[ $seccomp = 2 && $nnp = 1 && $capeff = 0000000000000000 && -z $ns_same ]] || ok=1
     # Anything but the session sockets, the image, the guest RAM memfd, eventfds and
     # stderr (the back-end's log here) is a leak.
+    # shellcheck disable=SC2012 # as above
     if ls -l "/proc/$child/fd" | awk 'NR > 1 {print $NF}' |
         grep -vE '^(socket:|anon_inode:\[eventfd\]|/memfd:|/dev/null|pipe:|'"$WORK"'/disk.img|'"$WORK"'/[a-z]+.log)' >/dev/null; then
         echo "$name: unexpected fd"; ok=1
     fi
     # The vTPM sees TPM command bytes only: never guest RAM, never a vring eventfd.
+    # shellcheck disable=SC2012 # as above
     if [[ $name = vtpm ]] && ls -l "/proc/$child/fd" | awk 'NR > 1 {print $NF}' |
         grep -E '^(/memfd:|anon_inode:\[eventfd\])' >/dev/null; then
         echo "$name: holds guest RAM or an eventfd"; ok=1

@@ -256,7 +256,7 @@ if [[ $RUNNER == vmm ]]; then
 else
     RUN=("$QEMU" -M q35 -accel tcg -cpu max -smp "$CPUS" -m "$MEM_MIB" -nographic -no-reboot
         -nic none -kernel "$(rel "$KERNEL")" -initrd "$(rel "$INITRAMFS")" -append "$CMDLINE"
-        -drive "file=$(rel "$DISK"),if=none,id=d0,format=raw" -device virtio-blk-pci,drive=d0
+        -drive "file=$(rel "$DISK"),if=none,id=d0,format=raw" -device 'virtio-blk-pci,drive=d0'
         -device virtio-rng-pci)
 fi
 

@@ -13,11 +13,11 @@
 #   build/default-guest/{release,package,config,modules.load,pvh-entry,symbols}
 #   build/default-guest/deb/*.deb          the downloaded kernel package
 #
-# Needs (Debian packages): apt, dpkg, busybox-static, coreutils, findutils, grep, gzip,
-# util-linux (flock), and the decompressor of the kernel's payload: lz4 (Debian's cloud
-# kernel), xz-utils, zstd or bzip2 for other kernels.
+# Needs (Debian packages): apt, dpkg, busybox-static, coreutils, diffutils, findutils, grep,
+# gzip, util-linux (flock), and the decompressor of the kernel's payload: lz4 (Debian's cloud
+# kernel), xz-utils, zstd or bzip2 for other kernels; cmake and g++ to build
+# build/bin/kernel-info (tools/kernel-info: the VMM's own kernel image parsers) when missing.
 set -euo pipefail
-shopt -s extglob
 
 PROG=make-default-guest
 SCRIPT_PATH=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)/$(basename -- "${BASH_SOURCE[0]}")
@@ -111,7 +111,7 @@ fi
 if ldd "$BUSYBOX" >/dev/null 2>&1; then
     die "$BUSYBOX is dynamically linked: install the Debian package busybox-static"
 fi
-for tool in dpkg-deb gzip flock od sha256sum find sort; do
+for tool in dpkg-deb gzip flock cmp sha256sum find sort; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (needed by $PROG)"
 done
 
@@ -130,10 +130,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 # ---------------------------------------------------------------- the kernel package
-resolve_kernel_pkg() { # prints e.g. linux-image-6.1.0-56-cloud-amd64
-    apt-cache depends "$KERNEL_META_PKG" 2>/dev/null |
-        awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }' || true
-}
+# shellcheck source=lib/debian-kernel.sh
+. "$ROOT/scripts/lib/debian-kernel.sh"
 
 # Chooses the .deb to build from, downloading it when needed; prints its path.
 obtain_kernel_deb() {
@@ -165,12 +163,7 @@ obtain_kernel_deb() {
     fi
     command -v apt-get >/dev/null 2>&1 || die "apt-get not found: cannot fetch the Debian kernel (use --kernel-deb)"
     local pkg
-    pkg=$(resolve_kernel_pkg)
-    if [[ -z $pkg && $(id -u) -eq 0 ]]; then
-        say "'$KERNEL_META_PKG' unknown to apt; running apt-get update"
-        apt-get update -qq >&2 || die "apt-get update failed"
-        pkg=$(resolve_kernel_pkg)
-    fi
+    pkg=$(debian_kernel_resolve "$KERNEL_META_PKG") || pkg=""
     if [[ -z $pkg ]]; then
         [[ -n $cached ]] && { say "cannot resolve $KERNEL_META_PKG; keeping ${cached##*/}"; printf '%s\n' "$cached"; return 0; }
         die "cannot resolve '$KERNEL_META_PKG' to a kernel package (run apt-get update, or use --kernel-deb)"
@@ -178,14 +171,8 @@ obtain_kernel_deb() {
     local dl
     dl=$(mktemp -d "$OUT/deb/dl.XXXXXX")
     say "downloading Debian package $pkg"
-    if ! (cd "$dl" && apt-get download -q "$pkg") >"$dl/log" 2>&1; then
-        cat "$dl/log" >&2
-        rm -rf -- "$dl"
-        die "apt-get download $pkg failed"
-    fi
     local deb
-    deb=$(find "$dl" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
-    [[ -n $deb ]] || { rm -rf -- "$dl"; die "apt-get download $pkg produced no .deb"; }
+    deb=$(debian_kernel_download "$pkg" "$dl") || { rm -rf -- "$dl"; exit 1; }
     # Keep only the newest package in the cache.
     find "$OUT/deb" -maxdepth 1 -name 'linux-image-*.deb' -delete
     mv -f -- "$deb" "$OUT/deb/"
@@ -193,20 +180,38 @@ obtain_kernel_deb() {
     printf '%s\n' "$OUT/deb/${deb##*/}"
 }
 
-# ---------------------------------------------------------------- binary helpers
-# u LEN OFFSET FILE: little-endian unsigned integer (LEN 1, 2, 4 or 8 bytes) at OFFSET.
-u() { od -An -tu"$1" -j "$2" -N "$1" -- "$3" | tr -d ' \n'; }
-hexbytes() { od -An -tx1 -j "$1" -N "$2" -- "$3" | tr -d ' \n'; }
+# ---------------------------------------------------------------- kernel images
+# The ELF notes and setup headers are read by tools/kernel-info, the VMM's own (tested and
+# fuzzed) parsers, built here when build/bin lacks it: in the project's build tree when it is
+# configured, else on its own (tools -> build/tools).
+KERNEL_INFO=$ROOT/build/bin/kernel-info
+ensure_kernel_info() {
+    local log=$OUT/kernel-info-build.log
+    command -v cmake >/dev/null 2>&1 || die "cmake not found: cannot build build/bin/kernel-info"
+    if [[ -f $ROOT/build/CMakeCache.txt ]] &&
+        cmake --build "$ROOT/build" --target kernel-info >"$log" 2>&1; then
+        [[ -x $KERNEL_INFO ]] && return 0
+    fi
+    say "building build/bin/kernel-info (standalone: tools -> build/tools)"
+    { cmake -S "$ROOT/tools" -B "$ROOT/build/tools" -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$ROOT/build/bin" &&
+        cmake --build "$ROOT/build/tools" --target kernel-info; } >>"$log" 2>&1 || {
+        cat "$log" >&2
+        die "cannot build build/bin/kernel-info"
+    }
+    [[ -x $KERNEL_INFO ]] || die "build/bin/kernel-info missing after the build"
+}
+# info_field KEY LINES: the value of KEY in kernel-info's key=value lines.
+info_field() { sed -n "s/^$1=//p" <<<"$2"; }
 
-# Format of compressed data by its magic number; prints the decompression command.
-decompressor_for() { # decompressor_for HEXBYTES
+# Decompression command for a payload format of kernel-info (payload_format).
+decompressor_for() { # decompressor_for FORMAT
     case $1 in
-        02214c18*) echo "lz4 -dc" ;;
-        fd377a585a00*) echo "xz -dc" ;;
-        28b52ffd*) echo "zstd -dcq" ;;
-        1f8b08*) echo "gzip -dc" ;;
-        425a68*) echo "bzip2 -dc" ;;
-        5d0000*) echo "xz -dc --format=lzma" ;;
+        lz4) echo "lz4 -dc" ;;
+        xz) echo "xz -dc" ;;
+        zstd) echo "zstd -dcq" ;;
+        gzip) echo "gzip -dc" ;;
+        bzip2) echo "bzip2 -dc" ;;
+        lzma) echo "xz -dc --format=lzma" ;;
         *) return 1 ;;
     esac
 }
@@ -220,92 +225,51 @@ need_tool() {
         die "the kernel payload needs '$1' to decompress: install the Debian package $(package_of "$1")"
 }
 
-# hexdump OFFSET LEN FILE: the bytes as one lowercase hex string (one od for a whole range:
-# od is slow to seek far into a big file, so parse in bash rather than call od per field).
-hexdump() { od -An -v -tx1 -j "$1" -N "$2" -- "$3" | tr -d ' \n'; }
-# le HEX BYTEOFFSET LEN: little-endian unsigned value (up to 8 bytes) inside a hex string,
-# printed in hex without leading zeros.
-le() {
-    local h=$1 o=$2 n=$3 v="" i
-    for ((i = n - 1; i >= 0; i--)); do v+=${h:$(((o + i) * 2)):2}; done
-    v=${v##+(0)}
-    printf '0x%s\n' "${v:-0}"
-}
-
-# Prints the entry address (hex) of the XEN_ELFNOTE_PHYS32_ENTRY note (type 18, owner
-# "Xen") of a 64-bit little-endian ELF, or fails.
+# Prints the entry address (hex) of the XEN_ELFNOTE_PHYS32_ENTRY note of a 64-bit ELF the
+# VMM can boot, or fails.
 pvh_entry() {
-    local f=$1 eh ph note
-    eh=$(hexdump 0 64 "$f")
-    [[ ${eh:0:12} == 7f454c460201 ]] || return 1 # ELF, 64-bit, little-endian
-    local phoff phentsize phnum i off size p namesz descsz type
-    phoff=$(($(le "$eh" 32 8)))
-    phentsize=$(($(le "$eh" 54 2)))
-    phnum=$(($(le "$eh" 56 2)))
-    ((phentsize >= 56 && phnum > 0 && phnum < 256)) || return 1
-    ph=$(hexdump "$phoff" $((phentsize * phnum)) "$f")
-    for ((i = 0; i < phnum; i++)); do
-        [[ $(le "$ph" $((i * phentsize)) 4) == 0x4 ]] || continue # PT_NOTE
-        off=$(($(le "$ph" $((i * phentsize + 8)) 8)))
-        size=$(($(le "$ph" $((i * phentsize + 32)) 8)))
-        ((size > 0 && size < 65536)) || continue
-        note=$(hexdump "$off" "$size" "$f")
-        p=0
-        while ((p + 12 <= size)); do
-            namesz=$(($(le "$note" "$p" 4)))
-            descsz=$(($(le "$note" $((p + 4)) 4)))
-            type=$(($(le "$note" $((p + 8)) 4)))
-            if [[ ${note:$(((p + 12) * 2)):$((namesz * 2))} == 58656e00 && $type == 18 ]] &&
-                ((descsz == 4 || descsz == 8)); then
-                le "$note" $((p + 12 + ((namesz + 3) & ~3))) "$descsz"
-                return 0
-            fi
-            p=$((p + 12 + ((namesz + 3) & ~3) + ((descsz + 3) & ~3)))
-        done
-    done
-    return 1
+    local info
+    info=$("$KERNEL_INFO" "$1" 2>/dev/null) && [[ $(info_field format "$info") == pvh-elf64 ]] || return 1
+    info_field pvh_entry "$info"
 }
 
 # Extracts the ELF kernel from a bzImage: first at the payload the setup header points to
 # (boot protocol 2.08+), else at every offset where a known compression magic appears.
 extract_vmlinux() { # extract_vmlinux BZIMAGE OUT
-    local img=$1 out=$2 magic cmd
-    [[ $(hexbytes 514 4 "$img") == 48647253 ]] || die "$(basename -- "$img") is not a bzImage (no HdrS header)"
-    local version setup_sects poff plen
-    version=$(u 2 518 "$img")
-    if ((version >= 0x208)); then
-        setup_sects=$(u 1 497 "$img")
-        ((setup_sects == 0)) && setup_sects=4
-        poff=$(((setup_sects + 1) * 512 + $(u 4 584 "$img")))
-        plen=$(u 4 588 "$img")
-        magic=$(hexbytes "$poff" 8 "$img")
-        if cmd=$(decompressor_for "$magic"); then
-            need_tool "${cmd%% *}"
-            say "payload: ${cmd%% *} at offset $poff, $plen bytes"
-            # The build appends the uncompressed size (le32) to the stream, which some tools
-            # (lz4) then reject with a bare exit status 1: judge by the output instead.
-            dd if="$img" bs=1M iflag=skip_bytes,count_bytes skip="$poff" count="$plen" status=none |
-                $cmd >"$out" 2>"$out.err" || true
-            local want got
-            want=$(u 4 $((poff + plen - 4)) "$img")
-            got=$(stat -c %s -- "$out")
-            if ((got != want)); then
-                say "payload at the header's offset decompressed to $got bytes, not $want: $(head -c 300 "$out.err")"
-            elif pvh_entry "$out" >/dev/null; then
-                rm -f -- "$out.err"
-                return 0
-            else
-                say "payload at the header's offset is not an ELF with a PVH entry note"
-            fi
+    local img=$1 out=$2 cmd info
+    info=$("$KERNEL_INFO" "$img") || die "$(basename -- "$img") is not a bzImage the VMM can boot"
+    [[ $(info_field format "$info") == bzimage ]] || die "$(basename -- "$img") is not a bzImage"
+    local poff plen
+    poff=$(info_field payload_offset "$info")
+    plen=$(info_field payload_length "$info")
+    if [[ -n $poff ]] && cmd=$(decompressor_for "$(info_field payload_format "$info")"); then
+        need_tool "${cmd%% *}"
+        say "payload: ${cmd%% *} at offset $poff, $plen bytes"
+        # The build appends the uncompressed size (le32) to the stream, which some tools
+        # (lz4) then reject with a bare exit status 1: judge by the output instead.
+        dd if="$img" bs=1M iflag=skip_bytes,count_bytes skip="$poff" count="$plen" status=none |
+            $cmd >"$out" 2>"$out.err" || true
+        local want got
+        want=$(info_field payload_output_size "$info")
+        want=${want:--1}
+        got=$(stat -c %s -- "$out")
+        if ((got != want)); then
+            say "payload at the header's offset decompressed to $got bytes, not $want: $(head -c 300 "$out.err")"
+        elif pvh_entry "$out" >/dev/null; then
+            rm -f -- "$out.err"
+            return 0
+        else
+            say "payload at the header's offset is not an ELF with a PVH entry note"
         fi
     fi
     # Fallback (as the kernel's scripts/extract-vmlinux does): try each magic found.
-    local pat o
-    for pat in '\x02\x21\x4c\x18' '\xfd\x37\x7a\x58\x5a\x00' '\x28\xb5\x2f\xfd' '\x1f\x8b\x08' '\x42\x5a\x68'; do
+    local magic o
+    for magic in 'lz4 \x02\x21\x4c\x18' 'xz \xfd\x37\x7a\x58\x5a\x00' 'zstd \x28\xb5\x2f\xfd' \
+        'gzip \x1f\x8b\x08' 'bzip2 \x42\x5a\x68'; do
+        cmd=$(decompressor_for "${magic%% *}")
+        command -v "${cmd%% *}" >/dev/null 2>&1 || continue
         while IFS=: read -r o _; do
             [[ -n $o ]] || continue
-            cmd=$(decompressor_for "$(hexbytes "$o" 8 "$img")") || continue
-            command -v "${cmd%% *}" >/dev/null 2>&1 || continue
             # Trailing bytes after the stream make some tools complain: judge by the result.
             tail -c +$((o + 1)) -- "$img" | $cmd >"$out" 2>/dev/null || true
             if pvh_entry "$out" >/dev/null; then
@@ -313,7 +277,7 @@ extract_vmlinux() { # extract_vmlinux BZIMAGE OUT
                 rm -f -- "$out.err"
                 return 0
             fi
-        done < <(LC_ALL=C grep -obUaP "$pat" -- "$img" 2>/dev/null | head -n 20 || true)
+        done < <(LC_ALL=C grep -obUaP "${magic#* }" -- "$img" 2>/dev/null | head -n 20 || true)
     done
     rm -f -- "$out" "$out.err"
     die "no compressed ELF kernel with a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) found in $(basename -- "$img")"
@@ -326,19 +290,9 @@ is_system_map() { [[ -s $1 ]] && grep -qm1 -E '^[0-9a-f]{8,16} [Tt] ' -- "$1"; }
 
 # vmlinux_text VMLINUX: the virtual address of its first PT_LOAD (where _text is), in hex.
 vmlinux_text() {
-    local f=$1 eh phoff phentsize phnum ph i
-    eh=$(hexdump 0 64 "$f")
-    phoff=$(($(le "$eh" 32 8)))
-    phentsize=$(($(le "$eh" 54 2)))
-    phnum=$(($(le "$eh" 56 2)))
-    ((phentsize >= 56 && phnum > 0 && phnum < 256)) || return 1
-    ph=$(hexdump "$phoff" $((phentsize * phnum)) "$f")
-    for ((i = 0; i < phnum; i++)); do
-        [[ $(le "$ph" $((i * phentsize)) 4) == 0x1 ]] || continue # PT_LOAD
-        le "$ph" $((i * phentsize + 16)) 8
-        return 0
-    done
-    return 1
+    local info
+    info=$("$KERNEL_INFO" "$1" 2>/dev/null) || return 1
+    info_field first_load_vaddr "$info" | grep . || return 1
 }
 
 # check_system_map MAP VMLINUX: the map belongs to this kernel (same _text address).
@@ -347,21 +301,22 @@ check_system_map() {
     is_system_map "$1" || { say "$1 has no text symbols"; return 1; }
     text=$(awk '$3 == "_text" { print $1; exit }' "$1")
     want=$(vmlinux_text "$2") || { say "cannot read the program headers of $2"; return 1; }
-    [[ -n $text ]] && (( 16#$text == want )) || {
+    if [[ -z $text ]] || (( 16#$text != want )); then
         say "System.map's _text (${text:-none}) is not the vmlinux's first segment ($want)"
         return 1
-    }
+    fi
 }
 
 # Puts the kernel's real System.map at $OUT/System.map (and "RELEASE SOURCE" in
 # $OUT/symbols), from the -dbg package of the same version; nothing when it is already there.
 obtain_symbols() {
-    local release package version pkg dbg map
+    local release version pkg dbg map
     release=$(cat "$OUT/release")
     if [[ -s $OUT/symbols && $(cut -d' ' -f1 "$OUT/symbols") == "$release" ]] && is_system_map "$OUT/System.map"; then
         return 0
     fi
     rm -f -- "$OUT/System.map" "$OUT/symbols"
+    ensure_kernel_info
     DBG_TMP=$(mktemp -d "$OUT/deb/dbg.XXXXXX")
     if [[ -n $DBG_DEB ]]; then
         dbg=$DBG_DEB
@@ -394,12 +349,13 @@ DEB=$(obtain_kernel_deb)
 dpkg-deb --info "$DEB" >/dev/null 2>&1 || die "'$DEB' is not a valid .deb"
 checks_hash=none
 if [[ -d $CHECKS_DIR ]]; then
+    # shellcheck disable=SC2016 # the $f are expanded by the sh that xargs runs
     checks_hash=$(cd "$CHECKS_DIR" && find . -type f -print0 | LC_ALL=C sort -z |
         xargs -0r sh -c 'for f; do printf "%s %s\n" "$f" "$(stat -c %a "$f")"; cat -- "$f"; done' sh |
         sha256sum | cut -d' ' -f1)
 fi
 STAMP="deb=$(basename -- "$DEB") $(stat -L -c '%s %Y' -- "$DEB")
-script=$(sha256sum <"$SCRIPT_PATH" | cut -d' ' -f1)
+script=$(cat -- "$SCRIPT_PATH" "$ROOT/scripts/lib/debian-kernel.sh" | sha256sum | cut -d' ' -f1)
 busybox=$(stat -L -c '%s %Y %i' -- "$BUSYBOX")
 checks=$CHECKS_DIR $checks_hash"
 OUTPUTS=(vmlinuz vmlinux initramfs.cpio.gz release package pvh-entry modules.load)
@@ -427,20 +383,17 @@ fi
 # ---------------------------------------------------------------- build
 TMP=$(mktemp -d "$OUT/build.XXXXXX")
 say "unpacking $(basename -- "$DEB")"
-dpkg-deb -x "$DEB" "$TMP/x" || die "cannot unpack $DEB"
-vmlinuz=$(find "$TMP/x/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit 2>/dev/null || true)
-[[ -n $vmlinuz ]] || die "no /boot/vmlinuz-* in $(basename -- "$DEB")"
-RELEASE=${vmlinuz##*/vmlinuz-}
-MODDIR=$TMP/x/lib/modules/$RELEASE
-[[ -d $MODDIR ]] || MODDIR=$TMP/x/usr/lib/modules/$RELEASE
-[[ -d $MODDIR ]] || die "no modules directory for $RELEASE in $(basename -- "$DEB")"
+debian_kernel_unpack "$DEB" "$TMP/x"
+RELEASE=$DK_RELEASE
+MODDIR=$DK_MODDIR
 mkdir -p "$TMP/out"
-cp -- "$vmlinuz" "$TMP/out/vmlinuz"
+cp -- "$DK_VMLINUZ" "$TMP/out/vmlinuz"
 [[ -f $TMP/x/boot/config-$RELEASE ]] && cp -- "$TMP/x/boot/config-$RELEASE" "$TMP/out/config"
 printf '%s\n' "$RELEASE" >"$TMP/out/release"
 basename -- "$DEB" >"$TMP/out/package"
 
 say "extracting vmlinux"
+ensure_kernel_info
 extract_vmlinux "$TMP/out/vmlinuz" "$TMP/out/vmlinux"
 pvh_entry "$TMP/out/vmlinux" >"$TMP/out/pvh-entry"
 # A kernel package with a real System.map (not Debian's placeholder) gives it for free.
@@ -449,51 +402,14 @@ if check_system_map "$TMP/x/boot/System.map-$RELEASE" "$TMP/out/vmlinux" 2>/dev/
     printf '%s %s\n' "$RELEASE" "$(basename -- "$DEB")" >"$TMP/out/symbols"
 fi
 
-# Modules: Debian's package has no modules.dep (depmod runs at install time), so make one
-# with busybox's depmod; it lists each module's dependencies, transitively.
-MODBASE=${MODDIR%/lib/modules/"$RELEASE"}
-"$BUSYBOX" depmod -b "$MODBASE" "$RELEASE" 2>/dev/null || true
-if [[ ! -s $MODDIR/modules.dep ]] && command -v depmod >/dev/null 2>&1; then
-    depmod -b "$MODBASE" "$RELEASE" || true
-fi
-[[ -s $MODDIR/modules.dep ]] || die "could not generate modules.dep for $RELEASE"
-# dep_line NAME: the modules.dep line of a module (names compare with '-' as '_').
-dep_line() {
-    awk -v n="$1" '{ m = $1; sub(/:$/, "", m); sub(/.*\//, "", m); sub(/\.ko.*/, "", m);
-                     gsub(/-/, "_", m); if (m == n) { print; exit } }' "$MODDIR/modules.dep"
-}
-is_builtin() {
-    local n=$1
-    [[ -f $MODDIR/modules.builtin ]] || return 1
-    sed 's#.*/##; s#\.ko.*##; s#-#_#g' "$MODDIR/modules.builtin" | grep -qx -- "$n"
-}
-declare -A SEEN=() PATHOF=()
-ORDER=()
-resolve() { # depth first, dependencies first
-    local n=${1//-/_} d dn line
-    [[ -n ${SEEN[$n]:-} ]] && return 0
-    SEEN[$n]=1
-    line=$(dep_line "$n")
-    if [[ -z $line ]]; then
-        is_builtin "$n" && { say "module $n is built into the kernel"; return 0; }
-        die "module $1 is neither in $(basename -- "$DEB") nor built in"
-    fi
-    PATHOF[$n]=${line%%:*}
-    for d in ${line#*:}; do
-        dn=${d##*/}
-        dn=${dn%%.ko*}
-        resolve "$dn"
-    done
-    ORDER+=("$n")
-}
-for w in "${WANT_MODULES[@]}"; do resolve "$w"; done
+# The modules and their dependencies, in load order.
+debian_kernel_modules "$BUSYBOX" "${WANT_MODULES[@]}"
 
 R=$TMP/root
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc/vmm-checks.d,lib/modules/"$RELEASE"}
 : >"$TMP/out/modules.load"
-for n in "${ORDER[@]+"${ORDER[@]}"}"; do
-    p=${PATHOF[$n]}
-    [[ $p == *.ko ]] || die "compressed module $p is not supported (busybox insmod)"
+for n in "${DK_MODULES[@]+"${DK_MODULES[@]}"}"; do
+    p=${DK_MODPATH[$n]}
     mkdir -p "$R/lib/modules/$RELEASE/$(dirname -- "$p")"
     cp -- "$MODDIR/$p" "$R/lib/modules/$RELEASE/$p"
     printf '%s %s\n' "$n" "$p" >>"$TMP/out/modules.load"
@@ -579,7 +495,7 @@ chmod 755 "$R/init"
 say "building initramfs.cpio.gz"
 (cd "$R" && find . -mindepth 1 | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) |
     gzip -9 -n >"$TMP/out/initramfs.cpio.gz" || die "cannot build the initramfs"
-[[ $(hexbytes 0 2 "$TMP/out/initramfs.cpio.gz") == 1f8b ]] || die "initramfs is not gzip"
+head -c 2 -- "$TMP/out/initramfs.cpio.gz" | cmp -s - <(printf '\037\213') || die "initramfs is not gzip"
 
 # Install: stamp last, so an interrupted run rebuilds next time. Symbols of the kernel
 # before are kept only if they are this release's (obtain_symbols checks).

@@ -208,10 +208,8 @@ trap 'say "terminated"; exit 143' TERM HUP
 # $KERNEL_DIR/{vmlinuz,release,package,modules/*.ko,modules.load,base.cpio.gz}
 # is built once (under a lock, in a temp dir renamed into place) and reused.
 
-# Prints the module's dependencies (comma separated names) from .modinfo.
-mod_depends() {
-    tr '\0' '\n' <"$1" | grep -a -m1 '^depends=' | cut -d= -f2- || true
-}
+# shellcheck source=lib/debian-kernel.sh
+. "$SCRIPT_DIR/lib/debian-kernel.sh"
 
 populate_kernel_cache() {
     local tmp=$1 deb pkg
@@ -221,78 +219,24 @@ populate_kernel_cache() {
         say "using kernel package $(basename -- "$deb")"
     else
         command -v apt-get >/dev/null 2>&1 || die "apt-get not found: cannot fetch the Debian kernel"
-        pkg=$(apt-cache depends "$KERNEL_META_PKG" 2>/dev/null |
-            awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }' || true)
-        if [[ -z $pkg && $(id -u) -eq 0 ]]; then
-            say "'$KERNEL_META_PKG' unknown to apt; running apt-get update"
-            apt-get update -qq >"$tmp/apt-update.log" 2>&1 || {
-                cat "$tmp/apt-update.log" >&2
-                die "apt-get update failed"
-            }
-            pkg=$(apt-cache depends "$KERNEL_META_PKG" 2>/dev/null |
-                awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }' || true)
-        fi
-        [[ -n $pkg ]] || die "cannot resolve '$KERNEL_META_PKG' to a kernel package (run apt-get update?)"
+        pkg=$(debian_kernel_resolve "$KERNEL_META_PKG") ||
+            die "cannot resolve '$KERNEL_META_PKG' to a kernel package (run apt-get update?)"
         say "downloading Debian package $pkg (cached in build/nested/kernel)"
-        (cd "$tmp" && apt-get download -q "$pkg") >"$tmp/apt-download.log" 2>&1 || {
-            cat "$tmp/apt-download.log" >&2
-            die "apt-get download $pkg failed"
-        }
-        deb=$(find "$tmp" -maxdepth 1 -name "${pkg}_*.deb" -print -quit)
-        [[ -n $deb ]] || die "apt-get download $pkg produced no .deb"
+        deb=$(debian_kernel_download "$pkg" "$tmp")
     fi
 
-    mkdir -p "$tmp/x" "$tmp/out/modules"
-    dpkg-deb -x "$deb" "$tmp/x" || die "cannot unpack $(basename -- "$deb")"
-    local vmlinuz moddir release
-    vmlinuz=$(find "$tmp/x/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit 2>/dev/null || true)
-    [[ -n $vmlinuz ]] || die "no /boot/vmlinuz-* in $(basename -- "$deb")"
-    release=${vmlinuz##*/vmlinuz-}
-    moddir=$tmp/x/lib/modules/$release
-    [[ -d $moddir ]] || moddir=$tmp/x/usr/lib/modules/$release
-    [[ -d $moddir ]] || die "no modules directory for $release in $(basename -- "$deb")"
-
-    # name -> path of every module (names normalised to use '_').
-    declare -A modpath=()
-    local f n
-    while IFS= read -r -d '' f; do
-        n=${f##*/}
-        n=${n%.ko*}
-        modpath[${n//-/_}]=$f
-    done < <(find "$moddir/kernel" -name '*.ko*' -print0)
-
-    # Depth-first dependency resolution, dependencies first.
-    declare -A seen=()
-    local order=()
-    resolve() {
-        local m=${1//-/_} d deps
-        [[ -n ${seen[$m]:-} ]] && return 0
-        seen[$m]=1
-        if [[ -z ${modpath[$m]:-} ]]; then
-            if grep -q "/${1}.ko\$\|/${m}.ko\$\|/${1//_/-}.ko\$" "$moddir/modules.builtin" 2>/dev/null; then
-                return 0 # built into the kernel
-            fi
-            die "module $1 not found in the kernel package"
-        fi
-        [[ ${modpath[$m]} == *.ko ]] || die "compressed module ${modpath[$m]##*/} not supported"
-        deps=$(mod_depends "${modpath[$m]}")
-        local IFS=,
-        for d in $deps; do
-            [[ -n $d ]] && resolve "$d"
-        done
-        order+=("$m")
-    }
-    local w
-    for w in "${WANT_MODULES[@]}"; do resolve "$w"; done
-
+    mkdir -p "$tmp/out/modules"
+    debian_kernel_unpack "$deb" "$tmp/x"
+    debian_kernel_modules "$BUSYBOX" "${WANT_MODULES[@]}"
+    local n
     : >"$tmp/out/modules.load"
-    for n in "${order[@]}"; do
-        cp "${modpath[$n]}" "$tmp/out/modules/$n.ko"
+    for n in "${DK_MODULES[@]+"${DK_MODULES[@]}"}"; do
+        cp "$DK_MODDIR/${DK_MODPATH[$n]}" "$tmp/out/modules/$n.ko"
         printf '%s %s.ko\n' "$n" "$n" >>"$tmp/out/modules.load"
     done
-    cp "$vmlinuz" "$tmp/out/vmlinuz"
-    [[ -f $tmp/x/boot/config-$release ]] && cp "$tmp/x/boot/config-$release" "$tmp/out/config"
-    printf '%s\n' "$release" >"$tmp/out/release"
+    cp "$DK_VMLINUZ" "$tmp/out/vmlinuz"
+    [[ -f $tmp/x/boot/config-$DK_RELEASE ]] && cp "$tmp/x/boot/config-$DK_RELEASE" "$tmp/out/config"
+    printf '%s\n' "$DK_RELEASE" >"$tmp/out/release"
     basename -- "$deb" >"$tmp/out/package"
     rm -rf -- "$tmp/x"
 }

@@ -13,7 +13,7 @@
 # VMM_NESTED=0 skips step 5 (the KVM tests then show as skipped).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
+cd "$root" || exit 1
 fuzz_seconds="${VMM_FUZZ_SECONDS:-20}"
 summary=()
 failed=0

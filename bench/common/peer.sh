@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers for the benches whose peer is a server started by the run script
 # (bench/backends, bench/vtpm). Sourced, not run. A peer that cannot serve, or stops
 # answering, must give a "cannot serve" column with its first error line, never a failed or

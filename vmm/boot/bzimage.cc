@@ -25,6 +25,8 @@ constexpr uint64_t kKernelAlignment = 0x230;
 constexpr uint64_t kRelocatable = 0x234;
 constexpr uint64_t kXLoadFlags = 0x236;
 constexpr uint64_t kCmdlineSize = 0x238;
+constexpr uint64_t kPayloadOffset = 0x248;
+constexpr uint64_t kPayloadLength = 0x24C;
 constexpr uint64_t kPrefAddress = 0x258;
 constexpr uint64_t kInitSize = 0x260;
 
@@ -81,6 +83,12 @@ Result<KernelImage> ParseBzImage(std::span<const uint8_t> file) {
   uint32_t cmdline_size = *LoadLe<uint32_t>(file, kCmdlineSize);
   image.cmdline_max = cmdline_size == 0 ? 255 : std::min<uint32_t>(cmdline_size, 0xFFFF);
   image.initrd_addr_max = *LoadLe<uint32_t>(file, kInitrdAddrMax);
+  uint64_t payload_offset = kernel_offset + *LoadLe<uint32_t>(file, kPayloadOffset);
+  uint64_t payload_length = *LoadLe<uint32_t>(file, kPayloadLength);
+  if (payload_length != 0 && InBounds(file.size(), payload_offset, payload_length)) {
+    image.payload_offset = payload_offset;
+    image.payload_length = payload_length;
+  }
   // The header's own length is in the byte after the jump instruction (0x201).
   uint64_t header_end = kJump + 2 + *LoadLe<uint8_t>(file, kJump + 1);
   header_end = std::min<uint64_t>(header_end, kSetupHeaderLimit);  // boot_params.hdr ends here

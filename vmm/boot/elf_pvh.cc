@@ -100,6 +100,7 @@ Result<KernelImage> ParseClass(std::span<const uint8_t> file) {
   image.lowest_gpa = UINT64_MAX;
   image.highest_gpa = 0;
   std::optional<uint64_t> entry;
+  bool saw_load = false;
   for (uint16_t i = 0; i < eh.e_phnum; ++i) {
     Phdr ph;
     std::memcpy(&ph, file.data() + eh.e_phoff + i * sizeof(Phdr), sizeof(ph));
@@ -109,7 +110,10 @@ Result<KernelImage> ParseClass(std::span<const uint8_t> file) {
       return Bad("segment " + std::to_string(i) + " extends past the end of the file");
     }
     if (ph.p_type == PT_NOTE && !entry) entry = FindPvhEntry(file.subspan(offset, filesz));
-    if (ph.p_type != PT_LOAD || memsz == 0) continue;
+    if (ph.p_type != PT_LOAD) continue;
+    if (!saw_load) image.first_load_vaddr = ph.p_vaddr;
+    saw_load = true;
+    if (memsz == 0) continue;
     if (filesz > memsz) return Bad("segment file size exceeds its memory size");
     if (paddr > UINT64_MAX - memsz) return Bad("segment address overflows");
     // An ELF32's physical addresses are 32-bit: a segment running past 4 GiB is no image

@@ -40,9 +40,14 @@ struct KernelImage {
   std::vector<uint8_t> setup_header;
   uint64_t initrd_addr_max = 0xFFFFFFFF;  // highest address the initrd may end at (inclusive)
   uint16_t boot_protocol_version = 0;
+  // bzImage only: where the compressed kernel lies in the file (payload_offset, boot
+  // protocol 2.08+, counted from the protected-mode kernel); zero when it lies outside.
+  uint64_t payload_offset = 0;
+  uint64_t payload_length = 0;
   // PVH ELF only: 32 or 64, and e_machine (EM_386 or EM_X86_64).
   uint8_t elf_class = 0;
   uint16_t elf_machine = 0;
+  uint64_t first_load_vaddr = 0;  // p_vaddr of the first PT_LOAD (a vmlinux's _text)
 };
 
 // What the file is, for --dry-run: "ELF32 i386 with a Xen PVH entry note", "bzImage, boot

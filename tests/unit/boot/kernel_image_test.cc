@@ -76,6 +76,34 @@ TEST(KernelImage, BzImageIsRecognised) {
   EXPECT_EQ(r->setup_header.size(), 0x26Cu - 0x1F1);
 }
 
+TEST(KernelImage, BzImagePayloadIsInFileOffsets) {
+  BzSpec spec;
+  spec.payload_offset = 0x100;
+  spec.payload_length = 0x800;
+  auto r = ParseKernelImage(MakeBzImage(spec));
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(r->payload_offset, 1024u + 0x100);
+  EXPECT_EQ(r->payload_length, 0x800u);
+}
+
+TEST(KernelImage, BzImagePayloadPastTheFileIsNotReported) {
+  BzSpec spec;
+  spec.payload_offset = 0x100;
+  spec.payload_length = 0x1000;  // the kernel is 0x1000 bytes: this runs 0x100 past its end
+  auto r = ParseKernelImage(MakeBzImage(spec));
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(r->payload_offset, 0u);
+  EXPECT_EQ(r->payload_length, 0u);
+}
+
+TEST(KernelImage, PvhElfReportsItsFirstLoadAddress) {
+  ElfSpec spec;
+  spec.second_segment_paddr = 0x400000;
+  auto r = ParseKernelImage(MakePvhElf(spec));
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(r->first_load_vaddr, 0x100000u);
+}
+
 TEST(KernelImage, OldBootProtocolIsRejected) {
   BzSpec spec;
   spec.version = 0x020A;

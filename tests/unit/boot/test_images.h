@@ -106,6 +106,8 @@ struct BzSpec {
   uint32_t init_size = 0x10000;
   uint32_t cmdline_size = 2047;
   size_t kernel_bytes = 0x1000;
+  uint32_t payload_offset = 0;  // from the protected-mode kernel; 0 with a length of 0: none
+  uint32_t payload_length = 0;
 };
 
 inline std::vector<uint8_t> MakeBzImage(const BzSpec& spec = {}) {
@@ -125,6 +127,8 @@ inline std::vector<uint8_t> MakeBzImage(const BzSpec& spec = {}) {
   put32(0x230, 0x200000);
   put16(0x236, spec.xloadflags);
   put32(0x238, spec.cmdline_size);
+  put32(0x248, spec.payload_offset);
+  put32(0x24C, spec.payload_length);
   put32(0x260, spec.init_size);
   for (size_t i = setup; i < f.size(); ++i) f[i] = 0x90;
   return f;
