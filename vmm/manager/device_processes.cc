@@ -1,5 +1,7 @@
 #include "vmm/manager/device_processes.h"
 
+#include "vmm/manager/child_process.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -91,27 +93,11 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
     argv.push_back(std::to_string(image.get()));
   }
   argv.insert(argv.end(), args.begin(), args.end());
-  const std::string label = dev.role + " " + dev.name;
-  o.log = [label](const std::string& note) {
-    std::fprintf(stderr, "vmm: %s: %s\n", label.c_str(), note.c_str());
-  };
-  ASSIGN_OR_RETURN(dev.log, sandbox::ChildLog::Create("vmm: " + label + ": "));
-  o.stderr_fd = dev.log.write_end();
-  auto pid = sandbox::SpawnRole(o, binary, argv);
-  dev.log.CloseWriteEnd();
-  if (!pid) {
-    dev.log.ForwardToEnd();  // the child is gone: what it said before it failed
-    return pid.error();
-  }
-  dev.pid = *pid;
-  dev.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, dev.pid, 0)));
-  if (!dev.pidfd.valid()) {
-    const int err = errno;
-    kill(dev.pid, SIGKILL);
-    waitpid(dev.pid, nullptr, 0);
-    dev.log.ForwardToEnd();
-    return Error(ErrorKind::kSystem, "pidfd_open", err);
-  }
+  ASSIGN_OR_RETURN(ManagedChild child,
+                   SpawnManagedChild(o, binary, argv, dev.role + " " + dev.name));
+  dev.pid = child.pid;
+  dev.pidfd = std::move(child.pidfd);
+  dev.log = std::move(child.log);
   dev.sock = std::move(ours);
   return dev;
 }

@@ -21,6 +21,7 @@
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/boot_plan.h"
 #include "vmm/manager/config.h"
+#include "vmm/manager/child_process.h"
 #include "vmm/manager/device_processes.h"
 #include "vmm/manager/vtpm_cli.h"
 #include "vmm/manager/vtpm_process.h"
@@ -206,24 +207,16 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     argv.push_back("--profile-symbols");
     argv.push_back(symbols);
   }
-  o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vcpu: %s\n", note.c_str()); };
-  auto vcpu_log = sandbox::ChildLog::Create("vmm: vcpu: ");
-  if (!vcpu_log) {
+  auto vcpu_child = SpawnManagedChild(o, *vcpu_binary, argv, "vcpu");
+  if (!vcpu_child) {
     ReapDeviceProcesses(*devices, 0);
     StopVtpmProcess(tpm, 0);
-    return Fail(vcpu_log.error());
-  }
-  o.stderr_fd = vcpu_log->write_end();
-  auto vcpu_pid = sandbox::SpawnRole(o, *vcpu_binary, argv);
-  vcpu_log->CloseWriteEnd();
-  if (!vcpu_pid) {
-    vcpu_log->ForwardToEnd();
-    ReapDeviceProcesses(*devices, 0);
-    StopVtpmProcess(tpm, 0);
-    return Fail(vcpu_pid.error().Wrap("starting the VM process"));
+    return Fail(vcpu_child.error().Wrap("starting the VM process"));
   }
   tpm.guest.reset();  // only the VM process holds the guest's channel
-  UniqueFd vcpu(static_cast<int>(syscall(SYS_pidfd_open, *vcpu_pid, 0)));
+  const pid_t vcpu_pid = vcpu_child->pid;
+  UniqueFd vcpu = std::move(vcpu_child->pidfd);
+  sandbox::ChildLog* vcpu_log = &vcpu_child->log;
   passed.clear();
   for (DeviceProcess& d : *devices) d.sock.reset();  // only the VM process holds the sessions
 
@@ -235,7 +228,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
   UniqueFd sigfd(signalfd(-1, &stop, SFD_CLOEXEC));
   int code = kExitVmFailed;
   // Every child's stderr is a pipe to us (sandbox/child_log.h); a log at EOF has fd -1.
-  std::vector<sandbox::ChildLog*> logs = {&*vcpu_log, &tpm.log};
+  std::vector<sandbox::ChildLog*> logs = {vcpu_log, &tpm.log};
   for (DeviceProcess& d : *devices) logs.push_back(&d.log);
   for (;;) {
     std::vector<pollfd> fds = {{vcpu.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
@@ -253,7 +246,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si;
-      if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) kill(*vcpu_pid, static_cast<int>(si.ssi_signo));
+      if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) kill(vcpu_pid, static_cast<int>(si.ssi_signo));
     }
     if (fds[0].revents & POLLIN) {
       int exit_code = 0;
@@ -262,7 +255,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
       if (exit_code >= 0) {
         code = exit_code;
       } else {
-        std::fprintf(stderr, "vmm: error: the VM process (pid %d) %s\n", *vcpu_pid, how.c_str());
+        std::fprintf(stderr, "vmm: error: the VM process (pid %d) %s\n", vcpu_pid, how.c_str());
       }
       break;
     }
@@ -289,7 +282,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
       device_died = true;
     }
     if (device_died) {
-      kill(*vcpu_pid, SIGKILL);
+      kill(vcpu_pid, SIGKILL);
       DescribeExit(vcpu.get());
       vcpu_log->ForwardToEnd();
       code = kExitVmFailed;

@@ -1,5 +1,7 @@
 #include "vmm/manager/vtpm_process.h"
 
+#include "vmm/manager/child_process.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -126,25 +128,11 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
     o.keep_fds.push_back(key_pipe.get());
     o.landlock_file_dirs.push_back(state_dir.get());
   }
-  o.log = [](const std::string& note) { std::fprintf(stderr, "vmm: vtpm: %s\n", note.c_str()); };
+  ASSIGN_OR_RETURN(ManagedChild child, SpawnManagedChild(o, binary, argv, "vtpm"));
   VtpmProcess out;
-  ASSIGN_OR_RETURN(out.log, sandbox::ChildLog::Create("vmm: vtpm: "));
-  o.stderr_fd = out.log.write_end();
-  auto pid = sandbox::SpawnRole(o, binary, argv);
-  out.log.CloseWriteEnd();
-  if (!pid) {
-    out.log.ForwardToEnd();  // the child is gone: what it said before it failed
-    return pid.error();
-  }
-  out.pid = *pid;
-  out.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, out.pid, 0)));
-  if (!out.pidfd.valid()) {
-    const int err = errno;
-    kill(out.pid, SIGKILL);
-    waitpid(out.pid, nullptr, 0);
-    out.log.ForwardToEnd();
-    return Error(ErrorKind::kSystem, "pidfd_open", err);
-  }
+  out.pid = child.pid;
+  out.pidfd = std::move(child.pidfd);
+  out.log = std::move(child.log);
   out.control = std::move(control.first);
   out.data = std::move(data.first);
   out.guest = std::move(guest.first);
