@@ -11,6 +11,7 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,9 @@ class KvmVcpu {
   uint32_t id() const { return id_; }
   int fd() const { return fd_.get(); }
   kvm_run* run_page() { return run_; }
+  // The whole kvm_run mapping, KVM_GET_VCPU_MMAP_SIZE bytes (port I/O data lies past
+  // kvm_run, inside it).
+  std::span<uint8_t> run_mapping() { return {reinterpret_cast<uint8_t*>(run_), mmap_size_}; }
 
   // One KVM_RUN. Returns an Error with errno EINTR when interrupted by a signal.
   Result<void> Run();

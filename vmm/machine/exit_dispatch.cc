@@ -2,19 +2,6 @@
 
 namespace vmm {
 
-void ExitDispatcher::Register(uint32_t exit_reason, ExitHandler handler) {
-  handlers_[exit_reason] = std::move(handler);
-}
-
-ExitAction ExitDispatcher::Dispatch(VcpuContext& ctx) const {
-  uint32_t reason = ctx.vcpu.run_page()->exit_reason;
-  auto it = handlers_.find(reason);
-  if (it == handlers_.end()) {
-    return StopWithVcpuError(ctx, "unhandled KVM exit " + ExitReasonName(reason));
-  }
-  return it->second(ctx);
-}
-
 std::string ExitReasonName(uint32_t reason) {
   switch (reason) {
 #define NAME(x) \

@@ -1,15 +1,12 @@
-// Routes each KVM exit of a vCPU to the handler registered for its exit reason. The machine
-// registers the standard ones (port I/O, MMIO, shutdown, errors); the kvm_pvm compatibility
-// module registers its own (emulation failures, MSR writes) on hosts that need it.
+// What a vCPU thread does after an exit, and how it stops the VM on one it cannot handle.
+// The exit itself is decoded by exit_decode.h and matched in Machine (machine.cc).
 //
-//   dispatcher.Register(KVM_EXIT_IO, [&](VcpuContext& c) { return HandleIo(c); });
-//   ExitAction a = dispatcher.Dispatch(ctx);   // unknown reasons stop the VM with an error
+//   VcpuContext ctx{vcpu, control};
+//   return StopWithVcpuError(ctx, "unhandled KVM exit " + ExitReasonName(reason));
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
-#include <unordered_map>
 
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/vm_control.h"
@@ -21,17 +18,6 @@ enum class ExitAction { kContinue, kStop };
 struct VcpuContext {
   kvm::KvmVcpu& vcpu;
   VmControl& control;
-};
-
-using ExitHandler = std::function<ExitAction(VcpuContext&)>;
-
-class ExitDispatcher {
- public:
-  void Register(uint32_t exit_reason, ExitHandler handler);
-  ExitAction Dispatch(VcpuContext& ctx) const;
-
- private:
-  std::unordered_map<uint32_t, ExitHandler> handlers_;
 };
 
 // "KVM_EXIT_IO" etc.; "exit reason N" for ones we do not know.

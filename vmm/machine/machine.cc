@@ -21,6 +21,7 @@
 #include "vmm/devices/i8042/i8042.h"
 #include "vmm/devices/io_bus.h"
 #include "vmm/devices/uart/uart16550.h"
+#include "vmm/machine/exit_decode.h"
 #include "vmm/machine/exit_dispatch.h"
 #include "vmm/machine/exit_stats.h"
 #include "vmm/machine/profiler.h"
@@ -41,20 +42,17 @@ std::string Hex(uint64_t v) {
   return buf;
 }
 
-std::string EmulationFailureDetail(const kvm_run& run) {
-  std::string s = "suberror " + std::to_string(run.internal.suberror);
-  if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
-      (run.emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+std::string InternalErrorDetail(const exits::InternalError& e) {
+  std::string s = "suberror " + std::to_string(e.suberror);
+  if (e.has_insn_bytes) {
     s += ", instruction bytes:";
-    uint8_t n = std::min<uint8_t>(run.emulation_failure.insn_size, 15);
-    for (uint8_t i = 0; i < n; ++i) {
-      char b[4];
-      std::snprintf(b, sizeof(b), " %02x", run.emulation_failure.insn_bytes[i]);
-      s += b;
+    for (uint8_t b : e.insn_bytes) {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), " %02x", b);
+      s += buf;
     }
   } else {
-    uint32_t n = std::min<uint32_t>(run.internal.ndata, 16);
-    for (uint32_t i = 0; i < n; ++i) s += (i ? " " : ", data: ") + Hex(run.internal.data[i]);
+    for (size_t i = 0; i < e.data.size(); ++i) s += (i ? " " : ", data: ") + Hex(e.data[i]);
   }
   return s;
 }
@@ -77,7 +75,6 @@ struct Machine::Impl {
   std::unique_ptr<devices::Uart16550> uart;
   std::unique_ptr<devices::I8042> i8042;
   std::unique_ptr<devices::AcpiPm> acpi_pm;
-  ExitDispatcher dispatcher;
   MachineOptions options;
   std::unique_ptr<GuestProfiler> profiler;
   std::vector<VcpuExitCounts> exit_counts;  // one per vCPU with options.exit_stats, else none
@@ -96,13 +93,16 @@ struct Machine::Impl {
 
   Result<void> CreateVirtioDevices(std::vector<DeviceLink> links);
 
-  ExitAction HandleEmulationFailure(VcpuContext& ctx);
+  ExitAction HandleInternalError(VcpuContext& ctx, const exits::InternalError& e);
   std::string SymbolHint(VcpuContext& ctx) const;
 
   Result<void> CreateDevices(const VmConfig& cfg);
-  void RegisterExitHandlers();
-  ExitAction HandleIo(VcpuContext& ctx);
-  ExitAction HandleMmio(VcpuContext& ctx);
+  ExitAction HandleExit(VcpuContext& ctx);
+  void HandleIo(const exits::Io& io);
+  void HandleMmio(const exits::Mmio& m);
+  ExitAction HandleMsr(VcpuContext& ctx, uint32_t reason);
+  ExitAction HandleDebug(VcpuContext& ctx);
+  ExitAction HandleSystemEvent(VcpuContext& ctx, const exits::SystemEvent& e);
   void VcpuLoop(size_t index);
   void KickAll();
   void SampleLoop();
@@ -156,80 +156,86 @@ Result<void> Machine::Impl::CreateVirtioDevices(std::vector<DeviceLink> links) {
   return Ok();
 }
 
-ExitAction Machine::Impl::HandleIo(VcpuContext& ctx) {
-  kvm_run* run = ctx.vcpu.run_page();
-  auto& io = run->io;
-  // KVM puts the data inside the kvm_run mapping; check it stays there.
-  uint64_t bytes = uint64_t{io.size} * io.count;
-  if (io.size == 0 || io.size > 4 || io.data_offset < sizeof(kvm_run) ||
-      io.data_offset + bytes > 4096 * 2) {
-    return StopWithVcpuError(ctx, "malformed KVM_EXIT_IO from KVM");
-  }
-  uint8_t* data = reinterpret_cast<uint8_t*>(run) + io.data_offset;
+void Machine::Impl::HandleIo(const exits::Io& io) {
   for (uint32_t i = 0; i < io.count; ++i) {
-    std::span<uint8_t> d(data + i * io.size, io.size);
-    if (io.direction == KVM_EXIT_IO_OUT) {
+    std::span<uint8_t> d = io.data.subspan(size_t{i} * io.size, io.size);
+    if (io.direction == exits::IoDirection::kOut) {
       pio.Write(io.port, d);
     } else {
       pio.Read(io.port, d);
     }
   }
-  return ctx.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
 }
 
-ExitAction Machine::Impl::HandleMmio(VcpuContext& ctx) {
-  auto& m = ctx.vcpu.run_page()->mmio;
-  if (m.len == 0 || m.len > sizeof(m.data)) return StopWithVcpuError(ctx, "malformed KVM_EXIT_MMIO");
-  std::span<uint8_t> d(m.data, m.len);
+void Machine::Impl::HandleMmio(const exits::Mmio& m) {
   if (m.is_write) {
-    mmio.Write(m.phys_addr, d);
+    mmio.Write(m.addr, m.data);
   } else {
-    mmio.Read(m.phys_addr, d);
+    mmio.Read(m.addr, m.data);
   }
+}
+
+// Filtered MSR accesses and debug exits only occur with the kvm_pvm module on; without it
+// they are as unexpected as any other exit we do not handle.
+ExitAction Machine::Impl::HandleMsr(VcpuContext& ctx, uint32_t reason) {
+  if (!compat) return StopWithVcpuError(ctx, "unhandled KVM exit " + ExitReasonName(reason));
+  compat::pvm::GuestMemoryView ram(mem);
+  auto r = compat->HandleMsrExit(ctx.vcpu, ram);
+  return r ? ExitAction::kContinue : StopWithVcpuError(ctx, r.error().ToString());
+}
+
+ExitAction Machine::Impl::HandleDebug(VcpuContext& ctx) {
+  if (!compat) {
+    return StopWithVcpuError(ctx, "unhandled KVM exit " + ExitReasonName(KVM_EXIT_DEBUG));
+  }
+  auto r = compat->HandleDebugExit(ctx.vcpu);
+  if (!r) return StopWithVcpuError(ctx, r.error().ToString() + SymbolHint(ctx));
   return ctx.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
 }
 
-void Machine::Impl::RegisterExitHandlers() {
-  dispatcher.Register(KVM_EXIT_IO, [this](VcpuContext& c) { return HandleIo(c); });
-  dispatcher.Register(KVM_EXIT_MMIO, [this](VcpuContext& c) { return HandleMmio(c); });
-  dispatcher.Register(KVM_EXIT_INTR, [](VcpuContext& c) {
-    return c.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
-  });
-  dispatcher.Register(KVM_EXIT_SHUTDOWN, [](VcpuContext& c) {
-    return StopWithVcpuError(c, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)");
-  });
-  dispatcher.Register(KVM_EXIT_FAIL_ENTRY, [](VcpuContext& c) {
-    return StopWithVcpuError(
-        c, "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason " +
-               Hex(c.vcpu.run_page()->fail_entry.hardware_entry_failure_reason) + ")");
-  });
-  dispatcher.Register(KVM_EXIT_INTERNAL_ERROR,
-                      [this](VcpuContext& c) { return HandleEmulationFailure(c); });
-  if (compat) {
-    auto msr = [this](VcpuContext& c) {
-      compat::pvm::GuestMemoryView ram(mem);
-      auto r = compat->HandleMsrExit(c.vcpu, ram);
-      return r ? ExitAction::kContinue : StopWithVcpuError(c, r.error().ToString());
-    };
-    dispatcher.Register(KVM_EXIT_X86_RDMSR, msr);
-    dispatcher.Register(KVM_EXIT_X86_WRMSR, msr);
-    dispatcher.Register(KVM_EXIT_DEBUG, [this](VcpuContext& c) {
-      auto r = compat->HandleDebugExit(c.vcpu);
-      if (!r) return StopWithVcpuError(c, r.error().ToString() + SymbolHint(c));
-      return c.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
-    });
+ExitAction Machine::Impl::HandleSystemEvent(VcpuContext& ctx, const exits::SystemEvent& e) {
+  if (e.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
+    ctx.control.RequestStop(StopReason::kPowerOff, "the guest shut down (KVM system event)");
+  } else if (e.type == KVM_SYSTEM_EVENT_RESET) {
+    ctx.control.RequestStop(StopReason::kReset, "the guest reset the VM; reboot is not supported");
+  } else {
+    return StopWithVcpuError(ctx, "KVM system event " + std::to_string(e.type));
   }
-  dispatcher.Register(KVM_EXIT_SYSTEM_EVENT, [](VcpuContext& c) {
-    uint32_t type = c.vcpu.run_page()->system_event.type;
-    if (type == KVM_SYSTEM_EVENT_SHUTDOWN) {
-      c.control.RequestStop(StopReason::kPowerOff, "the guest shut down (KVM system event)");
-    } else if (type == KVM_SYSTEM_EVENT_RESET) {
-      c.control.RequestStop(StopReason::kReset, "the guest reset the VM; reboot is not supported");
-    } else {
-      return StopWithVcpuError(c, "KVM system event " + std::to_string(type));
-    }
-    return ExitAction::kStop;
-  });
+  return ExitAction::kStop;
+}
+
+// Every exit is decoded once, against the mapping's real size, and matched here.
+ExitAction Machine::Impl::HandleExit(VcpuContext& ctx) {
+  auto decoded = DecodeExit(ctx.vcpu.run_mapping());
+  if (!decoded) return StopWithVcpuError(ctx, decoded.error().message());
+  auto proceed = [&ctx] {
+    return ctx.control.stopping() ? ExitAction::kStop : ExitAction::kContinue;
+  };
+  auto unhandled = [&ctx](uint32_t reason) {
+    return StopWithVcpuError(ctx, "unhandled KVM exit " + ExitReasonName(reason));
+  };
+  return std::visit(
+      Overloaded{
+          [&](const exits::Io& io) { HandleIo(io); return proceed(); },
+          [&](const exits::Mmio& m) { HandleMmio(m); return proceed(); },
+          [&](const exits::Intr&) { return proceed(); },
+          [&](const exits::Shutdown&) {
+            return StopWithVcpuError(ctx, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)");
+          },
+          [&](const exits::FailEntry& f) {
+            return StopWithVcpuError(
+                ctx, "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason " +
+                         Hex(f.hardware_reason) + ")");
+          },
+          [&](const exits::InternalError& e) { return HandleInternalError(ctx, e); },
+          [&](const exits::X86Rdmsr&) { return HandleMsr(ctx, KVM_EXIT_X86_RDMSR); },
+          [&](const exits::X86Wrmsr&) { return HandleMsr(ctx, KVM_EXIT_X86_WRMSR); },
+          [&](const exits::Debug&) { return HandleDebug(ctx); },
+          [&](const exits::SystemEvent& e) { return HandleSystemEvent(ctx, e); },
+          [&](const exits::Hlt&) { return unhandled(KVM_EXIT_HLT); },
+          [&](const exits::Unknown& u) { return unhandled(u.reason); },
+      },
+      decoded.value());
 }
 
 std::string Machine::Impl::SymbolHint(VcpuContext& ctx) const {
@@ -240,18 +246,17 @@ std::string Machine::Impl::SymbolHint(VcpuContext& ctx) const {
   return name.empty() ? "" : " in " + name;
 }
 
-ExitAction Machine::Impl::HandleEmulationFailure(VcpuContext& ctx) {
-  const kvm_run& run = *ctx.vcpu.run_page();
+ExitAction Machine::Impl::HandleInternalError(VcpuContext& ctx, const exits::InternalError& e) {
   compat::pvm::GuestMemoryView ram(mem);
-  if (run.internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
+  if (e.suberror != KVM_INTERNAL_ERROR_EMULATION) {
     return StopWithVcpuError(ctx, "KVM internal error (KVM_EXIT_INTERNAL_ERROR, " +
-                                      EmulationFailureDetail(run) + ")");
+                                      InternalErrorDetail(e) + ")");
   }
   if (!compat) {
     return StopWithVcpuError(
         ctx, "KVM's instruction emulator gave up on " +
                  compat::pvm::DescribeFailedInstruction(ctx.vcpu, ram) + SymbolHint(ctx) +
-                 " (KVM_EXIT_INTERNAL_ERROR, " + EmulationFailureDetail(run) +
+                 " (KVM_EXIT_INTERNAL_ERROR, " + InternalErrorDetail(e) +
                  "); the kvm_pvm compatibility module is off (--kvm-compat)");
   }
   auto r = compat->CompleteEmulationFailure(ctx.vcpu, ram);
@@ -280,7 +285,7 @@ void Machine::Impl::VcpuLoop(size_t index) {
       break;
     }
     if (!exit_counts.empty()) exit_counts[index].Record(*vcpu.run_page());
-    if (dispatcher.Dispatch(ctx) == ExitAction::kStop) break;
+    if (HandleExit(ctx) == ExitAction::kStop) break;
   }
 }
 
@@ -392,7 +397,6 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan p
     ASSIGN_OR_RETURN(impl->compat, compat::pvm::PvmCompat::Enable(impl->vm, cfg.cpus));
   }
   impl->options = options;
-  impl->RegisterExitHandlers();
   if (options.profile) impl->profiler = std::make_unique<GuestProfiler>();
   if (options.exit_stats) impl->exit_counts.resize(cfg.cpus);
   return std::unique_ptr<Machine>(new Machine(std::move(impl)));
