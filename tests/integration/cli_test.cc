@@ -178,7 +178,7 @@ TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
                              "--dry-run"});
   EXPECT_EQ(on.exit_code, 0) << on.err;
   EXPECT_NE(on.out.find("command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
-                        "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions "
+                        "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
                         "mitigations=off audit=0 tsc=reliable no_timer_check\"\n"),
             std::string::npos) << on.out;
   EXPECT_NE(on.out.find("kvm_pvm compatibility: on (--kvm-compat on)"), std::string::npos)
@@ -203,11 +203,11 @@ TEST(VmmCli, DryRunKvmCompatLeavesTheUsersOwnKeysAlone) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("command line: \"quiet mitigations=auto nopti noxsave "
                        "clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-                       "initcall_blacklist=ftrace_check_for_weak_functions audit=0 "
+                       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
                        "tsc=reliable no_timer_check\"\n"),
             std::string::npos) << r.out;
   EXPECT_NE(r.out.find("adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-                       "initcall_blacklist=ftrace_check_for_weak_functions audit=0 "
+                       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
                        "tsc=reliable no_timer_check\" to the command line; leaves out "
                        "\"nopti mitigations=off\" (the command line sets the same keys)"),
             std::string::npos) << r.out;

@@ -7,7 +7,7 @@ namespace {
 
 constexpr char kAll[] =
     "noxsave nopti clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-    "initcall_blacklist=ftrace_check_for_weak_functions mitigations=off audit=0 tsc=reliable "
+    "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init mitigations=off audit=0 tsc=reliable "
     "no_timer_check";
 
 using Strings = std::vector<std::string>;
@@ -42,7 +42,7 @@ TEST(KvmPvmKernelParameters, UsersValueForTheSameKeyWins) {
   EXPECT_EQ(p.left_out, (Strings{"clearcpuid=ssse3,popcnt,smap", "mitigations=off"}));
   EXPECT_EQ(p.cmdline,
             "mitigations=auto clearcpuid=avx512f noxsave nopti cryptomgr.notests=1 "
-            "initcall_blacklist=ftrace_check_for_weak_functions audit=0 tsc=reliable "
+            "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 tsc=reliable "
             "no_timer_check");
   EXPECT_EQ(p.added.size() + p.left_out.size(), kKernelParameters.size());
 }
@@ -63,7 +63,7 @@ TEST(KvmPvmKernelParameters, KeyWithOrWithoutValueIsTheSameKey) {
 TEST(KvmPvmKernelParameters, DashesAndUnderscoresInAKeyAreAlike) {
   KernelParameterPlan p = AddKernelParameters("no-timer-check initcall-blacklist=foo");
   EXPECT_EQ(p.left_out,
-            (Strings{"initcall_blacklist=ftrace_check_for_weak_functions", "no_timer_check"}));
+            (Strings{"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init", "no_timer_check"}));
 }
 
 TEST(KvmPvmKernelParameters, PrefixOrValueMatchesAreNotTheKey) {

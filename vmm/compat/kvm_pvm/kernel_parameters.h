@@ -32,17 +32,20 @@ inline constexpr std::array<KernelParameter, 9> kKernelParameters = {{
      "module does not complete it (it would need the vCPU's XSAVE area); without XSAVE the "
      "kernel saves FPU state with fxsave"},
     {"nopti",
-     "one page table for user and kernel mode: the SYSCALL fix-up redirects LSTAR to an "
-     "address whose fetch exits, which must be mapped the same in both modes"},
+     "one page table for user and kernel mode: fewer CR3 writes in ring 0, and what "
+     "kvm_pvm's SYSCALL path was measured with"},
     {"clearcpuid=ssse3,popcnt,smap",
      "kvm_pvm shows the guest the host's SSSE3 and POPCNT whatever CPUID we set, and its "
      "emulator gives up on them and on SMAP's clac/stac in ring 0: an exit per instruction"},
     {"cryptomgr.notests=1",
      "the crypto self-tests run minutes of ring-0 code at kvm_pvm's ~0.75 us per "
      "instruction"},
-    {"initcall_blacklist=ftrace_check_for_weak_functions",
+    {"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init",
      "ftrace's boot-time scan of every function kept the Debian kernel in a soft lockup "
-     "(ftrace_check_work_func) for minutes"},
+     "(ftrace_check_work_func) for minutes; trace_eval_init's update of every trace event's "
+     "enum names (trace_event_update_all, a strncmp per event and map) held event_mutex for "
+     "over 4 minutes on a kvm_pvm host while init waited: trace output shows raw enum values "
+     "instead"},
     {"mitigations=off",
      "speculation mitigations add ring-0 work to every kernel entry and exit; this gives up "
      "the guest's own defences between its processes, not the host's isolation of the VM "
