@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/fuzz/fuzz_reader.h"
 #include "vmm/device/devices.h"
 #include "vmm/vhost_user/backend.h"
 #include "vmm/vhost_user/socket.h"
@@ -40,22 +41,6 @@ constexpr uint64_t kRamSize = 64 * 1024;
 constexpr uint64_t kUser = 0x7f0000000000;  // the front-end's address of RAM in good tables
 constexpr size_t kMaxOps = 96;
 
-struct Reader {
-  const uint8_t* data;
-  size_t size;
-  size_t pos = 0;
-  bool done() const { return pos >= size; }
-  uint8_t U8() { return pos < size ? data[pos++] : 0; }
-  uint16_t U16() { return static_cast<uint16_t>(U8() | (U8() << 8)); }
-  uint32_t U32() { return U16() | (static_cast<uint32_t>(U16()) << 16); }
-  uint64_t U64() { return U32() | (static_cast<uint64_t>(U32()) << 32); }
-  std::vector<uint8_t> Bytes(size_t n) {
-    n = std::min(n, size - pos);
-    std::vector<uint8_t> v(data + pos, data + pos + n);
-    pos += n;
-    return v;
-  }
-};
 
 // Guest RAM shared by all runs: one sealed memfd, mapped here as the "front-end" maps it;
 // cleared before each run.
@@ -90,7 +75,7 @@ UniqueFd Memfd(uint64_t size, int seals) {
 }
 
 // An fd of the kind the input picks; the RAM memfd most often.
-UniqueFd PickFd(Reader& in, const Ram& ram) {
+UniqueFd PickFd(FuzzReader& in, const Ram& ram) {
   switch (in.U8() % 8) {
     case 0: return Memfd(kRamSize, 0);                      // not sealed
     case 1: return Memfd(4096, F_SEAL_SHRINK);              // smaller than the table says
@@ -100,7 +85,7 @@ UniqueFd PickFd(Reader& in, const Ram& ram) {
   }
 }
 
-uint64_t PickAddress(Reader& in) {
+uint64_t PickAddress(FuzzReader& in) {
   switch (in.U8() % 4) {
     case 0: return in.U64();
     case 1: return kUser + kRamSize - (in.U8() & 0x3F);  // around the end
@@ -108,7 +93,7 @@ uint64_t PickAddress(Reader& in) {
   }
 }
 
-MemoryRegion PickRegion(Reader& in) {
+MemoryRegion PickRegion(FuzzReader& in) {
   if (in.U8() % 4 != 0) return {0, kRamSize, kUser, 0};
   MemoryRegion r;
   r.guest_phys_addr = in.U8() % 2 ? in.U64() : static_cast<uint64_t>(in.U16()) << 12;
@@ -140,7 +125,7 @@ struct Built {
   bool need_reply = false;
 };
 
-Built Build(Reader& in, const Ram& ram, Driver& drv) {
+Built Build(FuzzReader& in, const Ram& ram, Driver& drv) {
   constexpr uint64_t kOffered = virtio::kVirtioFVersion1 | virtio::kVirtioRingFEventIdx |
                                 virtio::kVirtioRingFIndirectDesc | kFProtocolFeatures;
   Built b;
@@ -290,7 +275,7 @@ bool Send(Backend& backend, int front, Request r, const Payload& p, UniqueFd fd 
 
 // Ring 0 brought up the way QEMU does it, at input-chosen places, so that runs reach the
 // ring contents without first having to find a whole valid setup sequence.
-bool BringUp(Reader& in, const Ram& ram, Driver& drv, Backend& backend, int front) {
+bool BringUp(FuzzReader& in, const Ram& ram, Driver& drv, Backend& backend, int front) {
   const uint64_t features = (virtio::kVirtioRingFEventIdx | virtio::kVirtioRingFIndirectDesc) &
                             in.U64();
   drv = Driver{};
@@ -315,7 +300,7 @@ bool BringUp(Reader& in, const Ram& ram, Driver& drv, Backend& backend, int fron
 
 // One step of the script; false once the session is over. Weighted towards the guest's
 // side: a hostile front-end ends its session at its first mistake, a hostile guest does not.
-bool Step(Reader& in, const Ram& ram, Driver& drv, Backend& backend, int front) {
+bool Step(FuzzReader& in, const Ram& ram, Driver& drv, Backend& backend, int front) {
   switch (in.U8() % 16) {
     case 0: {  // raw bytes, 0..2 fds, through the strict decoder
       std::vector<UniqueFd> fds;
@@ -378,7 +363,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     BackendOptions options;
     options.log = [](const std::string&) {};
     Backend backend(dev, back.get(), options);
-    Reader in{data, size};
+    FuzzReader in{data, size};
     Driver drv;
     for (size_t op = 0; op < kMaxOps && !in.done(); ++op) {
       if (!Step(in, ram, drv, backend, front.get())) break;

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_reader.h"
 #include "vmm/vhost_user/frontend.h"
 #include "vmm/vhost_user/socket.h"
 
@@ -40,22 +41,6 @@ using namespace vmm::vhost_user;  // NOLINT: a fuzzer
 
 constexpr size_t kMaxOps = 16;
 
-struct Reader {
-  const uint8_t* data;
-  size_t size;
-  size_t pos = 0;
-  bool done() const { return pos >= size; }
-  uint8_t U8() { return pos < size ? data[pos++] : 0; }
-  uint16_t U16() { return static_cast<uint16_t>(U8() | (U8() << 8)); }
-  uint32_t U32() { return U16() | (static_cast<uint32_t>(U16()) << 16); }
-  uint64_t U64() { return U32() | (static_cast<uint64_t>(U32()) << 32); }
-  std::vector<uint8_t> Bytes(size_t n) {
-    n = std::min(n, size - std::min(pos, size));
-    std::vector<uint8_t> v(data + pos, data + pos + n);
-    pos += n;
-    return v;
-  }
-};
 
 // Fds the front-end sends (borrowed by it); shared by all runs.
 struct Fds {
@@ -80,7 +65,7 @@ uint64_t Le64(const uint8_t* p) {
 }
 
 // The replies, as the back-end's script says: codec-built, mutated, or raw.
-std::vector<uint8_t> BuildReplies(Reader& in) {
+std::vector<uint8_t> BuildReplies(FuzzReader& in) {
   std::vector<uint8_t> out;
   std::vector<uint8_t> last;
   while (!in.done() && out.size() < 8192) {
@@ -186,7 +171,7 @@ void CheckConsumed(const std::vector<Message>& sent, std::span<const uint8_t> co
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Fds fds;
-  Reader in{data, size};
+  FuzzReader in{data, size};
   // The calls first (a count, then fixed-size records), then the replies.
   const size_t nops = in.U8() % (kMaxOps + 1);
   std::vector<uint8_t> ops = in.Bytes(nops * 40);
@@ -219,7 +204,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CHECK(fe.device_features() & (uint64_t{1} << 32));
   CHECK(fe.num_queues() >= 1 && fe.num_queues() <= 64);
 
-  Reader op{ops.data(), ops.size()};
+  FuzzReader op{ops.data(), ops.size()};
   while (!op.done()) {
     Result<void> r = Ok();
     switch (op.U8() % 5) {

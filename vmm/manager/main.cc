@@ -28,18 +28,12 @@
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
+#include "vmm/manager/exit_status.h"
 
 namespace vmm {
 namespace {
 
-constexpr int kExitVmFailed = 1;
-constexpr int kExitUsage = 2;
 constexpr uint64_t kMaxConfigBytes = 1 << 20;
-
-int Fail(const Error& e) {
-  std::fprintf(stderr, "vmm: error: %s\n", e.ToString().c_str());
-  return e.kind() == ErrorKind::kInvalidArgument ? kExitUsage : kExitVmFailed;
-}
 
 struct RunFlags {
   std::string config_path;
@@ -226,7 +220,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
   sigaddset(&stop, SIGTERM);
   sigprocmask(SIG_BLOCK, &stop, nullptr);
   UniqueFd sigfd(signalfd(-1, &stop, SFD_CLOEXEC));
-  int code = kExitVmFailed;
+  int code = kExitFailed;
   // Every child's stderr is a pipe to us (sandbox/child_log.h); a log at EOF has fd -1.
   std::vector<sandbox::ChildLog*> logs = {vcpu_log, &tpm.log};
   for (DeviceProcess& d : *devices) logs.push_back(&d.log);
@@ -285,7 +279,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
       kill(vcpu_pid, SIGKILL);
       DescribeExit(vcpu.get());
       vcpu_log->ForwardToEnd();
-      code = kExitVmFailed;
+      code = kExitFailed;
       break;
     }
   }
@@ -293,7 +287,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
   problems += StopVtpmProcess(tpm);
   if (!problems.empty()) {
     std::fprintf(stderr, "vmm: %s", problems.c_str());
-    if (code == 0) code = kExitVmFailed;
+    if (code == 0) code = kExitFailed;
   }
   return code;
 }

@@ -3,20 +3,9 @@
 #include <cstdio>
 
 #include "vmm/manager/config.h"
+#include "vmm/manager/exit_status.h"
 
 namespace vmm {
-namespace {
-
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-
-int Fail(const Error& e) {
-  std::fprintf(stderr, "vmm: error: %s\n", e.ToString().c_str());
-  return e.kind() == ErrorKind::kInvalidArgument ? kExitUsage : kExitFailed;
-}
-
-}  // namespace
-
 VtpmCli::VtpmCli(CLI::App& app) {
   // A subcommand inherits its parent's footer, which is `run`'s exit status: each says its own.
   CLI::App* vtpm = app.add_subcommand("vtpm", "Provision a VM's vTPM and export its endorsement key");
