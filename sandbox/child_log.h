@@ -30,8 +30,8 @@
 #include <string>
 #include <string_view>
 
-#include "vmm/common/result.h"
-#include "vmm/common/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace vmm::sandbox {
 

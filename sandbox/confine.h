@@ -50,7 +50,7 @@
 #include "sandbox/policy.h"
 #include "sandbox/report.h"
 #include "sandbox/roles.h"
-#include "vmm/common/result.h"
+#include "base/result.h"
 
 namespace vmm::sandbox {
 

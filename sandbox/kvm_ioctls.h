@@ -2,7 +2,7 @@
 //
 //   for (const KvmIoctl& k : kKnownKvmIoctls) if (k.request == req) return k.name;
 //
-// Structs that end in a flexible array take their numbers from vmm/kvm/kvm_abi.h: Debian 12's
+// Structs that end in a flexible array take their numbers from base/kvm_abi.h: Debian 12's
 // 6.1 headers give C++ different (wrong) numbers for them, and a filter built from a wrong
 // number would kill the process on a call the role needs, or allow one it must not make.
 #pragma once
@@ -12,7 +12,7 @@
 #include <array>
 #include <string_view>
 
-#include "vmm/kvm/kvm_abi.h"
+#include "base/kvm_abi.h"
 
 namespace vmm::sandbox {
 

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 
-#include "vmm/common/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace vmm::sandbox {
 namespace {

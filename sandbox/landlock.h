@@ -8,7 +8,7 @@
 #include <span>
 #include <string>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 
 namespace vmm::sandbox {
 

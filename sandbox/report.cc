@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <iterator>
 
-#include "vmm/common/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace vmm::sandbox {
 namespace {

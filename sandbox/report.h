@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 
 namespace vmm::sandbox {
 

@@ -57,7 +57,7 @@ PolicyBuilder Vcpu(std::string name = "vcpu") {
   return b;
 }
 
-// The VM process with the kvm_pvm compatibility module on (vmm/compat/kvm_pvm/): exactly the
+// The VM process with the kvm_pvm compatibility module on (vmm/vm/compat/kvm_pvm/): exactly the
 // vCPU ioctls the module makes, each where it makes it.
 PolicyBuilder VcpuKvmPvm() {
   PolicyBuilder b = Vcpu(std::string(kVcpuKvmPvmRole));

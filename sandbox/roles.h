@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "sandbox/policy.h"
-#include "vmm/common/result.h"
+#include "base/result.h"
 
 namespace vmm::sandbox {
 

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "vmm/common/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace vmm::sandbox {
 namespace {

@@ -16,7 +16,7 @@
 #include <optional>
 
 #include "sandbox/confine.h"
-#include "vmm/common/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace vmm::sandbox {
 namespace {

@@ -1,5 +1,5 @@
 // Drives one vhost-user-blk back-end the way a VMM would, with no VM: guest RAM is a sealed
-// memfd mapped here, the front-end is our own library (vmm/vhost_user/frontend.h), and this
+// memfd mapped here, the front-end is our own library (vmm/vm/virtio_mmio/vhost_user_frontend.h), and this
 // process is the guest driver too, with one split ring of 128 entries at queue depth 1.
 // Times 4 KiB random READs, then 4 KiB random WRITEs, each from the avail-ring publish and
 // the kick to the call eventfd and the used ring, and prints one line of figures.
@@ -34,11 +34,11 @@
 #include <vector>
 
 #include "bench/common/watchdog.h"
-#include "vmm/common/result.h"
-#include "vmm/common/unique_fd.h"
-#include "vmm/vhost_user/frontend.h"
-#include "vmm/virtio/blk.h"
-#include "vmm/virtio/features.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "vmm/vm/virtio_mmio/vhost_user_frontend.h"
+#include "vmm/device/blk/blk.h"
+#include "vmm/formats/virtio/features.h"
 
 namespace {
 

@@ -32,7 +32,7 @@ cpu=host
 
 guest=build/bin/exits_guest.elf
 args="exits.n=$iters exits.blk_n=$((iters / 10 > 0 ? iters / 10 : 1))"
-# Ours: the first virtio-mmio window is 0xD0000000 (vmm/arch/x86_64/layout.h). QEMU microvm
+# Ours: the first virtio-mmio window is 0xD0000000 (vmm/contract/layout.h). QEMU microvm
 # has 24 transports of 512 bytes from 0xFEB00000; the guest picks the one holding virtio-blk.
 # shellcheck disable=SC2054  # the commas are QEMU option syntax, not array separators
 cmd=(build/bin/exits_bench --runs "$runs"

@@ -1,4 +1,4 @@
-// A hostile guest against the TPM CRB register model (vtpm/crb/crb_device.h): any sequence of
+// A hostile guest against the TPM CRB register model (vmm/vm/tpm_crb/crb_device.h): any sequence of
 // reads and writes of any width at any offset of the five locality pages, with the shared
 // command buffer rewritten between them, and a backend that answers at once (from inside
 // Submit), later, with malformed responses, or not before a reset or a fatal error.
@@ -13,7 +13,7 @@
 #include <memory>
 #include <vector>
 
-#include "vtpm/crb/crb_device.h"
+#include "vmm/vm/tpm_crb/crb_device.h"
 
 namespace {
 

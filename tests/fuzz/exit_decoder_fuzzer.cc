@@ -1,4 +1,4 @@
-// The vCPU exit decoder (vmm/machine/exit_decode.h) over arbitrary kvm_run mappings: the
+// The vCPU exit decoder (vmm/vm/machine/exit_decode.h) over arbitrary kvm_run mappings: the
 // first two bytes pick the mapping's size (0 to 4 pages), the rest fill it (zeros after).
 //
 // Invariants: decoding never reads or hands out memory outside the mapping (ASan checks
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "vmm/machine/exit_decode.h"
+#include "vmm/vm/machine/exit_decode.h"
 
 #define CHECK(cond) \
   do {              \

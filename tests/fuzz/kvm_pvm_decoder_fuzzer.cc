@@ -16,10 +16,10 @@
 #include <variant>
 #include <vector>
 
-#include "vmm/compat/kvm_pvm/decoder.h"
-#include "vmm/compat/kvm_pvm/emulate.h"
-#include "vmm/compat/kvm_pvm/fake_guest_memory.h"
-#include "vmm/compat/kvm_pvm/linear_memory.h"
+#include "vmm/vm/compat/kvm_pvm/decoder.h"
+#include "vmm/vm/compat/kvm_pvm/emulate.h"
+#include "vmm/vm/compat/kvm_pvm/fake_guest_memory.h"
+#include "vmm/vm/compat/kvm_pvm/linear_memory.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// The kvm_pvm SYSCALL fix-up (vmm/compat/kvm_pvm/syscall_fixup.h) on guest-controlled state:
+// The kvm_pvm SYSCALL fix-up (vmm/vm/compat/kvm_pvm/syscall_fixup.h) on guest-controlled state:
 // every register, segment and control register a guest can reach, and STAR/FMASK as it
 // wrote them.
 //
@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "vmm/compat/kvm_pvm/syscall_fixup.h"
+#include "vmm/vm/compat/kvm_pvm/syscall_fixup.h"
 
 #define CHECK(cond) \
   do {              \

@@ -4,11 +4,11 @@
 #include <cstdint>
 #include <cstring>
 
-#include "vmm/arch/x86_64/layout.h"
-#include "vmm/devices/acpi_pm/acpi_pm.h"
-#include "vmm/devices/i8042/i8042.h"
-#include "vmm/devices/io_bus.h"
-#include "vmm/devices/uart/uart16550.h"
+#include "vmm/contract/layout.h"
+#include "vmm/vm/devices/acpi_pm/acpi_pm.h"
+#include "vmm/vm/devices/i8042/i8042.h"
+#include "vmm/vm/devices/io_bus.h"
+#include "vmm/vm/devices/uart/uart16550.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vmm;

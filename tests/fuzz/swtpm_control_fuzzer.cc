@@ -1,4 +1,4 @@
-// swtpm's control protocol from hostile peers: (1) the pure decoders (vtpm/swtpm/
+// swtpm's control protocol from hostile peers: (1) the pure decoders (vtpm/protocol/
 // swtpm_protocol.h) on the raw input; (2) the whole server (SwtpmServer over
 // FakeTpmService) fed a fuzzer-chosen script of chunks on four socketpairs: a platform and
 // a guest group, each with a control and a data channel, some chunks carrying an fd.
@@ -15,9 +15,9 @@
 #include <cstring>
 #include <vector>
 
-#include "vtpm/swtpm/swtpm_protocol.h"
-#include "vtpm/swtpm/swtpm_server.h"
-#include "vtpm/swtpm/tpm_service_fake.h"
+#include "vtpm/protocol/swtpm_protocol.h"
+#include "vtpm/process/swtpm_server.h"
+#include "vtpm/process/tpm_service_fake.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// A hostile vTPM process against the VM process's CRB front end (vmm/machine/tpm_frontend.h):
+// A hostile vTPM process against the VM process's CRB front end (vmm/vm/tpm_crb/tpm_frontend.h):
 // the guest starts commands through the CRB registers while the "vTPM" end of the data
 // socket answers with arbitrary bytes in arbitrary chunks (short, oversized, garbage
 // headers, unsolicited data, early close).
@@ -16,7 +16,7 @@
 #include <cstring>
 #include <vector>
 
-#include "vmm/machine/tpm_frontend.h"
+#include "vmm/vm/tpm_crb/tpm_frontend.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // A hostile vhost-user front-end and a hostile guest against the back-end session
-// (vmm/vhost_user/backend.h) serving the rng device: the input is a script of requests
+// (vmm/device/vhost_user_backend.h) serving the rng device: the input is a script of requests
 // (built with the codec from fuzzer-chosen fields, with fuzzer-chosen fds: the sealed RAM
 // memfd, an unsealed or too small memfd, /dev/null, eventfds; or raw bytes through Decode),
 // kicks, and guest writes into the 64 KiB of RAM behind the memory table, rings included.
@@ -23,9 +23,9 @@
 
 #include "tests/fuzz/fuzz_reader.h"
 #include "vmm/device/devices.h"
-#include "vmm/vhost_user/backend.h"
-#include "vmm/vhost_user/socket.h"
-#include "vmm/virtio/fake_entropy_source.h"
+#include "vmm/device/vhost_user_backend.h"
+#include "vmm/formats/vhost_user/socket.h"
+#include "vmm/device/rng/fake_entropy_source.h"
 
 namespace {
 

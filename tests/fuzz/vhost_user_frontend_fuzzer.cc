@@ -1,5 +1,5 @@
 // A hostile vhost-user back-end against the VM process's front-end
-// (vmm/vhost_user/frontend.h): Connect, then a fuzzer-chosen script of calls (GetConfig,
+// (vmm/vm/virtio_mmio/vhost_user_frontend.h): Connect, then a fuzzer-chosen script of calls (GetConfig,
 // SetMemTable, SetFeatures, StartQueue, StopQueue), while every byte the front-end reads
 // comes from the fuzzer: replies built with the codec from fuzzer-chosen fields, mutated
 // ones, and raw bytes. The replies are queued on a socketpair before the first call and the
@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_reader.h"
-#include "vmm/vhost_user/frontend.h"
-#include "vmm/vhost_user/socket.h"
+#include "vmm/vm/virtio_mmio/vhost_user_frontend.h"
+#include "vmm/formats/vhost_user/socket.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// A hostile vhost-user peer against Decode (vmm/vhost_user/message.h): arbitrary message
+// A hostile vhost-user peer against Decode (vmm/formats/vhost_user/message.h): arbitrary message
 // bytes arriving with 0..10 fds, as a request (what a back-end receives) or a reply (what a
 // front-end receives).
 //
@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "vmm/vhost_user/message.h"
+#include "vmm/formats/vhost_user/message.h"
 
 namespace {
 

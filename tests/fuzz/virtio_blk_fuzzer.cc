@@ -1,4 +1,4 @@
-// Arbitrary virtio-blk requests (vmm/virtio/blk.h) against a fake 64 KiB image (plus up to
+// Arbitrary virtio-blk requests (vmm/device/blk/blk.h) against a fake 64 KiB image (plus up to
 // 511 bytes of partial sector that capacity does not expose), read-only or not. Each request
 // is a descriptor chain with fuzzer-chosen header bytes and framing: how many readable and
 // writable buffers, of which lengths; the driver may also rewrite the header in guest RAM
@@ -12,9 +12,9 @@
 #include <cstring>
 #include <vector>
 
-#include "vmm/virtio/blk.h"
-#include "vmm/virtio/fake_block_backend.h"
-#include "vmm/virtio/fake_guest_ram.h"
+#include "vmm/device/blk/blk.h"
+#include "vmm/device/blk/fake_block_backend.h"
+#include "vmm/formats/virtio/fake_guest_ram.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// A hostile driver against the virtio-mmio register window (vmm/virtio/mmio_transport.h):
+// A hostile driver against the virtio-mmio register window (vmm/vm/virtio_mmio/mmio_transport.h):
 // any sequence of reads and writes of any width at any offset, interleaved with the owner's
 // own calls (interrupts, DEVICE_NEEDS_RESET, new config bytes), with a delegate that may
 // fail activation and that calls back into the transport from inside its callbacks.
@@ -14,7 +14,7 @@
 #include <optional>
 #include <vector>
 
-#include "vmm/virtio/mmio_transport.h"
+#include "vmm/vm/virtio_mmio/mmio_transport.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// A hostile driver against the split virtqueue (vmm/virtio/split_queue.h): arbitrary guest
+// A hostile driver against the split virtqueue (vmm/formats/virtio/split_queue.h): arbitrary guest
 // RAM contents, ring addresses, queue size and features, then a program of pops, pushes and
 // racing RAM writes, then a bounded drain. Guest RAM is three separately allocated regions
 // (two of them adjacent) so ASan sees any access that leaves a region.
@@ -11,8 +11,8 @@
 #include <cstring>
 #include <deque>
 
-#include "vmm/virtio/fake_guest_ram.h"
-#include "vmm/virtio/split_queue.h"
+#include "vmm/formats/virtio/fake_guest_ram.h"
+#include "vmm/formats/virtio/split_queue.h"
 
 namespace {
 

@@ -10,11 +10,11 @@
 
 #include <cstring>
 
-#include "vmm/arch/x86_64/cpu_setup.h"
-#include "vmm/arch/x86_64/layout.h"
-#include "vmm/compat/kvm_pvm/pvm_compat.h"
-#include "vmm/kvm/kvm.h"
-#include "vmm/memory/guest_memory.h"
+#include "vmm/vm/arch/x86_64/cpu_setup.h"
+#include "vmm/contract/layout.h"
+#include "vmm/vm/compat/kvm_pvm/pvm_compat.h"
+#include "vmm/vm/kvm/kvm.h"
+#include "vmm/vm/memory/guest_memory.h"
 #include "tests/integration/vmm_process.h"
 
 namespace vmm::compat::pvm {

@@ -1,5 +1,5 @@
 // kernel-info FILE: prints, one "key=value" a line, what the VMM's boot parsers
-// (vmm/boot/kernel_image.h) make of a kernel image, for scripts that would otherwise parse
+// (vmm/formats/kernel/kernel_image.h) make of a kernel image, for scripts that would otherwise parse
 // ELF notes and setup headers themselves.
 //
 //   $ kernel-info build/default-guest/vmlinux        $ kernel-info build/default-guest/vmlinuz
@@ -28,8 +28,8 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/boot/kernel_image.h"
-#include "vmm/common/bytes.h"
+#include "vmm/formats/kernel/kernel_image.h"
+#include "base/bytes.h"
 
 namespace {
 

@@ -5,9 +5,9 @@
 //   vhost_user::Backend backend(dev, sock);
 #pragma once
 
-#include "vmm/vhost_user/backend.h"
-#include "vmm/virtio/blk.h"
-#include "vmm/virtio/rng.h"
+#include "vmm/device/vhost_user_backend.h"
+#include "vmm/device/blk/blk.h"
+#include "vmm/device/rng/rng.h"
 
 namespace vmm::device {
 

@@ -27,9 +27,9 @@
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
-#include "vmm/common/version.h"
+#include "base/version.h"
 #include "vmm/device/devices.h"
-#include "vmm/virtio/block_backend.h"
+#include "vmm/device/blk/block_backend.h"
 
 namespace vmm::device {
 namespace {

@@ -13,8 +13,8 @@
 
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
-#include "vmm/common/result.h"
-#include "vmm/common/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace vmm {
 

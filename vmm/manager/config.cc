@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "vmm/arch/x86_64/layout.h"
+#include "vmm/contract/layout.h"
 
 namespace vmm {
 namespace {

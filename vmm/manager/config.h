@@ -14,12 +14,12 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 
 namespace vmm {
 
 enum class SerialMode { kTty, kFile, kNull, kOff };
-// The kvm_pvm compatibility module (vmm/compat/kvm_pvm): auto = on when the host's KVM is
+// The kvm_pvm compatibility module (vmm/vm/compat/kvm_pvm): auto = on when the host's KVM is
 // kvm_pvm. Part of the configuration because it changes what the guest runs on (and the
 // kernel command line), so a later measured boot records it.
 enum class KvmCompat { kAuto, kOn, kOff };

@@ -18,8 +18,8 @@
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 #include "sandbox/seccomp_audit.h"
-#include "vmm/virtio/blk.h"
-#include "vmm/virtio/features.h"
+#include "vmm/device/blk/blk.h"
+#include "vmm/formats/virtio/features.h"
 
 namespace vmm {
 Result<std::string> SiblingBinary(const std::string& name) {

@@ -5,7 +5,7 @@
 
 #include <cstdio>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 
 namespace vmm {
 

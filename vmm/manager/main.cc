@@ -15,11 +15,11 @@
 #include <optional>
 #include <string>
 
-#include "vmm/arch/x86_64/layout.h"
-#include "vmm/boot/elf_symbols.h"
-#include "vmm/common/version.h"
-#include "vmm/kvm/kvm.h"
-#include "vmm/machine/boot_plan.h"
+#include "vmm/contract/layout.h"
+#include "vmm/vm/boot/elf_symbols.h"
+#include "base/version.h"
+#include "vmm/vm/kvm/kvm.h"
+#include "vmm/vm/machine/boot_plan.h"
 #include "vmm/manager/config.h"
 #include "vmm/manager/child_process.h"
 #include "vmm/manager/device_processes.h"

@@ -16,7 +16,7 @@
 #include "vtpm/provision/ek_provision.h"
 #include "vtpm/provision/host_ca.h"
 #include "vtpm/provision/ossl.h"
-#include "vtpm/swtpm/swtpm_client.h"
+#include "vtpm/protocol/swtpm_client.h"
 #include "vtpm/tcti/esys_context.h"
 
 namespace vmm {

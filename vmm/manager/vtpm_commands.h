@@ -12,7 +12,7 @@
 
 #include <string>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 #include "vmm/manager/config.h"
 
 namespace vmm {

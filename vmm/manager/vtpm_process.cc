@@ -18,7 +18,7 @@
 #include "sandbox/confine.h"
 #include "vmm/manager/device_processes.h"
 #include "vtpm/state/sealed_state.h"
-#include "vtpm/swtpm/swtpm_client.h"
+#include "vtpm/protocol/swtpm_client.h"
 
 namespace vmm {
 namespace {

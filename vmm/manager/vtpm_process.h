@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "sandbox/child_log.h"
-#include "vmm/common/result.h"
-#include "vmm/common/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 #include "vmm/manager/config.h"
 
 namespace vmm {

@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 #include "vtpm/state/sealed_state.h"
 
 namespace vmm::vtpm {
@@ -88,7 +88,7 @@ class TpmEngine {
   Result<void> SetLocality(uint8_t locality);
   uint8_t locality() const;
 
-  // ---- Power and state (swtpm's control channel, vtpm/swtpm/) ----
+  // ---- Power and state (swtpm's control channel, vtpm/protocol/, vtpm/process/) ----
   // Create powers the TPM on at once (TPMLIB_MainInit), so existing callers need no extra
   // step. PowerOff is TPMLIB_Terminate (swtpm CMD_STOP); PowerOn is TPMLIB_MainInit again
   // (CMD_INIT after a STOP), which picks up state given to SetState. While off, Execute

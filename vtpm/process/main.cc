@@ -44,11 +44,11 @@
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
-#include "vmm/common/version.h"
+#include "base/version.h"
 #include "vtpm/engine/tpm_engine.h"
 #include "vtpm/state/sealed_state.h"
-#include "vtpm/swtpm/engine_service.h"
-#include "vtpm/swtpm/swtpm_server.h"
+#include "vtpm/process/engine_service.h"
+#include "vtpm/process/swtpm_server.h"
 
 namespace vmm::vtpm {
 namespace {

@@ -26,7 +26,7 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 #include "vtpm/provision/ek_template.h"
 #include "vtpm/provision/host_ca.h"
 

@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 #include "vtpm/provision/ek_cert.h"
 #include "vtpm/provision/ek_template.h"
 #include "vtpm/provision/host_ca.h"

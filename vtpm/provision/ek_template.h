@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 #include "vtpm/provision/ossl.h"
 
 namespace vmm::vtpm {

@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <optional>
 
-#include "vmm/common/unique_fd.h"
+#include "base/unique_fd.h"
 #include "vtpm/provision/x509_build.h"
 
 namespace vmm::vtpm {

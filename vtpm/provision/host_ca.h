@@ -21,7 +21,7 @@
 #include <string>
 #include <string_view>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 #include "vtpm/provision/ossl.h"
 
 namespace vmm::vtpm {

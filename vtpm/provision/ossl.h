@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 
 namespace vmm::vtpm {
 

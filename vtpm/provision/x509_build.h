@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 
 namespace vmm::vtpm {
 

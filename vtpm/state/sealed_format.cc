@@ -9,7 +9,7 @@
 #include <cstring>
 #include <memory>
 
-#include "vmm/common/bytes.h"
+#include "base/bytes.h"
 
 namespace vmm::vtpm {
 namespace {

@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "vmm/common/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace vmm::vtpm {
 namespace {

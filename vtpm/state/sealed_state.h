@@ -32,7 +32,7 @@
 #include <string>
 #include <string_view>
 
-#include "vmm/common/result.h"
+#include "base/result.h"
 #include "vtpm/state/sealed_format.h"
 
 namespace vmm::vtpm {

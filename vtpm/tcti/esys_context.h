@@ -12,8 +12,8 @@
 
 #include <string>
 
-#include "vmm/common/result.h"
-#include "vmm/common/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 #include "vtpm/tcti/fd_tcti.h"
 
 namespace vmm::vtpm {

@@ -29,8 +29,8 @@
 #include <chrono>
 #include <memory>
 
-#include "vmm/common/result.h"
-#include "vmm/common/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace vmm::vtpm {
 

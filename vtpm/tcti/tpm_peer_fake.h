@@ -21,8 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "vmm/common/result.h"
-#include "vmm/common/unique_fd.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace vmm::vtpm {

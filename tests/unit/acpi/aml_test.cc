@@ -1,11 +1,11 @@
-#include "vmm/acpi/aml.h"
+#include "vmm/vm/acpi/aml.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <vector>
 
-#include "vmm/acpi/bytes.h"
+#include "vmm/vm/acpi/bytes.h"
 
 namespace vmm::acpi {
 namespace {

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "vmm/acpi/tables.h"
-#include "vmm/arch/x86_64/layout.h"
+#include "vmm/vm/acpi/tables.h"
+#include "vmm/contract/layout.h"
 
 namespace vmm::acpi {
 namespace {

@@ -1,4 +1,4 @@
-#include "vmm/acpi/tables.h"
+#include "vmm/vm/acpi/tables.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "vmm/acpi/bytes.h"
-#include "vmm/arch/x86_64/layout.h"
+#include "vmm/vm/acpi/bytes.h"
+#include "vmm/contract/layout.h"
 
 namespace vmm::acpi {
 namespace {

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "vmm/acpi/bytes.h"
-#include "vmm/acpi/tables.h"
-#include "vmm/arch/x86_64/layout.h"
-#include "vtpm/crb/crb_device.h"
+#include "vmm/vm/acpi/bytes.h"
+#include "vmm/vm/acpi/tables.h"
+#include "vmm/contract/layout.h"
+#include "vmm/vm/tpm_crb/crb_device.h"
 
 namespace vmm::acpi {
 namespace {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "vmm/arch/x86_64/cpu_setup.h"
+#include "vmm/vm/arch/x86_64/cpu_setup.h"
 
 namespace vmm::x86 {
 namespace {

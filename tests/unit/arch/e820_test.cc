@@ -1,8 +1,8 @@
-#include "vmm/arch/x86_64/e820.h"
+#include "vmm/vm/arch/x86_64/e820.h"
 
 #include <gtest/gtest.h>
 
-#include "vmm/arch/x86_64/layout.h"
+#include "vmm/contract/layout.h"
 
 namespace vmm::x86 {
 namespace {

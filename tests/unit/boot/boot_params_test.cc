@@ -1,10 +1,10 @@
-#include "vmm/boot/boot_params.h"
+#include "vmm/vm/boot/boot_params.h"
 
 #include <gtest/gtest.h>
 
 #include "tests/unit/boot/test_images.h"
-#include "vmm/arch/x86_64/layout.h"
-#include "vmm/common/bytes.h"
+#include "vmm/contract/layout.h"
+#include "base/bytes.h"
 
 namespace vmm::boot {
 namespace {

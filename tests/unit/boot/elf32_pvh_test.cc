@@ -5,7 +5,7 @@
 #include <cstddef>
 
 #include "tests/unit/boot/test_images.h"
-#include "vmm/boot/kernel_image.h"
+#include "vmm/formats/kernel/kernel_image.h"
 
 namespace vmm::boot {
 namespace {

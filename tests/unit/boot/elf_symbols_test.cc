@@ -1,4 +1,4 @@
-#include "vmm/boot/elf_symbols.h"
+#include "vmm/vm/boot/elf_symbols.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "vmm/boot/kernel_image.h"
+#include "vmm/formats/kernel/kernel_image.h"
 
 #include <gtest/gtest.h>
 

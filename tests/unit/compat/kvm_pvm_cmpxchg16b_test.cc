@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "tests/unit/compat/pvm_test_util.h"
-#include "vmm/compat/kvm_pvm/emulate.h"
+#include "vmm/vm/compat/kvm_pvm/emulate.h"
 
 namespace vmm::compat::pvm {
 namespace {

@@ -1,4 +1,4 @@
-#include "vmm/compat/kvm_pvm/decoder.h"
+#include "vmm/vm/compat/kvm_pvm/decoder.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "vmm/compat/kvm_pvm/emulate.h"
+#include "vmm/vm/compat/kvm_pvm/emulate.h"
 
 #include <gtest/gtest.h>
 

@@ -1,11 +1,11 @@
-#include "vmm/compat/kvm_pvm/guest_access.h"
+#include "vmm/vm/compat/kvm_pvm/guest_access.h"
 
 #include <gtest/gtest.h>
 
 #include <array>
 
 #include "tests/unit/compat/pvm_test_util.h"
-#include "vmm/compat/kvm_pvm/linear_memory.h"
+#include "vmm/vm/compat/kvm_pvm/linear_memory.h"
 
 namespace vmm::compat::pvm {
 namespace {

@@ -1,4 +1,4 @@
-#include "vmm/compat/kvm_pvm/kernel_parameters.h"
+#include "vmm/vm/compat/kvm_pvm/kernel_parameters.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "vmm/compat/kvm_pvm/kvm_state.h"
+#include "vmm/vm/compat/kvm_pvm/kvm_state.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "vmm/compat/kvm_pvm/linear_memory.h"
+#include "vmm/vm/compat/kvm_pvm/linear_memory.h"
 
 #include <gtest/gtest.h>
 

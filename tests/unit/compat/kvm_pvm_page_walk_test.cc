@@ -1,4 +1,4 @@
-#include "vmm/compat/kvm_pvm/page_walk.h"
+#include "vmm/vm/compat/kvm_pvm/page_walk.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-// The SYSCALL fix-up (vmm/compat/kvm_pvm/syscall_fixup.h) as pure code: what a vCPU that
+// The SYSCALL fix-up (vmm/vm/compat/kvm_pvm/syscall_fixup.h) as pure code: what a vCPU that
 // kvm_pvm left at the guest's LSTAR at CPL 3 looks like after it, and what stays alone.
-#include "vmm/compat/kvm_pvm/syscall_fixup.h"
+#include "vmm/vm/compat/kvm_pvm/syscall_fixup.h"
 
 #include <gtest/gtest.h>
 

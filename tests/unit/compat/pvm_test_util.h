@@ -13,10 +13,10 @@
 #include <variant>
 #include <vector>
 
-#include "vmm/compat/kvm_pvm/decoder.h"
-#include "vmm/compat/kvm_pvm/emulate.h"
-#include "vmm/compat/kvm_pvm/fake_guest_memory.h"
-#include "vmm/compat/kvm_pvm/vcpu_state.h"
+#include "vmm/vm/compat/kvm_pvm/decoder.h"
+#include "vmm/vm/compat/kvm_pvm/emulate.h"
+#include "vmm/vm/compat/kvm_pvm/fake_guest_memory.h"
+#include "vmm/vm/compat/kvm_pvm/vcpu_state.h"
 
 namespace vmm::compat::pvm::test_util {
 

@@ -3,9 +3,9 @@
 
 #include <cstring>
 
-#include "vmm/devices/acpi_pm/acpi_pm.h"
-#include "vmm/devices/i8042/i8042.h"
-#include "vmm/devices/io_bus.h"
+#include "vmm/vm/devices/acpi_pm/acpi_pm.h"
+#include "vmm/vm/devices/i8042/i8042.h"
+#include "vmm/vm/devices/io_bus.h"
 
 namespace vmm::devices {
 namespace {

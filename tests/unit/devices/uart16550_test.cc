@@ -1,4 +1,4 @@
-#include "vmm/devices/uart/uart16550.h"
+#include "vmm/vm/devices/uart/uart16550.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "vmm/machine/exit_decode.h"
+#include "vmm/vm/machine/exit_decode.h"
 
 #include <gtest/gtest.h>
 

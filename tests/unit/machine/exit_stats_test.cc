@@ -1,4 +1,4 @@
-#include "vmm/machine/exit_stats.h"
+#include "vmm/vm/machine/exit_stats.h"
 
 #include <gtest/gtest.h>
 

@@ -1,9 +1,9 @@
-#include "vmm/memory/guest_memory.h"
+#include "vmm/vm/memory/guest_memory.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
-#include "vmm/arch/x86_64/layout.h"
+#include "vmm/contract/layout.h"
 
 namespace vmm {
 namespace {

@@ -24,7 +24,7 @@
 #include <thread>
 
 #include "tests/unit/sandbox/sandbox_test_util.h"
-#include "vmm/kvm/kvm_abi.h"
+#include "base/kvm_abi.h"
 
 namespace vmm::sandbox {
 namespace {
@@ -197,7 +197,7 @@ TEST(SandboxAllowedSyscalls, VcpuRunsKvmIoctlsOnItsVcpuFd) {
   });
 }
 
-// Every ioctl the kvm_pvm module makes (vmm/compat/kvm_pvm/pvm_compat.cc), under its role.
+// Every ioctl the kvm_pvm module makes (vmm/vm/compat/kvm_pvm/pvm_compat.cc), under its role.
 TEST(SandboxAllowedSyscalls, VcpuKvmPvmMakesTheModulesIoctls) {
   EXPECT_VCPU_IOCTLS_UNDER("vcpu-kvm-pvm", [](int vcpu) {
     kvm_regs regs{};

@@ -168,7 +168,7 @@ const std::vector<unsigned long> kReshapingIoctls = {
     KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU, KVM_CREATE_VM, kvm::kKvmSetCpuid2,
     kvm::kKvmGetSupportedCpuid, kvm::kKvmSetGsiRouting, KVM_SET_TSS_ADDR, KVM_ENABLE_CAP,
     KVM_X86_SET_MSR_FILTER, KVM_SET_FPU, KVM_SET_LAPIC, KVM_SET_DEBUGREGS};
-// What only the kvm_pvm compatibility module calls (vmm/compat/kvm_pvm/pvm_compat.cc).
+// What only the kvm_pvm compatibility module calls (vmm/vm/compat/kvm_pvm/pvm_compat.cc).
 const std::vector<unsigned long> kModuleIoctls = {
     KVM_SET_REGS, KVM_SET_SREGS, kvm::kKvmGetXsave, kvm::kKvmSetXsave, kvm::kKvmGetMsrs, kvm::kKvmSetMsrs,
     KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_SET_GUEST_DEBUG};

@@ -32,12 +32,12 @@
 #include <vector>
 
 #include "vmm/device/devices.h"
-#include "vmm/vhost_user/backend.h"
-#include "vmm/vhost_user/socket.h"
-#include "vmm/virtio/blk.h"
-#include "vmm/virtio/block_backend.h"
-#include "vmm/virtio/fake_entropy_source.h"
-#include "vmm/virtio/features.h"
+#include "vmm/device/vhost_user_backend.h"
+#include "vmm/formats/vhost_user/socket.h"
+#include "vmm/device/blk/blk.h"
+#include "vmm/device/blk/block_backend.h"
+#include "vmm/device/rng/fake_entropy_source.h"
+#include "vmm/formats/virtio/features.h"
 
 namespace vmm::vhost_user::testing {
 

@@ -1,8 +1,8 @@
-// The vhost-user back-end session (vmm/vhost_user/backend.h) served by Run over a
+// The vhost-user back-end session (vmm/device/vhost_user_backend.h) served by Run over a
 // socketpair: negotiation, rings over a sealed memfd, kicks and calls, blk and rng; what
 // the guest breaks in its ring stops that ring only. Refusals of a hostile front-end:
 // backend_hostile_test.cc.
-#include "vmm/vhost_user/backend.h"
+#include "vmm/device/vhost_user_backend.h"
 
 #include <gtest/gtest.h>
 

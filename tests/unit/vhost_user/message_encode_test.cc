@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/vhost_user/test_util.h"
-#include "vmm/vhost_user/message.h"
+#include "vmm/formats/vhost_user/message.h"
 
 namespace vmm::vhost_user {
 namespace {

@@ -1,6 +1,6 @@
 // Decode over hand-built bytes: each validation rule, and what a well-behaved front-end
 // (QEMU's layout: memory tables sized to their regions) sends.
-#include "vmm/vhost_user/message.h"
+#include "vmm/formats/vhost_user/message.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Messages over a real AF_UNIX socketpair: fds travel, EOF is told apart from errors,
 // short reads and EINTR are retried, and no received fd outlives a failure.
-#include "vmm/vhost_user/socket.h"
+#include "vmm/formats/vhost_user/socket.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

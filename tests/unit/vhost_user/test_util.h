@@ -12,8 +12,8 @@
 #include <cstring>
 #include <vector>
 
-#include "vmm/common/unique_fd.h"
-#include "vmm/vhost_user/message.h"
+#include "base/unique_fd.h"
+#include "vmm/formats/vhost_user/message.h"
 
 namespace vmm::vhost_user::testing {
 

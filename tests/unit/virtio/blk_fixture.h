@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "tests/unit/virtio/fake_driver.h"
-#include "vmm/virtio/blk.h"
-#include "vmm/virtio/fake_block_backend.h"
-#include "vmm/virtio/fake_guest_ram.h"
+#include "vmm/device/blk/blk.h"
+#include "vmm/device/blk/fake_block_backend.h"
+#include "vmm/formats/virtio/fake_guest_ram.h"
 
 namespace vmm::virtio::testing {
 

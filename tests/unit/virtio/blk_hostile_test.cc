@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/virtio/blk_fixture.h"
-#include "vmm/virtio/blk.h"
+#include "vmm/device/blk/blk.h"
 
 namespace vmm::virtio {
 namespace {

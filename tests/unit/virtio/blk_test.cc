@@ -1,10 +1,10 @@
 // virtio-blk with a well-behaved driver: features, config space, each request type, flush.
-#include "vmm/virtio/blk.h"
+#include "vmm/device/blk/blk.h"
 
 #include <gtest/gtest.h>
 
 #include "tests/unit/virtio/blk_fixture.h"
-#include "vmm/virtio/features.h"
+#include "vmm/formats/virtio/features.h"
 
 namespace vmm::virtio {
 namespace {

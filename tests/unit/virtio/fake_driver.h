@@ -14,8 +14,8 @@
 #include <span>
 #include <utility>
 
-#include "vmm/virtio/fake_guest_ram.h"
-#include "vmm/virtio/split_queue.h"
+#include "vmm/formats/virtio/fake_guest_ram.h"
+#include "vmm/formats/virtio/split_queue.h"
 
 namespace vmm::virtio::testing {
 

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "tests/unit/virtio/blk_fixture.h"
-#include "vmm/virtio/blk.h"
-#include "vmm/virtio/block_backend.h"
+#include "vmm/device/blk/blk.h"
+#include "vmm/device/blk/block_backend.h"
 
 namespace vmm::virtio {
 namespace {

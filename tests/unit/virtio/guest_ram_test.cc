@@ -1,10 +1,10 @@
-#include "vmm/virtio/guest_ram.h"
+#include "vmm/formats/virtio/guest_ram.h"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "vmm/virtio/fake_guest_ram.h"
+#include "vmm/formats/virtio/fake_guest_ram.h"
 
 namespace vmm::virtio {
 namespace {

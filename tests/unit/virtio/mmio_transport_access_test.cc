@@ -1,6 +1,6 @@
 // Guest accesses that are not state transitions: widths, directions, config space, and the
 // owner side (interrupts, config updates, DEVICE_NEEDS_RESET).
-#include "vmm/virtio/mmio_transport.h"
+#include "vmm/vm/virtio_mmio/mmio_transport.h"
 
 #include <gtest/gtest.h>
 

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "vmm/common/bytes.h"
-#include "vmm/virtio/mmio_transport.h"
+#include "base/bytes.h"
+#include "vmm/vm/virtio_mmio/mmio_transport.h"
 
 namespace vmm::virtio::testing {
 

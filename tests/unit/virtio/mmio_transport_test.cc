@@ -1,5 +1,5 @@
 // The state machine: creation, §3.1.1 initialization, feature negotiation, queues, reset.
-#include "vmm/virtio/mmio_transport.h"
+#include "vmm/vm/virtio_mmio/mmio_transport.h"
 
 #include <gtest/gtest.h>
 

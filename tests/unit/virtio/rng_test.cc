@@ -1,12 +1,12 @@
-#include "vmm/virtio/rng.h"
+#include "vmm/device/rng/rng.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
 #include "tests/unit/virtio/fake_driver.h"
-#include "vmm/virtio/fake_entropy_source.h"
-#include "vmm/virtio/fake_guest_ram.h"
+#include "vmm/device/rng/fake_entropy_source.h"
+#include "vmm/formats/virtio/fake_guest_ram.h"
 
 namespace vmm::virtio {
 namespace {

@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/virtio/fake_driver.h"
-#include "vmm/virtio/fake_guest_ram.h"
-#include "vmm/virtio/split_queue.h"
+#include "vmm/formats/virtio/fake_guest_ram.h"
+#include "vmm/formats/virtio/split_queue.h"
 
 namespace vmm::virtio {
 namespace {

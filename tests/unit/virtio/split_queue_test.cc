@@ -1,10 +1,10 @@
 // Well-behaved drivers: queue setup, chain walking, used ring and notification suppression.
-#include "vmm/virtio/split_queue.h"
+#include "vmm/formats/virtio/split_queue.h"
 
 #include <gtest/gtest.h>
 
 #include "tests/unit/virtio/fake_driver.h"
-#include "vmm/virtio/fake_guest_ram.h"
+#include "vmm/formats/virtio/fake_guest_ram.h"
 
 namespace vmm::virtio {
 namespace {

@@ -11,8 +11,8 @@
 #include <memory>
 #include <vector>
 
-#include "vtpm/crb/crb_backend_fake.h"
-#include "vtpm/crb/crb_device.h"
+#include "vmm/vm/tpm_crb/crb_backend_fake.h"
+#include "vmm/vm/tpm_crb/crb_device.h"
 
 namespace vtpm_test {
 

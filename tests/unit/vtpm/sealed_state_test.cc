@@ -18,7 +18,7 @@
 
 #include "sandbox/roles.h"
 #include "tests/unit/sandbox/sandbox_test_util.h"
-#include "vmm/common/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace vmm::vtpm {
 namespace {

@@ -1,6 +1,6 @@
 // The swtpm control protocol codec, checked against swtpm's own header (tpm_ioctl.h from
 // Debian's swtpm-dev) and against hostile input.
-#include "vtpm/swtpm/swtpm_protocol.h"
+#include "vtpm/protocol/swtpm_protocol.h"
 
 #include <gtest/gtest.h>
 #include <swtpm/tpm_ioctl.h>

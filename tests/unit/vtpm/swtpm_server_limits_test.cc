@@ -15,9 +15,9 @@
 #include <mutex>
 #include <thread>
 
-#include "vtpm/swtpm/repeat_limiter.h"
-#include "vtpm/swtpm/swtpm_server.h"
-#include "vtpm/swtpm/tpm_service_fake.h"
+#include "vtpm/process/repeat_limiter.h"
+#include "vtpm/process/swtpm_server.h"
+#include "vtpm/process/tpm_service_fake.h"
 
 namespace vmm::vtpm {
 namespace {

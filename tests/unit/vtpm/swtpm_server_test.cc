@@ -2,7 +2,7 @@
 // runs on a thread of the test), then whole sessions against libtpms (EngineService) in a
 // forked child, since libtpms is process-global (see tpm_engine_test.cc), and tpm2-tools'
 // swtpm TCTI against our TCP listeners.
-#include "vtpm/swtpm/swtpm_server.h"
+#include "vtpm/process/swtpm_server.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -20,9 +20,9 @@
 
 #include "tests/unit/vtpm/tpm_test_commands.h"
 #include "vtpm/engine/tpm_engine.h"
-#include "vtpm/swtpm/engine_service.h"
-#include "vtpm/swtpm/swtpm_client.h"
-#include "vtpm/swtpm/tpm_service_fake.h"
+#include "vtpm/process/engine_service.h"
+#include "vtpm/protocol/swtpm_client.h"
+#include "vtpm/process/tpm_service_fake.h"
 
 namespace vmm::vtpm {
 namespace {

@@ -16,7 +16,7 @@
 #include <random>
 
 #include "tests/unit/vtpm/tpm_test_commands.h"
-#include "vmm/common/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace vmm::vtpm {
 namespace {

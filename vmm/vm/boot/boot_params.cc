@@ -1,0 +1,92 @@
+#include "vmm/vm/boot/boot_params.h"
+
+#include <algorithm>
+
+#include "vmm/contract/layout.h"
+#include "base/bytes.h"
+
+namespace vmm::boot {
+namespace {
+
+// struct boot_params offsets (zero-page.rst).
+constexpr uint64_t kZpAcpiRsdpAddr = 0x070;
+constexpr uint64_t kZpExtRamdiskImage = 0x0C0;
+constexpr uint64_t kZpExtRamdiskSize = 0x0C4;
+constexpr uint64_t kZpExtCmdLinePtr = 0x0C8;
+constexpr uint64_t kZpE820Entries = 0x1E8;
+constexpr uint64_t kZpSetupHeader = 0x1F1;
+constexpr uint64_t kZpE820Table = 0x2D0;
+constexpr uint64_t kZpE820Max = 128;
+// setup_header fields, as offsets in boot_params.
+constexpr uint64_t kHdrTypeOfLoader = 0x210;
+constexpr uint64_t kHdrLoadFlags = 0x211;
+constexpr uint64_t kHdrRamdiskImage = 0x218;
+constexpr uint64_t kHdrRamdiskSize = 0x21C;
+constexpr uint64_t kHdrHeapEndPtr = 0x224;
+constexpr uint64_t kHdrCmdLinePtr = 0x228;
+
+constexpr uint8_t kLoaderUndefined = 0xFF;  // boot.rst: "no assigned ID"
+constexpr uint8_t kCanUseHeap = 0x80;
+
+}  // namespace
+
+Result<std::vector<uint8_t>> BuildPvhStartInfo(const BootInfo& info, uint64_t base) {
+  const uint64_t memmap_offset = x86::kPvhMemmapAddr - x86::kPvhStartInfoAddr;
+  if (info.memory_map.size() > x86::kPvhMemmapMaxEntries) {
+    return Error(ErrorKind::kInternal, "memory map too large for the PVH start_info page");
+  }
+  std::vector<uint8_t> blob(memmap_offset + info.memory_map.size() * 24, 0);
+  std::span<uint8_t> b(blob);
+  StoreLe<uint32_t>(b, 0, kPvhStartInfoMagic);
+  StoreLe<uint32_t>(b, 4, 1);  // version 1: has the memory map fields
+  StoreLe<uint32_t>(b, 8, 0);  // flags
+  if (info.initrd_size > 0) {
+    StoreLe<uint32_t>(b, 12, 1);  // nr_modules
+    StoreLe<uint64_t>(b, 16, base + kPvhModlistOffset);
+    StoreLe<uint64_t>(b, kPvhModlistOffset, info.initrd_gpa);
+    StoreLe<uint64_t>(b, kPvhModlistOffset + 8, info.initrd_size);
+  }
+  StoreLe<uint64_t>(b, 24, info.cmdline_gpa);
+  StoreLe<uint64_t>(b, 32, info.rsdp_gpa);
+  StoreLe<uint64_t>(b, 40, base + memmap_offset);
+  StoreLe<uint32_t>(b, 48, static_cast<uint32_t>(info.memory_map.size()));
+  for (size_t i = 0; i < info.memory_map.size(); ++i) {
+    uint64_t off = memmap_offset + i * 24;
+    StoreLe<uint64_t>(b, off, info.memory_map[i].addr);
+    StoreLe<uint64_t>(b, off + 8, info.memory_map[i].size);
+    StoreLe<uint32_t>(b, off + 16, info.memory_map[i].type);
+  }
+  return blob;
+}
+
+Result<std::vector<uint8_t>> BuildZeroPage(const KernelImage& image, const BootInfo& info) {
+  if (info.memory_map.size() > kZpE820Max) {
+    return Error(ErrorKind::kInternal, "memory map too large for the zero page");
+  }
+  std::vector<uint8_t> page(4096, 0);
+  std::span<uint8_t> p(page);
+  size_t hdr_len = std::min<size_t>(image.setup_header.size(), kZpE820Table - kZpSetupHeader);
+  std::copy_n(image.setup_header.begin(), hdr_len, page.begin() + kZpSetupHeader);
+
+  StoreLe<uint8_t>(p, kHdrTypeOfLoader, kLoaderUndefined);
+  uint8_t flags = *LoadLe<uint8_t>(p, kHdrLoadFlags);
+  StoreLe<uint8_t>(p, kHdrLoadFlags, flags | kCanUseHeap);
+  StoreLe<uint16_t>(p, kHdrHeapEndPtr, 0xFE00);  // boot.rst: heap end relative to setup start
+  StoreLe<uint32_t>(p, kHdrCmdLinePtr, static_cast<uint32_t>(info.cmdline_gpa));
+  StoreLe<uint32_t>(p, kZpExtCmdLinePtr, static_cast<uint32_t>(info.cmdline_gpa >> 32));
+  StoreLe<uint32_t>(p, kHdrRamdiskImage, static_cast<uint32_t>(info.initrd_gpa));
+  StoreLe<uint32_t>(p, kHdrRamdiskSize, static_cast<uint32_t>(info.initrd_size));
+  StoreLe<uint32_t>(p, kZpExtRamdiskImage, static_cast<uint32_t>(info.initrd_gpa >> 32));
+  StoreLe<uint32_t>(p, kZpExtRamdiskSize, static_cast<uint32_t>(info.initrd_size >> 32));
+  StoreLe<uint64_t>(p, kZpAcpiRsdpAddr, info.rsdp_gpa);
+  StoreLe<uint8_t>(p, kZpE820Entries, static_cast<uint8_t>(info.memory_map.size()));
+  for (size_t i = 0; i < info.memory_map.size(); ++i) {
+    uint64_t off = kZpE820Table + i * 20;
+    StoreLe<uint64_t>(p, off, info.memory_map[i].addr);
+    StoreLe<uint64_t>(p, off + 8, info.memory_map[i].size);
+    StoreLe<uint32_t>(p, off + 16, info.memory_map[i].type);
+  }
+  return page;
+}
+
+}  // namespace vmm::boot

@@ -1,0 +1,187 @@
+// `vmm-vcpu`: the VM process. Started by the manager (`vmm run`) with SpawnRole: pid 1 of a
+// new pid namespace, holding only the fds the manager passed. It builds the VM (KVM VM and
+// vCPUs, guest RAM, platform devices, the virtio-mmio front-ends of the device processes),
+// then confines itself with the vcpu role (sandbox/roles.cc: no file access, no /dev/kvm,
+// only the KVM ioctls that run a VM, not those that shape it) before the first guest
+// instruction runs, and runs the VM until it stops.
+//
+//   vmm-vcpu --config-json JSON --kvm-fd N [--device NAME:ID:CONFIG_SIZE:FD]... [--tpm-fd N]
+//            [--profile] [--profile-symbols PATH] [--exit-stats]
+//
+// Files named in the configuration are the manager's fds, as /proc/self/fd/N paths, read
+// before confinement. Exit status as `vmm run`'s: 0 powered off, 1 failed, 2 bad input,
+// 128+N stopped by signal N.
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sandbox/confine.h"
+#include "sandbox/roles.h"
+#include "vmm/vm/boot/elf_symbols.h"
+#include "base/version.h"
+#include "vmm/vm/kvm/kvm.h"
+#include "vmm/vm/machine/boot_plan.h"
+#include "vmm/vm/machine/machine.h"
+#include "vmm/manager/config.h"
+
+namespace vmm {
+namespace {
+
+constexpr int kExitVmFailed = 1;
+constexpr int kExitUsage = 2;
+
+int Fail(const Error& e) {
+  std::fprintf(stderr, "vmm: error: %s\n", e.ToString().c_str());
+  return e.kind() == ErrorKind::kInvalidArgument ? kExitUsage : kExitVmFailed;
+}
+
+// "blk0:2:60:7" -> a DeviceLink holding fd 7.
+Result<DeviceLink> ParseDevice(const std::string& text) {
+  DeviceLink link;
+  size_t a = text.find(':'), b = text.find(':', a + 1), c = text.find(':', b + 1);
+  if (a == std::string::npos || b == std::string::npos || c == std::string::npos) {
+    return InvalidArgument("--device: '" + text + "' is not NAME:ID:CONFIG_SIZE:FD");
+  }
+  link.name = text.substr(0, a);
+  link.device_id = static_cast<uint32_t>(std::strtoul(text.substr(a + 1, b - a - 1).c_str(), nullptr, 10));
+  link.config_size = static_cast<uint32_t>(std::strtoul(text.substr(b + 1, c - b - 1).c_str(), nullptr, 10));
+  link.sock.reset(std::atoi(text.substr(c + 1).c_str()));
+  return link;
+}
+
+std::vector<int> OpenFds() {
+  std::vector<int> fds;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return fds;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') fds.push_back(std::atoi(e->d_name));
+  }
+  int own = dirfd(d);
+  closedir(d);
+  std::erase(fds, own);
+  return fds;
+}
+
+void NoOp(int) {}
+
+// Reports how the VM ended on stderr and returns the process's exit status.
+int ExitStatus(const RunOutcome& out) {
+  if (!out.profile.empty()) std::fprintf(stderr, "%s", out.profile.c_str());
+  if (!out.exit_stats.empty()) std::fprintf(stderr, "%s", out.exit_stats.c_str());
+  if (!out.compat_summary.empty()) std::fprintf(stderr, "vmm: %s\n", out.compat_summary.c_str());
+  switch (out.reason) {
+    case StopReason::kPowerOff:
+      return 0;
+    case StopReason::kReset:
+      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
+      return 0;
+    case StopReason::kSignal:
+      std::fprintf(stderr, "vmm: %s\n", out.message.c_str());
+      return 128 + out.signal;
+    case StopReason::kError:
+    case StopReason::kNone:
+      break;
+  }
+  std::fprintf(stderr, "vmm: error: %s\n", out.message.c_str());
+  return kExitVmFailed;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"vmm-vcpu: the VM process of vmm (started by `vmm run`, not by hand)"};
+  app.set_version_flag("--version", std::string("vmm-vcpu ") + VMM_VERSION);
+  std::string config_json;
+  int kvm_fd = -1;
+  std::vector<std::string> devices;
+  bool profile = false;
+  bool exit_stats = false;
+  std::string profile_symbols;
+  app.add_option("--config-json", config_json, "The VM configuration (as `vmm run --dry-run` prints it)")
+      ->required();
+  app.add_option("--kvm-fd", kvm_fd, "/dev/kvm, opened by the manager")->required();
+  app.add_option("--device", devices, "A device process's vhost-user session: NAME:ID:CONFIG_SIZE:FD");
+  int tpm_fd = -1;
+  app.add_option("--tpm-fd", tpm_fd,
+                 "The vTPM process's guest data channel (swtpm protocol, pinned to locality 0)");
+  app.add_flag("--profile", profile, "Sample the guest RIP (see vmm run --help)");
+  app.add_option("--profile-symbols", profile_symbols, "Symbols for --profile");
+  app.add_flag("--exit-stats", exit_stats, "Count exits by reason, port and address");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+  // As pid 1 of its namespace this process gets only the signals it has handlers for;
+  // the manager forwards SIGINT and SIGTERM, which Machine::Run takes through a signalfd.
+  struct sigaction sa {};
+  sa.sa_handler = NoOp;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  auto cfg = ParseConfigJson(config_json);
+  if (!cfg) return Fail(cfg.error());
+  auto plan = PlanBoot(*cfg, kvm::DetectFlavor());
+  if (!plan) return Fail(plan.error());
+  std::vector<DeviceLink> links;
+  for (const std::string& d : devices) {
+    auto link = ParseDevice(d);
+    if (!link) return Fail(link.error());
+    links.push_back(std::move(link).value());
+  }
+  const bool plan_compat = plan->kvm_compat;
+  MachineOptions options;
+  options.profile = profile;
+  options.exit_stats = exit_stats || profile;
+  if (profile || plan->kvm_compat || !profile_symbols.empty()) {
+    auto bytes = profile_symbols.empty()
+                     ? Result<std::vector<uint8_t>>(plan->kernel_bytes)
+                     : ReadFileLimited(profile_symbols, 256ull << 20, "--profile-symbols");
+    if (!bytes) return Fail(bytes.error());
+    auto syms = boot::ReadSymbols(*bytes);
+    if (syms) {
+      options.symbols = std::make_shared<boot::SymbolTable>(std::move(syms).value());
+    } else if (!profile_symbols.empty()) {
+      return Fail(syms.error());
+    }
+  }
+  std::unique_ptr<Machine> machine;
+  {
+    auto kvm = kvm::Kvm::Open("/proc/self/fd/" + std::to_string(kvm_fd));
+    if (!kvm) return Fail(kvm.error());
+    auto m = Machine::Create(*cfg, std::move(plan).value(), *kvm, options, std::move(links),
+                             UniqueFd(tpm_fd));
+    if (!m) return Fail(m.error());
+    machine = std::move(m).value();
+  }  // /dev/kvm closed: the VM's shape is fixed from here on
+  close(kvm_fd);
+
+  // Keep what the machine holds (the VM and vCPU fds, eventfds, sessions, serial, stdio);
+  // the kernel, initramfs and symbol files were read, and the serial file was reopened by
+  // SerialOutput: Confine closes the manager's copies.
+  std::set<int> drop;
+  for (const std::string& path : {cfg->kernel, cfg->initramfs, cfg->serial_path, profile_symbols}) {
+    if (path.rfind("/proc/self/fd/", 0) == 0) drop.insert(std::atoi(path.c_str() + 14));
+  }
+  sandbox::ConfineOptions o;
+  o.role = std::string(sandbox::VcpuRole(plan_compat));
+  for (int fd : OpenFds()) {
+    if (!drop.count(fd)) o.keep_fds.push_back(fd);
+  }
+  // Our stderr is a pipe to the manager, which puts "vmm: vcpu: " before each line.
+  o.log = [](const std::string& note) { std::fprintf(stderr, "vmm-vcpu: %s\n", note.c_str()); };
+  if (auto c = sandbox::Confine(o); !c) return Fail(c.error().Wrap("confinement"));
+
+  // Under the role's filter from here on: end through ExitConfined, never exit().
+  sandbox::ExitConfined(ExitStatus(machine->Run()));
+}
+
+}  // namespace
+}  // namespace vmm
+
+int main(int argc, char** argv) { return vmm::Main(argc, argv); }
