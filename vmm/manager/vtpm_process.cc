@@ -19,12 +19,15 @@
 #include "vmm/manager/device_processes.h"
 #include "vtpm/state/sealed_state.h"
 #include "vtpm/protocol/swtpm_client.h"
+#include "vtpm/protocol/tpm_command.h"
 
 namespace vmm {
 namespace {
 
 // A TPM2_CreatePrimary of an RSA key can take seconds on a loaded host.
 constexpr std::chrono::milliseconds kTpmTimeout(30000);
+constexpr uint32_t kAllPcrs = (1u << vtpm::kPcrCount) - 1;
+constexpr uint32_t kTpmCcHierarchyControl = 0x121;
 
 Result<std::pair<UniqueFd, UniqueFd>> SocketPair() {
   int sv[2];
@@ -143,41 +146,138 @@ Result<std::vector<uint8_t>> TpmCommand(VtpmProcess& tpm, std::span<const uint8_
   return vtpm::Transmit(tpm.data.get(), command, kTpmTimeout);
 }
 
+namespace {
+
+// TPM2_Startup(TPM_SU_CLEAR) at the data channel's locality.
+Result<void> Startup(VtpmProcess& tpm) {
+  std::vector<uint8_t> cmd = vtpm::TpmCommandBuilder(vtpm::kTpmStNoSessions, vtpm::kTpmCcStartup)
+                                 .U16(0x0000)  // TPM_SU_CLEAR
+                                 .Finish();
+  ASSIGN_OR_RETURN(std::vector<uint8_t> rsp, TpmCommand(tpm, cmd));
+  return vtpm::TpmResponseOk(rsp, false, "TPM2_Startup at locality 3");
+}
+
+// True when exactly the measured-boot banks (SHA-256 and SHA-384, all 24 PCRs each) are
+// allocated and every other bank is empty.
+bool IsMeasuredBootAllocation(std::span<const vtpm::PcrBank> banks) {
+  bool sha256 = false, sha384 = false;
+  for (const vtpm::PcrBank& b : banks) {
+    bool wanted = b.alg == vtpm::kTpmAlgSha256 || b.alg == vtpm::kTpmAlgSha384;
+    if (b.pcrs != (wanted ? kAllPcrs : 0)) return false;
+    sha256 |= b.alg == vtpm::kTpmAlgSha256;
+    sha384 |= b.alg == vtpm::kTpmAlgSha384;
+  }
+  return sha256 && sha384;
+}
+
+}  // namespace
+
+Result<std::vector<vtpm::PcrBank>> ReadPcrAllocation(VtpmProcess& tpm) {
+  std::vector<uint8_t> cmd = vtpm::TpmCommandBuilder(vtpm::kTpmStNoSessions, vtpm::kTpmCcGetCapability)
+                                 .U32(vtpm::kTpmCapPcrs)
+                                 .U32(0)  // property
+                                 .U32(1)  // propertyCount
+                                 .Finish();
+  ASSIGN_OR_RETURN(std::vector<uint8_t> rsp, TpmCommand(tpm, cmd));
+  ASSIGN_OR_RETURN(auto params, vtpm::TpmResponseParameters(rsp, false, "TPM2_GetCapability(PCRS)"));
+  vtpm::TpmReader r(params);
+  auto more = r.U8();
+  auto capability = r.U32();
+  if (!more || !capability || *capability != vtpm::kTpmCapPcrs) {
+    return Error(ErrorKind::kProtocol, "TPM2_GetCapability(PCRS): not a PCR capability answer");
+  }
+  auto banks = vtpm::ReadPcrSelection(r);
+  if (!banks) return Error(ErrorKind::kProtocol, "TPM2_GetCapability(PCRS): malformed PCR selection");
+  return *banks;
+}
+
 Result<void> StartupTpm(VtpmProcess& tpm) {
   vtpm::SwtpmClient control(tpm.control.get(), kTpmTimeout);
   RETURN_IF_ERROR(control.Init());
   RETURN_IF_ERROR(control.SetLocality(3));
-  // TPM2_Startup(TPM_SU_CLEAR): tag NO_SESSIONS, size 12, TPM_CC_Startup, TPM_SU_CLEAR.
-  const uint8_t startup[] = {0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0x00, 0x00};
-  ASSIGN_OR_RETURN(std::vector<uint8_t> rsp, TpmCommand(tpm, startup));
-  if (rsp.size() < 10) return Error(ErrorKind::kProtocol, "TPM2_Startup: short response");
-  uint32_t rc = (uint32_t{rsp[6]} << 24) | (uint32_t{rsp[7]} << 16) | (uint32_t{rsp[8]} << 8) | rsp[9];
-  if (rc != 0) {
-    char hex[16];
-    std::snprintf(hex, sizeof(hex), "0x%x", rc);
-    return Error(ErrorKind::kProtocol, std::string("TPM2_Startup at locality 3 failed: ") + hex);
+  RETURN_IF_ERROR(Startup(tpm));
+  // Measured boot's banks: SHA-256 and SHA-384, SHA-1 (and any other) off. A TPM that has
+  // another allocation (a new one: libtpms starts with its own default) gets this one with
+  // platform authority, which takes effect at the next TPM2_Startup; a persistent vTPM keeps it
+  // in its state, so this happens once per state.
+  ASSIGN_OR_RETURN(std::vector<vtpm::PcrBank> banks, ReadPcrAllocation(tpm));
+  if (!IsMeasuredBootAllocation(banks)) {
+    std::vector<vtpm::PcrBank> wanted;
+    bool has256 = false, has384 = false;
+    for (const vtpm::PcrBank& b : banks) {
+      bool on = b.alg == vtpm::kTpmAlgSha256 || b.alg == vtpm::kTpmAlgSha384;
+      has256 |= b.alg == vtpm::kTpmAlgSha256;
+      has384 |= b.alg == vtpm::kTpmAlgSha384;
+      wanted.push_back({b.alg, on ? kAllPcrs : 0u});
+    }
+    if (!has256 || !has384) {
+      return Error(ErrorKind::kProtocol, "the vTPM implements no SHA-256 or no SHA-384 PCR bank");
+    }
+    vtpm::TpmCommandBuilder allocate(vtpm::kTpmStSessions, vtpm::kTpmCcPcrAllocate);
+    allocate.U32(vtpm::kTpmRhPlatform).EmptyPasswordSession();
+    vtpm::AppendPcrSelection(allocate, wanted);
+    ASSIGN_OR_RETURN(std::vector<uint8_t> rsp, TpmCommand(tpm, allocate.Finish()));
+    ASSIGN_OR_RETURN(auto params, vtpm::TpmResponseParameters(rsp, true, "TPM2_PCR_Allocate"));
+    vtpm::TpmReader r(params);
+    auto success = r.U8();
+    if (!success || *success != 1) {
+      return Error(ErrorKind::kProtocol, "TPM2_PCR_Allocate: the vTPM refused SHA-256 + SHA-384");
+    }
+    RETURN_IF_ERROR(control.Init());
+    RETURN_IF_ERROR(control.SetLocality(3));
+    RETURN_IF_ERROR(Startup(tpm));
+    ASSIGN_OR_RETURN(banks, ReadPcrAllocation(tpm));
+    if (!IsMeasuredBootAllocation(banks)) {
+      return Error(ErrorKind::kProtocol, "the vTPM's PCR banks are not SHA-256 + SHA-384 after TPM2_PCR_Allocate");
+    }
   }
   // As platform firmware does before it hands over to the OS: disable the platform
   // hierarchy (TPM2_HierarchyControl(TPM_RH_PLATFORM, TPM_RH_PLATFORM, NO), empty platform
   // auth as a password session), so the guest cannot use platform authority: not undefine
-  // or rewrite the platform's NV indices (the EK certificates), not change its policies.
-  const uint8_t hierarchy_control[] = {
-      0x80, 0x02, 0, 0, 0, 32, 0, 0, 0x01, 0x21,  // TPM_ST_SESSIONS, 32 bytes, HierarchyControl
-      0x40, 0, 0, 0x0C,                           // authHandle TPM_RH_PLATFORM
-      0, 0, 0, 9,                                 // authorizationSize
-      0x40, 0, 0, 0x09, 0, 0, 0x01, 0, 0,         // TPM_RS_PW, no nonce, continue, empty hmac
-      0x40, 0, 0, 0x0C,                           // enable: TPM_RH_PLATFORM
-      0x00};                                      // state: NO
-  ASSIGN_OR_RETURN(rsp, TpmCommand(tpm, hierarchy_control));
-  if (rsp.size() < 10) return Error(ErrorKind::kProtocol, "TPM2_HierarchyControl: short response");
-  rc = (uint32_t{rsp[6]} << 24) | (uint32_t{rsp[7]} << 16) | (uint32_t{rsp[8]} << 8) | rsp[9];
-  if (rc != 0) {
-    char hex[16];
-    std::snprintf(hex, sizeof(hex), "0x%x", rc);
-    return Error(ErrorKind::kProtocol,
-                 std::string("TPM2_HierarchyControl (disable the platform hierarchy) failed: ") + hex);
+  // or rewrite the platform's NV indices (the EK certificates), not change its policies or
+  // its PCR banks.
+  vtpm::TpmCommandBuilder hierarchy(vtpm::kTpmStSessions, kTpmCcHierarchyControl);
+  hierarchy.U32(vtpm::kTpmRhPlatform).EmptyPasswordSession().U32(vtpm::kTpmRhPlatform).U8(0);
+  ASSIGN_OR_RETURN(std::vector<uint8_t> rsp, TpmCommand(tpm, hierarchy.Finish()));
+  return vtpm::TpmResponseOk(rsp, true, "TPM2_HierarchyControl (disable the platform hierarchy)");
+}
+
+Result<void> ExtendPcr(VtpmProcess& tpm, unsigned pcr, std::span<const PcrDigest> digests) {
+  if (pcr >= vtpm::kPcrCount) return InvalidArgument("PCR " + std::to_string(pcr) + " does not exist");
+  vtpm::TpmCommandBuilder extend(vtpm::kTpmStSessions, vtpm::kTpmCcPcrExtend);
+  extend.U32(pcr).EmptyPasswordSession().U32(static_cast<uint32_t>(digests.size()));
+  for (const PcrDigest& d : digests) {
+    if (d.digest.size() != vtpm::TpmDigestSize(d.alg)) {
+      return InvalidArgument("a " + vtpm::TpmAlgName(d.alg) + " digest of " +
+                             std::to_string(d.digest.size()) + " bytes");
+    }
+    extend.U16(d.alg).Bytes(d.digest);
   }
-  return Ok();
+  ASSIGN_OR_RETURN(std::vector<uint8_t> rsp, TpmCommand(tpm, extend.Finish()));
+  return vtpm::TpmResponseOk(rsp, true, "TPM2_PCR_Extend(" + std::to_string(pcr) + ")");
+}
+
+Result<std::vector<uint8_t>> ReadPcr(VtpmProcess& tpm, uint16_t alg, unsigned pcr) {
+  if (pcr >= vtpm::kPcrCount) return InvalidArgument("PCR " + std::to_string(pcr) + " does not exist");
+  vtpm::TpmCommandBuilder read(vtpm::kTpmStNoSessions, vtpm::kTpmCcPcrRead);
+  const vtpm::PcrBank bank{alg, 1u << pcr};
+  vtpm::AppendPcrSelection(read, std::span(&bank, 1));
+  ASSIGN_OR_RETURN(std::vector<uint8_t> rsp, TpmCommand(tpm, read.Finish()));
+  ASSIGN_OR_RETURN(auto params, vtpm::TpmResponseParameters(rsp, false, "TPM2_PCR_Read"));
+  vtpm::TpmReader r(params);
+  auto update_counter = r.U32();
+  auto selection = vtpm::ReadPcrSelection(r);
+  auto count = r.U32();
+  if (!update_counter || !selection || !count) return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: malformed answer");
+  if (*count != 1 || selection->size() != 1 || (*selection)[0].pcrs != bank.pcrs) {
+    return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: no " + vtpm::TpmAlgName(alg) + " value for PCR " +
+                                           std::to_string(pcr) + " (bank not allocated?)");
+  }
+  auto size = r.U16();
+  if (!size || *size != vtpm::TpmDigestSize(alg)) return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: bad digest size");
+  auto digest = r.Bytes(*size);
+  if (!digest) return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: short digest");
+  return std::vector<uint8_t>(digest->begin(), digest->end());
 }
 
 std::string StopVtpmProcess(VtpmProcess& tpm, int grace_ms) {

@@ -24,6 +24,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vmm/manager/config.h"
+#include "vtpm/protocol/tpm_command.h"
 
 namespace vmm {
 
@@ -49,8 +50,23 @@ Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag);
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm);
 
 // As platform firmware does before the OS: CMD_INIT, locality 3 (the S-CRTM's, ARCHITECTURE.md
-// §4), TPM2_Startup(SU_CLEAR). Any answer but success is an error naming it.
+// §4), TPM2_Startup(SU_CLEAR); the PCR banks of measured boot (SHA-256 and SHA-384, every other
+// bank off: allocated with platform authority and the TPM restarted when they differ); then the
+// platform hierarchy disabled. Any answer but success is an error naming it.
 Result<void> StartupTpm(VtpmProcess& tpm);
+
+// The PCR banks allocated (TPM2_GetCapability(TPM_CAP_PCRS)).
+Result<std::vector<vtpm::PcrBank>> ReadPcrAllocation(VtpmProcess& tpm);
+
+// TPM2_PCR_Extend at the manager's locality (3 after StartupTpm): one digest per bank.
+struct PcrDigest {
+  uint16_t alg = 0;
+  std::vector<uint8_t> digest;
+};
+Result<void> ExtendPcr(VtpmProcess& tpm, unsigned pcr, std::span<const PcrDigest> digests);
+
+// TPM2_PCR_Read of one PCR in one bank.
+Result<std::vector<uint8_t>> ReadPcr(VtpmProcess& tpm, uint16_t alg, unsigned pcr);
 
 // A TPM 2.0 command on the manager's data channel; the response (bounded) or an error.
 Result<std::vector<uint8_t>> TpmCommand(VtpmProcess& tpm, std::span<const uint8_t> command);
