@@ -9,6 +9,8 @@
 #include <memory>
 #include <set>
 
+#include "vmm/common/hex.h"
+
 namespace vmm::sandbox {
 namespace {
 
@@ -16,12 +18,6 @@ struct CtxDeleter {
   void operator()(void* ctx) const { seccomp_release(ctx); }
 };
 using FilterCtx = std::unique_ptr<void, CtxDeleter>;
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-  return buf;
-}
 
 std::string DescribeCondition(const ArgCondition& c) {
   std::string s = "arg" + std::to_string(c.arg);

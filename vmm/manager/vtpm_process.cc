@@ -16,6 +16,8 @@
 #include <cstring>
 
 #include "sandbox/confine.h"
+#include "vmm/common/bytes.h"
+#include "vmm/common/hex.h"
 #include "vmm/manager/device_processes.h"
 #include "vtpm/state/sealed_state.h"
 #include "vtpm/swtpm/swtpm_client.h"
@@ -151,11 +153,9 @@ Result<void> StartupTpm(VtpmProcess& tpm) {
   const uint8_t startup[] = {0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0x00, 0x00};
   ASSIGN_OR_RETURN(std::vector<uint8_t> rsp, TpmCommand(tpm, startup));
   if (rsp.size() < 10) return Error(ErrorKind::kProtocol, "TPM2_Startup: short response");
-  uint32_t rc = (uint32_t{rsp[6]} << 24) | (uint32_t{rsp[7]} << 16) | (uint32_t{rsp[8]} << 8) | rsp[9];
+  uint32_t rc = LoadBe<uint32_t>(rsp, 6).value_or(0);
   if (rc != 0) {
-    char hex[16];
-    std::snprintf(hex, sizeof(hex), "0x%x", rc);
-    return Error(ErrorKind::kProtocol, std::string("TPM2_Startup at locality 3 failed: ") + hex);
+    return Error(ErrorKind::kProtocol, "TPM2_Startup at locality 3 failed: " + Hex(rc));
   }
   // As platform firmware does before it hands over to the OS: disable the platform
   // hierarchy (TPM2_HierarchyControl(TPM_RH_PLATFORM, TPM_RH_PLATFORM, NO), empty platform
@@ -170,12 +170,10 @@ Result<void> StartupTpm(VtpmProcess& tpm) {
       0x00};                                      // state: NO
   ASSIGN_OR_RETURN(rsp, TpmCommand(tpm, hierarchy_control));
   if (rsp.size() < 10) return Error(ErrorKind::kProtocol, "TPM2_HierarchyControl: short response");
-  rc = (uint32_t{rsp[6]} << 24) | (uint32_t{rsp[7]} << 16) | (uint32_t{rsp[8]} << 8) | rsp[9];
+  rc = LoadBe<uint32_t>(rsp, 6).value_or(0);
   if (rc != 0) {
-    char hex[16];
-    std::snprintf(hex, sizeof(hex), "0x%x", rc);
     return Error(ErrorKind::kProtocol,
-                 std::string("TPM2_HierarchyControl (disable the platform hierarchy) failed: ") + hex);
+                 "TPM2_HierarchyControl (disable the platform hierarchy) failed: " + Hex(rc));
   }
   return Ok();
 }

@@ -44,7 +44,7 @@ Pair SocketPair() {
 
 std::vector<uint8_t> Bytes(std::initializer_list<uint32_t> words) {
   std::vector<uint8_t> out;
-  for (uint32_t w : words) swtpm::AppendBe32(out, w);
+  for (uint32_t w : words) AppendBe<uint32_t>(out, w);
   return out;
 }
 
@@ -166,7 +166,7 @@ TEST(SwtpmServer, GuestGroupIsRefusedPlatformCommands) {
   extra.theirs.reset();
   std::vector<uint8_t> res(4);
   ASSERT_EQ(read(ctrl.get(), res.data(), 4), 4);
-  EXPECT_EQ(swtpm::LoadBe32(res, 0), swtpm::kResBadOrdinal);
+  EXPECT_EQ(LoadBe<uint32_t>(res, 0), swtpm::kResBadOrdinal);
   EXPECT_TRUE(ClosedByServer(extra.ours.get()));
 
   // What it may do.
@@ -307,7 +307,7 @@ TEST(SwtpmServer, PipelinedAndFragmentedRequests) {
     ASSERT_GT(n, 0);
     got += size_t(n);
   }
-  EXPECT_EQ(swtpm::LoadBe32(answers, 20), swtpm::kConfigFlagMigrationKey);
+  EXPECT_EQ(LoadBe<uint32_t>(answers, 20), swtpm::kConfigFlagMigrationKey);
   // A TPM command a byte at a time.
   std::vector<uint8_t> cmd = GetRandomCmd();
   for (uint8_t b : cmd) {
