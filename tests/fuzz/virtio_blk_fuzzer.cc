@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/fake_block_backend.h"
 #include "vmm/virtio/fake_guest_ram.h"
@@ -19,11 +20,6 @@
 namespace {
 
 using namespace vmm::virtio;
-
-#define CHECK(cond)                  \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
-  } while (0)
 
 constexpr uint64_t kRamSize = 64 * 1024;
 constexpr uint64_t kImageSize = 64 * 1024;

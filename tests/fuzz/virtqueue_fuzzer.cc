@@ -11,17 +11,13 @@
 #include <cstring>
 #include <deque>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/virtio/fake_guest_ram.h"
 #include "vmm/virtio/split_queue.h"
 
 namespace {
 
 using namespace vmm::virtio;
-
-#define CHECK(cond)                  \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
-  } while (0)
 
 constexpr FakeGuestRam::Region kLayout[] = {
     {0x00000, 0x10000},    // 64 KiB

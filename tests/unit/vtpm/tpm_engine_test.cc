@@ -15,6 +15,7 @@
 #include <iterator>
 #include <random>
 
+#include "tests/unit/common/in_child.h"
 #include "tests/unit/vtpm/tpm_test_commands.h"
 #include "vmm/common/unique_fd.h"
 
@@ -23,20 +24,7 @@ namespace {
 
 using namespace tpmtest;
 
-void InChild(const std::function<void()>& body) {
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    body();
-    std::fflush(nullptr);
-    _exit(testing::Test::HasFailure() ? 1 : 0);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
-}
+using testing_util::InChild;
 
 std::unique_ptr<TpmEngine> StartedEngine(SealedStateStore* store = nullptr) {
   auto engine = TpmEngine::Create(store);
