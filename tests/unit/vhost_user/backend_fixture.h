@@ -338,6 +338,26 @@ inline void StartRing(Session& s, GuestMemory& mem, Driver& drv, RingFds& fds) {
   s.Ack(Request::kSetVringEnable, VringState{0, 1});
 }
 
+inline VirtioDevice& DeviceOf(RngRig& rig) { return rig.dev; }
+inline VirtioDevice& DeviceOf(BlkRig& rig) { return *rig.dev; }
+
+// A session with its features negotiated and ring 0 started (StartRing) on a device rig.
+// Tests take its parts by name:
+//   StartedRing<RngRig> t;
+//   auto& [rig, s, mem, drv, fds] = t;
+template <typename Rig>
+struct StartedRing {
+  Rig rig;
+  Session s{DeviceOf(rig)};
+  GuestMemory mem;
+  Driver drv{mem};
+  RingFds fds;
+  StartedRing() {
+    Negotiate(s);
+    StartRing(s, mem, drv, fds);
+  }
+};
+
 inline bool IsProtocolError(const Result<void>& r) {
   return !r.has_value() && r.error().kind() == ErrorKind::kProtocol;
 }
