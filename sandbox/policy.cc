@@ -183,22 +183,15 @@ PolicyBuilder& PolicyBuilder::Allow(std::string_view syscall, std::string_view r
 PolicyBuilder& PolicyBuilder::AllowIf(std::string_view syscall,
                                       std::vector<ArgCondition> conditions,
                                       std::string_view reason) {
-  SyscallRule r;
-  r.name = syscall;
-  r.conditions = std::move(conditions);
-  r.reason = reason;
-  return Add(std::move(r));
+  return Add(SyscallRule{.name = std::string(syscall), .conditions = std::move(conditions),
+                         .reason = std::string(reason)});
 }
 
 PolicyBuilder& PolicyBuilder::AllowRisky(std::string_view syscall,
                                          std::vector<ArgCondition> conditions,
                                          std::string_view reason) {
-  SyscallRule r;
-  r.name = syscall;
-  r.conditions = std::move(conditions);
-  r.reason = reason;
-  r.risky = true;
-  return Add(std::move(r));
+  return Add(SyscallRule{.name = std::string(syscall), .conditions = std::move(conditions),
+                         .reason = std::string(reason), .risky = true});
 }
 
 PolicyBuilder& PolicyBuilder::ReturnErrno(std::string_view syscall, int err,

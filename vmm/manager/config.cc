@@ -4,6 +4,9 @@
 
 #include <charconv>
 #include <fstream>
+#include <initializer_list>
+#include <optional>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "vmm/arch/x86_64/layout.h"
@@ -42,13 +45,20 @@ Result<uint32_t> ParseCpus(std::string_view text) {
   return static_cast<uint32_t>(n);
 }
 
+// The value `text` names in `table`, if it names one.
+template <typename T>
+std::optional<T> Keyword(std::string_view text,
+                         std::initializer_list<std::pair<std::string_view, T>> table) {
+  for (const auto& [name, value] : table) {
+    if (text == name) return value;
+  }
+  return std::nullopt;
+}
+
 Result<void> ParseSerial(VmConfig& cfg, std::string_view text) {
-  if (text == "tty") {
-    cfg.serial = SerialMode::kTty;
-  } else if (text == "null") {
-    cfg.serial = SerialMode::kNull;
-  } else if (text == "off") {
-    cfg.serial = SerialMode::kOff;
+  if (auto mode = Keyword<SerialMode>(
+          text, {{"tty", SerialMode::kTty}, {"null", SerialMode::kNull}, {"off", SerialMode::kOff}})) {
+    cfg.serial = *mode;
   } else if (text.substr(0, 5) == "file=" && text.size() > 5) {
     cfg.serial = SerialMode::kFile;
     cfg.serial_path = std::string(text.substr(5));
@@ -190,22 +200,17 @@ Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view va
   } else if (name == "disk") {
     RETURN_IF_ERROR(ParseDisk(cfg, value));
   } else if (name == "rng") {
-    if (value == "on" || value.empty()) {
-      cfg.rng = true;
-    } else if (value == "off") {
-      cfg.rng = false;
+    if (auto on = Keyword<bool>(value, {{"on", true}, {"", true}, {"off", false}})) {
+      cfg.rng = *on;
     } else {
       return InvalidArgument("--rng: '" + std::string(value) + "' is not on or off");
     }
   } else if (name == "tpm") {
     RETURN_IF_ERROR(ParseTpm(cfg, value));
   } else if (name == "kvm-compat") {
-    if (value == "auto") {
-      cfg.kvm_compat = KvmCompat::kAuto;
-    } else if (value == "on") {
-      cfg.kvm_compat = KvmCompat::kOn;
-    } else if (value == "off") {
-      cfg.kvm_compat = KvmCompat::kOff;
+    if (auto mode = Keyword<KvmCompat>(
+            value, {{"auto", KvmCompat::kAuto}, {"on", KvmCompat::kOn}, {"off", KvmCompat::kOff}})) {
+      cfg.kvm_compat = *mode;
     } else {
       return InvalidArgument("--kvm-compat: '" + std::string(value) +
                              "' is not one of auto, on, off");
