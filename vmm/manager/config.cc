@@ -111,6 +111,36 @@ Result<uint64_t> ParseSize(std::string_view text) {
   return n << shift;
 }
 
+namespace {
+
+// One item of a comma-separated option value: "key=value", or a bare word (no key).
+struct OptionItem {
+  std::string_view item;   // as written
+  std::string_view key;    // "" for a bare word
+  std::string_view value;  // after '='; "" for a bare word
+  bool bare = false;
+};
+
+std::vector<OptionItem> SplitOptionItems(std::string_view text) {
+  std::vector<OptionItem> items;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    OptionItem o;
+    o.item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    const size_t eq = o.item.find('=');
+    o.bare = eq == std::string_view::npos;
+    if (!o.bare) {
+      o.key = o.item.substr(0, eq);
+      o.value = o.item.substr(eq + 1);
+    }
+    items.push_back(o);
+  }
+  return items;
+}
+
+}  // namespace
+
 // "path=IMG[,readonly=on|off]" or just "IMG", as Cloud Hypervisor's --disk.
 static Result<void> ParseDisk(VmConfig& cfg, std::string_view value) {
   if (cfg.disks.size() >= kMaxDisks) {
@@ -118,13 +148,8 @@ static Result<void> ParseDisk(VmConfig& cfg, std::string_view value) {
   }
   DiskConfig d;
   bool any_key = value.find('=') != std::string_view::npos;
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = value.substr(0, comma);
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-    size_t eq = item.find('=');
-    std::string_view key = eq == std::string_view::npos ? "" : item.substr(0, eq);
-    std::string_view v = eq == std::string_view::npos ? item : item.substr(eq + 1);
+  for (const auto& [item, key, value_of_key, bare] : SplitOptionItems(value)) {
+    const std::string_view v = bare ? item : value_of_key;
     if (!any_key || key == "path") {
       d.path = std::string(v);
     } else if (key == "readonly" && (v == "on" || v == "off")) {
@@ -152,13 +177,7 @@ static Result<void> ParseTpm(VmConfig& cfg, std::string_view value) {
     return Ok();
   }
   t.mode = TpmConfig::Mode::kPersistent;
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = value.substr(0, comma);
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-    size_t eq = item.find('=');
-    std::string_view key = eq == std::string_view::npos ? "" : item.substr(0, eq);
-    std::string_view v = eq == std::string_view::npos ? "" : item.substr(eq + 1);
+  for (const auto& [item, key, v, bare] : SplitOptionItems(value)) {
     if (key == "state" && !v.empty()) {
       t.state_dir = std::string(v);
     } else if (key == "key" && !v.empty()) {
