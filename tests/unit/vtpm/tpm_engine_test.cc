@@ -16,6 +16,7 @@
 #include <random>
 
 #include "tests/unit/common/in_child.h"
+#include "tests/unit/common/temp_dir.h"
 #include "tests/unit/vtpm/tpm_test_commands.h"
 #include "vmm/common/unique_fd.h"
 
@@ -46,30 +47,7 @@ std::vector<uint8_t> Exec(TpmEngine& tpm, std::span<const uint8_t> cmd) {
   return std::move(*rsp);
 }
 
-class TempStateDir {
- public:
-  TempStateDir() {
-    char tmpl[] = "/tmp/vmm-tpm-engine-XXXXXX";
-    path_ = mkdtemp(tmpl);
-    fd_ = UniqueFd(open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  }
-  ~TempStateDir() { std::filesystem::remove_all(path_); }
-  int fd() const { return fd_.get(); }
-  std::string File(std::string_view name) const { return path_ + "/" + std::string(name); }
-  std::vector<uint8_t> Read(std::string_view name) const {
-    std::ifstream in(File(name), std::ios::binary);
-    return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-  }
-  void Write(std::string_view name, const std::vector<uint8_t>& b) const {
-    std::filesystem::remove(File(name));
-    std::ofstream out(File(name), std::ios::binary);
-    out.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-  }
-
- private:
-  std::string path_;
-  UniqueFd fd_;
-};
+using TempStateDir = testing_util::TempDir;
 
 Key TestKey() {
   std::array<uint8_t, kKeySize> b;
