@@ -9,6 +9,8 @@
 #include <memory>
 #include <set>
 
+#include "base/hex.h"
+
 namespace vmm::sandbox {
 namespace {
 
@@ -16,12 +18,6 @@ struct CtxDeleter {
   void operator()(void* ctx) const { seccomp_release(ctx); }
 };
 using FilterCtx = std::unique_ptr<void, CtxDeleter>;
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-  return buf;
-}
 
 std::string DescribeCondition(const ArgCondition& c) {
   std::string s = "arg" + std::to_string(c.arg);
@@ -187,22 +183,15 @@ PolicyBuilder& PolicyBuilder::Allow(std::string_view syscall, std::string_view r
 PolicyBuilder& PolicyBuilder::AllowIf(std::string_view syscall,
                                       std::vector<ArgCondition> conditions,
                                       std::string_view reason) {
-  SyscallRule r;
-  r.name = syscall;
-  r.conditions = std::move(conditions);
-  r.reason = reason;
-  return Add(std::move(r));
+  return Add(SyscallRule{.name = std::string(syscall), .conditions = std::move(conditions),
+                         .reason = std::string(reason)});
 }
 
 PolicyBuilder& PolicyBuilder::AllowRisky(std::string_view syscall,
                                          std::vector<ArgCondition> conditions,
                                          std::string_view reason) {
-  SyscallRule r;
-  r.name = syscall;
-  r.conditions = std::move(conditions);
-  r.reason = reason;
-  r.risky = true;
-  return Add(std::move(r));
+  return Add(SyscallRule{.name = std::string(syscall), .conditions = std::move(conditions),
+                         .reason = std::string(reason), .risky = true});
 }
 
 PolicyBuilder& PolicyBuilder::ReturnErrno(std::string_view syscall, int err,

@@ -74,28 +74,16 @@ int main(int argc, char** argv) {
   int runs = 10;
   bench::RunLimits limits;
   limits.watch = {"\n"};
-  std::vector<Column> cols;
+  std::vector<bench::NamedCommand> named;
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--runs" && i + 1 < argc) {
-      runs = std::atoi(argv[++i]);
-    } else if (a == "--marker" && i + 1 < argc) {
+    if (std::string(argv[i]) == "--marker" && i + 1 < argc) {
       limits.watch = {argv[++i]};
-    } else if (a == "--timeout" && i + 1 < argc) {
-      limits.timeout_s = std::atof(argv[++i]);
-    } else if (a == "--stall" && i + 1 < argc) {
-      limits.stall_s = std::atof(argv[++i]);
-    } else if (a == "--fail-on" && i + 1 < argc) {
-      limits.fail_lines.push_back(argv[++i]);
-    } else if ((a == "--name" || a == "--vs-name") && i + 2 < argc &&
-               std::string(argv[i + 2]) == "--") {
-      cols.push_back({argv[i + 1], {}, {}, {}, 0, {}});
-      for (i += 3; i < argc && std::string(argv[i]) != "--vs-name"; ++i) cols.back().cmd.push_back(argv[i]);
-      --i;
-    } else {
+    } else if (!bench::ParseCommonFlag(argc, argv, i, runs, limits, named)) {
       Usage();
     }
   }
+  std::vector<Column> cols;
+  for (bench::NamedCommand& n : named) cols.push_back({std::move(n.name), std::move(n.cmd), {}, {}, 0, {}});
   if (cols.empty() || runs < 1 || !(limits.timeout_s > 0) || limits.stall_s < 0) Usage();
   for (const Column& c : cols) {
     if (c.cmd.empty()) Usage();

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace bench {
@@ -171,6 +172,30 @@ RunResult RunCommand(const std::vector<std::string>& argv, const RunLimits& limi
   close(out[0]);
   r.peak_rss_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;
   return r;
+}
+
+bool ParseCommonFlag(int argc, char** argv, int& i, int& runs, RunLimits& limits,
+                     std::vector<NamedCommand>& commands) {
+  const std::string a = argv[i];
+  if (a == "--runs" && i + 1 < argc) {
+    runs = std::atoi(argv[++i]);
+  } else if (a == "--timeout" && i + 1 < argc) {
+    limits.timeout_s = std::atof(argv[++i]);
+  } else if (a == "--stall" && i + 1 < argc) {
+    limits.stall_s = std::atof(argv[++i]);
+  } else if (a == "--fail-on" && i + 1 < argc) {
+    limits.fail_lines.push_back(argv[++i]);
+  } else if ((a == "--name" || a == "--vs-name") && i + 2 < argc &&
+             std::string(argv[i + 2]) == "--") {
+    commands.push_back({argv[i + 1], {}});
+    for (i += 3; i < argc && std::string(argv[i]) != "--vs-name"; ++i) {
+      commands.back().cmd.push_back(argv[i]);
+    }
+    --i;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 }  // namespace bench

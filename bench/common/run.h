@@ -63,4 +63,15 @@ using LineFn = std::function<bool(std::string_view line, double at_ms)>;
 RunResult RunCommand(const std::vector<std::string>& argv, const RunLimits& limits,
                      const LineFn& on_line = {});
 
+// The command-line flags the benches share, at argv[i]: --runs N, --timeout S, --stall S,
+// --fail-on TEXT, and "--name NAME -- CMD ARGS..." (a command runs to the next --vs-name,
+// which starts the next "--vs-name NAME -- CMD ..."). Returns false when argv[i] is none of
+// them (or lacks its value); else consumes it, leaving i on its last word.
+struct NamedCommand {
+  std::string name;
+  std::vector<std::string> cmd;
+};
+bool ParseCommonFlag(int argc, char** argv, int& i, int& runs, RunLimits& limits,
+                     std::vector<NamedCommand>& commands);
+
 }  // namespace bench

@@ -129,27 +129,15 @@ int main(int argc, char** argv) {
   bench::RunLimits limits;
   limits.timeout_s = 300;
   limits.stall_s = 60;
+  std::vector<bench::NamedCommand> named;
+  for (int i = 1; i < argc; ++i) {
+    if (!bench::ParseCommonFlag(argc, argv, i, runs, limits, named)) Usage();
+  }
   std::vector<std::string> names;
   std::vector<std::vector<std::string>> cmds;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--runs" && i + 1 < argc) {
-      runs = std::atoi(argv[++i]);
-    } else if (a == "--timeout" && i + 1 < argc) {
-      limits.timeout_s = std::atof(argv[++i]);
-    } else if (a == "--stall" && i + 1 < argc) {
-      limits.stall_s = std::atof(argv[++i]);
-    } else if (a == "--fail-on" && i + 1 < argc) {
-      limits.fail_lines.push_back(argv[++i]);
-    } else if ((a == "--name" || a == "--vs-name") && i + 2 < argc &&
-               std::string(argv[i + 2]) == "--") {
-      names.push_back(argv[i + 1]);
-      cmds.emplace_back();
-      for (i += 3; i < argc && std::string(argv[i]) != "--vs-name"; ++i) cmds.back().push_back(argv[i]);
-      --i;
-    } else {
-      Usage();
-    }
+  for (bench::NamedCommand& n : named) {
+    names.push_back(std::move(n.name));
+    cmds.push_back(std::move(n.cmd));
   }
   if (cmds.empty() || cmds.size() > 2 || runs < 1 || !(limits.timeout_s > 0) || limits.stall_s < 0) {
     Usage();

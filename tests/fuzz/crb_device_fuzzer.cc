@@ -13,26 +13,19 @@
 #include <memory>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
+#include "base/bytes.h"
 #include "vmm/vm/tpm_crb/crb_device.h"
 
 namespace {
 
 using namespace vtpm;
 
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
-
-uint32_t Be32(const uint8_t* b) {
-  return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
-}
-
 struct CheckingBackend : CrbBackend {
   void Submit(std::span<const uint8_t> command) override {
     CHECK(!pending);  // one command at a time
     CHECK(command.size() >= kTpmHeaderSize && command.size() <= buffer_size);
-    CHECK(Be32(command.data() + 2) == command.size());
+    CHECK(vmm::LoadBe<uint32_t>(command, 2) == command.size());
     CHECK(device->command_outstanding());
     pending = true;
     last = std::vector<uint8_t>(command.begin(), command.end());

@@ -11,12 +11,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/vm/machine/exit_decode.h"
-
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 namespace {
 

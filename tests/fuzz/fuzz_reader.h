@@ -12,6 +12,7 @@ struct FuzzReader {
   size_t size;
   size_t pos = 0;
   bool done() const { return pos >= size; }
+  size_t left() const { return pos < size ? size - pos : 0; }
   uint8_t U8() { return pos < size ? data[pos++] : 0; }
   uint16_t U16() { return static_cast<uint16_t>(U8() | (U8() << 8)); }
   uint32_t U32() { return U16() | (static_cast<uint32_t>(U16()) << 16); }

@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/vm/compat/kvm_pvm/decoder.h"
 #include "vmm/vm/compat/kvm_pvm/emulate.h"
 #include "vmm/vm/compat/kvm_pvm/fake_guest_memory.h"
@@ -41,11 +42,6 @@ enum Flags : uint8_t {
   kSmallAddresses = 1 << 1,  // GPRs, bases, RIP and CR3 masked into the fake RAM
   kFetchFromMemory = 1 << 2, // the instruction comes from FetchInstruction
 };
-
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 // Checks every span the code under test gets against the fake RAM's bounds.
 class CheckedMemory final : public GuestMemoryAccess {

@@ -10,12 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/vm/compat/kvm_pvm/syscall_fixup.h"
-
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace vmm::compat::pvm;  // NOLINT: a fuzzer

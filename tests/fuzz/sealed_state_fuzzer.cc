@@ -13,16 +13,12 @@
 #include <span>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vtpm/state/sealed_format.h"
 
 namespace {
 
 using namespace vmm::vtpm;
-
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 const Key& FuzzKey() {
   static const Key* key = [] {

@@ -1,4 +1,4 @@
-// swtpm's control protocol from hostile peers: (1) the pure decoders (vtpm/protocol/
+// swtpm's control protocol from hostile peers: (1) the pure decoders (vtpm/swtpm/
 // swtpm_protocol.h) on the raw input; (2) the whole server (SwtpmServer over
 // FakeTpmService) fed a fuzzer-chosen script of chunks on four socketpairs: a platform and
 // a guest group, each with a control and a data channel, some chunks carrying an fd.
@@ -15,6 +15,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
+#include "base/unix_socket.h"
 #include "vtpm/protocol/swtpm_protocol.h"
 #include "vtpm/process/swtpm_server.h"
 #include "vtpm/process/tpm_service_fake.h"
@@ -23,11 +25,6 @@ namespace {
 
 using namespace vmm;
 using namespace vmm::vtpm;
-
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 void CheckDecoders(std::span<const uint8_t> data) {
   swtpm::Decoded d = swtpm::DecodeRequest(data);
@@ -58,21 +55,10 @@ void CheckDecoders(std::span<const uint8_t> data) {
 
 bool SendChunk(int fd, std::span<const uint8_t> bytes, bool with_fd) {
   int pair[2] = {-1, -1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (with_fd && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &pair[1], sizeof(int));
-  }
-  const bool ok = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == ssize_t(bytes.size());
+  const bool attach = with_fd && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0;
+  const bool ok = vmm::SendWithFds(fd, bytes, attach ? std::span<const int>(&pair[1], 1)
+                                                     : std::span<const int>(),
+                                   MSG_DONTWAIT) == ssize_t(bytes.size());
   if (pair[0] >= 0) close(pair[0]), close(pair[1]);  // the server's copy sees EOF
   return ok;
 }

@@ -9,20 +9,13 @@
 #include <memory>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
+#include "base/bytes.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace {
 
 using namespace vmm::vtpm;
-
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
-
-uint32_t Be32(const uint8_t* b) {
-  return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
-}
 
 TpmEngine& Engine() {
   static TpmEngine* engine = [] {
@@ -48,9 +41,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto response = tpm.Execute(command);
   CHECK(response.has_value());
   CHECK(response->size() >= kTpmHeaderSize && response->size() <= kMaxTpmCommandSize);
-  CHECK(Be32(response->data() + 2) == response->size());
+  CHECK(vmm::LoadBe<uint32_t>(*response, 2) == response->size());
   bool size_ok = command.size() >= kTpmHeaderSize && command.size() <= kMaxTpmCommandSize &&
-                 Be32(command.data() + 2) == command.size();
+                 vmm::LoadBe<uint32_t>(command, 2) == command.size();
   if (!size_ok) CHECK(*response == TpmErrorResponse(kTpmRcCommandSize));
   // A guest may Shutdown or otherwise wedge its TPM; a reboot must always recover it.
   if (size > 0 && data[size - 1] == 0xA5 && size % 7 == 0) {

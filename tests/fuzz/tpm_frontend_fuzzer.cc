@@ -16,14 +16,10 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/vm/tpm_crb/tpm_frontend.h"
 
 namespace {
-
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 uint32_t Read32(vmm::TpmFrontend& f, uint64_t offset) {
   uint8_t b[4] = {};

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_reader.h"
 #include "vmm/device/devices.h"
 #include "vmm/device/vhost_user_backend.h"
@@ -32,15 +33,9 @@ namespace {
 using namespace vmm;
 using namespace vmm::vhost_user;
 
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
-
 constexpr uint64_t kRamSize = 64 * 1024;
 constexpr uint64_t kUser = 0x7f0000000000;  // the front-end's address of RAM in good tables
 constexpr size_t kMaxOps = 96;
-
 
 // Guest RAM shared by all runs: one sealed memfd, mapped here as the "front-end" maps it;
 // cleared before each run.

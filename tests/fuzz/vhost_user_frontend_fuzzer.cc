@@ -25,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_reader.h"
 #include "vmm/vm/virtio_mmio/vhost_user_frontend.h"
 #include "vmm/formats/vhost_user/socket.h"
@@ -34,13 +35,7 @@ namespace {
 using namespace vmm;               // NOLINT: a fuzzer
 using namespace vmm::vhost_user;  // NOLINT: a fuzzer
 
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
-
 constexpr size_t kMaxOps = 16;
-
 
 // Fds the front-end sends (borrowed by it); shared by all runs.
 struct Fds {

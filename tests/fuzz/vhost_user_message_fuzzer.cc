@@ -12,16 +12,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/formats/vhost_user/message.h"
 
 namespace {
 
 using namespace vmm::vhost_user;
-
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 std::vector<vmm::UniqueFd> DummyFds(size_t n, std::vector<int>& numbers) {
   std::vector<vmm::UniqueFd> fds;

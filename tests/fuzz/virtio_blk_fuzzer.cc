@@ -12,6 +12,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_reader.h"
 #include "vmm/device/blk/blk.h"
 #include "vmm/device/blk/fake_block_backend.h"
 #include "vmm/formats/virtio/fake_guest_ram.h"
@@ -20,29 +22,15 @@ namespace {
 
 using namespace vmm::virtio;
 
-#define CHECK(cond)                  \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
-  } while (0)
-
 constexpr uint64_t kRamSize = 64 * 1024;
 constexpr uint64_t kImageSize = 64 * 1024;
 constexpr size_t kMaxRequests = 16;
 constexpr size_t kMaxBuffers = 6;
 
-struct Reader {
-  const uint8_t* data;
-  size_t size;
-  size_t pos = 0;
-  uint8_t U8() { return pos < size ? data[pos++] : 0; }
-  uint16_t U16() { return static_cast<uint16_t>(U8() | (U8() << 8)); }
-  bool done() const { return pos >= size; }
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  Reader in{data, size};
+  FuzzReader in{data, size};
   const uint8_t flags = in.U8();
   const bool read_only = flags & 1;
   const uint64_t image_size = kImageSize + ((flags & 2) ? in.U16() % 512 : 0);

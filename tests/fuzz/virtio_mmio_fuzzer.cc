@@ -14,16 +14,12 @@
 #include <optional>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/vm/virtio_mmio/mmio_transport.h"
 
 namespace {
 
 using namespace vmm::virtio;
-
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 MmioTransport* g_transport = nullptr;
 const MmioDeviceInfo* g_info = nullptr;

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <deque>
 
+#include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_reader.h"
 #include "vmm/formats/virtio/fake_guest_ram.h"
 #include "vmm/formats/virtio/split_queue.h"
 
@@ -18,24 +20,10 @@ namespace {
 
 using namespace vmm::virtio;
 
-#define CHECK(cond)                  \
-  do {                               \
-    if (!(cond)) __builtin_trap();   \
-  } while (0)
-
 constexpr FakeGuestRam::Region kLayout[] = {
     {0x00000, 0x10000},    // 64 KiB
     {0x10000, 0x10000},    // adjacent 64 KiB: a buffer may not straddle the two
     {0x100000, 0x8000},    // 32 KiB after a gap
-};
-
-struct Reader {
-  const uint8_t* data;
-  size_t size;
-  size_t pos = 0;
-  uint8_t U8() { return pos < size ? data[pos++] : 0; }
-  uint16_t U16() { return static_cast<uint16_t>(U8() | (U8() << 8)); }
-  size_t left() const { return size - pos; }
 };
 
 void CheckChain(const FakeGuestRam& mem, const SplitQueue& q, const DescriptorChain& c,
@@ -64,7 +52,7 @@ void CheckChain(const FakeGuestRam& mem, const SplitQueue& q, const DescriptorCh
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  Reader in{data, size};
+  FuzzReader in{data, size};
   // Header.
   const uint8_t flags = in.U8();
   const uint16_t raw_size = in.U16();

@@ -27,6 +27,7 @@
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
+#include "base/unix_socket.h"
 #include "base/version.h"
 #include "vmm/device/devices.h"
 #include "vmm/device/blk/block_backend.h"
@@ -55,26 +56,10 @@ int Fail(const Error& e) {
 // Binds, listens and accepts one connection. A stale socket file is replaced; any other
 // file at the path is an error.
 Result<UniqueFd> AcceptOne(const std::string& path) {
-  sockaddr_un addr{};
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return InvalidArgument("--socket: path longer than " +
-                           std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
-  }
-  struct stat st{};
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return InvalidArgument("--socket: '" + path + "' exists and is not a socket");
-    unlink(path.c_str());
-  }
-  UniqueFd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!listener.valid()) return Error(ErrorKind::kSystem, "socket", errno);
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  if (bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return Error(ErrorKind::kSystem, "bind '" + path + "'", errno);
-  }
-  if (listen(listener.get(), 1) != 0) return Error(ErrorKind::kSystem, "listen", errno);
+  auto listener = ListenUnix(path, 1);
+  if (!listener) return listener.error().Wrap("--socket");
   std::fprintf(stderr, "vmm-device: listening on %s\n", path.c_str());
-  UniqueFd conn(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  UniqueFd conn = AcceptConnection(listener->get());
   if (!conn.valid()) return Error(ErrorKind::kSystem, "accept", errno);
   unlink(path.c_str());  // one front-end per process
   return conn;

@@ -1,9 +1,11 @@
-// The manager's children (vmm-vcpu, vmm-device, vmm-vtpm), started one way.
+// The manager's children (vmm-vcpu, vmm-device, vmm-vtpm), started, watched and ended one way.
 //
 //   ASSIGN_OR_RETURN(ManagedChild c, SpawnManagedChild(o, binary, argv, "vtpm"));
 //   poll c.pidfd (readable once it ended) and c.log.fd() (its stderr lines)
+//   ChildExit e = c.Reap();        // once it ended (or c.Stop(grace_ms) to end it)
+//   if (!e.Succeeded()) report e.text
 //
-// The caller owns the child: it reaps it (waitpid) and forwards its log to the end.
+// The owner of a ManagedChild reaps it (Reap or Stop), which also forwards its log to the end.
 #pragma once
 
 #include <sys/types.h>
@@ -18,10 +20,36 @@
 
 namespace vmm {
 
+// How a child ended: typed, so that callers decide on `how` and `status`, never on `text`.
+struct ChildExit {
+  enum class How { kExited, kKilled, kUnknown };
+  How how = How::kUnknown;  // kUnknown: waitid failed, or it had been reaped already
+  int status = -1;          // the exit status (kExited) or the signal (kKilled)
+  bool killed_after_grace = false;  // Stop() sent SIGKILL after the grace period
+  std::string text;  // "exited with status 1", "was killed by SIGSYS: its seccomp filter
+                     // denied socket (41)" (the syscall from the kernel's audit record)
+  bool Succeeded() const { return how == How::kExited && status == 0; }
+};
+
+// Reaps the child behind `pidfd` (blocking until it ended) and says how it ended.
+ChildExit DescribeExit(int pidfd);
+
+// Waits up to `timeout_ms` for the child behind `pidfd` to end, forwarding its log
+// meanwhile (a child blocked on a full log pipe would never end). True if it ended.
+bool WaitForExit(int pidfd, sandbox::ChildLog& log, int timeout_ms);
+
 struct ManagedChild {
-  pid_t pid = -1;
+  pid_t pid = -1;         // -1 once reaped
   UniqueFd pidfd;         // readable once the child ended
   sandbox::ChildLog log;  // its stderr: poll log.fd(), log.Forward() to ours, prefixed
+
+  bool running() const { return pid > 0; }
+  // Blocks until it ended, reaps it, then forwards the rest of its log. kUnknown with
+  // "already reaped" when it was.
+  ChildExit Reap();
+  // The end after its channels closed: waits up to `grace_ms` for it to exit (forwarding
+  // its log), SIGKILLs it otherwise (killed_after_grace), then Reap().
+  ChildExit Stop(int grace_ms);
 };
 
 // sandbox::SpawnRole(o, binary, argv) with the child's stderr on a new ChildLog whose lines

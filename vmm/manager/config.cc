@@ -4,6 +4,9 @@
 
 #include <charconv>
 #include <fstream>
+#include <initializer_list>
+#include <optional>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "vmm/contract/layout.h"
@@ -42,13 +45,20 @@ Result<uint32_t> ParseCpus(std::string_view text) {
   return static_cast<uint32_t>(n);
 }
 
+// The value `text` names in `table`, if it names one.
+template <typename T>
+std::optional<T> Keyword(std::string_view text,
+                         std::initializer_list<std::pair<std::string_view, T>> table) {
+  for (const auto& [name, value] : table) {
+    if (text == name) return value;
+  }
+  return std::nullopt;
+}
+
 Result<void> ParseSerial(VmConfig& cfg, std::string_view text) {
-  if (text == "tty") {
-    cfg.serial = SerialMode::kTty;
-  } else if (text == "null") {
-    cfg.serial = SerialMode::kNull;
-  } else if (text == "off") {
-    cfg.serial = SerialMode::kOff;
+  if (auto mode = Keyword<SerialMode>(
+          text, {{"tty", SerialMode::kTty}, {"null", SerialMode::kNull}, {"off", SerialMode::kOff}})) {
+    cfg.serial = *mode;
   } else if (text.substr(0, 5) == "file=" && text.size() > 5) {
     cfg.serial = SerialMode::kFile;
     cfg.serial_path = std::string(text.substr(5));
@@ -101,6 +111,36 @@ Result<uint64_t> ParseSize(std::string_view text) {
   return n << shift;
 }
 
+namespace {
+
+// One item of a comma-separated option value: "key=value", or a bare word (no key).
+struct OptionItem {
+  std::string_view item;   // as written
+  std::string_view key;    // "" for a bare word
+  std::string_view value;  // after '='; "" for a bare word
+  bool bare = false;
+};
+
+std::vector<OptionItem> SplitOptionItems(std::string_view text) {
+  std::vector<OptionItem> items;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    OptionItem o;
+    o.item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    const size_t eq = o.item.find('=');
+    o.bare = eq == std::string_view::npos;
+    if (!o.bare) {
+      o.key = o.item.substr(0, eq);
+      o.value = o.item.substr(eq + 1);
+    }
+    items.push_back(o);
+  }
+  return items;
+}
+
+}  // namespace
+
 // "path=IMG[,readonly=on|off]" or just "IMG", as Cloud Hypervisor's --disk.
 static Result<void> ParseDisk(VmConfig& cfg, std::string_view value) {
   if (cfg.disks.size() >= kMaxDisks) {
@@ -108,13 +148,8 @@ static Result<void> ParseDisk(VmConfig& cfg, std::string_view value) {
   }
   DiskConfig d;
   bool any_key = value.find('=') != std::string_view::npos;
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = value.substr(0, comma);
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-    size_t eq = item.find('=');
-    std::string_view key = eq == std::string_view::npos ? "" : item.substr(0, eq);
-    std::string_view v = eq == std::string_view::npos ? item : item.substr(eq + 1);
+  for (const auto& [item, key, value_of_key, bare] : SplitOptionItems(value)) {
+    const std::string_view v = bare ? item : value_of_key;
     if (!any_key || key == "path") {
       d.path = std::string(v);
     } else if (key == "readonly" && (v == "on" || v == "off")) {
@@ -142,13 +177,7 @@ static Result<void> ParseTpm(VmConfig& cfg, std::string_view value) {
     return Ok();
   }
   t.mode = TpmConfig::Mode::kPersistent;
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = value.substr(0, comma);
-    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-    size_t eq = item.find('=');
-    std::string_view key = eq == std::string_view::npos ? "" : item.substr(0, eq);
-    std::string_view v = eq == std::string_view::npos ? "" : item.substr(eq + 1);
+  for (const auto& [item, key, v, bare] : SplitOptionItems(value)) {
     if (key == "state" && !v.empty()) {
       t.state_dir = std::string(v);
     } else if (key == "key" && !v.empty()) {
@@ -190,22 +219,17 @@ Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view va
   } else if (name == "disk") {
     RETURN_IF_ERROR(ParseDisk(cfg, value));
   } else if (name == "rng") {
-    if (value == "on" || value.empty()) {
-      cfg.rng = true;
-    } else if (value == "off") {
-      cfg.rng = false;
+    if (auto on = Keyword<bool>(value, {{"on", true}, {"", true}, {"off", false}})) {
+      cfg.rng = *on;
     } else {
       return InvalidArgument("--rng: '" + std::string(value) + "' is not on or off");
     }
   } else if (name == "tpm") {
     RETURN_IF_ERROR(ParseTpm(cfg, value));
   } else if (name == "kvm-compat") {
-    if (value == "auto") {
-      cfg.kvm_compat = KvmCompat::kAuto;
-    } else if (value == "on") {
-      cfg.kvm_compat = KvmCompat::kOn;
-    } else if (value == "off") {
-      cfg.kvm_compat = KvmCompat::kOff;
+    if (auto mode = Keyword<KvmCompat>(
+            value, {{"auto", KvmCompat::kAuto}, {"on", KvmCompat::kOn}, {"off", KvmCompat::kOff}})) {
+      cfg.kvm_compat = *mode;
     } else {
       return InvalidArgument("--kvm-compat: '" + std::string(value) +
                              "' is not one of auto, on, off");

@@ -1,23 +1,14 @@
 #include "vmm/manager/device_processes.h"
 
-#include "vmm/manager/child_process.h"
-
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <climits>
 
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
-#include "sandbox/seccomp_audit.h"
 #include "vmm/device/blk/blk.h"
 #include "vmm/formats/virtio/features.h"
 
@@ -32,45 +23,6 @@ Result<std::string> SiblingBinary(const std::string& name) {
     return Error(ErrorKind::kNotFound, "'" + path + "' (installed beside vmm)", errno);
   }
   return path;
-}
-
-std::string DescribeExit(int pidfd, int* exit_code) {
-  siginfo_t info{};
-  if (waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) != 0) {
-    return "ended (status unavailable)";
-  }
-  if (info.si_code == CLD_EXITED) {
-    if (exit_code) *exit_code = info.si_status;
-    return "exited with status " + std::to_string(info.si_status);
-  }
-  if (exit_code) *exit_code = -1;
-  const char* name = sigabbrev_np(info.si_status);
-  std::string s = std::string("was killed by SIG") + (name ? name : std::to_string(info.si_status));
-  if (info.si_status == SIGSYS) {
-    if (auto name = sandbox::SeccompKilledSyscall(info.si_pid)) {
-      s += ": its seccomp filter denied " + *name;
-    } else {
-      s += ": a system call outside its seccomp filter (the audit log names it)";
-    }
-  }
-  return s;
-}
-
-bool WaitForExit(int pidfd, sandbox::ChildLog& log, int timeout_ms) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    const long long left = std::clamp<long long>(
-        std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())
-            .count(),
-        0, INT_MAX);
-    pollfd p[2] = {{pidfd, POLLIN, 0}, {log.fd(), POLLIN, 0}};
-    const int n = poll(p, 2, static_cast<int>(left));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    if (p[1].revents != 0) log.Forward();
-    if (p[0].revents & POLLIN) return true;
-    if (left == 0) return false;
-  }
 }
 
 namespace {
@@ -95,9 +47,7 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
   argv.insert(argv.end(), args.begin(), args.end());
   ASSIGN_OR_RETURN(ManagedChild child,
                    SpawnManagedChild(o, binary, argv, dev.role + " " + dev.name));
-  dev.pid = child.pid;
-  dev.pidfd = std::move(child.pidfd);
-  dev.log = std::move(child.log);
+  dev.child = std::move(child);
   dev.sock = std::move(ours);
   return dev;
 }
@@ -157,13 +107,20 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
   return out;
 }
 
-std::string DescribeDeviceExit(DeviceProcess& dev, int* exit_code) {
-  std::string head = "device process " + dev.name + " (pid " + std::to_string(dev.pid) + ")";
-  if (dev.pid <= 0) return head + " already reaped";
-  dev.pid = -1;
-  std::string how = DescribeExit(dev.pidfd.get(), exit_code);
-  dev.log.ForwardToEnd();  // its last lines come before the line that says how it ended
-  return head + " " + how;
+namespace {
+
+// "device process blk0 (pid 12) ", while it has a pid.
+std::string Head(const DeviceProcess& dev) {
+  return "device process " + dev.name + " (pid " + std::to_string(dev.child.pid) + ") ";
+}
+
+}  // namespace
+
+ChildExit ReapDeviceProcess(DeviceProcess& dev) {
+  const std::string head = Head(dev);
+  ChildExit e = dev.child.Reap();
+  e.text = head + e.text;
+  return e;
 }
 
 std::string ReapDeviceProcesses(std::vector<DeviceProcess>& devs, int grace_ms) {
@@ -172,13 +129,13 @@ std::string ReapDeviceProcesses(std::vector<DeviceProcess>& devs, int grace_ms) 
     dev.sock.reset();  // the session ends: the device process exits on EOF
   }
   for (DeviceProcess& dev : devs) {
-    if (dev.pid <= 0) continue;
-    if (!WaitForExit(dev.pidfd.get(), dev.log, grace_ms)) {
-      kill(dev.pid, SIGKILL);
+    if (!dev.child.running()) continue;
+    const std::string head = Head(dev);
+    ChildExit e = dev.child.Stop(grace_ms);
+    if (e.killed_after_grace) {
       problems += "device process " + dev.name + " did not exit after its session closed; killed\n";
     }
-    std::string how = DescribeDeviceExit(dev);
-    if (how.find("exited with status 0") == std::string::npos) problems += how + "\n";
+    if (!e.Succeeded()) problems += head + e.text + "\n";
   }
   return problems;
 }

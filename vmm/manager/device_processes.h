@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/child_log.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "vmm/manager/child_process.h"
 #include "vmm/manager/config.h"
 
 namespace vmm {
@@ -24,24 +24,12 @@ struct DeviceProcess {
   std::string role;            // sandbox role: "device-blk", "device-rng"
   uint32_t device_id = 0;      // virtio device id
   uint32_t config_size = 0;    // bytes of config space the front-end reads
-  pid_t pid = -1;
-  UniqueFd pidfd;              // readable once the process ended
+  ManagedChild child;          // its log lines are prefixed "vmm: <role> <name>: "
   UniqueFd sock;               // our end of the vhost-user session (moved into the Machine)
-  sandbox::ChildLog log;       // its stderr: poll log.fd(), log.Forward() (to ours, prefixed
-                               // "vmm: <role> <name>: ")
 };
 
 // A program installed beside the running one (vmm-device, vmm-vcpu): build/bin or bin/.
 Result<std::string> SiblingBinary(const std::string& name);
-
-// How a child ended, e.g. "was killed by SIGSYS: its seccomp filter denied socket (41)"
-// (the syscall from the kernel's audit record when readable) or "exited with status 1".
-// Reaps it; `exit_code` gets the status, or -1 when a signal ended it.
-std::string DescribeExit(int pidfd, int* exit_code = nullptr);
-
-// Waits up to `timeout_ms` for the child behind `pidfd` to end, forwarding its log
-// meanwhile (a child blocked on a full log pipe would never end). True if it ended.
-bool WaitForExit(int pidfd, sandbox::ChildLog& log, int timeout_ms);
 
 // Bad input before anything starts: each disk image must be a regular file or block device
 // we can open as asked (read-write unless readonly=on).
@@ -51,10 +39,10 @@ Result<void> CheckDiskImages(const VmConfig& cfg);
 // single-threaded (SpawnRole). On error the processes already started are killed.
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg);
 
-// How a device process ended, for the VM's stop message: "device process blk0 (pid 12)
-// was killed by SIGSYS: its seccomp filter denied socket (41)". Reaps it and forwards the
-// rest of its log first; `exit_code` as DescribeExit's.
-std::string DescribeDeviceExit(DeviceProcess& dev, int* exit_code = nullptr);
+// Reaps a device process that ended (ManagedChild::Reap), its text prefixed for the VM's
+// stop message: "device process blk0 (pid 12) was killed by SIGSYS: its seccomp filter
+// denied socket (41)".
+ChildExit ReapDeviceProcess(DeviceProcess& dev);
 
 // After the VM stopped (its sessions closed): waits up to `grace_ms` for each device
 // process to exit, SIGKILLs the rest, reaps all. Returns one line per process that did not

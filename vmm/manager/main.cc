@@ -28,6 +28,7 @@
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
+#include "vmm/vm/tpm_crb/crb_device.h"
 #include "vmm/manager/exit_status.h"
 
 namespace vmm {
@@ -105,7 +106,8 @@ int Run(const RunFlags& given) {
     if (cfg->tpm.enabled()) {
       std::printf("tpm: TPM 2.0 on CRB at 0x%llx (buffer 0x%llx), in its own process (vmm-vtpm), "
                   "%s\n",
-                  0xFED40000ull, 0xFED45000ull,
+                  static_cast<unsigned long long>(::vtpm::kCrbBaseGpa),
+                  static_cast<unsigned long long>(::vtpm::kCrbSuggestedBufferGpa),
                   cfg->tpm.mode == TpmConfig::Mode::kEphemeral
                       ? "ephemeral (state in memory, lost when the VM stops)"
                       : ("state sealed in " + cfg->tpm.state_dir + " with the key " +
@@ -208,9 +210,8 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     return Fail(vcpu_child.error().Wrap("starting the VM process"));
   }
   tpm.guest.reset();  // only the VM process holds the guest's channel
-  const pid_t vcpu_pid = vcpu_child->pid;
-  UniqueFd vcpu = std::move(vcpu_child->pidfd);
-  sandbox::ChildLog* vcpu_log = &vcpu_child->log;
+  ManagedChild& vcpu = *vcpu_child;
+  const pid_t vcpu_pid = vcpu.pid;
   passed.clear();
   for (DeviceProcess& d : *devices) d.sock.reset();  // only the VM process holds the sessions
 
@@ -222,13 +223,15 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
   UniqueFd sigfd(signalfd(-1, &stop, SFD_CLOEXEC));
   int code = kExitFailed;
   // Every child's stderr is a pipe to us (sandbox/child_log.h); a log at EOF has fd -1.
-  std::vector<sandbox::ChildLog*> logs = {vcpu_log, &tpm.log};
-  for (DeviceProcess& d : *devices) logs.push_back(&d.log);
+  std::vector<sandbox::ChildLog*> logs = {&vcpu.log, &tpm.child.log};
+  for (DeviceProcess& d : *devices) logs.push_back(&d.child.log);
   for (;;) {
-    std::vector<pollfd> fds = {{vcpu.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-    for (DeviceProcess& d : *devices) fds.push_back({d.pid > 0 ? d.pidfd.get() : -1, POLLIN, 0});
+    std::vector<pollfd> fds = {{vcpu.pidfd.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+    for (DeviceProcess& d : *devices) {
+      fds.push_back({d.child.running() ? d.child.pidfd.get() : -1, POLLIN, 0});
+    }
     const size_t tpm_index = fds.size();
-    fds.push_back({tpm.pid > 0 ? tpm.pidfd.get() : -1, POLLIN, 0});
+    fds.push_back({tpm.child.running() ? tpm.child.pidfd.get() : -1, POLLIN, 0});
     const size_t log_index = fds.size();
     for (sandbox::ChildLog* l : logs) fds.push_back({l->fd(), POLLIN, 0});
     if (poll(fds.data(), fds.size(), -1) < 0) {
@@ -243,42 +246,36 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
       if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) kill(vcpu_pid, static_cast<int>(si.ssi_signo));
     }
     if (fds[0].revents & POLLIN) {
-      int exit_code = 0;
-      std::string how = DescribeExit(vcpu.get(), &exit_code);
-      vcpu_log->ForwardToEnd();
-      if (exit_code >= 0) {
-        code = exit_code;
+      const ChildExit e = vcpu.Reap();
+      if (e.how == ChildExit::How::kExited) {
+        code = e.status;
       } else {
-        std::fprintf(stderr, "vmm: error: the VM process (pid %d) %s\n", vcpu_pid, how.c_str());
+        std::fprintf(stderr, "vmm: error: the VM process (pid %d) %s\n", vcpu_pid, e.text.c_str());
       }
       break;
     }
     bool device_died = false;
     if (fds[tpm_index].revents & POLLIN) {
       // The vTPM never ends on its own while the manager's channel is open.
-      int exit_code = 0;
-      std::string how = DescribeExit(tpm.pidfd.get(), &exit_code);
-      tpm.log.ForwardToEnd();
-      std::fprintf(stderr, "vmm: error: vTPM process (pid %d) %s; the VM stopped\n", tpm.pid,
-                   how.c_str());
-      tpm.pid = -1;
+      const pid_t tpm_pid = tpm.child.pid;
+      const ChildExit e = tpm.child.Reap();
+      std::fprintf(stderr, "vmm: error: vTPM process (pid %d) %s; the VM stopped\n", tpm_pid,
+                   e.text.c_str());
       device_died = true;
     }
     for (size_t i = 2; i < tpm_index; ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
       DeviceProcess& d = (*devices)[i - 2];
-      int exit_code = 0;
-      std::string how = DescribeDeviceExit(d, &exit_code);
+      const ChildExit e = ReapDeviceProcess(d);
       // Status 0 is a device process that saw its session close: the VM process is on
       // its way out and its own status follows.
-      if (exit_code == 0) continue;
-      std::fprintf(stderr, "vmm: error: %s; the VM stopped\n", how.c_str());
+      if (e.Succeeded()) continue;
+      std::fprintf(stderr, "vmm: error: %s; the VM stopped\n", e.text.c_str());
       device_died = true;
     }
     if (device_died) {
       kill(vcpu_pid, SIGKILL);
-      DescribeExit(vcpu.get());
-      vcpu_log->ForwardToEnd();
+      vcpu.Reap();
       code = kExitFailed;
       break;
     }

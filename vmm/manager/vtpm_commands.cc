@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "base/hex.h"
 #include "vmm/manager/vtpm_process.h"
 #include "vtpm/provision/ek_provision.h"
 #include "vtpm/provision/host_ca.h"
@@ -110,12 +111,6 @@ Result<void> Close(Session& s) {
   return Ok();
 }
 
-std::string Hex(uint32_t v) {
-  char b[16];
-  std::snprintf(b, sizeof(b), "0x%08x", v);
-  return b;
-}
-
 std::string FileKind(vtpm::EkKind kind) {
   return kind == vtpm::EkKind::kRsa2048 ? "rsa2048" : "eccp256";
 }
@@ -148,7 +143,7 @@ Result<std::string> ProvisionVtpm(const ProvisionRequest& request) {
   std::string report;
   for (const vtpm::ProvisionedEk& ek : *eks) {
     report += std::string("vtpm: ") + vtpm::EkKindName(ek.kind) + " EK certified, certificate (" +
-              std::to_string(ek.cert_der.size()) + " bytes DER) at NV index " + Hex(ek.nv_index) +
+              std::to_string(ek.cert_der.size()) + " bytes DER) at NV index " + Hex(ek.nv_index, 8) +
               "\n";
   }
   report += "vtpm: signed by the host's vTPM CA " + request.ca_dir + "/vtpm-ca.crt\n";
@@ -196,7 +191,7 @@ Result<std::string> ExportEk(const EkExportRequest& request, std::string* report
       break;
     }
     *report += std::string("vtpm: ") + vtpm::EkKindName(kind) + " EK certificate (NV " +
-               Hex(vtpm::EkCertNvIndex(kind)) + ") verifies against " + ca_path +
+               Hex(vtpm::EkCertNvIndex(kind), 8) + ") verifies against " + ca_path +
                " and matches the EK\n";
     if (request.out_dir.empty()) {
       out += *pub + *cert_pem;

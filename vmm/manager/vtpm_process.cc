@@ -16,6 +16,8 @@
 #include <cstring>
 
 #include "sandbox/confine.h"
+#include "base/bytes.h"
+#include "base/hex.h"
 #include "vmm/manager/device_processes.h"
 #include "vtpm/state/sealed_state.h"
 #include "vtpm/protocol/swtpm_client.h"
@@ -133,9 +135,7 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
   }
   ASSIGN_OR_RETURN(ManagedChild child, SpawnManagedChild(o, binary, argv, "vtpm"));
   VtpmProcess out;
-  out.pid = child.pid;
-  out.pidfd = std::move(child.pidfd);
-  out.log = std::move(child.log);
+  out.child = std::move(child);
   out.control = std::move(control.first);
   out.data = std::move(data.first);
   out.guest = std::move(guest.first);
@@ -284,20 +284,14 @@ std::string StopVtpmProcess(VtpmProcess& tpm, int grace_ms) {
   tpm.guest.reset();
   tpm.data.reset();
   tpm.control.reset();
-  if (tpm.pid <= 0) {
-    tpm.log.ForwardToEnd();
+  if (!tpm.child.running()) {
+    tpm.child.log.ForwardToEnd();
     return "";
   }
   std::string problems;
-  if (!WaitForExit(tpm.pidfd.get(), tpm.log, grace_ms)) {
-    kill(tpm.pid, SIGKILL);
-    problems = "vTPM process did not exit after its channels closed; killed\n";
-  }
-  int code = 0;
-  std::string how = DescribeExit(tpm.pidfd.get(), &code);
-  tpm.log.ForwardToEnd();
-  tpm.pid = -1;
-  if (code != 0) problems += "vTPM process " + how + "\n";
+  ChildExit e = tpm.child.Stop(grace_ms);
+  if (e.killed_after_grace) problems = "vTPM process did not exit after its channels closed; killed\n";
+  if (!e.Succeeded()) problems += "vTPM process " + e.text + "\n";
   return problems;
 }
 

@@ -20,21 +20,19 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/child_log.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "vmm/manager/child_process.h"
 #include "vmm/manager/config.h"
 #include "vtpm/protocol/tpm_command.h"
 
 namespace vmm {
 
 struct VtpmProcess {
-  pid_t pid = -1;
-  UniqueFd pidfd;
+  ManagedChild child;  // its log lines are prefixed "vmm: vtpm: "
   UniqueFd control;  // the manager's control channel (platform)
   UniqueFd data;     // the manager's data channel, at locality 3 after StartupTpm
   UniqueFd guest;    // the VM process's data channel: hand it over, then close it here
-  sandbox::ChildLog log;  // its stderr: poll log.fd(), log.Forward() (to ours, "vmm: vtpm: ")
 };
 
 // Bad input, checked before anything is created (vmm run --tpm, vmm vtpm provision): for a

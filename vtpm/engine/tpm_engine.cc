@@ -14,6 +14,9 @@
 #include <optional>
 #include <string>
 
+#include "base/bytes.h"
+#include "base/hex.h"
+
 namespace vmm::vtpm {
 namespace {
 
@@ -27,16 +30,6 @@ uint8_t g_locality = 0;
 
 void RecordError(Error e) {
   if (!g_nv_error) g_nv_error = std::move(e);
-}
-
-std::string Hex(uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "0x%x", v);
-  return buf;
-}
-
-uint32_t Be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
 
 // "savestate" is TPM 1.2 only; anything else is a libtpms we do not know.
@@ -139,15 +132,16 @@ TPM_RESULT IoGetPhysicalPresence(TPM_BOOL* present, uint32_t /*tpm_number*/) {
 }  // namespace
 
 std::vector<uint8_t> TpmErrorResponse(uint32_t rc) {
-  return {static_cast<uint8_t>(kTpmStNoSessions >> 8), static_cast<uint8_t>(kTpmStNoSessions & 0xff),
-          0, 0, 0, static_cast<uint8_t>(kTpmHeaderSize),
-          static_cast<uint8_t>(rc >> 24), static_cast<uint8_t>(rc >> 16),
-          static_cast<uint8_t>(rc >> 8), static_cast<uint8_t>(rc)};
+  std::vector<uint8_t> out;
+  AppendBe<uint16_t>(out, kTpmStNoSessions);
+  AppendBe<uint32_t>(out, static_cast<uint32_t>(kTpmHeaderSize));
+  AppendBe<uint32_t>(out, rc);
+  return out;
 }
 
 std::optional<uint32_t> TpmResponseCode(std::span<const uint8_t> response) {
   if (response.size() < kTpmHeaderSize) return std::nullopt;
-  return Be32(response.data() + 6);
+  return LoadBe<uint32_t>(response, 6);
 }
 
 Result<std::unique_ptr<TpmEngine>> TpmEngine::Create(SealedStateStore* store) {
@@ -231,7 +225,7 @@ Result<std::vector<uint8_t>> TpmEngine::Execute(std::span<const uint8_t> command
   }
   // TPM 2.0 Part 1 §18.2: commandSize is the whole command, header included.
   if (command.size() < kTpmHeaderSize || command.size() > buffer_size_ ||
-      Be32(command.data() + 2) != command.size()) {
+      LoadBe<uint32_t>(command, 2) != command.size()) {
     return TpmErrorResponse(kTpmRcCommandSize);
   }
   // TPMLIB_Process takes a mutable buffer; never hand it the caller's (possibly shared) bytes.
@@ -242,7 +236,7 @@ Result<std::vector<uint8_t>> TpmEngine::Execute(std::span<const uint8_t> command
   if (rc != TPM_SUCCESS) return Error(ErrorKind::kInternal, "libtpms: TPMLIB_Process failed: " + Hex(rc));
   if (response_buffer_ == nullptr || response_size < kTpmHeaderSize ||
       response_size > response_buffer_size_ || response_size > kMaxTpmCommandSize ||
-      Be32(response_buffer_ + 2) != response_size) {
+      LoadBe<uint32_t>({response_buffer_, response_size}, 2) != response_size) {
     return Error(ErrorKind::kInternal, "libtpms returned a malformed response");
   }
   return std::vector<uint8_t>(response_buffer_, response_buffer_ + response_size);

@@ -57,7 +57,7 @@ std::vector<uint8_t> EngineService::Execute(std::span<const uint8_t> command, ui
   if (!engine_.SetLocality(locality)) return TpmErrorResponse(kTpmRcFailure);
   auto rsp = engine_.Execute(command);
   if (!rsp) return TpmErrorResponse(kTpmRcFailure);
-  if (command.size() >= kTpmHeaderSize) last_command_ = swtpm::LoadBe32(command, 6).value_or(0);
+  if (command.size() >= kTpmHeaderSize) last_command_ = LoadBe<uint32_t>(command, 6).value_or(0);
   return std::move(*rsp);
 }
 

@@ -44,6 +44,7 @@
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
+#include "base/unix_socket.h"
 #include "base/version.h"
 #include "vtpm/engine/tpm_engine.h"
 #include "vtpm/state/sealed_state.h"
@@ -71,25 +72,8 @@ void Log(const std::string& line) { std::fprintf(stderr, "vmm-vtpm: %s\n", line.
 // "unix:PATH" or "tcp:[HOST:]PORT" (HOST defaults to 127.0.0.1; only numeric IPv4).
 Result<UniqueFd> Listen(const std::string& spec, const std::string& flag) {
   if (spec.rfind("unix:", 0) == 0) {
-    std::string path = spec.substr(5);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-      return InvalidArgument(flag + ": socket path empty or longer than " +
-                             std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
-    }
-    std::memcpy(addr.sun_path, path.c_str(), path.size());
-    struct stat st {};
-    if (lstat(path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode)) return InvalidArgument(flag + ": '" + path + "' exists and is not a socket");
-      unlink(path.c_str());  // a stale socket of an earlier run
-    }
-    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return ErrnoError("socket");
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      return Error(ErrorKind::kInvalidArgument, flag + ": bind '" + path + "'", errno);
-    }
-    if (listen(fd.get(), 4) != 0) return ErrnoError("listen");
+    auto fd = ListenUnix(spec.substr(5), 4, ErrorKind::kInvalidArgument);
+    if (!fd) return fd.error().Wrap(flag);
     return fd;
   }
   if (spec.rfind("tcp:", 0) == 0) {

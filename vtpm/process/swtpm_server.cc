@@ -11,6 +11,7 @@
 #include <cstring>
 #include <utility>
 
+#include "base/unix_socket.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace vmm::vtpm {
@@ -171,7 +172,7 @@ bool SwtpmServer::AddChannel(UniqueFd fd, int group, bool control, bool from_dat
 }
 
 void SwtpmServer::Accept(Listener& l) {
-  UniqueFd fd(::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  UniqueFd fd = AcceptConnection(l.fd.get(), /*nonblocking=*/true);
   if (!fd.valid()) {
     const int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return;
@@ -224,32 +225,18 @@ void SwtpmServer::Read(Channel& ch) {
   std::vector<UniqueFd> fds;
   bool bad_control = false;
   if (ch.is_socket) {
-    alignas(cmsghdr) char control[CMSG_SPACE(kMaxFdsPerRead * sizeof(int))];
-    iovec iov{ch.in.data() + old, kReadChunk};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    n = ::recvmsg(ch.fd.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == ENOTSOCK) {
+    Received r = ReceiveWithFds(ch.fd.get(), std::span(ch.in).subspan(old, kReadChunk),
+                                kMaxFdsPerRead, MSG_DONTWAIT);
+    n = r.n;
+    if (n < 0 && r.error == ENOTSOCK) {
       ch.is_socket = false;  // a pipe or similar passed by SET_DATAFD
       n = ::read(ch.fd.get(), ch.in.data() + old, kReadChunk);
-    } else if (n >= 0) {
-      // Own every fd before judging anything, so that all of them are closed on error.
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-          bad_control = true;
-          continue;
-        }
-        const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; ++i) {
-          int fd;
-          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          fds.emplace_back(fd);
-        }
-      }
-      if (msg.msg_flags & MSG_CTRUNC) bad_control = true;
+    } else if (n < 0) {
+      errno = r.error;
+    } else {
+      // Every fd is owned before anything is judged, so that all of them are closed on error.
+      fds = std::move(r.fds);
+      bad_control = r.bad_control();
     }
   } else {
     n = ::read(ch.fd.get(), ch.in.data() + old, kReadChunk);
@@ -326,7 +313,7 @@ void SwtpmServer::HandleData(Channel& ch, std::span<const uint8_t> command) {
     return;
   }
   std::vector<uint8_t> rsp = tpm_.Execute(command, g.locality);
-  if (rsp.size() < kTpmHeaderSize || swtpm::LoadBe32(rsp, 2) != rsp.size()) {
+  if (rsp.size() < kTpmHeaderSize || LoadBe<uint32_t>(rsp, 2) != rsp.size()) {
     Log(Describe(ch) + ": the TPM returned a malformed response");
     rsp = TpmErrorResponse(kTpmRcFailure);
   }
@@ -461,11 +448,7 @@ void SwtpmServer::Flush(Channel& ch) {
     const size_t len = ch.out.size() - ch.out_pos;
     ssize_t n;
     if (ch.is_socket) {
-      iovec iov{const_cast<uint8_t*>(p), len};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      n = ::sendmsg(ch.fd.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      n = SendWithFds(ch.fd.get(), {p, len}, {}, MSG_DONTWAIT);
       if (n < 0 && errno == ENOTSOCK) {
         ch.is_socket = false;
         n = ::write(ch.fd.get(), p, len);

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstring>
 
+#include "base/unix_socket.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace vmm::vtpm {
@@ -41,22 +42,10 @@ Result<void> SendAll(int fd, std::span<const uint8_t> bytes, std::span<const int
     RETURN_IF_ERROR(WaitFor(fd, POLLOUT, deadline, "sending"));
     ssize_t n;
     if (is_socket) {
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
-      iovec iov{const_cast<uint8_t*>(bytes.data()) + sent, bytes.size() - sent};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      if (sent == 0 && !fds.empty()) {  // the fds ride on the first byte, once
-        if (fds.size() > 4) return Error(ErrorKind::kInternal, "swtpm: too many fds");
-        msg.msg_control = control;
-        msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-        std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-      }
-      n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (sent == 0 && fds.size() > 4) return Error(ErrorKind::kInternal, "swtpm: too many fds");
+      // The fds ride on the first byte, once.
+      n = SendWithFds(fd, bytes.subspan(sent), sent == 0 ? fds : std::span<const int>(),
+                      MSG_DONTWAIT);
       if (n < 0 && errno == ENOTSOCK && fds.empty()) {
         is_socket = false;
         continue;
@@ -99,7 +88,7 @@ Result<void> ReadExactly(int fd, size_t n, std::vector<uint8_t>& out, Clock::tim
 Result<std::vector<uint8_t>> Transmit(int data_fd, std::span<const uint8_t> command,
                                       std::chrono::milliseconds timeout) {
   if (command.size() < kTpmHeaderSize || command.size() > kMaxTpmCommandSize ||
-      swtpm::LoadBe32(command, 2) != command.size()) {
+      LoadBe<uint32_t>(command, 2) != command.size()) {
     return InvalidArgument("swtpm: a TPM command must be 10.." + std::to_string(kMaxTpmCommandSize) +
                            " bytes with a matching size field");
   }
@@ -107,7 +96,7 @@ Result<std::vector<uint8_t>> Transmit(int data_fd, std::span<const uint8_t> comm
   RETURN_IF_ERROR(SendAll(data_fd, command, {}, deadline));
   std::vector<uint8_t> rsp;
   RETURN_IF_ERROR(ReadExactly(data_fd, kTpmHeaderSize, rsp, deadline));
-  const uint32_t size = *swtpm::LoadBe32(rsp, 2);
+  const uint32_t size = *LoadBe<uint32_t>(rsp, 2);
   if (size < kTpmHeaderSize || size > kMaxTpmCommandSize) {
     return ProtocolError("swtpm: a TPM response announces " + std::to_string(size) + " bytes");
   }
@@ -134,7 +123,7 @@ Result<std::vector<uint8_t>> SwtpmClient::Call(const swtpm::Request& request, st
     }
     RETURN_IF_ERROR(ReadExactly(fd_, want - answer.size(), answer, deadline));
   }
-  last_result_ = *swtpm::LoadBe32(answer, 0);
+  last_result_ = *LoadBe<uint32_t>(answer, 0);
   return answer;
 }
 
@@ -176,7 +165,7 @@ Result<void> SwtpmClient::Cancel() {
 
 Result<uint32_t> SwtpmClient::GetCapability() {
   ASSIGN_OR_RETURN(std::vector<uint8_t> a, CallOk(Req(Command::kGetCapability)));
-  return *swtpm::LoadBe32(a, 4);
+  return *LoadBe<uint32_t>(a, 4);
 }
 
 Result<bool> SwtpmClient::GetEstablished() {
@@ -203,7 +192,7 @@ Result<void> SwtpmClient::Stop() {
 
 Result<uint32_t> SwtpmClient::GetConfig() {
   ASSIGN_OR_RETURN(std::vector<uint8_t> a, CallOk(Req(Command::kGetConfig)));
-  return *swtpm::LoadBe32(a, 4);
+  return *LoadBe<uint32_t>(a, 4);
 }
 
 Result<void> SwtpmClient::StoreVolatile() {
@@ -239,14 +228,14 @@ Result<swtpm::BufferSizes> SwtpmClient::SetBufferSize(uint32_t wanted) {
   swtpm::Request r = Req(Command::kSetBufferSize);
   r.buffer_size = wanted;
   ASSIGN_OR_RETURN(std::vector<uint8_t> a, CallOk(r));
-  return swtpm::BufferSizes{*swtpm::LoadBe32(a, 4), *swtpm::LoadBe32(a, 8), *swtpm::LoadBe32(a, 12)};
+  return swtpm::BufferSizes{*LoadBe<uint32_t>(a, 4), *LoadBe<uint32_t>(a, 8), *LoadBe<uint32_t>(a, 12)};
 }
 
 Result<std::vector<uint8_t>> SwtpmClient::GetStateBlob(swtpm::BlobType type) {
   swtpm::Request r = Req(Command::kGetStateBlob);
   r.blob_type = type;
   ASSIGN_OR_RETURN(std::vector<uint8_t> a, CallOk(r));
-  const uint32_t total = *swtpm::LoadBe32(a, 8);
+  const uint32_t total = *LoadBe<uint32_t>(a, 8);
   if (total != a.size() - 16) {
     return ProtocolError("swtpm: GET_STATEBLOB sent " + std::to_string(a.size() - 16) + " of " +
                          std::to_string(total) + " bytes in one answer");
@@ -272,7 +261,7 @@ Result<std::string> SwtpmClient::GetInfo(uint64_t flags) {
   while (true) {
     r.offset = static_cast<uint32_t>(text.size());
     ASSIGN_OR_RETURN(std::vector<uint8_t> a, CallOk(r));
-    const uint32_t total = *swtpm::LoadBe32(a, 4);
+    const uint32_t total = *LoadBe<uint32_t>(a, 4);
     if (a.size() == 12 || total > 64 * 1024) return ProtocolError("swtpm: GET_INFO made no progress");
     text.append(a.begin() + 12, a.end());
     if (text.size() + 1 >= total) break;  // the NUL may be all that is left

@@ -2,27 +2,11 @@
 
 #include <cstdio>
 
+#include "base/hex.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace vmm::vtpm::swtpm {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-std::optional<uint64_t> LoadBe64(std::span<const uint8_t> b, size_t at) {
-  auto hi = LoadBe32(b, at), lo = LoadBe32(b, at + 4);
-  if (!hi || !lo) return std::nullopt;
-  return (uint64_t{*hi} << 32) | *lo;
-}
-
-void AppendBe64(std::vector<uint8_t>& out, uint64_t v) {
-  AppendBe32(out, static_cast<uint32_t>(v >> 32));
-  AppendBe32(out, static_cast<uint32_t>(v));
-}
 
 Decoded NeedMore(size_t total) {
   Decoded d;
@@ -78,24 +62,6 @@ std::optional<BlobType> ParseBlobType(uint32_t v) {
 
 }  // namespace
 
-std::optional<uint32_t> LoadBe32(std::span<const uint8_t> b, size_t at) {
-  if (at > b.size() || b.size() - at < 4) return std::nullopt;
-  return (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) |
-         b[at + 3];
-}
-
-std::optional<uint16_t> LoadBe16(std::span<const uint8_t> b, size_t at) {
-  if (at > b.size() || b.size() - at < 2) return std::nullopt;
-  return static_cast<uint16_t>((b[at] << 8) | b[at + 1]);
-}
-
-void AppendBe32(std::vector<uint8_t>& out, uint32_t v) {
-  out.push_back(static_cast<uint8_t>(v >> 24));
-  out.push_back(static_cast<uint8_t>(v >> 16));
-  out.push_back(static_cast<uint8_t>(v >> 8));
-  out.push_back(static_cast<uint8_t>(v));
-}
-
 std::string CommandName(uint32_t code) {
   switch (static_cast<Command>(code)) {
     case Command::kGetCapability: return "CMD_GET_CAPABILITY";
@@ -148,7 +114,7 @@ std::string BlobTypeName(BlobType t) {
 
 Decoded DecodeRequest(std::span<const uint8_t> bytes, const DecodeLimits& limits) {
   if (bytes.size() < kCodeSize) return NeedMore(kCodeSize);
-  const uint32_t code = *LoadBe32(bytes, 0);
+  const uint32_t code = *LoadBe<uint32_t>(bytes, 0);
   const std::span<const uint8_t> body = bytes.subspan(kCodeSize);
   const std::string name = CommandName(code);
 
@@ -157,14 +123,14 @@ Decoded DecodeRequest(std::span<const uint8_t> bytes, const DecodeLimits& limits
     body_size = *fixed;
   } else if (code == static_cast<uint32_t>(Command::kHashData)) {
     if (body.size() < 4) return NeedMore(kCodeSize + 4);
-    const uint32_t length = *LoadBe32(body, 0);
+    const uint32_t length = *LoadBe<uint32_t>(body, 0);
     if (length > limits.max_hash_data)
       return Fail(name + ": " + std::to_string(length) + " bytes of data, at most " +
                   std::to_string(limits.max_hash_data) + " are accepted");
     body_size = 4 + size_t{length};
   } else if (code == static_cast<uint32_t>(Command::kSetStateBlob)) {
     if (body.size() < 12) return NeedMore(kCodeSize + 12);
-    const uint32_t length = *LoadBe32(body, 8);
+    const uint32_t length = *LoadBe<uint32_t>(body, 8);
     if (length > limits.max_state_blob)
       return Fail(name + ": a state blob of " + std::to_string(length) + " bytes, at most " +
                   std::to_string(limits.max_state_blob) + " are accepted");
@@ -191,7 +157,7 @@ Decoded DecodeRequest(std::span<const uint8_t> bytes, const DecodeLimits& limits
   r.command = static_cast<Command>(code);
   switch (r.command) {
     case Command::kInit:
-      r.init_flags = *LoadBe32(body, 0);
+      r.init_flags = *LoadBe<uint32_t>(body, 0);
       if (r.init_flags & ~kInitFlagDeleteVolatile)
         return Fail(name + ": unknown init flags " + Hex(r.init_flags));
       break;
@@ -204,30 +170,30 @@ Decoded DecodeRequest(std::span<const uint8_t> bytes, const DecodeLimits& limits
       break;
     case Command::kGetStateBlob:
     case Command::kSetStateBlob: {
-      r.state_flags = *LoadBe32(body, 0);
-      const uint32_t type = *LoadBe32(body, 4);
+      r.state_flags = *LoadBe<uint32_t>(body, 0);
+      const uint32_t type = *LoadBe<uint32_t>(body, 4);
       auto blob_type = ParseBlobType(type);
       if (!blob_type) return Fail(name + ": unknown blob type " + Hex(type));
       r.blob_type = *blob_type;
       if (r.state_flags & ~(kStateFlagDecrypted | kStateFlagEncrypted))
         return Fail(name + ": unknown state flags " + Hex(r.state_flags));
       if (r.command == Command::kGetStateBlob) {
-        r.offset = *LoadBe32(body, 8);
+        r.offset = *LoadBe<uint32_t>(body, 8);
       } else {
         r.data.assign(body.begin() + 12, body.begin() + static_cast<ptrdiff_t>(body_size));
       }
       break;
     }
     case Command::kSetBufferSize:
-      r.buffer_size = *LoadBe32(body, 0);
+      r.buffer_size = *LoadBe<uint32_t>(body, 0);
       break;
     case Command::kGetInfo:
-      r.info_flags = *LoadBe64(body, 0);
-      r.offset = *LoadBe32(body, 8);
-      if (*LoadBe32(body, 12) != 0) return Fail(name + ": nonzero padding");
+      r.info_flags = *LoadBe<uint64_t>(body, 0);
+      r.offset = *LoadBe<uint32_t>(body, 8);
+      if (*LoadBe<uint32_t>(body, 12) != 0) return Fail(name + ": nonzero padding");
       break;
     case Command::kLockStorage:
-      r.retries = *LoadBe32(body, 0);
+      r.retries = *LoadBe<uint32_t>(body, 0);
       break;
     default:
       break;
@@ -237,7 +203,7 @@ Decoded DecodeRequest(std::span<const uint8_t> bytes, const DecodeLimits& limits
 
 Decoded FrameTpmCommand(std::span<const uint8_t> bytes, uint32_t max_size) {
   if (bytes.size() < kTpmHeaderSize) return NeedMore(kTpmHeaderSize);
-  const uint32_t size = *LoadBe32(bytes, 2);
+  const uint32_t size = *LoadBe<uint32_t>(bytes, 2);
   if (size > max_size && size >= kTpmHeaderSize && max_size >= kTpmHeaderSize) {
     // A front end with a buffer of max_size bytes (QEMU's CRB, whose buffer size it
     // negotiated with SET_BUFFERSIZE) sends a longer command truncated to that size. Frame
@@ -251,7 +217,7 @@ Decoded FrameTpmCommand(std::span<const uint8_t> bytes, uint32_t max_size) {
   }
   if (size < kTpmHeaderSize || size > max_size)
     return Fail("TPM command of " + std::to_string(size) + " bytes (tag " +
-                Hex(*LoadBe16(bytes, 0)) + "), the size must be " +
+                Hex(*LoadBe<uint16_t>(bytes, 0)) + "), the size must be " +
                 std::to_string(kTpmHeaderSize) + ".." + std::to_string(max_size));
   if (bytes.size() < size) return NeedMore(size);
   Decoded d;
@@ -262,37 +228,37 @@ Decoded FrameTpmCommand(std::span<const uint8_t> bytes, uint32_t max_size) {
 
 std::vector<uint8_t> EncodeResult(uint32_t res) {
   std::vector<uint8_t> out;
-  AppendBe32(out, res);
+  AppendBe<uint32_t>(out, res);
   return out;
 }
 
 std::vector<uint8_t> EncodeCapability(uint32_t caps) {
   std::vector<uint8_t> out;
-  AppendBe32(out, kResSuccess);
-  AppendBe32(out, caps);
+  AppendBe<uint32_t>(out, kResSuccess);
+  AppendBe<uint32_t>(out, caps);
   return out;
 }
 
 std::vector<uint8_t> EncodeEstablished(uint32_t res, bool established) {
   std::vector<uint8_t> out;
-  AppendBe32(out, res);
+  AppendBe<uint32_t>(out, res);
   out.insert(out.end(), {static_cast<uint8_t>(established ? 1 : 0), 0, 0, 0});  // bit, padding
   return out;
 }
 
 std::vector<uint8_t> EncodeConfig(uint32_t res, uint32_t flags) {
   std::vector<uint8_t> out;
-  AppendBe32(out, res);
-  AppendBe32(out, flags);
+  AppendBe<uint32_t>(out, res);
+  AppendBe<uint32_t>(out, flags);
   return out;
 }
 
 std::vector<uint8_t> EncodeBufferSize(uint32_t res, const BufferSizes& s) {
   std::vector<uint8_t> out;
-  AppendBe32(out, res);
-  AppendBe32(out, s.size);
-  AppendBe32(out, s.min);
-  AppendBe32(out, s.max);
+  AppendBe<uint32_t>(out, res);
+  AppendBe<uint32_t>(out, s.size);
+  AppendBe<uint32_t>(out, s.min);
+  AppendBe<uint32_t>(out, s.max);
   return out;
 }
 
@@ -301,60 +267,60 @@ std::vector<uint8_t> EncodeStateBlob(uint32_t res, uint32_t state_flags,
   if (res != kResSuccess) blob = {};
   std::vector<uint8_t> out;
   out.reserve(16 + blob.size());
-  AppendBe32(out, res);
-  AppendBe32(out, state_flags);
-  AppendBe32(out, static_cast<uint32_t>(blob.size()));  // totlength
-  AppendBe32(out, static_cast<uint32_t>(blob.size()));  // length
+  AppendBe<uint32_t>(out, res);
+  AppendBe<uint32_t>(out, state_flags);
+  AppendBe<uint32_t>(out, static_cast<uint32_t>(blob.size()));  // totlength
+  AppendBe<uint32_t>(out, static_cast<uint32_t>(blob.size()));  // length
   out.insert(out.end(), blob.begin(), blob.end());
   return out;
 }
 
 std::vector<uint8_t> EncodeInfo(uint32_t res, uint32_t total_length, std::span<const uint8_t> chunk) {
   std::vector<uint8_t> out;
-  AppendBe32(out, res);
+  AppendBe<uint32_t>(out, res);
   if (res != kResSuccess) return out;
-  AppendBe32(out, total_length);
-  AppendBe32(out, static_cast<uint32_t>(chunk.size()));
+  AppendBe<uint32_t>(out, total_length);
+  AppendBe<uint32_t>(out, static_cast<uint32_t>(chunk.size()));
   out.insert(out.end(), chunk.begin(), chunk.end());
   return out;
 }
 
 std::vector<uint8_t> EncodeRequest(const Request& r) {
   std::vector<uint8_t> out;
-  AppendBe32(out, static_cast<uint32_t>(r.command));
+  AppendBe<uint32_t>(out, static_cast<uint32_t>(r.command));
   switch (r.command) {
     case Command::kInit:
-      AppendBe32(out, r.init_flags);
+      AppendBe<uint32_t>(out, r.init_flags);
       break;
     case Command::kSetLocality:
     case Command::kResetTpmEstablished:
       out.push_back(r.locality);
       break;
     case Command::kHashData:
-      AppendBe32(out, static_cast<uint32_t>(r.data.size()));
+      AppendBe<uint32_t>(out, static_cast<uint32_t>(r.data.size()));
       out.insert(out.end(), r.data.begin(), r.data.end());
       break;
     case Command::kGetStateBlob:
-      AppendBe32(out, r.state_flags);
-      AppendBe32(out, static_cast<uint32_t>(r.blob_type));
-      AppendBe32(out, r.offset);
+      AppendBe<uint32_t>(out, r.state_flags);
+      AppendBe<uint32_t>(out, static_cast<uint32_t>(r.blob_type));
+      AppendBe<uint32_t>(out, r.offset);
       break;
     case Command::kSetStateBlob:
-      AppendBe32(out, r.state_flags);
-      AppendBe32(out, static_cast<uint32_t>(r.blob_type));
-      AppendBe32(out, static_cast<uint32_t>(r.data.size()));
+      AppendBe<uint32_t>(out, r.state_flags);
+      AppendBe<uint32_t>(out, static_cast<uint32_t>(r.blob_type));
+      AppendBe<uint32_t>(out, static_cast<uint32_t>(r.data.size()));
       out.insert(out.end(), r.data.begin(), r.data.end());
       break;
     case Command::kSetBufferSize:
-      AppendBe32(out, r.buffer_size);
+      AppendBe<uint32_t>(out, r.buffer_size);
       break;
     case Command::kGetInfo:
-      AppendBe64(out, r.info_flags);
-      AppendBe32(out, r.offset);
-      AppendBe32(out, 0);
+      AppendBe<uint64_t>(out, r.info_flags);
+      AppendBe<uint32_t>(out, r.offset);
+      AppendBe<uint32_t>(out, 0);
       break;
     case Command::kLockStorage:
-      AppendBe32(out, r.retries);
+      AppendBe<uint32_t>(out, r.retries);
       break;
     default:
       break;
@@ -368,7 +334,7 @@ ResponseFrame FrameResponse(Command command, std::span<const uint8_t> bytes, uin
     f.need = command == Command::kGetStateBlob ? 16 : 4;
     return f;
   }
-  const uint32_t res = *LoadBe32(bytes, 0);
+  const uint32_t res = *LoadBe<uint32_t>(bytes, 0);
   auto fixed = [&](size_t ok_size) {
     f.total = res == kResSuccess ? ok_size : 4;
     return f;
@@ -387,7 +353,7 @@ ResponseFrame FrameResponse(Command command, std::span<const uint8_t> bytes, uin
         f.need = 16;
         return f;
       }
-      const uint32_t length = *LoadBe32(bytes, 12);
+      const uint32_t length = *LoadBe<uint32_t>(bytes, 12);
       if (res != kResSuccess) {
         f.total = 16;
       } else if (length > max_blob) {
@@ -404,7 +370,7 @@ ResponseFrame FrameResponse(Command command, std::span<const uint8_t> bytes, uin
         f.need = 12;
         return f;
       }
-      const uint32_t length = *LoadBe32(bytes, 8);
+      const uint32_t length = *LoadBe<uint32_t>(bytes, 8);
       if (length > kMaxInfoChunk) {
         f.error = "GET_INFO answer announces " + std::to_string(length) + " bytes";
       } else {

@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "base/bytes.h"  // LoadBe, AppendBe: the protocol is big-endian
+
 namespace vmm::vtpm::swtpm {
 
 // tpm_ioctl.h "enum { CMD_GET_CAPABILITY = 1, ... }".
@@ -174,10 +176,5 @@ struct ResponseFrame {
 };
 ResponseFrame FrameResponse(Command command, std::span<const uint8_t> bytes,
                             uint32_t max_blob = kMaxStateBlob);
-
-// Big-endian helpers, bounds-checked like base/bytes.h.
-std::optional<uint32_t> LoadBe32(std::span<const uint8_t> b, size_t at);
-std::optional<uint16_t> LoadBe16(std::span<const uint8_t> b, size_t at);
-void AppendBe32(std::vector<uint8_t>& out, uint32_t v);
 
 }  // namespace vmm::vtpm::swtpm

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "base/bytes.h"
+#include "base/hex.h"
 
 namespace vmm::vtpm {
 namespace {
@@ -105,15 +106,7 @@ VmId VmId::FromName(std::string_view name) {
   return id;
 }
 
-std::string VmId::ToHex() const {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (uint8_t b : bytes) {
-    s += kHex[b >> 4];
-    s += kHex[b & 0xf];
-  }
-  return s;
-}
+std::string VmId::ToHex() const { return HexBytes(bytes); }
 
 Result<SealedHeader> ParseHeader(std::span<const uint8_t> header, const Expected& expected) {
   if (header.size() < kHeaderSize) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "base/bytes.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace vmm::vtpm {
@@ -19,10 +20,6 @@ constexpr uint64_t kMagic = 0x766d6d2d74637469;  // "vmm-tcti"
 constexpr uint16_t kTpmStRspCommand = 0x00c4;   // Part 1 §18.2: reply to a bad tag
 
 using Clock = std::chrono::steady_clock;
-
-uint32_t Be32(const uint8_t* p) {
-  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
-}
 
 }  // namespace
 
@@ -103,7 +100,7 @@ TSS2_RC Transmit(TSS2_TCTI_CONTEXT* ctx, size_t size, const uint8_t* command) {
   if (command == nullptr) return TSS2_TCTI_RC_BAD_REFERENCE;
   if (s->phase == FdTctiState::Phase::kBroken) return TSS2_TCTI_RC_IO_ERROR;
   if (s->phase != FdTctiState::Phase::kTransmit) return TSS2_TCTI_RC_BAD_SEQUENCE;
-  if (size < kTpmHeaderSize || size > kMaxTpmCommandSize || Be32(command + 2) != size) {
+  if (size < kTpmHeaderSize || size > kMaxTpmCommandSize || LoadBe<uint32_t>({command, size}, 2) != size) {
     return TSS2_TCTI_RC_BAD_VALUE;
   }
   TSS2_RC rc = WriteAll(s, command, size);
@@ -128,8 +125,8 @@ TSS2_RC Receive(TSS2_TCTI_CONTEXT* ctx, size_t* size, uint8_t* response, int32_t
   TSS2_RC rc = ReadUntil(s, kTpmHeaderSize, deadline, blocking);
   if (rc != TSS2_RC_SUCCESS) return rc;
   if (s->expected == 0) {
-    uint16_t tag = uint16_t(s->response[0] << 8 | s->response[1]);
-    uint32_t rsp_size = Be32(&s->response[2]);
+    const uint16_t tag = LoadBe<uint16_t>(s->response, 0).value_or(0);
+    uint32_t rsp_size = LoadBe<uint32_t>(s->response, 2).value_or(0);
     bool tag_ok = tag == kTpmStNoSessions || tag == kTpmStSessions || tag == kTpmStRspCommand;
     if (!tag_ok || rsp_size < kTpmHeaderSize || rsp_size > kMaxTpmCommandSize) {
       s->phase = FdTctiState::Phase::kBroken;

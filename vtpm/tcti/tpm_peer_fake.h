@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vtpm/engine/tpm_engine.h"
@@ -100,7 +101,7 @@ inline bool PeerWriteAll(int fd, const uint8_t* p, size_t n) {
 inline std::vector<uint8_t> PeerReadCommand(int fd) {
   std::vector<uint8_t> cmd(kTpmHeaderSize);
   if (!PeerReadExact(fd, cmd.data(), cmd.size())) return {};
-  uint32_t size = uint32_t(cmd[2]) << 24 | uint32_t(cmd[3]) << 16 | uint32_t(cmd[4]) << 8 | cmd[5];
+  const uint32_t size = LoadBe<uint32_t>(cmd, 2).value_or(0);
   if (size < kTpmHeaderSize || size > kMaxTpmCommandSize) return {};
   cmd.resize(size);
   if (!PeerReadExact(fd, cmd.data() + kTpmHeaderSize, size - kTpmHeaderSize)) return {};

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 
+#include "tests/unit/boot/parse_error.h"
 #include "tests/unit/boot/test_images.h"
 #include "vmm/formats/kernel/kernel_image.h"
 
@@ -13,14 +14,9 @@ namespace {
 using vmm::testing::Elf32Layout;
 using vmm::testing::Elf64Layout;
 using vmm::testing::ElfSpec;
+using vmm::testing::ErrorOf;
 using vmm::testing::MakePvhElf;
 using vmm::testing::MakePvhElf32;
-
-std::string ErrorOf(const std::vector<uint8_t>& file) {
-  auto r = ParseKernelImage(file);
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? "" : r.error().message();
-}
 
 template <typename T>
 void Put(std::vector<uint8_t>& f, uint64_t off, T v) {

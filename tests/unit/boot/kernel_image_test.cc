@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/boot/parse_error.h"
 #include "tests/unit/boot/test_images.h"
 
 namespace vmm::boot {
@@ -9,14 +10,9 @@ namespace {
 
 using vmm::testing::BzSpec;
 using vmm::testing::ElfSpec;
+using vmm::testing::ErrorOf;
 using vmm::testing::MakeBzImage;
 using vmm::testing::MakePvhElf;
-
-std::string ErrorOf(const std::vector<uint8_t>& file) {
-  auto r = ParseKernelImage(file);
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? "" : r.error().message();
-}
 
 TEST(KernelImage, PvhElfIsRecognised) {
   auto r = ParseKernelImage(MakePvhElf());

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/virtio/fake_driver.h"
 #include "vmm/device/devices.h"
 #include "vmm/device/vhost_user_backend.h"
 #include "vmm/formats/vhost_user/socket.h"
@@ -119,62 +120,16 @@ class GuestMemory {
 };
 
 // The driver side of one split ring of kQueueSize at kDescGpa/kAvailGpa/kUsedGpa.
-class Driver {
+class Driver : public virtio::testing::BasicFakeDriver<GuestMemory> {
  public:
-  struct Buf {
-    uint64_t addr;
-    uint32_t len;
-    bool write;
-  };
-  explicit Driver(GuestMemory& mem) : mem_(mem) {}
+  using Buf = BasicFakeDriver::Buf;
+  explicit Driver(GuestMemory& mem) : BasicFakeDriver(mem, kQueueSize, kDescGpa, kDataGpa, kUsedGpa) {}
 
   // Front-end user addresses of the rings, as SET_VRING_ADDR carries them.
   VringAddress Address(uint64_t user = kUserBase) const {
-    return {.index = 0, .flags = 0, .descriptor = user + kDescGpa, .used = user + kUsedGpa,
-            .available = user + kAvailGpa, .log = 0};
+    return {.index = 0, .flags = 0, .descriptor = user + desc_gpa(), .used = user + used_gpa(),
+            .available = user + avail_gpa(), .log = 0};
   }
-  uint64_t Alloc(uint64_t len) {
-    uint64_t at = next_;
-    next_ = (next_ + len + 15) & ~uint64_t{15};
-    return at;
-  }
-  void SetDesc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next) {
-    uint64_t d = kDescGpa + 16ull * i;
-    mem_.Put<uint64_t>(d, addr);
-    mem_.Put<uint32_t>(d + 8, len);
-    mem_.Put<uint16_t>(d + 12, flags);
-    mem_.Put<uint16_t>(d + 14, next);
-  }
-  uint16_t AddChain(std::initializer_list<Buf> bufs) {
-    uint16_t head = next_desc_;
-    size_t n = 0;
-    for (const Buf& b : bufs) {
-      uint16_t i = next_desc_;
-      next_desc_ = static_cast<uint16_t>((next_desc_ + 1) % kQueueSize);
-      bool last = ++n == bufs.size();
-      SetDesc(i, b.addr, b.len,
-              static_cast<uint16_t>((b.write ? virtio::kVirtqDescFWrite : 0) |
-                                    (last ? 0 : virtio::kVirtqDescFNext)),
-              last ? 0 : next_desc_);
-    }
-    return head;
-  }
-  void Publish(uint16_t head) {
-    uint16_t idx = mem_.Get<uint16_t>(kAvailGpa + 2);
-    mem_.Put<uint16_t>(kAvailGpa + 4 + 2ull * (idx % kQueueSize), head);
-    mem_.Put<uint16_t>(kAvailGpa + 2, static_cast<uint16_t>(idx + 1));
-  }
-  uint16_t used_idx() { return mem_.Get<uint16_t>(kUsedGpa + 2); }
-  // {id, len} of used slot `slot`.
-  std::pair<uint32_t, uint32_t> UsedElem(uint16_t slot) {
-    uint64_t e = kUsedGpa + 4 + 8ull * (slot % kQueueSize);
-    return {mem_.Get<uint32_t>(e), mem_.Get<uint32_t>(e + 4)};
-  }
-
- private:
-  GuestMemory& mem_;
-  uint64_t next_ = kDataGpa;
-  uint16_t next_desc_ = 0;
 };
 
 // Devices: each rig owns a core and its vhost-user adapter.
@@ -337,6 +292,26 @@ inline void StartRing(Session& s, GuestMemory& mem, Driver& drv, RingFds& fds) {
   s.Ack(Request::kSetVringKick, VringFd{0, false}, {fds.kick.get()});
   s.Ack(Request::kSetVringEnable, VringState{0, 1});
 }
+
+inline VirtioDevice& DeviceOf(RngRig& rig) { return rig.dev; }
+inline VirtioDevice& DeviceOf(BlkRig& rig) { return *rig.dev; }
+
+// A session with its features negotiated and ring 0 started (StartRing) on a device rig.
+// Tests take its parts by name:
+//   StartedRing<RngRig> t;
+//   auto& [rig, s, mem, drv, fds] = t;
+template <typename Rig>
+struct StartedRing {
+  Rig rig;
+  Session s{DeviceOf(rig)};
+  GuestMemory mem;
+  Driver drv{mem};
+  RingFds fds;
+  StartedRing() {
+    Negotiate(s);
+    StartRing(s, mem, drv, fds);
+  }
+};
 
 inline bool IsProtocolError(const Result<void>& r) {
   return !r.has_value() && r.error().kind() == ErrorKind::kProtocol;

@@ -46,13 +46,8 @@ TEST(VhostUserBackend, NeedReplyIsAnsweredOnlyOnceReplyAckIsNegotiated) {
 }
 
 TEST(VhostUserBackend, RngFillsAKickedBufferAndSignalsTheCall) {
-  RngRig rig;
-  Session s(rig.dev);
-  GuestMemory mem;
-  Driver drv(mem);
-  RingFds fds;
-  Negotiate(s);
-  StartRing(s, mem, drv, fds);
+  StartedRing<RngRig> t;
+  auto& [rig, s, mem, drv, fds] = t;
 
   uint64_t buf = drv.Alloc(64);
   uint16_t head = drv.AddChain({{buf, 64, true}});
@@ -67,13 +62,8 @@ TEST(VhostUserBackend, RngFillsAKickedBufferAndSignalsTheCall) {
 }
 
 TEST(VhostUserBackend, GetVringBaseReturnsTheNextAvailIndexAndStopsTheRing) {
-  RngRig rig;
-  Session s(rig.dev);
-  GuestMemory mem;
-  Driver drv(mem);
-  RingFds fds;
-  Negotiate(s);
-  StartRing(s, mem, drv, fds);
+  StartedRing<RngRig> t;
+  auto& [rig, s, mem, drv, fds] = t;
   drv.Publish(drv.AddChain({{drv.Alloc(16), 16, true}}));
   Kick(fds.kick.get());
   ASSERT_TRUE(WaitSignalled(fds.call.get()));
@@ -97,13 +87,8 @@ TEST(VhostUserBackend, GetVringBaseReturnsTheNextAvailIndexAndStopsTheRing) {
 }
 
 TEST(VhostUserBackend, BuffersAddedWhileDisabledAreServedOnEnable) {
-  RngRig rig;
-  Session s(rig.dev);
-  GuestMemory mem;
-  Driver drv(mem);
-  RingFds fds;
-  Negotiate(s);
-  StartRing(s, mem, drv, fds);
+  StartedRing<RngRig> t;
+  auto& [rig, s, mem, drv, fds] = t;
   s.Ack(Request::kSetVringEnable, VringState{0, 0});
   drv.Publish(drv.AddChain({{drv.Alloc(16), 16, true}}));
   Kick(fds.kick.get());
@@ -134,13 +119,8 @@ TEST(VhostUserBackend, BlkGetConfigReturnsTheCapacity) {
 }
 
 TEST(VhostUserBackend, BlkWriteThenReadOfAPatternHitsTheImage) {
-  BlkRig rig;
-  Session s(*rig.dev);
-  GuestMemory mem;
-  Driver drv(mem);
-  RingFds fds;
-  Negotiate(s);
-  StartRing(s, mem, drv, fds);
+  StartedRing<BlkRig> t;
+  auto& [rig, s, mem, drv, fds] = t;
 
   const uint64_t sector = 8;
   std::vector<uint8_t> pattern = Counting(0x40, 512);
@@ -181,13 +161,8 @@ TEST(VhostUserBackend, BlkWriteThenReadOfAPatternHitsTheImage) {
 // A second SET_MEM_TABLE (QEMU sends one on every memory hotplug) must not rewind a
 // running ring to its SET_VRING_BASE: that replayed old requests and moved used idx back.
 TEST(VhostUserBackend, SecondMemTableKeepsARunningRingWhereItWas) {
-  RngRig rig;
-  Session s(rig.dev);
-  GuestMemory mem;
-  Driver drv(mem);
-  RingFds fds;
-  Negotiate(s);
-  StartRing(s, mem, drv, fds);
+  StartedRing<RngRig> t;
+  auto& [rig, s, mem, drv, fds] = t;
   uint64_t first = drv.Alloc(64), second = drv.Alloc(64);
   drv.Publish(drv.AddChain({{first, 64, true}}));
   Kick(fds.kick.get());
@@ -207,13 +182,8 @@ TEST(VhostUserBackend, SecondMemTableKeepsARunningRingWhereItWas) {
 }
 
 TEST(VhostUserBackend, DescriptorLoopStopsTheRingSignalsErrAndTheSessionGoesOn) {
-  RngRig rig;
-  Session s(rig.dev);
-  GuestMemory mem;
-  Driver drv(mem);
-  RingFds fds;
-  Negotiate(s);
-  StartRing(s, mem, drv, fds);
+  StartedRing<RngRig> t;
+  auto& [rig, s, mem, drv, fds] = t;
   uint64_t buf = drv.Alloc(16);
   drv.SetDesc(0, buf, 16, virtio::kVirtqDescFWrite | virtio::kVirtqDescFNext, 1);
   drv.SetDesc(1, buf, 16, virtio::kVirtqDescFWrite | virtio::kVirtqDescFNext, 0);
@@ -244,13 +214,8 @@ TEST(VhostUserBackend, DescriptorLoopStopsTheRingSignalsErrAndTheSessionGoesOn) 
 }
 
 TEST(VhostUserBackend, BufferOutsideRamStopsTheRingWithoutTouchingIt) {
-  RngRig rig;
-  Session s(rig.dev);
-  GuestMemory mem;
-  Driver drv(mem);
-  RingFds fds;
-  Negotiate(s);
-  StartRing(s, mem, drv, fds);
+  StartedRing<RngRig> t;
+  auto& [rig, s, mem, drv, fds] = t;
   // Straddles the end of the only region, then lies wholly past it.
   drv.Publish(drv.AddChain({{kRamSize - 8, 64, true}}));
   Kick(fds.kick.get());
@@ -270,13 +235,8 @@ TEST(VhostUserBackend, BufferOutsideRamStopsTheRingWithoutTouchingIt) {
 }
 
 TEST(VhostUserBackend, GetVringBaseAfterAFaultNamesTheChainThatBrokeTheRing) {
-  RngRig rig;
-  Session s(rig.dev);
-  GuestMemory mem;
-  Driver drv(mem);
-  RingFds fds;
-  Negotiate(s);
-  StartRing(s, mem, drv, fds);
+  StartedRing<RngRig> t;
+  auto& [rig, s, mem, drv, fds] = t;
   drv.Publish(drv.AddChain({{drv.Alloc(16), 16, true}}));
   Kick(fds.kick.get());
   ASSERT_TRUE(WaitSignalled(fds.call.get()));
@@ -309,26 +269,16 @@ TEST(VhostUserBackend, RingRunningPastItsRegionBreaksOnlyThatRing) {
 }
 
 TEST(VhostUserBackend, HangUpBetweenMessagesEndsTheSessionCleanly) {
-  RngRig rig;
-  Session s(rig.dev);
-  GuestMemory mem;
-  Driver drv(mem);
-  RingFds fds;
-  Negotiate(s);
-  StartRing(s, mem, drv, fds);
+  StartedRing<RngRig> t;
+  auto& [rig, s, mem, drv, fds] = t;
   EXPECT_TRUE(s.Hangup().has_value());
 }
 
 TEST(VhostUserBackend, NoFdOutlivesTheSession) {
   const size_t before = OpenFdCount();
   {
-    RngRig rig;
-    Session s(rig.dev);
-    GuestMemory mem;
-    Driver drv(mem);
-    RingFds fds;
-    Negotiate(s);
-    StartRing(s, mem, drv, fds);
+    StartedRing<RngRig> t;
+    auto& [rig, s, mem, drv, fds] = t;
     s.Ack(Request::kSetMemTable, mem.Table(), {mem.fd()});  // the first table's fd closes
     RingFds more;
     s.Ack(Request::kSetVringCall, VringFd{0, false}, {more.call.get()});

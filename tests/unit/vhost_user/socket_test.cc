@@ -13,6 +13,7 @@
 #include <array>
 
 #include "tests/unit/vhost_user/test_util.h"
+#include "base/unix_socket.h"
 
 namespace vmm::vhost_user {
 namespace {
@@ -33,21 +34,7 @@ Pair SocketPair() {
 
 // Sends raw bytes with any number of fds in one sendmsg, bypassing SendMessage's checks.
 void RawSend(int sock, const std::vector<uint8_t>& bytes, const std::vector<int>& fds) {
-  std::vector<char> control(CMSG_SPACE(fds.size() * sizeof(int)));
-  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-    std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-  }
-  ASSERT_EQ(sendmsg(sock, &msg, MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  ASSERT_EQ(SendWithFds(sock, bytes, fds), static_cast<ssize_t>(bytes.size()));
 }
 
 ino_t Inode(int fd) {
@@ -169,21 +156,8 @@ pid_t SlowWriter(int sock, const std::vector<uint8_t>& bytes, int fd, useconds_t
     std::vector<uint8_t> part(bytes.begin() + sent,
                               bytes.begin() + std::min(bytes.size(), sent + piece));
     if (part.empty()) break;
-    iovec iov{part.data(), part.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (sent == 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    if (sendmsg(sock, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(part.size())) _exit(1);
+    const std::span<const int> fds = sent == 0 ? std::span<const int>(&fd, 1) : std::span<const int>();
+    if (SendWithFds(sock, part, fds) != static_cast<ssize_t>(part.size())) _exit(1);
     sent += part.size();
   }
   _exit(0);

@@ -1,6 +1,7 @@
 // FakeDriver: the driver side of a split virtqueue (virtio 1.2 §2.7.13) in FakeGuestRam, for
 // tests: lays out the three rings, writes descriptors, publishes heads, reads the used ring.
-// It writes whatever it is told, so tests can play a hostile driver too.
+// It writes whatever it is told, so tests can play a hostile driver too. BasicFakeDriver<Mem>
+// is the same over any memory with Put<T>/Get<T>(gpa) (the vhost-user tests' memfd RAM).
 //
 //   FakeGuestRam mem(1 << 20);
 //   FakeDriver drv(mem, 16);
@@ -19,7 +20,8 @@
 
 namespace vmm::virtio::testing {
 
-class FakeDriver {
+template <typename Mem>
+class BasicFakeDriver {
  public:
   struct Buf {
     uint64_t addr;
@@ -27,12 +29,13 @@ class FakeDriver {
     bool write;
   };
 
-  // Rings at `base` (desc, then avail, then used), data allocated from `data_base`.
-  FakeDriver(FakeGuestRam& mem, uint16_t size, uint64_t base = 0x1000,
-             uint64_t data_base = 0x80000)
+  // Rings at `base` (desc, then avail, then used, or the used ring at `used_base` when
+  // set), data allocated from `data_base`.
+  BasicFakeDriver(Mem& mem, uint16_t size, uint64_t base = 0x1000, uint64_t data_base = 0x80000,
+                  uint64_t used_base = 0)
       : mem_(mem), size_(size), desc_(base), data_next_(data_base) {
     avail_ = desc_ + 16ull * size;
-    used_ = (avail_ + 6 + 2ull * size + 3) & ~3ull;
+    used_ = used_base ? used_base : (avail_ + 6 + 2ull * size + 3) & ~3ull;
   }
 
   QueueConfig config(bool event_idx = false, bool indirect = false) const {
@@ -58,10 +61,10 @@ class FakeDriver {
   void SetDesc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next,
                uint64_t table = 0) {
     uint64_t d = (table ? table : desc_) + 16ull * i;
-    mem_.Put<uint64_t>(d, addr);
-    mem_.Put<uint32_t>(d + 8, len);
-    mem_.Put<uint16_t>(d + 12, flags);
-    mem_.Put<uint16_t>(d + 14, next);
+    mem_.template Put<uint64_t>(d, addr);
+    mem_.template Put<uint32_t>(d + 8, len);
+    mem_.template Put<uint16_t>(d + 12, flags);
+    mem_.template Put<uint16_t>(d + 14, next);
   }
 
   // Links `bufs` through the next free descriptors (wrapping); returns the head.
@@ -96,30 +99,32 @@ class FakeDriver {
   // Puts `head` in the next avail slot and bumps avail idx (§2.7.13.2-3).
   void Publish(uint16_t head) {
     uint16_t idx = avail_idx();
-    mem_.Put<uint16_t>(avail_ + 4 + 2ull * (idx % size_), head);
+    mem_.template Put<uint16_t>(avail_ + 4 + 2ull * (idx % size_), head);
     SetAvailIdx(static_cast<uint16_t>(idx + 1));
   }
-  uint16_t avail_idx() { return mem_.Get<uint16_t>(avail_ + 2); }
-  void SetAvailIdx(uint16_t idx) { mem_.Put<uint16_t>(avail_ + 2, idx); }
-  void SetAvailSlot(uint16_t slot, uint16_t head) { mem_.Put<uint16_t>(avail_ + 4 + 2ull * slot, head); }
-  void SetAvailFlags(uint16_t flags) { mem_.Put<uint16_t>(avail_, flags); }
-  void SetUsedEvent(uint16_t v) { mem_.Put<uint16_t>(avail_ + 4 + 2ull * size_, v); }
+  uint16_t avail_idx() { return mem_.template Get<uint16_t>(avail_ + 2); }
+  void SetAvailIdx(uint16_t idx) { mem_.template Put<uint16_t>(avail_ + 2, idx); }
+  void SetAvailSlot(uint16_t slot, uint16_t head) { mem_.template Put<uint16_t>(avail_ + 4 + 2ull * slot, head); }
+  void SetAvailFlags(uint16_t flags) { mem_.template Put<uint16_t>(avail_, flags); }
+  void SetUsedEvent(uint16_t v) { mem_.template Put<uint16_t>(avail_ + 4 + 2ull * size_, v); }
 
-  uint16_t used_idx() { return mem_.Get<uint16_t>(used_ + 2); }
-  void SetUsedIdx(uint16_t v) { mem_.Put<uint16_t>(used_ + 2, v); }
+  uint16_t used_idx() { return mem_.template Get<uint16_t>(used_ + 2); }
+  void SetUsedIdx(uint16_t v) { mem_.template Put<uint16_t>(used_ + 2, v); }
   // {id, len} of used slot `slot`.
   std::pair<uint32_t, uint32_t> UsedElem(uint16_t slot) {
     uint64_t e = used_ + 4 + 8ull * (slot % size_);
-    return {mem_.Get<uint32_t>(e), mem_.Get<uint32_t>(e + 4)};
+    return {mem_.template Get<uint32_t>(e), mem_.template Get<uint32_t>(e + 4)};
   }
-  uint16_t avail_event() { return mem_.Get<uint16_t>(used_ + 4 + 8ull * size_); }
+  uint16_t avail_event() { return mem_.template Get<uint16_t>(used_ + 4 + 8ull * size_); }
 
  private:
-  FakeGuestRam& mem_;
+  Mem& mem_;
   uint16_t size_;
   uint64_t desc_, avail_, used_;
   uint64_t data_next_;
   uint16_t next_desc_ = 0;
 };
+
+using FakeDriver = BasicFakeDriver<FakeGuestRam>;
 
 }  // namespace vmm::virtio::testing

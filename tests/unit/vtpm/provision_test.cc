@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "tests/unit/common/temp_dir.h"
 #include "vtpm/provision/ek_cert.h"
 #include "vtpm/provision/host_ca.h"
 #include "vtpm/tcti/esys_context.h"
@@ -21,27 +22,7 @@
 namespace vmm::vtpm {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/vmm-vtpm-ca-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-  std::string File(std::string_view name) const { return path_ + "/" + std::string(name); }
-  std::string Read(std::string_view name) const {
-    std::ifstream in(File(name), std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  void Write(std::string_view name, const std::string& data) const {
-    std::ofstream out(File(name), std::ios::binary | std::ios::trunc);
-    out << data;
-  }
-
- private:
-  std::string path_;
-};
+using testing_util::TempDir;
 
 // An engine in a child and an ESYS context on it.
 struct Tpm {
@@ -108,7 +89,7 @@ TEST(HostCa, CertificateOfAnotherKeyIsRefused) {
   TempDir a, b;
   MustCa(a);
   MustCa(b);
-  a.Write(kHostCaCertFile, b.Read(kHostCaCertFile));
+  a.WriteText(kHostCaCertFile, b.ReadText(kHostCaCertFile));
   auto ca = EnsureHostCa(a.path());
   ASSERT_FALSE(ca);
   EXPECT_NE(ca.error().message().find("does not belong"), std::string::npos)
@@ -118,12 +99,12 @@ TEST(HostCa, CertificateOfAnotherKeyIsRefused) {
 TEST(HostCa, KeyWithoutCertificateIsRefusedNotReplaced) {
   TempDir dir;
   MustCa(dir);
-  std::string key = dir.Read(kHostCaKeyFile);
+  std::string key = dir.ReadText(kHostCaKeyFile);
   std::filesystem::remove(dir.File(kHostCaCertFile));
   auto ca = EnsureHostCa(dir.path());
   ASSERT_FALSE(ca);
   EXPECT_NE(ca.error().message().find("incomplete"), std::string::npos) << ca.error().ToString();
-  EXPECT_EQ(dir.Read(kHostCaKeyFile), key);
+  EXPECT_EQ(dir.ReadText(kHostCaKeyFile), key);
 }
 
 TEST(EkTemplate, MatchesTcgLowRangeTemplates) {
@@ -206,11 +187,11 @@ TEST(EkProvision, OpensslCliVerifiesTheCertificate) {
     ASSERT_TRUE(der);
     auto cert = CertFromDer(*der);
     ASSERT_TRUE(cert);
-    dir.Write("ek.pem", *CertToPem(cert->get()));
+    dir.WriteText("ek.pem", *CertToPem(cert->get()));
     std::string cmd = "openssl verify -x509_strict -CAfile " + dir.File(kHostCaCertFile) + " " +
                       dir.File("ek.pem") + " > " + dir.File("out.txt") + " 2>&1";
     int rc = std::system(cmd.c_str());
-    EXPECT_EQ(rc, 0) << EkKindName(ek.kind) << ": " << dir.Read("out.txt");
+    EXPECT_EQ(rc, 0) << EkKindName(ek.kind) << ": " << dir.ReadText("out.txt");
   }
 }
 

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "sandbox/roles.h"
+#include "tests/unit/common/temp_dir.h"
 #include "tests/unit/sandbox/sandbox_test_util.h"
 #include "base/unique_fd.h"
 
@@ -29,32 +30,7 @@ static_assert(kStateWriteFlags == sandbox::kVtpmStateWriteFlags, "the vtpm polic
 const std::string kPerm(kPermanentStateFile);
 const std::string kPermTmp = kPerm + std::string(kTempSuffix);
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/vmm-sealed-state-XXXXXX";
-    path_ = mkdtemp(tmpl);
-    fd_ = UniqueFd(open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  int fd() const { return fd_.get(); }
-  std::string Path(const std::string& name) const { return path_ + "/" + name; }
-  bool Exists(const std::string& name) const { return faccessat(fd(), name.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0; }
-  std::vector<uint8_t> Read(const std::string& name) const {
-    std::ifstream in(Path(name), std::ios::binary);
-    return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-  }
-  // Unlink first: ext4 flushes a file truncated and rewritten on close (auto_da_alloc).
-  void Write(const std::string& name, std::span<const uint8_t> bytes) const {
-    unlinkat(fd(), name.c_str(), 0);
-    std::ofstream out(Path(name), std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  }
-
- private:
-  std::string path_;
-  UniqueFd fd_;
-};
+using testing_util::TempDir;
 
 Key TestKey(uint8_t seed) {
   std::array<uint8_t, kKeySize> b;
@@ -242,10 +218,10 @@ TEST_F(SealedState, TempFileIsNeverReadAsState) {
 TEST_F(SealedState, SymlinksAreNotFollowed) {
   TempDir elsewhere;
   ASSERT_TRUE(SealedStateStore(elsewhere.fd(), key_, vm_).Write(BlobKind::kPermanent, Payload(1)));
-  ASSERT_EQ(symlinkat(elsewhere.Path(kPerm).c_str(), dir_.fd(), kPerm.c_str()), 0);
+  ASSERT_EQ(symlinkat(elsewhere.File(kPerm).c_str(), dir_.fd(), kPerm.c_str()), 0);
   EXPECT_NE(LoadError().find("symbolic link"), std::string::npos);
   ASSERT_EQ(unlinkat(dir_.fd(), kPerm.c_str(), 0), 0);
-  ASSERT_EQ(symlinkat(elsewhere.Path("victim").c_str(), dir_.fd(), kPermTmp.c_str()), 0);
+  ASSERT_EQ(symlinkat(elsewhere.File("victim").c_str(), dir_.fd(), kPermTmp.c_str()), 0);
   ASSERT_TRUE(NewStore().Write(BlobKind::kPermanent, Payload(2)));
   EXPECT_FALSE(elsewhere.Exists("victim"));
 }
@@ -277,7 +253,7 @@ TEST_F(SealedState, KeyFileIsCreatedOnceWithMode0600) {
   ASSERT_EQ(fstatat(dir_.fd(), "vtpm.key", &st, AT_SYMLINK_NOFOLLOW), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(st.st_size, static_cast<off_t>(kKeySize));
-  std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir_.Path("").c_str()), closedir);
+  std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir_.File("").c_str()), closedir);
   int entries = 0;
   while (dirent* e = readdir(d.get())) entries += e->d_name[0] != '.';
   EXPECT_EQ(entries, 1) << "a temp key file was left behind";
@@ -286,14 +262,14 @@ TEST_F(SealedState, KeyFileIsCreatedOnceWithMode0600) {
 TEST_F(SealedState, BadKeyFilesAreRefused) {
   std::vector<uint8_t> short_key(kKeySize - 1, 7);
   dir_.Write("short.key", short_key);
-  chmod(dir_.Path("short.key").c_str(), 0600);
+  chmod(dir_.File("short.key").c_str(), 0600);
   EXPECT_NE(LoadOrCreateKeyFile(dir_.fd(), "short.key").error().message().find("exactly 32"), std::string::npos);
   std::vector<uint8_t> key(kKeySize, 7);
   dir_.Write("open.key", key);
-  chmod(dir_.Path("open.key").c_str(), 0640);
+  chmod(dir_.File("open.key").c_str(), 0640);
   EXPECT_NE(ReadKeyFile(dir_.fd(), "open.key").error().message().find("group or others"), std::string::npos);
   EXPECT_FALSE(LoadOrCreateKeyFile(dir_.fd(), "../escape.key"));
-  ASSERT_EQ(symlinkat(dir_.Path("open.key").c_str(), dir_.fd(), "link.key"), 0);
+  ASSERT_EQ(symlinkat(dir_.File("open.key").c_str(), dir_.fd(), "link.key"), 0);
   EXPECT_NE(ReadKeyFile(dir_.fd(), "link.key").error().message().find("symbolic link"), std::string::npos);
 }
 

@@ -14,7 +14,7 @@ namespace {
 
 std::vector<uint8_t> Bytes(std::initializer_list<uint32_t> words) {
   std::vector<uint8_t> out;
-  for (uint32_t w : words) AppendBe32(out, w);
+  for (uint32_t w : words) AppendBe<uint32_t>(out, w);
   return out;
 }
 

@@ -18,7 +18,9 @@
 #include <mutex>
 #include <thread>
 
+#include "tests/unit/common/in_child.h"
 #include "tests/unit/vtpm/tpm_test_commands.h"
+#include "base/unix_socket.h"
 #include "vtpm/engine/tpm_engine.h"
 #include "vtpm/process/engine_service.h"
 #include "vtpm/protocol/swtpm_client.h"
@@ -44,7 +46,7 @@ Pair SocketPair() {
 
 std::vector<uint8_t> Bytes(std::initializer_list<uint32_t> words) {
   std::vector<uint8_t> out;
-  for (uint32_t w : words) swtpm::AppendBe32(out, w);
+  for (uint32_t w : words) AppendBe<uint32_t>(out, w);
   return out;
 }
 
@@ -53,19 +55,7 @@ void WriteAll(int fd, std::span<const uint8_t> b) {
 }
 
 void SendWithFd(int sock, std::span<const uint8_t> b, int fd) {
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  iovec iov{const_cast<uint8_t*>(b.data()), b.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  ASSERT_EQ(sendmsg(sock, &msg, MSG_NOSIGNAL), ssize_t(b.size()));
+  ASSERT_EQ(SendWithFds(sock, b, {&fd, 1}), ssize_t(b.size()));
 }
 
 // True once the server has closed its end (EOF within `timeout`).
@@ -166,7 +156,7 @@ TEST(SwtpmServer, GuestGroupIsRefusedPlatformCommands) {
   extra.theirs.reset();
   std::vector<uint8_t> res(4);
   ASSERT_EQ(read(ctrl.get(), res.data(), 4), 4);
-  EXPECT_EQ(swtpm::LoadBe32(res, 0), swtpm::kResBadOrdinal);
+  EXPECT_EQ(LoadBe<uint32_t>(res, 0), swtpm::kResBadOrdinal);
   EXPECT_TRUE(ClosedByServer(extra.ours.get()));
 
   // What it may do.
@@ -307,7 +297,7 @@ TEST(SwtpmServer, PipelinedAndFragmentedRequests) {
     ASSERT_GT(n, 0);
     got += size_t(n);
   }
-  EXPECT_EQ(swtpm::LoadBe32(answers, 20), swtpm::kConfigFlagMigrationKey);
+  EXPECT_EQ(LoadBe<uint32_t>(answers, 20), swtpm::kConfigFlagMigrationKey);
   // A TPM command a byte at a time.
   std::vector<uint8_t> cmd = GetRandomCmd();
   for (uint8_t b : cmd) {
@@ -402,20 +392,7 @@ Key TestKey() {
   return Key(b);
 }
 
-void InChild(const std::function<void()>& body) {
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    body();
-    std::fflush(nullptr);
-    _exit(testing::Test::HasFailure() ? 1 : 0);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
-}
+using testing_util::InChild;
 
 // An engine, its service and a server on a thread of the (child) process; the test talks
 // to a platform group through `ctrl` (control) and `data`, set up with CMD_SET_DATAFD.

@@ -15,6 +15,8 @@
 #include <iterator>
 #include <random>
 
+#include "tests/unit/common/in_child.h"
+#include "tests/unit/common/temp_dir.h"
 #include "tests/unit/vtpm/tpm_test_commands.h"
 #include "base/unique_fd.h"
 
@@ -23,20 +25,7 @@ namespace {
 
 using namespace tpmtest;
 
-void InChild(const std::function<void()>& body) {
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    body();
-    std::fflush(nullptr);
-    _exit(testing::Test::HasFailure() ? 1 : 0);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
-}
+using testing_util::InChild;
 
 std::unique_ptr<TpmEngine> StartedEngine(SealedStateStore* store = nullptr) {
   auto engine = TpmEngine::Create(store);
@@ -58,30 +47,7 @@ std::vector<uint8_t> Exec(TpmEngine& tpm, std::span<const uint8_t> cmd) {
   return std::move(*rsp);
 }
 
-class TempStateDir {
- public:
-  TempStateDir() {
-    char tmpl[] = "/tmp/vmm-tpm-engine-XXXXXX";
-    path_ = mkdtemp(tmpl);
-    fd_ = UniqueFd(open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  }
-  ~TempStateDir() { std::filesystem::remove_all(path_); }
-  int fd() const { return fd_.get(); }
-  std::string File(std::string_view name) const { return path_ + "/" + std::string(name); }
-  std::vector<uint8_t> Read(std::string_view name) const {
-    std::ifstream in(File(name), std::ios::binary);
-    return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-  }
-  void Write(std::string_view name, const std::vector<uint8_t>& b) const {
-    std::filesystem::remove(File(name));
-    std::ofstream out(File(name), std::ios::binary);
-    out.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-  }
-
- private:
-  std::string path_;
-  UniqueFd fd_;
-};
+using TempStateDir = testing_util::TempDir;
 
 Key TestKey() {
   std::array<uint8_t, kKeySize> b;

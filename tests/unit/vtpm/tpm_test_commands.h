@@ -11,6 +11,8 @@
 #include <span>
 #include <vector>
 
+#include "base/bytes.h"
+
 namespace vmm::vtpm::tpmtest {
 
 inline constexpr uint16_t kStNoSessions = 0x8001;
@@ -29,8 +31,8 @@ inline constexpr uint32_t kTestNvIndex = 0x01500016;  // owner range, Part 2 §7
 class Writer {
  public:
   Writer& U8(uint8_t v) { b_.push_back(v); return *this; }
-  Writer& U16(uint16_t v) { return U8(uint8_t(v >> 8)).U8(uint8_t(v)); }
-  Writer& U32(uint32_t v) { return U16(uint16_t(v >> 16)).U16(uint16_t(v)); }
+  Writer& U16(uint16_t v) { AppendBe<uint16_t>(b_, v); return *this; }
+  Writer& U32(uint32_t v) { AppendBe<uint32_t>(b_, v); return *this; }
   Writer& Bytes(std::span<const uint8_t> s) { b_.insert(b_.end(), s.begin(), s.end()); return *this; }
   Writer& Tpm2b(std::span<const uint8_t> s) { return U16(uint16_t(s.size())).Bytes(s); }
   std::vector<uint8_t>& bytes() { return b_; }
@@ -39,10 +41,9 @@ class Writer {
   std::vector<uint8_t> b_;
 };
 
-inline uint32_t Be32(std::span<const uint8_t> b, size_t at) {
-  return (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) | b[at + 3];
-}
-inline uint16_t Be16(std::span<const uint8_t> b, size_t at) { return uint16_t((b[at] << 8) | b[at + 1]); }
+// Reads inside `b` (a read past its end is a test bug: std::bad_optional_access).
+inline uint32_t Be32(std::span<const uint8_t> b, size_t at) { return LoadBe<uint32_t>(b, at).value(); }
+inline uint16_t Be16(std::span<const uint8_t> b, size_t at) { return LoadBe<uint16_t>(b, at).value(); }
 
 // Part 1 §18.2: tag, commandSize (patched in), commandCode, then handles, auth, parameters.
 inline std::vector<uint8_t> Command(uint16_t tag, uint32_t cc, std::span<const uint8_t> body) {

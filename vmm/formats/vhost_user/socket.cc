@@ -1,71 +1,40 @@
 #include "vmm/formats/vhost_user/socket.h"
 
-#include <sys/socket.h>
-
 #include <cerrno>
-#include <cstring>
 #include <string>
 #include <utility>
 
 #include "base/bytes.h"
+#include "base/unix_socket.h"
 
 namespace vmm::vhost_user {
 namespace {
-
-// Room for as many fds as the kernel lets one sendmsg carry (SCM_MAX_FD), so a peer that
-// sends too many is seen doing it (and every one of them closed) instead of the kernel
-// silently dropping the excess behind MSG_CTRUNC.
-constexpr size_t kScmMaxFd = 253;
 
 Error ProtocolError(std::string message) {
   return Error(ErrorKind::kProtocol, std::move(message));
 }
 
-// Takes ownership of every fd in the control data before looking at anything else, so
-// that whatever goes wrong below, they are closed.
-Result<void> CollectFds(msghdr& msg, std::vector<UniqueFd>& fds) {
-  bool unexpected = false;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-      unexpected = true;
-      continue;
-    }
-    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      fds.emplace_back(fd);
-    }
-  }
-  if (msg.msg_flags & MSG_CTRUNC)
-    return ProtocolError("vhost-user: control data was truncated (too many fds?)");
-  if (unexpected) return ProtocolError("vhost-user: control data other than SCM_RIGHTS");
-  if (fds.size() > kMaxFds)
-    return ProtocolError("vhost-user: message arrived with " + std::to_string(fds.size()) +
-                         " fds, at most " + std::to_string(kMaxFds) + " are accepted");
-  return Ok();
-}
-
 // Fills `buf` from the socket, adding any fds that come along to `fds`. Returns how many
-// bytes arrived: fewer than buf.size() only when the peer closed the connection.
+// bytes arrived: fewer than buf.size() only when the peer closed the connection. Room for
+// as many fds as one sendmsg can carry (kScmMaxFd), so a peer that sends too many is seen
+// doing it (and every one of them closed) instead of the kernel silently dropping the
+// excess behind MSG_CTRUNC.
 Result<size_t> ReceiveExactly(int sock, std::span<uint8_t> buf, std::vector<UniqueFd>& fds) {
   size_t got = 0;
   while (got < buf.size()) {
-    alignas(cmsghdr) char control[CMSG_SPACE(kScmMaxFd * sizeof(int))];
-    iovec iov{buf.data() + got, buf.size() - got};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("vhost-user: recvmsg");
+    Received r = ReceiveWithFds(sock, buf.subspan(got), kScmMaxFd);
+    if (r.n < 0) {
+      if (r.error == EINTR) continue;
+      return Error(ErrorKind::kSystem, "vhost-user: recvmsg", r.error);
     }
-    RETURN_IF_ERROR(CollectFds(msg, fds));
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
+    for (UniqueFd& fd : r.fds) fds.push_back(std::move(fd));
+    if (r.truncated) return ProtocolError("vhost-user: control data was truncated (too many fds?)");
+    if (r.unexpected) return ProtocolError("vhost-user: control data other than SCM_RIGHTS");
+    if (fds.size() > kMaxFds)
+      return ProtocolError("vhost-user: message arrived with " + std::to_string(fds.size()) +
+                           " fds, at most " + std::to_string(kMaxFds) + " are accepted");
+    if (r.n == 0) break;
+    got += static_cast<size_t>(r.n);
   }
   return got;
 }
@@ -108,21 +77,8 @@ Result<void> SendMessage(int sock, std::span<const uint8_t> bytes, std::span<con
   if (bytes.empty()) return Error(ErrorKind::kInternal, "vhost-user: empty message");
   size_t sent = 0;
   while (sent < bytes.size()) {
-    alignas(cmsghdr) char control[CMSG_SPACE(kMaxFds * sizeof(int))] = {};
-    iovec iov{const_cast<uint8_t*>(bytes.data()) + sent, bytes.size() - sent};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (sent == 0 && !fds.empty()) {  // the fds ride on the first byte, once
-      msg.msg_control = control;
-      msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-      std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-    }
-    const ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    // The fds ride on the first byte, once.
+    const ssize_t n = SendWithFds(sock, bytes.subspan(sent), sent == 0 ? fds : std::span<const int>());
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("vhost-user: sendmsg");

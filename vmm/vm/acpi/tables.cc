@@ -7,6 +7,7 @@
 
 #include "vmm/vm/acpi/bytes.h"
 #include "vmm/vm/acpi/table_builders.h"
+#include "base/hex.h"
 
 namespace vmm::acpi {
 namespace {
@@ -18,12 +19,6 @@ constexpr size_t kRsdpChecksumLength = 20;  // the ACPI 1.0 part covered by the 
 constexpr size_t kRsdpChecksumOffset = 8;
 constexpr size_t kRsdpExtChecksumOffset = 32;
 constexpr uint8_t kXsdtRevision = 1;  // §5.2.8
-
-std::string Hex(uint64_t value) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
-  return buf;
-}
 
 uint64_t AlignUp(uint64_t value, uint64_t alignment) {
   return (value + alignment - 1) / alignment * alignment;

@@ -31,10 +31,10 @@ inline constexpr uint32_t kOemRevision = 1;
 inline constexpr std::string_view kCreatorId = "CCVM";  // 4 bytes
 inline constexpr uint32_t kCreatorRevision = 1;
 
-// The TPM's CRB interface (TCG PC Client PTP §6.5.3; vmm/vm/tpm_crb/crb_device.h has the same
-// numbers): locality 0's register page, whose CTRL_REQ register at +0x40 is the "control
+// The TPM's CRB interface (TCG PC Client PTP §6.5.3; vmm/vm/tpm_crb/crb_device.h lays out the
+// same window): locality 0's register page, whose CTRL_REQ register at +0x40 is the "control
 // area" of the TPM2 table. Only locality 0 is described, since the guest gets only that one.
-inline constexpr uint32_t kTpmCrbBase = 0xFED40000;
+inline constexpr uint32_t kTpmCrbBase = static_cast<uint32_t>(x86::kTpmCrbBase);
 inline constexpr uint32_t kTpmCrbSize = 0x1000;
 inline constexpr uint64_t kTpmCrbControlArea = kTpmCrbBase + 0x40;
 

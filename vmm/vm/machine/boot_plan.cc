@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "vmm/contract/layout.h"
+#include "base/hex.h"
 #include "vmm/vm/compat/kvm_pvm/kernel_parameters.h"
 #include "vmm/vm/compat/kvm_pvm/pvm_compat.h"
 #include "vmm/vm/boot/boot_params.h"
@@ -16,12 +17,6 @@ namespace vmm {
 namespace {
 
 constexpr uint64_t kMaxKernelBytes = 512ull << 20;
-
-std::string Hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-  return buf;
-}
 
 }  // namespace
 

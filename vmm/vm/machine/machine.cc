@@ -15,6 +15,7 @@
 #include "vmm/vm/acpi/tables.h"
 #include "vmm/vm/arch/x86_64/cpu_setup.h"
 #include "vmm/contract/layout.h"
+#include "base/hex.h"
 #include "vmm/vm/compat/kvm_pvm/emulation_window.h"
 #include "vmm/vm/compat/kvm_pvm/pvm_compat.h"
 #include "vmm/vm/devices/acpi_pm/acpi_pm.h"
@@ -35,12 +36,6 @@ namespace {
 // Kicks a vCPU thread out of KVM_RUN; the handler itself does nothing.
 constexpr int kKickSignal = SIGUSR1;
 void OnKick(int) {}
-
-std::string Hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-  return buf;
-}
 
 std::string InternalErrorDetail(const exits::InternalError& e) {
   std::string s = "suberror " + std::to_string(e.suberror);

@@ -14,11 +14,6 @@ namespace {
 constexpr uint64_t kPageSize = 0x1000;
 constexpr uint16_t kTpmStNoSessions = 0x8001;  // TPM 2.0 Part 2 §6.9
 
-uint32_t LoadBe32(std::span<const uint8_t> b, size_t off) {
-  return (uint32_t{b[off]} << 24) | (uint32_t{b[off + 1]} << 16) | (uint32_t{b[off + 2]} << 8) |
-         uint32_t{b[off + 3]};
-}
-
 bool IsAccessWidth(size_t n) { return n == 1 || n == 2 || n == 4 || n == 8; }
 
 }  // namespace
@@ -207,7 +202,7 @@ CrbDevice::Action CrbDevice::WriteStart() {
 CrbDevice::Action CrbDevice::TakeCommand() {
   // One copy of the whole shared buffer; nothing below looks at guest memory again.
   std::vector<uint8_t> snapshot(buffer_.begin(), buffer_.end());
-  const uint32_t size = LoadBe32(snapshot, 2);
+  const uint32_t size = vmm::LoadBe<uint32_t>(snapshot, 2).value_or(0);
   if (size < kTpmHeaderSize || size > snapshot.size()) {
     ++commands_refused_;
     RespondError(kTpmRcCommandSize);
@@ -234,7 +229,7 @@ bool CrbDevice::Complete(std::span<const uint8_t> response) {
     return false;
   }
   if (response.size() < kTpmHeaderSize || response.size() > buffer_.size() ||
-      LoadBe32(response, 2) != response.size()) {
+      vmm::LoadBe<uint32_t>(response, 2) != response.size()) {
     RespondError(kTpmRcFailure);
   } else {
     Respond(response);

@@ -30,12 +30,13 @@
 #include <span>
 #include <vector>
 
+#include "vmm/contract/layout.h"
 #include "base/result.h"
 
 namespace vtpm {
 
 // PTP §6.5.3.1 (and the fixed PC memory map, PTP §5.4): locality n at base + n * 0x1000.
-inline constexpr uint64_t kCrbBaseGpa = 0xFED40000;
+inline constexpr uint64_t kCrbBaseGpa = vmm::x86::kTpmCrbBase;
 inline constexpr uint64_t kCrbLocalitySize = 0x1000;
 inline constexpr uint32_t kCrbLocalityCount = 5;
 inline constexpr uint64_t kCrbWindowSize = kCrbLocalitySize * kCrbLocalityCount;

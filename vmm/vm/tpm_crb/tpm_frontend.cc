@@ -9,16 +9,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/bytes.h"
+
 namespace vmm {
 namespace {
 
 // How long a vCPU may wait for room in the socket before the channel counts as broken. One
 // command of at most a page is outstanding at a time, so in practice the write never waits.
 constexpr int kSendTimeoutMs = 1000;
-
-uint32_t BigEndian32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
 
 }  // namespace
 
@@ -110,7 +108,7 @@ Result<void> TpmFrontend::OnReadable() {
     // Read the header first, then exactly the rest it announces: never more than one
     // response, never more than the buffer holds.
     size_t want = vtpm::kTpmHeaderSize;
-    if (response_.size() >= vtpm::kTpmHeaderSize) want = BigEndian32(response_.data() + 2);
+    if (response_.size() >= vtpm::kTpmHeaderSize) want = LoadBe<uint32_t>(response_, 2).value_or(0);
     if (want < vtpm::kTpmHeaderSize || want > limit) {
       Break(lock, "the vTPM sent a response of " + std::to_string(want) +
                       " bytes (the buffer holds " + std::to_string(limit) + ")");
