@@ -15,20 +15,35 @@
 #include "sandbox/child_log.h"
 #include "vmm/common/result.h"
 #include "vmm/common/unique_fd.h"
+#include "vmm/contract/device_table.h"
 #include "vmm/manager/config.h"
 
 namespace vmm {
 
+// One virtio device the configuration asks for, in virtio-mmio slot order (disks, then the
+// rng): what StartDeviceProcesses starts and `vmm run --dry-run` lists.
+struct PlannedDevice {
+  const DeviceKind* kind = nullptr;  // its row of the device table: virtio id, role, ...
+  std::string name;                  // "blk0", "rng0"
+  size_t slot = 0;                   // virtio-mmio slot (x86::VirtioMmioBase, VirtioMmioGsi)
+  const DiskConfig* disk = nullptr;  // with kind->has_image: the disk it serves
+};
+std::vector<PlannedDevice> PlanDevices(const VmConfig& cfg);
+
+// Its --dry-run line: "virtio-blk0: disk.img (read-only), in its own process (vmm-device
+// blk), mmio 0xd0000000 gsi 16"; a kind with one instance is not numbered ("virtio-rng: ...").
+std::string DescribePlannedDevice(const PlannedDevice& dev);
+
 struct DeviceProcess {
+  const DeviceKind* kind = nullptr;  // its row of the device table: virtio id, config size, role
   std::string name;            // "blk0", "rng0"
-  std::string role;            // sandbox role: "device-blk", "device-rng"
-  uint32_t device_id = 0;      // virtio device id
-  uint32_t config_size = 0;    // bytes of config space the front-end reads
   pid_t pid = -1;
   UniqueFd pidfd;              // readable once the process ended
   UniqueFd sock;               // our end of the vhost-user session (moved into the Machine)
   sandbox::ChildLog log;       // its stderr: poll log.fd(), log.Forward() (to ours, prefixed
                                // "vmm: <role> <name>: ")
+  // The VM process's end of its session, for the VM spec: fd is our sock's number.
+  DeviceSpec Spec() const;
 };
 
 // A program installed beside the running one (vmm-device, vmm-vcpu): build/bin or bin/.
@@ -47,7 +62,7 @@ bool WaitForExit(int pidfd, sandbox::ChildLog& log, int timeout_ms);
 // we can open as asked (read-write unless readonly=on).
 Result<void> CheckDiskImages(const VmConfig& cfg);
 
-// Opens each disk image and spawns its device process, then the rng's. The caller must be
+// Opens each disk image and spawns its device process, then the rng's (PlanDevices' order). The caller must be
 // single-threaded (SpawnRole). On error the processes already started are killed.
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg);
 
