@@ -75,12 +75,13 @@ Result<void> CheckText(std::string_view where, const std::string& s, size_t max)
   return Ok();
 }
 
+Error NotAnFd(std::string_view where, const std::string& number) {
+  return Bad(Quoted(where) + ": " + number + " is not an fd number the VM process can be given (3.." +
+             std::to_string(kMaxSpecFd) + ")");
+}
+
 Result<void> CheckFd(std::string_view where, int fd) {
-  if (fd < 3 || fd > kMaxSpecFd) {
-    return Bad(Quoted(where) + ": " + std::to_string(fd) +
-               " is not an fd number the VM process can be given (3.." +
-               std::to_string(kMaxSpecFd) + ")");
-  }
+  if (fd < 3 || fd > kMaxSpecFd) return NotAnFd(where, std::to_string(fd));
   return Ok();
 }
 
@@ -123,13 +124,10 @@ class ObjectReader {
   Result<int> Fd(std::string_view key, bool nullable) {
     ASSIGN_OR_RETURN(const Json* v, Take(key));
     if (nullable && v->is_null()) return -1;
-    if (v->is_number_integer() && !v->is_number_unsigned()) {
-      return Bad(Quoted(Name(key)) + ": " + std::to_string(v->get<int64_t>()) +
-                 " is not an fd number the VM process can be given (3.." +
-                 std::to_string(kMaxSpecFd) + ")");
-    }
-    ASSIGN_OR_RETURN(uint64_t fd, AsUint(*v, Name(key), 0, kMaxSpecFd));
-    RETURN_IF_ERROR(CheckFd(Name(key), static_cast<int>(fd)));
+    const std::string number = v->is_number_integer() ? v->dump() : "";
+    if (v->is_number_integer() && !v->is_number_unsigned()) return NotAnFd(Name(key), number);
+    ASSIGN_OR_RETURN(uint64_t fd, AsUint(*v, Name(key), 0, UINT64_MAX));
+    if (fd < 3 || fd > static_cast<uint64_t>(kMaxSpecFd)) return NotAnFd(Name(key), number);
     return static_cast<int>(fd);
   }
 
