@@ -10,8 +10,8 @@
 // JSON is a VmSpec (vmm/contract/vm_spec.h): versioned, parsed strictly and checked before
 // anything else happens. Files named in it are the manager's fds, as /proc/self/fd/N paths,
 // read before confinement; its fd numbers (/dev/kvm, the device sessions, the vTPM channel)
-// are fds this process inherited. Exit status as `vmm run`'s: 0 powered off, 1 failed, 2 bad input,
-// 128+N stopped by signal N.
+// are fds this process inherited. Exit status as `vmm run`'s: 0 powered off, 1 failed,
+// 2 bad input (a spec refused included), 128+N stopped by signal N.
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
@@ -100,7 +100,7 @@ int Main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  // Nothing else happens before the spec is known good: no fd of it is touched before.
+  // The spec is checked whole before any file or fd it names is used.
   auto parsed = ParseVmSpec(spec_json);
   if (!parsed) return Fail(parsed.error());
   const VmSpec spec = std::move(parsed).value();
