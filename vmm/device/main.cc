@@ -188,8 +188,8 @@ int Run(const Flags& f) {
   while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
-  std::fprintf(stderr, "vmm-device: the confined %s process ended: %s\n", std::string(f.kind->name).c_str(),
-               DescribeStatus(status).c_str());
+  std::fprintf(stderr, "vmm-device: the confined %s process ended: %s\n",
+               std::string(f.kind->name).c_str(), DescribeStatus(status).c_str());
   return kExitFailed;
 }
 
