@@ -301,5 +301,32 @@ TEST(VmmCli, ProfileUsesTheNamedSymbolFile) {
   EXPECT_NE(r.out.find("profile: symbols from " + mine + "\n"), std::string::npos) << r.out;
 }
 
+// vmm-vcpu checks the VM spec (vmm/contract/vm_spec.h) before it does anything: a bad one
+// is refused with exit status 2 and the reason, whatever fds it names.
+TEST(VmProcessCli, RefusesABadSpecBeforeUsingIt) {
+  const std::string vcpu = BinDir() + "/vmm-vcpu";
+  const std::string good_but_version =
+      R"({"version":2,"kernel":"/proc/self/fd/5","initramfs":"","cmdline":"","cpus":1,)"
+      R"("memory":536870912,"serial":{"mode":"tty","path":""},"kvm_compat":"auto",)"
+      R"("kvm_fd":4,"devices":[],"tpm_fd":null,)"
+      R"("diagnostics":{"profile":false,"exit_stats":false,"profile_symbols":""}})";
+  struct Case {
+    std::string spec;
+    std::string reason;
+  };
+  std::string stdio_kvm = good_but_version;
+  stdio_kvm.replace(stdio_kvm.find("\"version\":2"), 11, "\"version\":1");
+  stdio_kvm.replace(stdio_kvm.find("\"kvm_fd\":4"), 10, "\"kvm_fd\":0");
+  for (const Case& c : std::vector<Case>{
+           {good_but_version, "vm spec: version 2 is not the version this vmm-vcpu reads (1)"},
+           {"blk0:2:60:7", "vm spec: not valid JSON"},
+           {stdio_kvm, "vm spec: 'kvm_fd': 0 is not an fd number the VM process can be given"},
+       }) {
+    ProcessResult r = RunProcess({vcpu, "--spec", c.spec}, 10);
+    EXPECT_EQ(r.exit_code, 2) << c.spec << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.reason), std::string::npos) << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace vmm::testing

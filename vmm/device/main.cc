@@ -23,12 +23,15 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 #include "base/unix_socket.h"
 #include "base/version.h"
+#include "vmm/contract/device_table.h"
 #include "vmm/device/devices.h"
 #include "vmm/device/blk/block_backend.h"
 
@@ -39,7 +42,7 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
 struct Flags {
-  std::string kind;  // blk | rng
+  const DeviceKind* kind = nullptr;  // the subcommand's row of the device table
   std::string socket_path;
   int fd = -1;
   std::string image;
@@ -75,35 +78,43 @@ struct Device {
   int image_fd = -1;
 };
 
+Result<void> MakeBlk(const Flags& f, Device& d) {
+  UniqueFd image;
+  if (f.image_fd >= 0) {
+    image.reset(f.image_fd);
+  } else if (!f.image.empty()) {
+    image.reset(open(f.image.c_str(), (f.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    if (!image.valid()) return Error(ErrorKind::kInvalidArgument, "--image '" + f.image + "'", errno);
+  } else {
+    return InvalidArgument("blk needs --image PATH or --image-fd N");
+  }
+  d.image_fd = image.get();
+  ASSIGN_OR_RETURN(d.disk, virtio::FdBlockBackend::Create(std::move(image), f.readonly));
+  virtio::BlkOptions opts;
+  opts.serial = f.serial;
+  ASSIGN_OR_RETURN(virtio::BlkDevice blk, virtio::BlkDevice::Create(*d.disk, opts));
+  d.blk.emplace(std::move(blk));
+  d.vhost = std::make_unique<BlkVhostDevice>(*d.blk);
+  return Ok();
+}
+
 Result<std::unique_ptr<Device>> MakeDevice(const Flags& f) {
   auto d = std::make_unique<Device>();
-  if (f.kind == "blk") {
-    UniqueFd image;
-    if (f.image_fd >= 0) {
-      image.reset(f.image_fd);
-    } else if (!f.image.empty()) {
-      image.reset(open(f.image.c_str(), (f.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-      if (!image.valid()) return Error(ErrorKind::kInvalidArgument, "--image '" + f.image + "'", errno);
-    } else {
-      return InvalidArgument("blk needs --image PATH or --image-fd N");
-    }
-    d->image_fd = image.get();
-    ASSIGN_OR_RETURN(d->disk, virtio::FdBlockBackend::Create(std::move(image), f.readonly));
-    virtio::BlkOptions opts;
-    opts.serial = f.serial;
-    ASSIGN_OR_RETURN(virtio::BlkDevice blk, virtio::BlkDevice::Create(*d->disk, opts));
-    d->blk.emplace(std::move(blk));
-    d->vhost = std::make_unique<BlkVhostDevice>(*d->blk);
-  } else {
-    d->rng.emplace(d->entropy);
-    d->vhost = std::make_unique<RngVhostDevice>(*d->rng);
+  switch (f.kind->type) {
+    case DeviceType::kBlk:
+      RETURN_IF_ERROR(MakeBlk(f, *d));
+      break;
+    case DeviceType::kRng:
+      d->rng.emplace(d->entropy);
+      d->vhost = std::make_unique<RngVhostDevice>(*d->rng);
+      break;
   }
   return d;
 }
 
 sandbox::ConfineOptions Confinement(const Flags& f, const Device& d, int sock) {
   sandbox::ConfineOptions o;
-  o.role = "device-" + f.kind;
+  o.role = std::string(f.kind->role);
   o.keep_fds = {STDERR_FILENO, sock};
   if (d.image_fd >= 0) {
     o.keep_fds.push_back(d.image_fd);
@@ -133,7 +144,7 @@ int Run(const Flags& f) {
   if ((f.fd >= 0) == !f.socket_path.empty()) {
     return Fail(InvalidArgument("give exactly one of --socket PATH and --fd N"));
   }
-  if (f.kind == "rng" && (!f.image.empty() || f.image_fd >= 0 || f.readonly)) {
+  if (!f.kind->has_image && (!f.image.empty() || f.image_fd >= 0 || f.readonly)) {
     return Fail(InvalidArgument("--image, --image-fd and --readonly are for blk"));
   }
   auto dev = MakeDevice(f);
@@ -162,8 +173,8 @@ int Run(const Flags& f) {
   while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
-  std::fprintf(stderr, "vmm-device: the confined %s process ended: %s\n", f.kind.c_str(),
-               DescribeStatus(status).c_str());
+  std::fprintf(stderr, "vmm-device: the confined %s process ended: %s\n",
+               std::string(f.kind->name).c_str(), DescribeStatus(status).c_str());
   return kExitFailed;
 }
 
@@ -180,14 +191,19 @@ int Main(int argc, char** argv) {
     c->add_option("--fd", f.fd, "Serve the connected socket already open as this fd (the manager)")
         ->type_name("N");
   };
-  CLI::App* blk = app.add_subcommand("blk", "virtio-blk (virtio 1.2 §5.2) over an image file");
-  common(blk);
-  blk->add_option("--image", f.image, "Disk image (raw)")->type_name("PATH");
-  blk->add_option("--image-fd", f.image_fd, "Disk image already open as this fd")->type_name("N");
-  blk->add_flag("--readonly", f.readonly, "Offer VIRTIO_BLK_F_RO and refuse writes");
-  blk->add_option("--serial", f.serial, "GET_ID string (at most 20 bytes)")->type_name("ID");
-  CLI::App* rng = app.add_subcommand("rng", "virtio-rng (virtio 1.2 §5.4) from getrandom(2)");
-  common(rng);
+  // One subcommand per row of the device table (vmm/contract/device_table.h).
+  std::vector<std::pair<CLI::App*, const DeviceKind*>> subcommands;
+  for (const DeviceKind& kind : kDeviceKinds) {
+    CLI::App* sub = app.add_subcommand(std::string(kind.name), std::string(kind.summary));
+    common(sub);
+    if (kind.type == DeviceType::kBlk) {
+      sub->add_option("--image", f.image, "Disk image (raw)")->type_name("PATH");
+      sub->add_option("--image-fd", f.image_fd, "Disk image already open as this fd")->type_name("N");
+      sub->add_flag("--readonly", f.readonly, "Offer VIRTIO_BLK_F_RO and refuse writes");
+      sub->add_option("--serial", f.serial, "GET_ID string (at most 20 bytes)")->type_name("ID");
+    }
+    subcommands.emplace_back(sub, &kind);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -195,7 +211,10 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "vmm-device: error: %s\nRun 'vmm-device --help' for usage.\n", e.what());
     return kExitUsage;
   }
-  f.kind = blk->parsed() ? "blk" : "rng";
+  for (const auto& [sub, kind] : subcommands) {
+    if (sub->parsed()) f.kind = kind;
+  }
+  if (f.kind == nullptr) return kExitUsage;  // require_subcommand(1) saw to it
   return Run(f);
 }
 

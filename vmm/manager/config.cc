@@ -313,13 +313,17 @@ Result<void> ValidateConfig(const VmConfig& cfg, const HostLimits& host) {
   return Ok();
 }
 
-const char* KvmCompatName(KvmCompat mode) {
-  switch (mode) {
-    case KvmCompat::kAuto: return "auto";
-    case KvmCompat::kOn: return "on";
-    case KvmCompat::kOff: return "off";
-  }
-  return "auto";
+VmSpec SpecFromConfig(const VmConfig& cfg) {
+  VmSpec spec;
+  spec.kernel = cfg.kernel;
+  spec.initramfs = cfg.initramfs;
+  spec.cmdline = cfg.cmdline;
+  spec.cpus = cfg.cpus;
+  spec.memory = cfg.memory;
+  spec.serial = cfg.serial;
+  spec.serial_path = cfg.serial == SerialMode::kFile ? cfg.serial_path : "";
+  spec.kvm_compat = cfg.kvm_compat;
+  return spec;
 }
 
 std::string SerialToString(const VmConfig& cfg) {

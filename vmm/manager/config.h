@@ -15,22 +15,19 @@
 #include <vector>
 
 #include "base/result.h"
+#include "vmm/contract/device_table.h"
+#include "vmm/contract/vm_spec.h"
 
 namespace vmm {
 
-enum class SerialMode { kTty, kFile, kNull, kOff };
-// The kvm_pvm compatibility module (vmm/vm/compat/kvm_pvm): auto = on when the host's KVM is
-// kvm_pvm. Part of the configuration because it changes what the guest runs on (and the
-// kernel command line), so a later measured boot records it.
-enum class KvmCompat { kAuto, kOn, kOff };
-const char* KvmCompatName(KvmCompat mode);
+// SerialMode, KvmCompat and kMaxVcpus are the contract's (vmm/contract/vm_spec.h).
 
 // One virtio-blk disk, served by its own `vmm-device blk` process.
 struct DiskConfig {
   std::string path;
   bool readonly = false;
 };
-inline constexpr size_t kMaxDisks = 7;  // 8 virtio-mmio slots, one kept for the rng
+inline constexpr size_t kMaxDisks = GetDeviceKind(DeviceType::kBlk).max_count;
 
 // The VM's TPM 2.0 (vmm-vtpm, ARCHITECTURE.md §6): off, ephemeral (state in the vTPM process's
 // memory, gone at exit) or persistent (sealed state files in `state_dir`, encrypted and
@@ -64,8 +61,6 @@ struct HostLimits {
   static HostLimits Probe();
 };
 
-inline constexpr uint32_t kMaxVcpus = 254;  // APIC ids 0..253, the IOAPIC takes the next
-
 Result<uint64_t> ParseSize(std::string_view text);       // "512M", "2G", "1048576"
 Result<VmConfig> ParseConfigJson(std::string_view text);
 // One flag by its long name without dashes ("cpus", "memory", "serial", "kernel", ...).
@@ -74,5 +69,8 @@ Result<void> ValidateConfig(const VmConfig& cfg, const HostLimits& host);
 // The configuration as JSON, in the same format ParseConfigJson reads.
 std::string ConfigToJson(const VmConfig& cfg);
 std::string SerialToString(const VmConfig& cfg);
+// What the VM process boots from the configuration (kernel, initramfs, cmdline, cpus, memory,
+// serial, kvm-compat); the caller adds the fds (kvm_fd, devices, tpm_fd) and diagnostics.
+VmSpec SpecFromConfig(const VmConfig& cfg);
 
 }  // namespace vmm

@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
 
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 #include "vmm/device/blk/blk.h"
 #include "vmm/formats/virtio/features.h"
+#include "sandbox/seccomp_audit.h"
+#include "vmm/contract/layout.h"
 
 namespace vmm {
 Result<std::string> SiblingBinary(const std::string& name) {
@@ -34,10 +37,11 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
     return Error(ErrorKind::kSystem, "socketpair", errno);
   }
   UniqueFd ours(sv[0]), theirs(sv[1]);
+  const std::string role(dev.kind->role);
   sandbox::ConfineOptions o;
-  o.role = dev.role;
+  o.role = role;
   o.keep_fds = {STDERR_FILENO, theirs.get()};
-  std::vector<std::string> argv = {"vmm-device", dev.role.substr(7), "--fd",
+  std::vector<std::string> argv = {"vmm-device", std::string(dev.kind->name), "--fd",
                                    std::to_string(theirs.get())};
   if (image.valid()) {
     o.keep_fds.push_back(image.get());
@@ -46,13 +50,40 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
   }
   argv.insert(argv.end(), args.begin(), args.end());
   ASSIGN_OR_RETURN(ManagedChild child,
-                   SpawnManagedChild(o, binary, argv, dev.role + " " + dev.name));
+                   SpawnManagedChild(o, binary, argv, role + " " + dev.name));
   dev.child = std::move(child);
   dev.sock = std::move(ours);
   return dev;
 }
 
 }  // namespace
+
+std::vector<PlannedDevice> PlanDevices(const VmConfig& cfg) {
+  std::vector<PlannedDevice> out;
+  const DeviceKind& blk = GetDeviceKind(DeviceType::kBlk);
+  for (size_t i = 0; i < cfg.disks.size(); ++i) {
+    out.push_back({&blk, std::string(blk.name) + std::to_string(i), out.size(), &cfg.disks[i]});
+  }
+  if (cfg.rng) {
+    const DeviceKind& rng = GetDeviceKind(DeviceType::kRng);
+    out.push_back({&rng, std::string(rng.name) + "0", out.size(), nullptr});
+  }
+  return out;
+}
+
+std::string DescribePlannedDevice(const PlannedDevice& dev) {
+  std::string s = "virtio-" + (dev.kind->max_count == 1 ? std::string(dev.kind->name) : dev.name) + ": ";
+  if (dev.disk != nullptr) s += dev.disk->path + (dev.disk->readonly ? " (read-only)" : "") + ", ";
+  char where[64];
+  std::snprintf(where, sizeof(where), "mmio 0x%llx gsi %u",
+                static_cast<unsigned long long>(x86::VirtioMmioBase(dev.slot)),
+                x86::VirtioMmioGsi(dev.slot));
+  return s + "in its own process (vmm-device " + std::string(dev.kind->name) + "), " + where;
+}
+
+DeviceSpec DeviceProcess::Spec() const {
+  return {std::string(kind->name), name, kind->virtio_id, kind->config_size, sock.get()};
+}
 
 Result<void> CheckDiskImages(const VmConfig& cfg) {
   for (const DiskConfig& d : cfg.disks) {
@@ -78,29 +109,22 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
     ReapDeviceProcesses(out, 0);
     return e;
   };
-  for (size_t i = 0; i < cfg.disks.size(); ++i) {
-    const DiskConfig& d = cfg.disks[i];
-    UniqueFd image(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-    if (!image.valid()) {
-      return fail(Error(ErrorKind::kInvalidArgument, "--disk '" + d.path + "'", errno));
+  for (const PlannedDevice& p : PlanDevices(cfg)) {
+    DeviceProcess dev;
+    dev.kind = p.kind;
+    dev.name = p.name;
+    UniqueFd image;
+    std::vector<std::string> args;
+    if (p.disk != nullptr) {
+      const DiskConfig& d = *p.disk;
+      image.reset(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+      if (!image.valid()) {
+        return fail(Error(ErrorKind::kInvalidArgument, "--disk '" + d.path + "'", errno));
+      }
+      args = {"--serial", dev.name};
+      if (d.readonly) args.push_back("--readonly");
     }
-    DeviceProcess dev;
-    dev.name = "blk" + std::to_string(i);
-    dev.role = "device-blk";
-    dev.device_id = virtio::kVirtioIdBlock;
-    dev.config_size = virtio::kBlkConfigSize;
-    std::vector<std::string> args = {"--serial", dev.name};
-    if (d.readonly) args.push_back("--readonly");
     auto spawned = Spawn(binary, std::move(dev), args, std::move(image));
-    if (!spawned) return fail(spawned.error());
-    out.push_back(std::move(spawned).value());
-  }
-  if (cfg.rng) {
-    DeviceProcess dev;
-    dev.name = "rng0";
-    dev.role = "device-rng";
-    dev.device_id = virtio::kVirtioIdEntropy;
-    auto spawned = Spawn(binary, std::move(dev), {}, UniqueFd());
     if (!spawned) return fail(spawned.error());
     out.push_back(std::move(spawned).value());
   }

@@ -15,17 +15,33 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vmm/manager/child_process.h"
+#include "sandbox/child_log.h"
+#include "vmm/contract/device_table.h"
 #include "vmm/manager/config.h"
 
 namespace vmm {
 
+// One virtio device the configuration asks for, in virtio-mmio slot order (disks, then the
+// rng): what StartDeviceProcesses starts and `vmm run --dry-run` lists.
+struct PlannedDevice {
+  const DeviceKind* kind = nullptr;  // its row of the device table: virtio id, role, ...
+  std::string name;                  // "blk0", "rng0"
+  size_t slot = 0;                   // virtio-mmio slot (x86::VirtioMmioBase, VirtioMmioGsi)
+  const DiskConfig* disk = nullptr;  // with kind->has_image: the disk it serves
+};
+std::vector<PlannedDevice> PlanDevices(const VmConfig& cfg);
+
+// Its --dry-run line: "virtio-blk0: disk.img (read-only), in its own process (vmm-device
+// blk), mmio 0xd0000000 gsi 16"; a kind with one instance is not numbered ("virtio-rng: ...").
+std::string DescribePlannedDevice(const PlannedDevice& dev);
+
 struct DeviceProcess {
+  const DeviceKind* kind = nullptr;  // its row of the device table: virtio id, config size, role
   std::string name;            // "blk0", "rng0"
-  std::string role;            // sandbox role: "device-blk", "device-rng"
-  uint32_t device_id = 0;      // virtio device id
-  uint32_t config_size = 0;    // bytes of config space the front-end reads
   ManagedChild child;          // its log lines are prefixed "vmm: <role> <name>: "
   UniqueFd sock;               // our end of the vhost-user session (moved into the Machine)
+  // The VM process's end of its session, for the VM spec: fd is our sock's number.
+  DeviceSpec Spec() const;
 };
 
 // A program installed beside the running one (vmm-device, vmm-vcpu): build/bin or bin/.
@@ -35,7 +51,7 @@ Result<std::string> SiblingBinary(const std::string& name);
 // we can open as asked (read-write unless readonly=on).
 Result<void> CheckDiskImages(const VmConfig& cfg);
 
-// Opens each disk image and spawns its device process, then the rng's. The caller must be
+// Opens each disk image and spawns its device process, then the rng's (PlanDevices' order). The caller must be
 // single-threaded (SpawnRole). On error the processes already started are killed.
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg);
 

@@ -83,7 +83,7 @@ std::string ChooseProfileSymbols(RunFlags& flags, const VmConfig& cfg, const Boo
 int Run(const RunFlags& given) {
   auto cfg = ResolveConfig(given);
   if (!cfg) return Fail(cfg.error());
-  auto plan = PlanBoot(*cfg, kvm::DetectFlavor());
+  auto plan = PlanBoot(SpecFromConfig(*cfg), kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
   if (auto disks = CheckDiskImages(*cfg); !disks) return Fail(disks.error());
   if (auto tpm = CheckTpmPaths(cfg->tpm, "--tpm"); !tpm) return Fail(tpm.error());
@@ -93,15 +93,8 @@ int Run(const RunFlags& given) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
                 DescribeBootPlan(*plan).c_str());
     if (flags.profile) std::printf("profile: %s\n", symbols_note.c_str());
-    for (size_t i = 0; i < cfg->disks.size(); ++i) {
-      std::printf("virtio-blk%zu: %s%s, in its own process (vmm-device blk), mmio 0x%llx gsi %u\n",
-                  i, cfg->disks[i].path.c_str(), cfg->disks[i].readonly ? " (read-only)" : "",
-                  static_cast<unsigned long long>(x86::VirtioMmioBase(i)), x86::VirtioMmioGsi(i));
-    }
-    if (cfg->rng) {
-      size_t i = cfg->disks.size();
-      std::printf("virtio-rng: in its own process (vmm-device rng), mmio 0x%llx gsi %u\n",
-                  static_cast<unsigned long long>(x86::VirtioMmioBase(i)), x86::VirtioMmioGsi(i));
+    for (const PlannedDevice& dev : PlanDevices(*cfg)) {
+      std::printf("%s\n", DescribePlannedDevice(dev).c_str());
     }
     if (cfg->tpm.enabled()) {
       std::printf("tpm: TPM 2.0 on CRB at 0x%llx (buffer 0x%llx), in its own process (vmm-vtpm), "
@@ -180,29 +173,36 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     StopVtpmProcess(tpm, 0);
     return Fail(devices.error());
   }
-  std::vector<std::string> argv = {"vmm-vcpu", "--config-json", ConfigToJson(cfg), "--kvm-fd",
-                                   std::to_string(kvm_fd)};
+  // What the VM process gets: the VM spec (vmm/contract/vm_spec.h), checked here as the VM
+  // process will check it, and the fds it names.
+  VmSpec spec = SpecFromConfig(cfg);
+  spec.kvm_fd = kvm_fd;
   sandbox::ConfineOptions o;
   o.role = std::string(sandbox::VcpuRole(kvm_compat));
   o.keep_fds = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
   for (const UniqueFd& fd : passed) o.keep_fds.push_back(fd.get());
   for (DeviceProcess& d : *devices) {
-    argv.push_back("--device");
-    argv.push_back(d.name + ":" + std::to_string(d.device_id) + ":" +
-                   std::to_string(d.config_size) + ":" + std::to_string(d.sock.get()));
+    spec.devices.push_back(d.Spec());
     o.keep_fds.push_back(d.sock.get());
   }
   if (tpm.guest.valid()) {
-    argv.push_back("--tpm-fd");
-    argv.push_back(std::to_string(tpm.guest.get()));
+    spec.tpm_fd = tpm.guest.get();
     o.keep_fds.push_back(tpm.guest.get());
   }
-  if (flags.profile) argv.push_back("--profile");
-  if (flags.exit_stats) argv.push_back("--exit-stats");
-  if (!symbols.empty()) {
-    argv.push_back("--profile-symbols");
-    argv.push_back(symbols);
+  spec.diagnostics = {flags.profile, flags.exit_stats, symbols};
+  std::string spec_json = VmSpecToJson(spec);
+  Result<void> spec_ok = ValidateVmSpec(spec);
+  if (spec_ok && spec_json.size() > kMaxVmSpecBytes) {
+    spec_ok = InvalidArgument("the VM spec is " + std::to_string(spec_json.size()) +
+                              " bytes, more than the " + std::to_string(kMaxVmSpecBytes) +
+                              " allowed (a shorter --cmdline?)");
   }
+  if (!spec_ok) {
+    ReapDeviceProcesses(*devices, 0);
+    StopVtpmProcess(tpm, 0);
+    return Fail(spec_ok.error());
+  }
+  std::vector<std::string> argv = {"vmm-vcpu", "--spec", std::move(spec_json)};
   auto vcpu_child = SpawnManagedChild(o, *vcpu_binary, argv, "vcpu");
   if (!vcpu_child) {
     ReapDeviceProcesses(*devices, 0);

@@ -5,12 +5,13 @@
 // only the KVM ioctls that run a VM, not those that shape it) before the first guest
 // instruction runs, and runs the VM until it stops.
 //
-//   vmm-vcpu --config-json JSON --kvm-fd N [--device NAME:ID:CONFIG_SIZE:FD]... [--tpm-fd N]
-//            [--profile] [--profile-symbols PATH] [--exit-stats]
+//   vmm-vcpu --spec JSON
 //
-// Files named in the configuration are the manager's fds, as /proc/self/fd/N paths, read
-// before confinement. Exit status as `vmm run`'s: 0 powered off, 1 failed, 2 bad input,
-// 128+N stopped by signal N.
+// JSON is a VmSpec (vmm/contract/vm_spec.h): versioned, parsed strictly and checked before
+// anything else happens. Files named in it are the manager's fds, as /proc/self/fd/N paths,
+// read before confinement; its fd numbers (/dev/kvm, the device sessions, the vTPM channel)
+// are fds this process inherited. Exit status as `vmm run`'s: 0 powered off, 1 failed,
+// 2 bad input (a spec refused included), 128+N stopped by signal N.
 #include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
@@ -29,7 +30,7 @@
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/machine/boot_plan.h"
 #include "vmm/vm/machine/machine.h"
-#include "vmm/manager/config.h"
+#include "vmm/contract/vm_spec.h"
 
 namespace vmm {
 namespace {
@@ -40,20 +41,6 @@ constexpr int kExitUsage = 2;
 int Fail(const Error& e) {
   std::fprintf(stderr, "vmm: error: %s\n", e.ToString().c_str());
   return e.kind() == ErrorKind::kInvalidArgument ? kExitUsage : kExitVmFailed;
-}
-
-// "blk0:2:60:7" -> a DeviceLink holding fd 7.
-Result<DeviceLink> ParseDevice(const std::string& text) {
-  DeviceLink link;
-  size_t a = text.find(':'), b = text.find(':', a + 1), c = text.find(':', b + 1);
-  if (a == std::string::npos || b == std::string::npos || c == std::string::npos) {
-    return InvalidArgument("--device: '" + text + "' is not NAME:ID:CONFIG_SIZE:FD");
-  }
-  link.name = text.substr(0, a);
-  link.device_id = static_cast<uint32_t>(std::strtoul(text.substr(a + 1, b - a - 1).c_str(), nullptr, 10));
-  link.config_size = static_cast<uint32_t>(std::strtoul(text.substr(b + 1, c - b - 1).c_str(), nullptr, 10));
-  link.sock.reset(std::atoi(text.substr(c + 1).c_str()));
-  return link;
 }
 
 std::vector<int> OpenFds() {
@@ -96,22 +83,11 @@ int ExitStatus(const RunOutcome& out) {
 int Main(int argc, char** argv) {
   CLI::App app{"vmm-vcpu: the VM process of vmm (started by `vmm run`, not by hand)"};
   app.set_version_flag("--version", std::string("vmm-vcpu ") + VMM_VERSION);
-  std::string config_json;
-  int kvm_fd = -1;
-  std::vector<std::string> devices;
-  bool profile = false;
-  bool exit_stats = false;
-  std::string profile_symbols;
-  app.add_option("--config-json", config_json, "The VM configuration (as `vmm run --dry-run` prints it)")
+  std::string spec_json;
+  app.add_option("--spec", spec_json,
+                 "The VM spec (vmm/contract/vm_spec.h, version " +
+                     std::to_string(kVmSpecVersion) + "): what to boot and the fds to use")
       ->required();
-  app.add_option("--kvm-fd", kvm_fd, "/dev/kvm, opened by the manager")->required();
-  app.add_option("--device", devices, "A device process's vhost-user session: NAME:ID:CONFIG_SIZE:FD");
-  int tpm_fd = -1;
-  app.add_option("--tpm-fd", tpm_fd,
-                 "The vTPM process's guest data channel (swtpm protocol, pinned to locality 0)");
-  app.add_flag("--profile", profile, "Sample the guest RIP (see vmm run --help)");
-  app.add_option("--profile-symbols", profile_symbols, "Symbols for --profile");
-  app.add_flag("--exit-stats", exit_stats, "Count exits by reason, port and address");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -124,20 +100,28 @@ int Main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  auto cfg = ParseConfigJson(config_json);
-  if (!cfg) return Fail(cfg.error());
-  auto plan = PlanBoot(*cfg, kvm::DetectFlavor());
+  // The spec is checked whole before any file or fd it names is used.
+  auto parsed = ParseVmSpec(spec_json);
+  if (!parsed) return Fail(parsed.error());
+  const VmSpec spec = std::move(parsed).value();
+  const bool profile = spec.diagnostics.profile;
+  const std::string& profile_symbols = spec.diagnostics.profile_symbols;
+  const int kvm_fd = spec.kvm_fd;
+  auto plan = PlanBoot(spec, kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
   std::vector<DeviceLink> links;
-  for (const std::string& d : devices) {
-    auto link = ParseDevice(d);
-    if (!link) return Fail(link.error());
-    links.push_back(std::move(link).value());
+  for (const DeviceSpec& d : spec.devices) {
+    DeviceLink link;
+    link.name = d.name;
+    link.device_id = d.virtio_id;
+    link.config_size = d.config_size;
+    link.sock.reset(d.fd);
+    links.push_back(std::move(link));
   }
   const bool plan_compat = plan->kvm_compat;
   MachineOptions options;
   options.profile = profile;
-  options.exit_stats = exit_stats || profile;
+  options.exit_stats = spec.diagnostics.exit_stats || profile;
   if (profile || plan->kvm_compat || !profile_symbols.empty()) {
     auto bytes = profile_symbols.empty()
                      ? Result<std::vector<uint8_t>>(plan->kernel_bytes)
@@ -154,8 +138,8 @@ int Main(int argc, char** argv) {
   {
     auto kvm = kvm::Kvm::Open("/proc/self/fd/" + std::to_string(kvm_fd));
     if (!kvm) return Fail(kvm.error());
-    auto m = Machine::Create(*cfg, std::move(plan).value(), *kvm, options, std::move(links),
-                             UniqueFd(tpm_fd));
+    auto m = Machine::Create(spec, std::move(plan).value(), *kvm, options, std::move(links),
+                             UniqueFd(spec.tpm_fd));
     if (!m) return Fail(m.error());
     machine = std::move(m).value();
   }  // /dev/kvm closed: the VM's shape is fixed from here on
@@ -165,7 +149,7 @@ int Main(int argc, char** argv) {
   // the kernel, initramfs and symbol files were read, and the serial file was reopened by
   // SerialOutput: Confine closes the manager's copies.
   std::set<int> drop;
-  for (const std::string& path : {cfg->kernel, cfg->initramfs, cfg->serial_path, profile_symbols}) {
+  for (const std::string& path : {spec.kernel, spec.initramfs, spec.serial_path, profile_symbols}) {
     if (path.rfind("/proc/self/fd/", 0) == 0) drop.insert(std::atoi(path.c_str() + 14));
   }
   sandbox::ConfineOptions o;

@@ -14,6 +14,9 @@
 #include "vmm/vm/boot/boot_params.h"
 
 namespace vmm {
+
+static_assert(kMinSpecMemory == x86::kMinMemory, "the VM spec admits the memory a VM can boot with");
+
 namespace {
 
 constexpr uint64_t kMaxKernelBytes = 512ull << 20;
@@ -52,7 +55,7 @@ Result<std::vector<uint8_t>> ReadFileLimited(const std::string& path, uint64_t m
   return bytes;
 }
 
-Result<BootPlan> PlanBoot(const VmConfig& cfg, kvm::KvmFlavor flavor) {
+Result<BootPlan> PlanBoot(const VmSpec& cfg, kvm::KvmFlavor flavor) {
   BootPlan plan;
   ASSIGN_OR_RETURN(plan.kernel_bytes, ReadFileLimited(cfg.kernel, kMaxKernelBytes, "--kernel"));
   auto image = boot::ParseKernelImage(plan.kernel_bytes);

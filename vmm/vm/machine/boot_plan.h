@@ -3,7 +3,7 @@
 // Bad input is reported here with ErrorKind::kInvalidArgument, so `vmm run --dry-run` and
 // the exit-code tests need no /dev/kvm.
 //
-//   ASSIGN_OR_RETURN(BootPlan plan, PlanBoot(cfg, kvm::DetectFlavor()));
+//   ASSIGN_OR_RETURN(BootPlan plan, PlanBoot(spec, kvm::DetectFlavor()));
 //   RETURN_IF_ERROR(LoadBootPlan(plan, mem, acpi_rsdp_gpa));   // writes guest memory
 #pragma once
 
@@ -14,8 +14,8 @@
 #include "vmm/vm/arch/x86_64/e820.h"
 #include "vmm/formats/kernel/kernel_image.h"
 #include "vmm/vm/kvm/kvm.h"
-#include "vmm/manager/config.h"
 #include "vmm/vm/memory/guest_memory.h"
+#include "vmm/contract/vm_spec.h"
 
 namespace vmm {
 
@@ -44,7 +44,7 @@ Result<std::vector<uint8_t>> ReadFileLimited(const std::string& path, uint64_t m
                                              const std::string& what);
 
 // `flavor`: the host's KVM as kvm::DetectFlavor() sees it, for --kvm-compat auto.
-Result<BootPlan> PlanBoot(const VmConfig& cfg, kvm::KvmFlavor flavor);
+Result<BootPlan> PlanBoot(const VmSpec& spec, kvm::KvmFlavor flavor);
 
 // Copies the kernel, initrd, command line and boot data (start_info or zero page) into guest
 // memory. ACPI tables are written by the caller; their RSDP address is passed in.

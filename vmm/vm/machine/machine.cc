@@ -91,7 +91,7 @@ struct Machine::Impl {
   ExitAction HandleInternalError(VcpuContext& ctx, const exits::InternalError& e);
   std::string SymbolHint(VcpuContext& ctx) const;
 
-  Result<void> CreateDevices(const VmConfig& cfg);
+  Result<void> CreateDevices(const VmSpec& cfg);
   ExitAction HandleExit(VcpuContext& ctx);
   void HandleIo(const exits::Io& io);
   void HandleMmio(const exits::Mmio& m);
@@ -103,7 +103,7 @@ struct Machine::Impl {
   void SampleLoop();
 };
 
-Result<void> Machine::Impl::CreateDevices(const VmConfig& cfg) {
+Result<void> Machine::Impl::CreateDevices(const VmSpec& cfg) {
   auto irq = [this](uint32_t gsi) {
     return [this, gsi](bool level) {
       auto r = vm.SetIrqLine(gsi, level);
@@ -309,7 +309,7 @@ Machine::Machine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Machine::~Machine() = default;
 
-Result<std::unique_ptr<Machine>> Machine::Create(const VmConfig& cfg, BootPlan plan,
+Result<std::unique_ptr<Machine>> Machine::Create(const VmSpec& cfg, BootPlan plan,
                                                  const kvm::Kvm& kvm, MachineOptions options,
                                                  std::vector<DeviceLink> devices,
                                                  UniqueFd tpm_data) {

@@ -2,7 +2,7 @@
 // ACPI PM) and the ACPI tables. Later issues move virtio devices and the vTPM into processes
 // of their own; this class keeps only what the vCPU role holds.
 //
-//   ASSIGN_OR_RETURN(auto machine, Machine::Create(cfg, std::move(plan), kvm));
+//   ASSIGN_OR_RETURN(auto machine, Machine::Create(spec, std::move(plan), kvm));
 //   RunOutcome out = machine->Run();   // blocks until power-off, reset, signal or error
 #pragma once
 
@@ -17,7 +17,7 @@
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/machine/boot_plan.h"
 #include "vmm/vm/machine/vm_control.h"
-#include "vmm/manager/config.h"
+#include "vmm/contract/vm_spec.h"
 
 namespace vmm {
 
@@ -30,7 +30,7 @@ struct RunOutcome {
   std::string exit_stats = {};  // with MachineOptions::exit_stats (exit_stats.h)
 };
 
-// Diagnostics that do not change what the guest sees (so they are not part of VmConfig).
+// Diagnostics that do not change what the guest sees (from VmSpec::diagnostics).
 struct MachineOptions {
   bool profile = false;                         // sample the guest RIP
   uint32_t profile_interval_us = 1000;
@@ -53,7 +53,7 @@ struct DeviceLink {
 // TPM2 table and TPM0 device that announce them.
 class Machine {
  public:
-  static Result<std::unique_ptr<Machine>> Create(const VmConfig& cfg, BootPlan plan,
+  static Result<std::unique_ptr<Machine>> Create(const VmSpec& spec, BootPlan plan,
                                                  const kvm::Kvm& kvm,
                                                  MachineOptions options = {},
                                                  std::vector<DeviceLink> devices = {},

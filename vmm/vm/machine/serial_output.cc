@@ -5,7 +5,7 @@
 
 namespace vmm {
 
-Result<SerialOutput> SerialOutput::Open(const VmConfig& cfg) {
+Result<SerialOutput> SerialOutput::Open(const VmSpec& cfg) {
   SerialOutput out;
   switch (cfg.serial) {
     case SerialMode::kTty:

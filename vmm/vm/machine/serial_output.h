@@ -9,13 +9,13 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
-#include "vmm/manager/config.h"
+#include "vmm/contract/vm_spec.h"
 
 namespace vmm {
 
 class SerialOutput {
  public:
-  static Result<SerialOutput> Open(const VmConfig& cfg);
+  static Result<SerialOutput> Open(const VmSpec& spec);
   SerialOutput(SerialOutput&& other) noexcept
       : fd_(std::exchange(other.fd_, -1)), owned_(std::move(other.owned_)),
         buf_(std::move(other.buf_)) {}

@@ -41,7 +41,7 @@
 #include "vmm/vm/compat/kvm_pvm/guest_access.h"
 #include "vmm/vm/compat/kvm_pvm/vcpu_state.h"
 #include "vmm/vm/kvm/kvm.h"
-#include "vmm/manager/config.h"
+#include "vmm/contract/vm_spec.h"
 
 namespace vmm::compat::pvm {
 
