@@ -12,8 +12,10 @@
 // level-triggered. A callback may Add, Modify or Remove any fd, its own included, and
 // Stop() the loop; an fd removed by an earlier callback of the same wait is not called,
 // nor is one added in its place under the same number until the next wait. The loop does
-// not own the fds: Remove() an fd before closing it (a closed fd leaves the epoll set by
-// itself only once no duplicate of it is open). EINTR ends a wait as a timeout does.
+// not own the fds: Remove() an fd before closing it. epoll drops a closed fd by itself
+// only once every reference to its open file is gone, in any process (a peer may still
+// hold an eventfd it sent), and until then it may report it, and refuse to add the same
+// file again under the same number (EEXIST). EINTR ends a wait as a timeout does.
 //
 // Syscalls: epoll_create1(EPOLL_CLOEXEC), epoll_ctl, epoll_wait (glibc may use
 // epoll_pwait), close: the ones every sandbox role allows (sandbox/syscall_sets.cc).
