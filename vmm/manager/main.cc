@@ -2,7 +2,6 @@
 // reset, which stops the VM); 1 the VM failed (triple fault, unhandled exit, KVM or host
 // error); 2 bad input (flags, config file, kernel, sizes); 128+N stopped by signal N.
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -10,13 +9,16 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "vmm/arch/x86_64/layout.h"
 #include "vmm/boot/elf_symbols.h"
+#include "vmm/common/event_loop.h"
 #include "vmm/common/version.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/boot_plan.h"
@@ -224,25 +226,48 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
   // Every child's stderr is a pipe to us (sandbox/child_log.h); a log at EOF has fd -1.
   std::vector<sandbox::ChildLog*> logs = {vcpu_log, &tpm.log};
   for (DeviceProcess& d : *devices) logs.push_back(&d.log);
-  for (;;) {
-    std::vector<pollfd> fds = {{vcpu.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-    for (DeviceProcess& d : *devices) fds.push_back({d.pid > 0 ? d.pidfd.get() : -1, POLLIN, 0});
-    const size_t tpm_index = fds.size();
-    fds.push_back({tpm.pid > 0 ? tpm.pidfd.get() : -1, POLLIN, 0});
-    const size_t log_index = fds.size();
-    for (sandbox::ChildLog* l : logs) fds.push_back({l->fd(), POLLIN, 0});
-    if (poll(fds.data(), fds.size(), -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
+  // The callbacks note what is ready (and forward logs); the wait's outcome is then
+  // handled below in a fixed order: a signal, the VM process's end, the vTPM's, devices'.
+  uint32_t vcpu_ready = 0, sig_ready = 0, tpm_ready = 0;
+  std::vector<uint32_t> device_ready(devices->size(), 0);
+  auto loop = EventLoop::Create();
+  Result<void> watched = loop ? Ok() : Result<void>(loop.error());
+  auto watch = [&](int fd, EventLoop::Callback cb) {
+    if (watched && fd >= 0) watched = loop->Add(fd, EPOLLIN, std::move(cb));
+  };
+  watch(vcpu.get(), [&](uint32_t ev) { vcpu_ready = ev; });
+  watch(sigfd.get(), [&](uint32_t ev) { sig_ready = ev; });
+  for (size_t i = 0; i < devices->size(); ++i) {
+    DeviceProcess& d = (*devices)[i];
+    if (d.pid > 0) watch(d.pidfd.get(), [&, i](uint32_t ev) { device_ready[i] = ev; });
+  }
+  if (tpm.pid > 0) watch(tpm.pidfd.get(), [&](uint32_t ev) { tpm_ready = ev; });
+  // A log at EOF closes its read end (in Forward or ForwardToEnd); only we held it, so it
+  // left epoll then, and is forgotten below.
+  std::vector<int> log_fds;
+  for (sandbox::ChildLog* l : logs) {
+    log_fds.push_back(l->fd());
+    watch(l->fd(), [l](uint32_t) { l->Forward(); });
+  }
+  if (!watched) {
+    std::fprintf(stderr, "vmm: error: waiting for the VM process: %s; stopping it\n",
+                 watched.error().ToString().c_str());
+    kill(vcpu_pid, SIGKILL);
+    DescribeExit(vcpu.get());
+    vcpu_log->ForwardToEnd();
+  }
+  while (watched) {
+    vcpu_ready = sig_ready = tpm_ready = 0;
+    std::fill(device_ready.begin(), device_ready.end(), 0);
     for (size_t i = 0; i < logs.size(); ++i) {
-      if (fds[log_index + i].revents != 0) logs[i]->Forward();
+      if (log_fds[i] >= 0 && logs[i]->at_eof()) loop->Remove(std::exchange(log_fds[i], -1));
     }
-    if (fds[1].revents & POLLIN) {
+    if (!loop->RunOnce(-1)) break;
+    if (sig_ready & EPOLLIN) {
       signalfd_siginfo si;
       if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) kill(vcpu_pid, static_cast<int>(si.ssi_signo));
     }
-    if (fds[0].revents & POLLIN) {
+    if (vcpu_ready & EPOLLIN) {
       int exit_code = 0;
       std::string how = DescribeExit(vcpu.get(), &exit_code);
       vcpu_log->ForwardToEnd();
@@ -254,7 +279,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
       break;
     }
     bool device_died = false;
-    if (fds[tpm_index].revents & POLLIN) {
+    if (tpm_ready & EPOLLIN) {
       // The vTPM never ends on its own while the manager's channel is open.
       int exit_code = 0;
       std::string how = DescribeExit(tpm.pidfd.get(), &exit_code);
@@ -262,13 +287,15 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
       std::fprintf(stderr, "vmm: error: vTPM process (pid %d) %s; the VM stopped\n", tpm.pid,
                    how.c_str());
       tpm.pid = -1;
+      loop->Remove(tpm.pidfd.get());
       device_died = true;
     }
-    for (size_t i = 2; i < tpm_index; ++i) {
-      if (!(fds[i].revents & POLLIN)) continue;
-      DeviceProcess& d = (*devices)[i - 2];
+    for (size_t i = 0; i < devices->size(); ++i) {
+      if (!(device_ready[i] & EPOLLIN)) continue;
+      DeviceProcess& d = (*devices)[i];
       int exit_code = 0;
-      std::string how = DescribeDeviceExit(d, &exit_code);
+      std::string how = DescribeDeviceExit(d, &exit_code);  // d.pid is -1 now
+      loop->Remove(d.pidfd.get());
       // Status 0 is a device process that saw its session close: the VM process is on
       // its way out and its own status follows.
       if (exit_code == 0) continue;
