@@ -3,7 +3,6 @@
 #include "vmm/manager/child_process.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,6 +17,7 @@
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 #include "sandbox/seccomp_audit.h"
+#include "vmm/common/event_loop.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/features.h"
 
@@ -58,17 +58,28 @@ std::string DescribeExit(int pidfd, int* exit_code) {
 
 bool WaitForExit(int pidfd, sandbox::ChildLog& log, int timeout_ms) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto loop = EventLoop::Create();
+  if (!loop) return false;
+  bool exited = false;
+  if (!loop->Add(pidfd, EPOLLIN, [&](uint32_t ev) { exited = (ev & EPOLLIN) != 0; })) return false;
+  // At EOF the log closes its read end (only we held it, so it left epoll with it).
+  const int log_fd = log.fd();
+  if (log_fd >= 0 && !loop->Add(log_fd, EPOLLIN, [&](uint32_t) {
+        log.Forward();
+        if (log.at_eof()) loop->Remove(log_fd);
+      })) {
+    return false;
+  }
   for (;;) {
     const long long left = std::clamp<long long>(
         std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())
             .count(),
         0, INT_MAX);
-    pollfd p[2] = {{pidfd, POLLIN, 0}, {log.fd(), POLLIN, 0}};
-    const int n = poll(p, 2, static_cast<int>(left));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    if (p[1].revents != 0) log.Forward();
-    if (p[0].revents & POLLIN) return true;
+    auto n = loop->RunOnce(static_cast<int>(left));
+    if (!n) return false;
+    if (exited) return true;
+    // Nothing ready: the time is up, or a signal ended the wait early.
+    if (*n == 0 && std::chrono::steady_clock::now() >= until) return false;
     if (left == 0) return false;
   }
 }
