@@ -179,7 +179,7 @@ void Machine::Impl::HandleMmio(const exits::Mmio& m) {
 // they are as unexpected as any other exit we do not handle.
 ExitAction Machine::Impl::HandleMsr(VcpuContext& ctx, uint32_t reason) {
   if (!compat) return StopWithVcpuError(ctx, "unhandled KVM exit " + ExitReasonName(reason));
-  compat::pvm::GuestMemoryView ram(mem);
+  const GuestRam& ram = mem.ram();
   auto r = compat->HandleMsrExit(ctx.vcpu, ram);
   return r ? ExitAction::kContinue : StopWithVcpuError(ctx, r.error().ToString());
 }
@@ -247,7 +247,7 @@ std::string Machine::Impl::SymbolHint(VcpuContext& ctx) const {
 }
 
 ExitAction Machine::Impl::HandleInternalError(VcpuContext& ctx, const exits::InternalError& e) {
-  compat::pvm::GuestMemoryView ram(mem);
+  const GuestRam& ram = mem.ram();
   if (e.suberror != KVM_INTERNAL_ERROR_EMULATION) {
     return StopWithVcpuError(ctx, "KVM internal error (KVM_EXIT_INTERNAL_ERROR, " +
                                       InternalErrorDetail(e) + ")");

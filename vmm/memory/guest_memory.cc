@@ -41,6 +41,9 @@ Result<GuestMemory> GuestMemory::Create(uint64_t size) {
   mem.base_ = static_cast<uint8_t*>(base);
   mem.size_ = size;
   mem.regions_ = Layout(size);
+  for (const MemoryRegion& r : mem.regions_) {
+    RETURN_IF_ERROR(mem.ram_.AddRegion({r.guest_phys, r.size, mem.base_ + r.file_offset}));
+  }
   return mem;
 }
 
@@ -48,7 +51,8 @@ GuestMemory::GuestMemory(GuestMemory&& other) noexcept
     : memfd_(std::move(other.memfd_)),
       base_(std::exchange(other.base_, nullptr)),
       size_(std::exchange(other.size_, 0)),
-      regions_(std::move(other.regions_)) {}
+      regions_(std::move(other.regions_)),
+      ram_(std::exchange(other.ram_, GuestRam())) {}
 
 GuestMemory::~GuestMemory() {
   if (base_ != nullptr) munmap(base_, size_);

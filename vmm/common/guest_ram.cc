@@ -1,8 +1,8 @@
-#include "vmm/virtio/guest_ram.h"
+#include "vmm/common/guest_ram.h"
 
 #include <string>
 
-namespace vmm::virtio {
+namespace vmm {
 namespace {
 
 // [a, a + a_size) and [b, b + b_size) intersect; sizes are non-zero and neither range wraps.
@@ -49,4 +49,4 @@ std::span<uint8_t> GuestRam::Translate(uint64_t gpa, uint64_t len) const {
   return {};
 }
 
-}  // namespace vmm::virtio
+}  // namespace vmm
