@@ -46,6 +46,13 @@ class GuestRam {
   // empty span. len == 0 also gives an empty span. Never overflows, whatever gpa and len are.
   std::span<uint8_t> Translate(uint64_t gpa, uint64_t len) const;
 
+  // Bounds-checked copies: the whole of [gpa, gpa + size) must lie inside one region, else
+  // nothing is copied and the Error (kInvalidArgument) names the range. Zero bytes always
+  // succeed. Plain memcpy: for guest-shared fields use the loads and stores of the caller's
+  // layer (virtio/guest_ram.h, compat/kvm_pvm/guest_access.h).
+  Result<void> Read(uint64_t gpa, std::span<uint8_t> out) const;
+  Result<void> Write(uint64_t gpa, std::span<const uint8_t> bytes) const;
+
   const std::vector<RamRegion>& regions() const { return regions_; }
 
  private:
