@@ -1,10 +1,11 @@
 #include "sandbox/child_log.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <time.h>
 
 #include <cerrno>
+
+#include "base/event_loop.h"
 
 namespace vmm::sandbox {
 namespace {
@@ -95,8 +96,7 @@ void ChildLog::ForwardToEnd(int timeout_ms) {
     if (eof_) break;
     long long left = timeout_ms < 0 ? -1 : deadline - NowMs();
     if (timeout_ms >= 0 && left <= 0) break;
-    pollfd p{read_.get(), POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left)) < 0 && errno != EINTR) break;
+    if (!EventLoop::WaitFd(read_.get(), EPOLLIN, static_cast<int>(left))) break;
   }
   if (!eof_ && !partial_.empty()) {  // a writer still holds the pipe: say what we have
     Emit(partial_);

@@ -6,7 +6,7 @@
 //   o.stderr_fd = log.write_end();            // SpawnRole makes it the child's fd 2
 //   ASSIGN_OR_RETURN(pid_t pid, SpawnRole(o, path, argv));
 //   log.CloseWriteEnd();                       // the child holds the only one now
-//   ... poll log.fd() (POLLIN), then log.Forward() ...
+//   ... wait for log.fd() to be readable (an EventLoop), then log.Forward() ...
 //   log.ForwardToEnd();                        // once the child ended: every last byte
 //
 // Why: RLIMIT_FSIZE bounds what a process may write to a regular file (0 for device-rng,
@@ -45,7 +45,8 @@ class ChildLog {
 
   int write_end() const { return write_.get(); }
   void CloseWriteEnd() { write_.reset(); }
-  // The read end while there may be more to read; -1 after EOF (a pollfd poll ignores).
+  // The read end while there may be more to read; -1 after EOF (closed: a watcher must
+  // forget it).
   int fd() const { return eof_ ? -1 : read_.get(); }
   bool at_eof() const { return eof_; }
 

@@ -112,7 +112,7 @@ class PolicyBuilder {
   PolicyBuilder& AllowTime();              // clock_gettime, nanosleep, ...
   PolicyBuilder& AllowSignals();           // sigreturn, masks, tgkill to its own threads
   PolicyBuilder& AllowThreads();           // clone with pthread flags only; clone3 -> ENOSYS
-  PolicyBuilder& AllowEventfdAndPoll();    // eventfd2, poll, epoll on fds already held
+  PolicyBuilder& AllowEventfdAndPoll();    // eventfd2, epoll on fds already held (no poll)
   PolicyBuilder& AllowSocketIo();          // sendmsg/recvmsg/... on sockets already held
   PolicyBuilder& AllowFcntl(std::initializer_list<int> commands);
   // ioctl(fd, request) for these KVM requests only. Which fd is not checked: after

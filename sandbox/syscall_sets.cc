@@ -123,9 +123,8 @@ PolicyBuilder& PolicyBuilder::AllowEventfdAndPoll() {
   AllowIf("epoll_create1", {ArgEq(0, EPOLL_CLOEXEC, "EPOLL_CLOEXEC")}, "its event loop");
   Allow("epoll_ctl", "watch fds it holds");
   Allow("epoll_wait", "wait in the event loop");
-  Allow("epoll_pwait", "wait in the event loop (glibc's epoll_wait may use it)");
-  Allow("poll", "wait on a few fds");
-  return Allow("ppoll", "wait on a few fds (glibc's poll may use it)");
+  // No poll/ppoll: every wait is on an epoll instance (base/event_loop.h).
+  return Allow("epoll_pwait", "wait in the event loop (glibc's epoll_wait may use it)");
 }
 
 PolicyBuilder& PolicyBuilder::AllowSocketIo() {

@@ -19,12 +19,14 @@
 #include "tests/fuzz/fuzz_check.h"
 #include "vmm/vm/compat/kvm_pvm/decoder.h"
 #include "vmm/vm/compat/kvm_pvm/emulate.h"
-#include "vmm/vm/compat/kvm_pvm/fake_guest_memory.h"
+#include "base/fake_guest_ram.h"
 #include "vmm/vm/compat/kvm_pvm/linear_memory.h"
 
 namespace {
 
 using namespace vmm::compat::pvm;  // NOLINT: a fuzzer
+using vmm::FakeGuestRam;
+using vmm::GuestRam;
 
 constexpr uint64_t kRam = 64 * 1024;
 
@@ -43,24 +45,6 @@ enum Flags : uint8_t {
   kFetchFromMemory = 1 << 2, // the instruction comes from FetchInstruction
 };
 
-// Checks every span the code under test gets against the fake RAM's bounds.
-class CheckedMemory final : public GuestMemoryAccess {
- public:
-  explicit CheckedMemory(FakeGuestMemory& inner) : inner_(inner) {}
-  std::span<uint8_t> HostSpan(uint64_t gpa, uint64_t len) override {
-    std::span<uint8_t> s = inner_.HostSpan(gpa, len);
-    if (!s.empty()) {
-      std::span<uint8_t> all = inner_.bytes();
-      CHECK(s.size() == len);
-      CHECK(s.data() >= all.data() && s.data() + s.size() <= all.data() + all.size());
-      CHECK(static_cast<uint64_t>(s.data() - all.data()) == gpa);
-    }
-    return s;
-  }
-
- private:
-  FakeGuestMemory& inner_;
-};
 
 // Bytes that changed must be accessed/dirty bits being set in byte 0 of an aligned entry.
 void CheckOnlyAccessedDirtyChanged(std::span<const uint8_t> before,
@@ -121,12 +105,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   off += insn_avail;
 
   // Reused across runs: a fresh 64 KiB buffer per run costs more than the rest together.
-  static FakeGuestMemory ram(kRam);
+  static FakeGuestRam ram(kRam);
   static std::vector<uint8_t> before(kRam);
   const size_t image = std::min<size_t>(size - off, kRam);
-  std::memcpy(ram.bytes().data(), data + off, image);
-  std::memset(ram.bytes().data() + image, 0, kRam - image);
-  CheckedMemory mem(ram);
+  std::memcpy(ram.At(0, kRam).data(), data + off, image);
+  std::memset(ram.At(0, kRam).data() + image, 0, kRam - image);
+  // GuestRam is not virtual: the bounds of what the code under test touches are the fake's
+  // own (one heap buffer of exactly kRam bytes, which the fuzzer's sanitizer watches).
+  const GuestRam& mem = ram;
   VcpuState s = StateFrom(h);
 
   // The decoder alone, on the raw bytes, in both modes.
@@ -162,12 +148,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CHECK(d->length >= 1 && d->length <= kMaxInstructionLength);
   CHECK(d->length <= bytes.size());
 
-  std::memcpy(before.data(), ram.bytes().data(), kRam);
+  std::memcpy(before.data(), ram.At(0, kRam).data(), kRam);
   const VcpuState old = s;
   vmm::Result<Outcome> out = Emulate(*d, s, mem);
   if (!out.has_value()) {
     CHECK(s.gpr == old.gpr && s.rip == old.rip && s.rflags == old.rflags);
-    CheckOnlyAccessedDirtyChanged(before, ram.bytes());
+    CheckOnlyAccessedDirtyChanged(before, ram.At(0, kRam));
     return 0;
   }
   const Outcome& o = out.value();
@@ -179,7 +165,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     CHECK(s.gpr == old.gpr && s.rip == old.rip && s.rflags == old.rflags);
     CHECK(s.mxcsr == old.mxcsr);
-    CheckOnlyAccessedDirtyChanged(before, ram.bytes());
+    CheckOnlyAccessedDirtyChanged(before, ram.At(0, kRam));
   }
   if (o.kind == Outcome::Kind::kException && o.exception.vector == Vector::kPf) {
     CHECK(s.cr2 == o.exception.cr2 && o.exception.has_error_code);

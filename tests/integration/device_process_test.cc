@@ -86,14 +86,15 @@ ChildReport Inspect(pid_t child) {
   return r;
 }
 
-// fd targets a role may hold beyond stdio: the vhost-user sessions and (blk) the image for
-// a device process; for the vTPM process its swtpm channels only (an ephemeral vTPM has no
-// state directory); for the VM process its KVM VM and vCPU fds, its guest RAM memfd,
-// eventfds (kicks, calls, stop requests), the signalfd for forwarded signals, the
-// sessions, and nothing that names a host file.
+// fd targets a role may hold beyond stdio: in every role its event loop's epoll instance;
+// the vhost-user sessions and (blk) the image for a device process; for the vTPM process
+// its swtpm channels only (an ephemeral vTPM has no state directory); for the VM process
+// its KVM VM and vCPU fds, its guest RAM memfd, eventfds (kicks, calls, stop requests),
+// the signalfd for forwarded signals, the sessions, and nothing that names a host file.
 bool Expected(const std::string& comm, const std::string& target, const std::string& image) {
   auto has = [&](const char* prefix) { return target.rfind(prefix, 0) == 0; };
   if (has("socket:")) return true;
+  if (target == "anon_inode:[eventpoll]") return true;  // its event loop (vmm/common)
   if (comm == "vmm-device") return target == image;
   if (comm == "vmm-vtpm") return false;
   return has("anon_inode:kvm-vm") || has("anon_inode:kvm-vcpu") ||

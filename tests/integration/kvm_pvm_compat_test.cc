@@ -101,7 +101,7 @@ TEST(PvmCompatKvm, CompletesWhatKvmCannotEmulateAndFiltersLstar) {
   REQUIRE_KVM_VM(vm);
   auto compat = PvmCompat::Enable(vm->vm, 1);
   ASSERT_TRUE(compat.has_value()) << compat.error().ToString();
-  GuestMemoryView ram(vm->mem);
+  const GuestRam& ram = vm->mem.ram();
 
   int failures = 0, msr_exits = 0;
   bool done = false;
@@ -152,7 +152,7 @@ TEST(PvmCompatKvm, CompletesWhatKvmCannotEmulateAndFiltersLstar) {
 
 TEST(PvmCompatKvm, WithTheModuleOffTheFirstFailureIsNamed) {
   REQUIRE_KVM_VM(vm);
-  GuestMemoryView ram(vm->mem);
+  const GuestRam& ram = vm->mem.ram();
   for (int i = 0; i < 10; ++i) {
     auto run = vm->vcpu.Run();
     ASSERT_TRUE(run.has_value()) << run.error().ToString();

@@ -18,7 +18,7 @@
 
 namespace vmm {
 
-// The number of virtio-mmio slots (vmm/vm/arch/x86_64/layout.h): every device of every kind
+// The number of virtio-mmio slots (vmm/contract/layout.h): every device of every kind
 // takes one.
 inline constexpr size_t kMaxVirtioDevices = 8;
 

@@ -1,14 +1,15 @@
 #include "vmm/device/vhost_user_backend.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <utility>
 
 #include "vmm/formats/vhost_user/socket.h"
 #include "vmm/formats/virtio/features.h"
+#include "base/event_loop.h"
 
 namespace vmm::vhost_user {
 namespace {
@@ -324,43 +325,66 @@ Result<void> Backend::Handle(Message& m) {
 }
 
 Result<void> Backend::Run() {
-  for (;;) {
-    std::vector<pollfd> fds;
-    std::vector<uint32_t> ring_of;
-    fds.push_back({sock_, POLLIN, 0});
+  ASSIGN_OR_RETURN(EventLoop loop, EventLoop::Create());
+  std::optional<Error> failed;
+  bool sock_ready = false;
+  RETURN_IF_ERROR(loop.Add(sock_, EPOLLIN, [&](uint32_t) { sock_ready = true; }));
+  // The kick fds of the running rings. A message may close, replace or drop any of them,
+  // so all leave the loop before each message, while still open (epoll keeps a closed fd
+  // whose eventfd the front-end still holds), and the running rings' join it afterwards.
+  std::vector<int> watched;
+  auto unwatch_kicks = [&] {
+    for (int fd : watched) loop.Remove(fd);
+    watched.clear();
+  };
+  auto watch_kicks = [&]() -> Result<void> {
     for (uint32_t i = 0; i < rings_.size(); ++i) {
-      if (rings_[i].kick.valid() && rings_[i].queue) {
-        fds.push_back({rings_[i].kick.get(), POLLIN, 0});
-        ring_of.push_back(i);
-      }
+      if (!rings_[i].kick.valid() || !rings_[i].queue) continue;
+      const int fd = rings_[i].kick.get();
+      RETURN_IF_ERROR(loop.Add(fd, EPOLLIN, [&, i, fd](uint32_t events) {
+        if (failed) return;
+        if (!rings_[i].queue) {  // broken by an earlier kick: not watched until a message
+          loop.Remove(fd);
+          std::erase(watched, fd);
+          return;
+        }
+        if (auto r = OnKickReady(i, fd, events); !r) failed = r.error();
+      }));
+      watched.push_back(fd);
     }
-    if (poll(fds.data(), fds.size(), -1) < 0) {
-      if (errno == EINTR) continue;
-      return Error(ErrorKind::kSystem, "poll", errno);
-    }
-    for (size_t k = 1; k < fds.size(); ++k) {
-      // An eventfd never hangs up nor reads as EOF. Anything else (a pipe whose writer the
-      // front-end closed) would stay ready forever and spin this loop.
-      auto not_eventfd = [&] {
-        return Error(ErrorKind::kProtocol, "queue " + std::to_string(ring_of[k - 1]) +
-                                               ": the kick fd hung up (it must be an eventfd)");
-      };
-      if (fds[k].revents & (POLLHUP | POLLERR | POLLNVAL)) return not_eventfd();
-      if (!(fds[k].revents & POLLIN)) continue;
-      uint64_t count;
-      ssize_t n = read(fds[k].fd, &count, sizeof(count));
-      if (n < 0 && errno != EAGAIN) {
-        return Error(ErrorKind::kSystem, "read of a kick eventfd", errno);
-      }
-      if (n == 0) return not_eventfd();
-      RETURN_IF_ERROR(Serve(ring_of[k - 1]));
-    }
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ASSIGN_OR_RETURN(std::optional<Message> m, ReceiveMessage(sock_, Direction::kRequest));
-      if (!m) return Ok();  // the front-end hung up
-      RETURN_IF_ERROR(Handle(*m));
-    }
+    return Ok();
+  };
+  RETURN_IF_ERROR(watch_kicks());
+  for (;;) {
+    // The rings' kicks of one wait are served first, then one message, as before.
+    ASSIGN_OR_RETURN(size_t ran, loop.RunOnce(-1));
+    (void)ran;
+    if (failed) return *failed;
+    if (!std::exchange(sock_ready, false)) continue;
+    ASSIGN_OR_RETURN(std::optional<Message> m, ReceiveMessage(sock_, Direction::kRequest));
+    if (!m) return Ok();  // the front-end hung up
+    unwatch_kicks();
+    RETURN_IF_ERROR(Handle(*m));
+    RETURN_IF_ERROR(watch_kicks());
   }
+}
+
+Result<void> Backend::OnKickReady(uint32_t index, int fd, uint32_t events) {
+  // An eventfd never hangs up nor reads as EOF. Anything else (a pipe whose writer the
+  // front-end closed) would stay ready forever and spin this loop.
+  auto not_eventfd = [&] {
+    return Error(ErrorKind::kProtocol, "queue " + std::to_string(index) +
+                                           ": the kick fd hung up (it must be an eventfd)");
+  };
+  if (events & (EPOLLHUP | EPOLLERR)) return not_eventfd();
+  if (!(events & EPOLLIN)) return Ok();
+  uint64_t count;
+  ssize_t n = read(fd, &count, sizeof(count));
+  if (n < 0 && errno != EAGAIN) {
+    return Error(ErrorKind::kSystem, "read of a kick eventfd", errno);
+  }
+  if (n == 0) return not_eventfd();
+  return Serve(index);
 }
 
 }  // namespace vmm::vhost_user

@@ -59,7 +59,7 @@ class Backend {
   // One decoded request, replies included (Run calls it; tests and the fuzzer too).
   Result<void> Handle(Message& m);
 
-  // As if ring `index`'s kick fd fired (tests and the fuzzer, which have no poll loop).
+  // As if ring `index`'s kick fd fired (tests and the fuzzer, which have no event loop).
   Result<void> ServeForTest(uint32_t index);
 
   // For tests: the ring's state.
@@ -92,6 +92,8 @@ class Backend {
   void DropQueue(Ring& ring);
   void BreakRing(uint32_t index, const std::string& why);
   Result<void> Serve(uint32_t index);
+  // Ring `index`'s kick fd `fd` is ready (`events` from the event loop): drain, serve.
+  Result<void> OnKickReady(uint32_t index, int fd, uint32_t events);
   void UnmapAll();
   void Log(const std::string& line) const;
 

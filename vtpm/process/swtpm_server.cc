@@ -1,7 +1,6 @@
 #include "vtpm/process/swtpm_server.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +27,7 @@ struct SwtpmServer::Listener {
   UniqueFd fd;
   int group = 0;
   bool control = false;
+  std::optional<uint32_t> watched;  // EPOLLIN while the event loop waits for a connection
 };
 
 struct SwtpmServer::Channel {
@@ -48,6 +48,7 @@ struct SwtpmServer::Channel {
   std::vector<uint8_t> out;
   size_t out_pos = 0;
   std::optional<Clock::time_point> deadline;
+  std::optional<uint32_t> watched;  // the events the event loop waits for on fd
 };
 
 namespace {
@@ -152,7 +153,7 @@ void SwtpmServer::AddListener(UniqueFd listening, int group, bool control) {
     Log("listener: fcntl(O_NONBLOCK): " + std::string(std::strerror(errno)));
     return;
   }
-  listeners_.push_back(Listener{std::move(listening), group, control});
+  listeners_.push_back(Listener{std::move(listening), group, control, std::nullopt});
 }
 
 bool SwtpmServer::AddChannel(UniqueFd fd, int group, bool control, bool from_datafd) {
@@ -179,7 +180,7 @@ void SwtpmServer::Accept(Listener& l) {
     std::string m = "accept4 on a listener of group " + std::to_string(l.group) + ": " +
                     std::strerror(err);
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-      // The connection stays queued and poll would report it again at once: rest instead.
+      // The connection stays queued and the loop would report it again at once: rest instead.
       accept_paused_until_ = Clock::now() + kAcceptPause;
       m += "; listeners paused until a channel closes (at most " +
            std::to_string(kAcceptPause.count()) + " ms)";
@@ -209,6 +210,8 @@ void SwtpmServer::Close(Channel& ch, const std::string& why, bool error) {
   }
   ch.closed = true;
   accept_paused_until_.reset();  // an fd is free again
+  if (loop_ && ch.watched) loop_->Remove(ch.fd.get());  // while it is still open
+  ch.watched.reset();
   ch.fd.reset();
   ch.fds.clear();
   ch.in.clear();
@@ -478,12 +481,21 @@ void SwtpmServer::FlushBlocking(Channel& ch) {
   while (!ch.closed && !ch.out.empty()) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
     if (left <= 0) return Close(ch, "peer did not take its answer in time", true);
-    pollfd p{ch.fd.get(), POLLOUT, 0};
-    if (::poll(&p, 1, static_cast<int>(std::min<long long>(left, INT_MAX))) < 0 && errno != EINTR) {
-      return Close(ch, std::string("poll: ") + std::strerror(errno), true);
-    }
+    auto ready = EventLoop::WaitFd(ch.fd.get(), EPOLLOUT,
+                                   static_cast<int>(std::min<long long>(left, INT_MAX)));
+    if (!ready) return Close(ch, ready.error().ToString(), true);
     Flush(ch);
   }
+}
+
+void SwtpmServer::OnChannelReady(Channel& ch, uint32_t events) {
+  if (stop_ || ch.closed) return;
+  if (!ch.out.empty()) {
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) Flush(ch);
+    if (ch.out.empty()) Process(ch);  // requests that were waiting behind the answer
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) Read(ch);
 }
 
 Result<void> SwtpmServer::Run() {
@@ -491,7 +503,17 @@ Result<void> SwtpmServer::Run() {
     RepeatLimiter& log;
     ~FlushLog() { log.Flush(); }
   } flush_log{log_};
-  std::vector<pollfd> pfds;
+  ASSIGN_OR_RETURN(EventLoop loop, EventLoop::Create());
+  loop_.emplace(std::move(loop));
+  // Leaves no fd watched: a server that runs again (or closes channels after) starts anew.
+  struct DropLoop {
+    SwtpmServer& s;
+    ~DropLoop() {
+      for (auto& ch : s.channels_) ch->watched.reset();
+      for (Listener& l : s.listeners_) l.watched.reset();
+      s.loop_.reset();
+    }
+  } drop_loop{*this};
   while (true) {
     if (stop_) {
       if (stop_error_) return *stop_error_;
@@ -503,11 +525,8 @@ Result<void> SwtpmServer::Run() {
       return Ok();
     }
 
-    pfds.clear();
     std::optional<Clock::time_point> next;
     for (const auto& ch : channels_) {
-      const short events = ch->out.empty() ? POLLIN : POLLOUT;
-      pfds.push_back(pollfd{ch->fd.get(), events, 0});
       if (ch->deadline && (!next || *ch->deadline < *next)) next = ch->deadline;
     }
     const size_t channel_count = channels_.size();
@@ -516,36 +535,41 @@ Result<void> SwtpmServer::Run() {
       next = accept_paused_until_;
     }
     const bool accepting = channels_.size() < options_.max_channels && !accept_paused_until_;
-    for (const Listener& l : listeners_) pfds.push_back(pollfd{accepting ? l.fd.get() : -1, POLLIN, 0});
+    // What each fd waits for now: a channel its answer's room or its next bytes, a listener
+    // a connection while there is room for one.
+    for (size_t i = 0; i < channel_count; ++i) {
+      Channel& ch = *channels_[i];
+      const uint32_t events = ch.out.empty() ? EPOLLIN : EPOLLOUT;
+      if (ch.watched == events) continue;
+      Result<void> r = ch.watched ? loop_->Modify(ch.fd.get(), events)
+                                  : loop_->Add(ch.fd.get(), events,
+                                               [this, c = &ch](uint32_t ev) { OnChannelReady(*c, ev); });
+      if (!r) {
+        Close(ch, r.error().sys_errno() == EBADF ? "fd is not open" : r.error().ToString(), true);
+        continue;
+      }
+      ch.watched = events;
+    }
+    for (Listener& l : listeners_) {
+      if (!accepting && l.watched) {
+        loop_->Remove(l.fd.get());
+        l.watched.reset();
+      } else if (accepting && !l.watched) {
+        RETURN_IF_ERROR(loop_->Add(l.fd.get(), EPOLLIN, [this, li = &l](uint32_t ev) {
+          if (!stop_ && (ev & EPOLLIN)) Accept(*li);
+        }));
+        l.watched = EPOLLIN;
+      }
+    }
+    if (stop_) continue;
 
     int timeout = -1;
     if (next) {
       const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*next - Clock::now()).count();
       timeout = static_cast<int>(std::clamp<long long>(ms, 0, INT_MAX));
     }
-    const int ready = ::poll(pfds.data(), pfds.size(), timeout);
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("swtpm server: poll");
-    }
-
-    for (size_t i = 0; i < channel_count && !stop_; ++i) {
-      Channel& ch = *channels_[i];
-      const short re = pfds[i].revents;
-      if (ch.closed || re == 0) continue;
-      if (re & POLLNVAL) {
-        Close(ch, "fd is not open (POLLNVAL)", true);
-        continue;
-      }
-      if (!ch.out.empty()) {
-        if (re & (POLLOUT | POLLERR | POLLHUP)) Flush(ch);
-        if (ch.out.empty()) Process(ch);  // requests that were waiting behind the answer
-        continue;
-      }
-      if (re & (POLLIN | POLLHUP | POLLERR)) Read(ch);
-    }
-    for (size_t i = 0; i < listeners_.size() && !stop_; ++i) {
-      if (pfds[channel_count + i].revents & POLLIN) Accept(listeners_[i]);
+    if (auto ready = loop_->RunOnce(timeout); !ready) {
+      return ready.error().Wrap("swtpm server");
     }
 
     const Clock::time_point now = Clock::now();

@@ -1,5 +1,5 @@
 // SwtpmServer: swtpm's socket protocol (swtpm_protocol.h) served over any number of
-// channel groups, single-threaded, from one poll loop.
+// channel groups, single-threaded, from one event loop (base/event_loop.h).
 //
 //   EngineService tpm(*engine, key, vm_id);
 //   SwtpmServer server(tpm, [](const std::string& m) { Log(m); });
@@ -40,7 +40,7 @@
 // closed too. Control requests may be pipelined; each channel handles one request at a
 // time and reads no further while its answer is unsent.
 //
-// Syscalls (vtpm seccomp role): poll, recvmsg (MSG_DONTWAIT|MSG_CMSG_CLOEXEC), sendmsg
+// Syscalls (vtpm seccomp role): epoll, recvmsg (MSG_DONTWAIT|MSG_CMSG_CLOEXEC), sendmsg
 // (MSG_DONTWAIT|MSG_NOSIGNAL), read/write (only for a passed data fd that is not a socket:
 // recvmsg/sendmsg said ENOTSOCK), accept4 (SOCK_NONBLOCK|SOCK_CLOEXEC), fcntl
 // (F_GETFL/F_SETFL O_NONBLOCK), close, and clock_gettime(CLOCK_MONOTONIC) via
@@ -62,6 +62,7 @@
 #include "base/unique_fd.h"
 #include "vtpm/process/repeat_limiter.h"
 #include "vtpm/process/tpm_service.h"
+#include "base/event_loop.h"
 
 namespace vmm::vtpm {
 
@@ -79,8 +80,8 @@ struct ServerOptions {
   // How long a peer may take to finish sending a message it has begun, or to take an
   // answer we are writing, before its channel is closed.
   std::chrono::milliseconds message_deadline{5000};
-  // Channels open at once (given, accepted and passed); listeners are not polled at the
-  // limit, and polled again when a channel closes. Each channel is an fd: keep the limit
+  // Channels open at once (given, accepted and passed); listeners are not watched at the
+  // limit, and watched again when a channel closes. Each channel is an fd: keep the limit
   // below the process's RLIMIT_NOFILE (SwtpmServer::MaxChannelsForFdLimit).
   size_t max_channels = 64;
 };
@@ -104,7 +105,7 @@ class SwtpmServer {
   // Serves until: CMD_SHUTDOWN from a platform channel (Ok, after its answer is sent); the
   // AddGroup control channel of a stop_when_closed group closes (Ok on an orderly close, the
   // reason as a kProtocol/kSystem Error otherwise); nothing is left to serve (Ok); or
-  // poll fails (Error).
+  // the event loop fails (Error).
   Result<void> Run();
 
   // The GET_CAPABILITY answer a group with `policy` gets.
@@ -134,6 +135,7 @@ class SwtpmServer {
   void Queue(Channel& ch, std::vector<uint8_t> bytes);
   void Flush(Channel& ch);
   void FlushBlocking(Channel& ch);
+  void OnChannelReady(Channel& ch, uint32_t events);
   void Close(Channel& ch, const std::string& why, bool error);
   std::string Describe(const Channel& ch) const;
   void Log(const std::string& m) const;
@@ -146,8 +148,9 @@ class SwtpmServer {
   std::vector<Listener> listeners_;
   bool stop_ = false;
   std::optional<Error> stop_error_;
+  std::optional<EventLoop> loop_;  // while Run() runs
   // accept4 ran out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): listeners are not
-  // polled until then or until a channel closes, instead of waking poll at once again.
+  // watched until then or until a channel closes, instead of waking the loop at once again.
   std::optional<Clock::time_point> accept_paused_until_;
 };
 

@@ -1,6 +1,5 @@
 #include "vtpm/protocol/swtpm_client.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include <cstring>
 
 #include "base/unix_socket.h"
+#include "base/event_loop.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace vmm::vtpm {
@@ -20,17 +20,13 @@ using swtpm::Command;
 
 Error ProtocolError(std::string m) { return Error(ErrorKind::kProtocol, std::move(m)); }
 
-Result<void> WaitFor(int fd, short events, Clock::time_point deadline, const char* what) {
+Result<void> WaitFor(int fd, uint32_t events, Clock::time_point deadline, const char* what) {
   while (true) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return Error(ErrorKind::kSystem, std::string("swtpm: timed out ") + what, ETIMEDOUT);
-    pollfd p{fd, events, 0};
-    const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, INT_MAX)));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("swtpm: poll");
-    }
-    if (n > 0) return Ok();
+    ASSIGN_OR_RETURN(uint32_t ready,
+                     EventLoop::WaitFd(fd, events, static_cast<int>(std::min<long long>(left, INT_MAX))));
+    if (ready != 0) return Ok();  // else timed out or interrupted: the deadline decides
   }
 }
 
@@ -39,7 +35,7 @@ Result<void> SendAll(int fd, std::span<const uint8_t> bytes, std::span<const int
   size_t sent = 0;
   bool is_socket = true;
   while (sent < bytes.size()) {
-    RETURN_IF_ERROR(WaitFor(fd, POLLOUT, deadline, "sending"));
+    RETURN_IF_ERROR(WaitFor(fd, EPOLLOUT, deadline, "sending"));
     ssize_t n;
     if (is_socket) {
       if (sent == 0 && fds.size() > 4) return Error(ErrorKind::kInternal, "swtpm: too many fds");
@@ -68,7 +64,7 @@ Result<void> ReadExactly(int fd, size_t n, std::vector<uint8_t>& out, Clock::tim
   const size_t base = out.size();
   out.resize(base + n);
   while (got < n) {
-    RETURN_IF_ERROR(WaitFor(fd, POLLIN, deadline, "waiting for the answer"));
+    RETURN_IF_ERROR(WaitFor(fd, EPOLLIN, deadline, "waiting for the answer"));
     const ssize_t r = ::read(fd, out.data() + base + got, n - got);
     if (r < 0) {
       if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;

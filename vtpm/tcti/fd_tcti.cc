@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "base/bytes.h"
+#include "base/event_loop.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace vmm::vtpm {
@@ -50,15 +51,16 @@ TSS2_RC Break(FdTctiState* s) {
 }
 
 // Waits for `events` until `deadline`: 1 ready, 0 timed out, -1 error.
-int WaitFor(int fd, short events, Clock::time_point deadline) {
+int WaitFor(int fd, uint32_t events, Clock::time_point deadline) {
   for (;;) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
     int ms = left.count() < 0 ? 0 : int(std::min<int64_t>(left.count(), 1 << 30));
-    pollfd p{fd, events, 0};
-    int r = poll(&p, 1, ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) return 0;
+    auto r = EventLoop::WaitFd(fd, events, ms);
+    if (!r) return -1;
+    if (*r == 0) {
+      if (ms == 0 || Clock::now() >= deadline) return 0;
+      continue;  // a signal (EINTR) ended the wait early
+    }
     return 1;  // readable, writable, or HUP/ERR: the read or write reports which
   }
 }
@@ -67,7 +69,7 @@ int WaitFor(int fd, short events, Clock::time_point deadline) {
 // is TRY_AGAIN (the bytes read so far are kept); a bounded block that expires breaks.
 TSS2_RC ReadUntil(FdTctiState* s, size_t want, Clock::time_point deadline, bool blocking) {
   while (s->have < want) {
-    int ready = WaitFor(s->fd.get(), POLLIN, deadline);
+    int ready = WaitFor(s->fd.get(), EPOLLIN, deadline);
     if (ready < 0) return Break(s);
     if (ready == 0) return blocking ? Break(s) : TSS2_TCTI_RC_TRY_AGAIN;
     ssize_t n = read(s->fd.get(), s->response.data() + s->have, want - s->have);
@@ -82,7 +84,7 @@ TSS2_RC WriteAll(FdTctiState* s, const uint8_t* data, size_t size) {
   Clock::time_point deadline = Clock::now() + s->options.max_block;
   size_t done = 0;
   while (done < size) {
-    int ready = WaitFor(s->fd.get(), POLLOUT, deadline);
+    int ready = WaitFor(s->fd.get(), EPOLLOUT, deadline);
     if (ready <= 0) return Break(s);
     // MSG_NOSIGNAL: a closed peer is an error to report, not a SIGPIPE.
     ssize_t n = send(s->fd.get(), data + done, size - done, MSG_NOSIGNAL);

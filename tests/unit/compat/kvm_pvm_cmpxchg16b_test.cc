@@ -48,7 +48,7 @@ class Cmpxchg16bTest : public ::testing::Test {
     return o.has_value() ? o.value() : Outcome{};
   }
 
-  FakeGuestMemory ram_{kRamSize};
+  FakeGuestRam ram_{kRamSize};
   PageTables pt_{ram_};
   VcpuState s_ = LongModeState(pt_.cr3());
 };

@@ -40,7 +40,7 @@ class EmulateTest : public ::testing::Test {
     return o;
   }
 
-  FakeGuestMemory ram_{kRamSize};
+  FakeGuestRam ram_{kRamSize};
   PageTables pt_{ram_};
   VcpuState s_ = LongModeState(pt_.cr3());
 };

@@ -6,6 +6,7 @@
 
 #include "tests/unit/compat/pvm_test_util.h"
 #include "vmm/vm/compat/kvm_pvm/linear_memory.h"
+#include "vmm/vm/memory/guest_memory.h"
 
 namespace vmm::compat::pvm {
 namespace {
@@ -15,17 +16,17 @@ using namespace test_util;  // NOLINT: test fixtures
 TEST(PvmGuestAccess, ViewOverRealGuestMemoryStopsAtTheEndOfRam) {
   auto mem = GuestMemory::Create(32ull << 20);
   ASSERT_TRUE(mem.has_value()) << mem.error().ToString();
-  GuestMemoryView view(*mem);
-  EXPECT_EQ(view.HostSpan(0x1000, 16).data(), mem->host_base() + 0x1000);
-  EXPECT_TRUE(view.HostSpan((32ull << 20) - 8, 16).empty());
-  EXPECT_TRUE(view.HostSpan(0xFEE00000, 4).empty());  // MMIO
-  EXPECT_TRUE(view.HostSpan(~0ull - 4, 16).empty());  // wraps
+  const GuestRam& view = mem->ram();
+  EXPECT_EQ(view.Translate(0x1000, 16).data(), mem->host_base() + 0x1000);
+  EXPECT_TRUE(view.Translate((32ull << 20) - 8, 16).empty());
+  EXPECT_TRUE(view.Translate(0xFEE00000, 4).empty());  // MMIO
+  EXPECT_TRUE(view.Translate(~0ull - 4, 16).empty());  // wraps
 }
 
 TEST(PvmGuestAccess, EmulationThroughTheRealMemoryView) {
   auto mem = GuestMemory::Create(32ull << 20);
   ASSERT_TRUE(mem.has_value());
-  GuestMemoryView view(*mem);
+  const GuestRam& view = mem->ram();
   // Identity-map the first 2 MiB with one large page, as early boot code does.
   uint64_t tables[3] = {0x1000, 0x2000, 0x3000};
   ASSERT_TRUE(mem->WriteObj(tables[0], tables[1] | kP | kRw).has_value());

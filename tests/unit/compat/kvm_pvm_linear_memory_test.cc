@@ -22,7 +22,7 @@ class LinearMemoryTest : public ::testing::Test {
     pt_.Map4K(kVa, kPa0, kRw);
     pt_.Map4K(kVa + 0x1000, kPa1, kRw);
   }
-  FakeGuestMemory ram_{kRamSize};
+  FakeGuestRam ram_{kRamSize};
   PageTables pt_{ram_};
   VcpuState s_ = LongModeState(pt_.cr3());
   LinearMemory lm_{s_, ram_};
@@ -141,7 +141,7 @@ TEST_F(LinearMemoryTest, FetchFromAnNxPageFaults) {
 }
 
 TEST(PvmLinearMemory, PagingOffWrapsAtFourGiBOutsideLongMode) {
-  FakeGuestMemory ram(kRamSize);
+  FakeGuestRam ram(kRamSize);
   VcpuState s;  // real-mode-like: no paging, no long mode
   ram.Put<uint8_t>(0, 0x5A);
   Result<Mapping> m = LinearMemory(s, ram).Map(0x1'00000000, 1, AccessType::kRead);

@@ -33,7 +33,7 @@ class PageWalkTest : public ::testing::Test {
   }
   bool Allowed(uint64_t la, AccessType access) { return !Walk(la, access).fault; }
 
-  FakeGuestMemory ram_{kRamSize};
+  FakeGuestRam ram_{kRamSize};
   PageTables pt_{ram_};
   VcpuState s_ = LongModeState(pt_.cr3());
 };

@@ -1,7 +1,7 @@
 // Shared fixtures for the kvm_pvm completer tests: a long-mode vCPU state and a builder of
-// guest page tables inside a FakeGuestMemory.
+// guest page tables inside a FakeGuestRam.
 //
-//   FakeGuestMemory ram(kRamSize);
+//   FakeGuestRam ram(kRamSize);
 //   PageTables pt(ram);                          // 4-level; tables from kTablesGpa upward
 //   pt.Map4K(0xFFFF888000010000, 0x10000, kRw);  // P is implied; upper levels are P|RW|US
 //   VcpuState s = LongModeState(pt.cr3());
@@ -15,8 +15,8 @@
 
 #include "vmm/vm/compat/kvm_pvm/decoder.h"
 #include "vmm/vm/compat/kvm_pvm/emulate.h"
-#include "vmm/vm/compat/kvm_pvm/fake_guest_memory.h"
 #include "vmm/vm/compat/kvm_pvm/vcpu_state.h"
+#include "base/fake_guest_ram.h"
 
 namespace vmm::compat::pvm::test_util {
 
@@ -43,7 +43,7 @@ inline VcpuState LongModeState(uint64_t cr3 = kTablesGpa) {
 class PageTables {
  public:
   // levels: 4 or 5 (CR4.LA57) for 8-byte entries; 3 for PAE, 2 for 32-bit paging.
-  explicit PageTables(FakeGuestMemory& mem, int levels = 4, uint64_t root = kTablesGpa)
+  explicit PageTables(FakeGuestRam& mem, int levels = 4, uint64_t root = kTablesGpa)
       : mem_(mem), levels_(levels), root_(root), next_(root + 4096) {}
 
   uint64_t cr3() const { return root_; }
@@ -93,7 +93,7 @@ class PageTables {
   }
   void Leaf(uint64_t va, int level, uint64_t entry) { Write(EntryGpa(va, level), entry); }
 
-  FakeGuestMemory& mem_;
+  FakeGuestRam& mem_;
   int levels_;
   uint64_t root_;
   uint64_t next_;
@@ -101,7 +101,7 @@ class PageTables {
 
 // Decodes `bytes` (which must decode) and emulates them.
 inline Result<Outcome> DecodeAndEmulate(std::vector<uint8_t> bytes, VcpuState& s,
-                                        GuestMemoryAccess& mem) {
+                                        const GuestRam& mem) {
   DecodeResult r = Decode(bytes, s);
   if (auto* u = std::get_if<Undecodable>(&r)) {
     ADD_FAILURE() << u->Message();

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/kvm.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -82,8 +81,6 @@ void ExerciseBase(const Fds& f) {
   timespec nap{0, 1000000};
   Must(nanosleep(&nap, nullptr) == 0, "nanosleep");
 
-  pollfd p{f.pipe[1], POLLOUT, 0};
-  Must(poll(&p, 1, 0) == 1, "poll");
   int ep = epoll_create1(EPOLL_CLOEXEC);
   Must(ep >= 0, "epoll_create1");
   epoll_event ev{EPOLLOUT, {}};

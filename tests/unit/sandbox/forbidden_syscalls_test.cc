@@ -117,6 +117,9 @@ const std::vector<Forbidden>& ForbiddenCalls() {
       {"fcntl_dupfd", [] { return syscall(SYS_fcntl, 0, F_DUPFD, 100); }},
       {"eventfd2_semaphore", [] { return syscall(SYS_eventfd2, 0, EFD_SEMAPHORE); }},
       {"epoll_create1_no_cloexec", [] { return syscall(SYS_epoll_create1, 0); }},
+      // Every role waits on epoll (base/event_loop.h), none with poll.
+      {"poll", [] { return syscall(SYS_poll, nullptr, 0, 0); }},
+      {"ppoll", [] { timespec zero{}; return syscall(SYS_ppoll, nullptr, 0, &zero, nullptr, 8); }},
       {"getrandom", [] { char b[4]; return syscall(SYS_getrandom, b, sizeof(b), 0); }, {"device-rng", "vtpm"}},
       {"ioctl_tiocsti", [] { return syscall(SYS_ioctl, -1, TIOCSTI, nullptr); }},
       {"ioctl_kvm_create_vm", [] { return syscall(SYS_ioctl, -1, KVM_CREATE_VM, 0); }},

@@ -1,11 +1,5 @@
-// FakeGuestRam: guest RAM for tests and fuzzers, each region its own heap buffer so that a
-// sanitizer catches any access that steps past a region (even into an adjacent one).
-//
-//   FakeGuestRam mem({{.guest_phys = 0, .size = 1 << 20}});
-//   mem.Put<uint16_t>(0x2002, 1);                        // test-side write, as the driver
-//   SplitQueue::Create(mem.ram(), config);
-//
-// Test-side accessors abort on a range outside RAM: a test that does that is itself wrong.
+// FakeGuestRam for the virtio tests: the one fake of guest RAM is vmm::FakeGuestRam
+// (base/fake_guest_ram.h).
 #pragma once
 
 #include <cstdint>
@@ -14,71 +8,11 @@
 #include <initializer_list>
 #include <span>
 #include <vector>
-
 #include "vmm/formats/virtio/guest_ram.h"
+#include "base/fake_guest_ram.h"
 
 namespace vmm::virtio {
 
-class FakeGuestRam {
- public:
-  struct Region {
-    uint64_t guest_phys = 0;
-    uint64_t size = 0;
-  };
-
-  explicit FakeGuestRam(uint64_t size) : FakeGuestRam({Region{0, size}}) {}
-  explicit FakeGuestRam(std::initializer_list<Region> layout)
-      : FakeGuestRam(std::span<const Region>(layout.begin(), layout.size())) {}
-  explicit FakeGuestRam(std::span<const Region> layout) {
-    backing_.reserve(layout.size());
-    for (const Region& r : layout) {
-      backing_.emplace_back(r.size);
-      if (!ram_.AddRegion({r.guest_phys, r.size, backing_.back().data()}).has_value()) abort();
-    }
-  }
-  FakeGuestRam(const FakeGuestRam&) = delete;  // spans handed out point into backing_
-  FakeGuestRam& operator=(const FakeGuestRam&) = delete;
-
-  const GuestRam& ram() const { return ram_; }
-
-  std::span<uint8_t> At(uint64_t gpa, uint64_t len) {
-    std::span<uint8_t> s = ram_.Translate(gpa, len);
-    if (s.empty() && len != 0) abort();
-    return s;
-  }
-  template <typename T>
-  void Put(uint64_t gpa, T value) {
-    std::memcpy(At(gpa, sizeof(T)).data(), &value, sizeof(T));
-  }
-  template <typename T>
-  T Get(uint64_t gpa) {
-    T value;
-    std::memcpy(&value, At(gpa, sizeof(T)).data(), sizeof(T));
-    return value;
-  }
-  void Write(uint64_t gpa, std::span<const uint8_t> bytes) {
-    if (!bytes.empty()) std::memcpy(At(gpa, bytes.size()).data(), bytes.data(), bytes.size());
-  }
-  std::vector<uint8_t> Read(uint64_t gpa, uint64_t len) {
-    std::span<uint8_t> s = At(gpa, len);
-    return std::vector<uint8_t>(s.begin(), s.end());
-  }
-
-  // True when `host` lies wholly inside one region's backing buffer.
-  bool Contains(std::span<const uint8_t> host) const {
-    for (const std::vector<uint8_t>& b : backing_) {
-      auto begin = reinterpret_cast<uintptr_t>(b.data());
-      auto p = reinterpret_cast<uintptr_t>(host.data());
-      if (p >= begin && p - begin <= b.size() && host.size() <= b.size() - (p - begin)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
- private:
-  std::vector<std::vector<uint8_t>> backing_;
-  GuestRam ram_;
-};
+using vmm::FakeGuestRam;
 
 }  // namespace vmm::virtio

@@ -1,12 +1,7 @@
-// GuestRam: guest RAM as a device process sees it: the regions of a vhost-user memory table,
-// each a guest-physical range backed by host memory the backend mapped from the RAM memfd.
-//
-//   GuestRam ram;
-//   RETURN_IF_ERROR(ram.AddRegion({.guest_phys = 0, .size = 512 << 20, .host = base}));
-//   std::span<uint8_t> buf = ram.Translate(gpa, len);   // empty unless inside ONE region
-//
-// GuestRam does not own the host memory: whoever mapped it (the vhost-user layer) keeps the
-// mapping alive for as long as any SplitQueue or DescriptorChain made through it exists.
+// Guest RAM as a device process sees it: a GuestRam (base/guest_ram.h) over the
+// regions of a vhost-user memory table, mapped by the back-end from the RAM memfd, which
+// keeps the mapping alive for as long as any SplitQueue or DescriptorChain made through it
+// exists; and the loads and stores of fields shared with the guest.
 //
 // Every byte behind these spans is shared with the guest, which can rewrite it from another
 // vCPU at any moment (ARCHITECTURE.md §1: guest-controlled bytes are hostile). Fields the device
@@ -22,37 +17,13 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/guest_ram.h"
 
 namespace vmm::virtio {
 
-struct RamRegion {
-  uint64_t guest_phys = 0;
-  uint64_t size = 0;
-  uint8_t* host = nullptr;  // borrowed: `size` bytes mapped by the caller
-};
-
-class GuestRam {
- public:
-  // vhost-user's memory table holds at most VHOST_USER_MAX_RAM_SLOTS (509 in QEMU); our
-  // manager hands over two (below and above the 32-bit MMIO hole). Lookup is linear.
-  static constexpr size_t kMaxRegions = 64;
-
-  GuestRam() = default;
-
-  // Refuses an empty or host-less region, a guest range that wraps past 2^64, one whose host
-  // range wraps the address space, one that overlaps a region already added, and more than
-  // kMaxRegions. Adjacent regions stay separate: a buffer may not straddle them.
-  Result<void> AddRegion(const RamRegion& region);
-
-  // The host bytes of [gpa, gpa + len) if the whole range lies inside one region, else an
-  // empty span. len == 0 also gives an empty span. Never overflows, whatever gpa and len are.
-  std::span<uint8_t> Translate(uint64_t gpa, uint64_t len) const;
-
-  const std::vector<RamRegion>& regions() const { return regions_; }
-
- private:
-  std::vector<RamRegion> regions_;
-};
+// The class itself is vmm::GuestRam (base/guest_ram.h); virtio code names it here.
+using vmm::GuestRam;
+using vmm::RamRegion;
 
 // Loads of guest-shared little-endian fields (x86_64 is little-endian, virtio 1.x is LE).
 // An aligned field is one atomic access, so it can neither tear nor be re-read later by the

@@ -1,6 +1,5 @@
 #include "vmm/vm/machine/machine.h"
 
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -29,6 +28,8 @@
 #include "vmm/vm/virtio_mmio/vhost_mmio_device.h"
 #include "vmm/vm/machine/serial_output.h"
 #include "vmm/vm/tpm_crb/tpm_frontend.h"
+#include "base/event_loop.h"
+#include "vmm/contract/layout.h"
 
 namespace vmm {
 namespace {
@@ -174,7 +175,7 @@ void Machine::Impl::HandleMmio(const exits::Mmio& m) {
 // they are as unexpected as any other exit we do not handle.
 ExitAction Machine::Impl::HandleMsr(VcpuContext& ctx, uint32_t reason) {
   if (!compat) return StopWithVcpuError(ctx, "unhandled KVM exit " + ExitReasonName(reason));
-  compat::pvm::GuestMemoryView ram(mem);
+  const GuestRam& ram = mem.ram();
   auto r = compat->HandleMsrExit(ctx.vcpu, ram);
   return r ? ExitAction::kContinue : StopWithVcpuError(ctx, r.error().ToString());
 }
@@ -242,7 +243,7 @@ std::string Machine::Impl::SymbolHint(VcpuContext& ctx) const {
 }
 
 ExitAction Machine::Impl::HandleInternalError(VcpuContext& ctx, const exits::InternalError& e) {
-  compat::pvm::GuestMemoryView ram(mem);
+  const GuestRam& ram = mem.ram();
   if (e.suberror != KVM_INTERNAL_ERROR_EMULATION) {
     return StopWithVcpuError(ctx, "KVM internal error (KVM_EXIT_INTERNAL_ERROR, " +
                                       InternalErrorDetail(e) + ")");
@@ -295,9 +296,14 @@ void Machine::Impl::KickAll() {
 
 void Machine::Impl::SampleLoop() {
   int timeout_ms = static_cast<int>(std::max<uint32_t>(options.profile_interval_us / 1000, 1));
+  auto loop = EventLoop::Create();
+  if (!loop || !loop->Add(control.WaitFd(), EPOLLIN, [](uint32_t) {})) {
+    std::fprintf(stderr, "vmm: vcpu: the profiler's sampler has no event loop; no samples\n");
+    return;
+  }
   while (!control.stopping()) {
-    pollfd p{control.WaitFd(), POLLIN, 0};
-    if (poll(&p, 1, timeout_ms) != 0) continue;  // a stop request ends the loop
+    auto ready = loop->RunOnce(timeout_ms);
+    if (!ready || *ready != 0) continue;  // a stop request ends the loop
     for (size_t i = 0; i < vcpus.size(); ++i) {
       pthread_t t = thread_ids[i].load();
       if (t != 0) pthread_kill(t, kKickSignal);
@@ -426,36 +432,48 @@ RunOutcome Machine::Run() {
   if (m.profiler) sampler = std::thread([&m] { m.SampleLoop(); });
 
   int signo = 0;
-  while (!m.control.stopping()) {
-    std::vector<pollfd> fds = {{m.control.WaitFd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-    std::vector<VhostMmioDevice*> owner;  // of each ring-error eventfd below
-    for (auto& dev : m.virtio_devices) {
-      for (int fd : dev->error_fds()) {
-        fds.push_back({fd, POLLIN, 0});
-        owner.push_back(dev.get());
-      }
+  auto loop = EventLoop::Create();
+  if (!loop) {
+    m.control.RequestStop(StopReason::kError, "vcpu: " + loop.error().ToString());
+  }
+  auto watch = [&](int fd, EventLoop::Callback cb) {
+    if (!loop || m.control.stopping()) return;
+    if (auto r = loop->Add(fd, EPOLLIN, std::move(cb)); !r) {
+      m.control.RequestStop(StopReason::kError, "vcpu: " + r.error().ToString());
     }
-    const size_t tpm_index = fds.size();
-    if (m.tpm && !m.tpm->broken()) fds.push_back({m.tpm->fd(), POLLIN, 0});
-    int n = poll(fds.data(), fds.size(), -1);
-    if (n < 0 && errno != EINTR) break;
+  };
+  watch(m.control.WaitFd(), [](uint32_t) {});  // wakes the wait; the loop checks stopping()
+  watch(sigfd.get(), [&](uint32_t events) {
     signalfd_siginfo si;
-    if (n > 0 && (fds[1].revents & POLLIN) && read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
+    if ((events & EPOLLIN) && read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
       signo = static_cast<int>(si.ssi_signo);
       const char* name = sigabbrev_np(signo);
       m.control.RequestStop(StopReason::kSignal,
                             std::string("stopped by SIG") + (name ? name : "?"));
     }
-    for (size_t i = 2; n > 0 && i < tpm_index; ++i) {
-      if (fds[i].revents & POLLIN) owner[i - 2]->OnRingError(fds[i].fd);
+  });
+  for (auto& dev : m.virtio_devices) {
+    for (int fd : dev->error_fds()) {
+      VhostMmioDevice* owner = dev.get();
+      watch(fd, [owner, fd](uint32_t events) {
+        if (events & EPOLLIN) owner->OnRingError(fd);
+      });
     }
-    if (n > 0 && tpm_index < fds.size() && fds[tpm_index].revents != 0) {
+  }
+  const int tpm_fd = m.tpm ? m.tpm->fd() : -1;
+  if (m.tpm && !m.tpm->broken()) {
+    watch(tpm_fd, [&m](uint32_t) {
       // The guest sees a fatal TPM; the manager stops the VM if the vTPM process died.
       if (auto r = m.tpm->OnReadable(); !r) {
         std::fprintf(stderr, "vmm: vcpu: %s; the guest's TPM reports a fatal error\n",
                      r.error().ToString().c_str());
       }
-    }
+    });
+  }
+  while (loop && !m.control.stopping()) {
+    // A broken channel (a vCPU's send may break it) is no longer waited on.
+    if (tpm_fd >= 0 && loop->Watching(tpm_fd) && m.tpm->broken()) loop->Remove(tpm_fd);
+    if (!loop->RunOnce(-1)) break;
   }
   m.KickAll();
   for (std::thread& t : threads) t.join();

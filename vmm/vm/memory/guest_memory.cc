@@ -41,6 +41,9 @@ Result<GuestMemory> GuestMemory::Create(uint64_t size) {
   mem.base_ = static_cast<uint8_t*>(base);
   mem.size_ = size;
   mem.regions_ = Layout(size);
+  for (const MemoryRegion& r : mem.regions_) {
+    RETURN_IF_ERROR(mem.ram_.AddRegion({r.guest_phys, r.size, mem.base_ + r.file_offset}));
+  }
   return mem;
 }
 
@@ -48,20 +51,30 @@ GuestMemory::GuestMemory(GuestMemory&& other) noexcept
     : memfd_(std::move(other.memfd_)),
       base_(std::exchange(other.base_, nullptr)),
       size_(std::exchange(other.size_, 0)),
-      regions_(std::move(other.regions_)) {}
+      regions_(std::move(other.regions_)),
+      ram_(std::exchange(other.ram_, GuestRam())) {}
 
 GuestMemory::~GuestMemory() {
   if (base_ != nullptr) munmap(base_, size_);
 }
 
 std::span<uint8_t> GuestMemory::Span(uint64_t gpa, uint64_t len) const {
+  if (len > 0) return ram_.Translate(gpa, len);
+  // Zero bytes: a zero-length span at gpa if gpa is in (or at the end of) a region.
   for (const MemoryRegion& r : regions_) {
-    if (gpa < r.guest_phys) continue;
-    uint64_t off = gpa - r.guest_phys;
-    if (off > r.size || len > r.size - off) continue;
-    return std::span<uint8_t>(base_ + r.file_offset + off, len);
+    if (gpa >= r.guest_phys && gpa - r.guest_phys <= r.size) {
+      return std::span<uint8_t>(base_ + r.file_offset + (gpa - r.guest_phys), 0);
+    }
   }
   return {};
+}
+
+Result<void> GuestMemory::Write(uint64_t gpa, std::span<const uint8_t> bytes) {
+  return ram_.Write(gpa, bytes);
+}
+
+Result<void> GuestMemory::Read(uint64_t gpa, std::span<uint8_t> out) const {
+  return ram_.Read(gpa, out);
 }
 
 namespace {
@@ -72,24 +85,6 @@ Error OutOfRange(uint64_t gpa, uint64_t len) {
   return Error(ErrorKind::kInvalidArgument, buf);
 }
 }  // namespace
-
-Result<void> GuestMemory::Write(uint64_t gpa, std::span<const uint8_t> bytes) {
-  std::span<uint8_t> dst = Span(gpa, bytes.size());
-  if (dst.size() != bytes.size() || (bytes.size() > 0 && dst.data() == nullptr)) {
-    return OutOfRange(gpa, bytes.size());
-  }
-  if (!bytes.empty()) std::memcpy(dst.data(), bytes.data(), bytes.size());
-  return Ok();
-}
-
-Result<void> GuestMemory::Read(uint64_t gpa, std::span<uint8_t> out) const {
-  std::span<uint8_t> src = Span(gpa, out.size());
-  if (src.size() != out.size() || (out.size() > 0 && src.data() == nullptr)) {
-    return OutOfRange(gpa, out.size());
-  }
-  if (!out.empty()) std::memcpy(out.data(), src.data(), out.size());
-  return Ok();
-}
 
 Result<void> GuestMemory::Fill(uint64_t gpa, uint64_t len, uint8_t value) {
   std::span<uint8_t> dst = Span(gpa, len);

@@ -15,6 +15,7 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "base/guest_ram.h"
 
 namespace vmm {
 
@@ -40,6 +41,9 @@ class GuestMemory {
   int memfd() const { return memfd_.get(); }
   const std::vector<MemoryRegion>& regions() const { return regions_; }
   uint8_t* host_base() const { return base_; }
+  // The same RAM as the one guest-physical interface (base/guest_ram.h): what the
+  // kvm_pvm completer reads and writes through. Valid as long as this object.
+  const GuestRam& ram() const { return ram_; }
 
   // The host bytes of [gpa, gpa+len) if the range lies inside one region, else empty.
   std::span<uint8_t> Span(uint64_t gpa, uint64_t len) const;
@@ -58,6 +62,7 @@ class GuestMemory {
   uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
   std::vector<MemoryRegion> regions_;
+  GuestRam ram_;
 };
 
 }  // namespace vmm

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include <cstring>
 
 #include "base/bytes.h"
+#include "base/event_loop.h"
 
 namespace vmm {
 namespace {
@@ -79,8 +79,8 @@ void TpmFrontend::Submit(std::span<const uint8_t> command) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
-      pollfd p{data_.get(), POLLOUT, 0};
-      if (poll(&p, 1, kSendTimeoutMs) > 0) continue;
+      auto ready = EventLoop::WaitFd(data_.get(), EPOLLOUT, kSendTimeoutMs);
+      if (ready && *ready != 0) continue;
       Break(lock, "the vTPM did not take a command within 1 s");
       return;
     }

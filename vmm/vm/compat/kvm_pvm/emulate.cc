@@ -49,7 +49,7 @@ bool AlignmentFault(const VcpuState& s, uint64_t linear, uint64_t size) {
          (linear & (size - 1)) != 0;
 }
 
-Result<Mapping> MapOperand(const Decoded& d, const VcpuState& s, GuestMemoryAccess& mem,
+Result<Mapping> MapOperand(const Decoded& d, const VcpuState& s, const GuestRam& mem,
                            uint64_t size, AccessType access) {
   const uint64_t linear = LinearAddress(d, s);
   LinearMemory lm(s, mem);
@@ -62,7 +62,7 @@ Result<Mapping> MapOperand(const Decoded& d, const VcpuState& s, GuestMemoryAcce
 }
 
 // POPCNT (SDM Vol. 2B "POPCNT"): ZF set iff the source is 0; OF SF AF CF PF cleared.
-Result<Outcome> Popcnt(const Decoded& d, VcpuState& s, GuestMemoryAccess& mem, bool tf) {
+Result<Outcome> Popcnt(const Decoded& d, VcpuState& s, const GuestRam& mem, bool tf) {
   const unsigned size = d.operand_size / 8;
   const uint64_t mask = size == 8 ? ~0ull : (1ull << (8 * size)) - 1;
   uint64_t src = 0;
@@ -86,7 +86,7 @@ Result<Outcome> Popcnt(const Decoded& d, VcpuState& s, GuestMemoryAccess& mem, b
 
 // CMPXCHG16B (SDM Vol. 2A "CMPXCHG8B/CMPXCHG16B"): #GP(0) unless 16-byte aligned; the
 // destination always gets a write cycle, so it needs write permission either way.
-Result<Outcome> Cmpxchg16b(const Decoded& d, VcpuState& s, GuestMemoryAccess& mem, bool tf) {
+Result<Outcome> Cmpxchg16b(const Decoded& d, VcpuState& s, const GuestRam& mem, bool tf) {
   const uint64_t linear = LinearAddress(d, s);
   if (!IsCanonical(s, linear)) return Raise(s, Exception::WithCode(NonCanonicalVector(d), 0));
   if (linear & 15) return RaiseGp0(s);
@@ -108,7 +108,7 @@ Result<Outcome> Cmpxchg16b(const Decoded& d, VcpuState& s, GuestMemoryAccess& me
 
 // LDMXCSR / STMXCSR (SDM Vol. 2A "LDMXCSR", Vol. 2B "STMXCSR"): #UD with CR0.EM or without
 // CR4.OSFXSR, then #NM with CR0.TS, then the memory access; LDMXCSR #GP(0) on reserved bits.
-Result<Outcome> Mxcsr(const Decoded& d, VcpuState& s, GuestMemoryAccess& mem, bool tf) {
+Result<Outcome> Mxcsr(const Decoded& d, VcpuState& s, const GuestRam& mem, bool tf) {
   if ((s.cr0 & cr0::kEm) || !(s.cr4 & cr4::kOsfxsr)) return Raise(s, Vector::kUd);
   if (s.cr0 & cr0::kTs) return Raise(s, Vector::kNm);
   uint8_t buf[4];
@@ -147,7 +147,7 @@ Outcome XsaveFamily(const Decoded& d, VcpuState& s) {
 
 }  // namespace
 
-Result<Outcome> Emulate(const Decoded& d, VcpuState& s, GuestMemoryAccess& mem) {
+Result<Outcome> Emulate(const Decoded& d, VcpuState& s, const GuestRam& mem) {
   const bool tf = (s.rflags & rflags::kTf) != 0;
   switch (d.op) {
     case Op::kInvalidOpcode:

@@ -48,6 +48,6 @@ struct Outcome {
   bool operator==(const Outcome&) const = default;
 };
 
-Result<Outcome> Emulate(const Decoded& insn, VcpuState& state, GuestMemoryAccess& mem);
+Result<Outcome> Emulate(const Decoded& insn, VcpuState& state, const GuestRam& mem);
 
 }  // namespace vmm::compat::pvm

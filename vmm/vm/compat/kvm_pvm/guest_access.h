@@ -1,11 +1,14 @@
-// Guest-physical memory as the kvm_pvm completer sees it: host bytes behind a GPA, or
-// nothing. Page-table reads, operand reads and writes all go through this one interface,
-// and every byte moved between guest RAM and the VMM goes through the copy helpers below.
+// Guest-physical memory as the kvm_pvm completer sees it: the one GuestRam
+// (base/guest_ram.h), host bytes behind a GPA, or nothing. Page-table reads, operand
+// reads and writes all go through it (page_walk.h and linear_memory.h are the layers on
+// top), and every byte moved between guest RAM and the VMM goes through the copy helpers
+// below.
 //
-//   GuestMemoryView ram(guest_memory);              // borrows; guest_memory must outlive it
-//   std::span<uint8_t> pte = ram.HostSpan(gpa, 8);  // empty when [gpa, gpa+8) is not RAM
+//   const GuestRam& ram = guest_memory.ram();      // borrowed; guest_memory outlives it
+//   std::span<uint8_t> pte = ram.Translate(gpa, 8);  // empty when [gpa, gpa+8) is not RAM
 //
-// Tests and the fuzzer use FakeGuestMemory (fake_guest_memory.h).
+// Callers never ask for more than one 4 KiB page, so RAM regions (page-aligned) never
+// split one. Tests and the fuzzer use FakeGuestRam (base/fake_guest_ram.h).
 #pragma once
 
 #include <cstdint>
@@ -13,27 +16,9 @@
 
 #include "base/result.h"
 #include "vmm/vm/memory/guest_memory.h"
+#include "base/guest_ram.h"
 
 namespace vmm::compat::pvm {
-
-class GuestMemoryAccess {
- public:
-  virtual ~GuestMemoryAccess() = default;
-  // The host bytes of guest-physical [gpa, gpa+len) when all of it is RAM and contiguous
-  // on the host; an empty span otherwise (MMIO, holes, past the end, overflow). Callers
-  // never ask for more than one 4 KiB page, so RAM regions (page-aligned) never split one.
-  virtual std::span<uint8_t> HostSpan(uint64_t gpa, uint64_t len) = 0;
-};
-
-// The production implementation, over the VMM's guest RAM mapping. Not owning.
-class GuestMemoryView final : public GuestMemoryAccess {
- public:
-  explicit GuestMemoryView(const GuestMemory& mem) : mem_(mem) {}
-  std::span<uint8_t> HostSpan(uint64_t gpa, uint64_t len) override { return mem_.Span(gpa, len); }
-
- private:
-  const GuestMemory& mem_;
-};
 
 // Copies between guest RAM and VMM buffers (same sizes). Other vCPUs keep running while
 // we emulate, so a piece of 2, 4 or 8 bytes at a naturally aligned host address moves with

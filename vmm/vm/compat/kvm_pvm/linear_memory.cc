@@ -52,7 +52,7 @@ Result<Mapping> LinearMemory::Map(uint64_t linear, uint64_t len, AccessType acce
         m.fault = w.fault;
         return m;
       }
-      std::span<uint8_t> host = mem_.HostSpan(w.gpa, chunk);
+      std::span<uint8_t> host = mem_.Translate(w.gpa, chunk);
       if (host.size() != chunk) return NotRam(la, w.gpa, chunk);
       m.pieces.push_back(host);
       walks.push_back(w);
@@ -102,7 +102,7 @@ Result<Fault> LinearMemory::Write(uint64_t linear, std::span<const uint8_t> in,
   return Fault{};
 }
 
-Result<FetchedInstruction> FetchInstruction(const VcpuState& s, GuestMemoryAccess& mem) {
+Result<FetchedInstruction> FetchInstruction(const VcpuState& s, const GuestRam& mem) {
   FetchedInstruction f;
   LinearMemory lm(s, mem);
   // In 64-bit mode the CS base is ignored (SDM Vol. 1 §3.4.2.1).

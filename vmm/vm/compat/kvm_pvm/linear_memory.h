@@ -35,7 +35,7 @@ class LinearMemory {
  public:
   static constexpr uint64_t kMaxAccess = 64 * 1024;  // larger than any XSAVE area
 
-  LinearMemory(const VcpuState& state, GuestMemoryAccess& mem) : s_(state), mem_(mem) {}
+  LinearMemory(const VcpuState& state, const GuestRam& mem) : s_(state), mem_(mem) {}
 
   // Translates every page of [linear, linear+len) for `access`, sets A/D bits, and returns
   // the host bytes. Outside long mode `linear` is truncated to 32 bits and wraps at 4 GiB.
@@ -53,7 +53,7 @@ class LinearMemory {
 
  private:
   const VcpuState& s_;
-  GuestMemoryAccess& mem_;
+  const GuestRam& mem_;
 };
 
 // Copies between the pieces of a Mapping and a flat buffer of the same total size.
@@ -70,6 +70,6 @@ struct FetchedInstruction {
   uint8_t size = 0;
   Fault fault;
 };
-Result<FetchedInstruction> FetchInstruction(const VcpuState& state, GuestMemoryAccess& mem);
+Result<FetchedInstruction> FetchInstruction(const VcpuState& state, const GuestRam& mem);
 
 }  // namespace vmm::compat::pvm

@@ -93,15 +93,15 @@ PageWalk Faulted(uint64_t linear, uint32_t code) {
   return w;
 }
 
-Result<uint64_t> ReadEntry(GuestMemoryAccess& mem, uint64_t gpa, unsigned width) {
-  std::span<uint8_t> bytes = mem.HostSpan(gpa, width);
+Result<uint64_t> ReadEntry(const GuestRam& mem, uint64_t gpa, unsigned width) {
+  std::span<uint8_t> bytes = mem.Translate(gpa, width);
   if (bytes.size() != width) return NotRam(gpa);
   return LoadEntry(bytes);
 }
 
 }  // namespace
 
-Result<PageWalk> Translate(const VcpuState& s, GuestMemoryAccess& mem, uint64_t linear,
+Result<PageWalk> Translate(const VcpuState& s, const GuestRam& mem, uint64_t linear,
                            AccessType access) {
   PageWalk w;
   const Mode mode = ModeOf(s);
@@ -192,11 +192,11 @@ Result<PageWalk> Translate(const VcpuState& s, GuestMemoryAccess& mem, uint64_t 
   return w;
 }
 
-Result<bool> SetAccessedDirty(GuestMemoryAccess& mem, const PageWalk& walk) {
+Result<bool> SetAccessedDirty(const GuestRam& mem, const PageWalk& walk) {
   for (unsigned i = 0; i < walk.update_count; ++i) {
     const EntryUpdate& u = walk.updates[i];
     if ((u.seen & u.set) == u.set) continue;
-    std::span<uint8_t> bytes = mem.HostSpan(u.gpa, u.width);
+    std::span<uint8_t> bytes = mem.Translate(u.gpa, u.width);
     if (bytes.size() != u.width) return NotRam(u.gpa);
     ASSIGN_OR_RETURN(bool swapped, CompareExchangeEntry(bytes, u.seen, u.seen | u.set));
     if (!swapped) return false;

@@ -46,12 +46,12 @@ struct PageWalk {
 // Walks the page tables for one byte's linear address (already truncated to 32 bits
 // outside long mode). Reads entries through `mem` and writes nothing. Errors (not guest
 // faults): a paging structure that is not guest RAM.
-Result<PageWalk> Translate(const VcpuState& state, GuestMemoryAccess& mem, uint64_t linear,
+Result<PageWalk> Translate(const VcpuState& state, const GuestRam& mem, uint64_t linear,
                            AccessType access);
 
 // Sets the accessed bits (and the dirty bit of the leaf for a write) that `walk` calls for,
 // each with one compare-exchange against the value the walk saw, as the CPU does with a
 // locked update. Returns false if some entry changed since the walk: walk again.
-Result<bool> SetAccessedDirty(GuestMemoryAccess& mem, const PageWalk& walk);
+Result<bool> SetAccessedDirty(const GuestRam& mem, const PageWalk& walk);
 
 }  // namespace vmm::compat::pvm

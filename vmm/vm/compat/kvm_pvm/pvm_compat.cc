@@ -48,7 +48,7 @@ bool ReadsFpuFields(Op op) {
 // through the guest's page tables as well and keep the longer read when it agrees with
 // KVM's; KVM's bytes alone when ours cannot be read (CS:RIP outside RAM).
 Result<InstructionBytes> ReadInstruction(const kvm_run& run, const VcpuState& s,
-                                         GuestMemoryAccess& mem) {
+                                         const GuestRam& mem) {
   InstructionBytes out;
   const auto& ef = run.emulation_failure;
   const bool from_kvm = run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
@@ -100,7 +100,7 @@ bool Active(KvmCompat setting, kvm::KvmFlavor flavor) {
   return false;
 }
 
-std::string DescribeFailedInstruction(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem) {
+std::string DescribeFailedInstruction(kvm::KvmVcpu& vcpu, const GuestRam& mem) {
   // Registers only: naming the instruction needs no FPU state, and the vcpu role without
   // the module may not read it (sandbox/roles.cc).
   auto regs = vcpu.GetRegs();
@@ -147,7 +147,7 @@ Result<void> PvmCompat::Inject(kvm::KvmVcpu& vcpu, const Exception& e) {
   return Ok();
 }
 
-Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem) {
+Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, const GuestRam& mem) {
   const kvm_run& run = *vcpu.run_page();
   if (run.internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
     return Error(ErrorKind::kKvm, "KVM internal error, suberror " +
@@ -227,7 +227,7 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemory
   return Ok();
 }
 
-Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem) {
+Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu, const GuestRam& mem) {
   kvm_run& run = *vcpu.run_page();
   if (run.msr.index != kMsrLstar || vcpu.id() >= guest_lstar_.size()) {
     return Error(ErrorKind::kKvm, "unexpected user-space MSR exit for MSR " +

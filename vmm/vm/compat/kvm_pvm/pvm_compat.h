@@ -7,7 +7,7 @@
 //
 // Active when the host's KVM is kvm_pvm, or when forced with `--kvm-compat on`; off on
 // VMX/SVM hosts, where KVM needs none of it. Everything it reads (instruction bytes, page
-// tables, operands) is guest-controlled and goes through bounds-checked GuestMemoryAccess.
+// tables, operands) is guest-controlled and goes through the bounds-checked GuestRam.
 //
 // SYSCALL from guest user mode (ARCHITECTURE.md §5: kvm_pvm reaches LSTAR at CPL 3, so the
 // kernel's entry code faults). The MSR filter catches the guest's LSTAR write and the
@@ -53,7 +53,7 @@ bool Active(KvmCompat setting, kvm::KvmFlavor flavor);
 // The instruction a KVM emulation-failure exit stopped on, for the error a user reads:
 // "popcnt (f3 48 0f b8 c3) at rip 0x..." or "unsupported instruction 0f 0b at rip 0x...".
 // Takes the bytes from the exit when KVM supplied them, else reads them at CS:RIP.
-std::string DescribeFailedInstruction(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem);
+std::string DescribeFailedInstruction(kvm::KvmVcpu& vcpu, const GuestRam& mem);
 
 class PvmCompat {
  public:
@@ -66,11 +66,11 @@ class PvmCompat {
   // instruction (or injects the exception the CPU would have raised) and lets the vCPU
   // resume. An Error names the instruction and why it cannot be completed: stop the VM.
   // Called only from the thread that runs `vcpu`.
-  Result<void> CompleteEmulationFailure(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem);
+  Result<void> CompleteEmulationFailure(kvm::KvmVcpu& vcpu, const GuestRam& mem);
 
   // KVM_EXIT_X86_RDMSR / KVM_EXIT_X86_WRMSR for a filtered MSR (only IA32_LSTAR is). A
   // write also moves this vCPU's SYSCALL breakpoint to the new LSTAR.
-  Result<void> HandleMsrExit(kvm::KvmVcpu& vcpu, GuestMemoryAccess& mem);
+  Result<void> HandleMsrExit(kvm::KvmVcpu& vcpu, const GuestRam& mem);
 
   // KVM_EXIT_DEBUG: the breakpoint at the guest's LSTAR (a SYSCALL landing: completed or
   // fixed up, then resumed with RFLAGS.RF so it does not hit again), or a #DB of the
