@@ -16,8 +16,7 @@ uint64_t Key(int fd, uint32_t generation) {
 
 }  // namespace
 
-EventLoop::EventLoop(UniqueFd epfd)
-    : epfd_(std::move(epfd)) {}
+EventLoop::EventLoop(UniqueFd epfd) : epfd_(std::move(epfd)) {}
 
 Result<EventLoop> EventLoop::Create() {
   UniqueFd fd(epoll_create1(EPOLL_CLOEXEC));
@@ -45,8 +44,9 @@ Result<void> EventLoop::Add(int fd, uint32_t events, Callback callback) {
 Result<void> EventLoop::Modify(int fd, uint32_t events) {
   auto it = entries_.find(fd);
   if (it == entries_.end()) {
-    return Error(ErrorKind::kInternal, "event loop: modify of fd " + std::to_string(fd) +
-                                           ", which is not watched", ENOENT);
+    return Error(ErrorKind::kInternal,
+                 "event loop: modify of fd " + std::to_string(fd) + ", which is not watched",
+                 ENOENT);
   }
   epoll_event ev{};
   ev.events = events;

@@ -61,7 +61,8 @@ std::vector<uint8_t> FlexBuffer(std::span<const Entry> entries) {
   std::vector<uint8_t> buf(sizeof(Header) + entries.size_bytes(), 0);
   uint32_t count = static_cast<uint32_t>(entries.size());
   std::memcpy(buf.data(), &count, sizeof(count));  // the count is the first field of each
-  if (!entries.empty()) std::memcpy(buf.data() + sizeof(Header), entries.data(), entries.size_bytes());
+  if (!entries.empty())
+    std::memcpy(buf.data() + sizeof(Header), entries.data(), entries.size_bytes());
   return buf;
 }
 
@@ -72,7 +73,8 @@ std::vector<Entry> FlexEntries(const std::vector<uint8_t>& buf) {
   std::memcpy(&count, buf.data(), sizeof(count));
   size_t room = (buf.size() - sizeof(Header)) / sizeof(Entry);
   std::vector<Entry> out(std::min<size_t>(count, room));
-  if (!out.empty()) std::memcpy(out.data(), buf.data() + sizeof(Header), out.size() * sizeof(Entry));
+  if (!out.empty())
+    std::memcpy(out.data(), buf.data() + sizeof(Header), out.size() * sizeof(Entry));
   return out;
 }
 

@@ -64,7 +64,7 @@ inline Error InvalidArgument(std::string message) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 
   bool has_value() const { return v_.index() == 0; }
@@ -105,9 +105,9 @@ inline Result<void> Ok() { return Result<void>(); }
 #define VMM_CONCAT_INNER(a, b) a##b
 #define VMM_CONCAT(a, b) VMM_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                              \
-  do {                                                     \
-    auto vmm_status_ = (expr);                             \
+#define RETURN_IF_ERROR(expr)                                 \
+  do {                                                        \
+    auto vmm_status_ = (expr);                                \
     if (!vmm_status_.has_value()) return vmm_status_.error(); \
   } while (0)
 

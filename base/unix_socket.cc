@@ -86,7 +86,8 @@ Result<UniqueFd> ListenUnix(const std::string& path, int backlog, ErrorKind bind
 }
 
 UniqueFd AcceptConnection(int listener, bool nonblocking) {
-  return UniqueFd(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0)));
+  return UniqueFd(
+      ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0)));
 }
 
 }  // namespace vmm

@@ -34,12 +34,12 @@ ssize_t SendWithFds(int sock, std::span<const uint8_t> bytes, std::span<const in
                     int flags = 0);
 
 struct Received {
-  ssize_t n = -1;              // recvmsg's result: bytes read, 0 at EOF, -1 on error
-  int error = 0;               // errno when n < 0
-  std::vector<UniqueFd> fds;   // every fd that arrived, owned: closed with this
-  bool truncated = false;      // MSG_CTRUNC: more fds came than there was room for (the
-                               // kernel closed the excess)
-  bool unexpected = false;     // control data other than SCM_RIGHTS (its fds are in `fds`)
+  ssize_t n = -1;             // recvmsg's result: bytes read, 0 at EOF, -1 on error
+  int error = 0;              // errno when n < 0
+  std::vector<UniqueFd> fds;  // every fd that arrived, owned: closed with this
+  bool truncated = false;     // MSG_CTRUNC: more fds came than there was room for (the
+                              // kernel closed the excess)
+  bool unexpected = false;    // control data other than SCM_RIGHTS (its fds are in `fds`)
   // Control data other than at most `max_fds` SCM_RIGHTS fds.
   bool bad_control() const { return truncated || unexpected; }
 };

@@ -3,6 +3,7 @@
 #include <cap-ng.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <selinux/selinux.h>
 #include <sys/mount.h>
@@ -10,7 +11,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,9 +26,9 @@ Error StepError(const ConfineOptions& o, std::string_view step, const Error& e) 
   return e.Wrap("confine " + o.role + ": " + std::string(step));
 }
 
-#define CONFINE_STEP(step, expr)                                   \
-  do {                                                             \
-    auto step_result_ = (expr);                                    \
+#define CONFINE_STEP(step, expr)                                        \
+  do {                                                                  \
+    auto step_result_ = (expr);                                         \
     if (!step_result_) return StepError(o, step, step_result_.error()); \
   } while (0)
 
@@ -96,17 +96,20 @@ Result<void> PivotToEmptyRoot(std::string* note) {
     // move the tmpfs over / and chroot into it. The old root stays mounted beneath, out of
     // reach: no fd into it survives (close fds above), and chroot, mount and the
     // capabilities to use them are gone (capabilities and seccomp below).
-    RETURN_IF_ERROR(SysCheck(mount(".", "/", nullptr, MS_MOVE, nullptr), "move the new root over /"));
+    RETURN_IF_ERROR(
+        SysCheck(mount(".", "/", nullptr, MS_MOVE, nullptr), "move the new root over /"));
     RETURN_IF_ERROR(SysCheck(chroot("."), "chroot into the new root"));
-    *note = "root is the initramfs, which pivot_root cannot leave: moved an empty tmpfs over / "
-            "and chrooted into it";
+    *note =
+        "root is the initramfs, which pivot_root cannot leave: moved an empty tmpfs over / "
+        "and chrooted into it";
   } else {
     return ErrnoError("pivot_root");
   }
   RETURN_IF_ERROR(SysCheck(chdir("/"), "chdir /"));
-  return SysCheck(mount(nullptr, "/", nullptr,
-                        MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
-                  "remount the new root read-only");
+  return SysCheck(
+      mount(nullptr, "/", nullptr,
+            MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
+      "remount the new root read-only");
 }
 
 // Never raise: that needs CAP_SYS_RESOURCE, which even root may lack (it does on the
@@ -157,8 +160,9 @@ Result<void> DropCapabilities() {
 }
 
 bool TakesPaths(const Policy& p) {
-  for (const char* name : {"open", "openat", "openat2", "creat", "renameat", "renameat2", "unlinkat",
-                           "mkdirat", "linkat", "symlinkat", "mknodat", "newfstatat", "statx"}) {
+  for (const char* name :
+       {"open", "openat", "openat2", "creat", "renameat", "renameat2", "unlinkat", "mkdirat",
+        "linkat", "symlinkat", "mknodat", "newfstatat", "statx"}) {
     if (p.Mentions(name)) return true;
   }
   return false;
@@ -202,7 +206,8 @@ Result<rlim_t> ConfinedRlimit(std::string_view role, int resource) {
     if (l.resource == resource) return LimitToApply(l);
   }
   rlimit cur{};
-  if (getrlimit(resource, &cur) != 0) return ErrnoError("getrlimit(" + std::to_string(resource) + ")");
+  if (getrlimit(resource, &cur) != 0)
+    return ErrnoError("getrlimit(" + std::to_string(resource) + ")");
   return cur.rlim_max;
 }
 
@@ -233,7 +238,8 @@ Result<void> Confine(const ConfineOptions& o) {
     limits = std::move(role_limits).value();
   }
   auto has = [&](int res) {
-    return std::any_of(limits.begin(), limits.end(), [res](const Rlimit& l) { return l.resource == res; });
+    return std::any_of(limits.begin(), limits.end(),
+                       [res](const Rlimit& l) { return l.resource == res; });
   };
   if (!has(RLIMIT_CORE)) limits.push_back({RLIMIT_CORE, 0});  // a core would hold guest data
   if (!has(RLIMIT_NOFILE)) {
@@ -241,23 +247,25 @@ Result<void> Confine(const ConfineOptions& o) {
   }
   for (int dir : o.landlock_file_dirs) {
     if (std::find(o.keep_fds.begin(), o.keep_fds.end(), dir) == o.keep_fds.end()) {
-      return StepError(o, "landlock", InvalidArgument("dir fd " + std::to_string(dir) +
-                                                      " is not in keep_fds"));
+      return StepError(o, "landlock",
+                       InvalidArgument("dir fd " + std::to_string(dir) + " is not in keep_fds"));
     }
   }
   auto self = ReadConfinementReport(0);
   if (!self) return StepError(o, "checks", self.error());
   if (self->threads != 1) {
     // capset, PR_SET_NO_NEW_PRIVS and landlock_restrict_self act on the calling thread only.
-    return StepError(o, "checks", InvalidArgument("the process has " + std::to_string(self->threads) +
-                                                  " threads; confine before starting any"));
+    return StepError(o, "checks",
+                     InvalidArgument("the process has " + std::to_string(self->threads) +
+                                     " threads; confine before starting any"));
   }
   Result<int> landlock_abi = LandlockAbi();
   if (!landlock_abi && (!o.landlock_file_dirs.empty() || TakesPaths(*policy))) {
     // Seccomp cannot read a path. Without Landlock, openat(dirfd, "../..") from a kept
     // directory fd reaches the host filesystem, whatever the filter says about the dirfd.
-    return StepError(o, "landlock", landlock_abi.error().Wrap(
-                                        "required by a policy that takes paths or by landlock_file_dirs"));
+    return StepError(o, "landlock",
+                     landlock_abi.error().Wrap(
+                         "required by a policy that takes paths or by landlock_file_dirs"));
   }
   const std::string selinux = SelinuxState();  // needs /sys/fs/selinux: before pivot_root
 
@@ -273,8 +281,8 @@ Result<void> Confine(const ConfineOptions& o) {
   Log(o, "root: " + root_note);
   CONFINE_STEP("rlimits", ApplyRlimits(limits));
   CONFINE_STEP("capabilities", DropCapabilities());
-  CONFINE_STEP("no_new_privs", SysCheck(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
-                                        "prctl(PR_SET_NO_NEW_PRIVS)"));
+  CONFINE_STEP("no_new_privs",
+               SysCheck(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)"));
   if (landlock_abi) {
     auto note = RestrictFilesystem(*landlock_abi, o.landlock_file_dirs);
     if (!note) return StepError(o, "landlock", note.error());

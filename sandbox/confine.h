@@ -47,19 +47,19 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "sandbox/policy.h"
 #include "sandbox/report.h"
 #include "sandbox/roles.h"
-#include "base/result.h"
 
 namespace vmm::sandbox {
 
 struct ConfineOptions {
-  std::string role = {};          // one of RoleNames()
-  std::vector<int> keep_fds = {}; // every other fd is closed (close_range(2))
-  std::vector<Rlimit> rlimits = {};  // empty: RoleRlimits(role); RLIMIT_CORE 0 is always added
-  PolicyParams policy_params = {};   // e.g. {kParamImageFd, 5}; "self_pid" is filled in
-  std::optional<Policy> policy = {}; // replaces PolicyForRole(role) (tests, experiments)
+  std::string role = {};              // one of RoleNames()
+  std::vector<int> keep_fds = {};     // every other fd is closed (close_range(2))
+  std::vector<Rlimit> rlimits = {};   // empty: RoleRlimits(role); RLIMIT_CORE 0 is always added
+  PolicyParams policy_params = {};    // e.g. {kParamImageFd, 5}; "self_pid" is filled in
+  std::optional<Policy> policy = {};  // replaces PolicyForRole(role) (tests, experiments)
   // Kept directory fds beneath which Landlock allows regular-file access (the vtpm state
   // dir). Landlock is then required, as it is for any policy that allows a path-taking
   // syscall (openat, renameat, ...): Confine fails on a kernel without it.

@@ -68,9 +68,10 @@ Result<std::string> RestrictFilesystem(int abi, std::span<const int> file_dirs) 
   UniqueFd ruleset(static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, size, 0)));
   if (!ruleset.valid()) return ErrnoError("landlock_create_ruleset");
 
-  const uint64_t file_access = (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
-                                LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_REMOVE_FILE |
-                                kFsTruncate) & attr.handled_access_fs;
+  const uint64_t file_access =
+      (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG |
+       LANDLOCK_ACCESS_FS_REMOVE_FILE | kFsTruncate) &
+      attr.handled_access_fs;
   for (int dir : file_dirs) {
     landlock_path_beneath_attr rule{file_access, dir};
     if (syscall(SYS_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_PATH_BENEATH, &rule, 0) != 0) {

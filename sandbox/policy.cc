@@ -159,7 +159,8 @@ PolicyBuilder& PolicyBuilder::Add(SyscallRule rule) {
   for (const ArgCondition& c : rule.conditions) {
     if (c.arg > 5) Fail(rule.name + ": argument index " + std::to_string(c.arg) + " > 5");
     // libseccomp 2.5 cannot AND two comparisons of one argument in a rule.
-    if (!args.insert(c.arg).second) Fail(rule.name + ": two conditions on arg" + std::to_string(c.arg));
+    if (!args.insert(c.arg).second)
+      Fail(rule.name + ": two conditions on arg" + std::to_string(c.arg));
   }
   for (const SyscallRule& old : policy_.rules_) {
     if (old.name != rule.name) continue;
@@ -183,15 +184,18 @@ PolicyBuilder& PolicyBuilder::Allow(std::string_view syscall, std::string_view r
 PolicyBuilder& PolicyBuilder::AllowIf(std::string_view syscall,
                                       std::vector<ArgCondition> conditions,
                                       std::string_view reason) {
-  return Add(SyscallRule{.name = std::string(syscall), .conditions = std::move(conditions),
+  return Add(SyscallRule{.name = std::string(syscall),
+                         .conditions = std::move(conditions),
                          .reason = std::string(reason)});
 }
 
 PolicyBuilder& PolicyBuilder::AllowRisky(std::string_view syscall,
                                          std::vector<ArgCondition> conditions,
                                          std::string_view reason) {
-  return Add(SyscallRule{.name = std::string(syscall), .conditions = std::move(conditions),
-                         .reason = std::string(reason), .risky = true});
+  return Add(SyscallRule{.name = std::string(syscall),
+                         .conditions = std::move(conditions),
+                         .reason = std::string(reason),
+                         .risky = true});
 }
 
 PolicyBuilder& PolicyBuilder::ReturnErrno(std::string_view syscall, int err,

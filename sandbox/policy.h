@@ -1,8 +1,8 @@
 // A seccomp allowlist built from named syscall sets, one rule a line with its reason.
 //
 //   ASSIGN_OR_RETURN(Policy p, PolicyBuilder("rng").AllowExit().AllowReadWrite()
-//                                  .AllowIf("getrandom", {ArgMaskedEq(2, ~GRND_NONBLOCK, 0)}, "why")
-//                                  .Build());
+//                                  .AllowIf("getrandom", {ArgMaskedEq(2, ~GRND_NONBLOCK, 0)},
+//                                  "why") .Build());
 //   RETURN_IF_ERROR(p.Apply({}));   // irreversible: the calling process is now filtered
 //
 // Modelled on sandbox2's PolicyBuilder: every builder call adds rules, the first mistake
@@ -36,12 +36,12 @@ enum class CmpOp { kEq, kMaskedEq };
 // (arg & mask) == value, with mask all ones for kEq. The value is either a literal or a
 // named parameter resolved when the filter is loaded (fd numbers, the process's own pid).
 struct ArgCondition {
-  unsigned arg = 0;           // 0..5
+  unsigned arg = 0;  // 0..5
   CmpOp op = CmpOp::kEq;
   uint64_t mask = ~0ULL;
   uint64_t value = 0;
-  std::string param;          // non-empty: value comes from PolicyParams[param]
-  std::string label;          // how the value prints ("KVM_RUN", "FUTEX_WAIT")
+  std::string param;  // non-empty: value comes from PolicyParams[param]
+  std::string label;  // how the value prints ("KVM_RUN", "FUTEX_WAIT")
 };
 
 ArgCondition ArgEq(unsigned arg, uint64_t value, std::string label = "");
@@ -59,9 +59,9 @@ struct SyscallRule {
   int nr = -1;                           // x86_64 number, resolved by libseccomp
   std::vector<ArgCondition> conditions;  // all must hold; empty: always
   RuleAction action = RuleAction::kAllow;
-  int errno_value = 0;                   // for kErrno
+  int errno_value = 0;  // for kErrno
   std::string reason;
-  bool risky = false;                    // printed as "RISKY:" with the reason
+  bool risky = false;  // printed as "RISKY:" with the reason
 };
 
 // A built, checked policy. Copyable data; loading it is the only side effect.
@@ -104,16 +104,16 @@ class PolicyBuilder {
   PolicyBuilder& ReturnErrno(std::string_view syscall, int err, std::string_view reason);
 
   // Named syscall sets (syscall_sets.cc). Each is a handful of lines with reasons.
-  PolicyBuilder& AllowExit();              // exit, exit_group
-  PolicyBuilder& AllowReadWrite();         // read/write/readv/writev on fds already held
-  PolicyBuilder& AllowClose();             // close
-  PolicyBuilder& AllowMemoryMapping();     // brk, mmap/mprotect never PROT_EXEC, munmap, ...
-  PolicyBuilder& AllowFutex();             // WAIT/WAKE(_BITSET) only, no PI or requeue
-  PolicyBuilder& AllowTime();              // clock_gettime, nanosleep, ...
-  PolicyBuilder& AllowSignals();           // sigreturn, masks, tgkill to its own threads
-  PolicyBuilder& AllowThreads();           // clone with pthread flags only; clone3 -> ENOSYS
-  PolicyBuilder& AllowEventfdAndPoll();    // eventfd2, epoll on fds already held (no poll)
-  PolicyBuilder& AllowSocketIo();          // sendmsg/recvmsg/... on sockets already held
+  PolicyBuilder& AllowExit();            // exit, exit_group
+  PolicyBuilder& AllowReadWrite();       // read/write/readv/writev on fds already held
+  PolicyBuilder& AllowClose();           // close
+  PolicyBuilder& AllowMemoryMapping();   // brk, mmap/mprotect never PROT_EXEC, munmap, ...
+  PolicyBuilder& AllowFutex();           // WAIT/WAKE(_BITSET) only, no PI or requeue
+  PolicyBuilder& AllowTime();            // clock_gettime, nanosleep, ...
+  PolicyBuilder& AllowSignals();         // sigreturn, masks, tgkill to its own threads
+  PolicyBuilder& AllowThreads();         // clone with pthread flags only; clone3 -> ENOSYS
+  PolicyBuilder& AllowEventfdAndPoll();  // eventfd2, epoll on fds already held (no poll)
+  PolicyBuilder& AllowSocketIo();        // sendmsg/recvmsg/... on sockets already held
   PolicyBuilder& AllowFcntl(std::initializer_list<int> commands);
   // ioctl(fd, request) for these KVM requests only. Which fd is not checked: after
   // confinement the process holds only its keep-list fds and cannot open others.

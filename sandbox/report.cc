@@ -52,9 +52,9 @@ Result<ConfinementReport> ParseProcStatus(std::string_view status) {
   };
   uint64_t nnp = 0, seccomp = 0, threads = 0;
   const Field fields[] = {
-      {"CapInh", 16, &r.cap_inh, nullptr}, {"CapPrm", 16, &r.cap_prm, nullptr},
-      {"CapEff", 16, &r.cap_eff, nullptr}, {"CapBnd", 16, &r.cap_bnd, nullptr},
-      {"CapAmb", 16, &r.cap_amb, nullptr}, {"NoNewPrivs", 10, &nnp, &r.no_new_privs},
+      {"CapInh", 16, &r.cap_inh, nullptr},        {"CapPrm", 16, &r.cap_prm, nullptr},
+      {"CapEff", 16, &r.cap_eff, nullptr},        {"CapBnd", 16, &r.cap_bnd, nullptr},
+      {"CapAmb", 16, &r.cap_amb, nullptr},        {"NoNewPrivs", 10, &nnp, &r.no_new_privs},
       {"Seccomp", 10, &seccomp, &r.seccomp_mode}, {"Threads", 10, &threads, &r.threads},
   };
   size_t found = 0;

@@ -1,8 +1,8 @@
 #include "sandbox/roles.h"
 
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/signalfd.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,7 +39,7 @@ PolicyBuilder Base(std::string name) {
 
 PolicyBuilder Vcpu(std::string name = "vcpu") {
   PolicyBuilder b = Base(std::move(name));
-  b.AllowThreads()   // one thread per vCPU plus the control loop
+  b.AllowThreads()      // one thread per vCPU plus the control loop
       .AllowSocketIo()  // vhost-user front end to device processes, CRB to the vtpm
       .AllowKvmIoctl(KVM_RUN, "enter the guest")
       .AllowKvmIoctl(KVM_GET_REGS, "error reports and --profile samples: RIP and the GPRs")
@@ -68,7 +68,8 @@ PolicyBuilder VcpuKvmPvm() {
       .AllowKvmIoctl(kvm::kKvmGetMsrs, "IA32_STAR and IA32_FMASK for the SYSCALL fix-up")
       .AllowKvmIoctl(kvm::kKvmSetMsrs, "the guest's IA32_LSTAR write, caught by the MSR filter")
       .AllowKvmIoctl(KVM_GET_VCPU_EVENTS, "a #UD KVM queued for an instruction we complete")
-      .AllowKvmIoctl(KVM_SET_VCPU_EVENTS, "drop that #UD; inject #BP, #PF, #GP, #DB as the CPU would")
+      .AllowKvmIoctl(KVM_SET_VCPU_EVENTS,
+                     "drop that #UD; inject #BP, #PF, #GP, #DB as the CPU would")
       .AllowKvmIoctl(KVM_SET_GUEST_DEBUG, "the instruction breakpoint at the guest's LSTAR");
   return b;
 }
@@ -109,9 +110,9 @@ PolicyBuilder Vtpm(bool state_dir) {
   PolicyBuilder b = Base("vtpm");
   const std::string dir(kParamStateDirFd);
   b.AllowSocketIo()  // control and data channels (swtpm protocol; CMD_SET_DATAFD passes an fd)
-      // Standalone (vmm-vtpm --ctrl/--server): the listening sockets were bound before
-      // confinement; the server accepts on them. Started by vmm it holds no listening
-      // socket, and it cannot create one (no socket/bind/listen).
+                     // Standalone (vmm-vtpm --ctrl/--server): the listening sockets were bound
+                     // before confinement; the server accepts on them. Started by vmm it holds
+                     // no listening socket, and it cannot create one (no socket/bind/listen).
       .AllowIf("accept4", {ArgEq(3, SOCK_NONBLOCK | SOCK_CLOEXEC, "SOCK_NONBLOCK|SOCK_CLOEXEC")},
                "a control or data connection on a listening socket bound before confinement");
   if (state_dir) {
@@ -126,14 +127,15 @@ PolicyBuilder Vtpm(bool state_dir) {
     //   3. pivot_root: an absolute path resolves in an empty read-only tmpfs.
     // What remains: the process can rename or replace its own state files, which it could
     // corrupt by writing anyway; state is authenticated (AES-GCM) and refused if it fails.
-    b.AllowRisky("openat", {ArgEqParam(0, dir), ArgMaskedEq(2, 0xffffffff, kVtpmStateReadFlags,
-                                                              "O_RDONLY|O_CLOEXEC|O_NOFOLLOW")},
+    b.AllowRisky("openat",
+                 {ArgEqParam(0, dir),
+                  ArgMaskedEq(2, 0xffffffff, kVtpmStateReadFlags, "O_RDONLY|O_CLOEXEC|O_NOFOLLOW")},
                  "read a state file beneath the state dir (path-based: see roles.cc)")
-        .AllowRisky("openat",
-                    {ArgEqParam(0, dir),
-                     ArgMaskedEq(2, 0xffffffff, kVtpmStateWriteFlags,
-                                 "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC|O_NOFOLLOW")},
-                    "create the temp state file (path-based: see roles.cc)")
+        .AllowRisky(
+            "openat",
+            {ArgEqParam(0, dir), ArgMaskedEq(2, 0xffffffff, kVtpmStateWriteFlags,
+                                             "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC|O_NOFOLLOW")},
+            "create the temp state file (path-based: see roles.cc)")
         .AllowRisky("renameat", {ArgEqParam(0, dir), ArgEqParam(2, dir)},
                     "temp file over the state file, both in the state dir (path-based)")
         .AllowRisky("unlinkat", {ArgEqParam(0, dir), ArgEq(2, 0, "files only")},
@@ -145,7 +147,8 @@ PolicyBuilder Vtpm(bool state_dir) {
       .Allow("fdatasync", "temp file durable");
   // libtpms reports failures (e.g. a state it cannot use) on its own stdio stream over
   // stderr, whose first write fstat()s fd 2. Only that: fd 2, AT_EMPTY_PATH.
-  b.AllowIf("newfstatat", {ArgEq(0, STDERR_FILENO, "stderr"), ArgEq(3, AT_EMPTY_PATH, "AT_EMPTY_PATH")},
+  b.AllowIf("newfstatat",
+            {ArgEq(0, STDERR_FILENO, "stderr"), ArgEq(3, AT_EMPTY_PATH, "AT_EMPTY_PATH")},
             "fstat(2) by stdio before libtpms's first error line");
   b.AllowIf("lseek", {ArgEq(0, STDERR_FILENO, "stderr")},
             "stdio's position check on stderr when libtpms writes an error line");
@@ -168,22 +171,27 @@ const std::vector<RoleEntry>& Roles() {
   // regular files only (pipes and sockets are not affected): a role's stderr is a pipe to
   // its parent (sandbox/child_log.h), so the limit never costs a log line.
   static const auto* roles = new std::vector<RoleEntry>{
-      {"vcpu", [] { return Vcpu(); },
+      {"vcpu",
+       [] { return Vcpu(); },
        // fds: VM, one per vCPU (up to 254), two eventfds per virtqueue, a few sockets.
        // FSIZE: --serial file= makes the console log a regular file; bound it.
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 1024}, {RLIMIT_FSIZE, 1024 * kMiB}}},
-      {kVcpuKvmPvmRole, VcpuKvmPvm,
+      {kVcpuKvmPvmRole,
+       VcpuKvmPvm,
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 1024}, {RLIMIT_FSIZE, 1024 * kMiB}}},
-      {"device", [] { return Device("device"); },
+      {"device",
+       [] { return Device("device"); },
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_FSIZE, 0}, {RLIMIT_NPROC, 0}}},
       // FSIZE is the caller's: set it to the image size so no bug can grow the image.
       {"device-blk", DeviceBlk, {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_NPROC, 0}}},
-      {"device-rng", DeviceRng,
+      {"device-rng",
+       DeviceRng,
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_FSIZE, 0}, {RLIMIT_NPROC, 0}}},
       // State blobs (permanent + volatile) are tens of KiB; 4 MiB leaves room for NV growth.
       // The persistent vTPM's filter (what `vmm sandbox show vtpm` prints); an ephemeral
       // one comes from VtpmFilter(-1).
-      {"vtpm", [] { return Vtpm(/*state_dir=*/true); },
+      {"vtpm",
+       [] { return Vtpm(/*state_dir=*/true); },
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 32}, {RLIMIT_FSIZE, 4 * kMiB}, {RLIMIT_NPROC, 0}}},
   };
   return *roles;
@@ -224,7 +232,8 @@ Result<RoleFilter> VtpmFilter(int state_dir_fd) {
     return RoleFilter{std::move(ephemeral), {}};
   }
   ASSIGN_OR_RETURN(Policy p, PolicyForRole("vtpm"));
-  return RoleFilter{std::move(p), {{std::string(kParamStateDirFd), static_cast<uint64_t>(state_dir_fd)}}};
+  return RoleFilter{std::move(p),
+                    {{std::string(kParamStateDirFd), static_cast<uint64_t>(state_dir_fd)}}};
 }
 
 Result<std::vector<Rlimit>> RoleRlimits(std::string_view role) {

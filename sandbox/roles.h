@@ -4,9 +4,9 @@
 //   RETURN_IF_ERROR(p.Apply({{std::string(kParamImageFd), image_fd}}));
 //
 // Roles (ARCHITECTURE.md §1): "vcpu" (the VM process), "vcpu-kvm-pvm" (the VM process with the
-// kvm_pvm compatibility module on: vcpu plus the ioctls the module makes), "device" (the base every vhost-user device
-// backend shares), "device-blk" and "device-rng" (the base plus a few lines each), "vtpm".
-// Everything a role needs before confinement (opening /dev/kvm, KVM_CREATE_VCPU,
+// kvm_pvm compatibility module on: vcpu plus the ioctls the module makes), "device" (the base every
+// vhost-user device backend shares), "device-blk" and "device-rng" (the base plus a few lines
+// each), "vtpm". Everything a role needs before confinement (opening /dev/kvm, KVM_CREATE_VCPU,
 // KVM_SET_USER_MEMORY_REGION, KVM_SET_CPUID2, opening images) happens before Confine()
 // and is deliberately absent here, so the VM's shape, which is measured into PCR 1,
 // cannot change once the guest runs.
@@ -19,13 +19,13 @@
 #include <string_view>
 #include <vector>
 
-#include "sandbox/policy.h"
 #include "base/result.h"
+#include "sandbox/policy.h"
 
 namespace vmm::sandbox {
 
 // Policy parameters (resolved when the filter is loaded, see PolicyParams).
-inline constexpr std::string_view kParamImageFd = "image_fd";        // device-blk
+inline constexpr std::string_view kParamImageFd = "image_fd";         // device-blk
 inline constexpr std::string_view kParamStateDirFd = "state_dir_fd";  // vtpm
 
 // The exact open flags the vtpm policy admits for its state files (openat on the state dir).

@@ -44,8 +44,8 @@ std::optional<int> ParseSeccompAuditLine(std::string_view line, pid_t pid) {
 
 std::string SyscallName(int nr) {
   char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-  std::string s = name ? std::string(name) + " (" + std::to_string(nr) + ")"
-                       : "syscall " + std::to_string(nr);
+  std::string s =
+      name ? std::string(name) + " (" + std::to_string(nr) + ")" : "syscall " + std::to_string(nr);
   std::free(name);
   return s;
 }

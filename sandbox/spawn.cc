@@ -2,8 +2,8 @@
 // channel that carries its notes and its first error back to the parent.
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -15,8 +15,8 @@
 #include <cstring>
 #include <optional>
 
-#include "sandbox/confine.h"
 #include "base/unique_fd.h"
+#include "sandbox/confine.h"
 
 namespace vmm::sandbox {
 namespace {
@@ -171,7 +171,8 @@ Result<pid_t> Spawn(const ConfineOptions& o, std::function<int()> body, bool exe
   UniqueFd read_end(fds[0]), write_end(fds[1]);
   UniqueFd parent_pidfd(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
 
-  SpawnArgs args{&o, std::move(body), exec, write_end.get(), parent_pidfd.get(), getuid(), getgid()};
+  SpawnArgs args{&o,       std::move(body), exec, write_end.get(), parent_pidfd.get(),
+                 getuid(), getgid()};
   unsigned long flags = CLONE_NEWPID | SIGCHLD;
   if (o.new_user_ns) flags |= CLONE_NEWUSER;
   // Raw clone (as minijail and sandbox2 do): glibc's clone() wants a separate stack, and
@@ -202,8 +203,10 @@ Result<pid_t> Spawn(const ConfineOptions& o, std::function<int()> body, bool exe
     pos = nl == std::string::npos ? text.size() : nl + 1;
     if (line.empty()) continue;
     if (line[0] == 'N') {
-      if (o.log) o.log(line.substr(1));
-      else std::fprintf(stderr, "vmm-sandbox[%s]: %s\n", o.role.c_str(), line.c_str() + 1);
+      if (o.log)
+        o.log(line.substr(1));
+      else
+        std::fprintf(stderr, "vmm-sandbox[%s]: %s\n", o.role.c_str(), line.c_str() + 1);
     } else if (line[0] == 'K') {
       confined = true;
     } else if (line[0] == 'E' && !error) {
@@ -246,12 +249,13 @@ Result<pid_t> SpawnRole(const ConfineOptions& options, const std::string& path,
   std::vector<char*> cenv;
   for (const std::string& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
   cenv.push_back(nullptr);
-  return Spawn(options,
-               [&path, &cargv, &cenv] {
-                 execve(path.c_str(), cargv.data(), cenv.data());
-                 return errno;
-               },
-               /*exec=*/true);
+  return Spawn(
+      options,
+      [&path, &cargv, &cenv] {
+        execve(path.c_str(), cargv.data(), cenv.data());
+        return errno;
+      },
+      /*exec=*/true);
 }
 
 }  // namespace vmm::sandbox

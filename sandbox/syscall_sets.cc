@@ -29,14 +29,22 @@ constexpr uint64_t kThreadCloneFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE
 
 const char* FcntlName(int cmd) {
   switch (cmd) {
-    case F_DUPFD: return "F_DUPFD";
-    case F_GETFD: return "F_GETFD";
-    case F_SETFD: return "F_SETFD";
-    case F_GETFL: return "F_GETFL";
-    case F_SETFL: return "F_SETFL";
-    case F_DUPFD_CLOEXEC: return "F_DUPFD_CLOEXEC";
-    case F_GET_SEALS: return "F_GET_SEALS";
-    default: return "";
+    case F_DUPFD:
+      return "F_DUPFD";
+    case F_GETFD:
+      return "F_GETFD";
+    case F_SETFD:
+      return "F_SETFD";
+    case F_GETFL:
+      return "F_GETFL";
+    case F_SETFL:
+      return "F_SETFL";
+    case F_DUPFD_CLOEXEC:
+      return "F_DUPFD_CLOEXEC";
+    case F_GET_SEALS:
+      return "F_GET_SEALS";
+    default:
+      return "";
   }
 }
 
@@ -79,7 +87,8 @@ PolicyBuilder& PolicyBuilder::AllowMemoryMapping() {
 PolicyBuilder& PolicyBuilder::AllowFutex() {
   // Plain wait/wake are all glibc's mutexes, condvars and joins use. PI and requeue
   // operations stay out: they have the worst bug history (CVE-2014-3153, requeue_pi).
-  constexpr uint64_t kCmdMask = kLow32 & ~static_cast<uint64_t>(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+  constexpr uint64_t kCmdMask =
+      kLow32 & ~static_cast<uint64_t>(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
   AllowIf("futex", {ArgMaskedEq(1, kCmdMask, FUTEX_WAIT, "FUTEX_WAIT")}, "mutex and join waits");
   AllowIf("futex", {ArgMaskedEq(1, kCmdMask, FUTEX_WAKE, "FUTEX_WAKE")}, "mutex unlock");
   AllowIf("futex", {ArgMaskedEq(1, kCmdMask, FUTEX_WAIT_BITSET, "FUTEX_WAIT_BITSET")},
@@ -168,10 +177,10 @@ PolicyBuilder& PolicyBuilder::AllowSanitizerRuntime() {
 }
 
 PolicyBuilder& PolicyBuilder::AllowGetrandom() {
-  return AllowIf("getrandom",
-                 {ArgMaskedEq(2, kLow32 & ~static_cast<uint64_t>(GRND_NONBLOCK), 0,
-                              "0 or GRND_NONBLOCK")},
-                 "entropy from the kernel's CSPRNG");
+  return AllowIf(
+      "getrandom",
+      {ArgMaskedEq(2, kLow32 & ~static_cast<uint64_t>(GRND_NONBLOCK), 0, "0 or GRND_NONBLOCK")},
+      "entropy from the kernel's CSPRNG");
 }
 
 }  // namespace vmm::sandbox

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # toolchain and build
-  build-essential cmake g++ clang libclang-rt-14-dev pkg-config python3
+  build-essential cmake g++ clang clang-format libclang-rt-14-dev pkg-config python3
   # libraries the VMM links
   nlohmann-json3-dev libcli11-dev libseccomp-dev libcap-ng-dev libselinux1-dev libssl-dev libtpms-dev
   libtss2-dev swtpm-dev

@@ -1,6 +1,6 @@
 // Drives one vhost-user-blk back-end the way a VMM would, with no VM: guest RAM is a sealed
-// memfd mapped here, the front-end is our own library (vmm/vm/virtio_mmio/vhost_user_frontend.h), and this
-// process is the guest driver too, with one split ring of 128 entries at queue depth 1.
+// memfd mapped here, the front-end is our own library (vmm/vm/virtio_mmio/vhost_user_frontend.h),
+// and this process is the guest driver too, with one split ring of 128 entries at queue depth 1.
 // Times 4 KiB random READs, then 4 KiB random WRITEs, each from the avail-ring publish and
 // the kick to the call eventfd and the used ring, and prints one line of figures.
 //
@@ -33,12 +33,12 @@
 #include <string>
 #include <vector>
 
-#include "bench/common/watchdog.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
-#include "vmm/vm/virtio_mmio/vhost_user_frontend.h"
+#include "bench/common/watchdog.h"
 #include "vmm/device/blk/blk.h"
 #include "vmm/formats/virtio/features.h"
+#include "vmm/vm/virtio_mmio/vhost_user_frontend.h"
 
 namespace {
 
@@ -71,7 +71,7 @@ struct Options {
   uint64_t span = 256ull << 20;  // bytes of the image the offsets cover
   uint64_t seed = 1;
   int connect_timeout_ms = 10000;
-  int stall_s = 15;  // no progress for this long: the back-end stopped answering
+  int stall_s = 15;   // no progress for this long: the back-end stopped answering
   bool flush = true;  // negotiate VIRTIO_BLK_F_FLUSH: a write-back cache, as a Linux guest has
 };
 

@@ -49,9 +49,10 @@ double Median(std::vector<double> v) {
 }
 
 [[noreturn]] void Usage() {
-  std::fprintf(stderr,
-               "usage: boot_bench [--runs N] [--marker TEXT] [--timeout S] [--stall S]\n"
-               "                  [--fail-on TEXT]... --name A -- CMD... [--vs-name B -- CMD...]\n");
+  std::fprintf(
+      stderr,
+      "usage: boot_bench [--runs N] [--marker TEXT] [--timeout S] [--stall S]\n"
+      "                  [--fail-on TEXT]... --name A -- CMD... [--vs-name B -- CMD...]\n");
   std::exit(2);
 }
 
@@ -83,7 +84,8 @@ int main(int argc, char** argv) {
     }
   }
   std::vector<Column> cols;
-  for (bench::NamedCommand& n : named) cols.push_back({std::move(n.name), std::move(n.cmd), {}, {}, 0, {}});
+  for (bench::NamedCommand& n : named)
+    cols.push_back({std::move(n.name), std::move(n.cmd), {}, {}, 0, {}});
   if (cols.empty() || runs < 1 || !(limits.timeout_s > 0) || limits.stall_s < 0) Usage();
   for (const Column& c : cols) {
     if (c.cmd.empty()) Usage();

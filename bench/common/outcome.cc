@@ -24,20 +24,20 @@ void ForEachLine(std::string_view text, Fn fn) {
 
 bool ContainsNoCase(std::string_view hay, std::string_view needle) {
   auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
   });
   return it != hay.end();
 }
 
 bool IsBlank(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
 }
 
 }  // namespace
 
-std::vector<std::string> DefaultFailLines() {
-  return {"KVM internal error", "KVM: entry failed"};
-}
+std::vector<std::string> DefaultFailLines() { return {"KVM internal error", "KVM: entry failed"}; }
 
 std::string FindLine(std::string_view output, const std::vector<std::string>& needles) {
   std::string found;
@@ -55,9 +55,17 @@ std::string FindLine(std::string_view output, const std::vector<std::string>& ne
 
 std::string FirstErrorLine(std::string_view output) {
   static constexpr std::string_view kWords[] = {
-      "error",  "fatal",  "panic",     "failed",          "cannot",
-      "could not",        "unable",    "abort",           "killed",
-      "bad system call",  "segmentation fault",
+      "error",
+      "fatal",
+      "panic",
+      "failed",
+      "cannot",
+      "could not",
+      "unable",
+      "abort",
+      "killed",
+      "bad system call",
+      "segmentation fault",
   };
   std::string first, last;
   ForEachLine(output, [&](std::string_view line) {

@@ -148,7 +148,8 @@ RunResult RunCommand(const std::vector<std::string>& argv, const RunLimits& limi
     r.output.append(chunk);
     window.append(chunk);
     for (size_t i = 0; i < limits.watch.size(); ++i) {
-      if (r.seen_ms[i] < 0 && window.find(limits.watch[i]) != std::string::npos) r.seen_ms[i] = at - start;
+      if (r.seen_ms[i] < 0 && window.find(limits.watch[i]) != std::string::npos)
+        r.seen_ms[i] = at - start;
     }
     if (window.size() > keep) window.erase(0, window.size() - keep);
     partial.append(chunk);

@@ -25,8 +25,8 @@ namespace bench {
 
 struct RunLimits {
   double timeout_s = 60;
-  double stall_s = 30;       // 0: no stall limit
-  double done_grace_s = 5;   // after the line callback returned true
+  double stall_s = 30;      // 0: no stall limit
+  double done_grace_s = 5;  // after the line callback returned true
   std::vector<std::string> fail_lines = DefaultFailLines();
   std::vector<std::string> watch;  // substrings whose first appearance is timed (seen_ms)
 };
@@ -42,13 +42,13 @@ enum class RunEnd {
 
 struct RunResult {
   RunEnd end = RunEnd::kNotStarted;
-  int status = 0;             // wait(2) status, once reaped
-  double exit_ms = -1;        // fork to end of output and reaping
-  double peak_rss_mib = 0;    // ru_maxrss of the reaped child
-  std::string output;         // stdout and stderr, merged
-  std::string fail_line;      // the fail line, for kFailLine
+  int status = 0;               // wait(2) status, once reaped
+  double exit_ms = -1;          // fork to end of output and reaping
+  double peak_rss_mib = 0;      // ru_maxrss of the reaped child
+  std::string output;           // stdout and stderr, merged
+  std::string fail_line;        // the fail line, for kFailLine
   std::vector<double> seen_ms;  // per RunLimits::watch: ms from fork, -1 if never seen
-  std::string how;            // how it ended, e.g. "exit status 1", "no exit within 60 s"
+  std::string how;              // how it ended, e.g. "exit status 1", "no exit within 60 s"
 
   // Ended by itself with status 0.
   bool ok() const;

@@ -41,7 +41,7 @@ struct Figure {
 
 struct Sample {
   std::map<std::string, Figure> figures;
-  bool done = false;         // the guest printed "exits: done"
+  bool done = false;  // the guest printed "exits: done"
   bench::RunResult run;
 };
 
@@ -63,12 +63,14 @@ double TscPerNs(int ms) {
 }
 
 // "exits: result NAME n=N cycles=C" / "exits: begin NAME" / "exits: skip NAME reason=R".
-void ParseLine(const std::string& line, double at_ns, Sample& s, std::map<std::string, double>& begun) {
+void ParseLine(const std::string& line, double at_ns, Sample& s,
+               std::map<std::string, double>& begun) {
   char name[64];
   unsigned long long n = 0, cycles = 0;
   if (std::sscanf(line.c_str(), "exits: begin %63s", name) == 1) {
     begun[name] = at_ns;
-  } else if (std::sscanf(line.c_str(), "exits: result %63s n=%llu cycles=%llu", name, &n, &cycles) == 3 &&
+  } else if (std::sscanf(line.c_str(), "exits: result %63s n=%llu cycles=%llu", name, &n,
+                         &cycles) == 3 &&
              n > 0) {
     Figure& f = s.figures[name];
     f.cycles_per_iter = static_cast<double>(cycles) / static_cast<double>(n);
@@ -139,7 +141,8 @@ int main(int argc, char** argv) {
     names.push_back(std::move(n.name));
     cmds.push_back(std::move(n.cmd));
   }
-  if (cmds.empty() || cmds.size() > 2 || runs < 1 || !(limits.timeout_s > 0) || limits.stall_s < 0) {
+  if (cmds.empty() || cmds.size() > 2 || runs < 1 || !(limits.timeout_s > 0) ||
+      limits.stall_s < 0) {
     Usage();
   }
   for (const auto& c : cmds) {
@@ -162,8 +165,10 @@ int main(int argc, char** argv) {
     }
   }
   const double tsc_per_ns = (tsc_before + TscPerNs(200)) / 2;
-  std::printf("TSC %.3f GHz (calibrated on this host against CLOCK_MONOTONIC); %d runs each, "
-              "medians\n", tsc_per_ns, runs);
+  std::printf(
+      "TSC %.3f GHz (calibrated on this host against CLOCK_MONOTONIC); %d runs each, "
+      "medians\n",
+      tsc_per_ns, runs);
 
   // Columns: per command, cycles / ns from the TSC / ns from wall clock; then the ratio.
   std::printf("%-28s", "figure (per exit / request)");
@@ -191,8 +196,8 @@ int main(int argc, char** argv) {
         std::printf(" %11s %9s %9s", "cannot run", "-", "-");
       } else if (cyc.empty()) {
         std::printf(" %11s %9s %9s", "n/a", "n/a", "n/a");
-        notes[c].push_back(std::string(row.key) + ": n/a: " +
-                           (skipped.empty() ? "no result in any run" : skipped));
+        notes[c].push_back(std::string(row.key) +
+                           ": n/a: " + (skipped.empty() ? "no result in any run" : skipped));
       } else {
         std::printf(" %11.0f %9.0f %9.0f", med_cycles.back(), med_cycles.back() / tsc_per_ns,
                     Median(wall));
@@ -230,10 +235,11 @@ int main(int argc, char** argv) {
     }
     std::printf("%s: %d runs, %d did not finish or exit cleanly\n", names[c].c_str(), runs, bad);
     if (first_bad) {
-      std::printf("  %s: the first: %s\n", names[c].c_str(),
-                  first_bad->done ? bench::CannotText("exit", first_bad->run.WhyLine(),
-                                                      first_bad->run.how).c_str()
-                                  : WhyNotDone(*first_bad).c_str());
+      std::printf(
+          "  %s: the first: %s\n", names[c].c_str(),
+          first_bad->done
+              ? bench::CannotText("exit", first_bad->run.WhyLine(), first_bad->run.how).c_str()
+              : WhyNotDone(*first_bad).c_str());
     }
     for (const std::string& n : notes[c]) std::printf("  %s %s\n", names[c].c_str(), n.c_str());
   }

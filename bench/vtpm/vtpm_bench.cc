@@ -171,8 +171,8 @@ int Run(const Options& o) {
       }
       TPM2B_ATTEST* quoted = nullptr;
       TPMT_SIGNATURE* sig = nullptr;
-      TSS2_RC r = Esys_Quote(ctx, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &nonce,
-                             &scheme, &pcrs, &quoted, &sig);
+      TSS2_RC r = Esys_Quote(ctx, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &nonce, &scheme,
+                             &pcrs, &quoted, &sig);
       if (r == TSS2_RC_SUCCESS && sig->sigAlg != TPM2_ALG_ECDSA) {
         r = TSS2_ESYS_RC_MALFORMED_RESPONSE;
       }

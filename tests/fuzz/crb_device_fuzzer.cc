@@ -13,8 +13,8 @@
 #include <memory>
 #include <vector>
 
-#include "tests/fuzz/fuzz_check.h"
 #include "base/bytes.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/vm/tpm_crb/crb_device.h"
 
 namespace {
@@ -60,9 +60,9 @@ struct CheckingBackend : CrbBackend {
 constexpr size_t kWidths[8] = {4, 4, 1, 2, 8, 4, 3, 0};
 
 uint64_t PickOffset(uint8_t op, uint16_t raw) {
-  if (op & 0x80) return raw % 0x5100;                 // anywhere, even past the window
+  if (op & 0x80) return raw % 0x5100;                            // anywhere, even past the window
   if (op & 0x40) return (raw % 5) * 0x1000 + (raw >> 3) % 0x80;  // any locality, any byte
-  return (raw % 0x20) * 4;                            // a locality-0 register
+  return (raw % 0x20) * 4;                                       // a locality-0 register
 }
 
 void W32(CrbDevice& crb, uint64_t off, uint32_t v) {

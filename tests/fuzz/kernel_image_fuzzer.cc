@@ -9,9 +9,9 @@
 #include <span>
 #include <vector>
 
+#include "vmm/formats/kernel/kernel_image.h"
 #include "vmm/vm/boot/boot_params.h"
 #include "vmm/vm/boot/elf_symbols.h"
-#include "vmm/formats/kernel/kernel_image.h"
 
 namespace {
 

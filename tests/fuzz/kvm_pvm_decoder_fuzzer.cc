@@ -16,10 +16,10 @@
 #include <variant>
 #include <vector>
 
+#include "base/fake_guest_ram.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "vmm/vm/compat/kvm_pvm/decoder.h"
 #include "vmm/vm/compat/kvm_pvm/emulate.h"
-#include "base/fake_guest_ram.h"
 #include "vmm/vm/compat/kvm_pvm/linear_memory.h"
 
 namespace {
@@ -40,11 +40,10 @@ struct Header {
 static_assert(sizeof(Header) == 216);
 
 enum Flags : uint8_t {
-  kForceLongMode = 1 << 0,   // PG, PAE, LME/LMA, CS.L
-  kSmallAddresses = 1 << 1,  // GPRs, bases, RIP and CR3 masked into the fake RAM
-  kFetchFromMemory = 1 << 2, // the instruction comes from FetchInstruction
+  kForceLongMode = 1 << 0,    // PG, PAE, LME/LMA, CS.L
+  kSmallAddresses = 1 << 1,   // GPRs, bases, RIP and CR3 masked into the fake RAM
+  kFetchFromMemory = 1 << 2,  // the instruction comes from FetchInstruction
 };
-
 
 // Bytes that changed must be accessed/dirty bits being set in byte 0 of an aligned entry.
 void CheckOnlyAccessedDirtyChanged(std::span<const uint8_t> before,

@@ -33,8 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   CHECK(sregs.cs.dpl == 0 && sregs.ss.dpl == 0 && (sregs.cs.selector & 3) == 0);
   CHECK(sregs.cs.l == 1 && sregs.cs.present == 1 && sregs.ss.present == 1);
-  CHECK(sregs.ss.selector == static_cast<uint16_t>(sregs.cs.selector + 8));  // 16-bit, as the CPU adds
-  CHECK((regs.rflags & msrs.fmask & ~2ull) == 0);  // bit 1 reads as 1 whatever FMASK says
+  CHECK(sregs.ss.selector ==
+        static_cast<uint16_t>(sregs.cs.selector + 8));  // 16-bit, as the CPU adds
+  CHECK((regs.rflags & msrs.fmask & ~2ull) == 0);       // bit 1 reads as 1 whatever FMASK says
   CHECK((regs.rflags & (1ull << 16)) == 0 && (regs.rflags & 2) == 2);
   kvm_regs others = regs;
   others.rflags = regs_in.rflags;

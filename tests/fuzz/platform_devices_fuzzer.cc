@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   devices::I8042 kbd([] {});
   devices::AcpiPm pm([] {});
   devices::IoBus bus;
-  if (!bus.Insert(x86::kCom1Port, 8, &uart) || !bus.Insert(x86::kI8042DataPort, 1, kbd.data_port()) ||
+  if (!bus.Insert(x86::kCom1Port, 8, &uart) ||
+      !bus.Insert(x86::kI8042DataPort, 1, kbd.data_port()) ||
       !bus.Insert(x86::kI8042CmdPort, 1, kbd.command_port()) ||
       !bus.Insert(x86::kPm1aEvtPort, devices::AcpiPm::kSize, &pm)) {
     __builtin_trap();

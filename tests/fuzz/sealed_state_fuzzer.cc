@@ -30,7 +30,8 @@ const Key& FuzzKey() {
 }
 
 void UnsealRaw(uint8_t options, std::span<const uint8_t> file) {
-  Expected expected{VmId::FromName("fuzz-vm"), (options & 2) ? BlobKind::kVolatile : BlobKind::kPermanent,
+  Expected expected{VmId::FromName("fuzz-vm"),
+                    (options & 2) ? BlobKind::kVolatile : BlobKind::kPermanent,
                     static_cast<uint64_t>(options >> 4)};
   if ((options & 1) && file.size() >= 32) {
     expected.vm_id = VmId::FromBytes(file.subspan(16).first<16>());
@@ -61,7 +62,8 @@ void SealMutateUnseal(uint8_t options, std::span<const uint8_t> plaintext) {
   const size_t pos = pick % file.size();
   bool changed = false;
   switch (options & 3) {
-    case 0: break;
+    case 0:
+      break;
     case 1:
     case 2: {
       const uint8_t x = static_cast<uint8_t>((pick >> 24) | 1);
@@ -81,7 +83,8 @@ void SealMutateUnseal(uint8_t options, std::span<const uint8_t> plaintext) {
   }
   CHECK(r.has_value() && r->header.generation == generation);
   CHECK(r->plaintext.size() == plaintext.size());
-  CHECK(plaintext.empty() || std::memcmp(r->plaintext.span().data(), plaintext.data(), plaintext.size()) == 0);
+  CHECK(plaintext.empty() ||
+        std::memcmp(r->plaintext.span().data(), plaintext.data(), plaintext.size()) == 0);
 }
 
 }  // namespace

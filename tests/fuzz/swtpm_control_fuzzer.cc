@@ -15,11 +15,11 @@
 #include <cstring>
 #include <vector>
 
-#include "tests/fuzz/fuzz_check.h"
 #include "base/unix_socket.h"
-#include "vtpm/protocol/swtpm_protocol.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "vtpm/process/swtpm_server.h"
 #include "vtpm/process/tpm_service_fake.h"
+#include "vtpm/protocol/swtpm_protocol.h"
 
 namespace {
 
@@ -56,9 +56,10 @@ void CheckDecoders(std::span<const uint8_t> data) {
 bool SendChunk(int fd, std::span<const uint8_t> bytes, bool with_fd) {
   int pair[2] = {-1, -1};
   const bool attach = with_fd && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0;
-  const bool ok = vmm::SendWithFds(fd, bytes, attach ? std::span<const int>(&pair[1], 1)
-                                                     : std::span<const int>(),
-                                   MSG_DONTWAIT) == ssize_t(bytes.size());
+  const bool ok =
+      vmm::SendWithFds(fd, bytes,
+                       attach ? std::span<const int>(&pair[1], 1) : std::span<const int>(),
+                       MSG_DONTWAIT) == ssize_t(bytes.size());
   if (pair[0] >= 0) close(pair[0]), close(pair[1]);  // the server's copy sees EOF
   return ok;
 }
@@ -66,7 +67,8 @@ bool SendChunk(int fd, std::span<const uint8_t> bytes, bool with_fd) {
 // guest_only: both groups are guest groups (the second at locality 0, the first at 2).
 void RunServer(std::span<const uint8_t> data, bool guest_only) {
   FakeTpmService tpm;
-  SwtpmServer server(tpm, nullptr, ServerOptions{.message_deadline = std::chrono::milliseconds(20)});
+  SwtpmServer server(tpm, nullptr,
+                     ServerOptions{.message_deadline = std::chrono::milliseconds(20)});
   UniqueFd ours[4];
   for (int g = 0; g < 2; ++g) {
     int c[2], d[2];

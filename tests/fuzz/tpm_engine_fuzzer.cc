@@ -9,8 +9,8 @@
 #include <memory>
 #include <vector>
 
-#include "tests/fuzz/fuzz_check.h"
 #include "base/bytes.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace {

@@ -62,7 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 1: {
         size_t n = std::min<size_t>(length, size - i);
-        if (peer.valid() && n > 0) (void)!send(peer.get(), data + i, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (peer.valid() && n > 0)
+          (void)!send(peer.get(), data + i, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         i += n;
         break;
       }

@@ -24,9 +24,9 @@
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_reader.h"
 #include "vmm/device/devices.h"
+#include "vmm/device/rng/fake_entropy_source.h"
 #include "vmm/device/vhost_user_backend.h"
 #include "vmm/formats/vhost_user/socket.h"
-#include "vmm/device/rng/fake_entropy_source.h"
 
 namespace {
 
@@ -72,19 +72,27 @@ UniqueFd Memfd(uint64_t size, int seals) {
 // An fd of the kind the input picks; the RAM memfd most often.
 UniqueFd PickFd(FuzzReader& in, const Ram& ram) {
   switch (in.U8() % 8) {
-    case 0: return Memfd(kRamSize, 0);                      // not sealed
-    case 1: return Memfd(4096, F_SEAL_SHRINK);              // smaller than the table says
-    case 2: return UniqueFd(open("/dev/null", O_RDWR | O_CLOEXEC));
-    case 3: return UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    default: return UniqueFd(fcntl(ram.fd, F_DUPFD_CLOEXEC, 0));
+    case 0:
+      return Memfd(kRamSize, 0);  // not sealed
+    case 1:
+      return Memfd(4096, F_SEAL_SHRINK);  // smaller than the table says
+    case 2:
+      return UniqueFd(open("/dev/null", O_RDWR | O_CLOEXEC));
+    case 3:
+      return UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    default:
+      return UniqueFd(fcntl(ram.fd, F_DUPFD_CLOEXEC, 0));
   }
 }
 
 uint64_t PickAddress(FuzzReader& in) {
   switch (in.U8() % 4) {
-    case 0: return in.U64();
-    case 1: return kUser + kRamSize - (in.U8() & 0x3F);  // around the end
-    default: return kUser + (in.U16() % kRamSize);
+    case 0:
+      return in.U64();
+    case 1:
+      return kUser + kRamSize - (in.U8() & 0x3F);  // around the end
+    default:
+      return kUser + (in.U16() % kRamSize);
   }
 }
 
@@ -139,9 +147,9 @@ Built Build(FuzzReader& in, const Ram& ram, Driver& drv) {
       break;
     case 3:
       b.request = Request::kSetProtocolFeatures;
-      b.payload = in.U8() % 8 == 0 ? in.U64()
-                                   : (ProtocolBit(kProtocolMq) | ProtocolBit(kProtocolReplyAck)) &
-                                         in.U64();
+      b.payload = in.U8() % 8 == 0
+                      ? in.U64()
+                      : (ProtocolBit(kProtocolMq) | ProtocolBit(kProtocolReplyAck)) & in.U64();
       break;
     case 4:
       b.request = in.U8() % 2 ? Request::kSetOwner : Request::kResetOwner;
@@ -219,9 +227,9 @@ Built Build(FuzzReader& in, const Ram& ram, Driver& drv) {
       break;
     }
     default: {
-      const Request unsupported[] = {Request::kAddMemReg,     Request::kRemMemReg,
-                                     Request::kSetStatus,     Request::kGetStatus,
-                                     Request::kResetDevice,   Request::kGetMaxMemSlots,
+      const Request unsupported[] = {Request::kAddMemReg,      Request::kRemMemReg,
+                                     Request::kSetStatus,      Request::kGetStatus,
+                                     Request::kResetDevice,    Request::kGetMaxMemSlots,
                                      Request::kSetBackendReqFd};
       b.request = unsupported[in.U8() % 7];
       if (b.request == Request::kAddMemReg || b.request == Request::kRemMemReg) {
@@ -271,16 +279,20 @@ bool Send(Backend& backend, int front, Request r, const Payload& p, UniqueFd fd 
 // Ring 0 brought up the way QEMU does it, at input-chosen places, so that runs reach the
 // ring contents without first having to find a whole valid setup sequence.
 bool BringUp(FuzzReader& in, const Ram& ram, Driver& drv, Backend& backend, int front) {
-  const uint64_t features = (virtio::kVirtioRingFEventIdx | virtio::kVirtioRingFIndirectDesc) &
-                            in.U64();
+  const uint64_t features =
+      (virtio::kVirtioRingFEventIdx | virtio::kVirtioRingFIndirectDesc) & in.U64();
   drv = Driver{};
   drv.num = 1u << (in.U8() % 9);
   drv.desc = (in.U16() % kRamSize) & ~uint64_t{15};
   drv.avail = (in.U16() % kRamSize) & ~uint64_t{1};
   const uint64_t used = (in.U16() % kRamSize) & ~uint64_t{3};
   drv.known = true;
-  const VringAddress a{.index = 0, .flags = 0, .descriptor = kUser + drv.desc,
-                       .used = kUser + used, .available = kUser + drv.avail, .log = 0};
+  const VringAddress a{.index = 0,
+                       .flags = 0,
+                       .descriptor = kUser + drv.desc,
+                       .used = kUser + used,
+                       .available = kUser + drv.avail,
+                       .log = 0};
   return Send(backend, front, Request::kSetFeatures, virtio::kVirtioFVersion1 | features) &&
          Send(backend, front, Request::kSetMemTable, MemoryTable{{{0, kRamSize, kUser, 0}}},
               UniqueFd(fcntl(ram.fd, F_DUPFD_CLOEXEC, 0))) &&

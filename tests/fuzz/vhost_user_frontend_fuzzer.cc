@@ -1,7 +1,7 @@
 // A hostile vhost-user back-end against the VM process's front-end
-// (vmm/vm/virtio_mmio/vhost_user_frontend.h): Connect, then a fuzzer-chosen script of calls (GetConfig,
-// SetMemTable, SetFeatures, StartQueue, StopQueue), while every byte the front-end reads
-// comes from the fuzzer: replies built with the codec from fuzzer-chosen fields, mutated
+// (vmm/vm/virtio_mmio/vhost_user_frontend.h): Connect, then a fuzzer-chosen script of calls
+// (GetConfig, SetMemTable, SetFeatures, StartQueue, StopQueue), while every byte the front-end
+// reads comes from the fuzzer: replies built with the codec from fuzzer-chosen fields, mutated
 // ones, and raw bytes. The replies are queued on a socketpair before the first call and the
 // back-end's end then shuts down writing, so a front-end waiting for more sees EOF instead
 // of blocking (its receive timeout bounds it besides). Replies carry bytes only, no fds.
@@ -27,12 +27,12 @@
 
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_reader.h"
-#include "vmm/vm/virtio_mmio/vhost_user_frontend.h"
 #include "vmm/formats/vhost_user/socket.h"
+#include "vmm/vm/virtio_mmio/vhost_user_frontend.h"
 
 namespace {
 
-using namespace vmm;               // NOLINT: a fuzzer
+using namespace vmm;              // NOLINT: a fuzzer
 using namespace vmm::vhost_user;  // NOLINT: a fuzzer
 
 constexpr size_t kMaxOps = 16;
@@ -189,8 +189,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto fe_r = Frontend::Connect(std::move(fe_sock), /*timeout_ms=*/50);
   std::vector<Message> sent = DrainRequests(peer.get());
   if (!fe_r) {
-    CHECK(fe_r.error().kind() == ErrorKind::kProtocol ||
-          fe_r.error().kind() == ErrorKind::kSystem);
+    CHECK(fe_r.error().kind() == ErrorKind::kProtocol || fe_r.error().kind() == ErrorKind::kSystem);
     return 0;
   }
   Frontend& fe = *fe_r;

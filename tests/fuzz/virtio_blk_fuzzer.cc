@@ -67,15 +67,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint64_t offset = in.U8() | ((flags & 8) ? uint64_t{in.U16()} << 48 : 0);
     const size_t width = in.U8() % 17;
     auto r = blk.ReadConfig(offset, std::span<uint8_t>(out, width));
-    CHECK(r.has_value() == (width != 0 && offset < kBlkConfigSize &&
-                            width <= kBlkConfigSize - offset));
+    CHECK(r.has_value() ==
+          (width != 0 && offset < kBlkConfigSize && width <= kBlkConfigSize - offset));
   }
 
   uint64_t next = 0;
   for (size_t req = 0; req < kMaxRequests && !in.done(); ++req) {
     const uint8_t shape = in.U8();
-    const size_t readable = shape & 3;          // 0..3 buffers
-    const size_t writable = (shape >> 2) & 3;   // 0..3 buffers
+    const size_t readable = shape & 3;         // 0..3 buffers
+    const size_t writable = (shape >> 2) & 3;  // 0..3 buffers
     const bool race = shape & 0x10;
     const bool split_header = shape & 0x20;
     uint8_t header[kBlkRequestHeaderSize];
@@ -122,8 +122,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     disk.on_op = [&](const FakeBlockBackend::Op&) {
       if (!race || raced || chain.readable.empty()) return;
       raced = true;
-      mem.Write(header_gpa, std::span<const uint8_t>(racing, std::min<size_t>(
-                                                                  16, kRamSize - header_gpa)));
+      mem.Write(header_gpa,
+                std::span<const uint8_t>(racing, std::min<size_t>(16, kRamSize - header_gpa)));
     };
     const size_t ops_before = disk.ops.size();
 

@@ -25,8 +25,8 @@ MmioTransport* g_transport = nullptr;
 const MmioDeviceInfo* g_info = nullptr;
 
 bool QueueValid(const MmioQueue& q, uint32_t max) {
-  return q.size != 0 && (q.size & (q.size - 1)) == 0 && q.size <= max &&
-         q.desc_gpa % 16 == 0 && q.avail_gpa % 2 == 0 && q.used_gpa % 4 == 0;
+  return q.size != 0 && (q.size & (q.size - 1)) == 0 && q.size <= max && q.desc_gpa % 16 == 0 &&
+         q.avail_gpa % 2 == 0 && q.used_gpa % 4 == 0;
 }
 
 struct CheckingDelegate : MmioTransportDelegate {
@@ -64,9 +64,9 @@ struct CheckingDelegate : MmioTransportDelegate {
 
 // Mostly register offsets, so the state machine gets deep; sometimes anything.
 uint64_t PickOffset(uint8_t op, uint16_t raw) {
-  if (op & 0x20) return raw;                          // raw: beyond the window too
-  if (op & 0x40) return 0x100 + (raw % 0x110);        // config, past its end as well
-  return (raw % 0x40) * 4;                            // an aligned register
+  if (op & 0x20) return raw;                    // raw: beyond the window too
+  if (op & 0x40) return 0x100 + (raw % 0x110);  // config, past its end as well
+  return (raw % 0x40) * 4;                      // an aligned register
 }
 
 constexpr size_t kWidths[8] = {4, 4, 4, 1, 2, 8, 0, 3};
@@ -86,8 +86,8 @@ void DriverStep(MmioTransport& t, uint64_t offered, uint16_t raw, uint32_t value
       uint8_t b[4];
       t.Read(kMmioRegStatus, b);
       uint8_t step = kVirtioStatusFailed;
-      for (uint8_t bit : {kVirtioStatusAcknowledge, kVirtioStatusDriver,
-                          kVirtioStatusFeaturesOk, kVirtioStatusDriverOk}) {
+      for (uint8_t bit : {kVirtioStatusAcknowledge, kVirtioStatusDriver, kVirtioStatusFeaturesOk,
+                          kVirtioStatusDriverOk}) {
         if (!(b[0] & bit)) {
           step = bit;
           break;
@@ -111,8 +111,12 @@ void DriverStep(MmioTransport& t, uint64_t offered, uint16_t raw, uint32_t value
       W32(t, kMmioRegQueueDeviceLow, (value & 0xFFFC) << 12);
       W32(t, kMmioRegQueueReady, odd ? value : 1);
       break;
-    case 3: W32(t, kMmioRegQueueSel, odd ? value : value % 4); break;
-    case 4: W32(t, kMmioRegQueueNum, odd ? value : 1u << (value % 17)); break;
+    case 3:
+      W32(t, kMmioRegQueueSel, odd ? value : value % 4);
+      break;
+    case 4:
+      W32(t, kMmioRegQueueNum, odd ? value : 1u << (value % 17));
+      break;
     case 5: {  // one of the three ring addresses, aligned unless odd
       static constexpr uint32_t kLow[] = {kMmioRegQueueDescLow, kMmioRegQueueDriverLow,
                                           kMmioRegQueueDeviceLow};
@@ -121,7 +125,9 @@ void DriverStep(MmioTransport& t, uint64_t offered, uint16_t raw, uint32_t value
       W32(t, reg + 4, (value & 0x40000000) ? 0xFFFFFFFF : 0);
       break;
     }
-    case 6: W32(t, kMmioRegQueueReady, odd ? value : value & 1); break;
+    case 6:
+      W32(t, kMmioRegQueueReady, odd ? value : value & 1);
+      break;
     case 7:
       if (value & 0x100) {
         W32(t, kMmioRegQueueNotify, odd ? value : value % 4);
@@ -189,8 +195,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case 3:  // the owner
         switch (raw % 4) {
-          case 0: t.RaiseInterrupt(value); break;
-          case 1: t.SetNeedsReset(); break;
+          case 0:
+            t.RaiseInterrupt(value);
+            break;
+          case 1:
+            t.SetNeedsReset();
+            break;
           case 2: {
             std::vector<uint8_t> config(value % 0x110, static_cast<uint8_t>(op));
             const bool ok = t.SetConfig(config).has_value();

@@ -21,9 +21,9 @@ namespace {
 using namespace vmm::virtio;
 
 constexpr FakeGuestRam::Region kLayout[] = {
-    {0x00000, 0x10000},    // 64 KiB
-    {0x10000, 0x10000},    // adjacent 64 KiB: a buffer may not straddle the two
-    {0x100000, 0x8000},    // 32 KiB after a gap
+    {0x00000, 0x10000},  // 64 KiB
+    {0x10000, 0x10000},  // adjacent 64 KiB: a buffer may not straddle the two
+    {0x100000, 0x8000},  // 32 KiB after a gap
 };
 
 void CheckChain(const FakeGuestRam& mem, const SplitQueue& q, const DescriptorChain& c,
@@ -64,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   QueueConfig config;
   config.size = (flags & 0x80) ? raw_size : (1u << (flags & 0x0F));  // raw: often invalid
-  config.desc_gpa = uint64_t{desc} * 8;                               // sometimes misaligned
+  config.desc_gpa = uint64_t{desc} * 8;                              // sometimes misaligned
   config.avail_gpa = uint64_t{avail} * 2 + (flags2 & 1);
   config.used_gpa = uint64_t{used} * 4 + ((flags2 >> 1) & 3);
   config.event_idx = flags & 0x10;

@@ -7,7 +7,6 @@
 
 #include <gtest/gtest.h>
 
-
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
 
@@ -20,8 +19,8 @@ namespace {
 // 32-bit protected-mode code at the PVH entry.
 const std::vector<uint8_t> kSerialThenPowerOff = {
     0x66, 0xBA, 0xF8, 0x03,  // mov dx, 0x3F8
-    0xB0, 'o', 0xEE,         // mov al, 'o'; out dx, al
-    0xB0, 'k', 0xEE,         // mov al, 'k'; out dx, al
+    0xB0, 'o',  0xEE,        // mov al, 'o'; out dx, al
+    0xB0, 'k',  0xEE,        // mov al, 'k'; out dx, al
     0xB0, '\n', 0xEE,        // mov al, '\n'; out dx, al
     0x66, 0xBA, 0x04, 0x06,  // mov dx, 0x604 (PM1a_CNT)
     0x66, 0xB8, 0x00, 0x34,  // mov ax, SLP_TYP 5 << 10 | SLP_EN
@@ -57,8 +56,8 @@ TEST(TinyGuestKvm, Elf32SerialOutputThenAcpiPowerOffExitsZero) {
 TEST(TinyGuestKvm, SerialToFile) {
   REQUIRE_KVM();
   std::string out = WriteTempFile("serial.txt", {});
-  ProcessResult r =
-      RunVmm({"--kernel", TinyGuest("serial2.elf", kSerialThenPowerOff), "--serial", "file=" + out});
+  ProcessResult r = RunVmm(
+      {"--kernel", TinyGuest("serial2.elf", kSerialThenPowerOff), "--serial", "file=" + out});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.out.empty());
   ProcessResult cat = RunProcess({"/bin/cat", out}, 5);
@@ -85,8 +84,7 @@ TEST(TinyGuestKvm, SigtermStopsAHaltedGuestInOrder) {
   std::string kernel = TinyGuest("halt.elf", kHaltForever);
   std::string vmm = BinDir() + "/vmm";
   // SIGTERM arrives once vmm had time to start its vCPUs.
-  ProcessResult r =
-      RunProcess({vmm, "run", "--kernel", kernel, "--cpus", "2"}, 30, SIGTERM, 1500);
+  ProcessResult r = RunProcess({vmm, "run", "--kernel", kernel, "--cpus", "2"}, 30, SIGTERM, 1500);
   EXPECT_FALSE(r.timed_out);
   EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;
   EXPECT_NE(r.err.find("stopped by SIGTERM"), std::string::npos) << r.err;
@@ -119,8 +117,8 @@ TEST(TestGuestKvm, PvhTwoCpus) {
   REQUIRE_KVM();
   std::string guest = GuestPath("testguest.elf");
   ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
-  ExpectGuestPasses(
-      RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120), "pvh", 2);
+  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120),
+                    "pvh", 2);
 }
 
 TEST(TestGuestKvm, PvhFourCpusAndLargeMemory) {
@@ -162,8 +160,8 @@ TEST(TestGuestKvm, Elf32PvhTwoCpus) {
   REQUIRE_KVM();
   std::string guest = GuestPath("testguest32.elf");
   ASSERT_FALSE(guest.empty()) << "testguest32.elf was not built (needs objcopy)";
-  ExpectGuestPasses(
-      RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120), "pvh", 2);
+  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120),
+                    "pvh", 2);
 }
 
 TEST(TestGuestKvm, ExitStatsShowWhereTheExitsWent) {
@@ -183,8 +181,8 @@ TEST(TestGuestKvm, BzImageTwoCpus) {
   REQUIRE_KVM();
   std::string guest = GuestPath("testguest.bzImage");
   ASSERT_FALSE(guest.empty()) << "testguest.bzImage was not built";
-  ExpectGuestPasses(
-      RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120), "linux64", 2);
+  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120),
+                    "linux64", 2);
 }
 
 }  // namespace

@@ -31,9 +31,9 @@ void ExpectUsageError(const std::vector<std::string>& args, const std::string& m
 TEST(VmmCli, HelpAndVersionExitZero) {
   ProcessResult help = RunProcess({BinDir() + "/vmm", "run", "--help"}, 10);
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* flag : {"--kernel", "--initramfs", "--cmdline", "--cpus", "--memory", "--serial",
-                           "--config", "--dry-run", "--profile", "--profile-symbols",
-                           "--exit-stats"}) {
+  for (const char* flag :
+       {"--kernel", "--initramfs", "--cmdline", "--cpus", "--memory", "--serial", "--config",
+        "--dry-run", "--profile", "--profile-symbols", "--exit-stats"}) {
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   }
   ProcessResult version = RunProcess({BinDir() + "/vmm", "--version"}, 10);
@@ -41,7 +41,9 @@ TEST(VmmCli, HelpAndVersionExitZero) {
   EXPECT_EQ(version.out.rfind("vmm ", 0), 0u);
 }
 
-TEST(VmmCli, MissingKernelFile) { ExpectUsageError({"--kernel", "/nonexistent/vmlinux"}, "No such file"); }
+TEST(VmmCli, MissingKernelFile) {
+  ExpectUsageError({"--kernel", "/nonexistent/vmlinux"}, "No such file");
+}
 
 TEST(VmmCli, KernelIsADirectory) { ExpectUsageError({"--kernel", "/"}, "not a regular file"); }
 
@@ -81,12 +83,13 @@ TEST(VmmCli, FifoAsKernelInitramfsConfigOrDiskExitsTwoPromptly) {
           << r.err;
     }
   }
-  ProcessResult disk = RunVmm({"--kernel", Kernel(), "--disk", "path=" + fifo + ",readonly=on",
-                               "--dry-run"}, 10);
+  ProcessResult disk =
+      RunVmm({"--kernel", Kernel(), "--disk", "path=" + fifo + ",readonly=on", "--dry-run"}, 10);
   EXPECT_FALSE(disk.timed_out) << "--disk: vmm hung opening the FIFO";
   EXPECT_EQ(disk.exit_code, 2) << disk.err;
   EXPECT_NE(disk.err.find("--disk '" + fifo + "': not a regular file or block device"),
-            std::string::npos) << disk.err;
+            std::string::npos)
+      << disk.err;
   unlink(fifo.c_str());
 }
 
@@ -107,20 +110,29 @@ TEST(VmmCli, EmptyKernelFile) {
 
 TEST(VmmCli, NoKernelGiven) { ExpectUsageError({}, "no kernel given"); }
 
-TEST(VmmCli, MemoryTooSmall) { ExpectUsageError({"--kernel", Kernel(), "--memory", "1M"}, "below the minimum"); }
+TEST(VmmCli, MemoryTooSmall) {
+  ExpectUsageError({"--kernel", Kernel(), "--memory", "1M"}, "below the minimum");
+}
 
 TEST(VmmCli, MemoryTooLargeForHost) {
   ExpectUsageError({"--kernel", Kernel(), "--memory", "size=900T"}, "more than this host has");
 }
 
-TEST(VmmCli, MemoryNotANumber) { ExpectUsageError({"--kernel", Kernel(), "--memory", "lots"}, "not a whole number"); }
+TEST(VmmCli, MemoryNotANumber) {
+  ExpectUsageError({"--kernel", Kernel(), "--memory", "lots"}, "not a whole number");
+}
 
-TEST(VmmCli, ZeroCpus) { ExpectUsageError({"--kernel", Kernel(), "--cpus", "0"}, "at least one vCPU"); }
+TEST(VmmCli, ZeroCpus) {
+  ExpectUsageError({"--kernel", Kernel(), "--cpus", "0"}, "at least one vCPU");
+}
 
-TEST(VmmCli, TooManyCpus) { ExpectUsageError({"--kernel", Kernel(), "--cpus", "boot=1000"}, "supported"); }
+TEST(VmmCli, TooManyCpus) {
+  ExpectUsageError({"--kernel", Kernel(), "--cpus", "boot=1000"}, "supported");
+}
 
 TEST(VmmCli, CommandLineTooLong) {
-  ExpectUsageError({"--kernel", Kernel(), "--cmdline", std::string(5000, 'x')}, "longer than the kernel accepts");
+  ExpectUsageError({"--kernel", Kernel(), "--cmdline", std::string(5000, 'x')},
+                   "longer than the kernel accepts");
 }
 
 TEST(VmmCli, InitramfsDoesNotFit) {
@@ -129,12 +141,15 @@ TEST(VmmCli, InitramfsDoesNotFit) {
 }
 
 TEST(VmmCli, MissingInitramfs) {
-  ExpectUsageError({"--kernel", Kernel(), "--initramfs", "/nonexistent.cpio"}, "initramfs '/nonexistent.cpio'");
+  ExpectUsageError({"--kernel", Kernel(), "--initramfs", "/nonexistent.cpio"},
+                   "initramfs '/nonexistent.cpio'");
 }
 
 TEST(VmmCli, UnknownFlag) { ExpectUsageError({"--kernel", Kernel(), "--gpus", "1"}, "--gpus"); }
 
-TEST(VmmCli, BadSerialMode) { ExpectUsageError({"--kernel", Kernel(), "--serial", "pty"}, "--serial"); }
+TEST(VmmCli, BadSerialMode) {
+  ExpectUsageError({"--kernel", Kernel(), "--serial", "pty"}, "--serial");
+}
 
 TEST(VmmCli, MalformedJsonConfig) {
   std::string cfg = WriteTempFile("bad.json", {'{', '"', 'k'});
@@ -174,19 +189,22 @@ TEST(VmmCli, DryRunPrintsThePlanFromJsonWithFlagOverrides) {
 }
 
 TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
-  ProcessResult on = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "on",
-                             "--dry-run"});
+  ProcessResult on =
+      RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "on", "--dry-run"});
   EXPECT_EQ(on.exit_code, 0) << on.err;
-  EXPECT_NE(on.out.find("command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
-                        "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
-                        "mitigations=off audit=0 tsc=reliable no_timer_check\"\n"),
-            std::string::npos) << on.out;
+  EXPECT_NE(
+      on.out.find(
+          "command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
+          "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
+          "mitigations=off audit=0 tsc=reliable no_timer_check\"\n"),
+      std::string::npos)
+      << on.out;
   EXPECT_NE(on.out.find("kvm_pvm compatibility: on (--kvm-compat on)"), std::string::npos)
       << on.out;
   EXPECT_NE(on.out.find("\"kvm-compat\": \"on\""), std::string::npos) << on.out;
 
-  ProcessResult off = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "off",
-                              "--dry-run"});
+  ProcessResult off =
+      RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "off", "--dry-run"});
   EXPECT_EQ(off.exit_code, 0) << off.err;
   EXPECT_NE(off.out.find("command line: \"quiet\"\n"), std::string::npos) << off.out;
   EXPECT_NE(off.out.find("kvm_pvm compatibility: off (--kvm-compat off)"), std::string::npos)
@@ -205,12 +223,14 @@ TEST(VmmCli, DryRunKvmCompatLeavesTheUsersOwnKeysAlone) {
                        "clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
                        "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
                        "tsc=reliable no_timer_check\"\n"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
                        "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
                        "tsc=reliable no_timer_check\" to the command line; leaves out "
                        "\"nopti mitigations=off\" (the command line sets the same keys)"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
 }
 
 TEST(VmmCli, DryRunShowsAnElf32PvhKernel) {
@@ -218,10 +238,9 @@ TEST(VmmCli, DryRunShowsAnElf32PvhKernel) {
   ProcessResult r = RunVmm({"--kernel", k, "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("boot protocol: pvh\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("kernel format: ELF32 i386 with a Xen PVH entry note\n"),
-            std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("kernel: 0x100000..0x101040, entry 0x100000\n"), std::string::npos)
+  EXPECT_NE(r.out.find("kernel format: ELF32 i386 with a Xen PVH entry note\n"), std::string::npos)
       << r.out;
+  EXPECT_NE(r.out.find("kernel: 0x100000..0x101040, entry 0x100000\n"), std::string::npos) << r.out;
 }
 
 TEST(VmmCli, Elf32KernelLargerThanTheVmsMemory) {
@@ -265,7 +284,8 @@ TEST(VmmCli, ProfileFindsTheSystemMapBesideTheKernel) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("profile: symbols from " + dir +
                        "/System.map-6.1.0-test (found beside the kernel)\n"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
 }
 
 TEST(VmmCli, ProfileTakesSystemMapFromTheKernelsDirectory) {
@@ -276,7 +296,8 @@ TEST(VmmCli, ProfileTakesSystemMapFromTheKernelsDirectory) {
   ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("profile: symbols from " + dir + "/System.map (found beside the kernel)"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
 }
 
 TEST(VmmCli, ProfileWithoutAnySymbolsSaysAddressesOnly) {
@@ -286,7 +307,8 @@ TEST(VmmCli, ProfileWithoutAnySymbolsSaysAddressesOnly) {
   ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("profile: the kernel has no symbol table and no System.map is beside it"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
 }
 
 TEST(VmmCli, ProfileUsesTheNamedSymbolFile) {

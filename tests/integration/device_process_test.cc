@@ -97,21 +97,19 @@ bool Expected(const std::string& comm, const std::string& target, const std::str
   if (target == "anon_inode:[eventpoll]") return true;  // its event loop (vmm/common)
   if (comm == "vmm-device") return target == image;
   if (comm == "vmm-vtpm") return false;
-  return has("anon_inode:kvm-vm") || has("anon_inode:kvm-vcpu") ||
-         has("anon_inode:[eventfd]") || has("anon_inode:[signalfd]") ||
-         has("/memfd:vmm-guest-ram");  // its own guest RAM
+  return has("anon_inode:kvm-vm") || has("anon_inode:kvm-vcpu") || has("anon_inode:[eventfd]") ||
+         has("anon_inode:[signalfd]") || has("/memfd:vmm-guest-ram");  // its own guest RAM
 }
 
 TEST(DeviceProcessKvm, EveryRoleRunsConfinedAndNoneOutlivesTheVm) {
   REQUIRE_KVM();
   std::string image = Image();
   std::vector<ChildReport> reports;
-  ProcessResult r = RunProcess(
-      {BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--disk", "path=" + image, "--rng",
-       "--tpm", "ephemeral"},
-      60, SIGTERM, 2500, [&](pid_t vmm) {
-        for (pid_t c : Children(vmm)) reports.push_back(Inspect(c));
-      });
+  ProcessResult r = RunProcess({BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--disk",
+                                "path=" + image, "--rng", "--tpm", "ephemeral"},
+                               60, SIGTERM, 2500, [&](pid_t vmm) {
+                                 for (pid_t c : Children(vmm)) reports.push_back(Inspect(c));
+                               });
   EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;
   std::map<std::string, int> roles;
   for (const ChildReport& c : reports) ++roles[c.status.at("Name")];
@@ -138,14 +136,13 @@ TEST(DeviceProcessKvm, EveryRoleRunsConfinedAndNoneOutlivesTheVm) {
 TEST(DeviceProcessKvm, ADeviceProcessThatDiesStopsTheVmNamingIt) {
   REQUIRE_KVM();
   std::vector<pid_t> children;
-  ProcessResult r = RunProcess(
-      {BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--rng"}, 60, 0, 2500,
-      [&children](pid_t vmm) {
-        children = Children(vmm);  // the VM process and the rng's
-        for (pid_t c : children) {
-          if (Status(c)["Name"] == "vmm-device") kill(c, SIGKILL);
-        }
-      });
+  ProcessResult r = RunProcess({BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--rng"}, 60,
+                               0, 2500, [&children](pid_t vmm) {
+                                 children = Children(vmm);  // the VM process and the rng's
+                                 for (pid_t c : children) {
+                                   if (Status(c)["Name"] == "vmm-device") kill(c, SIGKILL);
+                                 }
+                               });
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(children.size(), 2u);
   for (pid_t c : children) EXPECT_NE(kill(c, 0), 0) << "process " << c << " left behind";
@@ -204,14 +201,16 @@ TEST(DeviceProcessCli, MissingDiskImageIsBadInput) {
 }
 
 TEST(DeviceProcessCli, DryRunListsTheDeviceProcesses) {
-  ProcessResult r = RunVmm({"--kernel", HaltingGuest(), "--disk", "path=" + Image() + ",readonly=on",
-                            "--rng", "--dry-run"});
+  ProcessResult r = RunVmm({"--kernel", HaltingGuest(), "--disk",
+                            "path=" + Image() + ",readonly=on", "--rng", "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("virtio-blk0:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(read-only), in its own process (vmm-device blk), mmio 0xd0000000 gsi 16"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("virtio-rng: in its own process (vmm-device rng), mmio 0xd0001000 gsi 17"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
 }
 
 // A device process started as the manager starts it ends with status 0 once its front-end
@@ -230,7 +229,8 @@ TEST(DeviceProcessCli, AConfinedDeviceEndsCleanlyWhenItsFrontEndHangsUp) {
   close(sv[0]);  // the front-end hangs up before saying anything
   int status = 0;
   ASSERT_EQ(waitpid(*pid, &status, 0), *pid);
-  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal "
+                                 << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   if (WIFEXITED(status)) {
     EXPECT_EQ(WEXITSTATUS(status), 0);
   }

@@ -10,20 +10,20 @@
 
 #include <cstring>
 
-#include "vmm/vm/arch/x86_64/cpu_setup.h"
+#include "tests/integration/vmm_process.h"
 #include "vmm/contract/layout.h"
+#include "vmm/vm/arch/x86_64/cpu_setup.h"
 #include "vmm/vm/compat/kvm_pvm/pvm_compat.h"
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/memory/guest_memory.h"
-#include "tests/integration/vmm_process.h"
 
 namespace vmm::compat::pvm {
 namespace {
 
-constexpr uint64_t kCodeA = 0x100000;     // slotted: sets up registers, jumps to page B
-constexpr uint64_t kPageB = 0x200000;     // RAM without a memslot: every fetch fails in KVM
-constexpr uint64_t kPageC = 0x201000;     // slotted again: reports through a port
-constexpr uint64_t kData = 0x300000;      // cmpxchg16b's operand
+constexpr uint64_t kCodeA = 0x100000;  // slotted: sets up registers, jumps to page B
+constexpr uint64_t kPageB = 0x200000;  // RAM without a memslot: every fetch fails in KVM
+constexpr uint64_t kPageC = 0x201000;  // slotted again: reports through a port
+constexpr uint64_t kData = 0x300000;   // cmpxchg16b's operand
 constexpr uint16_t kDonePort = 0xF4;
 constexpr uint64_t kGuestLstar = 0xFFFFFFFF81234560;
 
@@ -68,8 +68,7 @@ Result<Vm> MakeVm() {
   RETURN_IF_ERROR(vm.SetupX86Platform());
   ASSIGN_OR_RETURN(GuestMemory mem, GuestMemory::Create(64 << 20));
   RETURN_IF_ERROR(vm.SetUserMemoryRegion(0, 0, kPageB, mem.host_base()));
-  RETURN_IF_ERROR(vm.SetUserMemoryRegion(1, kPageC, (64 << 20) - kPageC,
-                                         mem.host_base() + kPageC));
+  RETURN_IF_ERROR(vm.SetUserMemoryRegion(1, kPageC, (64 << 20) - kPageC, mem.host_base() + kPageC));
   ASSIGN_OR_RETURN(kvm::KvmVcpu vcpu, vm.CreateVcpu(0, kvm.vcpu_mmap_size()));
   ASSIGN_OR_RETURN(auto supported, kvm.GetSupportedCpuid());
   RETURN_IF_ERROR(x86::SetupVcpuCommon(vcpu, x86::BuildCpuid(supported, 0, 1, kvm.flavor())));
@@ -86,15 +85,15 @@ Result<Vm> MakeVm() {
   RETURN_IF_ERROR(mem.Write(target, kUnslotted));
   RETURN_IF_ERROR(mem.Write(kPageC, kReport));
   const uint64_t operand[2] = {1, 2};
-  RETURN_IF_ERROR(mem.Write(
-      kData, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(operand), 16)));
+  RETURN_IF_ERROR(
+      mem.Write(kData, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(operand), 16)));
   return Vm{std::move(kvm), std::move(vm), std::move(mem), std::move(vcpu)};
 }
 
-#define REQUIRE_KVM_VM(vm)                                                            \
-  auto vm = MakeVm();                                                                 \
-  if (!vm && access("/dev/kvm", R_OK | W_OK) != 0)                                    \
-    GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)";         \
+#define REQUIRE_KVM_VM(vm)                                                    \
+  auto vm = MakeVm();                                                         \
+  if (!vm && access("/dev/kvm", R_OK | W_OK) != 0)                            \
+    GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)"; \
   ASSERT_TRUE(vm.has_value()) << vm.error().ToString()
 
 TEST(PvmCompatKvm, CompletesWhatKvmCannotEmulateAndFiltersLstar) {
@@ -142,8 +141,8 @@ TEST(PvmCompatKvm, CompletesWhatKvmCannotEmulateAndFiltersLstar) {
   EXPECT_TRUE(regs->rflags & (1u << 6)) << "cmpxchg16b swapped: ZF";
   EXPECT_FALSE(regs->rflags & (1u << 18)) << "clac after stac: AC clear";
   uint64_t operand[2];
-  ASSERT_TRUE(vm->mem.Read(kData, std::span<uint8_t>(reinterpret_cast<uint8_t*>(operand), 16))
-                  .has_value());
+  ASSERT_TRUE(
+      vm->mem.Read(kData, std::span<uint8_t>(reinterpret_cast<uint8_t*>(operand), 16)).has_value());
   EXPECT_EQ(operand[0], 3u);
   EXPECT_EQ(operand[1], 4u);
   EXPECT_NE((*compat)->Summary().find("5 instructions completed"), std::string::npos)
@@ -173,7 +172,7 @@ std::string TestGuest() {
   return access(path.c_str(), R_OK) == 0 ? path : "";
 }
 
-#define REQUIRE_KVM_AND_GUEST(guest)                                                  \
+#define REQUIRE_KVM_AND_GUEST(guest)                                                    \
   if (!testing::HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible)"; \
   const std::string guest = TestGuest();                                                \
   ASSERT_FALSE(guest.empty()) << "testguest.elf was not built"

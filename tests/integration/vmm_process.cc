@@ -37,8 +37,8 @@ bool HaveKvm() {
   return true;
 }
 
-ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_seconds,
-                         int send_signal, int signal_after_ms, std::function<void(pid_t)> at_time) {
+ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_seconds, int send_signal,
+                         int signal_after_ms, std::function<void(pid_t)> at_time) {
   ProcessResult result;
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) return result;

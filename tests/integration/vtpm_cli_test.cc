@@ -53,8 +53,8 @@ void WriteAll(const std::string& path, const std::string& bytes) {
 
 TEST(VtpmCli, ProvisionThenEkFromANewProcessVerifiesAgainstTheHostCa) {
   std::string dir = TempDir("vtpm-cli-provision");
-  ProcessResult p = Vmm({"vtpm", "provision", "--vm", Vm(dir, "vm1"), "--ca", dir + "/ca",
-                         "--vm-id", "vm1"});
+  ProcessResult p =
+      Vmm({"vtpm", "provision", "--vm", Vm(dir, "vm1"), "--ca", dir + "/ca", "--vm-id", "vm1"});
   ASSERT_EQ(p.exit_code, 0) << p.err;
   EXPECT_NE(p.err.find("RSA 2048 EK certified"), std::string::npos) << p.err;
   EXPECT_NE(p.err.find("0x01c0000a"), std::string::npos) << p.err;
@@ -190,8 +190,8 @@ TEST(VtpmCli, RunRefusesAGroupWritableOrSymlinkedStateDir) {
                 "group or others may write it");
   ASSERT_EQ(chmod((dir + "/vm1").c_str(), 0700), 0);
   ASSERT_EQ(symlink((dir + "/vm1").c_str(), (dir + "/link").c_str()), 0);
-  ExpectRefused(Vmm({"run", "--kernel", kernel, "--tpm",
-                     "state=" + dir + "/link,key=" + dir + "/k", "--dry-run"}),
+  ExpectRefused(Vmm({"run", "--kernel", kernel, "--tpm", "state=" + dir + "/link,key=" + dir + "/k",
+                     "--dry-run"}),
                 "is a symbolic link");
 }
 

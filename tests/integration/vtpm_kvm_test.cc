@@ -53,13 +53,15 @@ TEST(VtpmKvm, PersistentStateLoadsOnTheNextRunAndATamperedOneIsRefused) {
   REQUIRE_KVM();
   std::string dir = TempDir("vtpm-kvm-state");
   std::string key = dir + ".key";
-  std::vector<std::string> args = {"--kernel", BinDir() + "/testguest.elf", "--tpm",
-                                   "state=" + dir + ",key=" + key, "--cmdline", "expect_tpm=crb"};
+  std::vector<std::string> args = {"--kernel",  BinDir() + "/testguest.elf",
+                                   "--tpm",     "state=" + dir + ",key=" + key,
+                                   "--cmdline", "expect_tpm=crb"};
   ProcessResult first = RunVmm(args);
   ASSERT_EQ(first.exit_code, 0) << first.err << first.out;
   struct stat st {};
   ASSERT_EQ(stat((dir + "/tpm-permanent.state").c_str(), &st), 0)
-      << "no permanent state written; files:\n" << first.err;
+      << "no permanent state written; files:\n"
+      << first.err;
   ProcessResult second = RunVmm(args);
   EXPECT_EQ(second.exit_code, 0) << second.err << second.out;
   EXPECT_NE(second.out.find("check tpm: ok"), std::string::npos) << second.out;
@@ -89,19 +91,19 @@ std::string HaltingGuest() {
 TEST(VtpmKvm, AVtpmProcessThatDiesStopsTheVmNamingIt) {
   REQUIRE_KVM();
   std::vector<pid_t> killed;
-  ProcessResult r = RunProcess(
-      {BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--tpm", "ephemeral"},
-      60, 0, 2500, [&killed](pid_t vmm) {
-        std::ifstream f("/proc/" + std::to_string(vmm) + "/task/" + std::to_string(vmm) +
-                        "/children");
-        pid_t c;
-        while (f >> c) {
-          std::ifstream comm("/proc/" + std::to_string(c) + "/comm");
-          std::string name;
-          comm >> name;
-          if (name == "vmm-vtpm" && kill(c, SIGKILL) == 0) killed.push_back(c);
-        }
-      });
+  ProcessResult r =
+      RunProcess({BinDir() + "/vmm", "run", "--kernel", HaltingGuest(), "--tpm", "ephemeral"}, 60,
+                 0, 2500, [&killed](pid_t vmm) {
+                   std::ifstream f("/proc/" + std::to_string(vmm) + "/task/" + std::to_string(vmm) +
+                                   "/children");
+                   pid_t c;
+                   while (f >> c) {
+                     std::ifstream comm("/proc/" + std::to_string(c) + "/comm");
+                     std::string name;
+                     comm >> name;
+                     if (name == "vmm-vtpm" && kill(c, SIGKILL) == 0) killed.push_back(c);
+                   }
+                 });
   ASSERT_EQ(killed.size(), 1u) << r.err;
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("vTPM process"), std::string::npos) << r.err;

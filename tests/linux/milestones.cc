@@ -65,9 +65,10 @@ void ForwardSignal(int sig) {
 
 [[noreturn]] void Usage(const char* msg) {
   if (msg) std::fprintf(stderr, "milestones: %s\n", msg);
-  std::fprintf(stderr,
-               "usage: milestones [--log FILE] [--echo PREFIX] [--timeout SECS] [--stall SECS]\n"
-               "                  [--milestone NAME=TEXT]... [--fail-on TEXT]... -- COMMAND [ARGS...]\n");
+  std::fprintf(
+      stderr,
+      "usage: milestones [--log FILE] [--echo PREFIX] [--timeout SECS] [--stall SECS]\n"
+      "                  [--milestone NAME=TEXT]... [--fail-on TEXT]... -- COMMAND [ARGS...]\n");
   std::exit(kExitInternal);
 }
 
@@ -142,8 +143,9 @@ int main(int argc, char** argv) {
       Milestone m{v.substr(0, eq), v.substr(eq + 1)};
       if (!ValidName(m.name) || m.name == "exit" || m.name == "timeout" || m.name == "stall" ||
           m.name == "error" || m.name == "last-line") {
-        Usage("milestone names are 1-64 of [A-Za-z0-9_.-], not exit, timeout, stall, error or "
-              "last-line");
+        Usage(
+            "milestone names are 1-64 of [A-Za-z0-9_.-], not exit, timeout, stall, error or "
+            "last-line");
       }
       milestones.push_back(std::move(m));
     } else if (a == "--fail-on") {
@@ -368,7 +370,8 @@ int main(int argc, char** argv) {
     rc = kExitInternal;
   }
   if (!fail_on.empty() && (timed_out || rc != 0) && !fail_line_seen) {
-    Emit("milestone last-line " + (last_line.empty() ? std::string("(no output)") : last_line) + "\n");
+    Emit("milestone last-line " + (last_line.empty() ? std::string("(no output)") : last_line) +
+         "\n");
   }
   Emit("milestone exit " + std::to_string(MsSince(t0, exit_time)) +
        " status=" + std::to_string(rc) + "\n");

@@ -1,6 +1,6 @@
 // kernel-info FILE: prints, one "key=value" a line, what the VMM's boot parsers
-// (vmm/formats/kernel/kernel_image.h) make of a kernel image, for scripts that would otherwise parse
-// ELF notes and setup headers themselves.
+// (vmm/formats/kernel/kernel_image.h) make of a kernel image, for scripts that would otherwise
+// parse ELF notes and setup headers themselves.
 //
 //   $ kernel-info build/default-guest/vmlinux        $ kernel-info build/default-guest/vmlinuz
 //   format=pvh-elf64                                 format=bzimage
@@ -28,8 +28,8 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/formats/kernel/kernel_image.h"
 #include "base/bytes.h"
+#include "vmm/formats/kernel/kernel_image.h"
 
 namespace {
 
@@ -42,9 +42,9 @@ const char* PayloadFormat(std::span<const uint8_t> payload) {
     std::string_view bytes;
   };
   static constexpr Magic kMagics[] = {
-      {"lz4", {"\x02\x21\x4c\x18", 4}},      {"xz", {"\xfd\x37\x7a\x58\x5a\x00", 6}},
-      {"zstd", {"\x28\xb5\x2f\xfd", 4}},     {"gzip", {"\x1f\x8b\x08", 3}},
-      {"bzip2", {"\x42\x5a\x68", 3}},        {"lzma", {"\x5d\x00\x00", 3}},
+      {"lz4", {"\x02\x21\x4c\x18", 4}},  {"xz", {"\xfd\x37\x7a\x58\x5a\x00", 6}},
+      {"zstd", {"\x28\xb5\x2f\xfd", 4}}, {"gzip", {"\x1f\x8b\x08", 3}},
+      {"bzip2", {"\x42\x5a\x68", 3}},    {"lzma", {"\x5d\x00\x00", 3}},
   };
   for (const Magic& m : kMagics) {
     if (payload.size() >= m.bytes.size() &&
@@ -91,7 +91,8 @@ void Print(const vmm::boot::KernelImage& image, std::span<const uint8_t> file) {
   std::printf("payload_length=%" PRIu64 "\n", image.payload_length);
   std::printf("payload_format=%s\n", PayloadFormat(payload));
   if (payload.size() >= 4) {
-    std::printf("payload_output_size=%" PRIu32 "\n", *vmm::LoadLe<uint32_t>(payload, payload.size() - 4));
+    std::printf("payload_output_size=%" PRIu32 "\n",
+                *vmm::LoadLe<uint32_t>(payload, payload.size() - 4));
   }
 }
 
@@ -99,8 +100,10 @@ void Print(const vmm::boot::KernelImage& image, std::span<const uint8_t> file) {
 
 int main(int argc, char** argv) {
   if (argc == 2 && (std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0)) {
-    std::printf("Usage: %s FILE\nPrints what FILE is as a kernel image (PVH ELF or bzImage), "
-                "one key=value a line.\n", kProg);
+    std::printf(
+        "Usage: %s FILE\nPrints what FILE is as a kernel image (PVH ELF or bzImage), "
+        "one key=value a line.\n",
+        kProg);
     return 0;
   }
   if (argc != 2) {

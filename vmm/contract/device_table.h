@@ -26,9 +26,9 @@ enum class DeviceType : uint8_t { kBlk, kRng };
 
 struct DeviceKind {
   DeviceType type;
-  std::string_view name;     // "blk": the vmm-device subcommand; instances are blk0, blk1, ...
-  uint32_t virtio_id;        // virtio 1.2 §5: 2 block, 4 entropy
-  uint32_t config_size;      // bytes of device config space the front-end reads
+  std::string_view name;  // "blk": the vmm-device subcommand; instances are blk0, blk1, ...
+  uint32_t virtio_id;     // virtio 1.2 §5: 2 block, 4 entropy
+  uint32_t config_size;   // bytes of device config space the front-end reads
   uint32_t num_queues;
   std::string_view role;     // the sandbox role its process runs under (sandbox/roles.cc)
   size_t max_count;          // instances per VM
@@ -37,7 +37,8 @@ struct DeviceKind {
 };
 
 inline constexpr std::array<DeviceKind, 2> kDeviceKinds = {{
-    {DeviceType::kBlk, "blk", 2, 60, 1, "device-blk", kMaxVirtioDevices - 1,  // one slot for the rng
+    {DeviceType::kBlk, "blk", 2, 60, 1, "device-blk",
+     kMaxVirtioDevices - 1,  // one slot for the rng
      true, "virtio-blk (virtio 1.2 §5.2) over an image file"},
     {DeviceType::kRng, "rng", 4, 0, 1, "device-rng", 1, false,
      "virtio-rng (virtio 1.2 §5.4) from getrandom(2)"},

@@ -50,7 +50,9 @@ inline constexpr uint32_t kVirtioMmioFirstGsi = 16;
 inline constexpr uint32_t kMaxVirtioMmioDevices = 8;  // GSIs 16..23
 // Where the virtio device in slot `i` (0..kMaxVirtioMmioDevices-1) lives.
 constexpr uint64_t VirtioMmioBase(size_t i) { return kVirtioMmioBase + i * kVirtioMmioStride; }
-constexpr uint32_t VirtioMmioGsi(size_t i) { return kVirtioMmioFirstGsi + static_cast<uint32_t>(i); }
+constexpr uint32_t VirtioMmioGsi(size_t i) {
+  return kVirtioMmioFirstGsi + static_cast<uint32_t>(i);
+}
 inline constexpr uint64_t kIoApicAddr = 0xFEC00000;
 // The TPM's CRB register window: the fixed PC address (TCG PC Client PTP §5.4, §6.5.3).
 // vmm/vm/tpm_crb/crb_device.h lays out the window and its command buffer from here; the ACPI

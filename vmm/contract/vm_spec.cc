@@ -76,8 +76,9 @@ Result<void> CheckText(std::string_view where, const std::string& s, size_t max)
 }
 
 Error NotAnFd(std::string_view where, const std::string& number) {
-  return Bad(Quoted(where) + ": " + number + " is not an fd number the VM process can be given (3.." +
-             std::to_string(kMaxSpecFd) + ")");
+  return Bad(Quoted(where) + ": " + number +
+             " is not an fd number the VM process can be given (3.." + std::to_string(kMaxSpecFd) +
+             ")");
 }
 
 Result<void> CheckFd(std::string_view where, int fd) {
@@ -203,7 +204,8 @@ Result<DeviceSpec> ReadDevice(const Json& v, const std::string& where) {
 }
 
 Result<VmSpec> ReadSpec(const Json& doc) {
-  if (!doc.is_object()) return Bad(std::string("the top level must be an object, not ") + doc.type_name());
+  if (!doc.is_object())
+    return Bad(std::string("the top level must be an object, not ") + doc.type_name());
   ObjectReader r(doc, "");
   VmSpec spec;
   // The version first: a document of another version is reported as that, not as the
@@ -211,7 +213,8 @@ Result<VmSpec> ReadSpec(const Json& doc) {
   ASSIGN_OR_RETURN(const Json* version, r.Take("version"));
   if (!version->is_number_unsigned() || version->get<uint64_t>() != kVmSpecVersion) {
     return Bad("version " + version->dump() + " is not the version this vmm-vcpu reads (" +
-               std::to_string(kVmSpecVersion) + "): the manager and vmm-vcpu are from "
+               std::to_string(kVmSpecVersion) +
+               "): the manager and vmm-vcpu are from "
                "different builds");
   }
   ASSIGN_OR_RETURN(spec.kernel, r.String("kernel", kMaxSpecPathBytes));
@@ -265,9 +268,12 @@ Result<VmSpec> ReadSpec(const Json& doc) {
 
 const char* KvmCompatName(KvmCompat mode) {
   switch (mode) {
-    case KvmCompat::kAuto: return "auto";
-    case KvmCompat::kOn: return "on";
-    case KvmCompat::kOff: return "off";
+    case KvmCompat::kAuto:
+      return "auto";
+    case KvmCompat::kOn:
+      return "on";
+    case KvmCompat::kOff:
+      return "off";
   }
   return "auto";
 }
@@ -300,7 +306,8 @@ Result<void> ValidateVmSpec(const VmSpec& spec) {
   std::set<int> fds;
   auto unique_fd = [&fds](const std::string& where, int fd) -> Result<void> {
     RETURN_IF_ERROR(CheckFd(where, fd));
-    if (!fds.insert(fd).second) return Bad(Quoted(where) + ": fd " + std::to_string(fd) + " is given twice");
+    if (!fds.insert(fd).second)
+      return Bad(Quoted(where) + ": fd " + std::to_string(fd) + " is given twice");
     return Ok();
   };
   RETURN_IF_ERROR(unique_fd("kvm_fd", spec.kvm_fd));
@@ -318,8 +325,10 @@ Result<void> ValidateVmSpec(const VmSpec& spec) {
     const DeviceKind* kind = FindDeviceKind(d.kind);
     if (kind == nullptr) {
       std::string known;
-      for (const DeviceKind& k : kDeviceKinds) known += (known.empty() ? "" : ", ") + std::string(k.name);
-      return Bad(Quoted(where + ".kind") + " " + Quoted(d.kind) + " is not a device kind (" + known + ")");
+      for (const DeviceKind& k : kDeviceKinds)
+        known += (known.empty() ? "" : ", ") + std::string(k.name);
+      return Bad(Quoted(where + ".kind") + " " + Quoted(d.kind) + " is not a device kind (" +
+                 known + ")");
     }
     if (d.virtio_id != kind->virtio_id || d.config_size != kind->config_size) {
       return Bad(Quoted(where) + ": a " + d.kind + " device has virtio id " +
@@ -359,8 +368,8 @@ Result<VmSpec> ParseVmSpec(std::string_view text) {
         if (!open_objects.empty()) open_objects.pop_back();
         break;
       case Json::parse_event_t::key:
-        if (!open_objects.empty() && !open_objects.back().insert(parsed.get<std::string>()).second &&
-            repeated.empty()) {
+        if (!open_objects.empty() &&
+            !open_objects.back().insert(parsed.get<std::string>()).second && repeated.empty()) {
           repeated = parsed.get<std::string>();
         }
         break;

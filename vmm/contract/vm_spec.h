@@ -49,11 +49,11 @@ inline constexpr uint32_t kMaxVcpus = 254;  // APIC ids 0..253, the IOAPIC takes
 inline constexpr uint32_t kVmSpecVersion = 1;
 // It travels as one argv string, which Linux caps at 128 KiB (MAX_ARG_STRLEN).
 inline constexpr size_t kMaxVmSpecBytes = 96 * 1024;
-inline constexpr size_t kMaxSpecPathBytes = 4095;          // PATH_MAX less the NUL
+inline constexpr size_t kMaxSpecPathBytes = 4095;              // PATH_MAX less the NUL
 inline constexpr size_t kMaxSpecCmdlineBytes = 64 * 1024 - 1;  // its room in guest memory
-inline constexpr uint64_t kMinSpecMemory = 32ull << 20;    // x86::kMinMemory (boot_plan.cc checks)
+inline constexpr uint64_t kMinSpecMemory = 32ull << 20;  // x86::kMinMemory (boot_plan.cc checks)
 inline constexpr uint64_t kMaxSpecMemory = 1ull << 40;
-inline constexpr int kMaxSpecFd = (1 << 20) - 1;           // fs.nr_open's default
+inline constexpr int kMaxSpecFd = (1 << 20) - 1;  // fs.nr_open's default
 
 // A virtio device served by a device process: the VM process's end of its vhost-user session.
 struct DeviceSpec {
@@ -83,9 +83,9 @@ struct VmSpec {
   SerialMode serial = SerialMode::kTty;
   std::string serial_path;  // with SerialMode::kFile
   KvmCompat kvm_compat = KvmCompat::kAuto;
-  int kvm_fd = -1;          // /dev/kvm, opened by the manager
+  int kvm_fd = -1;  // /dev/kvm, opened by the manager
   std::vector<DeviceSpec> devices;
-  int tpm_fd = -1;          // the vTPM's guest data channel, or -1: no TPM
+  int tpm_fd = -1;  // the vTPM's guest data channel, or -1: no TPM
   DiagnosticsSpec diagnostics;
   bool operator==(const VmSpec&) const = default;
 };

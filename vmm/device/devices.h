@@ -5,10 +5,10 @@
 //   vhost_user::Backend backend(dev, sock);
 #pragma once
 
-#include "vmm/device/vhost_user_backend.h"
+#include "vmm/contract/device_table.h"
 #include "vmm/device/blk/blk.h"
 #include "vmm/device/rng/rng.h"
-#include "vmm/contract/device_table.h"
+#include "vmm/device/vhost_user_backend.h"
 #include "vmm/formats/virtio/features.h"
 
 namespace vmm::device {

@@ -26,14 +26,14 @@
 #include <utility>
 #include <vector>
 
+#include "base/unix_socket.h"
+#include "base/version.h"
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
-#include "base/unix_socket.h"
-#include "base/version.h"
 #include "vmm/contract/device_table.h"
-#include "vmm/device/devices.h"
 #include "vmm/device/blk/block_backend.h"
+#include "vmm/device/devices.h"
 
 namespace vmm::device {
 namespace {
@@ -84,7 +84,8 @@ Result<void> MakeBlk(const Flags& f, Device& d) {
     image.reset(f.image_fd);
   } else if (!f.image.empty()) {
     image.reset(open(f.image.c_str(), (f.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-    if (!image.valid()) return Error(ErrorKind::kInvalidArgument, "--image '" + f.image + "'", errno);
+    if (!image.valid())
+      return Error(ErrorKind::kInvalidArgument, "--image '" + f.image + "'", errno);
   } else {
     return InvalidArgument("blk needs --image PATH or --image-fd N");
   }
@@ -166,7 +167,7 @@ int Run(const Flags& f) {
   o.stderr_fd = log->write_end();
   auto pid = sandbox::SpawnConfined(o, [&] { return Serve(**dev, sock); });
   log->CloseWriteEnd();
-  conn->reset();  // the child holds the session now
+  conn->reset();                       // the child holds the session now
   log->ForwardToEnd(pid ? -1 : 1000);  // until the child ends
   if (!pid) return Fail(pid.error().Wrap("confinement"));
   int status = 0;
@@ -198,7 +199,8 @@ int Main(int argc, char** argv) {
     common(sub);
     if (kind.type == DeviceType::kBlk) {
       sub->add_option("--image", f.image, "Disk image (raw)")->type_name("PATH");
-      sub->add_option("--image-fd", f.image_fd, "Disk image already open as this fd")->type_name("N");
+      sub->add_option("--image-fd", f.image_fd, "Disk image already open as this fd")
+          ->type_name("N");
       sub->add_flag("--readonly", f.readonly, "Offer VIRTIO_BLK_F_RO and refuse writes");
       sub->add_option("--serial", f.serial, "GET_ID string (at most 20 bytes)")->type_name("ID");
     }

@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <utility>
 
+#include "base/event_loop.h"
 #include "vmm/formats/vhost_user/socket.h"
 #include "vmm/formats/virtio/features.h"
-#include "base/event_loop.h"
 
 namespace vmm::vhost_user {
 namespace {

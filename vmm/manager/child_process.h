@@ -13,18 +13,18 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/child_log.h"
-#include "sandbox/confine.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "sandbox/child_log.h"
+#include "sandbox/confine.h"
 
 namespace vmm {
 
 // How a child ended: typed, so that callers decide on `how` and `status`, never on `text`.
 struct ChildExit {
   enum class How { kExited, kKilled, kUnknown };
-  How how = How::kUnknown;  // kUnknown: waitid failed, or it had been reaped already
-  int status = -1;          // the exit status (kExited) or the signal (kKilled)
+  How how = How::kUnknown;          // kUnknown: waitid failed, or it had been reaped already
+  int status = -1;                  // the exit status (kExited) or the signal (kKilled)
   bool killed_after_grace = false;  // Stop() sent SIGKILL after the grace period
   std::string text;  // "exited with status 1", "was killed by SIGSYS: its seccomp filter
                      // denied socket (41)" (the syscall from the kernel's audit record)

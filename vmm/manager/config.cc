@@ -5,9 +5,9 @@
 #include <charconv>
 #include <fstream>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
-#include <nlohmann/json.hpp>
 
 #include "vmm/contract/layout.h"
 
@@ -57,7 +57,8 @@ std::optional<T> Keyword(std::string_view text,
 
 Result<void> ParseSerial(VmConfig& cfg, std::string_view text) {
   if (auto mode = Keyword<SerialMode>(
-          text, {{"tty", SerialMode::kTty}, {"null", SerialMode::kNull}, {"off", SerialMode::kOff}})) {
+          text,
+          {{"tty", SerialMode::kTty}, {"null", SerialMode::kNull}, {"off", SerialMode::kOff}})) {
     cfg.serial = *mode;
   } else if (text.substr(0, 5) == "file=" && text.size() > 5) {
     cfg.serial = SerialMode::kFile;
@@ -97,11 +98,24 @@ Result<uint64_t> ParseSize(std::string_view text) {
   if (text.empty()) return InvalidArgument("--memory: empty size");
   uint64_t shift = 0;
   switch (text.back()) {
-    case 'K': case 'k': shift = 10; break;
-    case 'M': case 'm': shift = 20; break;
-    case 'G': case 'g': shift = 30; break;
-    case 'T': case 't': shift = 40; break;
-    default: break;
+    case 'K':
+    case 'k':
+      shift = 10;
+      break;
+    case 'M':
+    case 'm':
+      shift = 20;
+      break;
+    case 'G':
+    case 'g':
+      shift = 30;
+      break;
+    case 'T':
+    case 't':
+      shift = 40;
+      break;
+    default:
+      break;
   }
   std::string_view digits = shift ? text.substr(0, text.size() - 1) : text;
   ASSIGN_OR_RETURN(uint64_t n, ParseUint(digits, "--memory"));
@@ -196,9 +210,12 @@ static Result<void> ParseTpm(VmConfig& cfg, std::string_view value) {
 
 std::string TpmToString(const TpmConfig& tpm) {
   switch (tpm.mode) {
-    case TpmConfig::Mode::kOff: return "off";
-    case TpmConfig::Mode::kEphemeral: return "ephemeral";
-    case TpmConfig::Mode::kPersistent: return "state=" + tpm.state_dir + ",key=" + tpm.key_file;
+    case TpmConfig::Mode::kOff:
+      return "off";
+    case TpmConfig::Mode::kEphemeral:
+      return "ephemeral";
+    case TpmConfig::Mode::kPersistent:
+      return "state=" + tpm.state_dir + ",key=" + tpm.key_file;
   }
   return "off";
 }
@@ -228,7 +245,8 @@ Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view va
     RETURN_IF_ERROR(ParseTpm(cfg, value));
   } else if (name == "kvm-compat") {
     if (auto mode = Keyword<KvmCompat>(
-            value, {{"auto", KvmCompat::kAuto}, {"on", KvmCompat::kOn}, {"off", KvmCompat::kOff}})) {
+            value,
+            {{"auto", KvmCompat::kAuto}, {"on", KvmCompat::kOn}, {"off", KvmCompat::kOff}})) {
       cfg.kvm_compat = *mode;
     } else {
       return InvalidArgument("--kvm-compat: '" + std::string(value) +
@@ -285,8 +303,8 @@ Result<void> ValidateConfig(const VmConfig& cfg, const HostLimits& host) {
   }
   if (cfg.memory < x86::kMinMemory) {
     return InvalidArgument("--memory: " + std::to_string(cfg.memory >> 20) +
-                           " MiB is below the minimum of " +
-                           std::to_string(x86::kMinMemory >> 20) + " MiB");
+                           " MiB is below the minimum of " + std::to_string(x86::kMinMemory >> 20) +
+                           " MiB");
   }
   if (cfg.memory % 4096 != 0) return InvalidArgument("--memory: must be a multiple of 4 KiB");
   if (cfg.memory > kMaxMemory || cfg.memory > host.memory_bytes) {
@@ -328,18 +346,25 @@ VmSpec SpecFromConfig(const VmConfig& cfg) {
 
 std::string SerialToString(const VmConfig& cfg) {
   switch (cfg.serial) {
-    case SerialMode::kTty: return "tty";
-    case SerialMode::kNull: return "null";
-    case SerialMode::kOff: return "off";
-    case SerialMode::kFile: return "file=" + cfg.serial_path;
+    case SerialMode::kTty:
+      return "tty";
+    case SerialMode::kNull:
+      return "null";
+    case SerialMode::kOff:
+      return "off";
+    case SerialMode::kFile:
+      return "file=" + cfg.serial_path;
   }
   return "tty";
 }
 
 std::string ConfigToJson(const VmConfig& cfg) {
-  Json doc = {{"kernel", cfg.kernel},   {"initramfs", cfg.initramfs},
-              {"cmdline", cfg.cmdline}, {"cpus", cfg.cpus},
-              {"memory", cfg.memory},   {"serial", SerialToString(cfg)},
+  Json doc = {{"kernel", cfg.kernel},
+              {"initramfs", cfg.initramfs},
+              {"cmdline", cfg.cmdline},
+              {"cpus", cfg.cpus},
+              {"memory", cfg.memory},
+              {"serial", SerialToString(cfg)},
               {"kvm-compat", KvmCompatName(cfg.kvm_compat)}};
   Json disks = Json::array();
   for (const DiskConfig& d : cfg.disks) {

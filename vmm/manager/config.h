@@ -61,7 +61,7 @@ struct HostLimits {
   static HostLimits Probe();
 };
 
-Result<uint64_t> ParseSize(std::string_view text);       // "512M", "2G", "1048576"
+Result<uint64_t> ParseSize(std::string_view text);  // "512M", "2G", "1048576"
 Result<VmConfig> ParseConfigJson(std::string_view text);
 // One flag by its long name without dashes ("cpus", "memory", "serial", "kernel", ...).
 Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view value);

@@ -10,10 +10,10 @@
 
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
-#include "vmm/device/blk/blk.h"
-#include "vmm/formats/virtio/features.h"
 #include "sandbox/seccomp_audit.h"
 #include "vmm/contract/layout.h"
+#include "vmm/device/blk/blk.h"
+#include "vmm/formats/virtio/features.h"
 
 namespace vmm {
 Result<std::string> SiblingBinary(const std::string& name) {
@@ -49,8 +49,7 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
     argv.push_back(std::to_string(image.get()));
   }
   argv.insert(argv.end(), args.begin(), args.end());
-  ASSIGN_OR_RETURN(ManagedChild child,
-                   SpawnManagedChild(o, binary, argv, role + " " + dev.name));
+  ASSIGN_OR_RETURN(ManagedChild child, SpawnManagedChild(o, binary, argv, role + " " + dev.name));
   dev.child = std::move(child);
   dev.sock = std::move(ours);
   return dev;
@@ -72,7 +71,8 @@ std::vector<PlannedDevice> PlanDevices(const VmConfig& cfg) {
 }
 
 std::string DescribePlannedDevice(const PlannedDevice& dev) {
-  std::string s = "virtio-" + (dev.kind->max_count == 1 ? std::string(dev.kind->name) : dev.name) + ": ";
+  std::string s =
+      "virtio-" + (dev.kind->max_count == 1 ? std::string(dev.kind->name) : dev.name) + ": ";
   if (dev.disk != nullptr) s += dev.disk->path + (dev.disk->readonly ? " (read-only)" : "") + ", ";
   char where[64];
   std::snprintf(where, sizeof(where), "mmio 0x%llx gsi %u",
@@ -93,7 +93,7 @@ Result<void> CheckDiskImages(const VmConfig& cfg) {
       return Error(ErrorKind::kInvalidArgument,
                    "--disk '" + d.path + "'" + (d.readonly ? "" : " (opened read-write)"), errno);
     }
-    struct stat st{};
+    struct stat st {};
     if (fstat(fd.get(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
       return InvalidArgument("--disk '" + d.path + "': not a regular file or block device");
     }

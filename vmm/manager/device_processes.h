@@ -2,7 +2,8 @@
 // by fork+exec into new namespaces with only its fds (SpawnRole), supervised through a
 // pidfd, and reaped at the end.
 //
-//   ASSIGN_OR_RETURN(std::vector<DeviceProcess> devs, StartDeviceProcesses(cfg));  // single-threaded
+//   ASSIGN_OR_RETURN(std::vector<DeviceProcess> devs, StartDeviceProcesses(cfg));  //
+//   single-threaded
 //   ... hand each dev.sock to the VM process, poll each dev.pidfd ...
 //   std::string problems = ReapDeviceProcesses(devs);  // after the VM stopped
 #pragma once
@@ -14,9 +15,9 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
-#include "vmm/manager/child_process.h"
 #include "sandbox/child_log.h"
 #include "vmm/contract/device_table.h"
+#include "vmm/manager/child_process.h"
 #include "vmm/manager/config.h"
 
 namespace vmm {
@@ -37,9 +38,9 @@ std::string DescribePlannedDevice(const PlannedDevice& dev);
 
 struct DeviceProcess {
   const DeviceKind* kind = nullptr;  // its row of the device table: virtio id, config size, role
-  std::string name;            // "blk0", "rng0"
-  ManagedChild child;          // its log lines are prefixed "vmm: <role> <name>: "
-  UniqueFd sock;               // our end of the vhost-user session (moved into the Machine)
+  std::string name;                  // "blk0", "rng0"
+  ManagedChild child;                // its log lines are prefixed "vmm: <role> <name>: "
+  UniqueFd sock;                     // our end of the vhost-user session (moved into the Machine)
   // The VM process's end of its session, for the VM spec: fd is our sock's number.
   DeviceSpec Spec() const;
 };
@@ -51,8 +52,8 @@ Result<std::string> SiblingBinary(const std::string& name);
 // we can open as asked (read-write unless readonly=on).
 Result<void> CheckDiskImages(const VmConfig& cfg);
 
-// Opens each disk image and spawns its device process, then the rng's (PlanDevices' order). The caller must be
-// single-threaded (SpawnRole). On error the processes already started are killed.
+// Opens each disk image and spawns its device process, then the rng's (PlanDevices' order). The
+// caller must be single-threaded (SpawnRole). On error the processes already started are killed.
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg);
 
 // Reaps a device process that ended (ManagedChild::Reap), its text prefixed for the VM's

@@ -15,21 +15,21 @@
 #include <optional>
 #include <string>
 
-#include "vmm/contract/layout.h"
-#include "vmm/vm/boot/elf_symbols.h"
 #include "base/version.h"
-#include "vmm/vm/kvm/kvm.h"
-#include "vmm/vm/machine/boot_plan.h"
-#include "vmm/manager/config.h"
-#include "vmm/manager/child_process.h"
-#include "vmm/manager/device_processes.h"
-#include "vmm/manager/vtpm_cli.h"
-#include "vmm/manager/vtpm_process.h"
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
-#include "vmm/vm/tpm_crb/crb_device.h"
+#include "vmm/contract/layout.h"
+#include "vmm/manager/child_process.h"
+#include "vmm/manager/config.h"
+#include "vmm/manager/device_processes.h"
 #include "vmm/manager/exit_status.h"
+#include "vmm/manager/vtpm_cli.h"
+#include "vmm/manager/vtpm_process.h"
+#include "vmm/vm/boot/elf_symbols.h"
+#include "vmm/vm/kvm/kvm.h"
+#include "vmm/vm/machine/boot_plan.h"
+#include "vmm/vm/tpm_crb/crb_device.h"
 
 namespace vmm {
 namespace {
@@ -51,7 +51,8 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   if (!flags.config_path.empty()) {
     ASSIGN_OR_RETURN(std::vector<uint8_t> text,
                      ReadFileLimited(flags.config_path, kMaxConfigBytes, "--config"));
-    auto parsed = ParseConfigJson(std::string_view(reinterpret_cast<char*>(text.data()), text.size()));
+    auto parsed =
+        ParseConfigJson(std::string_view(reinterpret_cast<char*>(text.data()), text.size()));
     if (!parsed) return parsed.error().Wrap("'" + flags.config_path + "'");
     cfg = std::move(parsed).value();
   }
@@ -97,14 +98,15 @@ int Run(const RunFlags& given) {
       std::printf("%s\n", DescribePlannedDevice(dev).c_str());
     }
     if (cfg->tpm.enabled()) {
-      std::printf("tpm: TPM 2.0 on CRB at 0x%llx (buffer 0x%llx), in its own process (vmm-vtpm), "
-                  "%s\n",
-                  static_cast<unsigned long long>(::vtpm::kCrbBaseGpa),
-                  static_cast<unsigned long long>(::vtpm::kCrbSuggestedBufferGpa),
-                  cfg->tpm.mode == TpmConfig::Mode::kEphemeral
-                      ? "ephemeral (state in memory, lost when the VM stops)"
-                      : ("state sealed in " + cfg->tpm.state_dir + " with the key " +
-                         cfg->tpm.key_file).c_str());
+      std::printf(
+          "tpm: TPM 2.0 on CRB at 0x%llx (buffer 0x%llx), in its own process (vmm-vtpm), "
+          "%s\n",
+          static_cast<unsigned long long>(::vtpm::kCrbBaseGpa),
+          static_cast<unsigned long long>(::vtpm::kCrbSuggestedBufferGpa),
+          cfg->tpm.mode == TpmConfig::Mode::kEphemeral
+              ? "ephemeral (state in memory, lost when the VM stops)"
+              : ("state sealed in " + cfg->tpm.state_dir + " with the key " + cfg->tpm.key_file)
+                    .c_str());
     }
     return 0;
   }
@@ -145,11 +147,12 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     return Ok();
   };
   std::string symbols = flags.profile_symbols;
-  for (auto r : {pass(cfg.kernel, O_RDONLY, "--kernel"), pass(cfg.initramfs, O_RDONLY, "--initramfs"),
-                 cfg.serial == SerialMode::kFile
-                     ? pass(cfg.serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY, "--serial file")
-                     : Result<void>(Ok()),
-                 pass(symbols, O_RDONLY, "--profile-symbols")}) {
+  for (auto r :
+       {pass(cfg.kernel, O_RDONLY, "--kernel"), pass(cfg.initramfs, O_RDONLY, "--initramfs"),
+        cfg.serial == SerialMode::kFile
+            ? pass(cfg.serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY, "--serial file")
+            : Result<void>(Ok()),
+        pass(symbols, O_RDONLY, "--profile-symbols")}) {
     if (!r) return Fail(r.error());
   }
   auto vcpu_binary = SiblingBinary("vmm-vcpu");
@@ -243,7 +246,8 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si;
-      if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) kill(vcpu_pid, static_cast<int>(si.ssi_signo));
+      if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si))
+        kill(vcpu_pid, static_cast<int>(si.ssi_signo));
     }
     if (fds[0].revents & POLLIN) {
       const ChildExit e = vcpu.Reap();
@@ -312,7 +316,8 @@ int Main(int argc, char** argv) {
   setting("initramfs", "Initial RAM disk handed to the kernel", "PATH");
   setting("cmdline", "Kernel command line", "TEXT");
   setting("cpus", "Number of vCPUs: N or boot=N (default 1)", "boot=N");
-  setting("memory", "Guest RAM: size=SIZE or SIZE, with K/M/G/T suffix (default 512M)", "size=SIZE");
+  setting("memory", "Guest RAM: size=SIZE or SIZE, with K/M/G/T suffix (default 512M)",
+          "size=SIZE");
   setting("serial", "COM1 output: tty (stdout, default), file=PATH, null, off", "MODE");
   run->add_option_function<std::vector<std::string>>(
          "--disk",
@@ -352,7 +357,8 @@ int Main(int argc, char** argv) {
                 "Check the configuration and the kernel, print the boot plan, do not start the VM");
 
   std::string role;
-  CLI::App* sandbox = app.add_subcommand("sandbox", "Inspect the confinement of the VMM's process roles");
+  CLI::App* sandbox =
+      app.add_subcommand("sandbox", "Inspect the confinement of the VMM's process roles");
   sandbox->require_subcommand(1);
   sandbox->footer("Exit status: 0 printed; 2 an unknown role or bad flags.");
   CLI::App* show = sandbox->add_subcommand(

@@ -8,7 +8,8 @@
 namespace vmm {
 VtpmCli::VtpmCli(CLI::App& app) {
   // A subcommand inherits its parent's footer, which is `run`'s exit status: each says its own.
-  CLI::App* vtpm = app.add_subcommand("vtpm", "Provision a VM's vTPM and export its endorsement key");
+  CLI::App* vtpm =
+      app.add_subcommand("vtpm", "Provision a VM's vTPM and export its endorsement key");
   vtpm->require_subcommand(1);
   vtpm->footer("Exit status: that of the subcommand; 2 bad flags.");
   provision_ = vtpm->add_subcommand(
@@ -24,9 +25,10 @@ VtpmCli::VtpmCli(CLI::App& app) {
   provision_->add_option("--vm", vm_, "The VM's vTPM, as given to vmm run --tpm")
       ->type_name("state=DIR,key=FILE")
       ->required();
-  provision_->add_option("--ca", provision_request_.ca_dir,
-                         "The host's vTPM CA directory (vtpm-ca.key, vtpm-ca.crt); keep it "
-                         "outside every VM's directory")
+  provision_
+      ->add_option("--ca", provision_request_.ca_dir,
+                   "The host's vTPM CA directory (vtpm-ca.key, vtpm-ca.crt); keep it "
+                   "outside every VM's directory")
       ->type_name("DIR")
       ->capture_default_str();
   provision_->add_option("--vm-id", provision_request_.vm_id,

@@ -14,10 +14,10 @@
 
 #include "base/hex.h"
 #include "vmm/manager/vtpm_process.h"
+#include "vtpm/protocol/swtpm_client.h"
 #include "vtpm/provision/ek_provision.h"
 #include "vtpm/provision/host_ca.h"
 #include "vtpm/provision/ossl.h"
-#include "vtpm/protocol/swtpm_client.h"
 #include "vtpm/tcti/esys_context.h"
 
 namespace vmm {
@@ -79,7 +79,8 @@ Result<void> CheckCaOutsideStateDir(const std::string& ca_dir, const std::string
   const std::string ca = ResolvePath(ca_dir), state = ResolvePath(state_dir);
   if (ca == state || state == "/" || ca.rfind(state + "/", 0) == 0) {
     return InvalidArgument("--ca '" + ca_dir + "' is inside the VM's state directory '" +
-                           state_dir + "', where the vTPM process may open files: keep the CA "
+                           state_dir +
+                           "', where the vTPM process may open files: keep the CA "
                            "outside every VM's directory");
   }
   return Ok();
@@ -143,8 +144,8 @@ Result<std::string> ProvisionVtpm(const ProvisionRequest& request) {
   std::string report;
   for (const vtpm::ProvisionedEk& ek : *eks) {
     report += std::string("vtpm: ") + vtpm::EkKindName(ek.kind) + " EK certified, certificate (" +
-              std::to_string(ek.cert_der.size()) + " bytes DER) at NV index " + Hex(ek.nv_index, 8) +
-              "\n";
+              std::to_string(ek.cert_der.size()) + " bytes DER) at NV index " +
+              Hex(ek.nv_index, 8) + "\n";
   }
   report += "vtpm: signed by the host's vTPM CA " + request.ca_dir + "/vtpm-ca.crt\n";
   return report;

@@ -20,10 +20,10 @@ namespace vmm {
 inline constexpr const char* kDefaultVtpmCaDir = "/var/lib/vmm/vtpm-ca";
 
 struct ProvisionRequest {
-  TpmConfig tpm;        // persistent: state=DIR,key=FILE
+  TpmConfig tpm;  // persistent: state=DIR,key=FILE
   std::string ca_dir = kDefaultVtpmCaDir;
-  std::string vm_id;    // the EK certificates' subject ("CN=vmm vTPM EK <vm-id>"); may be empty
-  bool force = false;   // replace existing EK certificates
+  std::string vm_id;   // the EK certificates' subject ("CN=vmm vTPM EK <vm-id>"); may be empty
+  bool force = false;  // replace existing EK certificates
 };
 // Returns a report for the operator, one line per EK.
 Result<std::string> ProvisionVtpm(const ProvisionRequest& request);

@@ -15,13 +15,13 @@
 #include <cstdio>
 #include <cstring>
 
-#include "sandbox/confine.h"
 #include "base/bytes.h"
 #include "base/hex.h"
+#include "sandbox/confine.h"
 #include "vmm/manager/device_processes.h"
-#include "vtpm/state/sealed_state.h"
 #include "vtpm/protocol/swtpm_client.h"
 #include "vtpm/protocol/tpm_command.h"
+#include "vtpm/state/sealed_state.h"
 
 namespace vmm {
 namespace {
@@ -99,9 +99,12 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
   ASSIGN_OR_RETURN(auto data, SocketPair());
   ASSIGN_OR_RETURN(auto guest, SocketPair());
   std::vector<std::string> argv = {"vmm-vtpm",
-                                   "--control-fd", std::to_string(control.second.get()),
-                                   "--data-fd", std::to_string(data.second.get()),
-                                   "--guest-fd", std::to_string(guest.second.get())};
+                                   "--control-fd",
+                                   std::to_string(control.second.get()),
+                                   "--data-fd",
+                                   std::to_string(data.second.get()),
+                                   "--guest-fd",
+                                   std::to_string(guest.second.get())};
   sandbox::ConfineOptions o;
   o.role = "vtpm";
   o.keep_fds = {STDERR_FILENO, control.second.get(), data.second.get(), guest.second.get()};
@@ -173,13 +176,15 @@ bool IsMeasuredBootAllocation(std::span<const vtpm::PcrBank> banks) {
 }  // namespace
 
 Result<std::vector<vtpm::PcrBank>> ReadPcrAllocation(VtpmProcess& tpm) {
-  std::vector<uint8_t> cmd = vtpm::TpmCommandBuilder(vtpm::kTpmStNoSessions, vtpm::kTpmCcGetCapability)
-                                 .U32(vtpm::kTpmCapPcrs)
-                                 .U32(0)  // property
-                                 .U32(1)  // propertyCount
-                                 .Finish();
+  std::vector<uint8_t> cmd =
+      vtpm::TpmCommandBuilder(vtpm::kTpmStNoSessions, vtpm::kTpmCcGetCapability)
+          .U32(vtpm::kTpmCapPcrs)
+          .U32(0)  // property
+          .U32(1)  // propertyCount
+          .Finish();
   ASSIGN_OR_RETURN(std::vector<uint8_t> rsp, TpmCommand(tpm, cmd));
-  ASSIGN_OR_RETURN(auto params, vtpm::TpmResponseParameters(rsp, false, "TPM2_GetCapability(PCRS)"));
+  ASSIGN_OR_RETURN(auto params,
+                   vtpm::TpmResponseParameters(rsp, false, "TPM2_GetCapability(PCRS)"));
   vtpm::TpmReader r(params);
   auto more = r.U8();
   auto capability = r.U32();
@@ -187,7 +192,8 @@ Result<std::vector<vtpm::PcrBank>> ReadPcrAllocation(VtpmProcess& tpm) {
     return Error(ErrorKind::kProtocol, "TPM2_GetCapability(PCRS): not a PCR capability answer");
   }
   auto banks = vtpm::ReadPcrSelection(r);
-  if (!banks) return Error(ErrorKind::kProtocol, "TPM2_GetCapability(PCRS): malformed PCR selection");
+  if (!banks)
+    return Error(ErrorKind::kProtocol, "TPM2_GetCapability(PCRS): malformed PCR selection");
   return *banks;
 }
 
@@ -228,7 +234,8 @@ Result<void> StartupTpm(VtpmProcess& tpm) {
     RETURN_IF_ERROR(Startup(tpm));
     ASSIGN_OR_RETURN(banks, ReadPcrAllocation(tpm));
     if (!IsMeasuredBootAllocation(banks)) {
-      return Error(ErrorKind::kProtocol, "the vTPM's PCR banks are not SHA-256 + SHA-384 after TPM2_PCR_Allocate");
+      return Error(ErrorKind::kProtocol,
+                   "the vTPM's PCR banks are not SHA-256 + SHA-384 after TPM2_PCR_Allocate");
     }
   }
   // As platform firmware does before it hands over to the OS: disable the platform
@@ -243,7 +250,8 @@ Result<void> StartupTpm(VtpmProcess& tpm) {
 }
 
 Result<void> ExtendPcr(VtpmProcess& tpm, unsigned pcr, std::span<const PcrDigest> digests) {
-  if (pcr >= vtpm::kPcrCount) return InvalidArgument("PCR " + std::to_string(pcr) + " does not exist");
+  if (pcr >= vtpm::kPcrCount)
+    return InvalidArgument("PCR " + std::to_string(pcr) + " does not exist");
   vtpm::TpmCommandBuilder extend(vtpm::kTpmStSessions, vtpm::kTpmCcPcrExtend);
   extend.U32(pcr).EmptyPasswordSession().U32(static_cast<uint32_t>(digests.size()));
   for (const PcrDigest& d : digests) {
@@ -258,7 +266,8 @@ Result<void> ExtendPcr(VtpmProcess& tpm, unsigned pcr, std::span<const PcrDigest
 }
 
 Result<std::vector<uint8_t>> ReadPcr(VtpmProcess& tpm, uint16_t alg, unsigned pcr) {
-  if (pcr >= vtpm::kPcrCount) return InvalidArgument("PCR " + std::to_string(pcr) + " does not exist");
+  if (pcr >= vtpm::kPcrCount)
+    return InvalidArgument("PCR " + std::to_string(pcr) + " does not exist");
   vtpm::TpmCommandBuilder read(vtpm::kTpmStNoSessions, vtpm::kTpmCcPcrRead);
   const vtpm::PcrBank bank{alg, 1u << pcr};
   vtpm::AppendPcrSelection(read, std::span(&bank, 1));
@@ -268,13 +277,16 @@ Result<std::vector<uint8_t>> ReadPcr(VtpmProcess& tpm, uint16_t alg, unsigned pc
   auto update_counter = r.U32();
   auto selection = vtpm::ReadPcrSelection(r);
   auto count = r.U32();
-  if (!update_counter || !selection || !count) return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: malformed answer");
+  if (!update_counter || !selection || !count)
+    return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: malformed answer");
   if (*count != 1 || selection->size() != 1 || (*selection)[0].pcrs != bank.pcrs) {
-    return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: no " + vtpm::TpmAlgName(alg) + " value for PCR " +
-                                           std::to_string(pcr) + " (bank not allocated?)");
+    return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: no " + vtpm::TpmAlgName(alg) +
+                                           " value for PCR " + std::to_string(pcr) +
+                                           " (bank not allocated?)");
   }
   auto size = r.U16();
-  if (!size || *size != vtpm::TpmDigestSize(alg)) return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: bad digest size");
+  if (!size || *size != vtpm::TpmDigestSize(alg))
+    return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: bad digest size");
   auto digest = r.Bytes(*size);
   if (!digest) return Error(ErrorKind::kProtocol, "TPM2_PCR_Read: short digest");
   return std::vector<uint8_t>(digest->begin(), digest->end());
@@ -290,7 +302,8 @@ std::string StopVtpmProcess(VtpmProcess& tpm, int grace_ms) {
   }
   std::string problems;
   ChildExit e = tpm.child.Stop(grace_ms);
-  if (e.killed_after_grace) problems = "vTPM process did not exit after its channels closed; killed\n";
+  if (e.killed_after_grace)
+    problems = "vTPM process did not exit after its channels closed; killed\n";
   if (!e.Succeeded()) problems += "vTPM process " + e.text + "\n";
   return problems;
 }

@@ -30,9 +30,9 @@ namespace vmm {
 
 struct VtpmProcess {
   ManagedChild child;  // its log lines are prefixed "vmm: vtpm: "
-  UniqueFd control;  // the manager's control channel (platform)
-  UniqueFd data;     // the manager's data channel, at locality 3 after StartupTpm
-  UniqueFd guest;    // the VM process's data channel: hand it over, then close it here
+  UniqueFd control;    // the manager's control channel (platform)
+  UniqueFd data;       // the manager's data channel, at locality 3 after StartupTpm
+  UniqueFd guest;      // the VM process's data channel: hand it over, then close it here
 };
 
 // Bad input, checked before anything is created (vmm run --tpm, vmm vtpm provision): for a

@@ -23,14 +23,14 @@
 #include <string>
 #include <vector>
 
+#include "base/version.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
+#include "vmm/contract/vm_spec.h"
 #include "vmm/vm/boot/elf_symbols.h"
-#include "base/version.h"
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/machine/boot_plan.h"
 #include "vmm/vm/machine/machine.h"
-#include "vmm/contract/vm_spec.h"
 
 namespace vmm {
 namespace {
@@ -85,8 +85,8 @@ int Main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vmm-vcpu ") + VMM_VERSION);
   std::string spec_json;
   app.add_option("--spec", spec_json,
-                 "The VM spec (vmm/contract/vm_spec.h, version " +
-                     std::to_string(kVmSpecVersion) + "): what to boot and the fds to use")
+                 "The VM spec (vmm/contract/vm_spec.h, version " + std::to_string(kVmSpecVersion) +
+                     "): what to boot and the fds to use")
       ->required();
   try {
     app.parse(argc, argv);

@@ -62,7 +62,8 @@ TPM_RESULT NvLoad(unsigned char** data, uint32_t* length, uint32_t tpm_number, c
   } else {
     auto r = g_store->Load(*kind);
     if (!r) {
-      RecordError(r.error().Wrap("loading the TPM's " + std::string(BlobKindName(*kind)) + " state"));
+      RecordError(
+          r.error().Wrap("loading the TPM's " + std::string(BlobKindName(*kind)) + " state"));
       return TPM_FAIL;
     }
     if (!r->has_value()) return TPM_RETRY;
@@ -82,7 +83,8 @@ TPM_RESULT NvLoad(unsigned char** data, uint32_t* length, uint32_t tpm_number, c
   return TPM_SUCCESS;
 }
 
-TPM_RESULT NvStore(const unsigned char* data, uint32_t length, uint32_t tpm_number, const char* name) {
+TPM_RESULT NvStore(const unsigned char* data, uint32_t length, uint32_t tpm_number,
+                   const char* name) {
   std::optional<BlobKind> kind = KindForName(name);
   if (tpm_number != 0 || !kind) {
     RecordError(Error(ErrorKind::kInternal, "libtpms stored unknown state"));
@@ -95,7 +97,8 @@ TPM_RESULT NvStore(const unsigned char* data, uint32_t length, uint32_t tpm_numb
   }
   auto written = g_store->Write(*kind, bytes);
   if (!written) {
-    RecordError(written.error().Wrap("storing the TPM's " + std::string(BlobKindName(*kind)) + " state"));
+    RecordError(
+        written.error().Wrap("storing the TPM's " + std::string(BlobKindName(*kind)) + " state"));
     return TPM_FAIL;
   }
   return TPM_SUCCESS;
@@ -146,7 +149,8 @@ std::optional<uint32_t> TpmResponseCode(std::span<const uint8_t> response) {
 
 Result<std::unique_ptr<TpmEngine>> TpmEngine::Create(SealedStateStore* store) {
   if (g_engine_alive.exchange(true)) {
-    return Error(ErrorKind::kInternal, "a TPM engine already exists in this process (libtpms is global)");
+    return Error(ErrorKind::kInternal,
+                 "a TPM engine already exists in this process (libtpms is global)");
   }
   std::unique_ptr<TpmEngine> engine(new TpmEngine());  // its destructor clears the flag
   g_store = store;
@@ -199,7 +203,8 @@ Result<void> TpmEngine::Init() {
 TpmEngine::~TpmEngine() {
   if (initialized_) TPMLIB_Terminate();
   std::free(response_buffer_);
-  if (!g_memory_permanent.empty()) OPENSSL_cleanse(g_memory_permanent.data(), g_memory_permanent.size());
+  if (!g_memory_permanent.empty())
+    OPENSSL_cleanse(g_memory_permanent.data(), g_memory_permanent.size());
   g_memory_permanent.clear();
   g_store = nullptr;
   g_nv_error.reset();
@@ -214,7 +219,8 @@ Result<void> TpmEngine::Startup(bool clear) {
   uint32_t rc = TpmResponseCode(response).value_or(0xffffffff);
   if (rc == kTpmRcSuccess) return Ok();
   if (rc == kTpmRcInitialize) {
-    return Error(ErrorKind::kInternal, "TPM2_Startup: the TPM was already started (TPM_RC_INITIALIZE)");
+    return Error(ErrorKind::kInternal,
+                 "TPM2_Startup: the TPM was already started (TPM_RC_INITIALIZE)");
   }
   return Error(ErrorKind::kProtocol, "TPM2_Startup failed: TPM_RC " + Hex(rc));
 }
@@ -233,7 +239,8 @@ Result<std::vector<uint8_t>> TpmEngine::Execute(std::span<const uint8_t> command
   uint32_t response_size = 0;
   TPM_RESULT rc = TPMLIB_Process(&response_buffer_, &response_size, &response_buffer_size_,
                                  copy.data(), static_cast<uint32_t>(copy.size()));
-  if (rc != TPM_SUCCESS) return Error(ErrorKind::kInternal, "libtpms: TPMLIB_Process failed: " + Hex(rc));
+  if (rc != TPM_SUCCESS)
+    return Error(ErrorKind::kInternal, "libtpms: TPMLIB_Process failed: " + Hex(rc));
   if (response_buffer_ == nullptr || response_size < kTpmHeaderSize ||
       response_size > response_buffer_size_ || response_size > kMaxTpmCommandSize ||
       LoadBe<uint32_t>({response_buffer_, response_size}, 2) != response_size) {
@@ -251,7 +258,8 @@ Result<void> TpmEngine::Reset() {
 void TpmEngine::Cancel() { TPMLIB_CancelCommand(); }
 
 Result<void> TpmEngine::SetLocality(uint8_t locality) {
-  if (locality > 4) return InvalidArgument("TPM locality must be 0..4, not " + std::to_string(locality));
+  if (locality > 4)
+    return InvalidArgument("TPM locality must be 0..4, not " + std::to_string(locality));
   g_locality = locality;
   return Ok();
 }
@@ -307,18 +315,21 @@ Result<SecretBytes> TpmEngine::GetState(BlobKind kind) {
   }
   if (data == nullptr || length == 0) {
     if (data != nullptr) std::free(data);
-    return Error(ErrorKind::kNotFound, "the TPM has no " + std::string(BlobKindName(kind)) + " state");
+    return Error(ErrorKind::kNotFound,
+                 "the TPM has no " + std::string(BlobKindName(kind)) + " state");
   }
   return TakeBuffer(data, length);
 }
 
 Result<void> TpmEngine::SetState(BlobKind kind, std::span<const uint8_t> plaintext) {
-  if (initialized_) return Error(ErrorKind::kInternal, "the TPM's state can only be set while it is off");
+  if (initialized_)
+    return Error(ErrorKind::kInternal, "the TPM's state can only be set while it is off");
   if (plaintext.empty() || plaintext.size() > std::numeric_limits<uint32_t>::max()) {
     return InvalidArgument("an empty or oversized TPM state blob");
   }
   g_nv_error.reset();
-  TPM_RESULT rc = TPMLIB_SetState(StateType(kind), plaintext.data(), static_cast<uint32_t>(plaintext.size()));
+  TPM_RESULT rc =
+      TPMLIB_SetState(StateType(kind), plaintext.data(), static_cast<uint32_t>(plaintext.size()));
   if (g_nv_error) {
     Error e = g_nv_error->Wrap("setting the TPM's " + std::string(BlobKindName(kind)) + " state");
     g_nv_error.reset();
@@ -363,7 +374,8 @@ Result<bool> TpmEngine::TpmEstablished() {
 
 Result<void> TpmEngine::ResetTpmEstablished(uint8_t locality) {
   if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
-  if (locality > 4) return InvalidArgument("TPM locality must be 0..4, not " + std::to_string(locality));
+  if (locality > 4)
+    return InvalidArgument("TPM locality must be 0..4, not " + std::to_string(locality));
   // libtpms asks the locality callback; only 3 and 4 may reset the bit.
   const uint8_t saved = g_locality;
   g_locality = locality;
@@ -375,14 +387,17 @@ Result<void> TpmEngine::ResetTpmEstablished(uint8_t locality) {
 
 Result<void> TpmEngine::HashStart() {
   if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
-  if (TPM_RESULT rc = TPM_IO_Hash_Start(); rc != TPM_SUCCESS) return LibtpmsError("TPM_IO_Hash_Start", rc);
+  if (TPM_RESULT rc = TPM_IO_Hash_Start(); rc != TPM_SUCCESS)
+    return LibtpmsError("TPM_IO_Hash_Start", rc);
   return Ok();
 }
 
 Result<void> TpmEngine::HashData(std::span<const uint8_t> data) {
   if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
-  if (data.size() > std::numeric_limits<uint32_t>::max()) return InvalidArgument("hash data too large");
-  if (TPM_RESULT rc = TPM_IO_Hash_Data(data.data(), static_cast<uint32_t>(data.size())); rc != TPM_SUCCESS) {
+  if (data.size() > std::numeric_limits<uint32_t>::max())
+    return InvalidArgument("hash data too large");
+  if (TPM_RESULT rc = TPM_IO_Hash_Data(data.data(), static_cast<uint32_t>(data.size()));
+      rc != TPM_SUCCESS) {
     return LibtpmsError("TPM_IO_Hash_Data", rc);
   }
   return Ok();
@@ -390,7 +405,8 @@ Result<void> TpmEngine::HashData(std::span<const uint8_t> data) {
 
 Result<void> TpmEngine::HashEnd() {
   if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
-  if (TPM_RESULT rc = TPM_IO_Hash_End(); rc != TPM_SUCCESS) return LibtpmsError("TPM_IO_Hash_End", rc);
+  if (TPM_RESULT rc = TPM_IO_Hash_End(); rc != TPM_SUCCESS)
+    return LibtpmsError("TPM_IO_Hash_End", rc);
   return Ok();
 }
 
@@ -402,7 +418,8 @@ Result<TpmEngine::BufferSizes> TpmEngine::SetBufferSize(uint32_t wanted) {
   s.size = TPMLIB_SetBufferSize(wanted, &s.min, &s.max);
   // Our own ceiling (the CRB buffer, Execute's limit) applies on top of libtpms's.
   if (s.max > kMaxTpmCommandSize) s.max = kMaxTpmCommandSize;
-  if (s.size > kMaxTpmCommandSize) s.size = TPMLIB_SetBufferSize(kMaxTpmCommandSize, nullptr, nullptr);
+  if (s.size > kMaxTpmCommandSize)
+    s.size = TPMLIB_SetBufferSize(kMaxTpmCommandSize, nullptr, nullptr);
   buffer_size_ = s.size;
   return s;
 }

@@ -40,7 +40,7 @@ inline constexpr uint32_t kTpmRcFailure = 0x101;      // RC_VER1 + 0x001
 inline constexpr uint32_t kTpmRcCommandSize = 0x142;  // RC_VER1 + 0x042
 inline constexpr uint32_t kTpmCcStartup = 0x144;
 inline constexpr uint32_t kTpmCcShutdown = 0x145;
-inline constexpr size_t kTpmHeaderSize = 10;          // tag u16, size u32, code u32
+inline constexpr size_t kTpmHeaderSize = 10;  // tag u16, size u32, code u32
 // The largest command or response the engine accepts: libtpms's default buffer, and
 // the size of the CRB data buffer the guest sees.
 inline constexpr size_t kMaxTpmCommandSize = 4096;
@@ -69,8 +69,8 @@ class TpmEngine {
   Result<void> Startup(bool clear = true);
 
   // One command, one response. A command shorter than 10 bytes, longer than
-  // buffer_size() (at most kMaxTpmCommandSize), or whose header commandSize differs from its length is answered
-  // with TPM_RC_COMMAND_SIZE without reaching libtpms. Every other byte string reaches
+  // buffer_size() (at most kMaxTpmCommandSize), or whose header commandSize differs from its length
+  // is answered with TPM_RC_COMMAND_SIZE without reaching libtpms. Every other byte string reaches
   // TPMLIB_Process, which answers with a TPM error. An Error only if the engine is unusable
   // (a failed Reset) or libtpms returns no well-formed response.
   Result<std::vector<uint8_t>> Execute(std::span<const uint8_t> command);

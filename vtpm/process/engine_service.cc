@@ -9,14 +9,19 @@ using swtpm::BlobType;
 
 std::optional<BlobKind> KindOf(BlobType type) {
   switch (type) {
-    case BlobType::kPermanent: return BlobKind::kPermanent;
-    case BlobType::kVolatile: return BlobKind::kVolatile;
-    case BlobType::kSaveState: break;
+    case BlobType::kPermanent:
+      return BlobKind::kPermanent;
+    case BlobType::kVolatile:
+      return BlobKind::kVolatile;
+    case BlobType::kSaveState:
+      break;
   }
   return std::nullopt;
 }
 
-PtmStatus FromError(uint32_t result, const Error& e) { return PtmStatus::Failure(result, e.ToString()); }
+PtmStatus FromError(uint32_t result, const Error& e) {
+  return PtmStatus::Failure(result, e.ToString());
+}
 
 }  // namespace
 
@@ -42,7 +47,8 @@ PtmStatus EngineService::Init(uint32_t flags) {
   last_command_ = 0;
   if (auto on = engine_.PowerOn(); !on) return FromError(swtpm::kResFail, on.error());
   if (flags & swtpm::kInitFlagDeleteVolatile) {
-    if (auto removed = engine_.DeleteVolatile(); !removed) return FromError(swtpm::kResFail, removed.error());
+    if (auto removed = engine_.DeleteVolatile(); !removed)
+      return FromError(swtpm::kResFail, removed.error());
   }
   return PtmStatus::Success();
 }
@@ -80,7 +86,8 @@ PtmStatus EngineService::ResetEstablished(uint8_t locality) {
     return PtmStatus::Failure(swtpm::kResBadLocality,
                               "locality " + std::to_string(locality) + " may not reset it");
   }
-  if (auto r = engine_.ResetTpmEstablished(locality); !r) return FromError(swtpm::kResFail, r.error());
+  if (auto r = engine_.ResetTpmEstablished(locality); !r)
+    return FromError(swtpm::kResFail, r.error());
   return PtmStatus::Success();
 }
 
@@ -127,7 +134,8 @@ TpmService::StateBlob EngineService::GetStateBlob(BlobType type, uint32_t offset
   return out;
 }
 
-PtmStatus EngineService::SetStateBlob(BlobType type, uint32_t /*flags*/, std::span<const uint8_t> blob) {
+PtmStatus EngineService::SetStateBlob(BlobType type, uint32_t /*flags*/,
+                                      std::span<const uint8_t> blob) {
   std::optional<BlobKind> kind = KindOf(type);
   if (!kind) {
     if (blob.empty()) return PtmStatus::Success();
@@ -136,9 +144,9 @@ PtmStatus EngineService::SetStateBlob(BlobType type, uint32_t /*flags*/, std::sp
   // Sealed (never plaintext) whatever the flags claim: the check below is what counts.
   auto unsealed = Unseal(key_, Expected{vm_id_, *kind, 0}, blob);
   if (!unsealed) {
-    return PtmStatus::Failure(swtpm::kResDecryptError, "the " + swtpm::BlobTypeName(type) +
-                                                            " state blob was refused: " +
-                                                            unsealed.error().ToString());
+    return PtmStatus::Failure(swtpm::kResDecryptError,
+                              "the " + swtpm::BlobTypeName(type) +
+                                  " state blob was refused: " + unsealed.error().ToString());
   }
   if (auto r = engine_.SetState(*kind, unsealed->plaintext.span()); !r) {
     return FromError(swtpm::kResBadParameter, r.error());

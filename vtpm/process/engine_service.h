@@ -24,8 +24,8 @@
 #include <optional>
 
 #include "vtpm/engine/tpm_engine.h"
-#include "vtpm/state/sealed_format.h"
 #include "vtpm/process/tpm_service.h"
+#include "vtpm/state/sealed_format.h"
 
 namespace vmm::vtpm {
 
@@ -46,7 +46,8 @@ class EngineService : public TpmService {
   PtmStatus HashEnd() override;
   PtmStatus StoreVolatile() override;
   StateBlob GetStateBlob(swtpm::BlobType type, uint32_t offset) override;
-  PtmStatus SetStateBlob(swtpm::BlobType type, uint32_t flags, std::span<const uint8_t> blob) override;
+  PtmStatus SetStateBlob(swtpm::BlobType type, uint32_t flags,
+                         std::span<const uint8_t> blob) override;
   uint32_t ConfigFlags() const override;
   BufferSize SetBufferSize(uint32_t wanted) override;
   Info GetInfo(uint64_t flags) override;

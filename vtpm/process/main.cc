@@ -23,15 +23,15 @@
 // permanent state is sealed (AES-256-GCM, vtpm/state) under the 32-byte key; the VM id
 // bound into every state file is derived from the key, so a state file from another VM is
 // refused by name. Exit status: 0 a normal end, 1 an error, 2 bad usage.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <arpa/inet.h>
-#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -41,15 +41,15 @@
 #include <optional>
 #include <string>
 
+#include "base/unix_socket.h"
+#include "base/version.h"
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
-#include "base/unix_socket.h"
-#include "base/version.h"
 #include "vtpm/engine/tpm_engine.h"
-#include "vtpm/state/sealed_state.h"
 #include "vtpm/process/engine_service.h"
 #include "vtpm/process/swtpm_server.h"
+#include "vtpm/state/sealed_state.h"
 
 namespace vmm::vtpm {
 namespace {
@@ -130,13 +130,14 @@ Result<Key> LoadKeyFile(const std::string& path) {
   UniqueFd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd.valid()) return Error(ErrorKind::kInvalidArgument, "--key: '" + path + "'", errno);
   auto key = LoadOrCreateKeyFile(dfd.get(), name);
-  if (!key) return Error(ErrorKind::kInvalidArgument, "--key: '" + path + "': " + key.error().ToString());
+  if (!key)
+    return Error(ErrorKind::kInvalidArgument, "--key: '" + path + "': " + key.error().ToString());
   return key;
 }
 
 VmId VmIdFromKey(const Key& key) {
-  return VmId::FromName(std::string_view(reinterpret_cast<const char*>(key.bytes().data()),
-                                         key.bytes().size()));
+  return VmId::FromName(
+      std::string_view(reinterpret_cast<const char*>(key.bytes().data()), key.bytes().size()));
 }
 
 // Everything after confinement: the state store, the engine, the server.
@@ -196,12 +197,14 @@ int Main(int argc, char** argv) {
                  "Directory of the sealed state (created 0700 if missing); without it the TPM "
                  "is ephemeral")
       ->type_name("DIR");
-  app.add_option("--key", f.key_file,
-                 "The state's 32-byte AES-256-GCM key (created 0600 if missing); needed with --state")
+  app.add_option(
+         "--key", f.key_file,
+         "The state's 32-byte AES-256-GCM key (created 0600 if missing); needed with --state")
       ->type_name("FILE");
   app.add_option("--control-fd", f.control_fd, "Started by vmm: the manager's control channel");
   app.add_option("--data-fd", f.data_fd, "Started by vmm: the manager's data channel");
-  app.add_option("--guest-fd", f.guest_fd, "Started by vmm: the VM process's data channel (locality 0)");
+  app.add_option("--guest-fd", f.guest_fd,
+                 "Started by vmm: the VM process's data channel (locality 0)");
   app.add_option("--state-dir-fd", f.state_dir_fd, "Started by vmm: the state directory");
   app.add_option("--key-fd", f.key_fd, "Started by vmm: a pipe holding the 32-byte key");
   try {

@@ -65,11 +65,11 @@ static_assert(SwtpmServer::kFdReserve > kMaxFdsPerRead, "room for one read's fds
 constexpr uint32_t kGuestCaps =
     swtpm::kCapGetTpmEstablished | swtpm::kCapCancelTpmCmd | swtpm::kCapGetConfig;
 constexpr uint32_t kPlatformCaps =
-    swtpm::kCapInit | swtpm::kCapShutdown | swtpm::kCapGetTpmEstablished |
-    swtpm::kCapSetLocality | swtpm::kCapHashing | swtpm::kCapCancelTpmCmd |
-    swtpm::kCapStoreVolatile | swtpm::kCapResetTpmEstablished | swtpm::kCapGetStateBlob |
-    swtpm::kCapSetStateBlob | swtpm::kCapStop | swtpm::kCapGetConfig | swtpm::kCapSetDataFd |
-    swtpm::kCapSetBufferSize | swtpm::kCapGetInfo | swtpm::kCapLockStorage;
+    swtpm::kCapInit | swtpm::kCapShutdown | swtpm::kCapGetTpmEstablished | swtpm::kCapSetLocality |
+    swtpm::kCapHashing | swtpm::kCapCancelTpmCmd | swtpm::kCapStoreVolatile |
+    swtpm::kCapResetTpmEstablished | swtpm::kCapGetStateBlob | swtpm::kCapSetStateBlob |
+    swtpm::kCapStop | swtpm::kCapGetConfig | swtpm::kCapSetDataFd | swtpm::kCapSetBufferSize |
+    swtpm::kCapGetInfo | swtpm::kCapLockStorage;
 
 bool GuestMay(Command c) {
   return c == Command::kGetCapability || c == Command::kGetTpmEstablished ||
@@ -158,8 +158,8 @@ void SwtpmServer::AddListener(UniqueFd listening, int group, bool control) {
 
 bool SwtpmServer::AddChannel(UniqueFd fd, int group, bool control, bool from_datafd) {
   if (!SetNonBlocking(fd.get())) {
-    Log("group " + std::to_string(group) + ": dropping a channel: fcntl(O_NONBLOCK): " +
-        std::strerror(errno));
+    Log("group " + std::to_string(group) +
+        ": dropping a channel: fcntl(O_NONBLOCK): " + std::strerror(errno));
     return false;
   }
   auto ch = std::make_unique<Channel>();
@@ -177,8 +177,8 @@ void SwtpmServer::Accept(Listener& l) {
   if (!fd.valid()) {
     const int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return;
-    std::string m = "accept4 on a listener of group " + std::to_string(l.group) + ": " +
-                    std::strerror(err);
+    std::string m =
+        "accept4 on a listener of group " + std::to_string(l.group) + ": " + std::strerror(err);
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
       // The connection stays queued and the loop would report it again at once: rest instead.
       accept_paused_until_ = Clock::now() + kAcceptPause;
@@ -209,7 +209,7 @@ void SwtpmServer::Close(Channel& ch, const std::string& why, bool error) {
     }
   }
   ch.closed = true;
-  accept_paused_until_.reset();  // an fd is free again
+  accept_paused_until_.reset();                         // an fd is free again
   if (loop_ && ch.watched) loop_->Remove(ch.fd.get());  // while it is still open
   ch.watched.reset();
   ch.fd.reset();
@@ -257,8 +257,10 @@ void SwtpmServer::Read(Channel& ch) {
   }
   if (n == 0) {
     if (!ch.in.empty()) {
-      return Close(ch, "peer closed the channel inside a message (" + std::to_string(ch.in.size()) +
-                           " bytes of it received)", true);
+      return Close(ch,
+                   "peer closed the channel inside a message (" + std::to_string(ch.in.size()) +
+                       " bytes of it received)",
+                   true);
     }
     return Close(ch, "", false);
   }
@@ -283,7 +285,8 @@ void SwtpmServer::Process(Channel& ch) {
       if (!g.policy.platform) limits.max_state_blob = limits.max_hash_data = 4096;
       d = swtpm::DecodeRequest(ch.in, limits);
     } else {
-      d = swtpm::FrameTpmCommand(ch.in, std::min<uint32_t>(tpm_.MaxCommandSize(), kMaxTpmCommandSize));
+      d = swtpm::FrameTpmCommand(ch.in,
+                                 std::min<uint32_t>(tpm_.MaxCommandSize(), kMaxTpmCommandSize));
     }
     if (d.status == swtpm::Decoded::kError) return Close(ch, "protocol error: " + d.error, true);
     if (d.status == swtpm::Decoded::kNeedMore) return;
@@ -328,8 +331,9 @@ void SwtpmServer::HandleControl(Channel& ch, const swtpm::Request& req, std::vec
   const Command c = req.command;
   const std::string name = swtpm::CommandName(c);
   if (c == Command::kSetDataFd ? fds.size() != 1 : !fds.empty()) {
-    return Close(ch, "protocol error: " + name + " arrived with " + std::to_string(fds.size()) +
-                         " fd(s)" + (c == Command::kSetDataFd ? ", it needs exactly one" : ""),
+    return Close(ch,
+                 "protocol error: " + name + " arrived with " + std::to_string(fds.size()) +
+                     " fd(s)" + (c == Command::kSetDataFd ? ", it needs exactly one" : ""),
                  true);
   }
   if (!g.policy.platform && !GuestMay(c)) {
@@ -347,7 +351,8 @@ void SwtpmServer::HandleControl(Channel& ch, const swtpm::Request& req, std::vec
     return Queue(ch, Refusal(c, swtpm::kResBadOrdinal));
   }
   auto answer = [&](const PtmStatus& s) {
-    if (!s.ok()) Log(Describe(ch) + ": " + name + ": " + swtpm::ResultName(s.result) + ": " + s.why);
+    if (!s.ok())
+      Log(Describe(ch) + ": " + name + ": " + swtpm::ResultName(s.result) + ": " + s.why);
     Queue(ch, swtpm::EncodeResult(s.result));
   };
 
@@ -373,8 +378,8 @@ void SwtpmServer::HandleControl(Channel& ch, const swtpm::Request& req, std::vec
     }
     case Command::kSetLocality:
       if (req.locality > swtpm::kMaxLocality) {
-        return answer(PtmStatus::Failure(swtpm::kResBadLocality,
-                                         "locality " + std::to_string(req.locality)));
+        return answer(
+            PtmStatus::Failure(swtpm::kResBadLocality, "locality " + std::to_string(req.locality)));
       }
       g.locality = req.locality;
       return Queue(ch, swtpm::EncodeResult(swtpm::kResSuccess));
@@ -542,8 +547,9 @@ Result<void> SwtpmServer::Run() {
       const uint32_t events = ch.out.empty() ? EPOLLIN : EPOLLOUT;
       if (ch.watched == events) continue;
       Result<void> r = ch.watched ? loop_->Modify(ch.fd.get(), events)
-                                  : loop_->Add(ch.fd.get(), events,
-                                               [this, c = &ch](uint32_t ev) { OnChannelReady(*c, ev); });
+                                  : loop_->Add(ch.fd.get(), events, [this, c = &ch](uint32_t ev) {
+                                      OnChannelReady(*c, ev);
+                                    });
       if (!r) {
         Close(ch, r.error().sys_errno() == EBADF ? "fd is not open" : r.error().ToString(), true);
         continue;
@@ -576,8 +582,9 @@ Result<void> SwtpmServer::Run() {
     for (size_t i = 0; i < channel_count && !stop_; ++i) {
       Channel& ch = *channels_[i];
       if (!ch.closed && ch.deadline && *ch.deadline <= now) {
-        Close(ch, ch.out.empty() ? "peer stalled inside a message past the deadline"
-                                 : "peer did not take its answer before the deadline",
+        Close(ch,
+              ch.out.empty() ? "peer stalled inside a message past the deadline"
+                             : "peer did not take its answer before the deadline",
               true);
       }
     }

@@ -58,11 +58,11 @@
 #include <string>
 #include <vector>
 
+#include "base/event_loop.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vtpm/process/repeat_limiter.h"
 #include "vtpm/process/tpm_service.h"
-#include "base/event_loop.h"
 
 namespace vmm::vtpm {
 

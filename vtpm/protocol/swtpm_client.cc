@@ -8,8 +8,8 @@
 #include <climits>
 #include <cstring>
 
-#include "base/unix_socket.h"
 #include "base/event_loop.h"
+#include "base/unix_socket.h"
 #include "vtpm/engine/tpm_engine.h"
 
 namespace vmm::vtpm {
@@ -23,9 +23,11 @@ Error ProtocolError(std::string m) { return Error(ErrorKind::kProtocol, std::mov
 Result<void> WaitFor(int fd, uint32_t events, Clock::time_point deadline, const char* what) {
   while (true) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return Error(ErrorKind::kSystem, std::string("swtpm: timed out ") + what, ETIMEDOUT);
-    ASSIGN_OR_RETURN(uint32_t ready,
-                     EventLoop::WaitFd(fd, events, static_cast<int>(std::min<long long>(left, INT_MAX))));
+    if (left <= 0)
+      return Error(ErrorKind::kSystem, std::string("swtpm: timed out ") + what, ETIMEDOUT);
+    ASSIGN_OR_RETURN(
+        uint32_t ready,
+        EventLoop::WaitFd(fd, events, static_cast<int>(std::min<long long>(left, INT_MAX))));
     if (ready != 0) return Ok();  // else timed out or interrupted: the deadline decides
   }
 }
@@ -71,8 +73,8 @@ Result<void> ReadExactly(int fd, size_t n, std::vector<uint8_t>& out, Clock::tim
       return ErrnoError("swtpm: read");
     }
     if (r == 0) {
-      return ProtocolError("swtpm: the peer closed the channel after " + std::to_string(base + got) +
-                           " bytes of an answer");
+      return ProtocolError("swtpm: the peer closed the channel after " +
+                           std::to_string(base + got) + " bytes of an answer");
     }
     got += static_cast<size_t>(r);
   }
@@ -85,7 +87,8 @@ Result<std::vector<uint8_t>> Transmit(int data_fd, std::span<const uint8_t> comm
                                       std::chrono::milliseconds timeout) {
   if (command.size() < kTpmHeaderSize || command.size() > kMaxTpmCommandSize ||
       LoadBe<uint32_t>(command, 2) != command.size()) {
-    return InvalidArgument("swtpm: a TPM command must be 10.." + std::to_string(kMaxTpmCommandSize) +
+    return InvalidArgument("swtpm: a TPM command must be 10.." +
+                           std::to_string(kMaxTpmCommandSize) +
                            " bytes with a matching size field");
   }
   const Clock::time_point deadline = Clock::now() + timeout;
@@ -103,7 +106,8 @@ Result<std::vector<uint8_t>> Transmit(int data_fd, std::span<const uint8_t> comm
 SwtpmClient::SwtpmClient(int control_fd, std::chrono::milliseconds timeout)
     : fd_(control_fd), timeout_(timeout) {}
 
-Result<std::vector<uint8_t>> SwtpmClient::Call(const swtpm::Request& request, std::span<const int> fds) {
+Result<std::vector<uint8_t>> SwtpmClient::Call(const swtpm::Request& request,
+                                               std::span<const int> fds) {
   const Clock::time_point deadline = Clock::now() + timeout_;
   const std::vector<uint8_t> bytes = swtpm::EncodeRequest(request);
   RETURN_IF_ERROR(SendAll(fd_, bytes, fds, deadline));
@@ -112,7 +116,8 @@ Result<std::vector<uint8_t>> SwtpmClient::Call(const swtpm::Request& request, st
     swtpm::ResponseFrame f = swtpm::FrameResponse(request.command, answer);
     if (!f.error.empty()) return ProtocolError("swtpm: " + f.error);
     const size_t want = f.total ? *f.total : f.need;
-    if (want < answer.size()) return Error(ErrorKind::kInternal, "swtpm: response framing went backwards");
+    if (want < answer.size())
+      return Error(ErrorKind::kInternal, "swtpm: response framing went backwards");
     if (want == answer.size()) {
       if (f.total) break;
       return Error(ErrorKind::kInternal, "swtpm: response framing made no progress");
@@ -123,11 +128,12 @@ Result<std::vector<uint8_t>> SwtpmClient::Call(const swtpm::Request& request, st
   return answer;
 }
 
-Result<std::vector<uint8_t>> SwtpmClient::CallOk(const swtpm::Request& request, std::span<const int> fds) {
+Result<std::vector<uint8_t>> SwtpmClient::CallOk(const swtpm::Request& request,
+                                                 std::span<const int> fds) {
   ASSIGN_OR_RETURN(std::vector<uint8_t> answer, Call(request, fds));
   if (last_result_ != swtpm::kResSuccess) {
-    return ProtocolError("swtpm: " + swtpm::CommandName(request.command) + " failed: " +
-                         swtpm::ResultName(last_result_));
+    return ProtocolError("swtpm: " + swtpm::CommandName(request.command) +
+                         " failed: " + swtpm::ResultName(last_result_));
   }
   return answer;
 }
@@ -202,7 +208,8 @@ Result<void> SwtpmClient::HashStart() {
 }
 
 Result<void> SwtpmClient::HashData(std::span<const uint8_t> data) {
-  if (data.size() > swtpm::kMaxHashData) return InvalidArgument("swtpm: HASH_DATA takes at most 4096 bytes");
+  if (data.size() > swtpm::kMaxHashData)
+    return InvalidArgument("swtpm: HASH_DATA takes at most 4096 bytes");
   swtpm::Request r = Req(Command::kHashData);
   r.data.assign(data.begin(), data.end());
   RETURN_IF_ERROR(CallOk(r));
@@ -224,7 +231,8 @@ Result<swtpm::BufferSizes> SwtpmClient::SetBufferSize(uint32_t wanted) {
   swtpm::Request r = Req(Command::kSetBufferSize);
   r.buffer_size = wanted;
   ASSIGN_OR_RETURN(std::vector<uint8_t> a, CallOk(r));
-  return swtpm::BufferSizes{*LoadBe<uint32_t>(a, 4), *LoadBe<uint32_t>(a, 8), *LoadBe<uint32_t>(a, 12)};
+  return swtpm::BufferSizes{*LoadBe<uint32_t>(a, 4), *LoadBe<uint32_t>(a, 8),
+                            *LoadBe<uint32_t>(a, 12)};
 }
 
 Result<std::vector<uint8_t>> SwtpmClient::GetStateBlob(swtpm::BlobType type) {
@@ -258,7 +266,8 @@ Result<std::string> SwtpmClient::GetInfo(uint64_t flags) {
     r.offset = static_cast<uint32_t>(text.size());
     ASSIGN_OR_RETURN(std::vector<uint8_t> a, CallOk(r));
     const uint32_t total = *LoadBe<uint32_t>(a, 4);
-    if (a.size() == 12 || total > 64 * 1024) return ProtocolError("swtpm: GET_INFO made no progress");
+    if (a.size() == 12 || total > 64 * 1024)
+      return ProtocolError("swtpm: GET_INFO made no progress");
     text.append(a.begin() + 12, a.end());
     if (text.size() + 1 >= total) break;  // the NUL may be all that is left
   }

@@ -39,11 +39,11 @@ std::optional<size_t> FixedBodySize(uint32_t code) {
       return 0;
     case Command::kSetLocality:
     case Command::kResetTpmEstablished:
-      return 1;   // ptm_loc / ptm_reset_est: u8 loc
+      return 1;  // ptm_loc / ptm_reset_est: u8 loc
     case Command::kInit:
     case Command::kSetBufferSize:
     case Command::kLockStorage:
-      return 4;   // u32 flags / buffersize / retries
+      return 4;  // u32 flags / buffersize / retries
     case Command::kGetStateBlob:
       return 12;  // state_flags, type, offset
     case Command::kGetInfo:
@@ -64,25 +64,44 @@ std::optional<BlobType> ParseBlobType(uint32_t v) {
 
 std::string CommandName(uint32_t code) {
   switch (static_cast<Command>(code)) {
-    case Command::kGetCapability: return "CMD_GET_CAPABILITY";
-    case Command::kInit: return "CMD_INIT";
-    case Command::kShutdown: return "CMD_SHUTDOWN";
-    case Command::kGetTpmEstablished: return "CMD_GET_TPMESTABLISHED";
-    case Command::kSetLocality: return "CMD_SET_LOCALITY";
-    case Command::kHashStart: return "CMD_HASH_START";
-    case Command::kHashData: return "CMD_HASH_DATA";
-    case Command::kHashEnd: return "CMD_HASH_END";
-    case Command::kCancelTpmCmd: return "CMD_CANCEL_TPM_CMD";
-    case Command::kStoreVolatile: return "CMD_STORE_VOLATILE";
-    case Command::kResetTpmEstablished: return "CMD_RESET_TPMESTABLISHED";
-    case Command::kGetStateBlob: return "CMD_GET_STATEBLOB";
-    case Command::kSetStateBlob: return "CMD_SET_STATEBLOB";
-    case Command::kStop: return "CMD_STOP";
-    case Command::kGetConfig: return "CMD_GET_CONFIG";
-    case Command::kSetDataFd: return "CMD_SET_DATAFD";
-    case Command::kSetBufferSize: return "CMD_SET_BUFFERSIZE";
-    case Command::kGetInfo: return "CMD_GET_INFO";
-    case Command::kLockStorage: return "CMD_LOCK_STORAGE";
+    case Command::kGetCapability:
+      return "CMD_GET_CAPABILITY";
+    case Command::kInit:
+      return "CMD_INIT";
+    case Command::kShutdown:
+      return "CMD_SHUTDOWN";
+    case Command::kGetTpmEstablished:
+      return "CMD_GET_TPMESTABLISHED";
+    case Command::kSetLocality:
+      return "CMD_SET_LOCALITY";
+    case Command::kHashStart:
+      return "CMD_HASH_START";
+    case Command::kHashData:
+      return "CMD_HASH_DATA";
+    case Command::kHashEnd:
+      return "CMD_HASH_END";
+    case Command::kCancelTpmCmd:
+      return "CMD_CANCEL_TPM_CMD";
+    case Command::kStoreVolatile:
+      return "CMD_STORE_VOLATILE";
+    case Command::kResetTpmEstablished:
+      return "CMD_RESET_TPMESTABLISHED";
+    case Command::kGetStateBlob:
+      return "CMD_GET_STATEBLOB";
+    case Command::kSetStateBlob:
+      return "CMD_SET_STATEBLOB";
+    case Command::kStop:
+      return "CMD_STOP";
+    case Command::kGetConfig:
+      return "CMD_GET_CONFIG";
+    case Command::kSetDataFd:
+      return "CMD_SET_DATAFD";
+    case Command::kSetBufferSize:
+      return "CMD_SET_BUFFERSIZE";
+    case Command::kGetInfo:
+      return "CMD_GET_INFO";
+    case Command::kLockStorage:
+      return "CMD_LOCK_STORAGE";
   }
   return "CMD_<unknown " + Hex(code) + ">";
 }
@@ -90,24 +109,45 @@ std::string CommandName(uint32_t code) {
 std::string ResultName(uint32_t res) {
   const char* name = nullptr;
   switch (res) {
-    case kResSuccess: name = "TPM_SUCCESS"; break;
-    case kResBadParameter: name = "TPM_BAD_PARAMETER"; break;
-    case kResFail: name = "TPM_FAIL"; break;
-    case kResBadOrdinal: name = "TPM_BAD_ORDINAL"; break;
-    case kResSize: name = "TPM_SIZE"; break;
-    case kResIoError: name = "TPM_IOERROR"; break;
-    case kResDecryptError: name = "TPM_DECRYPT_ERROR"; break;
-    case kResBadLocality: name = "TPM_BAD_LOCALITY"; break;
-    default: name = "TPM_RESULT"; break;
+    case kResSuccess:
+      name = "TPM_SUCCESS";
+      break;
+    case kResBadParameter:
+      name = "TPM_BAD_PARAMETER";
+      break;
+    case kResFail:
+      name = "TPM_FAIL";
+      break;
+    case kResBadOrdinal:
+      name = "TPM_BAD_ORDINAL";
+      break;
+    case kResSize:
+      name = "TPM_SIZE";
+      break;
+    case kResIoError:
+      name = "TPM_IOERROR";
+      break;
+    case kResDecryptError:
+      name = "TPM_DECRYPT_ERROR";
+      break;
+    case kResBadLocality:
+      name = "TPM_BAD_LOCALITY";
+      break;
+    default:
+      name = "TPM_RESULT";
+      break;
   }
   return std::string(name) + " (" + Hex(res) + ")";
 }
 
 std::string BlobTypeName(BlobType t) {
   switch (t) {
-    case BlobType::kPermanent: return "permanent";
-    case BlobType::kVolatile: return "volatile";
-    case BlobType::kSaveState: return "savestate";
+    case BlobType::kPermanent:
+      return "permanent";
+    case BlobType::kVolatile:
+      return "volatile";
+    case BlobType::kSaveState:
+      return "savestate";
   }
   return "blob type " + Hex(static_cast<uint32_t>(t));
 }
@@ -275,7 +315,8 @@ std::vector<uint8_t> EncodeStateBlob(uint32_t res, uint32_t state_flags,
   return out;
 }
 
-std::vector<uint8_t> EncodeInfo(uint32_t res, uint32_t total_length, std::span<const uint8_t> chunk) {
+std::vector<uint8_t> EncodeInfo(uint32_t res, uint32_t total_length,
+                                std::span<const uint8_t> chunk) {
   std::vector<uint8_t> out;
   AppendBe<uint32_t>(out, res);
   if (res != kResSuccess) return out;
@@ -357,8 +398,8 @@ ResponseFrame FrameResponse(Command command, std::span<const uint8_t> bytes, uin
       if (res != kResSuccess) {
         f.total = 16;
       } else if (length > max_blob) {
-        f.error = "GET_STATEBLOB answer announces " + std::to_string(length) +
-                  " bytes, at most " + std::to_string(max_blob) + " are accepted";
+        f.error = "GET_STATEBLOB answer announces " + std::to_string(length) + " bytes, at most " +
+                  std::to_string(max_blob) + " are accepted";
       } else {
         f.total = 16 + size_t{length};
       }

@@ -78,7 +78,7 @@ inline constexpr uint32_t kCapLockStorage = 1u << 16;
 inline constexpr uint32_t kResSuccess = 0x00;
 inline constexpr uint32_t kResBadParameter = 0x03;  // malformed or out-of-range argument
 inline constexpr uint32_t kResFail = 0x09;
-inline constexpr uint32_t kResBadOrdinal = 0x0a;    // not allowed now, or not to this channel
+inline constexpr uint32_t kResBadOrdinal = 0x0a;  // not allowed now, or not to this channel
 inline constexpr uint32_t kResSize = 0x17;
 inline constexpr uint32_t kResIoError = 0x1f;
 inline constexpr uint32_t kResDecryptError = 0x21;  // a state blob failed its check
@@ -112,11 +112,11 @@ struct Request {
   uint8_t locality = 0;      // kSetLocality, kResetTpmEstablished (may exceed 4: answered)
   uint32_t state_flags = 0;  // kGetStateBlob, kSetStateBlob
   BlobType blob_type = BlobType::kPermanent;
-  uint32_t offset = 0;       // kGetStateBlob, kGetInfo
-  uint32_t buffer_size = 0;  // kSetBufferSize (0: query)
-  uint64_t info_flags = 0;   // kGetInfo
-  uint32_t retries = 0;      // kLockStorage
-  std::vector<uint8_t> data; // kHashData, kSetStateBlob
+  uint32_t offset = 0;        // kGetStateBlob, kGetInfo
+  uint32_t buffer_size = 0;   // kSetBufferSize (0: query)
+  uint64_t info_flags = 0;    // kGetInfo
+  uint32_t retries = 0;       // kLockStorage
+  std::vector<uint8_t> data;  // kHashData, kSetStateBlob
 };
 
 struct DecodeLimits {
@@ -144,7 +144,7 @@ Decoded DecodeRequest(std::span<const uint8_t> bytes, const DecodeLimits& limits
 Decoded FrameTpmCommand(std::span<const uint8_t> bytes, uint32_t max_size);
 
 // ---- Responses (server side) ----
-std::vector<uint8_t> EncodeResult(uint32_t res);                         // 4 bytes
+std::vector<uint8_t> EncodeResult(uint32_t res);  // 4 bytes
 // GET_CAPABILITY: ptm_cap_n (result 0, u32 caps); read by QEMU as one big-endian u64.
 std::vector<uint8_t> EncodeCapability(uint32_t caps);                    // 8 bytes
 std::vector<uint8_t> EncodeEstablished(uint32_t res, bool established);  // 8 bytes
@@ -160,7 +160,8 @@ std::vector<uint8_t> EncodeBufferSize(uint32_t res, const BufferSizes& s);  // 1
 std::vector<uint8_t> EncodeStateBlob(uint32_t res, uint32_t state_flags,
                                      std::span<const uint8_t> blob);
 // GET_INFO: result, total length, length, then the chunk.
-std::vector<uint8_t> EncodeInfo(uint32_t res, uint32_t total_length, std::span<const uint8_t> chunk);
+std::vector<uint8_t> EncodeInfo(uint32_t res, uint32_t total_length,
+                                std::span<const uint8_t> chunk);
 
 // ---- Requests (client side) ----
 std::vector<uint8_t> EncodeRequest(const Request& r);

@@ -6,22 +6,33 @@ namespace vmm::vtpm {
 
 size_t TpmDigestSize(uint16_t alg) {
   switch (alg) {
-    case kTpmAlgSha1: return 20;
-    case kTpmAlgSha256: return 32;
-    case kTpmAlgSha384: return 48;
-    case kTpmAlgSha512: return 64;
-    case kTpmAlgSm3: return 32;
-    default: return 0;
+    case kTpmAlgSha1:
+      return 20;
+    case kTpmAlgSha256:
+      return 32;
+    case kTpmAlgSha384:
+      return 48;
+    case kTpmAlgSha512:
+      return 64;
+    case kTpmAlgSm3:
+      return 32;
+    default:
+      return 0;
   }
 }
 
 std::string TpmAlgName(uint16_t alg) {
   switch (alg) {
-    case kTpmAlgSha1: return "sha1";
-    case kTpmAlgSha256: return "sha256";
-    case kTpmAlgSha384: return "sha384";
-    case kTpmAlgSha512: return "sha512";
-    case kTpmAlgSm3: return "sm3_256";
+    case kTpmAlgSha1:
+      return "sha1";
+    case kTpmAlgSha256:
+      return "sha256";
+    case kTpmAlgSha384:
+      return "sha384";
+    case kTpmAlgSha512:
+      return "sha512";
+    case kTpmAlgSm3:
+      return "sm3_256";
     default: {
       char buf[16];
       std::snprintf(buf, sizeof(buf), "0x%04x", alg);
@@ -30,9 +41,7 @@ std::string TpmAlgName(uint16_t alg) {
   }
 }
 
-TpmCommandBuilder::TpmCommandBuilder(uint16_t tag, uint32_t code) {
-  U16(tag).U32(0).U32(code);
-}
+TpmCommandBuilder::TpmCommandBuilder(uint16_t tag, uint32_t code) { U16(tag).U32(0).U32(code); }
 
 TpmCommandBuilder& TpmCommandBuilder::U8(uint8_t v) {
   bytes_.push_back(v);
@@ -91,7 +100,8 @@ std::optional<std::span<const uint8_t>> TpmReader::Bytes(size_t n) {
 }
 
 Result<std::span<const uint8_t>> TpmResponseParameters(std::span<const uint8_t> response,
-                                                       bool with_sessions, const std::string& what) {
+                                                       bool with_sessions,
+                                                       const std::string& what) {
   TpmReader r(response);
   auto tag = r.U16();
   auto size = r.U32();
@@ -114,7 +124,8 @@ Result<std::span<const uint8_t>> TpmResponseParameters(std::span<const uint8_t> 
   return response.subspan(r.offset(), *parameter_size);
 }
 
-Result<void> TpmResponseOk(std::span<const uint8_t> response, bool with_sessions, const std::string& what) {
+Result<void> TpmResponseOk(std::span<const uint8_t> response, bool with_sessions,
+                           const std::string& what) {
   auto params = TpmResponseParameters(response, with_sessions, what);
   if (!params) return params.error();
   return Ok();

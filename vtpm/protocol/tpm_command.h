@@ -79,7 +79,8 @@ Result<std::span<const uint8_t>> TpmResponseParameters(std::span<const uint8_t> 
                                                        bool with_sessions, const std::string& what);
 
 // The same check for a command whose answer carries nothing the caller needs.
-Result<void> TpmResponseOk(std::span<const uint8_t> response, bool with_sessions, const std::string& what);
+Result<void> TpmResponseOk(std::span<const uint8_t> response, bool with_sessions,
+                           const std::string& what);
 
 // One bank of a PCR selection: which of PCRs 0..23 are selected.
 struct PcrBank {

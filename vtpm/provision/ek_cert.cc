@@ -74,9 +74,8 @@ Result<void> AddTpmSubjectAltName(X509* cert, const TpmIdentity& tpm, bool criti
 
 }  // namespace
 
-Result<std::vector<uint8_t>> IssueEkCertificate(const HostCa& ca, EVP_PKEY* ek_public,
-                                                EkKind kind, const TpmIdentity& tpm,
-                                                std::string_view vm_id) {
+Result<std::vector<uint8_t>> IssueEkCertificate(const HostCa& ca, EVP_PKEY* ek_public, EkKind kind,
+                                                const TpmIdentity& tpm, std::string_view vm_id) {
   X509Ptr cert(X509_new());
   if (!cert) return OpenSslError("X509_new");
   RETURN_IF_ERROR(SetV3SerialAndValidity(cert.get(), kEkValidityDays, ca.cert()));
@@ -89,8 +88,7 @@ Result<std::vector<uint8_t>> IssueEkCertificate(const HostCa& ca, EVP_PKEY* ek_p
       X509_set_pubkey(cert.get(), ek_public) != 1) {
     return OpenSslError("filling the EK certificate");
   }
-  RETURN_IF_ERROR(
-      AddExtension(cert.get(), ca.cert(), NID_basic_constraints, "critical,CA:FALSE"));
+  RETURN_IF_ERROR(AddExtension(cert.get(), ca.cert(), NID_basic_constraints, "critical,CA:FALSE"));
   RETURN_IF_ERROR(AddExtension(
       cert.get(), ca.cert(), NID_key_usage,
       kind == EkKind::kRsa2048 ? "critical,keyEncipherment" : "critical,keyAgreement"));

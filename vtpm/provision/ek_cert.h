@@ -40,9 +40,8 @@ struct TpmIdentity {
   uint32_t firmware_version = 0;
 };
 
-Result<std::vector<uint8_t>> IssueEkCertificate(const HostCa& ca, EVP_PKEY* ek_public,
-                                                EkKind kind, const TpmIdentity& tpm,
-                                                std::string_view vm_id);
+Result<std::vector<uint8_t>> IssueEkCertificate(const HostCa& ca, EVP_PKEY* ek_public, EkKind kind,
+                                                const TpmIdentity& tpm, std::string_view vm_id);
 
 // X509_verify_cert against `ca_cert_pem` as the only trust anchor (X509_V_FLAG_X509_STRICT,
 // current time), then: not a CA certificate, and its public key equals `ek_public_pem`

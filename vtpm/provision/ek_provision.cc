@@ -44,8 +44,8 @@ Result<uint32_t> GetProperty(ESYS_CONTEXT* esys, TPM2_PT property) {
 Result<bool> IndexDefined(ESYS_CONTEXT* esys, uint32_t index) {
   TPMI_YES_NO more = TPM2_NO;
   TPMS_CAPABILITY_DATA* raw = nullptr;
-  TSS2_RC rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                  TPM2_CAP_HANDLES, index, 1, &more, &raw);
+  TSS2_RC rc = Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                                  index, 1, &more, &raw);
   EsysPtr<TPMS_CAPABILITY_DATA> data(raw);
   if (rc != TSS2_RC_SUCCESS) return TssError(rc, "TPM2_GetCapability(handles)");
   return data->data.handles.count >= 1 && data->data.handles.handle[0] == index;
@@ -120,8 +120,8 @@ Result<void> StoreCertificate(ESYS_CONTEXT* esys, uint32_t index, std::span<cons
     TPM2B_MAX_NV_BUFFER data = {};
     data.size = uint16_t(std::min<size_t>(chunk, der.size() - off));
     std::memcpy(data.buffer, der.data() + off, data.size);
-    rc = Esys_NV_Write(esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                       ESYS_TR_NONE, &data, uint16_t(off));
+    rc = Esys_NV_Write(esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                       &data, uint16_t(off));
     if (rc != TSS2_RC_SUCCESS) return TssError(rc, "TPM2_NV_Write(" + Hex32(index) + ")");
   }
   rc = Esys_NV_WriteLock(esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
@@ -179,10 +179,9 @@ Result<std::vector<ProvisionedEk>> ProvisionEks(ESYS_CONTEXT* esys, const HostCa
     ASSIGN_OR_RETURN(std::vector<uint8_t> der,
                      IssueEkCertificate(ca, ek.get(), kind, identity, options.vm_id));
     if (der.size() > index_max) {
-      return Error(ErrorKind::kUnsupported, IndexName(kind) + ": the certificate (" +
-                                                std::to_string(der.size()) +
-                                                " bytes) exceeds TPM_PT_NV_INDEX_MAX (" +
-                                                std::to_string(index_max) + ")");
+      return Error(ErrorKind::kUnsupported,
+                   IndexName(kind) + ": the certificate (" + std::to_string(der.size()) +
+                       " bytes) exceeds TPM_PT_NV_INDEX_MAX (" + std::to_string(index_max) + ")");
     }
     if (defined[i]) RETURN_IF_ERROR(UndefineIndex(esys, EkCertNvIndex(kind)));
     auto stored = StoreCertificate(esys, EkCertNvIndex(kind), der, chunk);

@@ -32,8 +32,8 @@
 namespace vmm::vtpm {
 
 inline constexpr TPMA_NV kEkCertNvAttributes =
-    TPMA_NV_PPWRITE | TPMA_NV_WRITEDEFINE | TPMA_NV_PPREAD | TPMA_NV_OWNERREAD |
-    TPMA_NV_AUTHREAD | TPMA_NV_NO_DA | TPMA_NV_PLATFORMCREATE;  // TPM_NT_ORDINARY
+    TPMA_NV_PPWRITE | TPMA_NV_WRITEDEFINE | TPMA_NV_PPREAD | TPMA_NV_OWNERREAD | TPMA_NV_AUTHREAD |
+    TPMA_NV_NO_DA | TPMA_NV_PLATFORMCREATE;  // TPM_NT_ORDINARY
 
 struct ProvisionOptions {
   std::string vm_id = {};  // goes into the certificate subject; empty: empty subject

@@ -110,8 +110,8 @@ Result<EvpPkeyPtr> PublicAreaToKey(const TPMT_PUBLIC& pub) {
     point[0] = 0x04;
     std::memcpy(&point[1 + 32 - x.size], x.buffer, x.size);
     std::memcpy(&point[33 + 32 - y.size], y.buffer, y.size);
-    if (OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1",
-                                        0) != 1 ||
+    if (OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) !=
+            1 ||
         OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                          point.size()) != 1) {
       return OpenSslError("building EC key parameters");

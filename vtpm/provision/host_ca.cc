@@ -71,8 +71,8 @@ Result<bool> LinkNewFile(int dirfd, std::string_view name, std::string_view data
   std::snprintf(suffix, sizeof suffix, ".tmp-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
                 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
   std::string tmp = std::string(name) + suffix;
-  UniqueFd fd(openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                     mode));
+  UniqueFd fd(
+      openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
   if (!fd.valid()) return ErrnoError("creating " + tmp);
   auto fail = [&](const std::string& what) -> Error {
     Error e = ErrnoError(what);
@@ -144,8 +144,7 @@ Result<void> CheckCa(const HostCa& ca) {
 Result<std::optional<HostCa>> LoadCa(int dirfd) {
   ASSIGN_OR_RETURN(std::optional<std::string> key_pem, ReadPemFile(dirfd, kHostCaKeyFile, true));
   SecretString secret{key_pem ? std::move(*key_pem) : std::string()};
-  ASSIGN_OR_RETURN(std::optional<std::string> cert_pem,
-                   ReadPemFile(dirfd, kHostCaCertFile, false));
+  ASSIGN_OR_RETURN(std::optional<std::string> cert_pem, ReadPemFile(dirfd, kHostCaCertFile, false));
   if (!key_pem && !cert_pem) return std::optional<HostCa>();
   if (!key_pem || !cert_pem) {
     return InvalidArgument(std::string("vTPM CA is incomplete: ") +
@@ -170,8 +169,8 @@ Result<HostCa> EnsureHostCa(int ca_dirfd) {
 
   ASSIGN_OR_RETURN(HostCa ca, CreateCa());
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), ca.key(), nullptr, nullptr, 0, nullptr,
-                                       nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), ca.key(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return OpenSslError("encoding the vTPM CA key");
   }
   char* data = nullptr;
@@ -179,8 +178,8 @@ Result<HostCa> EnsureHostCa(int ca_dirfd) {
   ASSIGN_OR_RETURN(std::string cert_pem, ca.CertPem());
   // The key goes first: a crash in between leaves a key without a certificate, which the
   // next call reports instead of silently creating a second CA.
-  ASSIGN_OR_RETURN(bool created, LinkNewFile(ca_dirfd, kHostCaKeyFile,
-                                             std::string_view(data, size_t(n)), 0600));
+  ASSIGN_OR_RETURN(bool created,
+                   LinkNewFile(ca_dirfd, kHostCaKeyFile, std::string_view(data, size_t(n)), 0600));
   OPENSSL_cleanse(data, size_t(n));
   if (!created) {  // another process won the race: use its CA
     ASSIGN_OR_RETURN(std::optional<HostCa> theirs, LoadCa(ca_dirfd));

@@ -14,9 +14,7 @@ Result<std::string> BioToString(BIO* bio) {
   return std::string(data, size_t(n));
 }
 
-BioPtr ReadOnlyBio(std::string_view s) {
-  return BioPtr(BIO_new_mem_buf(s.data(), int(s.size())));
-}
+BioPtr ReadOnlyBio(std::string_view s) { return BioPtr(BIO_new_mem_buf(s.data(), int(s.size()))); }
 
 }  // namespace
 

@@ -34,8 +34,8 @@ Result<void> SetV3SerialAndValidity(X509* cert, long days, X509* not_after_cap) 
 Result<X509NamePtr> CommonName(const std::string& cn) {
   X509NamePtr name(X509_NAME_new());
   if (!name || X509_NAME_add_entry_by_NID(name.get(), NID_commonName, MBSTRING_UTF8,
-                                          reinterpret_cast<const unsigned char*>(cn.c_str()),
-                                          -1, -1, 0) != 1) {
+                                          reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
+                                          -1, 0) != 1) {
     return OpenSslError("building the name CN=" + cn);
   }
   return name;

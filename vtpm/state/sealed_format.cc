@@ -53,13 +53,17 @@ void WriteHeader(std::span<uint8_t> out, const SealedHeader& h) {
 
 std::string_view BlobKindName(BlobKind kind) {
   switch (kind) {
-    case BlobKind::kPermanent: return "permanent";
-    case BlobKind::kVolatile: return "volatile";
+    case BlobKind::kPermanent:
+      return "permanent";
+    case BlobKind::kVolatile:
+      return "volatile";
   }
   return "unknown";
 }
 
-Key::Key(std::span<const uint8_t, kKeySize> bytes) { std::copy(bytes.begin(), bytes.end(), bytes_.begin()); }
+Key::Key(std::span<const uint8_t, kKeySize> bytes) {
+  std::copy(bytes.begin(), bytes.end(), bytes_.begin());
+}
 Key::~Key() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
 Key::Key(const Key& other) : bytes_(other.bytes_) {}
 Key& Key::operator=(const Key& other) {
@@ -100,7 +104,8 @@ VmId VmId::FromName(std::string_view name) {
   // SHA-256 cannot fail on a valid input short of an allocation failure; a zero id then
   // matches no real VM's state, so loads fail closed.
   VmId id;
-  if (EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(), nullptr) == 1 && len >= 16) {
+  if (EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(), nullptr) == 1 &&
+      len >= 16) {
     std::copy(digest, digest + 16, id.bytes.begin());
   }
   return id;
@@ -119,16 +124,18 @@ Result<SealedHeader> ParseHeader(std::span<const uint8_t> header, const Expected
   SealedHeader h;
   h.version = *LoadLe<uint32_t>(header, kOffVersion);
   if (h.version > kFormatVersion) {
-    return Error(ErrorKind::kUnsupported,
-                 "format version " + std::to_string(h.version) + " is newer than this build reads (" +
-                     std::to_string(kFormatVersion) + ")");
+    return Error(ErrorKind::kUnsupported, "format version " + std::to_string(h.version) +
+                                              " is newer than this build reads (" +
+                                              std::to_string(kFormatVersion) + ")");
   }
   if (h.version != kFormatVersion) {
     return Refused("unknown format version " + std::to_string(h.version));
   }
-  if (*LoadLe<uint32_t>(header, kOffReserved) != 0) return Refused("reserved header field is not zero");
+  if (*LoadLe<uint32_t>(header, kOffReserved) != 0)
+    return Refused("reserved header field is not zero");
   uint32_t kind = *LoadLe<uint32_t>(header, kOffKind);
-  if (kind != static_cast<uint32_t>(BlobKind::kPermanent) && kind != static_cast<uint32_t>(BlobKind::kVolatile)) {
+  if (kind != static_cast<uint32_t>(BlobKind::kPermanent) &&
+      kind != static_cast<uint32_t>(BlobKind::kVolatile)) {
     return Refused("unknown blob kind " + std::to_string(kind));
   }
   h.kind = static_cast<BlobKind>(kind);
@@ -139,27 +146,30 @@ Result<SealedHeader> ParseHeader(std::span<const uint8_t> header, const Expected
   std::copy_n(header.begin() + kOffVmId, h.vm_id.bytes.size(), h.vm_id.bytes.begin());
   if (h.vm_id != expected.vm_id) {
     return Refused("belongs to another VM (VM id " + h.vm_id.ToHex() + ", this VM is " +
-                   expected.vm_id.ToHex() + "): a state file swapped in from another VM's directory?");
+                   expected.vm_id.ToHex() +
+                   "): a state file swapped in from another VM's directory?");
   }
   h.generation = *LoadLe<uint64_t>(header, kOffGeneration);
   if (h.generation == 0) return Refused("generation 0 is never written");
   if (h.generation < expected.min_generation) {
-    return Refused("rollback: generation " + std::to_string(h.generation) + " is older than the minimum " +
-                   std::to_string(expected.min_generation) + " this VM has already seen");
+    return Refused("rollback: generation " + std::to_string(h.generation) +
+                   " is older than the minimum " + std::to_string(expected.min_generation) +
+                   " this VM has already seen");
   }
   h.plaintext_length = *LoadLe<uint64_t>(header, kOffLength);
   if (h.plaintext_length > kMaxPlaintext) {
-    return Refused("header claims " + std::to_string(h.plaintext_length) + " bytes of state, over the " +
-                   std::to_string(kMaxPlaintext) + "-byte limit");
+    return Refused("header claims " + std::to_string(h.plaintext_length) +
+                   " bytes of state, over the " + std::to_string(kMaxPlaintext) + "-byte limit");
   }
   std::copy_n(header.begin() + kOffNonce, kNonceSize, h.nonce.begin());
   return h;
 }
 
-Result<std::vector<uint8_t>> Seal(const Key& key, const SealParams& params, std::span<const uint8_t> plaintext) {
+Result<std::vector<uint8_t>> Seal(const Key& key, const SealParams& params,
+                                  std::span<const uint8_t> plaintext) {
   if (plaintext.size() > kMaxPlaintext) {
-    return InvalidArgument("vTPM state of " + std::to_string(plaintext.size()) + " bytes is over the " +
-                           std::to_string(kMaxPlaintext) + "-byte limit");
+    return InvalidArgument("vTPM state of " + std::to_string(plaintext.size()) +
+                           " bytes is over the " + std::to_string(kMaxPlaintext) + "-byte limit");
   }
   if (params.generation == 0) return Error(ErrorKind::kInternal, "Seal: generation 0 is reserved");
   SealedHeader h;
@@ -170,7 +180,8 @@ Result<std::vector<uint8_t>> Seal(const Key& key, const SealParams& params, std:
   h.plaintext_length = plaintext.size();
   // A fresh random nonce per write: GCM's security ends the moment a (key, nonce) pair is
   // reused, and a counter would have to survive crashes and restores.
-  if (RAND_bytes(h.nonce.data(), static_cast<int>(h.nonce.size())) != 1) return OpensslError("RAND_bytes (nonce)");
+  if (RAND_bytes(h.nonce.data(), static_cast<int>(h.nonce.size())) != 1)
+    return OpensslError("RAND_bytes (nonce)");
 
   std::vector<uint8_t> out(kHeaderSize + plaintext.size() + kTagSize);
   std::span<uint8_t> all(out);
@@ -179,7 +190,8 @@ Result<std::vector<uint8_t>> Seal(const Key& key, const SealParams& params, std:
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return OpensslError("EVP_CIPHER_CTX_new");
   int len = 0;
-  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes().data(), h.nonce.data()) != 1) {
+  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes().data(),
+                         h.nonce.data()) != 1) {
     return OpensslError("AES-256-GCM encrypt init");
   }
   if (EVP_EncryptUpdate(ctx.get(), nullptr, &len, out.data(), static_cast<int>(kHeaderSize)) != 1) {
@@ -191,7 +203,8 @@ Result<std::vector<uint8_t>> Seal(const Key& key, const SealParams& params, std:
        static_cast<size_t>(len) != plaintext.size())) {
     return OpensslError("AES-256-GCM encrypt");
   }
-  if (EVP_EncryptFinal_ex(ctx.get(), out.data() + kHeaderSize + plaintext.size(), &len) != 1 || len != 0) {
+  if (EVP_EncryptFinal_ex(ctx.get(), out.data() + kHeaderSize + plaintext.size(), &len) != 1 ||
+      len != 0) {
     return OpensslError("AES-256-GCM encrypt final");
   }
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize,
@@ -203,7 +216,8 @@ Result<std::vector<uint8_t>> Seal(const Key& key, const SealParams& params, std:
 
 Result<Unsealed> Unseal(const Key& key, const Expected& expected, std::span<const uint8_t> file) {
   ASSIGN_OR_RETURN(SealedHeader h, ParseHeader(file, expected));
-  const uint64_t want = kHeaderSize + h.plaintext_length + kTagSize;  // length <= kMaxPlaintext: no overflow
+  const uint64_t want =
+      kHeaderSize + h.plaintext_length + kTagSize;  // length <= kMaxPlaintext: no overflow
   if (file.size() < want) {
     return Refused("truncated: " + std::to_string(file.size()) + " bytes, the header says " +
                    std::to_string(want));
@@ -222,10 +236,12 @@ Result<Unsealed> Unseal(const Key& key, const Expected& expected, std::span<cons
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return OpensslError("EVP_CIPHER_CTX_new");
   int len = 0;
-  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes().data(), h.nonce.data()) != 1) {
+  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes().data(),
+                         h.nonce.data()) != 1) {
     return OpensslError("AES-256-GCM decrypt init");
   }
-  if (EVP_DecryptUpdate(ctx.get(), nullptr, &len, file.data(), static_cast<int>(kHeaderSize)) != 1) {
+  if (EVP_DecryptUpdate(ctx.get(), nullptr, &len, file.data(), static_cast<int>(kHeaderSize)) !=
+      1) {
     return OpensslError("AES-256-GCM AAD");
   }
   if (n > 0 && (EVP_DecryptUpdate(ctx.get(), result.plaintext.span().data(), &len, ciphertext,
@@ -240,8 +256,9 @@ Result<Unsealed> Unseal(const Key& key, const Expected& expected, std::span<cons
   // On a mismatch the unverified plaintext in result is cleansed by SecretBytes' destructor.
   if (EVP_DecryptFinal_ex(ctx.get(), final_block, &len) != 1) {
     ERR_clear_error();
-    return Refused("authentication failed (AES-GCM tag mismatch): wrong key for this VM, or the file "
-                   "was modified");
+    return Refused(
+        "authentication failed (AES-GCM tag mismatch): wrong key for this VM, or the file "
+        "was modified");
   }
   return result;
 }

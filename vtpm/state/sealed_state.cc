@@ -19,7 +19,8 @@ namespace {
 Result<void> ValidateName(std::string_view name) {
   if (name.empty() || name.size() > 128 || name == "." || name == ".." ||
       name.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos) {
-    return InvalidArgument("'" + std::string(name) + "' is not a plain file name in the state directory");
+    return InvalidArgument("'" + std::string(name) +
+                           "' is not a plain file name in the state directory");
   }
   return Ok();
 }
@@ -69,7 +70,8 @@ Result<std::vector<uint8_t>> ReadSealedFile(int fd, const Expected& expected) {
 }
 
 std::string Describe(BlobKind kind) {
-  return "vTPM " + std::string(BlobKindName(kind)) + " state '" + std::string(StateFileName(kind)) + "'";
+  return "vTPM " + std::string(BlobKindName(kind)) + " state '" + std::string(StateFileName(kind)) +
+         "'";
 }
 
 }  // namespace
@@ -86,7 +88,7 @@ std::optional<uint64_t>& SealedStateStore::LastGeneration(BlobKind kind) {
 }
 
 Result<std::optional<SealedStateStore::Loaded>> SealedStateStore::Load(BlobKind kind,
-                                                                        const LoadOptions& options) {
+                                                                       const LoadOptions& options) {
   const std::string name(StateFileName(kind));
   UniqueFd fd(openat(dirfd_, name.c_str(), kStateReadFlags));
   if (!fd.valid()) {
@@ -114,8 +116,9 @@ Result<uint64_t> SealedStateStore::Write(BlobKind kind, std::span<const uint8_t>
   if (!last) {
     auto current = Load(kind);
     if (!current) {
-      return current.error().Wrap("not overwriting a state that fails its check (move it away to start "
-                                  "the vTPM afresh)");
+      return current.error().Wrap(
+          "not overwriting a state that fails its check (move it away to start "
+          "the vTPM afresh)");
     }
     if (!*current) last = 0;
   }
@@ -134,7 +137,8 @@ Result<uint64_t> SealedStateStore::Write(BlobKind kind, std::span<const uint8_t>
   auto done = [&]() -> Result<void> {
     RETURN_IF_ERROR(PwriteFull(fd.get(), sealed));
     RETURN_IF_ERROR(SyncAndClose(std::move(fd), tmp));
-    if (renameat(dirfd_, tmp.c_str(), dirfd_, name.c_str()) != 0) return ErrnoError("rename " + tmp);
+    if (renameat(dirfd_, tmp.c_str(), dirfd_, name.c_str()) != 0)
+      return ErrnoError("rename " + tmp);
     return Ok();
   }();
   if (!done) {
@@ -163,7 +167,8 @@ Result<Key> ReadKeyFile(int dirfd, std::string_view name) {
   UniqueFd fd(openat(dirfd, n.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd.valid()) {
     if (errno == ENOENT) return Error(ErrorKind::kNotFound, what + ": does not exist", ENOENT);
-    if (errno == ELOOP) return Error(ErrorKind::kInvalidArgument, what + ": is a symbolic link; refused");
+    if (errno == ELOOP)
+      return Error(ErrorKind::kInvalidArgument, what + ": is a symbolic link; refused");
     return ErrnoError(what + ": open");
   }
   struct stat st;
@@ -172,7 +177,8 @@ Result<Key> ReadKeyFile(int dirfd, std::string_view name) {
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof(mode), "%03o", static_cast<unsigned>(st.st_mode & 0777));
-    return InvalidArgument(what + ": group or others may access it (mode " + mode + "); chmod 600 it");
+    return InvalidArgument(what + ": group or others may access it (mode " + mode +
+                           "); chmod 600 it");
   }
   if (st.st_size != static_cast<off_t>(kKeySize)) {
     return InvalidArgument(what + ": " + std::to_string(st.st_size) + " bytes, a key is exactly " +
@@ -202,7 +208,8 @@ Result<Key> LoadOrCreateKeyFile(int dirfd, std::string_view name) {
   for (uint8_t b : suffix) tmp += "0123456789abcdef"[b & 0xf];
   const std::string n(name);
   const std::string what = "vTPM key file '" + n + "'";
-  UniqueFd fd(openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  UniqueFd fd(
+      openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd.valid()) return ErrnoError(what + ": create " + tmp);
   auto linked = [&]() -> Result<void> {
     RETURN_IF_ERROR(PwriteFull(fd.get(), key.bytes()));

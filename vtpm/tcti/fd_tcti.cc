@@ -18,7 +18,7 @@ namespace vmm::vtpm {
 namespace {
 
 constexpr uint64_t kMagic = 0x766d6d2d74637469;  // "vmm-tcti"
-constexpr uint16_t kTpmStRspCommand = 0x00c4;   // Part 1 §18.2: reply to a bad tag
+constexpr uint16_t kTpmStRspCommand = 0x00c4;    // Part 1 §18.2: reply to a bad tag
 
 using Clock = std::chrono::steady_clock;
 
@@ -30,8 +30,8 @@ struct FdTctiState {
   UniqueFd fd;
   TctiOptions options;
   enum class Phase { kTransmit, kReceive, kBroken } phase = Phase::kTransmit;
-  size_t have = 0;          // bytes of the current response read so far
-  size_t expected = 0;      // its size from the header, once have >= 10
+  size_t have = 0;      // bytes of the current response read so far
+  size_t expected = 0;  // its size from the header, once have >= 10
   std::array<uint8_t, kMaxTpmCommandSize> response{};
 };
 
@@ -102,7 +102,8 @@ TSS2_RC Transmit(TSS2_TCTI_CONTEXT* ctx, size_t size, const uint8_t* command) {
   if (command == nullptr) return TSS2_TCTI_RC_BAD_REFERENCE;
   if (s->phase == FdTctiState::Phase::kBroken) return TSS2_TCTI_RC_IO_ERROR;
   if (s->phase != FdTctiState::Phase::kTransmit) return TSS2_TCTI_RC_BAD_SEQUENCE;
-  if (size < kTpmHeaderSize || size > kMaxTpmCommandSize || LoadBe<uint32_t>({command, size}, 2) != size) {
+  if (size < kTpmHeaderSize || size > kMaxTpmCommandSize ||
+      LoadBe<uint32_t>({command, size}, 2) != size) {
     return TSS2_TCTI_RC_BAD_VALUE;
   }
   TSS2_RC rc = WriteAll(s, command, size);

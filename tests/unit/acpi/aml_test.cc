@@ -35,12 +35,12 @@ TEST(AmlPkgLength, TwoBytesFrom64To4095) {
 }
 
 TEST(AmlPkgLength, ThreeBytesFrom4096To2Pow20Minus1) {
-  EXPECT_EQ(PkgLength(4094), (Bytes{0x81, 0x00, 0x01}));       // value 4097 = 0x1001
-  EXPECT_EQ(PkgLength(0xFFFFC), (Bytes{0x8F, 0xFF, 0xFF}));   // value 0xFFFFF
+  EXPECT_EQ(PkgLength(4094), (Bytes{0x81, 0x00, 0x01}));     // value 4097 = 0x1001
+  EXPECT_EQ(PkgLength(0xFFFFC), (Bytes{0x8F, 0xFF, 0xFF}));  // value 0xFFFFF
 }
 
 TEST(AmlPkgLength, FourBytesUpTo2Pow28Minus1) {
-  EXPECT_EQ(PkgLength(0xFFFFD), (Bytes{0xC1, 0x00, 0x00, 0x01}));    // value 0x100001
+  EXPECT_EQ(PkgLength(0xFFFFD), (Bytes{0xC1, 0x00, 0x00, 0x01}));  // value 0x100001
   EXPECT_EQ(PkgLength(kMaxPkgLength - 4), (Bytes{0xCF, 0xFF, 0xFF, 0xFF}));
 }
 
@@ -106,9 +106,9 @@ TEST(AmlNameString, MalformedNamesAreRejected) {
 
 TEST(AmlName, S5PackageMatchesIaslOutput) {
   // iasl: Name (_S5, Package () {5, 5, 0, 0})
-  EXPECT_EQ(Encode(Name("_S5_", Package({Integer(5), Integer(5), Integer(0), Integer(0)}))),
-            (Bytes{0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00,
-                   0x00}));
+  EXPECT_EQ(
+      Encode(Name("_S5_", Package({Integer(5), Integer(5), Integer(0), Integer(0)}))),
+      (Bytes{0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00}));
 }
 
 TEST(AmlEisaId, CompressesPnpIds) {
@@ -134,9 +134,9 @@ TEST(AmlResources, DescriptorsHaveTheSpecLayout) {
   const uint32_t gsi[] = {5};
   EXPECT_EQ(Encode(ExtendedInterrupt(gsi)),
             (Bytes{0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00}));
-  EXPECT_EQ(Encode(ExtendedInterrupt(gsi, {.edge_triggered = false, .active_low = true,
-                                           .shared = true})),
-            (Bytes{0x89, 0x06, 0x00, 0x0D, 0x01, 0x05, 0x00, 0x00, 0x00}));
+  EXPECT_EQ(
+      Encode(ExtendedInterrupt(gsi, {.edge_triggered = false, .active_low = true, .shared = true})),
+      (Bytes{0x89, 0x06, 0x00, 0x0D, 0x01, 0x05, 0x00, 0x00, 0x00}));
 }
 
 TEST(AmlResources, OutOfRangeValuesAreRejected) {
@@ -177,8 +177,7 @@ TEST(AmlDevice, LargeBodiesGetMultiBytePkgLength) {
 }
 
 TEST(AmlErrors, TheFirstErrorPropagatesToTheOutermostTerm) {
-  Aml bad = Scope("\\_SB_", {Device("COM1", {Name("_HID", EisaId("bogus"))}),
-                             Device("lower", {})});
+  Aml bad = Scope("\\_SB_", {Device("COM1", {Name("_HID", EisaId("bogus"))}), Device("lower", {})});
   Result<Bytes> out = bad.Take();
   ASSERT_FALSE(out.has_value());
   EXPECT_NE(out.error().message().find("bogus"), std::string::npos) << out.error().message();

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "vmm/vm/acpi/tables.h"
 #include "vmm/contract/layout.h"
+#include "vmm/vm/acpi/tables.h"
 
 namespace vmm::acpi {
 namespace {
@@ -217,8 +217,7 @@ TEST_F(AcpiIasl, AcpicaInterpreterLoadsTheTablesAndEvaluatesTheDsdt) {
   EXPECT_EQ(out.text.find("(ACPI)"), std::string::npos) << out.text;  // Firmware Warning/Error
   EXPECT_EQ(out.text.find("ACPI Error"), std::string::npos) << out.text;
   EXPECT_EQ(out.text.find("ACPI Warning"), std::string::npos) << out.text;
-  EXPECT_NE(out.text.find("1 ACPI AML tables successfully acquired and loaded"),
-            std::string::npos)
+  EXPECT_NE(out.text.find("1 ACPI AML tables successfully acquired and loaded"), std::string::npos)
       << out.text;
   EXPECT_NE(out.text.find("[Package] Contains 4 Elements:\n"
                           "    [Integer] = 0000000000000005\n"
@@ -270,8 +269,7 @@ TEST_F(AcpiIaslTpm2, AcpicaInterpreterEvaluatesTheTpmDevice) {
   EXPECT_EQ(out.status, 0) << out.text;
   EXPECT_EQ(out.text.find("ACPI Error"), std::string::npos) << out.text;
   EXPECT_NE(out.text.find("[String] Length 08 = \"MSFT0101\""), std::string::npos) << out.text;
-  EXPECT_NE(out.text.find("86 09 00 01 00 00 D4 FE 00 10 00 00 79"), std::string::npos)
-      << out.text;
+  EXPECT_NE(out.text.find("86 09 00 01 00 00 D4 FE 00 10 00 00 79"), std::string::npos) << out.text;
 }
 
 }  // namespace

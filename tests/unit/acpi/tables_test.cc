@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "vmm/vm/acpi/bytes.h"
 #include "vmm/contract/layout.h"
+#include "vmm/vm/acpi/bytes.h"
 
 namespace vmm::acpi {
 namespace {
@@ -37,14 +37,18 @@ void ExpectInvalidArgument(const PlatformDescription& platform, uint64_t base,
   EXPECT_EQ(tables.error().kind(), ErrorKind::kInvalidArgument);
 }
 
-TEST(AcpiTables, ZeroCpusIsRejected) { ExpectInvalidArgument({.num_cpus = 0, .virtio_mmio = {}}, kBase); }
+TEST(AcpiTables, ZeroCpusIsRejected) {
+  ExpectInvalidArgument({.num_cpus = 0, .virtio_mmio = {}}, kBase);
+}
 
 TEST(AcpiTables, MoreThan254CpusIsRejected) {
   ExpectInvalidArgument({.num_cpus = 255, .virtio_mmio = {}}, kBase);
   EXPECT_TRUE(BuildTables({.num_cpus = 254, .virtio_mmio = {}}, kBase).has_value());
 }
 
-TEST(AcpiTables, MisalignedBaseIsRejected) { ExpectInvalidArgument({.num_cpus = 1, .virtio_mmio = {}}, kBase + 8); }
+TEST(AcpiTables, MisalignedBaseIsRejected) {
+  ExpectInvalidArgument({.num_cpus = 1, .virtio_mmio = {}}, kBase + 8);
+}
 
 TEST(AcpiTables, BlobLargerThanTheReservedSpaceIsRejected) {
   ExpectInvalidArgument({.num_cpus = 1, .virtio_mmio = {}}, kBase, /*max_size=*/512);
@@ -88,9 +92,9 @@ TEST(AcpiTables, RsdpRevision2HasBothChecksumsAndPointsAtXsdt) {
   EXPECT_EQ(Sum8(rsdp.first(20)), 0);
   EXPECT_EQ(Sum8(rsdp), 0);
   EXPECT_EQ(Chars(rsdp, 9, 6), "CCVMM ");
-  EXPECT_EQ(rsdp[15], 2);              // revision
-  EXPECT_EQ(Le(rsdp, 16, 4), 0u);      // RsdtAddress
-  EXPECT_EQ(Le(rsdp, 20, 4), 36u);     // Length
+  EXPECT_EQ(rsdp[15], 2);           // revision
+  EXPECT_EQ(Le(rsdp, 16, 4), 0u);   // RsdtAddress
+  EXPECT_EQ(Le(rsdp, 20, 4), 36u);  // Length
   EXPECT_EQ(Le(rsdp, 24, 8), kBase + tables.Find("XSDT")->offset);
 }
 
@@ -122,21 +126,21 @@ TEST(AcpiTables, FadtFieldsAreAtTheirSpecOffsets) {
   ASSERT_EQ(f.size(), 276u);
   const uint64_t facs = kBase + tables.Find("FACS")->offset;
   const uint64_t dsdt = kBase + tables.Find("DSDT")->offset;
-  EXPECT_EQ(f[8], 6);                       // revision
-  EXPECT_EQ(f[131], 5);                     // minor version: ACPI 6.5
-  EXPECT_EQ(Le(f, 36, 4), facs);            // FIRMWARE_CTRL
-  EXPECT_EQ(Le(f, 132, 8), 0u);             // X_FIRMWARE_CTRL: only one of the two is set
-  EXPECT_EQ(Le(f, 40, 4), dsdt);            // DSDT
-  EXPECT_EQ(Le(f, 140, 8), dsdt);           // X_DSDT
-  EXPECT_EQ(Le(f, 46, 2), 9u);              // SCI_INT
-  EXPECT_EQ(Le(f, 48, 4), 0u);              // SMI_CMD
-  EXPECT_EQ(Le(f, 52, 2), 0u);              // ACPI_ENABLE, ACPI_DISABLE
-  EXPECT_EQ(Le(f, 56, 4), 0x600u);          // PM1a_EVT_BLK
-  EXPECT_EQ(Le(f, 64, 4), 0x604u);          // PM1a_CNT_BLK
-  EXPECT_EQ(Le(f, 76, 4), 0x608u);          // PM_TMR_BLK
-  EXPECT_EQ(f[88], 4);                      // PM1_EVT_LEN
-  EXPECT_EQ(f[89], 2);                      // PM1_CNT_LEN
-  EXPECT_EQ(f[91], 4);                      // PM_TMR_LEN
+  EXPECT_EQ(f[8], 6);               // revision
+  EXPECT_EQ(f[131], 5);             // minor version: ACPI 6.5
+  EXPECT_EQ(Le(f, 36, 4), facs);    // FIRMWARE_CTRL
+  EXPECT_EQ(Le(f, 132, 8), 0u);     // X_FIRMWARE_CTRL: only one of the two is set
+  EXPECT_EQ(Le(f, 40, 4), dsdt);    // DSDT
+  EXPECT_EQ(Le(f, 140, 8), dsdt);   // X_DSDT
+  EXPECT_EQ(Le(f, 46, 2), 9u);      // SCI_INT
+  EXPECT_EQ(Le(f, 48, 4), 0u);      // SMI_CMD
+  EXPECT_EQ(Le(f, 52, 2), 0u);      // ACPI_ENABLE, ACPI_DISABLE
+  EXPECT_EQ(Le(f, 56, 4), 0x600u);  // PM1a_EVT_BLK
+  EXPECT_EQ(Le(f, 64, 4), 0x604u);  // PM1a_CNT_BLK
+  EXPECT_EQ(Le(f, 76, 4), 0x608u);  // PM_TMR_BLK
+  EXPECT_EQ(f[88], 4);              // PM1_EVT_LEN
+  EXPECT_EQ(f[89], 2);              // PM1_CNT_LEN
+  EXPECT_EQ(f[91], 4);              // PM_TMR_LEN
   const uint64_t boot_arch = Le(f, 109, 2);
   EXPECT_TRUE(boot_arch & (1 << 1)) << "8042 flag";
   EXPECT_TRUE(boot_arch & (1 << 2)) << "VGA not present";
@@ -209,8 +213,8 @@ TEST(AcpiTables, DsdtDefinesS5WithTheVmmSleepType) {
   std::span<const uint8_t> d = tables.TableBytes("DSDT");
   EXPECT_EQ(d[8], 2);  // revision 2: 64-bit integers
   const uint8_t t = x86::kS5SleepType;
-  const std::vector<uint8_t> s5 = {0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
-                                   0x0A, t,   0x0A, t,   0x00, 0x00};
+  const std::vector<uint8_t> s5 = {0x08, '_',  'S', '5',  '_', 0x12, 0x08,
+                                   0x04, 0x0A, t,   0x0A, t,   0x00, 0x00};
   EXPECT_NE(std::search(d.begin(), d.end(), s5.begin(), s5.end()), d.end());
 }
 

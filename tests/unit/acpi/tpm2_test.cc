@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "vmm/contract/layout.h"
 #include "vmm/vm/acpi/bytes.h"
 #include "vmm/vm/acpi/tables.h"
-#include "vmm/contract/layout.h"
 #include "vmm/vm/tpm_crb/crb_device.h"
 
 namespace vmm::acpi {
@@ -44,8 +44,8 @@ bool Contains(std::span<const uint8_t> haystack, const std::vector<uint8_t>& nee
 
 const std::vector<uint8_t> kMsft0101 = {0x0D, 'M', 'S', 'F', 'T', '0', '1', '0', '1', 0x00};
 // Memory32Fixed(ReadWrite, 0xFED40000, 0x1000), ACPI 6.5 §6.4.3.4.
-const std::vector<uint8_t> kCrbMemory = {0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0xD4,
-                                         0xFE, 0x00, 0x10, 0x00, 0x00};
+const std::vector<uint8_t> kCrbMemory = {0x86, 0x09, 0x00, 0x01, 0x00, 0x00,
+                                         0xD4, 0xFE, 0x00, 0x10, 0x00, 0x00};
 
 TEST(AcpiTpm2, NoTpmMeansNoTpm2TableAndNoDevice) {
   AcpiTables tables = Build({.num_cpus = 2, .virtio_mmio = {}});
@@ -62,13 +62,13 @@ TEST(AcpiTpm2, TableHasTheCrbStartMethodAndTheControlArea) {
   EXPECT_EQ(GetLe(t, 4, 4), 76u);
   EXPECT_EQ(t[8], 4);  // revision
   EXPECT_EQ(Sum8(t), 0);
-  EXPECT_EQ(GetLe(t, 36, 2), 0u);            // platform class: client
-  EXPECT_EQ(GetLe(t, 38, 2), 0u);            // reserved
-  EXPECT_EQ(GetLe(t, 40, 8), 0xFED40040u);   // control area
-  EXPECT_EQ(GetLe(t, 48, 4), 7u);            // start method: CRB
+  EXPECT_EQ(GetLe(t, 36, 2), 0u);           // platform class: client
+  EXPECT_EQ(GetLe(t, 38, 2), 0u);           // reserved
+  EXPECT_EQ(GetLe(t, 40, 8), 0xFED40040u);  // control area
+  EXPECT_EQ(GetLe(t, 48, 4), 7u);           // start method: CRB
   for (size_t i = 52; i < 64; ++i) EXPECT_EQ(t[i], 0) << "start method parameter " << i;
-  EXPECT_EQ(GetLe(t, 64, 4), 0u);            // LAML: no log yet
-  EXPECT_EQ(GetLe(t, 68, 8), 0u);            // LASA
+  EXPECT_EQ(GetLe(t, 64, 4), 0u);  // LAML: no log yet
+  EXPECT_EQ(GetLe(t, 68, 8), 0u);  // LASA
 }
 
 TEST(AcpiTpm2, TableCarriesTheEventLogArea) {

@@ -8,7 +8,8 @@ namespace bench {
 namespace {
 
 TEST(BenchOutcome, FindLineReturnsTheFirstLineWithANeedle) {
-  const char* out = "testguest: hello (boot=pvh)\r\nKVM internal error. Suberror: 1\nemulation failure\n";
+  const char* out =
+      "testguest: hello (boot=pvh)\r\nKVM internal error. Suberror: 1\nemulation failure\n";
   EXPECT_EQ(FindLine(out, DefaultFailLines()), "KVM internal error. Suberror: 1");
   EXPECT_EQ(FindLine(out, {"nothing like it"}), "");
   EXPECT_EQ(FindLine(out, {""}), "");  // an empty needle matches nothing

@@ -56,7 +56,8 @@ TEST(BenchRun, ACommandThatCannotBeExecutedSaysSo) {
   RunResult r = RunCommand({"/nonexistent/qemu-system-x86_64"}, RunLimits{});
   EXPECT_EQ(r.end, RunEnd::kExited);
   EXPECT_EQ(r.how, "exit status 127");
-  EXPECT_EQ(r.WhyLine(), "cannot execute /nonexistent/qemu-system-x86_64: No such file or directory");
+  EXPECT_EQ(r.WhyLine(),
+            "cannot execute /nonexistent/qemu-system-x86_64: No such file or directory");
 }
 
 }  // namespace

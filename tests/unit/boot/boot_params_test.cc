@@ -2,9 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "base/bytes.h"
 #include "tests/unit/boot/test_images.h"
 #include "vmm/contract/layout.h"
-#include "base/bytes.h"
 
 namespace vmm::boot {
 namespace {
@@ -62,9 +62,9 @@ TEST(ZeroPage, CarriesHeaderCmdlineInitrdE820AndRsdp) {
   ASSERT_TRUE(page.has_value());
   std::span<const uint8_t> p(*page);
   ASSERT_EQ(p.size(), 4096u);
-  EXPECT_EQ(LoadLe<uint16_t>(p, 0x1FE), 0xAA55);          // copied setup header
-  EXPECT_EQ(LoadLe<uint32_t>(p, 0x202), 0x53726448u);     // "HdrS"
-  EXPECT_EQ(LoadLe<uint8_t>(p, 0x210), 0xFF);             // type_of_loader
+  EXPECT_EQ(LoadLe<uint16_t>(p, 0x1FE), 0xAA55);              // copied setup header
+  EXPECT_EQ(LoadLe<uint32_t>(p, 0x202), 0x53726448u);         // "HdrS"
+  EXPECT_EQ(LoadLe<uint8_t>(p, 0x210), 0xFF);                 // type_of_loader
   EXPECT_EQ(LoadLe<uint8_t>(p, 0x211).value() & 0x81, 0x81);  // LOADED_HIGH | CAN_USE_HEAP
   EXPECT_EQ(LoadLe<uint32_t>(p, 0x228), x86::kCmdlineAddr);
   EXPECT_EQ(LoadLe<uint32_t>(p, 0x218), 0x8000000u);

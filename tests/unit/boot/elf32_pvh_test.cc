@@ -165,7 +165,7 @@ TEST(Elf32Pvh, OverlappingSegmentsAreRejected) {
   ElfSpec spec;
   spec.second_segment_paddr = spec.paddr + 0x800;  // inside the first one's bss
   EXPECT_NE(ErrorOf(MakePvhElf32(spec)).find("segments overlap"), std::string::npos);
-  spec.second_segment_paddr = spec.paddr - 0x10;   // its tail runs into the first
+  spec.second_segment_paddr = spec.paddr - 0x10;  // its tail runs into the first
   EXPECT_NE(ErrorOf(MakePvhElf32(spec)).find("segments overlap"), std::string::npos);
   spec.second_segment_paddr = spec.paddr;
   EXPECT_NE(ErrorOf(MakePvhElf32(spec)).find("segments overlap"), std::string::npos);

@@ -32,14 +32,17 @@ TEST(SystemMap, NothingUsableIsAnError) {
 }
 
 TEST(ElfSymbols, TruncatedElfIsRejected) {
-  std::string elf = "\x7f" "ELF\x02\x01\x01";
+  std::string elf =
+      "\x7f"
+      "ELF\x02\x01\x01";
   elf.resize(100, '\0');
   EXPECT_FALSE(ReadSymbols(Bytes(elf)).has_value());
 }
 
 TEST(SystemMap, CandidatesBesideTheKernelMostSpecificFirst) {
-  EXPECT_EQ(SystemMapCandidates("/boot/vmlinuz-6.1.0-28-cloud-amd64"),
-            (std::vector<std::string>{"/boot/System.map-6.1.0-28-cloud-amd64", "/boot/System.map"}));
+  EXPECT_EQ(
+      SystemMapCandidates("/boot/vmlinuz-6.1.0-28-cloud-amd64"),
+      (std::vector<std::string>{"/boot/System.map-6.1.0-28-cloud-amd64", "/boot/System.map"}));
   EXPECT_EQ(SystemMapCandidates("build/default-guest/vmlinux"),
             (std::vector<std::string>{"build/default-guest/System.map"}));
   EXPECT_EQ(SystemMapCandidates("vmlinux-6.1"),

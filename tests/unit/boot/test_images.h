@@ -17,7 +17,7 @@ struct ElfSpec {
   uint64_t extra_bss = 0x1000;
   bool with_pvh_note = true;
   uint16_t machine = EM_X86_64;
-  bool elf32 = false;                // ELFCLASS32 (with EM_386 or EM_X86_64)
+  bool elf32 = false;                 // ELFCLASS32 (with EM_386 or EM_X86_64)
   uint64_t second_segment_paddr = 0;  // non-zero: a second PT_LOAD of the same bytes there
 };
 

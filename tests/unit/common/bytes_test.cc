@@ -29,7 +29,8 @@ TEST(BigEndian, AppendAndStoreRoundTrip) {
   AppendBe<uint16_t>(out, 0x8001);
   AppendBe<uint32_t>(out, 0xdeadbeef);
   AppendBe<uint64_t>(out, 0x0102030405060708ull);
-  EXPECT_EQ(out, (std::vector<uint8_t>{0x80, 0x01, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(out,
+            (std::vector<uint8_t>{0x80, 0x01, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8}));
   EXPECT_EQ(LoadBe<uint64_t>(out, 6), 0x0102030405060708ull);
 
   std::vector<uint8_t> page(6, 0);

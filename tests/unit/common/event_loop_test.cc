@@ -148,8 +148,14 @@ TEST(EventLoop, AnFdAddedAgainUnderTheSameNumberWaitsForTheNextWait) {
     loop->Remove(other);
     ASSERT_TRUE(loop->Add(other, EPOLLIN, [&](uint32_t) { ++new_calls; }));
   };
-  ASSERT_TRUE(loop->Add(a.r, EPOLLIN, [&](uint32_t) { ++old_calls; replace(b.r); }));
-  ASSERT_TRUE(loop->Add(b.r, EPOLLIN, [&](uint32_t) { ++old_calls; replace(a.r); }));
+  ASSERT_TRUE(loop->Add(a.r, EPOLLIN, [&](uint32_t) {
+    ++old_calls;
+    replace(b.r);
+  }));
+  ASSERT_TRUE(loop->Add(b.r, EPOLLIN, [&](uint32_t) {
+    ++old_calls;
+    replace(a.r);
+  }));
   a.Put();
   b.Put();
   auto n = loop->RunOnce(1000);
@@ -191,7 +197,8 @@ TEST(EventLoop, RunReturnsOnStopAndCanRunAgain) {
 void NoOp(int) {}
 
 TEST(EventLoop, ASignalEndsTheWaitLikeATimeout) {
-  struct sigaction sa {}, old {};
+  struct sigaction sa {
+  }, old{};
   sa.sa_handler = NoOp;  // no SA_RESTART
   ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
   auto loop = EventLoop::Create();

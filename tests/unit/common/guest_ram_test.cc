@@ -25,7 +25,7 @@ TEST(GuestRamCopy, ReadsAndWritesInsideOneRegionOnly) {
   EXPECT_EQ(straddle.error().message(), "guest range [0xffe, +0x4) is not RAM");
   EXPECT_EQ(fake.Get<uint16_t>(0xFFE), 0x0403);  // nothing written
   EXPECT_FALSE(ram.Read(0x2000, out));
-  EXPECT_FALSE(ram.Read(~0ull - 1, out));        // wraps
+  EXPECT_FALSE(ram.Read(~0ull - 1, out));               // wraps
   EXPECT_TRUE(ram.Read(0x5000, std::span<uint8_t>()));  // zero bytes: always fine
 }
 

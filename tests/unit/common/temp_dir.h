@@ -54,7 +54,8 @@ class TempDir {
   void Write(std::string_view name, std::span<const uint8_t> bytes) const {
     unlinkat(fd(), std::string(name).c_str(), 0);
     std::ofstream out(File(name), std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
   }
   void WriteText(std::string_view name, const std::string& text) const {
     std::ofstream out(File(name), std::ios::binary | std::ios::trunc);

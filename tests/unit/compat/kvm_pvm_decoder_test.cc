@@ -63,7 +63,7 @@ TEST(PvmDecoder, PopcntOperandSizesFromPrefixes) {
   EXPECT_EQ(Ok({0xF3, 0x66, 0x0F, 0xB8, 0xC1}).operand_size, 16);  // order is free
   EXPECT_EQ(Ok({0xF3, 0x48, 0x0F, 0xB8, 0xC1}).operand_size, 64);
   EXPECT_EQ(Ok({0x66, 0xF3, 0x48, 0x0F, 0xB8, 0xC1}).operand_size, 64);  // REX.W beats 66
-  Decoded r = Ok({0xF3, 0x4D, 0x0F, 0xB8, 0xC7});  // popcnt r8, r15
+  Decoded r = Ok({0xF3, 0x4D, 0x0F, 0xB8, 0xC7});                        // popcnt r8, r15
   EXPECT_EQ(r.reg, kR8);
   EXPECT_EQ(r.rm, kR15);
 }
@@ -162,12 +162,12 @@ TEST(PvmDecoder, Cmpxchg16bForms) {
   EXPECT_EQ(d.op, Op::kCmpxchg16b);
   EXPECT_TRUE(d.lock);
   EXPECT_EQ(d.length, 5);
-  EXPECT_EQ(Ok({0x48, 0x0F, 0xC7, 0x0F}).op, Op::kCmpxchg16b);  // LOCK is optional
-  EXPECT_EQ(Ok({0x66, 0x48, 0x0F, 0xC7, 0x0F}).op, Op::kCmpxchg16b);  // REX.W beats 66
-  EXPECT_EQ(Ok({0xF2, 0xF0, 0x48, 0x0F, 0xC7, 0x0F}).op, Op::kCmpxchg16b);  // XACQUIRE
-  EXPECT_EQ(Ok({0xF3, 0xF0, 0x48, 0x0F, 0xC7, 0x0F}).op, Op::kCmpxchg16b);  // XRELEASE
-  EXPECT_EQ(Ok({0x65, 0xF0, 0x49, 0x0F, 0xC7, 0x4C, 0x24, 0x40}).length, 8);  // gs:[r12+0x40]
-  EXPECT_EQ(Rejected({0x0F, 0xC7, 0x0F}), Undecodable::Reason::kUnsupported);   // cmpxchg8b
+  EXPECT_EQ(Ok({0x48, 0x0F, 0xC7, 0x0F}).op, Op::kCmpxchg16b);                 // LOCK is optional
+  EXPECT_EQ(Ok({0x66, 0x48, 0x0F, 0xC7, 0x0F}).op, Op::kCmpxchg16b);           // REX.W beats 66
+  EXPECT_EQ(Ok({0xF2, 0xF0, 0x48, 0x0F, 0xC7, 0x0F}).op, Op::kCmpxchg16b);     // XACQUIRE
+  EXPECT_EQ(Ok({0xF3, 0xF0, 0x48, 0x0F, 0xC7, 0x0F}).op, Op::kCmpxchg16b);     // XRELEASE
+  EXPECT_EQ(Ok({0x65, 0xF0, 0x49, 0x0F, 0xC7, 0x4C, 0x24, 0x40}).length, 8);   // gs:[r12+0x40]
+  EXPECT_EQ(Rejected({0x0F, 0xC7, 0x0F}), Undecodable::Reason::kUnsupported);  // cmpxchg8b
   EXPECT_EQ(Rejected({0x48, 0x0F, 0xC7, 0x37}), Undecodable::Reason::kUnsupported);  // /6
   EXPECT_EQ(Rejected({0xF3, 0x48, 0x0F, 0xC7, 0x0F}), Undecodable::Reason::kUnsupported);
 }
@@ -179,10 +179,16 @@ TEST(PvmDecoder, Cmpxchg16bWithRegisterOperandIsInvalidOpcode) {
 }
 
 TEST(PvmDecoder, LockIsInvalidOnEverythingButCmpxchg16b) {
-  for (std::vector<uint8_t> insn : std::vector<std::vector<uint8_t>>{
-           {0xF0, 0xCC}, {0xF0, 0x9B}, {0xF0, 0x0F, 0x01, 0xCA}, {0xF0, 0x0F, 0x01, 0xCB},
-           {0xF0, 0xF3, 0x0F, 0xB8, 0x07}, {0xF0, 0x0F, 0xAE, 0x17}, {0xF0, 0x0F, 0xAE, 0x1F},
-           {0xF0, 0x0F, 0xAE, 0x27}, {0xF0, 0x0F, 0xAE, 0x2F}, {0xF0, 0x0F, 0xAE, 0x37}}) {
+  for (std::vector<uint8_t> insn : std::vector<std::vector<uint8_t>>{{0xF0, 0xCC},
+                                                                     {0xF0, 0x9B},
+                                                                     {0xF0, 0x0F, 0x01, 0xCA},
+                                                                     {0xF0, 0x0F, 0x01, 0xCB},
+                                                                     {0xF0, 0xF3, 0x0F, 0xB8, 0x07},
+                                                                     {0xF0, 0x0F, 0xAE, 0x17},
+                                                                     {0xF0, 0x0F, 0xAE, 0x1F},
+                                                                     {0xF0, 0x0F, 0xAE, 0x27},
+                                                                     {0xF0, 0x0F, 0xAE, 0x2F},
+                                                                     {0xF0, 0x0F, 0xAE, 0x37}}) {
     Decoded d = Ok(insn);
     EXPECT_EQ(d.op, Op::kInvalidOpcode) << "length " << insn.size();
     EXPECT_EQ(d.length, insn.size());
@@ -190,7 +196,7 @@ TEST(PvmDecoder, LockIsInvalidOnEverythingButCmpxchg16b) {
 }
 
 TEST(PvmDecoder, MxcsrAndXsaveFamily) {
-  EXPECT_EQ(Ok({0x0F, 0xAE, 0x17}).op, Op::kLdmxcsr);  // ldmxcsr [rdi]
+  EXPECT_EQ(Ok({0x0F, 0xAE, 0x17}).op, Op::kLdmxcsr);              // ldmxcsr [rdi]
   EXPECT_EQ(Ok({0x0F, 0xAE, 0x5C, 0x24, 0xFC}).op, Op::kStmxcsr);  // stmxcsr [rsp-4]
   EXPECT_EQ(Ok({0x0F, 0xAE, 0x5C, 0x24, 0xFC}).length, 5);
   EXPECT_EQ(Ok({0x0F, 0xAE, 0x27}).op, Op::kXsave);
@@ -205,10 +211,10 @@ TEST(PvmDecoder, MxcsrAndXsaveFamily) {
 }
 
 TEST(PvmDecoder, OtherGroup15FormsAreUnsupported) {
-  EXPECT_EQ(Rejected({0x0F, 0xAE, 0xE8}), Undecodable::Reason::kUnsupported);  // lfence
-  EXPECT_EQ(Rejected({0x0F, 0xAE, 0xF0}), Undecodable::Reason::kUnsupported);  // mfence
-  EXPECT_EQ(Rejected({0x0F, 0xAE, 0x07}), Undecodable::Reason::kUnsupported);  // fxsave
-  EXPECT_EQ(Rejected({0x0F, 0xAE, 0x3F}), Undecodable::Reason::kUnsupported);  // clflush
+  EXPECT_EQ(Rejected({0x0F, 0xAE, 0xE8}), Undecodable::Reason::kUnsupported);        // lfence
+  EXPECT_EQ(Rejected({0x0F, 0xAE, 0xF0}), Undecodable::Reason::kUnsupported);        // mfence
+  EXPECT_EQ(Rejected({0x0F, 0xAE, 0x07}), Undecodable::Reason::kUnsupported);        // fxsave
+  EXPECT_EQ(Rejected({0x0F, 0xAE, 0x3F}), Undecodable::Reason::kUnsupported);        // clflush
   EXPECT_EQ(Rejected({0x66, 0x0F, 0xAE, 0x37}), Undecodable::Reason::kUnsupported);  // clwb
   EXPECT_EQ(Rejected({0xF3, 0x0F, 0xAE, 0x27}), Undecodable::Reason::kUnsupported);  // ptwrite
   EXPECT_EQ(Rejected({0xF3, 0x48, 0x0F, 0xAE, 0xD0}), Undecodable::Reason::kUnsupported);
@@ -227,8 +233,8 @@ TEST(PvmDecoder, UnsupportedKeepsTheBytesForTheMessage) {
 }
 
 TEST(PvmDecoder, TruncatedBytesAreReportedAtEveryCut) {
-  const std::vector<uint8_t> full = {0x65, 0xF3, 0x48, 0x0F, 0xB8, 0x84, 0x8E,
-                                     0x78, 0x56, 0x34, 0x12};
+  const std::vector<uint8_t> full = {0x65, 0xF3, 0x48, 0x0F, 0xB8, 0x84,
+                                     0x8E, 0x78, 0x56, 0x34, 0x12};
   EXPECT_EQ(Ok(full).length, full.size());
   for (size_t n = 0; n < full.size(); ++n) {
     std::vector<uint8_t> cut(full.begin(), full.begin() + n);

@@ -102,7 +102,7 @@ TEST_F(EmulateTest, PopcntRegisterSizesAndFlags) {
   s_.gpr[kRax] = 0xFFFF'FFFF'FFFF'FFFF;
   s_.rflags |= rflags::kArith;
   EXPECT_EQ(Go({0xF3, 0x0F, 0xB8, 0xC1}), Completed());  // popcnt eax, ecx
-  EXPECT_EQ(s_.gpr[kRax], 8u);                          // zero-extended to 64 bits
+  EXPECT_EQ(s_.gpr[kRax], 8u);                           // zero-extended to 64 bits
   EXPECT_EQ(s_.rflags & rflags::kArith, 0u);
   EXPECT_EQ(s_.rip, kKernelRip + 4);
   s_.gpr[kRax] = 0xFFFF'FFFF'FFFF'FFFF;
@@ -163,7 +163,7 @@ TEST_F(EmulateTest, MisalignedUserAccessWithAlignmentCheckIsAc) {
 
 TEST_F(EmulateTest, LdmxcsrLoadsAndAsksForTheFpuStateToBeWritten) {
   ram_.Put<uint32_t>(kDataPa, 0x9FC0);  // FTZ | DAZ | masks
-  Outcome o = Go({0x0F, 0xAE, 0x17});  // ldmxcsr [rdi]
+  Outcome o = Go({0x0F, 0xAE, 0x17});   // ldmxcsr [rdi]
   EXPECT_EQ(o.kind, Outcome::Kind::kCompleted);
   EXPECT_TRUE(o.mxcsr_written);
   EXPECT_EQ(s_.mxcsr, 0x9FC0u);
@@ -202,8 +202,7 @@ TEST_F(EmulateTest, StmxcsrAcrossIntoANotPresentPageWritesNothing) {
   pt_.SetEntry(kData + 0x1000, 1, 0);
   ram_.Put<uint16_t>(kDataPa + 0xFFE, 0xBEEF);
   s_.gpr[kRdi] = kData + 0xFFE;
-  EXPECT_EQ(Faults({0x0F, 0xAE, 0x1F}),
-            Raised(Exception::PageFault(kData + 0x1000, pf::kWrite)));
+  EXPECT_EQ(Faults({0x0F, 0xAE, 0x1F}), Raised(Exception::PageFault(kData + 0x1000, pf::kWrite)));
   EXPECT_EQ(ram_.Get<uint16_t>(kDataPa + 0xFFE), 0xBEEFu);
 }
 

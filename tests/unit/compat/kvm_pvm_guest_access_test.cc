@@ -47,7 +47,7 @@ TEST(PvmGuestAccess, EmulationThroughTheRealMemoryView) {
 TEST(PvmGuestAccess, CopiesInBothDirections) {
   alignas(8) std::array<uint8_t, 12> guest{};
   const std::array<uint8_t, 8> in = {1, 2, 3, 4, 5, 6, 7, 8};
-  CopyToGuest(std::span(guest).first(8), in);  // aligned: one 8-byte store
+  CopyToGuest(std::span(guest).first(8), in);                           // aligned: one 8-byte store
   CopyToGuest(std::span(guest).subspan(9, 3), std::span(in).first(3));  // odd size: bytes
   std::array<uint8_t, 8> out{};
   CopyFromGuest(std::span(guest).first(8), out);

@@ -7,7 +7,8 @@ namespace {
 
 constexpr char kAll[] =
     "noxsave nopti clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-    "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init mitigations=off audit=0 tsc=reliable "
+    "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init mitigations=off audit=0 "
+    "tsc=reliable "
     "no_timer_check";
 
 using Strings = std::vector<std::string>;
@@ -40,10 +41,11 @@ TEST(KvmPvmKernelParameters, AppendedAfterTheUsersWithOneSpace) {
 TEST(KvmPvmKernelParameters, UsersValueForTheSameKeyWins) {
   KernelParameterPlan p = AddKernelParameters("mitigations=auto clearcpuid=avx512f");
   EXPECT_EQ(p.left_out, (Strings{"clearcpuid=ssse3,popcnt,smap", "mitigations=off"}));
-  EXPECT_EQ(p.cmdline,
-            "mitigations=auto clearcpuid=avx512f noxsave nopti cryptomgr.notests=1 "
-            "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 tsc=reliable "
-            "no_timer_check");
+  EXPECT_EQ(
+      p.cmdline,
+      "mitigations=auto clearcpuid=avx512f noxsave nopti cryptomgr.notests=1 "
+      "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 tsc=reliable "
+      "no_timer_check");
   EXPECT_EQ(p.added.size() + p.left_out.size(), kKernelParameters.size());
 }
 
@@ -63,11 +65,13 @@ TEST(KvmPvmKernelParameters, KeyWithOrWithoutValueIsTheSameKey) {
 TEST(KvmPvmKernelParameters, DashesAndUnderscoresInAKeyAreAlike) {
   KernelParameterPlan p = AddKernelParameters("no-timer-check initcall-blacklist=foo");
   EXPECT_EQ(p.left_out,
-            (Strings{"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init", "no_timer_check"}));
+            (Strings{"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init",
+                     "no_timer_check"}));
 }
 
 TEST(KvmPvmKernelParameters, PrefixOrValueMatchesAreNotTheKey) {
-  KernelParameterPlan p = AddKernelParameters("noxsaveopt tsc=unstable_x audit_backlog_limit=64 x=nopti");
+  KernelParameterPlan p =
+      AddKernelParameters("noxsaveopt tsc=unstable_x audit_backlog_limit=64 x=nopti");
   EXPECT_EQ(p.left_out, (Strings{"tsc=reliable"}));
   EXPECT_NE(p.cmdline.find(" noxsave "), std::string::npos);
   EXPECT_NE(p.cmdline.find(" audit=0 "), std::string::npos);
@@ -89,9 +93,10 @@ TEST(KvmPvmKernelParameters, OursGoBeforeInitsArguments) {
 }
 
 TEST(KvmPvmKernelParameters, UserSettingEveryKeyAddsNothing) {
-  std::string all_users = "noxsave nopti clearcpuid=sse4_2 cryptomgr.notests=0 "
-                          "initcall_blacklist=x mitigations=auto audit=1 tsc=unstable "
-                          "no_timer_check";
+  std::string all_users =
+      "noxsave nopti clearcpuid=sse4_2 cryptomgr.notests=0 "
+      "initcall_blacklist=x mitigations=auto audit=1 tsc=unstable "
+      "no_timer_check";
   KernelParameterPlan p = AddKernelParameters(all_users);
   EXPECT_TRUE(p.added.empty());
   EXPECT_EQ(p.left_out.size(), kKernelParameters.size());

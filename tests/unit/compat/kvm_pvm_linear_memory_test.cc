@@ -71,7 +71,7 @@ TEST_F(LinearMemoryTest, WriteAcrossIntoANotPresentPageWritesNothing) {
   EXPECT_EQ(f.value()->vector, Vector::kPf);
   EXPECT_EQ(f.value()->cr2, kVa + 0x1000);  // the first byte of the second page
   EXPECT_EQ(f.value()->error_code, pf::kWrite);
-  EXPECT_EQ(ram_.Get<uint64_t>(kPa0 + 0xFF8), 0u);  // first page untouched...
+  EXPECT_EQ(ram_.Get<uint64_t>(kPa0 + 0xFF8), 0u);     // first page untouched...
   EXPECT_EQ(pt_.Entry(kVa, 1) & (kAcc | kDirty), 0u);  // ...and its PTE not marked
 }
 

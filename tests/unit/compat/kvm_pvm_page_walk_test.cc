@@ -78,7 +78,7 @@ TEST_F(PageWalkTest, PcidBitsOfCr3AreNotPartOfTheTableAddress) {
 
 TEST_F(PageWalkTest, NotPresentErrorCodes) {
   EXPECT_EQ(FaultCode(kVa, AccessType::kRead), 0u);  // nothing mapped at all
-  pt_.Map4K(kVa + 0x1000, kPa, kRw);                  // upper levels now exist
+  pt_.Map4K(kVa + 0x1000, kPa, kRw);                 // upper levels now exist
   EXPECT_EQ(FaultCode(kVa, AccessType::kWrite), pf::kWrite);
   EXPECT_EQ(FaultCode(kVa, AccessType::kFetch), pf::kFetch);  // NXE is on
   s_.cpl = 3;

@@ -34,8 +34,8 @@ struct Landing {
 Landing AtLstarInUserMode() {
   Landing l;
   l.regs.rip = 0xFFFFFFFF81C00080;
-  l.regs.rcx = 0x401234;         // the user's return address, as SYSCALL saved it
-  l.regs.r11 = 0x246;            // the user's RFLAGS
+  l.regs.rcx = 0x401234;  // the user's return address, as SYSCALL saved it
+  l.regs.r11 = 0x246;     // the user's RFLAGS
   l.regs.rflags = 0x246 | 0x400 | 0x40000 | 0x10000;  // DF, AC and RF still set
   l.regs.rsp = 0x7FFCC8BFBA00;
   l.sregs.cs = UserSegment(0x33, true);

@@ -13,17 +13,17 @@
 #include <variant>
 #include <vector>
 
+#include "base/fake_guest_ram.h"
 #include "vmm/vm/compat/kvm_pvm/decoder.h"
 #include "vmm/vm/compat/kvm_pvm/emulate.h"
 #include "vmm/vm/compat/kvm_pvm/vcpu_state.h"
-#include "base/fake_guest_ram.h"
 
 namespace vmm::compat::pvm::test_util {
 
 inline constexpr uint64_t kRamSize = 4ull << 20;
 inline constexpr uint64_t kTablesGpa = 0x100000;  // page tables are carved from here
-inline constexpr uint64_t kP = 1, kRw = 2, kUs = 4, kAcc = 1 << 5, kDirty = 1 << 6,
-                          kPs = 1 << 7, kNx = 1ull << 63;
+inline constexpr uint64_t kP = 1, kRw = 2, kUs = 4, kAcc = 1 << 5, kDirty = 1 << 6, kPs = 1 << 7,
+                          kNx = 1ull << 63;
 inline constexpr uint64_t kKernelRip = 0xFFFFFFFF81000000;
 
 inline VcpuState LongModeState(uint64_t cr3 = kTablesGpa) {

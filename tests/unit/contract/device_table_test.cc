@@ -48,8 +48,9 @@ TEST(DeviceTable, PlannedDevicesTakeTheSlotsInOrder) {
   EXPECT_EQ(devs[0].disk, &cfg.disks[0]);
   EXPECT_EQ(devs.back().name, "rng0");
   EXPECT_EQ(devs.back().kind, FindDeviceKind("rng"));
-  EXPECT_EQ(DescribePlannedDevice(devs[0]),
-            "virtio-blk0: /d0 (read-only), in its own process (vmm-device blk), mmio 0xd0000000 gsi 16");
+  EXPECT_EQ(
+      DescribePlannedDevice(devs[0]),
+      "virtio-blk0: /d0 (read-only), in its own process (vmm-device blk), mmio 0xd0000000 gsi 16");
   EXPECT_EQ(DescribePlannedDevice(devs.back()),
             "virtio-rng: in its own process (vmm-device rng), mmio 0xd0007000 gsi 23");
 }

@@ -51,7 +51,9 @@ void ExpectRefused(const std::string& text, const std::string& fragment) {
       << "wanted '" << fragment << "' in: " << r.error().message();
 }
 
-void ExpectRefused(const Json& doc, const std::string& fragment) { ExpectRefused(doc.dump(), fragment); }
+void ExpectRefused(const Json& doc, const std::string& fragment) {
+  ExpectRefused(doc.dump(), fragment);
+}
 
 TEST(VmSpec, FullSpecRoundTrips) {
   const VmSpec spec = Full();
@@ -174,7 +176,8 @@ TEST(VmSpec, RefusesValuesOutOfRange) {
   ExpectRefused(with("memory", (2ull << 40)), "is out of range");
   ExpectRefused(with("memory", (64ull << 20) + 1), "not a multiple of 4 KiB");
   ExpectRefused(with("kernel", ""), "'kernel' is empty");
-  ExpectRefused(with("kernel", std::string(5000, 'k')), "'kernel' is 5000 bytes, more than the 4095");
+  ExpectRefused(with("kernel", std::string(5000, 'k')),
+                "'kernel' is 5000 bytes, more than the 4095");
   ExpectRefused(with("cmdline", std::string("a\0b", 3)), "'cmdline' contains a NUL byte");
   ExpectRefused(with("kvm_compat", "maybe"), "'kvm_compat' 'maybe' is not auto, on or off");
   Json doc = FullJson();
@@ -198,7 +201,8 @@ TEST(VmSpec, RefusesInputThatIsTooBig) {
   for (int i = 0; i < 9; ++i) doc["devices"].push_back(FullJson()["devices"][0]);
   ExpectRefused(doc, "'devices': 9 devices, more than the 8 virtio-mmio slots");
   // Deep nesting is refused before it is walked.
-  std::string deep = "{\"version\":1,\"kernel\":" + std::string(1000, '[') + std::string(1000, ']') + "}";
+  std::string deep =
+      "{\"version\":1,\"kernel\":" + std::string(1000, '[') + std::string(1000, ']') + "}";
   ExpectRefused(deep, "nested deeper than a spec is");
 }
 
@@ -214,8 +218,10 @@ TEST(VmSpec, RefusesBadFdNumbers) {
   }
   ExpectRefused(with("kvm_fd", -1), "'kvm_fd': -1 is not an fd number");
   ExpectRefused(with("tpm_fd", -1), "'tpm_fd': -1 is not an fd number");
-  ExpectRefused(with("kvm_fd", 1 << 20), "'kvm_fd': 1048576 is not an fd number the VM process can be given (3..1048575)");
-  ExpectRefused(with("kvm_fd", 18446744073709551615ull), "'kvm_fd': 18446744073709551615 is not an fd number");
+  ExpectRefused(with("kvm_fd", 1 << 20),
+                "'kvm_fd': 1048576 is not an fd number the VM process can be given (3..1048575)");
+  ExpectRefused(with("kvm_fd", 18446744073709551615ull),
+                "'kvm_fd': 18446744073709551615 is not an fd number");
   // One fd for two things: the second is refused.
   ExpectRefused(with("tpm_fd", 4), "'tpm_fd': fd 4 is given twice");
   Json doc = FullJson();

@@ -54,7 +54,7 @@ TEST_F(UartTest, FifoEnableIdentifiesA16550A) {
 }
 
 TEST_F(UartTest, LoopbackEchoesDataAndModemLines) {
-  Out(4, 0x10 | 0x08 | 0x02);  // LOOP | OUT2 | RTS, as Linux's autoconfig writes
+  Out(4, 0x10 | 0x08 | 0x02);     // LOOP | OUT2 | RTS, as Linux's autoconfig writes
   EXPECT_EQ(In(6) & 0xF0, 0x90);  // DCD | CTS
   Out(0, 0x42);
   EXPECT_TRUE(out_.empty());

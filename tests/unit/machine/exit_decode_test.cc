@@ -95,8 +95,8 @@ TEST(ExitDecode, PortBadDirectionIsAnError) {
 }
 
 TEST(ExitDecode, PortDataOutsideTheMappingIsAnError) {
-  const uint64_t offsets[] = {0, sizeof(kvm_run) - 1, kMappingSize, kMappingSize - 3,
-                              ~uint64_t{0}, ~uint64_t{0} - 3};
+  const uint64_t offsets[] = {
+      0, sizeof(kvm_run) - 1, kMappingSize, kMappingSize - 3, ~uint64_t{0}, ~uint64_t{0} - 3};
   for (uint64_t offset : offsets) {
     FakeRunPage page;
     page.Io(KVM_EXIT_IO_IN, 0x80, 4, 1, offset);

@@ -46,7 +46,8 @@ TEST(DeviceProcesses, RngProcessGetsNoneOfTheManagersEnvironment) {
     cfg.rng = true;
     auto devs = StartDeviceProcesses(cfg);
     if (!devs) _exit(2);
-    const std::string env = ReadFile("/proc/" + std::to_string(devs->front().child.pid) + "/environ");
+    const std::string env =
+        ReadFile("/proc/" + std::to_string(devs->front().child.pid) + "/environ");
     ReapDeviceProcesses(*devs);
     std::string expected;
     for (const std::string& e : sandbox::ChildEnvironment()) expected += e + '\0';

@@ -69,7 +69,8 @@ TEST_F(VtpmStartup, AllocatesSha256AndSha384AndNothingElse) {
 }
 
 TEST_F(VtpmStartup, Pcr0StartsWithTheStartupLocality) {
-  for (auto [alg, size] : {std::pair{vtpm::kTpmAlgSha256, 32}, std::pair{vtpm::kTpmAlgSha384, 48}}) {
+  for (auto [alg, size] :
+       {std::pair{vtpm::kTpmAlgSha256, 32}, std::pair{vtpm::kTpmAlgSha384, 48}}) {
     auto pcr0 = ReadPcr(tpm_, alg, 0);
     ASSERT_TRUE(pcr0) << pcr0.error().message();
     std::vector<uint8_t> expected(size, 0);
@@ -79,13 +80,16 @@ TEST_F(VtpmStartup, Pcr0StartsWithTheStartupLocality) {
 }
 
 TEST_F(VtpmStartup, ExtendsEveryBankOfAPcrAtLocality3) {
-  const std::vector<uint8_t> event = {'c', 'o', 'n', 's', 'o', 'l', 'e', '=', 't', 't', 'y', 'S', '0'};
+  const std::vector<uint8_t> event = {'c', 'o', 'n', 's', 'o', 'l', 'e',
+                                      '=', 't', 't', 'y', 'S', '0'};
   const std::vector<uint8_t> d256 = Digest("SHA256", event), d384 = Digest("SHA384", event);
   const std::vector<PcrDigest> digests = {{vtpm::kTpmAlgSha256, d256}, {vtpm::kTpmAlgSha384, d384}};
   ASSERT_TRUE(ExtendPcr(tpm_, 8, digests));
   ASSERT_TRUE(ExtendPcr(tpm_, 8, digests));
-  std::vector<uint8_t> want256 = Extended("SHA256", Extended("SHA256", std::vector<uint8_t>(32), d256), d256);
-  std::vector<uint8_t> want384 = Extended("SHA384", Extended("SHA384", std::vector<uint8_t>(48), d384), d384);
+  std::vector<uint8_t> want256 =
+      Extended("SHA256", Extended("SHA256", std::vector<uint8_t>(32), d256), d256);
+  std::vector<uint8_t> want384 =
+      Extended("SHA384", Extended("SHA384", std::vector<uint8_t>(48), d384), d384);
   auto got256 = ReadPcr(tpm_, vtpm::kTpmAlgSha256, 8);
   auto got384 = ReadPcr(tpm_, vtpm::kTpmAlgSha384, 8);
   ASSERT_TRUE(got256 && got384);

@@ -45,9 +45,7 @@ TEST(GuestMemory, LayoutSplitsAroundTheMmioHole) {
   EXPECT_EQ(regions[0].size + regions[1].size, 5ull << 30);
 }
 
-TEST(GuestMemory, TooSmallIsRefused) {
-  EXPECT_FALSE(GuestMemory::Create(1 << 20).has_value());
-}
+TEST(GuestMemory, TooSmallIsRefused) { EXPECT_FALSE(GuestMemory::Create(1 << 20).has_value()); }
 
 }  // namespace
 }  // namespace vmm

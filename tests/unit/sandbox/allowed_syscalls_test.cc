@@ -22,8 +22,8 @@
 #include <ctime>
 #include <thread>
 
-#include "tests/unit/sandbox/sandbox_test_util.h"
 #include "base/kvm_abi.h"
+#include "tests/unit/sandbox/sandbox_test_util.h"
 
 namespace vmm::sandbox {
 namespace {
@@ -166,23 +166,23 @@ TEST(SandboxAllowedSyscalls, VcpuStartsKicksAndJoinsThreads) {
 
 // Makes a vCPU fd as vmm-vcpu does before confinement, applies `role`'s filter and runs
 // `body` with it in a death-test child that must exit 0. Skips without /dev/kvm.
-#define EXPECT_VCPU_IOCTLS_UNDER(role, body)                                              \
-  do {                                                                                     \
-    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);                                        \
-    if (kvm < 0) GTEST_SKIP() << "needs /dev/kvm: " << std::strerror(errno);               \
-    testing_util::UseThreadsafeDeathTests();                                               \
-    EXPECT_EXIT(                                                                           \
-        {                                                                                  \
-          int vm = ioctl(kvm, KVM_CREATE_VM, 0);                                           \
-          int vcpu = vm < 0 ? -1 : ioctl(vm, KVM_CREATE_VCPU, 0);                          \
-          Must(vcpu >= 0, "KVM_CREATE_VM/VCPU before confinement");                        \
-          close(kvm);                                                                      \
-          testing_util::ApplyRoleFilter(role);                                             \
-          body(vcpu);                                                                      \
-          _exit(0);                                                                        \
-        },                                                                                 \
-        testing::ExitedWithCode(0), "");                                                   \
-    close(kvm);                                                                            \
+#define EXPECT_VCPU_IOCTLS_UNDER(role, body)                                 \
+  do {                                                                       \
+    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);                          \
+    if (kvm < 0) GTEST_SKIP() << "needs /dev/kvm: " << std::strerror(errno); \
+    testing_util::UseThreadsafeDeathTests();                                 \
+    EXPECT_EXIT(                                                             \
+        {                                                                    \
+          int vm = ioctl(kvm, KVM_CREATE_VM, 0);                             \
+          int vcpu = vm < 0 ? -1 : ioctl(vm, KVM_CREATE_VCPU, 0);            \
+          Must(vcpu >= 0, "KVM_CREATE_VM/VCPU before confinement");          \
+          close(kvm);                                                        \
+          testing_util::ApplyRoleFilter(role);                               \
+          body(vcpu);                                                        \
+          _exit(0);                                                          \
+        },                                                                   \
+        testing::ExitedWithCode(0), "");                                     \
+    close(kvm);                                                              \
   } while (0)
 
 TEST(SandboxAllowedSyscalls, VcpuRunsKvmIoctlsOnItsVcpuFd) {
@@ -240,7 +240,8 @@ TEST(SandboxAllowedSyscalls, BlkDeviceReadsWritesAndFlushesItsImage) {
         std::memset(sector, 0xab, sizeof(sector));
         Must(pwrite(img, sector, sizeof(sector), 4096) == 512, "pwrite64 image");
         std::memset(sector, 0, sizeof(sector));
-        Must(pread(img, sector, sizeof(sector), 4096) == 512 && sector[7] == '\xab', "pread64 image");
+        Must(pread(img, sector, sizeof(sector), 4096) == 512 && sector[7] == '\xab',
+             "pread64 image");
         Must(fdatasync(img) == 0, "fdatasync image");
         _exit(0);
       },

@@ -11,8 +11,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <ctime>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -34,7 +34,8 @@ TEST_P(SandboxConfineRoleTest, ChildHasNoPrivilegesNewNamespacesAndOnlyItsFds) {
   SKIP_UNLESS_SPAWN_WORKS();
   const std::string role = GetParam();
   if (auto abi = LandlockAbi(); !abi && role == "vtpm") {
-    GTEST_SKIP() << "vtpm takes paths, which Confine allows only under Landlock: " << abi.error().ToString();
+    GTEST_SKIP() << "vtpm takes paths, which Confine allows only under Landlock: "
+                 << abi.error().ToString();
   }
   Pipe go;
   int backend = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // image fd / state dir
@@ -165,9 +166,13 @@ TEST(SandboxConfine, RoleRlimitsAreApplied) {
   text << limits.rdbuf();
   (void)!write(go.w, "g", 1);
   WaitStatus(*pid);
-  EXPECT_NE(text.str().find("Max core file size        0                    0"), std::string::npos) << text.str();
-  EXPECT_NE(text.str().find("Max open files            1024                 1024"), std::string::npos) << text.str();
-  EXPECT_NE(text.str().find("Max file size             1073741824           1073741824"), std::string::npos);
+  EXPECT_NE(text.str().find("Max core file size        0                    0"), std::string::npos)
+      << text.str();
+  EXPECT_NE(text.str().find("Max open files            1024                 1024"),
+            std::string::npos)
+      << text.str();
+  EXPECT_NE(text.str().find("Max file size             1073741824           1073741824"),
+            std::string::npos);
 }
 
 TEST(SandboxConfine, VtpmFilesStayBeneathTheStateDir) {
@@ -186,7 +191,8 @@ TEST(SandboxConfine, VtpmFilesStayBeneathTheStateDir) {
     c.ExpectErrno(renameat(dir, "permall.tmp", dir, "permall"), 0, "rename within the dir");
     // ".." leaves the state dir: Landlock denies what seccomp cannot see.
     c.ExpectErrno(openat(dir, "../vmm-escape", kVtpmStateWriteFlags, 0600), EACCES, "create ../x");
-    c.ExpectErrno(openat(dir, "../../etc/passwd", kVtpmStateReadFlags), EACCES, "read ../../etc/passwd");
+    c.ExpectErrno(openat(dir, "../../etc/passwd", kVtpmStateReadFlags), EACCES,
+                  "read ../../etc/passwd");
     long rc = renameat(dir, "permall", dir, "../vmm-stolen");
     c.Expect(rc < 0 && (errno == EXDEV || errno == EACCES), "rename out of the dir");
     return c.Finish();

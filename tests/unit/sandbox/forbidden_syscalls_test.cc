@@ -51,51 +51,86 @@ const std::vector<Forbidden>& ForbiddenCalls() {
       {"open", [] { return syscall(SYS_open, "/etc/passwd", O_RDONLY); }},
       {"openat", [] { return syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY); }},
       {"openat_state_dir_rdwr", [] { return syscall(SYS_openat, kTestStateDirFd, "x", O_RDWR); }},
-      {"newfstatat", [] { struct stat st; return syscall(SYS_newfstatat, AT_FDCWD, "/etc/passwd", &st, 0); }},
-      {"renameat_cwd", [] { return syscall(SYS_renameat, AT_FDCWD, "/nonexistent-a", AT_FDCWD, "/nonexistent-b"); }},
+      {"newfstatat",
+       [] {
+         struct stat st;
+         return syscall(SYS_newfstatat, AT_FDCWD, "/etc/passwd", &st, 0);
+       }},
+      {"renameat_cwd",
+       [] {
+         return syscall(SYS_renameat, AT_FDCWD, "/nonexistent-a", AT_FDCWD, "/nonexistent-b");
+       }},
       {"unlinkat_cwd", [] { return syscall(SYS_unlinkat, AT_FDCWD, "/nonexistent-vmm", 0); }},
-      {"unlinkat_state_dir_rmdir", [] { return syscall(SYS_unlinkat, kTestStateDirFd, "x", AT_REMOVEDIR); }},
-      {"mknodat", [] { return syscall(SYS_mknodat, AT_FDCWD, "/nonexistent-vmm/x", S_IFIFO | 0600, 0); }},
+      {"unlinkat_state_dir_rmdir",
+       [] { return syscall(SYS_unlinkat, kTestStateDirFd, "x", AT_REMOVEDIR); }},
+      {"mknodat",
+       [] { return syscall(SYS_mknodat, AT_FDCWD, "/nonexistent-vmm/x", S_IFIFO | 0600, 0); }},
       {"open_by_handle_at", [] { return syscall(SYS_open_by_handle_at, -1, nullptr, 0); }},
-      {"pread64_other_fd", [] { char b; return syscall(SYS_pread64, 1002, &b, 1, 0); }, {"vtpm"}},
-      {"pwrite64_other_fd", [] { char b = 0; return syscall(SYS_pwrite64, 1002, &b, 1, 0); }, {"vtpm"}},
+      {"pread64_other_fd",
+       [] {
+         char b;
+         return syscall(SYS_pread64, 1002, &b, 1, 0);
+       },
+       {"vtpm"}},
+      {"pwrite64_other_fd",
+       [] {
+         char b = 0;
+         return syscall(SYS_pwrite64, 1002, &b, 1, 0);
+       },
+       {"vtpm"}},
       {"fsync", [] { return syscall(SYS_fsync, -1); }, {"vtpm"}},
       // Network and new channels.
       {"socket", [] { return syscall(SYS_socket, AF_INET, SOCK_STREAM, 0); }},
       {"socket_unix", [] { return syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0); }},
-      {"socketpair", [] { int sv[2]; return syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, sv); }},
+      {"socketpair",
+       [] {
+         int sv[2];
+         return syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, sv);
+       }},
       {"connect", [] { return syscall(SYS_connect, -1, nullptr, 0); }},
       {"bind", [] { return syscall(SYS_bind, -1, nullptr, 0); }},
       {"accept4", [] { return syscall(SYS_accept4, -1, nullptr, nullptr, 0); }},
-      {"sendto_with_address", [] {
+      {"sendto_with_address",
+       [] {
          sockaddr sa{};
          return syscall(SYS_sendto, -1, "", 0, 0, &sa, sizeof(sa));
        }},
       // Other processes, privileges, the kernel.
       {"ptrace", [] { return syscall(SYS_ptrace, PTRACE_PEEKDATA, getppid(), nullptr, nullptr); }},
-      {"process_vm_readv", [] { return syscall(SYS_process_vm_readv, getppid(), nullptr, 0, nullptr, 0, 0); }},
+      {"process_vm_readv",
+       [] { return syscall(SYS_process_vm_readv, getppid(), nullptr, 0, nullptr, 0, 0); }},
       {"kill", [] { return syscall(SYS_kill, getppid(), 0); }},
       {"tgkill_other_process", [] { return syscall(SYS_tgkill, getppid(), getppid(), 0); }},
       {"fork", [] { return syscall(SYS_fork); }},
-      {"clone_process", [] { return syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr); }},
-      {"clone3", [] { return syscall(SYS_clone3, nullptr, 0); }, {"vcpu", "vcpu-kvm-pvm"}},  // ENOSYS
+      {"clone_process",
+       [] { return syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr); }},
+      {"clone3",
+       [] { return syscall(SYS_clone3, nullptr, 0); },
+       {"vcpu", "vcpu-kvm-pvm"}},  // ENOSYS
       {"unshare", [] { return syscall(SYS_unshare, 0); }},
       {"setns", [] { return syscall(SYS_setns, -1, 0); }},
       {"mount", [] { return syscall(SYS_mount, nullptr, nullptr, nullptr, 0, nullptr); }},
       {"umount2", [] { return syscall(SYS_umount2, "/nonexistent-vmm", 0); }},
-      {"pivot_root", [] { return syscall(SYS_pivot_root, "/nonexistent-vmm", "/nonexistent-vmm"); }},
+      {"pivot_root",
+       [] { return syscall(SYS_pivot_root, "/nonexistent-vmm", "/nonexistent-vmm"); }},
       {"chroot", [] { return syscall(SYS_chroot, "/nonexistent-vmm"); }},
       {"setresuid", [] { return syscall(SYS_setresuid, -1, -1, -1); }},
       {"prctl", [] { return syscall(SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0); }},
-      {"seccomp", [] { uint32_t a = 0; return syscall(SYS_seccomp, 2 /*GET_ACTION_AVAIL*/, 0, &a); }},
+      {"seccomp",
+       [] {
+         uint32_t a = 0;
+         return syscall(SYS_seccomp, 2 /*GET_ACTION_AVAIL*/, 0, &a);
+       }},
       {"personality", [] { return syscall(SYS_personality, 0xffffffffUL); }},
       {"bpf", [] { return syscall(SYS_bpf, -1, nullptr, 0); }},
       {"kexec_load", [] { return syscall(SYS_kexec_load, 0, 0, nullptr, 0x100); }},  // bad flags
       {"kexec_file_load", [] { return syscall(SYS_kexec_file_load, -1, -1, 0, "", 0x100); }},
       {"init_module", [] { return syscall(SYS_init_module, nullptr, 0, ""); }},
       {"finit_module", [] { return syscall(SYS_finit_module, -1, "", 0); }},
-      {"delete_module", [] { return syscall(SYS_delete_module, "vmm_no_such_module", O_NONBLOCK); }},
-      {"keyctl", [] { return syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_THREAD_KEYRING, 0); }},
+      {"delete_module",
+       [] { return syscall(SYS_delete_module, "vmm_no_such_module", O_NONBLOCK); }},
+      {"keyctl",
+       [] { return syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_THREAD_KEYRING, 0); }},
       {"add_key", [] { return syscall(SYS_add_key, nullptr, nullptr, nullptr, 0, 0); }},
       {"userfaultfd", [] { return syscall(SYS_userfaultfd, O_CLOEXEC); }},
       {"perf_event_open", [] { return syscall(SYS_perf_event_open, nullptr, 0, -1, -1, 0); }},
@@ -104,14 +139,19 @@ const std::vector<Forbidden>& ForbiddenCalls() {
       {"reboot", [] { return syscall(SYS_reboot, 0, 0, 0, nullptr); }},  // bad magic
       {"clock_settime", [] { return syscall(SYS_clock_settime, CLOCK_REALTIME, nullptr); }},
       // Arguments outside what a role's rule admits.
-      {"mmap_exec", [] {
-         return syscall(SYS_mmap, nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      {"mmap_exec",
+       [] {
+         return syscall(SYS_mmap, nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
        }},
       {"mprotect_exec", [] { return syscall(SYS_mprotect, g_page, 4096, PROT_READ | PROT_EXEC); }},
-      {"mremap_fixed", [] { return syscall(SYS_mremap, 0, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, 0); }},
+      {"mremap_fixed",
+       [] { return syscall(SYS_mremap, 0, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, 0); }},
       {"madvise_dontfork", [] { return syscall(SYS_madvise, g_page, 4096, MADV_DONTFORK); }},
-      {"futex_lock_pi", [] { return syscall(SYS_futex, &g_futex_word, FUTEX_LOCK_PI_PRIVATE, 0, nullptr); }},
-      {"futex_cmp_requeue", [] {
+      {"futex_lock_pi",
+       [] { return syscall(SYS_futex, &g_futex_word, FUTEX_LOCK_PI_PRIVATE, 0, nullptr); }},
+      {"futex_cmp_requeue",
+       [] {
          return syscall(SYS_futex, &g_futex_word, FUTEX_CMP_REQUEUE_PRIVATE, 0, 0, nullptr, 1);
        }},
       {"fcntl_dupfd", [] { return syscall(SYS_fcntl, 0, F_DUPFD, 100); }},
@@ -119,35 +159,64 @@ const std::vector<Forbidden>& ForbiddenCalls() {
       {"epoll_create1_no_cloexec", [] { return syscall(SYS_epoll_create1, 0); }},
       // Every role waits on epoll (base/event_loop.h), none with poll.
       {"poll", [] { return syscall(SYS_poll, nullptr, 0, 0); }},
-      {"ppoll", [] { timespec zero{}; return syscall(SYS_ppoll, nullptr, 0, &zero, nullptr, 8); }},
-      {"getrandom", [] { char b[4]; return syscall(SYS_getrandom, b, sizeof(b), 0); }, {"device-rng", "vtpm"}},
+      {"ppoll",
+       [] {
+         timespec zero{};
+         return syscall(SYS_ppoll, nullptr, 0, &zero, nullptr, 8);
+       }},
+      {"getrandom",
+       [] {
+         char b[4];
+         return syscall(SYS_getrandom, b, sizeof(b), 0);
+       },
+       {"device-rng", "vtpm"}},
       {"ioctl_tiocsti", [] { return syscall(SYS_ioctl, -1, TIOCSTI, nullptr); }},
       {"ioctl_kvm_create_vm", [] { return syscall(SYS_ioctl, -1, KVM_CREATE_VM, 0); }},
       {"ioctl_kvm_create_vcpu", [] { return syscall(SYS_ioctl, -1, KVM_CREATE_VCPU, 0); }},
-      {"ioctl_kvm_set_user_memory_region", [] { return syscall(SYS_ioctl, -1, KVM_SET_USER_MEMORY_REGION, nullptr); }},
+      {"ioctl_kvm_set_user_memory_region",
+       [] { return syscall(SYS_ioctl, -1, KVM_SET_USER_MEMORY_REGION, nullptr); }},
       {"ioctl_kvm_set_cpuid2", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetCpuid2, nullptr); }},
-      {"ioctl_kvm_set_gsi_routing", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetGsiRouting, nullptr); }},
-      {"ioctl_kvm_run_upper_bits", [] { return syscall(SYS_ioctl, -1, 0x100000000UL | KVM_RUN, 0); },
+      {"ioctl_kvm_set_gsi_routing",
+       [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetGsiRouting, nullptr); }},
+      {"ioctl_kvm_run_upper_bits",
+       [] { return syscall(SYS_ioctl, -1, 0x100000000UL | KVM_RUN, 0); },
        {"vcpu", "vcpu-kvm-pvm"}},  // the kernel reads cmd as 32 bits, so the filter does too
       // What only the kvm_pvm compatibility module needs: not in the plain vcpu role.
-      {"ioctl_kvm_set_regs", [] { return syscall(SYS_ioctl, -1, KVM_SET_REGS, nullptr); }, {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_sregs", [] { return syscall(SYS_ioctl, -1, KVM_SET_SREGS, nullptr); }, {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_get_xsave", [] { return syscall(SYS_ioctl, -1, kvm::kKvmGetXsave, nullptr); }, {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_xsave", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetXsave, nullptr); }, {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_get_msrs", [] { return syscall(SYS_ioctl, -1, kvm::kKvmGetMsrs, nullptr); }, {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_msrs", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetMsrs, nullptr); }, {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_get_vcpu_events", [] { return syscall(SYS_ioctl, -1, KVM_GET_VCPU_EVENTS, nullptr); },
+      {"ioctl_kvm_set_regs",
+       [] { return syscall(SYS_ioctl, -1, KVM_SET_REGS, nullptr); },
        {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_vcpu_events", [] { return syscall(SYS_ioctl, -1, KVM_SET_VCPU_EVENTS, nullptr); },
+      {"ioctl_kvm_set_sregs",
+       [] { return syscall(SYS_ioctl, -1, KVM_SET_SREGS, nullptr); },
        {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_guest_debug", [] { return syscall(SYS_ioctl, -1, KVM_SET_GUEST_DEBUG, nullptr); },
+      {"ioctl_kvm_get_xsave",
+       [] { return syscall(SYS_ioctl, -1, kvm::kKvmGetXsave, nullptr); },
+       {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_xsave",
+       [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetXsave, nullptr); },
+       {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_get_msrs",
+       [] { return syscall(SYS_ioctl, -1, kvm::kKvmGetMsrs, nullptr); },
+       {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_msrs",
+       [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetMsrs, nullptr); },
+       {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_get_vcpu_events",
+       [] { return syscall(SYS_ioctl, -1, KVM_GET_VCPU_EVENTS, nullptr); },
+       {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_vcpu_events",
+       [] { return syscall(SYS_ioctl, -1, KVM_SET_VCPU_EVENTS, nullptr); },
+       {"vcpu-kvm-pvm"}},
+      {"ioctl_kvm_set_guest_debug",
+       [] { return syscall(SYS_ioctl, -1, KVM_SET_GUEST_DEBUG, nullptr); },
        {"vcpu-kvm-pvm"}},
       // Never after confinement, module or not.
-      {"ioctl_kvm_set_debugregs", [] { return syscall(SYS_ioctl, -1, KVM_SET_DEBUGREGS, nullptr); }},
+      {"ioctl_kvm_set_debugregs",
+       [] { return syscall(SYS_ioctl, -1, KVM_SET_DEBUGREGS, nullptr); }},
       {"ioctl_kvm_set_lapic", [] { return syscall(SYS_ioctl, -1, KVM_SET_LAPIC, nullptr); }},
       {"ioctl_kvm_get_fpu", [] { return syscall(SYS_ioctl, -1, KVM_GET_FPU, nullptr); }},
       {"ioctl_kvm_set_fpu", [] { return syscall(SYS_ioctl, -1, KVM_SET_FPU, nullptr); }},
-      {"ioctl_kvm_set_msr_filter", [] { return syscall(SYS_ioctl, -1, KVM_X86_SET_MSR_FILTER, nullptr); }},
+      {"ioctl_kvm_set_msr_filter",
+       [] { return syscall(SYS_ioctl, -1, KVM_X86_SET_MSR_FILTER, nullptr); }},
       {"ioctl_kvm_enable_cap", [] { return syscall(SYS_ioctl, -1, KVM_ENABLE_CAP, nullptr); }},
   };
   return *calls;
@@ -187,7 +256,8 @@ TEST_P(SandboxForbiddenSyscallDeathTest, KillsTheProcessWithSigsys) {
 
 INSTANTIATE_TEST_SUITE_P(AllRoles, SandboxForbiddenSyscallDeathTest, testing::ValuesIn(AllCases()),
                          [](const testing::TestParamInfo<Case>& info) {
-                           std::string n = info.param.role + "_" + std::string(info.param.call->name);
+                           std::string n =
+                               info.param.role + "_" + std::string(info.param.call->name);
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;
                          });
@@ -227,7 +297,8 @@ TEST_P(SandboxEphemeralVtpmDeathTest, KillsTheProcessWithSigsys) {
       << "the ephemeral vtpm filter let " << GetParam().name << " through";
 }
 
-INSTANTIATE_TEST_SUITE_P(Vtpm, SandboxEphemeralVtpmDeathTest, testing::ValuesIn(kEphemeralVtpmCalls),
+INSTANTIATE_TEST_SUITE_P(Vtpm, SandboxEphemeralVtpmDeathTest,
+                         testing::ValuesIn(kEphemeralVtpmCalls),
                          [](const testing::TestParamInfo<EphemeralCall>& info) {
                            return std::string(info.param.name);
                          });
@@ -248,12 +319,13 @@ TEST(SandboxForbiddenSyscalls, EphemeralVtpmFilterHasNoPathRuleAndNeedsNoStateDi
 TEST(SandboxForbiddenSyscalls, EveryRoleIsTestedAgainstTheRequiredList) {
   const std::vector<Case> cases = AllCases();
   for (const std::string& role : RoleNames()) {
-    for (std::string_view name : {"execve", "open", "openat", "socket", "connect", "ptrace", "mount",
-                                  "bpf", "kexec_load", "init_module", "keyctl", "userfaultfd",
-                                  "perf_event_open"}) {
-      EXPECT_TRUE(std::any_of(cases.begin(), cases.end(), [&](const Case& c) {
-        return c.role == role && c.call->name == name;
-      })) << role << " " << name;
+    for (std::string_view name :
+         {"execve", "open", "openat", "socket", "connect", "ptrace", "mount", "bpf", "kexec_load",
+          "init_module", "keyctl", "userfaultfd", "perf_event_open"}) {
+      EXPECT_TRUE(
+          std::any_of(cases.begin(), cases.end(),
+                      [&](const Case& c) { return c.role == role && c.call->name == name; }))
+          << role << " " << name;
     }
   }
 }

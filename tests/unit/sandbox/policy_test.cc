@@ -19,19 +19,23 @@ namespace vmm::sandbox {
 namespace {
 
 TEST(SandboxPolicyPrinter, OneRuleALineWithConditionsAndReason) {
-  auto p = PolicyBuilder("demo")
-               .Allow("read", "its fds")
-               .AllowIf("ioctl", {ArgMaskedEq(1, 0xffffffff, KVM_RUN, "KVM_RUN")}, "enter the guest")
-               .ReturnErrno("clone3", ENOSYS, "glibc falls back to clone")
-               .AllowRisky("openat", {ArgEqParam(0, "dir_fd"), ArgEq(2, 0)}, "path-based")
-               .Build();
+  auto p =
+      PolicyBuilder("demo")
+          .Allow("read", "its fds")
+          .AllowIf("ioctl", {ArgMaskedEq(1, 0xffffffff, KVM_RUN, "KVM_RUN")}, "enter the guest")
+          .ReturnErrno("clone3", ENOSYS, "glibc falls back to clone")
+          .AllowRisky("openat", {ArgEqParam(0, "dir_fd"), ArgEq(2, 0)}, "path-based")
+          .Build();
   ASSERT_TRUE(p.has_value()) << p.error().ToString();
-  EXPECT_EQ(p->ToText(),
-            "# policy demo: 4 rules; any other syscall: KILL_PROCESS (SIGSYS)\n"
-            "allow  read              always                                          # its fds\n"
-            "allow  ioctl             if arg1 & 0xffffffff == 0xae80 (KVM_RUN)        # enter the guest\n"
-            "errno  clone3            -> ENOSYS                                       # glibc falls back to clone\n"
-            "allow  openat            if arg0 == $dir_fd && arg2 == 0x0               # RISKY: path-based\n");
+  EXPECT_EQ(
+      p->ToText(),
+      "# policy demo: 4 rules; any other syscall: KILL_PROCESS (SIGSYS)\n"
+      "allow  read              always                                          # its fds\n"
+      "allow  ioctl             if arg1 & 0xffffffff == 0xae80 (KVM_RUN)        # enter the guest\n"
+      "errno  clone3            -> ENOSYS                                       # glibc falls back "
+      "to clone\n"
+      "allow  openat            if arg0 == $dir_fd && arg2 == 0x0               # RISKY: "
+      "path-based\n");
 }
 
 TEST(SandboxPolicyBuilder, BuildReportsTheFirstError) {
@@ -79,7 +83,10 @@ TEST(SandboxPolicyBuilder, OverlappingSetsAddEachRuleOnce) {
 }
 
 TEST(SandboxPolicyBuilder, RequiredParamsListsNamedValuesButNotSelfPid) {
-  auto p = PolicyBuilder("t").AllowSignals().AllowIf("pread64", {ArgEqParam(0, "image_fd")}, "x").Build();
+  auto p = PolicyBuilder("t")
+               .AllowSignals()
+               .AllowIf("pread64", {ArgEqParam(0, "image_fd")}, "x")
+               .Build();
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->RequiredParams(), std::vector<std::string>{"image_fd"});
 }
@@ -100,9 +107,8 @@ TEST(SandboxPolicyDeathTest, ApplyRefusesAMissingParameterAndLoadsNothing) {
 }
 
 TEST(SandboxRoles, NamesAreTheDesignsRoles) {
-  EXPECT_EQ(RoleNames(),
-            (std::vector<std::string>{"vcpu", "vcpu-kvm-pvm", "device", "device-blk", "device-rng",
-                                      "vtpm"}));
+  EXPECT_EQ(RoleNames(), (std::vector<std::string>{"vcpu", "vcpu-kvm-pvm", "device", "device-blk",
+                                                   "device-rng", "vtpm"}));
 }
 
 TEST(SandboxRoles, UnknownRoleIsAnErrorListingTheRoles) {
@@ -118,7 +124,8 @@ TEST(SandboxRoles, EveryRoleBuildsAndPrints) {
     ASSERT_TRUE(p.has_value()) << role << ": " << p.error().ToString();
     std::string text = p->ToText();
     EXPECT_EQ(text.rfind("# policy " + role + ":", 0), 0u) << text;
-    EXPECT_EQ(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')), p->rules().size() + 1);
+    EXPECT_EQ(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')),
+              p->rules().size() + 1);
   }
 }
 
@@ -164,13 +171,22 @@ std::set<unsigned long> IoctlRequests(const Policy& p) {
   return out;
 }
 
-const std::vector<unsigned long> kReshapingIoctls = {
-    KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU, KVM_CREATE_VM, kvm::kKvmSetCpuid2,
-    kvm::kKvmGetSupportedCpuid, kvm::kKvmSetGsiRouting, KVM_SET_TSS_ADDR, KVM_ENABLE_CAP,
-    KVM_X86_SET_MSR_FILTER, KVM_SET_FPU, KVM_SET_LAPIC, KVM_SET_DEBUGREGS};
+const std::vector<unsigned long> kReshapingIoctls = {KVM_SET_USER_MEMORY_REGION,
+                                                     KVM_CREATE_VCPU,
+                                                     KVM_CREATE_VM,
+                                                     kvm::kKvmSetCpuid2,
+                                                     kvm::kKvmGetSupportedCpuid,
+                                                     kvm::kKvmSetGsiRouting,
+                                                     KVM_SET_TSS_ADDR,
+                                                     KVM_ENABLE_CAP,
+                                                     KVM_X86_SET_MSR_FILTER,
+                                                     KVM_SET_FPU,
+                                                     KVM_SET_LAPIC,
+                                                     KVM_SET_DEBUGREGS};
 // What only the kvm_pvm compatibility module calls (vmm/vm/compat/kvm_pvm/pvm_compat.cc).
 const std::vector<unsigned long> kModuleIoctls = {
-    KVM_SET_REGS, KVM_SET_SREGS, kvm::kKvmGetXsave, kvm::kKvmSetXsave, kvm::kKvmGetMsrs, kvm::kKvmSetMsrs,
+    KVM_SET_REGS,        KVM_SET_SREGS,       kvm::kKvmGetXsave,
+    kvm::kKvmSetXsave,   kvm::kKvmGetMsrs,    kvm::kKvmSetMsrs,
     KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_SET_GUEST_DEBUG};
 
 TEST(SandboxRoles, VcpuMayRunTheGuestButNotReshapeIt) {
@@ -190,7 +206,8 @@ TEST(SandboxRoles, VcpuKvmPvmAddsExactlyTheModulesIoctls) {
   std::set<unsigned long> expected = IoctlRequests(*base);
   expected.insert(kModuleIoctls.begin(), kModuleIoctls.end());
   EXPECT_EQ(IoctlRequests(*p), expected);
-  for (unsigned long req : kReshapingIoctls) EXPECT_FALSE(IoctlRequests(*p).count(req)) << KvmIoctlName(req);
+  for (unsigned long req : kReshapingIoctls)
+    EXPECT_FALSE(IoctlRequests(*p).count(req)) << KvmIoctlName(req);
   EXPECT_EQ(VcpuRole(true), "vcpu-kvm-pvm");
   EXPECT_EQ(VcpuRole(false), "vcpu");
 }
@@ -215,7 +232,8 @@ TEST(SandboxRoles, EveryRoleBoundsCoreAndFiles) {
     auto limits = RoleRlimits(role);
     ASSERT_TRUE(limits.has_value());
     auto find = [&](int res) {
-      return std::find_if(limits->begin(), limits->end(), [res](const Rlimit& l) { return l.resource == res; });
+      return std::find_if(limits->begin(), limits->end(),
+                          [res](const Rlimit& l) { return l.resource == res; });
     };
     ASSERT_NE(find(RLIMIT_CORE), limits->end()) << role;
     EXPECT_EQ(find(RLIMIT_CORE)->value, 0u);

@@ -2,8 +2,8 @@
 // reading a child's answer from a pipe, waiting for it.
 #pragma once
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -86,10 +86,10 @@ inline std::string SpawnUnavailableReason() {
   return pid.error().ToString();
 }
 
-#define SKIP_UNLESS_SPAWN_WORKS()                                                      \
-  do {                                                                                 \
-    static const std::string reason = testing_util::SpawnUnavailableReason();          \
-    if (!reason.empty()) GTEST_SKIP() << "cannot create namespaces here: " << reason;  \
+#define SKIP_UNLESS_SPAWN_WORKS()                                                     \
+  do {                                                                                \
+    static const std::string reason = testing_util::SpawnUnavailableReason();         \
+    if (!reason.empty()) GTEST_SKIP() << "cannot create namespaces here: " << reason; \
   } while (0)
 
 struct Pipe {
@@ -132,8 +132,8 @@ class Checks {
       Expect(rc >= 0, what + ": " + std::strerror(e));
     } else {
       Expect(rc < 0 && e == errno_expected,
-             what + ": want " + strerrorname_np(errno_expected) + ", got rc " +
-                 std::to_string(rc) + (rc < 0 ? std::string(" ") + strerrorname_np(e) : ""));
+             what + ": want " + strerrorname_np(errno_expected) + ", got rc " + std::to_string(rc) +
+                 (rc < 0 ? std::string(" ") + strerrorname_np(e) : ""));
     }
   }
   int Finish() {

@@ -167,13 +167,14 @@ TEST(SandboxSpawn, SpawnRolePassesNoneOfTheCallersEnvironment) {
     for (size_t at = 0; at < env.size();) {
       const size_t end = env.find('\0', at);
       const std::string entry = env.substr(at, end == std::string::npos ? end : end - at);
-      only_options &= entry.rfind("ASAN_OPTIONS=", 0) == 0 || entry.rfind("UBSAN_OPTIONS=", 0) == 0 ||
-                      entry.rfind("LSAN_OPTIONS=", 0) == 0;
+      only_options &= entry.rfind("ASAN_OPTIONS=", 0) == 0 ||
+                      entry.rfind("UBSAN_OPTIONS=", 0) == 0 || entry.rfind("LSAN_OPTIONS=", 0) == 0;
       at = end == std::string::npos ? env.size() : end + 1;
     }
-    const bool ok = kSanitizerBuild
-                        ? only_options && env.find(std::string("ASAN_OPTIONS=detect_leaks=0") + '\0') == 0
-                        : env.empty();
+    const bool ok =
+        kSanitizerBuild
+            ? only_options && env.find(std::string("ASAN_OPTIONS=detect_leaks=0") + '\0') == 0
+            : env.empty();
     if (!ok) {
       std::string shown = env;
       std::replace(shown.begin(), shown.end(), '\0', ' ');
@@ -222,7 +223,8 @@ TEST(SandboxSpawn, ConfineRefusesAProcessThatIsNotPidOne) {
   ASSERT_GE(w, 0);
   if (w == 0) {
     auto r = Confine(OptionsFor("device", {}, -1));
-    bool ok = !r && r.error().message().find("confine device: namespaces: not pid 1") != std::string::npos;
+    bool ok = !r && r.error().message().find("confine device: namespaces: not pid 1") !=
+                        std::string::npos;
     _exit(ok ? 0 : 1);
   }
   int st = WaitStatus(w);

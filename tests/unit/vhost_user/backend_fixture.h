@@ -32,12 +32,12 @@
 #include <vector>
 
 #include "tests/unit/virtio/fake_driver.h"
-#include "vmm/device/devices.h"
-#include "vmm/device/vhost_user_backend.h"
-#include "vmm/formats/vhost_user/socket.h"
 #include "vmm/device/blk/blk.h"
 #include "vmm/device/blk/block_backend.h"
+#include "vmm/device/devices.h"
 #include "vmm/device/rng/fake_entropy_source.h"
+#include "vmm/device/vhost_user_backend.h"
+#include "vmm/formats/vhost_user/socket.h"
 #include "vmm/formats/virtio/features.h"
 
 namespace vmm::vhost_user::testing {
@@ -123,12 +123,17 @@ class GuestMemory {
 class Driver : public virtio::testing::BasicFakeDriver<GuestMemory> {
  public:
   using Buf = BasicFakeDriver::Buf;
-  explicit Driver(GuestMemory& mem) : BasicFakeDriver(mem, kQueueSize, kDescGpa, kDataGpa, kUsedGpa) {}
+  explicit Driver(GuestMemory& mem)
+      : BasicFakeDriver(mem, kQueueSize, kDescGpa, kDataGpa, kUsedGpa) {}
 
   // Front-end user addresses of the rings, as SET_VRING_ADDR carries them.
   VringAddress Address(uint64_t user = kUserBase) const {
-    return {.index = 0, .flags = 0, .descriptor = user + desc_gpa(), .used = user + used_gpa(),
-            .available = user + avail_gpa(), .log = 0};
+    return {.index = 0,
+            .flags = 0,
+            .descriptor = user + desc_gpa(),
+            .used = user + used_gpa(),
+            .available = user + avail_gpa(),
+            .log = 0};
   }
 };
 

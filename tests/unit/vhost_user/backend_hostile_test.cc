@@ -56,8 +56,12 @@ TEST(VhostUserBackend, VringIndexBeyondTheQueueCountEndsTheSession) {
   ExpectRefused([](Session& s) { s.Send(Request::kSetVringEnable, VringState{1, 1}); }, "ENABLE");
   ExpectRefused(
       [](Session& s) {
-        VringAddress a{.index = 1, .flags = 0, .descriptor = kUserBase, .used = kUserBase,
-                       .available = kUserBase, .log = 0};
+        VringAddress a{.index = 1,
+                       .flags = 0,
+                       .descriptor = kUserBase,
+                       .used = kUserBase,
+                       .available = kUserBase,
+                       .log = 0};
         s.Send(Request::kSetVringAddr, a);
       },
       "ADDR");
@@ -78,8 +82,11 @@ TEST(VhostUserBackend, VringNumNotAPowerOfTwoEndsTheSession) {
 }
 
 TEST(VhostUserBackend, VringNumAboveTheMaximumEndsTheSession) {
-  ExpectRefused([](Session& s) { s.Send(Request::kSetVringNum, VringState{0, 2048}); },
-                "above the default 1024");
+  ExpectRefused(
+      [](Session& s) {
+        s.Send(Request::kSetVringNum, VringState{0, 2048});
+      },
+      "above the default 1024");
   RngRig rig;
   Session s(rig.dev, {.max_queue_size = 64});
   s.Send(Request::kSetVringNum, VringState{0, 128});
@@ -87,8 +94,11 @@ TEST(VhostUserBackend, VringNumAboveTheMaximumEndsTheSession) {
 }
 
 TEST(VhostUserBackend, VringBaseAbove65535EndsTheSession) {
-  ExpectRefused([](Session& s) { s.Send(Request::kSetVringBase, VringState{0, 0x10000}); },
-                "0x10000");
+  ExpectRefused(
+      [](Session& s) {
+        s.Send(Request::kSetVringBase, VringState{0, 0x10000});
+      },
+      "0x10000");
 }
 
 TEST(VhostUserBackend, VringAddrOutsideEveryRegionEndsTheSession) {
@@ -96,8 +106,8 @@ TEST(VhostUserBackend, VringAddrOutsideEveryRegionEndsTheSession) {
     return [=](Session& s) {
       GuestMemory mem(64 * 1024);
       s.Ack(Request::kSetMemTable, mem.Table(), {mem.fd()});
-      VringAddress a{.index = 0, .flags = 0, .descriptor = desc, .used = used,
-                     .available = avail, .log = 0};
+      VringAddress a{
+          .index = 0, .flags = 0, .descriptor = desc, .used = used, .available = avail, .log = 0};
       s.Send(Request::kSetVringAddr, a);
     };
   };
@@ -107,8 +117,8 @@ TEST(VhostUserBackend, VringAddrOutsideEveryRegionEndsTheSession) {
   ExpectRefused(with_table(in, in, 0x1000), "available at its guest-physical address");
   ExpectRefused(
       [&](Session& s) {
-        VringAddress a{.index = 0, .flags = 0, .descriptor = in, .used = in, .available = in,
-                       .log = 0};
+        VringAddress a{
+            .index = 0, .flags = 0, .descriptor = in, .used = in, .available = in, .log = 0};
         s.Send(Request::kSetVringAddr, a);
       },
       "no memory table yet");
@@ -144,10 +154,10 @@ TEST(VhostUserBackend, MemfdWithoutAShrinkSealEndsTheSession) {
 
 TEST(VhostUserBackend, RegionLargerThanItsMemfdEndsTheSession) {
   const uint64_t size = 64 * 1024;
-  for (MemoryRegion r : {MemoryRegion{0, size + 4096, kUserBase, 0},
-                         MemoryRegion{0, size, kUserBase, 4096},
-                         MemoryRegion{0, 4096, kUserBase, size},
-                         MemoryRegion{0, 4096, kUserBase, uint64_t{1} << 62}}) {
+  for (MemoryRegion r :
+       {MemoryRegion{0, size + 4096, kUserBase, 0}, MemoryRegion{0, size, kUserBase, 4096},
+        MemoryRegion{0, 4096, kUserBase, size},
+        MemoryRegion{0, 4096, kUserBase, uint64_t{1} << 62}}) {
     ExpectRefused(
         [&](Session& s) {
           UniqueFd fd = Memfd(size);
@@ -158,8 +168,8 @@ TEST(VhostUserBackend, RegionLargerThanItsMemfdEndsTheSession) {
   ExpectRefused(
       [&](Session& s) {
         UniqueFd fd = Memfd(size);
-        s.SendRaw(Wire(Request::kSetMemTable,
-                       PayloadBytes().U32(1).U32(0).Region(0, 4096, kUserBase, ~uint64_t{0} - 4095)),
+        s.SendRaw(Wire(Request::kSetMemTable, PayloadBytes().U32(1).U32(0).Region(
+                                                  0, 4096, kUserBase, ~uint64_t{0} - 4095)),
                   {fd.get()});
       },
       "mmap_offset + memory_size wraps past 2^64");
@@ -167,7 +177,8 @@ TEST(VhostUserBackend, RegionLargerThanItsMemfdEndsTheSession) {
   ExpectRefused(
       [&](Session& s) {
         UniqueFd a = Memfd(size), b = Memfd(size);
-        MemoryTable t{{{0, size, kUserBase, 0}, {1ull << 32, 2 * size, kUserBase + (1ull << 32), 0}}};
+        MemoryTable t{
+            {{0, size, kUserBase, 0}, {1ull << 32, 2 * size, kUserBase + (1ull << 32), 0}}};
         s.Send(Request::kSetMemTable, t, {a.get(), b.get()});
       },
       "second region");
@@ -236,8 +247,8 @@ TEST(VhostUserBackend, RequestsThisBackEndDoesNotOfferEndTheSession) {
 TEST(VhostUserBackend, MalformedMessagesEndTheSession) {
   ExpectRefused(
       [](Session& s) {
-        s.SendRaw(Wire(static_cast<uint32_t>(Request::kSetFeatures), kVersion,
-                       PayloadBytes().U32(1)));
+        s.SendRaw(
+            Wire(static_cast<uint32_t>(Request::kSetFeatures), kVersion, PayloadBytes().U32(1)));
       },
       "a 4-byte SET_FEATURES");
   ExpectRefused(
@@ -277,9 +288,9 @@ TEST(VhostUserBackend, FdsWhereNoneBelongEndTheSessionAndAreClosed) {
   ExpectRefused(
       [](Session& s) {
         UniqueFd a = Memfd(4096), b = Memfd(4096);
-        s.SendRaw(Wire(Request::kSetMemTable,
-                       PayloadBytes().U32(1).U32(0).Region(0, 4096, kUserBase, 0)),
-                  {a.get(), b.get()});
+        s.SendRaw(
+            Wire(Request::kSetMemTable, PayloadBytes().U32(1).U32(0).Region(0, 4096, kUserBase, 0)),
+            {a.get(), b.get()});
       },
       "two fds for one region");
   EXPECT_EQ(OpenFdCount(), before);

@@ -39,7 +39,7 @@ TEST(VhostUserBackend, NeedReplyIsAnsweredOnlyOnceReplyAckIsNegotiated) {
   Session s(rig.dev);
   s.Send(Request::kSetOwner, std::monostate{}, {}, /*need_reply=*/true);  // no REPLY_ACK yet
   EXPECT_EQ(s.Ask<uint64_t>(Request::kGetQueueNum), 1u);  // so this is the next reply
-  Negotiate(s);                                            // acks SET_PROTOCOL_FEATURES
+  Negotiate(s);                                           // acks SET_PROTOCOL_FEATURES
   s.Ack(Request::kSetFeatures, uint64_t{virtio::kVirtioFVersion1 | kFProtocolFeatures});
   s.Ack(Request::kSetOwner, std::monostate{});
   EXPECT_TRUE(s.Hangup().has_value());
@@ -175,7 +175,7 @@ TEST(VhostUserBackend, SecondMemTableKeepsARunningRingWhereItWas) {
   ASSERT_TRUE(WaitSignalled(fds.call.get()));
   EXPECT_EQ(drv.used_idx(), 2);
   EXPECT_EQ(drv.UsedElem(1), std::make_pair(uint32_t{head}, uint32_t{64}));
-  EXPECT_EQ(mem.Read(first, 64), Counting(1, 64));    // not filled again
+  EXPECT_EQ(mem.Read(first, 64), Counting(1, 64));  // not filled again
   EXPECT_EQ(mem.Read(second, 64), Counting(65, 64));
   EXPECT_EQ(s.Ask<VringState>(Request::kGetVringBase, VringState{0, 0}), (VringState{0, 2}));
   EXPECT_TRUE(s.Hangup().has_value());
@@ -258,8 +258,12 @@ TEST(VhostUserBackend, RingRunningPastItsRegionBreaksOnlyThatRing) {
   Negotiate(s);
   s.Ack(Request::kSetMemTable, mem.Table(), {mem.fd()});
   s.Ack(Request::kSetVringNum, VringState{0, kQueueSize});
-  VringAddress a{.index = 0, .flags = 0, .descriptor = kUserBase + kRamSize - 64,
-                 .used = kUserBase + kUsedGpa, .available = kUserBase + kAvailGpa, .log = 0};
+  VringAddress a{.index = 0,
+                 .flags = 0,
+                 .descriptor = kUserBase + kRamSize - 64,
+                 .used = kUserBase + kUsedGpa,
+                 .available = kUserBase + kAvailGpa,
+                 .log = 0};
   s.Ack(Request::kSetVringAddr, a);
   s.Ack(Request::kSetVringErr, VringFd{0, false}, {fds.err.get()});
   s.Ack(Request::kSetVringKick, VringFd{0, false}, {fds.kick.get()});

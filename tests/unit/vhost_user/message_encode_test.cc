@@ -42,17 +42,17 @@ TEST(VhostUserEncode, MemTableIsSizedToItsRegions) {
 }
 
 TEST(VhostUserEncode, EveryPayloadRoundTrips) {
-  EXPECT_EQ(std::get<uint64_t>(RoundTrip(Request::kSetProtocolFeatures,
-                                         uint64_t{ProtocolBit(kProtocolMq) |
-                                                  ProtocolBit(kProtocolReplyAck) |
-                                                  ProtocolBit(kProtocolConfig)})),
+  EXPECT_EQ(std::get<uint64_t>(
+                RoundTrip(Request::kSetProtocolFeatures,
+                          uint64_t{ProtocolBit(kProtocolMq) | ProtocolBit(kProtocolReplyAck) |
+                                   ProtocolBit(kProtocolConfig)})),
             0x209u);
   EXPECT_EQ(std::get<VringState>(RoundTrip(Request::kSetVringNum, VringState{2, 256})),
             (VringState{2, 256}));
   VringAddress a{1, 0, 0x7f0000001000, 0x7f0000003000, 0x7f0000002000, 0};
   EXPECT_EQ(std::get<VringAddress>(RoundTrip(Request::kSetVringAddr, a)), a);
-  MemoryTable t{{{0, 0x80000000, 0x7f0000000000, 0},
-                 {0x100000000, 0x40000000, 0x7f0080000000, 0x80000000}}};
+  MemoryTable t{
+      {{0, 0x80000000, 0x7f0000000000, 0}, {0x100000000, 0x40000000, 0x7f0080000000, 0x80000000}}};
   EXPECT_EQ(std::get<MemoryTable>(RoundTrip(Request::kSetMemTable, t, 2)), t);
   SingleRegion r{{0x100000000, 1 << 20, 0x7f0000000000, 0}};
   EXPECT_EQ(std::get<SingleRegion>(RoundTrip(Request::kAddMemReg, r, 1)), r);
@@ -96,8 +96,7 @@ TEST(VhostUserEncode, RefusesWhatDecodeWouldReject) {
   MemoryTable one{{{0, 0x1000, 0x10000, 0}}};
   EXPECT_FALSE(EncodeRequest(Request::kSetMemTable, one, 0).has_value());
   EXPECT_FALSE(EncodeRequest(Request::kSetVringNum, VringState{0, 0}, 0).has_value());
-  EXPECT_FALSE(EncodeRequest(Request::kSetConfig, DeviceConfig{0, 0, std::vector<uint8_t>(257)},
-                             0)
+  EXPECT_FALSE(EncodeRequest(Request::kSetConfig, DeviceConfig{0, 0, std::vector<uint8_t>(257)}, 0)
                    .has_value());
   EXPECT_FALSE(EncodeRequest(Request::kSetVringKick, VringFd{256, false}, 1).has_value());
   EXPECT_FALSE(EncodeRequest(Request::kGetInflightFd, {}, 0).has_value());

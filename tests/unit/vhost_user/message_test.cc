@@ -25,8 +25,9 @@ Result<Message> DecodeRequest(const std::vector<uint8_t>& bytes, size_t fds = 0)
 void ExpectRejected(const Result<Message>& r, std::initializer_list<const char*> words) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().kind(), ErrorKind::kProtocol);
-  for (const char* w : words) EXPECT_NE(r.error().message().find(w), std::string::npos)
-      << "'" << w << "' not in: " << r.error().message();
+  for (const char* w : words)
+    EXPECT_NE(r.error().message().find(w), std::string::npos)
+        << "'" << w << "' not in: " << r.error().message();
 }
 
 PayloadBytes Table(std::initializer_list<MemoryRegion> regions) {
@@ -101,11 +102,11 @@ TEST(VhostUserDecode, RejectsWrongPayloadSizeForTheRequest) {
     Request request;
     size_t size;
   } cases[] = {
-      {Request::kGetFeatures, 8},    {Request::kSetOwner, 4},       {Request::kSetFeatures, 0},
-      {Request::kSetFeatures, 4},    {Request::kSetFeatures, 16},   {Request::kSetVringNum, 4},
-      {Request::kSetVringBase, 12},  {Request::kSetVringAddr, 32},  {Request::kSetVringAddr, 48},
-      {Request::kGetVringBase, 0},   {Request::kAddMemReg, 32},     {Request::kRemMemReg, 48},
-      {Request::kSetStatus, 4},      {Request::kGetQueueNum, 8},    {Request::kSetVringCall, 4},
+      {Request::kGetFeatures, 8},   {Request::kSetOwner, 4},      {Request::kSetFeatures, 0},
+      {Request::kSetFeatures, 4},   {Request::kSetFeatures, 16},  {Request::kSetVringNum, 4},
+      {Request::kSetVringBase, 12}, {Request::kSetVringAddr, 32}, {Request::kSetVringAddr, 48},
+      {Request::kGetVringBase, 0},  {Request::kAddMemReg, 32},    {Request::kRemMemReg, 48},
+      {Request::kSetStatus, 4},     {Request::kGetQueueNum, 8},   {Request::kSetVringCall, 4},
   };
   for (const Case& c : cases) {
     ExpectRejected(DecodeRequest(Wire(c.request, PayloadBytes().Zeros(c.size))),
@@ -118,9 +119,9 @@ TEST(VhostUserDecode, ReplyFlagMustMatchTheDirection) {
                  {"REPLY"});
   ExpectRejected(Decode(Wire(1, kVersion, PayloadBytes().U64(0)), {}, Direction::kReply),
                  {"REPLY"});
-  ExpectRejected(Decode(Wire(1, kReplyFlags | kFlagNeedReply, PayloadBytes().U64(0)), {},
-                        Direction::kReply),
-                 {"NEED_REPLY"});
+  ExpectRejected(
+      Decode(Wire(1, kReplyFlags | kFlagNeedReply, PayloadBytes().U64(0)), {}, Direction::kReply),
+      {"NEED_REPLY"});
 }
 
 TEST(VhostUserDecode, RepliesHaveTheirOwnPayloads) {
@@ -135,18 +136,18 @@ TEST(VhostUserDecode, RepliesHaveTheirOwnPayloads) {
   ASSERT_TRUE(ack.has_value()) << ack.error().ToString();  // REPLY_ACK to SET_MEM_TABLE
   auto failed = Decode(Wire(24, kReplyFlags, Config(0, 0, 0, 0)), {}, Direction::kReply);
   ASSERT_TRUE(failed.has_value()) << failed.error().ToString();  // empty GET_CONFIG = failure
-  ExpectRejected(Decode(Wire(1, kReplyFlags, PayloadBytes().U64(0)), DevNullFds(1),
-                        Direction::kReply),
-                 {"replies carry no fds"});
+  ExpectRejected(
+      Decode(Wire(1, kReplyFlags, PayloadBytes().U64(0)), DevNullFds(1), Direction::kReply),
+      {"replies carry no fds"});
 }
 
 TEST(VhostUserDecode, MemTableOwnsOneFdPerRegion) {
   std::vector<UniqueFd> fds = DevNullFds(2);
   const int first = fds[0].get(), second = fds[1].get();
-  auto m = Decode(Wire(Request::kSetMemTable, Table({{0, 0x80000000, 0x7f0000000000, 0},
-                                                     {0x100000000, 0x40000000, 0x7f0080000000,
-                                                      0x80000000}})),
-                  std::move(fds), Direction::kRequest);
+  auto m = Decode(
+      Wire(Request::kSetMemTable, Table({{0, 0x80000000, 0x7f0000000000, 0},
+                                         {0x100000000, 0x40000000, 0x7f0080000000, 0x80000000}})),
+      std::move(fds), Direction::kRequest);
   ASSERT_TRUE(m.has_value()) << m.error().ToString();
   const auto& table = std::get<MemoryTable>(m->payload);
   ASSERT_EQ(table.regions.size(), 2u);
@@ -197,15 +198,16 @@ TEST(VhostUserDecode, RejectsEmptyAndWrappingRegions) {
   };
   for (const Case& c : cases) {
     ExpectRejected(DecodeRequest(Wire(Request::kSetMemTable, Table({c.region})), 1), {c.rule});
-    ExpectRejected(DecodeRequest(Wire(Request::kAddMemReg, PayloadBytes().U64(0).Region(
-                                     c.region.guest_phys_addr, c.region.memory_size,
-                                     c.region.userspace_addr, c.region.mmap_offset)),
-                                 1),
-                   {"VHOST_USER_ADD_MEM_REG", c.rule});
+    ExpectRejected(
+        DecodeRequest(Wire(Request::kAddMemReg, PayloadBytes().U64(0).Region(
+                                                    c.region.guest_phys_addr, c.region.memory_size,
+                                                    c.region.userspace_addr, c.region.mmap_offset)),
+                      1),
+        {"VHOST_USER_ADD_MEM_REG", c.rule});
   }
   // Ending exactly at the top of the address space does not wrap.
-  EXPECT_TRUE(DecodeRequest(Wire(Request::kSetMemTable, Table({{top, 4096, top, 0}})), 1)
-                  .has_value());
+  EXPECT_TRUE(
+      DecodeRequest(Wire(Request::kSetMemTable, Table({{top, 4096, top, 0}})), 1).has_value());
 }
 
 TEST(VhostUserDecode, RejectsOverlappingRegions) {
@@ -217,8 +219,8 @@ TEST(VhostUserDecode, RejectsOverlappingRegions) {
                                     Table({{0, 0x1000, 0x10000, 0}, {0x1000, 0x1000, 0x10FFF, 0}})),
                                2),
                  {"overlap in front-end user"});
-  EXPECT_TRUE(DecodeRequest(Wire(Request::kSetMemTable, Table({{0, 0x1000, 0x10000, 0},
-                                                               {0x1000, 0x1000, 0x11000, 0}})),
+  EXPECT_TRUE(DecodeRequest(Wire(Request::kSetMemTable,
+                                 Table({{0, 0x1000, 0x10000, 0}, {0x1000, 0x1000, 0x11000, 0}})),
                             2)
                   .has_value());  // adjacent is fine
 }
@@ -277,8 +279,8 @@ TEST(VhostUserDecode, SetBackendReqFdNeedsOneFd) {
 }
 
 TEST(VhostUserDecode, VringIndexesStopAt255) {
-  EXPECT_TRUE(DecodeRequest(Wire(Request::kSetVringBase, PayloadBytes().U32(255).U32(0)))
-                  .has_value());
+  EXPECT_TRUE(
+      DecodeRequest(Wire(Request::kSetVringBase, PayloadBytes().U32(255).U32(0))).has_value());
   ExpectRejected(DecodeRequest(Wire(Request::kSetVringBase, PayloadBytes().U32(256).U32(0))),
                  {"vring index 256"});
   ExpectRejected(DecodeRequest(Wire(Request::kSetVringAddr, PayloadBytes().U32(256).Zeros(36))),
@@ -287,28 +289,33 @@ TEST(VhostUserDecode, VringIndexesStopAt255) {
 
 TEST(VhostUserDecode, VringNumIsOneTo32768) {
   for (uint32_t num : {1u, 256u, 32768u})
-    EXPECT_TRUE(DecodeRequest(Wire(Request::kSetVringNum, PayloadBytes().U32(0).U32(num)))
-                    .has_value());
+    EXPECT_TRUE(
+        DecodeRequest(Wire(Request::kSetVringNum, PayloadBytes().U32(0).U32(num))).has_value());
   for (uint32_t num : {0u, 32769u, 0xFFFFFFFFu})
     ExpectRejected(DecodeRequest(Wire(Request::kSetVringNum, PayloadBytes().U32(0).U32(num))),
                    {"queue size"});
 }
 
 TEST(VhostUserDecode, VringEnableIsZeroOrOne) {
-  EXPECT_TRUE(DecodeRequest(Wire(Request::kSetVringEnable, PayloadBytes().U32(0).U32(1)))
-                  .has_value());
+  EXPECT_TRUE(
+      DecodeRequest(Wire(Request::kSetVringEnable, PayloadBytes().U32(0).U32(1))).has_value());
   ExpectRejected(DecodeRequest(Wire(Request::kSetVringEnable, PayloadBytes().U32(0).U32(2))),
                  {"0 or 1"});
 }
 
 TEST(VhostUserDecode, VringAddressFields) {
-  auto p = PayloadBytes().U32(1).U32(kVringFlagLog).U64(0x7f0000001000).U64(0x7f0000003000)
-               .U64(0x7f0000002000).U64(0x5000);
+  auto p = PayloadBytes()
+               .U32(1)
+               .U32(kVringFlagLog)
+               .U64(0x7f0000001000)
+               .U64(0x7f0000003000)
+               .U64(0x7f0000002000)
+               .U64(0x5000);
   auto m = DecodeRequest(Wire(Request::kSetVringAddr, p));
   ASSERT_TRUE(m.has_value()) << m.error().ToString();
-  EXPECT_EQ(std::get<VringAddress>(m->payload),
-            (VringAddress{1, kVringFlagLog, 0x7f0000001000, 0x7f0000003000, 0x7f0000002000,
-                          0x5000}));
+  EXPECT_EQ(
+      std::get<VringAddress>(m->payload),
+      (VringAddress{1, kVringFlagLog, 0x7f0000001000, 0x7f0000003000, 0x7f0000002000, 0x5000}));
   p.bytes[4] = 2;  // an undefined vring flag
   ExpectRejected(DecodeRequest(Wire(Request::kSetVringAddr, p)), {"vring flags"});
 }

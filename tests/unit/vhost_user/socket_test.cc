@@ -12,8 +12,8 @@
 
 #include <array>
 
-#include "tests/unit/vhost_user/test_util.h"
 #include "base/unix_socket.h"
+#include "tests/unit/vhost_user/test_util.h"
 
 namespace vmm::vhost_user {
 namespace {
@@ -156,7 +156,8 @@ pid_t SlowWriter(int sock, const std::vector<uint8_t>& bytes, int fd, useconds_t
     std::vector<uint8_t> part(bytes.begin() + sent,
                               bytes.begin() + std::min(bytes.size(), sent + piece));
     if (part.empty()) break;
-    const std::span<const int> fds = sent == 0 ? std::span<const int>(&fd, 1) : std::span<const int>();
+    const std::span<const int> fds =
+        sent == 0 ? std::span<const int>(&fd, 1) : std::span<const int>();
     if (SendWithFds(sock, part, fds) != static_cast<ssize_t>(part.size())) _exit(1);
     sent += part.size();
   }
@@ -186,7 +187,8 @@ TEST(VhostUserSocket, ShortReadsAreCompleted) {
 void OnAlarm(int) {}
 
 TEST(VhostUserSocket, InterruptedReadsAreRetried) {
-  struct sigaction quiet {}, old {};
+  struct sigaction quiet {
+  }, old{};
   quiet.sa_handler = OnAlarm;  // no SA_RESTART: recvmsg fails with EINTR
   ASSERT_EQ(sigaction(SIGALRM, &quiet, &old), 0);
   itimerval every_5ms{{0, 5000}, {0, 5000}};

@@ -65,9 +65,10 @@ class BlkFixture : public ::testing::Test {
   uint64_t Submit(uint32_t type, uint64_t sector, uint64_t data_gpa, uint32_t data_len,
                   bool data_writable) {
     uint64_t h = PutHeader(type, sector), s = PutStatus();
-    uint16_t head = data_len ? drv_.AddChain({{h, 16, false}, {data_gpa, data_len, data_writable},
-                                              {s, 1, true}})
-                             : drv_.AddChain({{h, 16, false}, {s, 1, true}});
+    uint16_t head =
+        data_len
+            ? drv_.AddChain({{h, 16, false}, {data_gpa, data_len, data_writable}, {s, 1, true}})
+            : drv_.AddChain({{h, 16, false}, {s, 1, true}});
     drv_.Publish(head);
     return s;
   }

@@ -155,8 +155,7 @@ TEST_F(BlkHostile, DriverRewritingTheRequestMidwayDoesNotRedirectIt) {
   Device();
   uint64_t h = PutHeader(kVirtioBlkTOut, 4), d1 = PutData(512, 0xA1), d2 = PutData(512, 0xA2);
   uint64_t s = PutStatus();
-  uint16_t head = drv_.AddChain({{h, 16, false}, {d1, 512, false}, {d2, 512, false},
-                                 {s, 1, true}});
+  uint16_t head = drv_.AddChain({{h, 16, false}, {d1, 512, false}, {d2, 512, false}, {s, 1, true}});
   drv_.Publish(head);
   int writes = 0;
   disk_.on_op = [&](const FakeBlockBackend::Op& op) {

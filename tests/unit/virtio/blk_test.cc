@@ -75,10 +75,10 @@ TEST_F(Blk, ReadCopiesSectorsIntoGuestBuffers) {
   uint64_t s = PutStatus();
   drv_.Publish(drv_.AddChain({{h, 16, false}, {d1, 512, true}, {d2, 1024, true}, {s, 1, true}}));
   EXPECT_EQ(ServeStatus(s), kVirtioBlkSOk);
-  EXPECT_EQ(mem_.Read(d1, 512), std::vector<uint8_t>(disk_.image.begin() + 1536,
-                                                       disk_.image.begin() + 2048));
-  EXPECT_EQ(mem_.Read(d2, 1024), std::vector<uint8_t>(disk_.image.begin() + 2048,
-                                                        disk_.image.begin() + 3072));
+  EXPECT_EQ(mem_.Read(d1, 512),
+            std::vector<uint8_t>(disk_.image.begin() + 1536, disk_.image.begin() + 2048));
+  EXPECT_EQ(mem_.Read(d2, 1024),
+            std::vector<uint8_t>(disk_.image.begin() + 2048, disk_.image.begin() + 3072));
   EXPECT_EQ(drv_.used_idx(), 1);
   EXPECT_EQ(drv_.UsedElem(0).second, 512u + 1024 + 1);
 }

@@ -39,8 +39,12 @@ class BasicFakeDriver {
   }
 
   QueueConfig config(bool event_idx = false, bool indirect = false) const {
-    return {.size = size_, .desc_gpa = desc_, .avail_gpa = avail_, .used_gpa = used_,
-            .event_idx = event_idx, .indirect = indirect};
+    return {.size = size_,
+            .desc_gpa = desc_,
+            .avail_gpa = avail_,
+            .used_gpa = used_,
+            .event_idx = event_idx,
+            .indirect = indirect};
   }
   uint64_t desc_gpa() const { return desc_; }
   uint64_t avail_gpa() const { return avail_; }
@@ -75,9 +79,10 @@ class BasicFakeDriver {
       uint16_t i = next_desc_;
       next_desc_ = static_cast<uint16_t>((next_desc_ + 1) % size_);
       bool last = ++n == bufs.size();
-      SetDesc(i, b.addr, b.len,
-              static_cast<uint16_t>((b.write ? kVirtqDescFWrite : 0) | (last ? 0 : kVirtqDescFNext)),
-              last ? 0 : next_desc_);
+      SetDesc(
+          i, b.addr, b.len,
+          static_cast<uint16_t>((b.write ? kVirtqDescFWrite : 0) | (last ? 0 : kVirtqDescFNext)),
+          last ? 0 : next_desc_);
     }
     return head;
   }
@@ -88,9 +93,10 @@ class BasicFakeDriver {
     uint16_t i = 0;
     for (const Buf& b : bufs) {
       bool last = i + 1u == bufs.size();
-      SetDesc(i, b.addr, b.len,
-              static_cast<uint16_t>((b.write ? kVirtqDescFWrite : 0) | (last ? 0 : kVirtqDescFNext)),
-              last ? 0 : static_cast<uint16_t>(i + 1), table);
+      SetDesc(
+          i, b.addr, b.len,
+          static_cast<uint16_t>((b.write ? kVirtqDescFWrite : 0) | (last ? 0 : kVirtqDescFNext)),
+          last ? 0 : static_cast<uint16_t>(i + 1), table);
       ++i;
     }
     return {table, static_cast<uint32_t>(16 * bufs.size())};
@@ -104,7 +110,9 @@ class BasicFakeDriver {
   }
   uint16_t avail_idx() { return mem_.template Get<uint16_t>(avail_ + 2); }
   void SetAvailIdx(uint16_t idx) { mem_.template Put<uint16_t>(avail_ + 2, idx); }
-  void SetAvailSlot(uint16_t slot, uint16_t head) { mem_.template Put<uint16_t>(avail_ + 4 + 2ull * slot, head); }
+  void SetAvailSlot(uint16_t slot, uint16_t head) {
+    mem_.template Put<uint16_t>(avail_ + 4 + 2ull * slot, head);
+  }
   void SetAvailFlags(uint16_t flags) { mem_.template Put<uint16_t>(avail_, flags); }
   void SetUsedEvent(uint16_t v) { mem_.template Put<uint16_t>(avail_ + 4 + 2ull * size_, v); }
 

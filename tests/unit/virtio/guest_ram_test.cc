@@ -65,8 +65,8 @@ TEST(GuestRam, RefusesBadRegions) {
   EXPECT_FALSE(ram.AddRegion({UINT64_MAX - 0x10, 0x1000, backing.data()}).has_value());
   ASSERT_TRUE(ram.AddRegion({0x1000, 0x1000, backing.data()}).has_value());
   EXPECT_FALSE(ram.AddRegion({0x1800, 0x1000, backing.data() + 0x1000}).has_value());  // overlap
-  EXPECT_FALSE(ram.AddRegion({0, 0x2000, backing.data()}).has_value());  // covers it
-  EXPECT_TRUE(ram.AddRegion({0x2000, 0x1000, backing.data() + 0x1000}).has_value());  // adjacent
+  EXPECT_FALSE(ram.AddRegion({0, 0x2000, backing.data()}).has_value());                // covers it
+  EXPECT_TRUE(ram.AddRegion({0x2000, 0x1000, backing.data() + 0x1000}).has_value());   // adjacent
   EXPECT_EQ(ram.regions().size(), 2u);
 }
 

@@ -106,5 +106,4 @@ class MmioFixture : public ::testing::Test {
   std::optional<MmioTransport> t_;
 };
 
-
 }  // namespace vmm::virtio::testing

@@ -159,7 +159,7 @@ TEST_F(MmioTransportInit, ResetClearsEverything) {
   EXPECT_EQ(R32(kMmioRegInterruptStatus), 0u);
   EXPECT_EQ(t_->driver_features(), 0u);
   EXPECT_EQ(R32(kMmioRegDeviceFeatures), static_cast<uint32_t>(kOffered));  // sel back to 0
-  EXPECT_EQ(R32(kMmioRegQueueReady), 0u);  // QueueSel back to 0
+  EXPECT_EQ(R32(kMmioRegQueueReady), 0u);                                   // QueueSel back to 0
   for (const MmioQueue& q : t_->queues()) {
     EXPECT_FALSE(q.ready);
     EXPECT_EQ(q.size, 0u);

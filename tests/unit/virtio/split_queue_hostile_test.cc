@@ -66,8 +66,12 @@ TEST_F(HostileQueue, ChainOfExactlyQueueSizeIsAccepted) {
 TEST_F(HostileQueue, DirectPlusIndirectLongerThanQueueIsChainTooLong) {
   // 3 direct + 6 indirect = 9 buffers in a queue of 8 (§2.7.5.3.1).
   uint64_t buf = drv_.Alloc(8);
-  auto [table, len] = drv_.IndirectTable({{buf, 8, true}, {buf, 8, true}, {buf, 8, true},
-                                          {buf, 8, true}, {buf, 8, true}, {buf, 8, true}});
+  auto [table, len] = drv_.IndirectTable({{buf, 8, true},
+                                          {buf, 8, true},
+                                          {buf, 8, true},
+                                          {buf, 8, true},
+                                          {buf, 8, true},
+                                          {buf, 8, true}});
   drv_.SetDesc(0, buf, 8, kVirtqDescFNext, 1);
   drv_.SetDesc(1, buf, 8, kVirtqDescFNext, 2);
   drv_.SetDesc(2, buf, 8, kVirtqDescFNext, 3);
@@ -240,7 +244,6 @@ TEST_F(HostileQueue, DriverWritesToTheUsedRingDoNotSteerTheDevice) {
   EXPECT_EQ(drv_.UsedElem(1), std::make_pair(0u, 4u));
   EXPECT_EQ(q.used_idx(), 2);
 }
-
 
 TEST(HostileQueueRace, DescriptorRewrittenConcurrentlyNeverYieldsABufferOutsideRam) {
   // A second thread (another vCPU) flips a descriptor's addr between a buffer inside RAM

@@ -226,7 +226,7 @@ TEST(SplitQueueNotify, EventIdxNotifiesOnlyWhenReachingUsedEvent) {
   for (uint16_t i = 0; i < 8; ++i) drv.SetDesc(i, buf, 8, kVirtqDescFWrite, 0);
   auto q = SplitQueue::Create(mem.ram(), drv.config(/*event_idx=*/true));
   ASSERT_TRUE(q.has_value());
-  drv.SetUsedEvent(2);                  // "interrupt me when used idx passes 2"
+  drv.SetUsedEvent(2);                         // "interrupt me when used idx passes 2"
   drv.SetAvailFlags(kVirtqAvailFNoInterrupt);  // ignored with EVENT_IDX (§2.7.7.2)
   for (uint16_t i = 0; i < 4; ++i) drv.Publish(i);
   std::vector<bool> notified;

@@ -84,8 +84,8 @@ TEST_F(CrbDevice, CommandSizeAboveTheBufferIsAnsweredWithoutTheBackend) {
 }
 
 TEST_F(CrbDevice, MalformedResponsesBecomeTpmRcFailure) {
-  for (std::vector<uint8_t> bad : {std::vector<uint8_t>(0x1001, 0), Command(10, 9),
-                                   Command(12, 10), Command(10, 12)}) {
+  for (std::vector<uint8_t> bad :
+       {std::vector<uint8_t>(0x1001, 0), Command(10, 9), Command(12, 10), Command(10, 12)}) {
     StartCommand(12);
     backend_.response = bad;
     EXPECT_TRUE(backend_.Answer());
@@ -143,7 +143,7 @@ TEST_F(CrbDevice, StartAfterResetWaitsForTheAbandonedCommand) {
   StartCommand(14);
   EXPECT_EQ(R32(kCrbCtrlStart), kCrbStart);
   EXPECT_EQ(backend_.commands.size(), 1u);
-  EXPECT_FALSE(backend_.Answer());       // the old command's answer
+  EXPECT_FALSE(backend_.Answer());           // the old command's answer
   EXPECT_EQ(R32(kCrbCtrlStart), kCrbStart);  // this read sends the held command
   ASSERT_EQ(backend_.commands.size(), 2u);
   EXPECT_EQ(backend_.commands[1], Command(14));

@@ -34,14 +34,14 @@ TEST_F(CrbDevice, ResetStateIsIdleWithoutLocality) {
 
 TEST_F(CrbDevice, InterfaceIdDescribesACrbWithLocalityZeroOnly) {
   const uint32_t id = R32(kCrbIntfId);
-  EXPECT_EQ(id & 0xF, 1u);                // InterfaceType: CRB
-  EXPECT_EQ((id >> 4) & 0xF, 1u);         // InterfaceVersion: CRB
-  EXPECT_EQ((id >> 8) & 1, 0u);           // CapLocality: locality 0 only
-  EXPECT_EQ((id >> 9) & 1, 0u);           // CapCRBIdleBypass
-  EXPECT_EQ((id >> 13) & 1, 0u);          // CapFIFO
-  EXPECT_EQ((id >> 14) & 1, 1u);          // CapCRB
-  EXPECT_EQ((id >> 17) & 3, 1u);          // InterfaceSelector: CRB
-  EXPECT_EQ((id >> 19) & 1, 1u);          // IntfSelLock
+  EXPECT_EQ(id & 0xF, 1u);         // InterfaceType: CRB
+  EXPECT_EQ((id >> 4) & 0xF, 1u);  // InterfaceVersion: CRB
+  EXPECT_EQ((id >> 8) & 1, 0u);    // CapLocality: locality 0 only
+  EXPECT_EQ((id >> 9) & 1, 0u);    // CapCRBIdleBypass
+  EXPECT_EQ((id >> 13) & 1, 0u);   // CapFIFO
+  EXPECT_EQ((id >> 14) & 1, 1u);   // CapCRB
+  EXPECT_EQ((id >> 17) & 3, 1u);   // InterfaceSelector: CRB
+  EXPECT_EQ((id >> 19) & 1, 1u);   // IntfSelLock
   EXPECT_EQ(id >> 24, kCrbRid);
   EXPECT_EQ(R32(kCrbIntfId2), kCrbVendorId | (uint32_t{kCrbDeviceId} << 16));
   EXPECT_EQ(Read(kCrbIntfId, 8), id | (uint64_t{R32(kCrbIntfId2)} << 32));
@@ -56,9 +56,9 @@ TEST_F(CrbDevice, BufferRegistersPointAtTheSharedPage) {
   EXPECT_EQ(R32(kCrbCtrlCmdHaddr), 0u);
   EXPECT_EQ(R32(kCrbCtrlRspSize), kCrbSuggestedBufferSize);
   EXPECT_EQ(Read(kCrbCtrlRspAddr, 8), kGpa);
-  for (uint32_t reg : std::initializer_list<uint32_t>{kCrbCtrlCmdSize, kCrbCtrlCmdLaddr,
-                                                      kCrbCtrlCmdHaddr, kCrbCtrlRspSize,
-                                                      kCrbCtrlRspAddr, kCrbCtrlRspAddr + 4}) {
+  for (uint32_t reg :
+       std::initializer_list<uint32_t>{kCrbCtrlCmdSize, kCrbCtrlCmdLaddr, kCrbCtrlCmdHaddr,
+                                       kCrbCtrlRspSize, kCrbCtrlRspAddr, kCrbCtrlRspAddr + 4}) {
     W32(reg, 0x12345678);  // fixed by the VMM: read-only
   }
   Write(kCrbCtrlRspAddr, 0, 8);

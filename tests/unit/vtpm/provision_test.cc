@@ -143,9 +143,9 @@ TEST(EkProvision, ProvisionThenReadBackAndVerify) {
     auto cert = CertFromDer(*der);
     ASSERT_TRUE(cert);
     EXPECT_EQ(X509_check_ca(cert->get()), 0);
-    EXPECT_EQ(X509_get_key_usage(cert->get()),
-              ek.kind == EkKind::kRsa2048 ? uint32_t(KU_KEY_ENCIPHERMENT)
-                                          : uint32_t(KU_KEY_AGREEMENT));
+    EXPECT_EQ(X509_get_key_usage(cert->get()), ek.kind == EkKind::kRsa2048
+                                                   ? uint32_t(KU_KEY_ENCIPHERMENT)
+                                                   : uint32_t(KU_KEY_AGREEMENT));
     EXPECT_GE(X509_get_ext_by_NID(cert->get(), NID_subject_alt_name, -1), 0);
     EXPECT_GE(X509_get_ext_by_NID(cert->get(), NID_authority_key_identifier, -1), 0);
 

@@ -16,16 +16,18 @@
 #include <random>
 #include <set>
 
+#include "base/unique_fd.h"
 #include "sandbox/roles.h"
 #include "tests/unit/common/temp_dir.h"
 #include "tests/unit/sandbox/sandbox_test_util.h"
-#include "base/unique_fd.h"
 
 namespace vmm::vtpm {
 namespace {
 
-static_assert(kStateReadFlags == sandbox::kVtpmStateReadFlags, "the vtpm policy allows these exactly");
-static_assert(kStateWriteFlags == sandbox::kVtpmStateWriteFlags, "the vtpm policy allows these exactly");
+static_assert(kStateReadFlags == sandbox::kVtpmStateReadFlags,
+              "the vtpm policy allows these exactly");
+static_assert(kStateWriteFlags == sandbox::kVtpmStateWriteFlags,
+              "the vtpm policy allows these exactly");
 
 const std::string kPerm(kPermanentStateFile);
 const std::string kPermTmp = kPerm + std::string(kTempSuffix);
@@ -52,7 +54,8 @@ class SealedState : public ::testing::Test {
  protected:
   SealedStateStore NewStore() const { return SealedStateStore(dir_.fd(), key_, vm_); }
   // The message of the error Load returns, or "" if it did not fail.
-  std::string LoadError(const Key& key, BlobKind kind = BlobKind::kPermanent, uint64_t min_gen = 0) const {
+  std::string LoadError(const Key& key, BlobKind kind = BlobKind::kPermanent,
+                        uint64_t min_gen = 0) const {
     SealedStateStore store(dir_.fd(), key, vm_);
     auto r = store.Load(kind, {min_gen});
     return r ? "" : r.error().message();
@@ -165,7 +168,8 @@ TEST_F(SealedState, WrongKeyIsRefused) {
 TEST_F(SealedState, StateOfTheOtherKindIsRefused) {
   ASSERT_TRUE(NewStore().Write(BlobKind::kPermanent, Payload(1)));
   dir_.Write(std::string(kVolatileStateFile), dir_.Read(kPerm));
-  EXPECT_NE(LoadError(key_, BlobKind::kVolatile).find("holds permanent state where volatile"), std::string::npos);
+  EXPECT_NE(LoadError(key_, BlobKind::kVolatile).find("holds permanent state where volatile"),
+            std::string::npos);
 }
 
 TEST_F(SealedState, BadMagicVersionAndHugeLengthAreNamed) {
@@ -194,7 +198,8 @@ TEST_F(SealedState, OlderGenerationLoadsUnlessAMinimumIsGiven) {
   dir_.Write(kPerm, gen1);  // an older copy of this VM's own state
   EXPECT_EQ(LoadError(), "");
   EXPECT_EQ(LoadError(key_, BlobKind::kPermanent, 1), "");
-  EXPECT_NE(LoadError(key_, BlobKind::kPermanent, 2).find("rollback: generation 1"), std::string::npos);
+  EXPECT_NE(LoadError(key_, BlobKind::kPermanent, 2).find("rollback: generation 1"),
+            std::string::npos);
   auto same_store = store.Load(BlobKind::kPermanent);  // this store wrote generation 2
   ASSERT_FALSE(same_store);
   EXPECT_NE(same_store.error().message().find("rollback"), std::string::npos);
@@ -263,14 +268,17 @@ TEST_F(SealedState, BadKeyFilesAreRefused) {
   std::vector<uint8_t> short_key(kKeySize - 1, 7);
   dir_.Write("short.key", short_key);
   chmod(dir_.File("short.key").c_str(), 0600);
-  EXPECT_NE(LoadOrCreateKeyFile(dir_.fd(), "short.key").error().message().find("exactly 32"), std::string::npos);
+  EXPECT_NE(LoadOrCreateKeyFile(dir_.fd(), "short.key").error().message().find("exactly 32"),
+            std::string::npos);
   std::vector<uint8_t> key(kKeySize, 7);
   dir_.Write("open.key", key);
   chmod(dir_.File("open.key").c_str(), 0640);
-  EXPECT_NE(ReadKeyFile(dir_.fd(), "open.key").error().message().find("group or others"), std::string::npos);
+  EXPECT_NE(ReadKeyFile(dir_.fd(), "open.key").error().message().find("group or others"),
+            std::string::npos);
   EXPECT_FALSE(LoadOrCreateKeyFile(dir_.fd(), "../escape.key"));
   ASSERT_EQ(symlinkat(dir_.File("open.key").c_str(), dir_.fd(), "link.key"), 0);
-  EXPECT_NE(ReadKeyFile(dir_.fd(), "link.key").error().message().find("symbolic link"), std::string::npos);
+  EXPECT_NE(ReadKeyFile(dir_.fd(), "link.key").error().message().find("symbolic link"),
+            std::string::npos);
 }
 
 // The store's own syscalls on the state directory stay inside the vtpm role's seccomp
@@ -281,7 +289,8 @@ TEST_F(SealedState, StoreRunsUnderTheVtpmSeccompPolicy) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     if (!WarmUpCrypto()) _exit(10);  // after fork: OpenSSL reseeds its DRBG in a new process
-    sandbox::testing_util::ApplyRoleFilter("vtpm", sandbox::testing_util::TestParams(-1, dir_.fd()));
+    sandbox::testing_util::ApplyRoleFilter("vtpm",
+                                           sandbox::testing_util::TestParams(-1, dir_.fd()));
     SealedStateStore store = NewStore();
     auto loaded = store.Load(BlobKind::kPermanent);
     if (!loaded || !*loaded) _exit(11);
@@ -349,8 +358,8 @@ TEST_F(SealedState, SigkillDuringWriteLeavesOldOrNewGeneration) {
     seen.insert(gen);
   }
   std::cout << "[ sigkill  ] " << kIterations << " kills, " << kills_with_temp_present
-            << " left a temp file behind, " << seen.size() << " distinct generations, last " << last_seen
-            << "\n";
+            << " left a temp file behind, " << seen.size() << " distinct generations, last "
+            << last_seen << "\n";
   EXPECT_GT(last_seen, 1u);
 }
 

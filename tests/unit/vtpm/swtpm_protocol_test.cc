@@ -49,23 +49,37 @@ TEST(SwtpmProtocol, ConstantsMatchSwtpmHeader) {
   EXPECT_EQ(uint32_t(BlobType::kSaveState), uint32_t(PTM_BLOB_TYPE_SAVESTATE));
   EXPECT_EQ(kStateFlagEncrypted, uint32_t(PTM_STATE_FLAG_ENCRYPTED));
   EXPECT_EQ(kConfigFlagMigrationKey, uint32_t(PTM_CONFIG_FLAG_MIGRATION_KEY));
-  EXPECT_EQ(kMaxHashData, FieldSize<ptm_hdata>([](const ptm_hdata& s) -> const auto& { return s.u.req.data; }));
+  EXPECT_EQ(kMaxHashData,
+            FieldSize<ptm_hdata>([](const ptm_hdata& s) -> const auto& { return s.u.req.data; }));
 }
 
 TEST(SwtpmProtocol, RequestSizesMatchSwtpmStructs) {
   // The body of each request is its ptm_* request struct (packed by layout).
-  EXPECT_EQ(EncodeRequest(Req(Command::kInit)).size(), kCodeSize + FieldSize<ptm_init>([](const ptm_init& s) -> const auto& { return s.u.req; }));
-  EXPECT_EQ(EncodeRequest(Req(Command::kSetLocality)).size(), kCodeSize + FieldSize<ptm_loc>([](const ptm_loc& s) -> const auto& { return s.u.req; }));
-  EXPECT_EQ(EncodeRequest(Req(Command::kGetStateBlob)).size(), kCodeSize + FieldSize<ptm_getstate>([](const ptm_getstate& s) -> const auto& { return s.u.req; }));
+  EXPECT_EQ(
+      EncodeRequest(Req(Command::kInit)).size(),
+      kCodeSize + FieldSize<ptm_init>([](const ptm_init& s) -> const auto& { return s.u.req; }));
+  EXPECT_EQ(
+      EncodeRequest(Req(Command::kSetLocality)).size(),
+      kCodeSize + FieldSize<ptm_loc>([](const ptm_loc& s) -> const auto& { return s.u.req; }));
+  EXPECT_EQ(EncodeRequest(Req(Command::kGetStateBlob)).size(),
+            kCodeSize + FieldSize<ptm_getstate>(
+                            [](const ptm_getstate& s) -> const auto& { return s.u.req; }));
   EXPECT_EQ(EncodeRequest(Req(Command::kSetStateBlob)).size(),
             kCodeSize + offsetof(ptm_setstate, u.req.data));
   EXPECT_EQ(EncodeRequest(Req(Command::kSetBufferSize)).size(),
-            kCodeSize + FieldSize<ptm_setbuffersize>([](const ptm_setbuffersize& s) -> const auto& { return s.u.req; }));
-  EXPECT_EQ(EncodeRequest(Req(Command::kGetInfo)).size(), kCodeSize + FieldSize<ptm_getinfo>([](const ptm_getinfo& s) -> const auto& { return s.u.req; }));
+            kCodeSize + FieldSize<ptm_setbuffersize>(
+                            [](const ptm_setbuffersize& s) -> const auto& { return s.u.req; }));
+  EXPECT_EQ(EncodeRequest(Req(Command::kGetInfo)).size(),
+            kCodeSize + FieldSize<ptm_getinfo>(
+                            [](const ptm_getinfo& s) -> const auto& { return s.u.req; }));
   // Answers: their ptm_* response structs.
-  EXPECT_EQ(EncodeEstablished(0, true).size(), FieldSize<ptm_est>([](const ptm_est& s) -> const auto& { return s.u.resp; }));
-  EXPECT_EQ(EncodeConfig(0, 0).size(), FieldSize<ptm_getconfig>([](const ptm_getconfig& s) -> const auto& { return s.u.resp; }));
-  EXPECT_EQ(EncodeBufferSize(0, {}).size(), FieldSize<ptm_setbuffersize>([](const ptm_setbuffersize& s) -> const auto& { return s.u.resp; }));
+  EXPECT_EQ(EncodeEstablished(0, true).size(),
+            FieldSize<ptm_est>([](const ptm_est& s) -> const auto& { return s.u.resp; }));
+  EXPECT_EQ(
+      EncodeConfig(0, 0).size(),
+      FieldSize<ptm_getconfig>([](const ptm_getconfig& s) -> const auto& { return s.u.resp; }));
+  EXPECT_EQ(EncodeBufferSize(0, {}).size(), FieldSize<ptm_setbuffersize>([
+            ](const ptm_setbuffersize& s) -> const auto& { return s.u.resp; }));
   EXPECT_EQ(EncodeStateBlob(0, 0, {}).size(), offsetof(ptm_getstate, u.resp.data));
   EXPECT_EQ(EncodeCapability(0).size(), sizeof(ptm_cap));
 }
@@ -144,12 +158,18 @@ TEST(SwtpmProtocol, BadFieldValuesAreErrors) {
   EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kInit), 2})).status, Decoded::kError);
   EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kInit), 1})).status, Decoded::kRequest);
   // Blob types 1..3 only; state flags DECRYPTED|ENCRYPTED only.
-  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetStateBlob), 0, 0, 0})).status, Decoded::kError);
-  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetStateBlob), 0, 4, 0})).status, Decoded::kError);
-  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetStateBlob), 4, 1, 0})).status, Decoded::kError);
-  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetStateBlob), 3, 3, 0})).status, Decoded::kRequest);
-  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kSetStateBlob), 0, 9, 0})).status, Decoded::kError);
-  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetInfo), 0, 1, 0, 1})).status, Decoded::kError);
+  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetStateBlob), 0, 0, 0})).status,
+            Decoded::kError);
+  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetStateBlob), 0, 4, 0})).status,
+            Decoded::kError);
+  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetStateBlob), 4, 1, 0})).status,
+            Decoded::kError);
+  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetStateBlob), 3, 3, 0})).status,
+            Decoded::kRequest);
+  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kSetStateBlob), 0, 9, 0})).status,
+            Decoded::kError);
+  EXPECT_EQ(DecodeRequest(Bytes({uint32_t(Command::kGetInfo), 0, 1, 0, 1})).status,
+            Decoded::kError);
   // A locality above 4 is the protocol's to answer (TPM_BAD_LOCALITY), not a framing error.
   std::vector<uint8_t> loc = Bytes({uint32_t(Command::kSetLocality)});
   loc.push_back(7);

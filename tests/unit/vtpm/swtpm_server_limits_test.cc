@@ -39,9 +39,9 @@ TEST(SwtpmServerLimits, RepeatLimiterWritesARunOfIdenticalLinesOncePerWindow) {
   for (int i = 0; i < 1000; ++i) limit.Log("accept4: Too many open files", t0 + i * 1ms);
   EXPECT_EQ(out, std::vector<std::string>{"accept4: Too many open files"});
   limit.Log("a different line", t0 + 2s);
-  EXPECT_EQ(out, (std::vector<std::string>{"accept4: Too many open files",
-                                           "last line repeated 999 more times",
-                                           "a different line"}));
+  EXPECT_EQ(out,
+            (std::vector<std::string>{"accept4: Too many open files",
+                                      "last line repeated 999 more times", "a different line"}));
   out.clear();
   limit.Log("a different line", t0 + 13s);  // the window has passed: written again
   limit.Log("a different line", t0 + 13s);
@@ -128,11 +128,14 @@ TEST(SwtpmServerLimits, ListenersRestWhenAcceptRunsOutOfFds) {
     close(hold[1]);
     waitpid(clients, nullptr, 0);
     const long used_ms = (after.ru_utime.tv_sec - before.ru_utime.tv_sec + after.ru_stime.tv_sec -
-                          before.ru_stime.tv_sec) * 1000 +
-                         (after.ru_utime.tv_usec - before.ru_utime.tv_usec + after.ru_stime.tv_usec -
-                          before.ru_stime.tv_usec) / 1000;
+                          before.ru_stime.tv_sec) *
+                             1000 +
+                         (after.ru_utime.tv_usec - before.ru_utime.tv_usec +
+                          after.ru_stime.tv_usec - before.ru_stime.tv_usec) /
+                             1000;
     bool saw_emfile = false;
-    for (const std::string& l : logs) saw_emfile |= l.find("Too many open files") != std::string::npos;
+    for (const std::string& l : logs)
+      saw_emfile |= l.find("Too many open files") != std::string::npos;
     std::fprintf(stderr, "%zu log lines in the second, %ld ms of CPU\n", emfile_lines, used_ms);
     if (!saw_emfile) _exit(4);  // the test did not reach the limit: it proves nothing
     if (emfile_lines > 4) _exit(5);

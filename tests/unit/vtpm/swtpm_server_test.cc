@@ -18,13 +18,13 @@
 #include <mutex>
 #include <thread>
 
+#include "base/unix_socket.h"
 #include "tests/unit/common/in_child.h"
 #include "tests/unit/vtpm/tpm_test_commands.h"
-#include "base/unix_socket.h"
 #include "vtpm/engine/tpm_engine.h"
 #include "vtpm/process/engine_service.h"
-#include "vtpm/protocol/swtpm_client.h"
 #include "vtpm/process/tpm_service_fake.h"
+#include "vtpm/protocol/swtpm_client.h"
 
 namespace vmm::vtpm {
 namespace {
@@ -71,7 +71,8 @@ bool ClosedByServer(int fd, std::chrono::milliseconds timeout = 3000ms) {
 class FakeServer {
  public:
   explicit FakeServer(ServerOptions options = {})
-      : server_(tpm, [this](const std::string& m) { Record(m); }, options) {
+      : server_(
+            tpm, [this](const std::string& m) { Record(m); }, options) {
     Pair mgr = SocketPair();
     manager = std::move(mgr.ours);
     manager_group = server_.AddGroup({.platform = true, .locality = 0, .stop_when_closed = true},
@@ -96,7 +97,8 @@ class FakeServer {
   }
   bool Logged(const std::string& needle) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& l : logs_) if (l.find(needle) != std::string::npos) return true;
+    for (const auto& l : logs_)
+      if (l.find(needle) != std::string::npos) return true;
     return false;
   }
   std::string Logs() {
@@ -137,8 +139,8 @@ TEST(SwtpmServer, GuestGroupIsRefusedPlatformCommands) {
   swtpm::Request r;
   for (Command c : {Command::kInit, Command::kSetLocality, Command::kStop, Command::kShutdown,
                     Command::kHashStart, Command::kHashEnd, Command::kStoreVolatile,
-                    Command::kResetTpmEstablished, Command::kGetStateBlob,
-                    Command::kSetBufferSize, Command::kGetInfo, Command::kLockStorage}) {
+                    Command::kResetTpmEstablished, Command::kGetStateBlob, Command::kSetBufferSize,
+                    Command::kGetInfo, Command::kLockStorage}) {
     r = swtpm::Request{};
     r.command = c;
     r.locality = 3;
@@ -412,9 +414,8 @@ struct EngineSession {
     }
     engine = std::move(*e);
     service = std::make_unique<EngineService>(*engine, TestKey(), vm);
-    server = std::make_unique<SwtpmServer>(*service, [](const std::string& m) {
-      std::fprintf(stderr, "%s\n", m.c_str());
-    });
+    server = std::make_unique<SwtpmServer>(
+        *service, [](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); });
     Pair c = SocketPair(), g = SocketPair();
     server->AddGroup({.platform = true, .locality = 0}, std::move(c.theirs), UniqueFd());
     server->AddGroup({}, UniqueFd(), std::move(g.theirs));
@@ -512,7 +513,8 @@ TEST(SwtpmServer, FullSessionWithLibtpms) {
     // Another VM's key cannot read it either.
     ASSERT_TRUE(c.Stop());
     EngineService other(*s.engine, TestKey(), VmId::FromName("another-vm"));
-    EXPECT_EQ(other.SetStateBlob(swtpm::BlobType::kPermanent, 0, blob).result, swtpm::kResDecryptError);
+    EXPECT_EQ(other.SetStateBlob(swtpm::BlobType::kPermanent, 0, blob).result,
+              swtpm::kResDecryptError);
     ASSERT_TRUE(c.Init());
     s.Shutdown();
   });
@@ -563,7 +565,8 @@ UniqueFd Listen(uint16_t port) {
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(fd.get(), 8) != 0) return {};
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(fd.get(), 8) != 0)
+    return {};
   return fd;
 }
 
@@ -608,8 +611,8 @@ TEST(SwtpmServer, Tpm2GetrandomOverTheSwtpmTcti) {
   stop.theirs.reset();
   data_l.reset();
   ctrl_l.reset();
-  const std::string cmd = "tpm2_getrandom -T swtpm:host=127.0.0.1,port=" + std::to_string(port) +
-                          " --hex 16 2>&1";
+  const std::string cmd =
+      "tpm2_getrandom -T swtpm:host=127.0.0.1,port=" + std::to_string(port) + " --hex 16 2>&1";
   std::string out;
   int rc = -1;
   for (int run = 0; run < 2; ++run) {  // twice: connections come and go per command

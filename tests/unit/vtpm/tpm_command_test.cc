@@ -15,12 +15,12 @@ TEST(TpmCommand, BuildsHeaderSessionAndSelection) {
   const PcrBank banks[] = {{kTpmAlgSha1, 0}, {kTpmAlgSha256, 0xFFFFFF}};
   AppendPcrSelection(b, banks);
   const std::vector<uint8_t> want = {
-      0x80, 0x02, 0, 0, 0, 43, 0, 0, 0x01, 0x2B,  // tag, size 43, TPM_CC_PCR_Allocate
-      0x40, 0, 0, 0x0C,                           // TPM_RH_PLATFORM
-      0, 0, 0, 9, 0x40, 0, 0, 0x09, 0, 0, 0, 0, 0,  // empty password session
-      0, 0, 0, 2,                                 // two banks
-      0, 0x04, 3, 0, 0, 0,                        // sha1: none
-      0, 0x0B, 3, 0xFF, 0xFF, 0xFF};              // sha256: 0..23
+      0x80, 0x02, 0, 0,    0,    43,  0, 0,    0x01, 0x2B,  // tag, size 43, TPM_CC_PCR_Allocate
+      0x40, 0,    0, 0x0C,                                  // TPM_RH_PLATFORM
+      0,    0,    0, 9,    0x40, 0,   0, 0x09, 0,    0,    0, 0, 0,  // empty password session
+      0,    0,    0, 2,                                              // two banks
+      0,    0x04, 3, 0,    0,    0,                                  // sha1: none
+      0,    0x0B, 3, 0xFF, 0xFF, 0xFF};                              // sha256: 0..23
   EXPECT_EQ(b.Finish(), want);
 }
 
@@ -40,7 +40,8 @@ TEST(TpmCommand, ResponseParametersChecksSizeCodeAndParameterSize) {
   std::vector<uint8_t> rc = {0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01};
   e = TpmResponseParameters(rc, false, "TPM2_Foo");
   ASSERT_FALSE(e);
-  EXPECT_NE(e.error().message().find("TPM2_Foo failed: TPM response code 0x101"), std::string::npos);
+  EXPECT_NE(e.error().message().find("TPM2_Foo failed: TPM response code 0x101"),
+            std::string::npos);
   // Sessions: parameterSize bounds the parameters and may not run past the end.
   std::vector<uint8_t> s = {0x80, 0x02, 0, 0, 0, 19, 0, 0, 0, 0, 0, 0, 0, 1, 0x01, 0, 0, 0x01, 0};
   p = TpmResponseParameters(s, true, "X");

@@ -15,10 +15,10 @@
 #include <iterator>
 #include <random>
 
+#include "base/unique_fd.h"
 #include "tests/unit/common/in_child.h"
 #include "tests/unit/common/temp_dir.h"
 #include "tests/unit/vtpm/tpm_test_commands.h"
-#include "base/unique_fd.h"
 
 namespace vmm::vtpm {
 namespace {

@@ -17,9 +17,9 @@ namespace vmm::vtpm::tpmtest {
 
 inline constexpr uint16_t kStNoSessions = 0x8001;
 inline constexpr uint16_t kStSessions = 0x8002;
-inline constexpr uint16_t kAlgSha256 = 0x000B;     // Part 2 §6.3
-inline constexpr uint32_t kRhOwner = 0x40000001;   // Part 2 §7.4
-inline constexpr uint32_t kRsPw = 0x40000009;      // password session
+inline constexpr uint16_t kAlgSha256 = 0x000B;       // Part 2 §6.3
+inline constexpr uint32_t kRhOwner = 0x40000001;     // Part 2 §7.4
+inline constexpr uint32_t kRsPw = 0x40000009;        // password session
 inline constexpr uint32_t kCcNvDefineSpace = 0x12A;  // Part 2 §6.5.2
 inline constexpr uint32_t kCcNvReadPublic = 0x169;
 inline constexpr uint32_t kCcGetRandom = 0x17B;
@@ -30,10 +30,22 @@ inline constexpr uint32_t kTestNvIndex = 0x01500016;  // owner range, Part 2 §7
 // Big-endian marshalling (Part 1 §18: all integers on the wire are big-endian).
 class Writer {
  public:
-  Writer& U8(uint8_t v) { b_.push_back(v); return *this; }
-  Writer& U16(uint16_t v) { AppendBe<uint16_t>(b_, v); return *this; }
-  Writer& U32(uint32_t v) { AppendBe<uint32_t>(b_, v); return *this; }
-  Writer& Bytes(std::span<const uint8_t> s) { b_.insert(b_.end(), s.begin(), s.end()); return *this; }
+  Writer& U8(uint8_t v) {
+    b_.push_back(v);
+    return *this;
+  }
+  Writer& U16(uint16_t v) {
+    AppendBe<uint16_t>(b_, v);
+    return *this;
+  }
+  Writer& U32(uint32_t v) {
+    AppendBe<uint32_t>(b_, v);
+    return *this;
+  }
+  Writer& Bytes(std::span<const uint8_t> s) {
+    b_.insert(b_.end(), s.begin(), s.end());
+    return *this;
+  }
   Writer& Tpm2b(std::span<const uint8_t> s) { return U16(uint16_t(s.size())).Bytes(s); }
   std::vector<uint8_t>& bytes() { return b_; }
 
@@ -42,8 +54,12 @@ class Writer {
 };
 
 // Reads inside `b` (a read past its end is a test bug: std::bad_optional_access).
-inline uint32_t Be32(std::span<const uint8_t> b, size_t at) { return LoadBe<uint32_t>(b, at).value(); }
-inline uint16_t Be16(std::span<const uint8_t> b, size_t at) { return LoadBe<uint16_t>(b, at).value(); }
+inline uint32_t Be32(std::span<const uint8_t> b, size_t at) {
+  return LoadBe<uint32_t>(b, at).value();
+}
+inline uint16_t Be16(std::span<const uint8_t> b, size_t at) {
+  return LoadBe<uint16_t>(b, at).value();
+}
 
 // Part 1 §18.2: tag, commandSize (patched in), commandCode, then handles, auth, parameters.
 inline std::vector<uint8_t> Command(uint16_t tag, uint32_t cc, std::span<const uint8_t> body) {
@@ -52,13 +68,13 @@ inline std::vector<uint8_t> Command(uint16_t tag, uint32_t cc, std::span<const u
   return std::move(w.bytes());
 }
 
-inline uint32_t Rc(std::span<const uint8_t> response) { return response.size() < 10 ? 0xffffffff : Be32(response, 6); }
+inline uint32_t Rc(std::span<const uint8_t> response) {
+  return response.size() < 10 ? 0xffffffff : Be32(response, 6);
+}
 
 // Part 1 §18.7 / Part 2 §10.13.2: authorizationSize, then one TPMS_AUTH_COMMAND for the
 // password session: TPM_RS_PW, empty nonce, attributes continueSession, empty password.
-inline void EmptyPasswordAuth(Writer& w) {
-  w.U32(9).U32(kRsPw).U16(0).U8(0x01).U16(0);
-}
+inline void EmptyPasswordAuth(Writer& w) { w.U32(9).U32(kRsPw).U16(0).U8(0x01).U16(0); }
 
 // Part 3 §16.1 TPM2_GetRandom(bytesRequested).
 inline std::vector<uint8_t> GetRandom(uint16_t n) {

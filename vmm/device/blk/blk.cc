@@ -152,7 +152,7 @@ uint8_t BlkDevice::Read(const DescriptorChain& chain, uint64_t sector) {
 }
 
 uint8_t BlkDevice::Write(const DescriptorChain& chain, uint64_t sector) {
-  if (read_only_) return kVirtioBlkSIoErr;  // §5.2.6.2: and MUST NOT write any data
+  if (read_only_) return kVirtioBlkSIoErr;               // §5.2.6.2: and MUST NOT write any data
   if (chain.writable_len != 1) return kVirtioBlkSIoErr;  // only the status is writable
   const uint64_t len = chain.readable_len - kBlkRequestHeaderSize;
   // Every check is done before the first byte is written: a request that would leave the
@@ -177,8 +177,7 @@ uint8_t BlkDevice::GetId(const DescriptorChain& chain) {
     std::memcpy(seg.data(), id_.data() + pos, seg.size());
     return Ok();
   };
-  return ForEachSegment(chain.writable, 0, len, put).has_value() ? kVirtioBlkSOk
-                                                                 : kVirtioBlkSIoErr;
+  return ForEachSegment(chain.writable, 0, len, put).has_value() ? kVirtioBlkSOk : kVirtioBlkSIoErr;
 }
 
 }  // namespace vmm::virtio

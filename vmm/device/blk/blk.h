@@ -39,17 +39,17 @@ inline constexpr uint8_t kVirtioBlkSOk = 0;
 inline constexpr uint8_t kVirtioBlkSIoErr = 1;
 inline constexpr uint8_t kVirtioBlkSUnsupp = 2;
 
-inline constexpr uint64_t kSectorSize = 512;      // protocol unit, whatever blk_size says
+inline constexpr uint64_t kSectorSize = 512;           // protocol unit, whatever blk_size says
 inline constexpr uint64_t kBlkRequestHeaderSize = 16;  // le32 type, le32 reserved, le64 sector
-inline constexpr size_t kBlkIdBytes = 20;         // GET_ID: NUL-padded, no NUL if 20 long
+inline constexpr size_t kBlkIdBytes = 20;              // GET_ID: NUL-padded, no NUL if 20 long
 
 // struct virtio_blk_config up to write_zeroes_may_unmap/unused1 (§5.2.4); the later fields
 // belong to features we do not offer.
 inline constexpr size_t kBlkConfigSize = 60;
-inline constexpr size_t kBlkConfigCapacity = 0;  // le64, 512-byte sectors
-inline constexpr size_t kBlkConfigSizeMax = 8;   // le32
-inline constexpr size_t kBlkConfigSegMax = 12;   // le32
-inline constexpr size_t kBlkConfigBlkSize = 20;  // le32
+inline constexpr size_t kBlkConfigCapacity = 0;    // le64, 512-byte sectors
+inline constexpr size_t kBlkConfigSizeMax = 8;     // le32
+inline constexpr size_t kBlkConfigSegMax = 12;     // le32
+inline constexpr size_t kBlkConfigBlkSize = 20;    // le32
 inline constexpr size_t kBlkConfigNumQueues = 34;  // le16
 
 struct BlkOptions {

@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/bytes.h"
 #include "vmm/contract/layout.h"
 #include "vmm/formats/kernel/kernel_image.h"
-#include "base/bytes.h"
 
 namespace vmm::boot {
 namespace {
@@ -48,8 +48,8 @@ Result<KernelImage> ParseBzImage(std::span<const uint8_t> file) {
   uint16_t version = *LoadLe<uint16_t>(file, kVersion);
   if (version < kMinVersion) {
     char buf[96];
-    std::snprintf(buf, sizeof(buf), "boot protocol %u.%u is older than 2.12",
-                  version >> 8, version & 0xFF);
+    std::snprintf(buf, sizeof(buf), "boot protocol %u.%u is older than 2.12", version >> 8,
+                  version & 0xFF);
     return Bad(buf);
   }
   if (!(*LoadLe<uint8_t>(file, kLoadFlags) & kLoadedHigh)) return Bad("not a bzImage (zImage)");
@@ -112,7 +112,11 @@ std::string FormatName(const KernelImage& image) {
 }
 
 Result<KernelImage> ParseKernelImage(std::span<const uint8_t> file) {
-  if (file.size() >= 4 && std::memcmp(file.data(), "\x7f" "ELF", 4) == 0) return ParsePvhElf(file);
+  if (file.size() >= 4 && std::memcmp(file.data(),
+                                      "\x7f"
+                                      "ELF",
+                                      4) == 0)
+    return ParsePvhElf(file);
   if (file.size() > kHeaderMagic + 4 && std::memcmp(file.data() + kHeaderMagic, "HdrS", 4) == 0) {
     return ParseBzImage(file);
   }

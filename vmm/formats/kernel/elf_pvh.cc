@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "vmm/formats/kernel/kernel_image.h"
 #include "base/bytes.h"
+#include "vmm/formats/kernel/kernel_image.h"
 
 namespace vmm::boot {
 namespace {
@@ -143,9 +143,12 @@ Result<KernelImage> ParsePvhElf(std::span<const uint8_t> file) {
   if (file.size() < EI_NIDENT) return Bad("file shorter than an ELF header");
   if (std::memcmp(file.data(), ELFMAG, SELFMAG) != 0) return Bad("no ELF magic");
   switch (file[EI_CLASS]) {
-    case ELFCLASS64: return ParseClass<Elf64>(file);
-    case ELFCLASS32: return ParseClass<Elf32>(file);
-    default: return Bad("neither a 32-bit nor a 64-bit ELF");
+    case ELFCLASS64:
+      return ParseClass<Elf64>(file);
+    case ELFCLASS32:
+      return ParseClass<Elf32>(file);
+    default:
+      return Bad("neither a 32-bit nor a 64-bit ELF");
   }
 }
 

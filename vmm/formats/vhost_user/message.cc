@@ -10,7 +10,14 @@ namespace {
 
 // The payload layouts, numbered as the alternatives of Payload.
 enum class Kind : uint8_t {
-  kNone, kU64, kVringState, kVringAddress, kMemoryTable, kSingleRegion, kConfig, kVringFd,
+  kNone,
+  kU64,
+  kVringState,
+  kVringAddress,
+  kMemoryTable,
+  kSingleRegion,
+  kConfig,
+  kVringFd,
 };
 static_assert(std::variant_size_v<Payload> == 8);
 
@@ -308,8 +315,7 @@ Result<Parsed> Parse(std::span<const uint8_t> bytes, size_t fd_count, Direction 
     fd_rule = "takes no fd (one is tolerated, and closed)";
   }
   if (fd_count != want)
-    return Violation(where + ": arrived with " + std::to_string(fd_count) + " fds but " +
-                     fd_rule);
+    return Violation(where + ": arrived with " + std::to_string(fd_count) + " fds but " + fd_rule);
   const size_t kept = rule->fds == Fds::kNoneOrOneIgnored ? 0 : want;
   return Parsed{rule->request, flags, std::move(payload), kept};
 }
@@ -393,8 +399,8 @@ Result<Message> Decode(std::span<const uint8_t> bytes, std::vector<UniqueFd> fds
   return m;
 }
 
-Result<std::vector<uint8_t>> EncodeRequest(Request request, const Payload& payload,
-                                           size_t fd_count, bool need_reply) {
+Result<std::vector<uint8_t>> EncodeRequest(Request request, const Payload& payload, size_t fd_count,
+                                           bool need_reply) {
   return Encode(request, kVersion | (need_reply ? kFlagNeedReply : 0), payload, fd_count,
                 Direction::kRequest);
 }

@@ -34,8 +34,8 @@ enum class Request : uint32_t {
   kSetOwner = 3,
   kResetOwner = 4,
   kSetMemTable = 5,
-  kSetLogBase = 6,            // unsupported: no live migration
-  kSetLogFd = 7,              // unsupported
+  kSetLogBase = 6,  // unsupported: no live migration
+  kSetLogFd = 7,    // unsupported
   kSetVringNum = 8,
   kSetVringAddr = 9,
   kSetVringBase = 10,
@@ -47,11 +47,11 @@ enum class Request : uint32_t {
   kSetProtocolFeatures = 16,
   kGetQueueNum = 17,
   kSetVringEnable = 18,
-  kSendRarp = 19,             // unsupported: net only
-  kNetSetMtu = 20,            // unsupported: net only
-  kSetBackendReqFd = 21,      // the back-end's own channel to the front-end
-  kIotlbMsg = 22,             // unsupported: no VIRTIO_F_IOMMU_PLATFORM
-  kSetVringEndian = 23,       // unsupported: legacy devices only
+  kSendRarp = 19,         // unsupported: net only
+  kNetSetMtu = 20,        // unsupported: net only
+  kSetBackendReqFd = 21,  // the back-end's own channel to the front-end
+  kIotlbMsg = 22,         // unsupported: no VIRTIO_F_IOMMU_PLATFORM
+  kSetVringEndian = 23,   // unsupported: legacy devices only
   kGetConfig = 24,
   kSetConfig = 25,
   kCreateCryptoSession = 26,  // unsupported
@@ -63,7 +63,7 @@ enum class Request : uint32_t {
   kSetInflightFd = 32,        // unsupported
   kGpuSetSocket = 33,         // unsupported
   kResetDevice = 34,
-  kVringKick = 35,            // unsupported: no in-band notifications
+  kVringKick = 35,  // unsupported: no in-band notifications
   kGetMaxMemSlots = 36,
   kAddMemReg = 37,
   kRemMemReg = 38,
@@ -225,8 +225,8 @@ Result<Message> Decode(std::span<const uint8_t> bytes, std::vector<UniqueFd> fds
                        Direction direction);
 
 // A front-end request carrying `payload`, to be sent with `fd_count` fds.
-Result<std::vector<uint8_t>> EncodeRequest(Request request, const Payload& payload,
-                                           size_t fd_count, bool need_reply = false);
+Result<std::vector<uint8_t>> EncodeRequest(Request request, const Payload& payload, size_t fd_count,
+                                           bool need_reply = false);
 // A back-end reply to `request` (a REPLY_ACK status is a uint64_t payload, 0 = success).
 Result<std::vector<uint8_t>> EncodeReply(Request request, const Payload& payload);
 

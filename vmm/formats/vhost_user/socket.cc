@@ -10,9 +10,7 @@
 namespace vmm::vhost_user {
 namespace {
 
-Error ProtocolError(std::string message) {
-  return Error(ErrorKind::kProtocol, std::move(message));
-}
+Error ProtocolError(std::string message) { return Error(ErrorKind::kProtocol, std::move(message)); }
 
 // Fills `buf` from the socket, adding any fds that come along to `fds`. Returns how many
 // bytes arrived: fewer than buf.size() only when the peer closed the connection. Room for
@@ -78,7 +76,8 @@ Result<void> SendMessage(int sock, std::span<const uint8_t> bytes, std::span<con
   size_t sent = 0;
   while (sent < bytes.size()) {
     // The fds ride on the first byte, once.
-    const ssize_t n = SendWithFds(sock, bytes.subspan(sent), sent == 0 ? fds : std::span<const int>());
+    const ssize_t n =
+        SendWithFds(sock, bytes.subspan(sent), sent == 0 ? fds : std::span<const int>());
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("vhost-user: sendmsg");

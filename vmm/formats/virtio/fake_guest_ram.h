@@ -8,8 +8,8 @@
 #include <initializer_list>
 #include <span>
 #include <vector>
-#include "vmm/formats/virtio/guest_ram.h"
 #include "base/fake_guest_ram.h"
+#include "vmm/formats/virtio/guest_ram.h"
 
 namespace vmm::virtio {
 

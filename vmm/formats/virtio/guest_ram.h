@@ -16,8 +16,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "base/result.h"
 #include "base/guest_ram.h"
+#include "base/result.h"
 
 namespace vmm::virtio {
 

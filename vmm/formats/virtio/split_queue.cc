@@ -7,9 +7,9 @@ namespace vmm::virtio {
 namespace {
 
 // Layout of the three parts, virtio 1.2 §2.7 (sizes) and §2.7.5, §2.7.6, §2.7.8 (fields).
-constexpr uint64_t kDescSize = 16;  // le64 addr, le32 len, le16 flags, le16 next
-constexpr uint64_t kAvailHeader = 4;   // le16 flags, le16 idx; then le16 ring[size]
-constexpr uint64_t kUsedHeader = 4;    // le16 flags, le16 idx; then {le32 id, le32 len}[size]
+constexpr uint64_t kDescSize = 16;    // le64 addr, le32 len, le16 flags, le16 next
+constexpr uint64_t kAvailHeader = 4;  // le16 flags, le16 idx; then le16 ring[size]
+constexpr uint64_t kUsedHeader = 4;   // le16 flags, le16 idx; then {le32 id, le32 len}[size]
 constexpr uint64_t kUsedElemSize = 8;
 constexpr uint64_t kRingIdxOffset = 2;
 
@@ -21,18 +21,30 @@ Error GuestError(std::string message) { return Error(ErrorKind::kGuest, std::mov
 
 const char* QueueFaultName(QueueFault fault) {
   switch (fault) {
-    case QueueFault::kNone: return "no fault";
-    case QueueFault::kAvailIndexJump: return "avail index jumped by more than the queue size";
-    case QueueFault::kDescIndexOutOfRange: return "descriptor index out of range";
-    case QueueFault::kChainTooLong: return "descriptor chain longer than the queue (loop)";
-    case QueueFault::kBufferOutsideRam: return "buffer outside guest RAM";
-    case QueueFault::kZeroLengthBuffer: return "zero-length buffer";
-    case QueueFault::kChainTooLarge: return "descriptor chain larger than the device allows";
-    case QueueFault::kReadableAfterWritable: return "device-readable buffer after a writable one";
-    case QueueFault::kIndirectNotNegotiated: return "indirect descriptor not negotiated";
-    case QueueFault::kIndirectWithNext: return "indirect descriptor with NEXT set";
-    case QueueFault::kNestedIndirect: return "nested indirect descriptor";
-    case QueueFault::kBadIndirectTable: return "malformed indirect descriptor table";
+    case QueueFault::kNone:
+      return "no fault";
+    case QueueFault::kAvailIndexJump:
+      return "avail index jumped by more than the queue size";
+    case QueueFault::kDescIndexOutOfRange:
+      return "descriptor index out of range";
+    case QueueFault::kChainTooLong:
+      return "descriptor chain longer than the queue (loop)";
+    case QueueFault::kBufferOutsideRam:
+      return "buffer outside guest RAM";
+    case QueueFault::kZeroLengthBuffer:
+      return "zero-length buffer";
+    case QueueFault::kChainTooLarge:
+      return "descriptor chain larger than the device allows";
+    case QueueFault::kReadableAfterWritable:
+      return "device-readable buffer after a writable one";
+    case QueueFault::kIndirectNotNegotiated:
+      return "indirect descriptor not negotiated";
+    case QueueFault::kIndirectWithNext:
+      return "indirect descriptor with NEXT set";
+    case QueueFault::kNestedIndirect:
+      return "nested indirect descriptor";
+    case QueueFault::kBadIndirectTable:
+      return "malformed indirect descriptor table";
   }
   return "unknown fault";
 }

@@ -35,17 +35,17 @@ inline constexpr uint16_t kVirtqUsedFNoNotify = 1;
 
 enum class QueueFault : uint8_t {
   kNone,
-  kAvailIndexJump,          // avail idx claims more than queue size outstanding (§2.7.6)
-  kDescIndexOutOfRange,     // head/next >= queue size, or next past an indirect table
-  kChainTooLong,            // more buffers than the queue size: a loop (§2.7.5.2, §2.7.5.3.1)
-  kBufferOutsideRam,        // [addr, addr + len) not inside one RAM region
-  kZeroLengthBuffer,        // len == 0
-  kChainTooLarge,           // total length above QueueLimits::max_chain_bytes
-  kReadableAfterWritable,   // a device-readable buffer after a writable one (§2.7.4.2)
-  kIndirectNotNegotiated,   // INDIRECT without VIRTIO_F_INDIRECT_DESC (§2.7.5.3.1)
-  kIndirectWithNext,        // INDIRECT and NEXT both set (§2.7.5.3.1)
-  kNestedIndirect,          // INDIRECT inside an indirect table (§2.7.5.3.1)
-  kBadIndirectTable,        // table len 0, not a multiple of 16, or > queue size entries
+  kAvailIndexJump,         // avail idx claims more than queue size outstanding (§2.7.6)
+  kDescIndexOutOfRange,    // head/next >= queue size, or next past an indirect table
+  kChainTooLong,           // more buffers than the queue size: a loop (§2.7.5.2, §2.7.5.3.1)
+  kBufferOutsideRam,       // [addr, addr + len) not inside one RAM region
+  kZeroLengthBuffer,       // len == 0
+  kChainTooLarge,          // total length above QueueLimits::max_chain_bytes
+  kReadableAfterWritable,  // a device-readable buffer after a writable one (§2.7.4.2)
+  kIndirectNotNegotiated,  // INDIRECT without VIRTIO_F_INDIRECT_DESC (§2.7.5.3.1)
+  kIndirectWithNext,       // INDIRECT and NEXT both set (§2.7.5.3.1)
+  kNestedIndirect,         // INDIRECT inside an indirect table (§2.7.5.3.1)
+  kBadIndirectTable,       // table len 0, not a multiple of 16, or > queue size entries
 };
 const char* QueueFaultName(QueueFault fault);
 

@@ -209,8 +209,8 @@ Result<uint32_t> EncodeEisaId(std::string_view id) {
                  "AML: EISA id '" + std::string(id) + "' is not 3 letters and 4 hex digits");
   }
   // Three 5-bit letters ('A' = 1) then 16 bits of product id, stored big-endian.
-  uint32_t big_endian = uint32_t(id[0] - 0x40) << 26 | uint32_t(id[1] - 0x40) << 21 |
-                        uint32_t(id[2] - 0x40) << 16;
+  uint32_t big_endian =
+      uint32_t(id[0] - 0x40) << 26 | uint32_t(id[1] - 0x40) << 21 | uint32_t(id[2] - 0x40) << 16;
   for (size_t i = 3; i < 7; ++i) big_endian |= uint32_t(HexValue(id[i])) << (4 * (6 - i));
   return __builtin_bswap32(big_endian);
 }
@@ -314,9 +314,9 @@ Aml ExtendedInterrupt(std::span<const uint32_t> interrupts, InterruptOptions opt
   PutU8(out, kExtendedInterruptTag);
   PutU16(out, static_cast<uint16_t>(2 + 4 * interrupts.size()));
   // Bit 0 consumer, 1 edge, 2 active low, 3 shared, 4 wake capable.
-  PutU8(out, static_cast<uint8_t>(1 | (options.edge_triggered ? 2 : 0) |
-                                  (options.active_low ? 4 : 0) | (options.shared ? 8 : 0) |
-                                  (options.wake_capable ? 16 : 0)));
+  PutU8(out,
+        static_cast<uint8_t>(1 | (options.edge_triggered ? 2 : 0) | (options.active_low ? 4 : 0) |
+                             (options.shared ? 8 : 0) | (options.wake_capable ? 16 : 0)));
   PutU8(out, static_cast<uint8_t>(interrupts.size()));
   for (uint32_t gsi : interrupts) PutU32(out, gsi);
   return Aml::FromBytes(std::move(out));

@@ -77,13 +77,13 @@ Result<uint32_t> EncodeEisaId(std::string_view id);
 
 // ---- Named objects and packages (ACPI 6.5 §20.2.5) ----
 
-Aml Name(std::string_view path, const Aml& value);                        // DefName
-Aml Package(std::initializer_list<Aml> elements);                         // DefPackage
-Aml Package(std::span<const Aml> elements);                               // <= 255 elements
-Aml Buffer(std::span<const uint8_t> bytes);                               // DefBuffer
-Aml Scope(std::string_view path, std::initializer_list<Aml> terms);      // DefScope
+Aml Name(std::string_view path, const Aml& value);                   // DefName
+Aml Package(std::initializer_list<Aml> elements);                    // DefPackage
+Aml Package(std::span<const Aml> elements);                          // <= 255 elements
+Aml Buffer(std::span<const uint8_t> bytes);                          // DefBuffer
+Aml Scope(std::string_view path, std::initializer_list<Aml> terms);  // DefScope
 Aml Scope(std::string_view path, std::span<const Aml> terms);
-Aml Device(std::string_view path, std::initializer_list<Aml> terms);     // DefDevice
+Aml Device(std::string_view path, std::initializer_list<Aml> terms);  // DefDevice
 Aml Device(std::string_view path, std::span<const Aml> terms);
 
 // ---- Resource data (ACPI 6.5 §6.4); put descriptors inside ResourceTemplate() ----

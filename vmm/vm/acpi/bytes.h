@@ -61,8 +61,8 @@ inline uint8_t Sum8(std::span<const uint8_t> bytes) {
 // Sets bytes[checksum_offset] so that the 8-bit sum of `bytes` is 0.
 inline Result<void> FixChecksum(std::span<uint8_t> bytes, size_t checksum_offset) {
   if (checksum_offset >= bytes.size()) {
-    return Error(ErrorKind::kInternal, "ACPI checksum offset " +
-                                           std::to_string(checksum_offset) + " out of range");
+    return Error(ErrorKind::kInternal,
+                 "ACPI checksum offset " + std::to_string(checksum_offset) + " out of range");
   }
   bytes[checksum_offset] = 0;
   bytes[checksum_offset] = static_cast<uint8_t>(0x100 - Sum8(bytes));

@@ -1,9 +1,9 @@
 // MADT ("APIC"), ACPI 6.5 §5.2.12: one local APIC per CPU, one IOAPIC, the ISA overrides.
 #include <string>
 
+#include "vmm/contract/layout.h"
 #include "vmm/vm/acpi/bytes.h"
 #include "vmm/vm/acpi/table_builders.h"
-#include "vmm/contract/layout.h"
 
 namespace vmm::acpi {
 namespace {
@@ -62,8 +62,8 @@ void PutLocalApicNmi(std::vector<uint8_t>& b, uint8_t uid, uint16_t flags, uint8
 
 Result<std::vector<uint8_t>> BuildMadt(const PlatformDescription& platform) {
   if (platform.num_cpus == 0 || platform.num_cpus > kMaxCpus) {
-    return InvalidArgument("MADT: " + std::to_string(platform.num_cpus) +
-                           " CPUs, expected 1.." + std::to_string(kMaxCpus));
+    return InvalidArgument("MADT: " + std::to_string(platform.num_cpus) + " CPUs, expected 1.." +
+                           std::to_string(kMaxCpus));
   }
   std::vector<uint8_t> b;
   PutU32(b, static_cast<uint32_t>(x86::kLapicAddr));  // Local Interrupt Controller Address
@@ -72,8 +72,7 @@ Result<std::vector<uint8_t>> BuildMadt(const PlatformDescription& platform) {
   for (uint32_t i = 0; i < platform.num_cpus; ++i) {
     PutLocalApic(b, static_cast<uint8_t>(i), static_cast<uint8_t>(i));
   }
-  PutIoApic(b, static_cast<uint8_t>(platform.num_cpus), static_cast<uint32_t>(x86::kIoApicAddr),
-            0);
+  PutIoApic(b, static_cast<uint8_t>(platform.num_cpus), static_cast<uint32_t>(x86::kIoApicAddr), 0);
   // The PIT's IRQ 0 is wired to IOAPIC pin 2 on PC-compatibles (pin 0 is the 8259 ExtINT).
   PutSourceOverride(b, 0, 2, kIntiConforming);
   // The SCI is a level-triggered, active-high (sharable) interrupt, §5.2.9 SCI_INT.

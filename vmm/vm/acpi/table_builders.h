@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/vm/acpi/tables.h"
 #include "base/result.h"
+#include "vmm/vm/acpi/tables.h"
 
 namespace vmm::acpi {
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <utility>
 
+#include "base/hex.h"
 #include "vmm/vm/acpi/bytes.h"
 #include "vmm/vm/acpi/table_builders.h"
-#include "base/hex.h"
 
 namespace vmm::acpi {
 namespace {
@@ -99,12 +99,10 @@ Result<AcpiTables> BuildAcpiTables(const PlatformDescription& platform, uint64_t
                                    uint64_t max_size) {
   if (platform.num_cpus == 0 || platform.num_cpus > kMaxCpus) {
     return InvalidArgument("ACPI: " + std::to_string(platform.num_cpus) +
-                           " CPUs requested, the platform supports 1.." +
-                           std::to_string(kMaxCpus));
+                           " CPUs requested, the platform supports 1.." + std::to_string(kMaxCpus));
   }
   if (base_gpa % kTableAlignment != 0) {
-    return InvalidArgument("ACPI: tables address " + Hex(base_gpa) +
-                           " is not 16-byte aligned");
+    return InvalidArgument("ACPI: tables address " + Hex(base_gpa) + " is not 16-byte aligned");
   }
 
   // Tables that point at nothing first; their sizes fix the layout.
@@ -160,8 +158,8 @@ Result<AcpiTables> BuildAcpiTables(const PlatformDescription& platform, uint64_t
     }
     PutZeros(out.bytes, slot.offset - out.bytes.size());
     PutBytes(out.bytes, slot.bytes);
-    out.tables.push_back({slot.signature, static_cast<uint32_t>(slot.offset),
-                          static_cast<uint32_t>(slot.size)});
+    out.tables.push_back(
+        {slot.signature, static_cast<uint32_t>(slot.offset), static_cast<uint32_t>(slot.size)});
   }
   return out;
 }

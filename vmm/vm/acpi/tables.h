@@ -16,8 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/contract/layout.h"
 #include "base/result.h"
+#include "vmm/contract/layout.h"
 
 namespace vmm::acpi {
 
@@ -48,7 +48,7 @@ struct VirtioMmioSlot {
 };
 
 struct PlatformDescription {
-  uint32_t num_cpus = 1;  // 1..kMaxCpus; APIC id = ACPI processor uid = index
+  uint32_t num_cpus = 1;                    // 1..kMaxCpus; APIC id = ACPI processor uid = index
   std::vector<VirtioMmioSlot> virtio_mmio;  // at most 16
   // A TPM 2.0 behind a CRB interface: the MSFT0101 device in the DSDT and a TPM2 table
   // listed in the XSDT.
@@ -68,8 +68,8 @@ struct TableLocation {
 };
 
 struct AcpiTables {
-  std::vector<uint8_t> bytes;          // copy to guest memory at the base address
-  std::vector<TableLocation> tables;   // in blob order; tables[0] is the RSDP at offset 0
+  std::vector<uint8_t> bytes;         // copy to guest memory at the base address
+  std::vector<TableLocation> tables;  // in blob order; tables[0] is the RSDP at offset 0
 
   // The table with this signature, or nullptr.
   const TableLocation* Find(std::string_view signature) const;

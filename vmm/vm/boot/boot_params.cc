@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "vmm/contract/layout.h"
 #include "base/bytes.h"
+#include "vmm/contract/layout.h"
 
 namespace vmm::boot {
 namespace {

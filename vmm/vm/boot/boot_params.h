@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "vmm/vm/arch/x86_64/e820.h"
 #include "vmm/formats/kernel/kernel_image.h"
+#include "vmm/vm/arch/x86_64/e820.h"
 
 namespace vmm::boot {
 

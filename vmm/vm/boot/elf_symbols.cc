@@ -43,7 +43,9 @@ std::string SymbolTable::Describe(uint64_t addr) const {
 }
 
 Result<SymbolTable> ReadElfSymbols(std::span<const uint8_t> file) {
-  auto bad = [](const std::string& why) { return InvalidArgument("cannot read ELF symbols: " + why); };
+  auto bad = [](const std::string& why) {
+    return InvalidArgument("cannot read ELF symbols: " + why);
+  };
   if (file.size() < sizeof(Elf64_Ehdr) || std::memcmp(file.data(), ELFMAG, SELFMAG) != 0 ||
       file[EI_CLASS] != ELFCLASS64) {
     return bad("not an ELF64 file");
@@ -77,7 +79,8 @@ Result<SymbolTable> ReadElfSymbols(std::span<const uint8_t> file) {
           sym.st_name >= strtab.sh_size) {
         continue;
       }
-      const char* name = reinterpret_cast<const char*>(file.data() + strtab.sh_offset + sym.st_name);
+      const char* name =
+          reinterpret_cast<const char*>(file.data() + strtab.sh_offset + sym.st_name);
       size_t max = std::min<uint64_t>(strtab.sh_size - sym.st_name, kMaxNameLen);
       size_t len = strnlen(name, max);
       if (len == 0 || len == max) continue;  // empty or unterminated within bounds
@@ -103,7 +106,8 @@ Result<SymbolTable> ReadSystemMap(std::span<const uint8_t> file) {
     if (type != 'T' && type != 't') continue;
     symbols.push_back({addr, 0, name});
   }
-  if (symbols.empty()) return InvalidArgument("cannot read symbols: neither an ELF nor a System.map");
+  if (symbols.empty())
+    return InvalidArgument("cannot read symbols: neither an ELF nor a System.map");
   return SymbolTable(std::move(symbols));
 }
 

@@ -1,5 +1,5 @@
-// Function symbols of an ELF64 file (a vmlinux) or a System.map, for naming guest RIPs in profiles and
-// error messages. The file is parsed defensively like any kernel image (fuzzed).
+// Function symbols of an ELF64 file (a vmlinux) or a System.map, for naming guest RIPs in profiles
+// and error messages. The file is parsed defensively like any kernel image (fuzzed).
 //
 //   ASSIGN_OR_RETURN(SymbolTable syms, ReadElfSymbols(bytes));
 //   std::string where = syms.Describe(rip);   // "do_idle+0x2a" or "0xffffffff81000000"

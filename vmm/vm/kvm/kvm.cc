@@ -44,16 +44,17 @@ Result<Kvm> Kvm::Open(const std::string& path) {
     int err = errno;
     if (err == ENOENT) {
       return Error(ErrorKind::kUnsupported,
-                   path + " does not exist: this host offers no KVM (is the kvm module loaded, "
-                          "and are hardware virtualization extensions enabled?)");
+                   path +
+                       " does not exist: this host offers no KVM (is the kvm module loaded, "
+                       "and are hardware virtualization extensions enabled?)");
     }
     return Error(ErrorKind::kSystem, "cannot open " + path, err);
   }
   int version = ioctl(kvm.fd_.get(), KVM_GET_API_VERSION, 0);
   if (version != KVM_API_VERSION) {
-    return Error(ErrorKind::kUnsupported,
-                 "KVM API version " + std::to_string(version) + " is not the expected " +
-                     std::to_string(KVM_API_VERSION));
+    return Error(ErrorKind::kUnsupported, "KVM API version " + std::to_string(version) +
+                                              " is not the expected " +
+                                              std::to_string(KVM_API_VERSION));
   }
   for (long cap : {KVM_CAP_IRQCHIP, KVM_CAP_USER_MEMORY, KVM_CAP_SET_TSS_ADDR, KVM_CAP_PIT2,
                    KVM_CAP_EXT_CPUID, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_IRQ_ROUTING}) {
@@ -222,13 +223,13 @@ Result<void> KvmVcpu::Run() {
   return Ok();
 }
 
-#define VCPU_GET(type, req)                                          \
-  type value{};                                                      \
-  if (ioctl(fd_.get(), req, &value) < 0) return KvmError(#req);      \
+#define VCPU_GET(type, req)                                     \
+  type value{};                                                 \
+  if (ioctl(fd_.get(), req, &value) < 0) return KvmError(#req); \
   return value
 
-#define VCPU_SET(req, ptr)                                           \
-  if (ioctl(fd_.get(), req, ptr) < 0) return KvmError(#req);         \
+#define VCPU_SET(req, ptr)                                   \
+  if (ioctl(fd_.get(), req, ptr) < 0) return KvmError(#req); \
   return Ok()
 
 Result<kvm_regs> KvmVcpu::GetRegs() const { VCPU_GET(kvm_regs, KVM_GET_REGS); }

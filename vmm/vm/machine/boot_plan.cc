@@ -7,15 +7,16 @@
 #include <cinttypes>
 #include <cstdio>
 
-#include "vmm/contract/layout.h"
 #include "base/hex.h"
+#include "vmm/contract/layout.h"
+#include "vmm/vm/boot/boot_params.h"
 #include "vmm/vm/compat/kvm_pvm/kernel_parameters.h"
 #include "vmm/vm/compat/kvm_pvm/pvm_compat.h"
-#include "vmm/vm/boot/boot_params.h"
 
 namespace vmm {
 
-static_assert(kMinSpecMemory == x86::kMinMemory, "the VM spec admits the memory a VM can boot with");
+static_assert(kMinSpecMemory == x86::kMinMemory,
+              "the VM spec admits the memory a VM can boot with");
 
 namespace {
 
@@ -71,16 +72,16 @@ Result<BootPlan> PlanBoot(const VmSpec& cfg, kvm::KvmFlavor flavor) {
   }
   if (img.highest_gpa > low_end) {
     return InvalidArgument("kernel '" + cfg.kernel + "' needs memory up to " +
-                           Hex(img.highest_gpa) + " but the VM's low RAM ends at " +
-                           Hex(low_end) + ": give the VM more --memory");
+                           Hex(img.highest_gpa) + " but the VM's low RAM ends at " + Hex(low_end) +
+                           ": give the VM more --memory");
   }
 
   plan.kvm_compat = compat::pvm::Active(cfg.kvm_compat, flavor);
   if (cfg.kvm_compat != KvmCompat::kAuto) {
     plan.kvm_compat_why = std::string("--kvm-compat ") + KvmCompatName(cfg.kvm_compat);
   } else {
-    plan.kvm_compat_why = std::string("--kvm-compat auto, the host's KVM is ") +
-                          kvm::FlavorName(flavor);
+    plan.kvm_compat_why =
+        std::string("--kvm-compat auto, the host's KVM is ") + kvm::FlavorName(flavor);
   }
   plan.cmdline = cfg.cmdline;
   if (plan.kvm_compat) {
@@ -103,8 +104,7 @@ Result<BootPlan> PlanBoot(const VmSpec& cfg, kvm::KvmFlavor flavor) {
     uint64_t limit = std::min<uint64_t>(low_end, uint64_t{img.initrd_addr_max} + 1);
     uint64_t size = plan.initrd_bytes.size();
     if (size > limit || ((limit - size) & ~uint64_t{0xFFF}) < img.highest_gpa) {
-      return InvalidArgument("initramfs '" + cfg.initramfs + "' (" +
-                             std::to_string(size >> 20) +
+      return InvalidArgument("initramfs '" + cfg.initramfs + "' (" + std::to_string(size >> 20) +
                              " MiB) does not fit beside the kernel: give the VM more --memory");
     }
     plan.initrd_gpa = (limit - size) & ~uint64_t{0xFFF};

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "vmm/vm/arch/x86_64/e820.h"
+#include "vmm/contract/vm_spec.h"
 #include "vmm/formats/kernel/kernel_image.h"
+#include "vmm/vm/arch/x86_64/e820.h"
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/memory/guest_memory.h"
-#include "vmm/contract/vm_spec.h"
 
 namespace vmm {
 

@@ -27,8 +27,8 @@ Result<VcpuExit> DecodeIo(const kvm_run& run, std::span<uint8_t> page) {
   }
   exits::Io out;
   out.port = io.port;
-  out.direction = io.direction == KVM_EXIT_IO_OUT ? exits::IoDirection::kOut
-                                                  : exits::IoDirection::kIn;
+  out.direction =
+      io.direction == KVM_EXIT_IO_OUT ? exits::IoDirection::kOut : exits::IoDirection::kIn;
   out.size = io.size;
   out.count = io.count;
   out.data = page.subspan(static_cast<size_t>(io.data_offset), static_cast<size_t>(bytes));
@@ -49,8 +49,8 @@ exits::InternalError DecodeInternalError(const kvm_run& run) {
   if (run.internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
       (run.emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
     e.has_insn_bytes = true;
-    const size_t n = std::min<size_t>(run.emulation_failure.insn_size,
-                                      sizeof(run.emulation_failure.insn_bytes));
+    const size_t n =
+        std::min<size_t>(run.emulation_failure.insn_size, sizeof(run.emulation_failure.insn_bytes));
     e.insn_bytes.assign(run.emulation_failure.insn_bytes, run.emulation_failure.insn_bytes + n);
   } else {
     const size_t n = std::min<size_t>(run.internal.ndata, std::size(run.internal.data));
@@ -82,8 +82,8 @@ Result<VcpuExit> DecodeExit(std::span<uint8_t> run_page) {
     case KVM_EXIT_INTR:
       return VcpuExit(exits::Intr{});
     case KVM_EXIT_FAIL_ENTRY:
-      return VcpuExit(exits::FailEntry{run.fail_entry.hardware_entry_failure_reason,
-                                       run.fail_entry.cpu});
+      return VcpuExit(
+          exits::FailEntry{run.fail_entry.hardware_entry_failure_reason, run.fail_entry.cpu});
     case KVM_EXIT_INTERNAL_ERROR:
       return VcpuExit(DecodeInternalError(run));
     case KVM_EXIT_SYSTEM_EVENT:
@@ -93,8 +93,8 @@ Result<VcpuExit> DecodeExit(std::span<uint8_t> run_page) {
     case KVM_EXIT_X86_WRMSR:
       return VcpuExit(exits::X86Wrmsr{run.msr.index, run.msr.reason, run.msr.data});
     case KVM_EXIT_DEBUG:
-      return VcpuExit(exits::Debug{run.debug.arch.exception, run.debug.arch.pc,
-                                   run.debug.arch.dr6, run.debug.arch.dr7});
+      return VcpuExit(exits::Debug{run.debug.arch.exception, run.debug.arch.pc, run.debug.arch.dr6,
+                                   run.debug.arch.dr7});
     default:
       return VcpuExit(exits::Unknown{run.exit_reason});
   }

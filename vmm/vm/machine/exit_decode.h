@@ -91,10 +91,10 @@ struct Unknown {
 
 }  // namespace exits
 
-using VcpuExit = std::variant<exits::Io, exits::Mmio, exits::Shutdown, exits::FailEntry,
-                              exits::InternalError, exits::SystemEvent, exits::Intr,
-                              exits::X86Rdmsr, exits::X86Wrmsr, exits::Debug, exits::Hlt,
-                              exits::Unknown>;
+using VcpuExit =
+    std::variant<exits::Io, exits::Mmio, exits::Shutdown, exits::FailEntry, exits::InternalError,
+                 exits::SystemEvent, exits::Intr, exits::X86Rdmsr, exits::X86Wrmsr, exits::Debug,
+                 exits::Hlt, exits::Unknown>;
 
 // Decodes the exit in `run_page`, the whole kvm_run mapping of one vCPU at its real size.
 // An Error (kind kKvm) names the exit and the field that is out of bounds; a mapping smaller

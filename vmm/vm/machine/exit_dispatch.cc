@@ -33,9 +33,8 @@ std::string ExitReasonName(uint32_t reason) {
 }
 
 ExitAction StopWithVcpuError(VcpuContext& ctx, const std::string& what) {
-  ctx.control.RequestStop(StopReason::kError,
-                          "vCPU " + std::to_string(ctx.vcpu.id()) + ": " + what + "; " +
-                              kvm::DescribeRegisters(ctx.vcpu));
+  ctx.control.RequestStop(StopReason::kError, "vCPU " + std::to_string(ctx.vcpu.id()) + ": " +
+                                                  what + "; " + kvm::DescribeRegisters(ctx.vcpu));
   return ExitAction::kStop;
 }
 

@@ -71,7 +71,7 @@ struct ExitStats {
   std::vector<Row> by_reason;  // key = reason; reads holds the count; highest count first
   std::vector<Row> io;         // highest count first, then by key
   std::vector<Row> mmio;
-  uint64_t other_reason = 0;   // exits with a reason >= VcpuExitCounts::kReasons
+  uint64_t other_reason = 0;  // exits with a reason >= VcpuExitCounts::kReasons
   uint64_t io_unattributed = 0;
   uint64_t mmio_unattributed = 0;
 };

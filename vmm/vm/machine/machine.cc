@@ -11,10 +11,11 @@
 #include <thread>
 #include <vector>
 
+#include "base/event_loop.h"
+#include "base/hex.h"
+#include "vmm/contract/layout.h"
 #include "vmm/vm/acpi/tables.h"
 #include "vmm/vm/arch/x86_64/cpu_setup.h"
-#include "vmm/contract/layout.h"
-#include "base/hex.h"
 #include "vmm/vm/compat/kvm_pvm/emulation_window.h"
 #include "vmm/vm/compat/kvm_pvm/pvm_compat.h"
 #include "vmm/vm/devices/acpi_pm/acpi_pm.h"
@@ -25,11 +26,9 @@
 #include "vmm/vm/machine/exit_dispatch.h"
 #include "vmm/vm/machine/exit_stats.h"
 #include "vmm/vm/machine/profiler.h"
-#include "vmm/vm/virtio_mmio/vhost_mmio_device.h"
 #include "vmm/vm/machine/serial_output.h"
 #include "vmm/vm/tpm_crb/tpm_frontend.h"
-#include "base/event_loop.h"
-#include "vmm/contract/layout.h"
+#include "vmm/vm/virtio_mmio/vhost_mmio_device.h"
 
 namespace vmm {
 namespace {
@@ -74,7 +73,7 @@ struct Machine::Impl {
   MachineOptions options;
   std::unique_ptr<GuestProfiler> profiler;
   std::vector<VcpuExitCounts> exit_counts;  // one per vCPU with options.exit_stats, else none
-  std::unique_ptr<compat::pvm::PvmCompat> compat;  // on kvm_pvm hosts or when forced
+  std::unique_ptr<compat::pvm::PvmCompat> compat;               // on kvm_pvm hosts or when forced
   std::unique_ptr<compat::pvm::EmulationWindow> compat_window;  // with `compat` only
   std::vector<std::unique_ptr<VhostMmioDevice>> virtio_devices;
   // The CRB buffer page (shared with nobody: the VM process copies commands out of it) and
@@ -123,9 +122,8 @@ Result<void> Machine::Impl::CreateDevices(const VmSpec& cfg) {
   });
   RETURN_IF_ERROR(pio.Insert(x86::kI8042DataPort, 1, i8042->data_port()));
   RETURN_IF_ERROR(pio.Insert(x86::kI8042CmdPort, 1, i8042->command_port()));
-  acpi_pm = std::make_unique<devices::AcpiPm>([this] {
-    control.RequestStop(StopReason::kPowerOff, "the guest powered off through ACPI");
-  });
+  acpi_pm = std::make_unique<devices::AcpiPm>(
+      [this] { control.RequestStop(StopReason::kPowerOff, "the guest powered off through ACPI"); });
   RETURN_IF_ERROR(pio.Insert(x86::kPm1aEvtPort, devices::AcpiPm::kSize, acpi_pm.get()));
   return Ok();
 }
@@ -212,8 +210,14 @@ ExitAction Machine::Impl::HandleExit(VcpuContext& ctx) {
   };
   return std::visit(
       Overloaded{
-          [&](const exits::Io& io) { HandleIo(io); return proceed(); },
-          [&](const exits::Mmio& m) { HandleMmio(m); return proceed(); },
+          [&](const exits::Io& io) {
+            HandleIo(io);
+            return proceed();
+          },
+          [&](const exits::Mmio& m) {
+            HandleMmio(m);
+            return proceed();
+          },
           [&](const exits::Intr&) { return proceed(); },
           [&](const exits::Shutdown&) {
             return StopWithVcpuError(ctx, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)");
@@ -245,15 +249,15 @@ std::string Machine::Impl::SymbolHint(VcpuContext& ctx) const {
 ExitAction Machine::Impl::HandleInternalError(VcpuContext& ctx, const exits::InternalError& e) {
   const GuestRam& ram = mem.ram();
   if (e.suberror != KVM_INTERNAL_ERROR_EMULATION) {
-    return StopWithVcpuError(ctx, "KVM internal error (KVM_EXIT_INTERNAL_ERROR, " +
-                                      InternalErrorDetail(e) + ")");
+    return StopWithVcpuError(
+        ctx, "KVM internal error (KVM_EXIT_INTERNAL_ERROR, " + InternalErrorDetail(e) + ")");
   }
   if (!compat) {
-    return StopWithVcpuError(
-        ctx, "KVM's instruction emulator gave up on " +
-                 compat::pvm::DescribeFailedInstruction(ctx.vcpu, ram) + SymbolHint(ctx) +
-                 " (KVM_EXIT_INTERNAL_ERROR, " + InternalErrorDetail(e) +
-                 "); the kvm_pvm compatibility module is off (--kvm-compat)");
+    return StopWithVcpuError(ctx, "KVM's instruction emulator gave up on " +
+                                      compat::pvm::DescribeFailedInstruction(ctx.vcpu, ram) +
+                                      SymbolHint(ctx) + " (KVM_EXIT_INTERNAL_ERROR, " +
+                                      InternalErrorDetail(e) +
+                                      "); the kvm_pvm compatibility module is off (--kvm-compat)");
   }
   auto r = compat->CompleteEmulationFailure(ctx.vcpu, ram);
   if (!r) return StopWithVcpuError(ctx, r.error().ToString() + SymbolHint(ctx));
@@ -343,12 +347,13 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmSpec& cfg, BootPlan pla
     uint8_t* host = impl->mem.host_base() + r.file_offset;
     if (plan_compat && r.guest_phys <= hole && hole_end <= r.guest_phys + r.size) {
       const uint64_t below = hole - r.guest_phys;
-      if (below > 0) RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, r.guest_phys, below, host));
-      RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, hole_end, r.size - below - (hole_end - hole),
-                                                   host + (hole_end - r.guest_phys)));
+      if (below > 0)
+        RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, r.guest_phys, below, host));
+      RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(
+          slot++, hole_end, r.size - below - (hole_end - hole), host + (hole_end - r.guest_phys)));
       impl->compat_window = std::make_unique<compat::pvm::EmulationWindow>(impl->mem, hole);
-      RETURN_IF_ERROR(impl->mmio.Insert(hole, compat::pvm::EmulationWindow::kSize,
-                                        impl->compat_window.get()));
+      RETURN_IF_ERROR(
+          impl->mmio.Insert(hole, compat::pvm::EmulationWindow::kSize, impl->compat_window.get()));
       continue;
     }
     RETURN_IF_ERROR(impl->vm.SetUserMemoryRegion(slot++, r.guest_phys, r.size, host));
@@ -364,8 +369,8 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmSpec& cfg, BootPlan pla
                                                  vtpm::kCrbSuggestedBufferSize,
                                                  static_cast<uint8_t*>(impl->tpm_page)));
     std::span<uint8_t> page(static_cast<uint8_t*>(impl->tpm_page), vtpm::kCrbSuggestedBufferSize);
-    ASSIGN_OR_RETURN(impl->tpm, TpmFrontend::Create(std::move(tpm_data),
-                                                    vtpm::kCrbSuggestedBufferGpa, page));
+    ASSIGN_OR_RETURN(impl->tpm,
+                     TpmFrontend::Create(std::move(tpm_data), vtpm::kCrbSuggestedBufferGpa, page));
     RETURN_IF_ERROR(impl->mmio.Insert(vtpm::kCrbBaseGpa, vtpm::kCrbWindowSize, impl->tpm.get()));
   }
 
@@ -377,15 +382,16 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmSpec& cfg, BootPlan pla
                                     static_cast<uint32_t>(x86::kVirtioMmioSize),
                                     x86::VirtioMmioGsi(i)});
   }
-  ASSIGN_OR_RETURN(std::vector<uint8_t> acpi_blob, acpi::BuildTables(platform, x86::kAcpiTablesAddr));
+  ASSIGN_OR_RETURN(std::vector<uint8_t> acpi_blob,
+                   acpi::BuildTables(platform, x86::kAcpiTablesAddr));
   RETURN_IF_ERROR(impl->mem.Write(x86::kAcpiTablesAddr, acpi_blob));
   RETURN_IF_ERROR(LoadBootPlan(plan, impl->mem, x86::kAcpiTablesAddr));
 
   ASSIGN_OR_RETURN(std::vector<kvm_cpuid_entry2> supported, kvm.GetSupportedCpuid());
   for (uint32_t i = 0; i < cfg.cpus; ++i) {
     ASSIGN_OR_RETURN(kvm::KvmVcpu vcpu, impl->vm.CreateVcpu(i, kvm.vcpu_mmap_size()));
-    RETURN_IF_ERROR(x86::SetupVcpuCommon(vcpu, x86::BuildCpuid(supported, i, cfg.cpus,
-                                                               kvm.flavor())));
+    RETURN_IF_ERROR(
+        x86::SetupVcpuCommon(vcpu, x86::BuildCpuid(supported, i, cfg.cpus, kvm.flavor())));
     if (i == 0) {
       RETURN_IF_ERROR(x86::SetupBootCpuRegisters(vcpu, impl->mem, plan.image.protocol,
                                                  plan.image.entry, plan.boot_data_gpa));

@@ -8,43 +8,43 @@
 
 #include <functional>
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
 
-#include "vmm/vm/boot/elf_symbols.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "vmm/contract/vm_spec.h"
+#include "vmm/vm/boot/elf_symbols.h"
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/machine/boot_plan.h"
 #include "vmm/vm/machine/vm_control.h"
-#include "vmm/contract/vm_spec.h"
 
 namespace vmm {
 
 struct RunOutcome {
   StopReason reason;
   std::string message;
-  int signal = 0;       // with StopReason::kSignal
-  std::string profile;  // with MachineOptions::profile
-  std::string compat_summary;  // when the kvm_pvm compatibility module ran
+  int signal = 0;               // with StopReason::kSignal
+  std::string profile;          // with MachineOptions::profile
+  std::string compat_summary;   // when the kvm_pvm compatibility module ran
   std::string exit_stats = {};  // with MachineOptions::exit_stats (exit_stats.h)
 };
 
 // Diagnostics that do not change what the guest sees (from VmSpec::diagnostics).
 struct MachineOptions {
-  bool profile = false;                         // sample the guest RIP
+  bool profile = false;  // sample the guest RIP
   uint32_t profile_interval_us = 1000;
-  std::shared_ptr<boot::SymbolTable> symbols;   // names for the profile, if known
-  bool exit_stats = false;                      // count exits by reason, port, address
+  std::shared_ptr<boot::SymbolTable> symbols;  // names for the profile, if known
+  bool exit_stats = false;                     // count exits by reason, port, address
 };
 
 // A virtio device served by a device process over vhost-user (vmm/vm/virtio_mmio/
 // vhost_mmio_device.h). The machine gives it the next virtio-mmio slot and GSI.
 struct DeviceLink {
-  std::string name;         // "blk0"
-  uint32_t device_id = 0;   // virtio device id
+  std::string name;        // "blk0"
+  uint32_t device_id = 0;  // virtio device id
   uint32_t config_size = 0;
-  UniqueFd sock;            // connected vhost-user session
+  UniqueFd sock;  // connected vhost-user session
 };
 
 // With `tpm_data` (a connected socket to the vTPM process's guest data channel, swtpm
@@ -54,8 +54,7 @@ struct DeviceLink {
 class Machine {
  public:
   static Result<std::unique_ptr<Machine>> Create(const VmSpec& spec, BootPlan plan,
-                                                 const kvm::Kvm& kvm,
-                                                 MachineOptions options = {},
+                                                 const kvm::Kvm& kvm, MachineOptions options = {},
                                                  std::vector<DeviceLink> devices = {},
                                                  UniqueFd tpm_data = {});
   ~Machine();

@@ -40,9 +40,10 @@ std::string GuestProfiler::Report(const boot::SymbolTable* symbols, size_t top) 
   std::string out = "profile: " + std::to_string(samples_) + " samples of the guest RIP\n";
   for (size_t i = 0; i < rows.size() && i < top; ++i) {
     char line[64];
-    std::snprintf(line, sizeof(line), "  %6.2f%% %8" PRIu64 "  ",
-                  samples_ ? 100.0 * static_cast<double>(rows[i].first) / static_cast<double>(samples_) : 0.0,
-                  rows[i].first);
+    std::snprintf(
+        line, sizeof(line), "  %6.2f%% %8" PRIu64 "  ",
+        samples_ ? 100.0 * static_cast<double>(rows[i].first) / static_cast<double>(samples_) : 0.0,
+        rows[i].first);
     out += line + rows[i].second + "\n";
   }
   return out;

@@ -12,8 +12,8 @@ Result<SerialOutput> SerialOutput::Open(const VmSpec& cfg) {
       out.fd_ = STDOUT_FILENO;
       break;
     case SerialMode::kFile:
-      out.owned_.reset(open(cfg.serial_path.c_str(),
-                            O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600));
+      out.owned_.reset(
+          open(cfg.serial_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600));
       if (!out.owned_.valid()) {
         return Error(ErrorKind::kInvalidArgument,
                      "--serial: cannot open '" + cfg.serial_path + "' for writing", errno);

@@ -17,7 +17,8 @@ class SerialOutput {
  public:
   static Result<SerialOutput> Open(const VmSpec& spec);
   SerialOutput(SerialOutput&& other) noexcept
-      : fd_(std::exchange(other.fd_, -1)), owned_(std::move(other.owned_)),
+      : fd_(std::exchange(other.fd_, -1)),
+        owned_(std::move(other.owned_)),
         buf_(std::move(other.buf_)) {}
   SerialOutput& operator=(SerialOutput&&) = delete;
   ~SerialOutput() { Flush(); }
@@ -26,7 +27,7 @@ class SerialOutput {
 
  private:
   SerialOutput() = default;
-  int fd_ = -1;       // borrowed stdout, or owned_ below
+  int fd_ = -1;  // borrowed stdout, or owned_ below
   UniqueFd owned_;
   std::string buf_;
 };

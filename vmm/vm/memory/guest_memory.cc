@@ -33,8 +33,8 @@ Result<GuestMemory> GuestMemory::Create(uint64_t size) {
   if (fcntl(mem.memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
     return ErrnoError("sealing the size of guest RAM");
   }
-  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                    mem.memfd_.get(), 0);
+  void* base =
+      mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mem.memfd_.get(), 0);
   if (base == MAP_FAILED) return ErrnoError("mapping guest RAM");
   // Guest RAM in a core dump would leak tenant data.
   madvise(base, size, MADV_DONTDUMP);

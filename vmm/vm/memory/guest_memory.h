@@ -13,9 +13,9 @@
 #include <span>
 #include <vector>
 
+#include "base/guest_ram.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
-#include "base/guest_ram.h"
 
 namespace vmm {
 

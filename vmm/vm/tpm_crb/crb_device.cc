@@ -246,10 +246,16 @@ void CrbDevice::Respond(std::span<const uint8_t> response) {
 }
 
 void CrbDevice::RespondError(uint32_t rc) {
-  const uint8_t error[kTpmHeaderSize] = {
-      kTpmStNoSessions >> 8, kTpmStNoSessions & 0xFF, 0, 0, 0, kTpmHeaderSize,
-      static_cast<uint8_t>(rc >> 24), static_cast<uint8_t>(rc >> 16),
-      static_cast<uint8_t>(rc >> 8), static_cast<uint8_t>(rc)};
+  const uint8_t error[kTpmHeaderSize] = {kTpmStNoSessions >> 8,
+                                         kTpmStNoSessions & 0xFF,
+                                         0,
+                                         0,
+                                         0,
+                                         kTpmHeaderSize,
+                                         static_cast<uint8_t>(rc >> 24),
+                                         static_cast<uint8_t>(rc >> 16),
+                                         static_cast<uint8_t>(rc >> 8),
+                                         static_cast<uint8_t>(rc)};
   Respond(error);
 }
 

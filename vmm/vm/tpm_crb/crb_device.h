@@ -30,8 +30,8 @@
 #include <span>
 #include <vector>
 
-#include "vmm/contract/layout.h"
 #include "base/result.h"
+#include "vmm/contract/layout.h"
 
 namespace vtpm {
 
@@ -52,10 +52,10 @@ inline constexpr size_t kCrbSuggestedBufferSize = 0x1000;
 
 // Register offsets within a locality page, PTP §6.5.3.2 Table "CRB Register Space".
 enum CrbRegister : uint32_t {
-  kCrbLocState = 0x00,     // R
-  kCrbLocCtrl = 0x08,      // W
-  kCrbLocSts = 0x0C,       // R
-  kCrbIntfId = 0x30,       // R, 64 bits (VID/DID in the upper half, "INTF_ID2" at 0x34)
+  kCrbLocState = 0x00,  // R
+  kCrbLocCtrl = 0x08,   // W
+  kCrbLocSts = 0x0C,    // R
+  kCrbIntfId = 0x30,    // R, 64 bits (VID/DID in the upper half, "INTF_ID2" at 0x34)
   kCrbIntfId2 = 0x34,
   kCrbCtrlExt = 0x38,      // 64 bits; chunking is not offered: reads 0, writes ignored
   kCrbCtrlReq = 0x40,      // RW
@@ -68,7 +68,7 @@ enum CrbRegister : uint32_t {
   kCrbCtrlCmdLaddr = 0x5C,
   kCrbCtrlCmdHaddr = 0x60,
   kCrbCtrlRspSize = 0x64,
-  kCrbCtrlRspAddr = 0x68,  // 64 bits
+  kCrbCtrlRspAddr = 0x68,   // 64 bits
   kCrbRegistersEnd = 0x80,  // 0x80..0xFFF would be the data buffer; unused here, RAZ/WI
 };
 
@@ -78,8 +78,8 @@ inline constexpr uint32_t kCrbLocStateAssigned = 1u << 1;
 inline constexpr uint32_t kCrbLocStateRegValid = 1u << 7;
 inline constexpr uint32_t kCrbLocCtrlRequestAccess = 1u << 0;
 inline constexpr uint32_t kCrbLocCtrlRelinquish = 1u << 1;
-inline constexpr uint32_t kCrbLocCtrlSeize = 1u << 2;                 // locality 0: ignored
-inline constexpr uint32_t kCrbLocCtrlResetEstablishment = 1u << 3;    // 3/4 only: ignored
+inline constexpr uint32_t kCrbLocCtrlSeize = 1u << 2;               // locality 0: ignored
+inline constexpr uint32_t kCrbLocCtrlResetEstablishment = 1u << 3;  // 3/4 only: ignored
 inline constexpr uint32_t kCrbLocStsGranted = 1u << 0;
 inline constexpr uint32_t kCrbLocStsBeenSeized = 1u << 1;
 inline constexpr uint32_t kCrbCtrlReqCmdReady = 1u << 0;
@@ -158,7 +158,7 @@ class CrbDevice {
   bool idle() const;
   bool locality_assigned() const;
   bool command_outstanding() const;  // Submit called, Complete not yet
-  uint64_t guest_errors() const;      // malformed accesses
+  uint64_t guest_errors() const;     // malformed accesses
   uint64_t commands_submitted() const;
   uint64_t commands_refused() const;  // answered by the device itself (bad size)
   uint64_t buffer_gpa() const { return buffer_gpa_; }
@@ -192,9 +192,9 @@ class CrbDevice {
   bool start_ = false;            // CTRL_START as the guest reads it
   bool cancel_ = false;           // CTRL_CANCEL bit 0 as written
   bool cancel_sent_ = false;
-  bool outstanding_ = false;      // the backend holds a command
-  bool abandoned_ = false;        // ... whose answer nobody waits for any more
-  bool deferred_ = false;         // START accepted while an abandoned command was out
+  bool outstanding_ = false;  // the backend holds a command
+  bool abandoned_ = false;    // ... whose answer nobody waits for any more
+  bool deferred_ = false;     // START accepted while an abandoned command was out
   bool fatal_ = false;
   uint64_t guest_errors_ = 0;
   uint64_t commands_submitted_ = 0;

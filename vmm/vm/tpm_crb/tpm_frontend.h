@@ -67,8 +67,8 @@ class TpmFrontend : public devices::BusDevice, private vtpm::CrbBackend {
   UniqueFd data_;
   std::unique_ptr<vtpm::CrbDevice> crb_;
   mutable std::mutex mu_;
-  bool waiting_ = false;             // a command was sent, its response is not complete
-  std::vector<uint8_t> response_;    // bytes of the response received so far
+  bool waiting_ = false;           // a command was sent, its response is not complete
+  std::vector<uint8_t> response_;  // bytes of the response received so far
   bool broken_ = false;
   std::string broken_why_;
   bool broken_reported_ = false;

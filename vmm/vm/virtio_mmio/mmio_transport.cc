@@ -24,11 +24,20 @@ constexpr uint8_t kDriverStatusBits = kVirtioStatusAcknowledge | kVirtioStatusDr
 // Registers that the driver reads only or writes only (§4.2.2 table, column Direction).
 bool IsWriteOnly(uint32_t reg) {
   switch (reg) {
-    case kMmioRegDeviceFeaturesSel: case kMmioRegDriverFeatures:
-    case kMmioRegDriverFeaturesSel: case kMmioRegQueueSel: case kMmioRegQueueNum:
-    case kMmioRegQueueNotify: case kMmioRegInterruptAck: case kMmioRegQueueDescLow:
-    case kMmioRegQueueDescHigh: case kMmioRegQueueDriverLow: case kMmioRegQueueDriverHigh:
-    case kMmioRegQueueDeviceLow: case kMmioRegQueueDeviceHigh: case kMmioRegShmSel:
+    case kMmioRegDeviceFeaturesSel:
+    case kMmioRegDriverFeatures:
+    case kMmioRegDriverFeaturesSel:
+    case kMmioRegQueueSel:
+    case kMmioRegQueueNum:
+    case kMmioRegQueueNotify:
+    case kMmioRegInterruptAck:
+    case kMmioRegQueueDescLow:
+    case kMmioRegQueueDescHigh:
+    case kMmioRegQueueDriverLow:
+    case kMmioRegQueueDriverHigh:
+    case kMmioRegQueueDeviceLow:
+    case kMmioRegQueueDeviceHigh:
+    case kMmioRegShmSel:
       return true;
     default:
       return false;
@@ -39,21 +48,36 @@ bool IsWriteOnly(uint32_t reg) {
 
 const char* MmioDriverErrorName(MmioDriverError error) {
   switch (error) {
-    case MmioDriverError::kNone: return "no error";
-    case MmioDriverError::kBadAccess: return "register access not 32-bit aligned";
-    case MmioDriverError::kReadWriteOnly: return "read of a write-only register";
-    case MmioDriverError::kWriteReadOnly: return "write to a read-only register";
-    case MmioDriverError::kUnknownRegister: return "access to an undefined register";
-    case MmioDriverError::kNoSuchQueue: return "no such queue";
-    case MmioDriverError::kQueueLocked: return "queue register written while in use";
-    case MmioDriverError::kBadQueueConfig: return "queue size or ring alignment invalid";
-    case MmioDriverError::kBadQueueReady: return "invalid QueueReady write";
-    case MmioDriverError::kBadStatus: return "invalid device status transition";
-    case MmioDriverError::kFeaturesRefused: return "feature set refused";
-    case MmioDriverError::kFeaturesLocked: return "driver features written after FEATURES_OK";
-    case MmioDriverError::kEarlyNotify: return "queue notified before it is running";
-    case MmioDriverError::kBadInterruptAck: return "undefined bits in InterruptACK";
-    case MmioDriverError::kConfigOutOfRange: return "config access out of range";
+    case MmioDriverError::kNone:
+      return "no error";
+    case MmioDriverError::kBadAccess:
+      return "register access not 32-bit aligned";
+    case MmioDriverError::kReadWriteOnly:
+      return "read of a write-only register";
+    case MmioDriverError::kWriteReadOnly:
+      return "write to a read-only register";
+    case MmioDriverError::kUnknownRegister:
+      return "access to an undefined register";
+    case MmioDriverError::kNoSuchQueue:
+      return "no such queue";
+    case MmioDriverError::kQueueLocked:
+      return "queue register written while in use";
+    case MmioDriverError::kBadQueueConfig:
+      return "queue size or ring alignment invalid";
+    case MmioDriverError::kBadQueueReady:
+      return "invalid QueueReady write";
+    case MmioDriverError::kBadStatus:
+      return "invalid device status transition";
+    case MmioDriverError::kFeaturesRefused:
+      return "feature set refused";
+    case MmioDriverError::kFeaturesLocked:
+      return "driver features written after FEATURES_OK";
+    case MmioDriverError::kEarlyNotify:
+      return "queue notified before it is running";
+    case MmioDriverError::kBadInterruptAck:
+      return "undefined bits in InterruptACK";
+    case MmioDriverError::kConfigOutOfRange:
+      return "config access out of range";
   }
   return "unknown error";
 }
@@ -69,20 +93,19 @@ QueueConfig MmioQueue::ToQueueConfig(uint64_t driver_features) const {
   return c;
 }
 
-Result<MmioTransport> MmioTransport::Create(MmioDeviceInfo info,
-                                            MmioTransportDelegate& delegate) {
+Result<MmioTransport> MmioTransport::Create(MmioDeviceInfo info, MmioTransportDelegate& delegate) {
   if (info.device_id == 0) return InvalidArgument("virtio-mmio: device id 0 is a placeholder");
   if (!(info.features & kVirtioFVersion1)) {
     return InvalidArgument("virtio-mmio: a modern device must offer VIRTIO_F_VERSION_1");
   }
   if (info.features & kMmioUnsupportedFeatures) {
-    return InvalidArgument("virtio-mmio: offered features include transport features this "
-                           "transport does not implement (packed, SR-IOV, notification data, "
-                           "ring reset)");
+    return InvalidArgument(
+        "virtio-mmio: offered features include transport features this "
+        "transport does not implement (packed, SR-IOV, notification data, "
+        "ring reset)");
   }
   if (info.queue_max_sizes.size() > kMmioMaxQueues) {
-    return InvalidArgument("virtio-mmio: more than " + std::to_string(kMmioMaxQueues) +
-                           " queues");
+    return InvalidArgument("virtio-mmio: more than " + std::to_string(kMmioMaxQueues) + " queues");
   }
   for (uint32_t max : info.queue_max_sizes) {
     if (!IsPowerOfTwo(max) || max > kMaxQueueSize) {
@@ -153,31 +176,41 @@ uint32_t MmioTransport::ReadRegister(uint32_t reg) {
   }
   const MmioQueue* q = SelectedQueue();
   switch (reg) {
-    case kMmioRegMagicValue: return kMmioMagicValue;
-    case kMmioRegVersion: return kMmioVersion;
-    case kMmioRegDeviceId: return info_.device_id;
-    case kMmioRegVendorId: return kMmioVendorId;
+    case kMmioRegMagicValue:
+      return kMmioMagicValue;
+    case kMmioRegVersion:
+      return kMmioVersion;
+    case kMmioRegDeviceId:
+      return info_.device_id;
+    case kMmioRegVendorId:
+      return kMmioVendorId;
     case kMmioRegDeviceFeatures:
       // Only words 0 and 1 exist: 64 feature bits (§2.2).
       if (device_features_sel_ == 0) return static_cast<uint32_t>(info_.features);
       if (device_features_sel_ == 1) return static_cast<uint32_t>(info_.features >> 32);
       return 0;
-    case kMmioRegQueueNumMax: return q ? info_.queue_max_sizes[queue_sel_] : 0;
-    case kMmioRegQueueReady: return q && q->ready ? 1 : 0;
+    case kMmioRegQueueNumMax:
+      return q ? info_.queue_max_sizes[queue_sel_] : 0;
+    case kMmioRegQueueReady:
+      return q && q->ready ? 1 : 0;
     case kMmioRegInterruptStatus: {
       uint32_t s = interrupt_status_;
       if (info_.used_buffer_via_irqfd && activated()) s |= kMmioIntUsedBuffer;
       return s;
     }
-    case kMmioRegStatus: return status();
+    case kMmioRegStatus:
+      return status();
     // No shared memory regions: length and base of a missing region read as all ones.
-    case kMmioRegShmLenLow: case kMmioRegShmLenHigh:
-    case kMmioRegShmBaseLow: case kMmioRegShmBaseHigh:
+    case kMmioRegShmLenLow:
+    case kMmioRegShmLenHigh:
+    case kMmioRegShmBaseLow:
+    case kMmioRegShmBaseHigh:
       return UINT32_MAX;
     case kMmioRegQueueReset:
       DriverError(MmioDriverError::kUnknownRegister);  // VIRTIO_F_RING_RESET never offered
       return 0;
-    case kMmioRegConfigGeneration: return config_generation_;
+    case kMmioRegConfigGeneration:
+      return config_generation_;
     default:
       DriverError(MmioDriverError::kUnknownRegister);
       return 0;
@@ -186,8 +219,12 @@ uint32_t MmioTransport::ReadRegister(uint32_t reg) {
 
 void MmioTransport::WriteRegister(uint32_t reg, uint32_t value) {
   switch (reg) {
-    case kMmioRegDeviceFeaturesSel: device_features_sel_ = value; return;
-    case kMmioRegDriverFeaturesSel: driver_features_sel_ = value; return;
+    case kMmioRegDeviceFeaturesSel:
+      device_features_sel_ = value;
+      return;
+    case kMmioRegDriverFeaturesSel:
+      driver_features_sel_ = value;
+      return;
     case kMmioRegDriverFeatures:
       // §3.1.1 step 5: the feature set is fixed once FEATURES_OK is set.
       if (status_ & (kVirtioStatusFeaturesOk | kVirtioStatusFailed)) {
@@ -201,12 +238,19 @@ void MmioTransport::WriteRegister(uint32_t reg, uint32_t value) {
         driver_features_invalid_ = true;  // accepts a bit we cannot have offered
       }
       return;
-    case kMmioRegQueueSel: queue_sel_ = value; return;
-    case kMmioRegQueueNum: case kMmioRegQueueDescLow: case kMmioRegQueueDescHigh:
-    case kMmioRegQueueDriverLow: case kMmioRegQueueDriverHigh:
-    case kMmioRegQueueDeviceLow: case kMmioRegQueueDeviceHigh:
+    case kMmioRegQueueSel:
+      queue_sel_ = value;
+      return;
+    case kMmioRegQueueNum:
+    case kMmioRegQueueDescLow:
+    case kMmioRegQueueDescHigh:
+    case kMmioRegQueueDriverLow:
+    case kMmioRegQueueDriverHigh:
+    case kMmioRegQueueDeviceLow:
+    case kMmioRegQueueDeviceHigh:
       return WriteQueueField(reg, value);
-    case kMmioRegQueueReady: return WriteQueueReady(value);
+    case kMmioRegQueueReady:
+      return WriteQueueReady(value);
     case kMmioRegQueueNotify:
       // Without VIRTIO_F_NOTIFICATION_DATA the value is the queue index (§4.2.3.3).
       if (value >= queues_.size()) return DriverError(MmioDriverError::kNoSuchQueue);
@@ -224,12 +268,22 @@ void MmioTransport::WriteRegister(uint32_t reg, uint32_t value) {
       if (before != 0 && interrupt_status_ == 0) delegate_->OnInterrupt(false);
       return;
     }
-    case kMmioRegStatus: return WriteStatus(value);
-    case kMmioRegShmSel: return;  // any id selects a missing region
-    case kMmioRegMagicValue: case kMmioRegVersion: case kMmioRegDeviceId:
-    case kMmioRegVendorId: case kMmioRegDeviceFeatures: case kMmioRegQueueNumMax:
-    case kMmioRegInterruptStatus: case kMmioRegShmLenLow: case kMmioRegShmLenHigh:
-    case kMmioRegShmBaseLow: case kMmioRegShmBaseHigh: case kMmioRegConfigGeneration:
+    case kMmioRegStatus:
+      return WriteStatus(value);
+    case kMmioRegShmSel:
+      return;  // any id selects a missing region
+    case kMmioRegMagicValue:
+    case kMmioRegVersion:
+    case kMmioRegDeviceId:
+    case kMmioRegVendorId:
+    case kMmioRegDeviceFeatures:
+    case kMmioRegQueueNumMax:
+    case kMmioRegInterruptStatus:
+    case kMmioRegShmLenLow:
+    case kMmioRegShmLenHigh:
+    case kMmioRegShmBaseLow:
+    case kMmioRegShmBaseHigh:
+    case kMmioRegConfigGeneration:
       return DriverError(MmioDriverError::kWriteReadOnly);
     default:  // QueueReset included: VIRTIO_F_RING_RESET is never offered
       return DriverError(MmioDriverError::kUnknownRegister);
@@ -243,14 +297,23 @@ void MmioTransport::WriteQueueField(uint32_t reg, uint32_t value) {
   // DRIVER_OK, so later changes could never reach it.
   if (q->ready || activated()) return DriverError(MmioDriverError::kQueueLocked);
   switch (reg) {
-    case kMmioRegQueueNum: q->size = value; return;
-    case kMmioRegQueueDescLow: return SetLow(q->desc_gpa, value);
-    case kMmioRegQueueDescHigh: return SetHigh(q->desc_gpa, value);
-    case kMmioRegQueueDriverLow: return SetLow(q->avail_gpa, value);
-    case kMmioRegQueueDriverHigh: return SetHigh(q->avail_gpa, value);
-    case kMmioRegQueueDeviceLow: return SetLow(q->used_gpa, value);
-    case kMmioRegQueueDeviceHigh: return SetHigh(q->used_gpa, value);
-    default: return;
+    case kMmioRegQueueNum:
+      q->size = value;
+      return;
+    case kMmioRegQueueDescLow:
+      return SetLow(q->desc_gpa, value);
+    case kMmioRegQueueDescHigh:
+      return SetHigh(q->desc_gpa, value);
+    case kMmioRegQueueDriverLow:
+      return SetLow(q->avail_gpa, value);
+    case kMmioRegQueueDriverHigh:
+      return SetHigh(q->avail_gpa, value);
+    case kMmioRegQueueDeviceLow:
+      return SetLow(q->used_gpa, value);
+    case kMmioRegQueueDeviceHigh:
+      return SetHigh(q->used_gpa, value);
+    default:
+      return;
   }
 }
 
@@ -276,8 +339,8 @@ void MmioTransport::WriteQueueReady(uint32_t value) {
   if (value != 1) return DriverError(MmioDriverError::kBadQueueReady);
   if (q->ready) return;
   // §3.1.1 step 7: queues are set up after FEATURES_OK and before DRIVER_OK.
-  if (!(status_ & kVirtioStatusFeaturesOk) || (status_ & (kVirtioStatusDriverOk |
-                                                          kVirtioStatusFailed))) {
+  if (!(status_ & kVirtioStatusFeaturesOk) ||
+      (status_ & (kVirtioStatusDriverOk | kVirtioStatusFailed))) {
     return DriverError(MmioDriverError::kBadQueueReady);
   }
   if (!QueueConfigValid(*q, info_.queue_max_sizes[queue_sel_])) {

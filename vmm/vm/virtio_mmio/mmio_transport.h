@@ -93,20 +93,20 @@ inline constexpr uint64_t kMmioUnsupportedFeatures =
 // Why the last malformed guest access was refused. The owner can log it, rate-limited.
 enum class MmioDriverError : uint8_t {
   kNone,
-  kBadAccess,          // not an aligned 32-bit register access, or outside the window
-  kReadWriteOnly,      // read of a write-only register (§4.2.2.2)
-  kWriteReadOnly,      // write to a read-only register (§4.2.2.2)
-  kUnknownRegister,    // an offset the register table does not describe
-  kNoSuchQueue,        // QueueSel or QueueNotify names a queue the device lacks
-  kQueueLocked,        // queue register written while ready or after DRIVER_OK (§4.2.2.2)
-  kBadQueueConfig,     // QueueReady=1 with a bad size or misaligned ring (§2.7, §4.2.3.2)
-  kBadQueueReady,      // a QueueReady value other than 0 or 1, or 1 out of sequence
-  kBadStatus,          // status bits cleared, skipped or set out of order (§2.1.1, §3.1.1)
-  kFeaturesRefused,    // FEATURES_OK with features not offered or without VERSION_1
-  kFeaturesLocked,     // DriverFeatures written after FEATURES_OK (§3.1.1)
-  kEarlyNotify,        // QueueNotify before DRIVER_OK or for a queue not ready (§3.1.1)
-  kBadInterruptAck,    // InterruptACK with undefined bits
-  kConfigOutOfRange,   // config access not 1/2/4/8 bytes fully inside the config
+  kBadAccess,         // not an aligned 32-bit register access, or outside the window
+  kReadWriteOnly,     // read of a write-only register (§4.2.2.2)
+  kWriteReadOnly,     // write to a read-only register (§4.2.2.2)
+  kUnknownRegister,   // an offset the register table does not describe
+  kNoSuchQueue,       // QueueSel or QueueNotify names a queue the device lacks
+  kQueueLocked,       // queue register written while ready or after DRIVER_OK (§4.2.2.2)
+  kBadQueueConfig,    // QueueReady=1 with a bad size or misaligned ring (§2.7, §4.2.3.2)
+  kBadQueueReady,     // a QueueReady value other than 0 or 1, or 1 out of sequence
+  kBadStatus,         // status bits cleared, skipped or set out of order (§2.1.1, §3.1.1)
+  kFeaturesRefused,   // FEATURES_OK with features not offered or without VERSION_1
+  kFeaturesLocked,    // DriverFeatures written after FEATURES_OK (§3.1.1)
+  kEarlyNotify,       // QueueNotify before DRIVER_OK or for a queue not ready (§3.1.1)
+  kBadInterruptAck,   // InterruptACK with undefined bits
+  kConfigOutOfRange,  // config access not 1/2/4/8 bytes fully inside the config
 };
 const char* MmioDriverErrorName(MmioDriverError error);
 
@@ -147,8 +147,7 @@ class MmioTransportDelegate {
   // those with ready == false unused. Kicks before DRIVER_OK were dropped (§3.1.1 forbids
   // them), so the backend should look at each ready ring once on start. An Error sets
   // DEVICE_NEEDS_RESET.
-  virtual Result<void> OnActivate(uint64_t driver_features,
-                                  std::span<const MmioQueue> queues) = 0;
+  virtual Result<void> OnActivate(uint64_t driver_features, std::span<const MmioQueue> queues) = 0;
   // The driver wrote QueueReady=0 to a running queue (§4.2.2.2 "to stop using the queue");
   // it reads back 0 at once, so the backend must have stopped the ring when this returns.
   virtual void OnQueueStop(uint32_t queue) = 0;

@@ -19,7 +19,8 @@ Result<std::unique_ptr<VhostMmioDevice>> VhostMmioDevice::Create(
     const VhostMmioSpec& spec, std::function<void(const std::string&)> on_failure) {
   const uint32_t queues = frontend.num_queues();
   std::vector<vhost_user::GuestRegion> regions;
-  for (const MemoryRegion& r : mem.regions()) regions.push_back({r.guest_phys, r.size, r.file_offset});
+  for (const MemoryRegion& r : mem.regions())
+    regions.push_back({r.guest_phys, r.size, r.file_offset});
   RETURN_IF_ERROR(frontend.SetMemTable(regions, mem.memfd()));
   ASSIGN_OR_RETURN(std::vector<uint8_t> config, frontend.GetConfig(spec.config_size));
 
@@ -84,7 +85,8 @@ void VhostMmioDevice::OnReset() {
 
 Result<void> VhostMmioDevice::OnActivate(uint64_t driver_features,
                                          std::span<const virtio::MmioQueue> queues) {
-  if (failed_) return Error(ErrorKind::kProtocol, spec_.name + ": the device process failed earlier");
+  if (failed_)
+    return Error(ErrorKind::kProtocol, spec_.name + ": the device process failed earlier");
   // Rings outside guest RAM are the guest's mistake: refuse the activation (the transport
   // sets DEVICE_NEEDS_RESET) rather than hand the device process an address it must
   // reject as a protocol violation (virtio 1.2 §2.7: sizes of the three areas).
@@ -94,8 +96,8 @@ Result<void> VhostMmioDevice::OnActivate(uint64_t driver_features,
     const uint64_t n = mq.size;
     if (mem_.Span(mq.desc_gpa, 16 * n).empty() || mem_.Span(mq.avail_gpa, 6 + 2 * n).empty() ||
         mem_.Span(mq.used_gpa, 6 + 8 * n).empty()) {
-      return Error(ErrorKind::kGuest, spec_.name + ": queue " + std::to_string(q) +
-                                          " has a ring outside guest RAM");
+      return Error(ErrorKind::kGuest,
+                   spec_.name + ": queue " + std::to_string(q) + " has a ring outside guest RAM");
     }
   }
   auto r = [&]() -> Result<void> {

@@ -10,8 +10,8 @@
 #pragma once
 
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,16 +20,16 @@
 #include "vmm/vm/devices/io_bus.h"
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/memory/guest_memory.h"
-#include "vmm/vm/virtio_mmio/vhost_user_frontend.h"
 #include "vmm/vm/virtio_mmio/mmio_transport.h"
+#include "vmm/vm/virtio_mmio/vhost_user_frontend.h"
 
 namespace vmm {
 
 struct VhostMmioSpec {
-  std::string name;       // "blk0", for messages
-  uint32_t device_id = 0; // virtio device id (2 blk, 4 rng)
+  std::string name;        // "blk0", for messages
+  uint32_t device_id = 0;  // virtio device id (2 blk, 4 rng)
   uint32_t config_size = 0;
-  uint64_t base = 0;      // guest-physical window
+  uint64_t base = 0;  // guest-physical window
   uint32_t gsi = 0;
   uint32_t queue_size = 256;
 };
@@ -61,7 +61,9 @@ class VhostMmioDevice final : public devices::BusDevice, public virtio::MmioTran
  private:
   VhostMmioDevice(const GuestMemory& mem, vhost_user::Frontend frontend, VhostMmioSpec spec,
                   std::function<void(const std::string&)> on_failure)
-      : mem_(mem), frontend_(std::move(frontend)), spec_(std::move(spec)),
+      : mem_(mem),
+        frontend_(std::move(frontend)),
+        spec_(std::move(spec)),
         on_failure_(std::move(on_failure)) {}
   void Fail(const Error& e);
 
@@ -70,9 +72,9 @@ class VhostMmioDevice final : public devices::BusDevice, public virtio::MmioTran
   VhostMmioSpec spec_;
   std::function<void(const std::string&)> on_failure_;
   std::unique_ptr<virtio::MmioTransport> transport_;
-  std::vector<UniqueFd> kicks_;   // registered with KVM_IOEVENTFD on QueueNotify
-  std::vector<UniqueFd> calls_;   // registered with KVM_IRQFD on the device's GSI
-  std::vector<UniqueFd> errs_;    // SET_VRING_ERR: the device process stopped the ring
+  std::vector<UniqueFd> kicks_;  // registered with KVM_IOEVENTFD on QueueNotify
+  std::vector<UniqueFd> calls_;  // registered with KVM_IRQFD on the device's GSI
+  std::vector<UniqueFd> errs_;   // SET_VRING_ERR: the device process stopped the ring
   // Guards transport_: vCPU threads (register accesses) and the control loop (ring errors).
   std::mutex lock_;
   std::vector<bool> running_;

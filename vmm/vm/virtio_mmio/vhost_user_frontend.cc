@@ -45,8 +45,8 @@ Result<Frontend> Frontend::Connect(UniqueFd sock, int timeout_ms) {
     if (!p_r) return p_r.error();
     Message& p = *p_r;
     ASSIGN_OR_RETURN(uint64_t offered, U64(p));
-    uint64_t want = ProtocolBit(kProtocolReplyAck) | ProtocolBit(kProtocolConfig) |
-                    ProtocolBit(kProtocolMq);
+    uint64_t want =
+        ProtocolBit(kProtocolReplyAck) | ProtocolBit(kProtocolConfig) | ProtocolBit(kProtocolMq);
     RETURN_IF_ERROR(fe.Send(Request::kSetProtocolFeatures, uint64_t{offered & want}));
     fe.protocol_features_ = offered & want;
     if (fe.protocol_features_ & ProtocolBit(kProtocolMq)) {
@@ -75,7 +75,8 @@ Result<void> Frontend::Send(Request request, const Payload& payload, std::span<c
   if (!reply) return reply.error();
   const uint64_t* status = std::get_if<uint64_t>(&reply->payload);
   if (status == nullptr) return BackendError(request, "malformed REPLY_ACK");
-  if (*status != 0) return BackendError(request, "refused (status " + std::to_string(*status) + ")");
+  if (*status != 0)
+    return BackendError(request, "refused (status " + std::to_string(*status) + ")");
   return Ok();
 }
 
@@ -128,8 +129,8 @@ Result<void> Frontend::SetFeatures(uint64_t driver_features) {
   return Send(Request::kSetFeatures, f);
 }
 
-Result<void> Frontend::StartQueue(uint32_t index, const RingSetup& ring, int kick_fd,
-                                  int call_fd, int err_fd) {
+Result<void> Frontend::StartQueue(uint32_t index, const RingSetup& ring, int kick_fd, int call_fd,
+                                  int err_fd) {
   RETURN_IF_ERROR(Send(Request::kSetVringNum, VringState{index, ring.size}));
   RETURN_IF_ERROR(Send(Request::kSetVringBase, VringState{index, 0}));
   VringAddress addr;

@@ -69,8 +69,7 @@ Result<void> WriteIdentityPageTables(GuestMemory& mem) {
 }  // namespace
 
 std::vector<kvm_cpuid_entry2> BuildCpuid(const std::vector<kvm_cpuid_entry2>& supported,
-                                         uint32_t index, uint32_t num_cpus,
-                                         kvm::KvmFlavor flavor) {
+                                         uint32_t index, uint32_t num_cpus, kvm::KvmFlavor flavor) {
   std::vector<kvm_cpuid_entry2> out = supported;
   for (kvm_cpuid_entry2& e : out) {
     switch (e.function) {
@@ -117,8 +116,9 @@ Result<void> SetupVcpuCommon(kvm::KvmVcpu& vcpu, const std::vector<kvm_cpuid_ent
 Result<void> SetupBootCpuRegisters(kvm::KvmVcpu& vcpu, GuestMemory& mem,
                                    boot::BootProtocol protocol, uint64_t entry,
                                    uint64_t boot_data_gpa) {
-  RETURN_IF_ERROR(mem.Write(kBootGdtAddr, std::span<const uint8_t>(
-                                              reinterpret_cast<const uint8_t*>(kGdt), sizeof(kGdt))));
+  RETURN_IF_ERROR(
+      mem.Write(kBootGdtAddr,
+                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(kGdt), sizeof(kGdt))));
   ASSIGN_OR_RETURN(kvm_sregs sregs, vcpu.GetSregs());
   sregs.gdt.base = kBootGdtAddr;
   sregs.gdt.limit = sizeof(kGdt) - 1;
@@ -153,8 +153,8 @@ Result<void> SetupBootCpuRegisters(kvm::KvmVcpu& vcpu, GuestMemory& mem,
   RETURN_IF_ERROR(vcpu.SetRegs(regs));
 
   kvm_fpu fpu{};
-  fpu.fcw = 0x37F;      // x87 default control word (FNINIT)
-  fpu.mxcsr = 0x1F80;   // SSE default: all exceptions masked
+  fpu.fcw = 0x37F;     // x87 default control word (FNINIT)
+  fpu.mxcsr = 0x1F80;  // SSE default: all exceptions masked
   return vcpu.SetFpu(fpu);
 }
 

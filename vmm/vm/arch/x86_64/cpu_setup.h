@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "vmm/formats/kernel/kernel_image.h"
 #include "base/result.h"
+#include "vmm/formats/kernel/kernel_image.h"
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/memory/guest_memory.h"
 
@@ -29,8 +29,7 @@ inline constexpr uint16_t kSelTss = 0x20;
 // Guest CPUID for vCPU `index` of `num_cpus`: the host's KVM-supported leaves, with the
 // hypervisor bit, this vCPU's APIC ID and topology, and CX16 hidden on kvm_pvm (DESIGN §6).
 std::vector<kvm_cpuid_entry2> BuildCpuid(const std::vector<kvm_cpuid_entry2>& supported,
-                                         uint32_t index, uint32_t num_cpus,
-                                         kvm::KvmFlavor flavor);
+                                         uint32_t index, uint32_t num_cpus, kvm::KvmFlavor flavor);
 
 // CPUID, MSRs and LAPIC LINT0/LINT1 wiring, for every vCPU.
 Result<void> SetupVcpuCommon(kvm::KvmVcpu& vcpu, const std::vector<kvm_cpuid_entry2>& cpuid);

@@ -121,19 +121,32 @@ Decoded Invalid(Decoded d, const char* why) {
 
 const char* OpName(Op op) {
   switch (op) {
-    case Op::kInt3: return "int3";
-    case Op::kFwait: return "fwait";
-    case Op::kClac: return "clac";
-    case Op::kStac: return "stac";
-    case Op::kPopcnt: return "popcnt";
-    case Op::kCmpxchg16b: return "cmpxchg16b";
-    case Op::kLdmxcsr: return "ldmxcsr";
-    case Op::kStmxcsr: return "stmxcsr";
-    case Op::kXsave: return "xsave";
-    case Op::kXrstor: return "xrstor";
-    case Op::kXsaveopt: return "xsaveopt";
-    case Op::kInvalidOpcode: return "(invalid opcode)";
-    case Op::kTooLong: return "(too long)";
+    case Op::kInt3:
+      return "int3";
+    case Op::kFwait:
+      return "fwait";
+    case Op::kClac:
+      return "clac";
+    case Op::kStac:
+      return "stac";
+    case Op::kPopcnt:
+      return "popcnt";
+    case Op::kCmpxchg16b:
+      return "cmpxchg16b";
+    case Op::kLdmxcsr:
+      return "ldmxcsr";
+    case Op::kStmxcsr:
+      return "stmxcsr";
+    case Op::kXsave:
+      return "xsave";
+    case Op::kXrstor:
+      return "xrstor";
+    case Op::kXsaveopt:
+      return "xsaveopt";
+    case Op::kInvalidOpcode:
+      return "(invalid opcode)";
+    case Op::kTooLong:
+      return "(too long)";
   }
   return "?";
 }
@@ -143,9 +156,15 @@ bool NeedsFpuState(Op op) { return op == Op::kXsave || op == Op::kXrstor || op =
 std::string Undecodable::Message() const {
   std::string out;
   switch (reason) {
-    case Reason::kUnsupported: out = "unsupported instruction"; break;
-    case Reason::kTruncated: out = "truncated instruction"; break;
-    case Reason::kNot64BitMode: out = "instruction outside 64-bit mode (not supported)"; break;
+    case Reason::kUnsupported:
+      out = "unsupported instruction";
+      break;
+    case Reason::kTruncated:
+      out = "truncated instruction";
+      break;
+    case Reason::kNot64BitMode:
+      out = "instruction outside 64-bit mode (not supported)";
+      break;
   }
   out += " [";
   for (size_t i = 0; i < size && i < bytes.size(); ++i) {
@@ -170,15 +189,37 @@ DecodeResult Decode(std::span<const uint8_t> bytes, const VcpuState& state) {
     }
     bool prefix = true;
     switch (b) {
-      case 0xF0: p.lock = true; break;
-      case 0xF2: p.repne = true; break;
-      case 0xF3: p.rep = true; break;
-      case 0x66: p.opsize = true; break;
-      case 0x67: p.addrsize = true; break;
-      case 0x26: case 0x2E: case 0x36: case 0x3E: break;  // null prefixes in 64-bit mode
-      case 0x64: p.segment = SegReg::kFs; p.segment_override = true; break;
-      case 0x65: p.segment = SegReg::kGs; p.segment_override = true; break;
-      default: prefix = false; break;
+      case 0xF0:
+        p.lock = true;
+        break;
+      case 0xF2:
+        p.repne = true;
+        break;
+      case 0xF3:
+        p.rep = true;
+        break;
+      case 0x66:
+        p.opsize = true;
+        break;
+      case 0x67:
+        p.addrsize = true;
+        break;
+      case 0x26:
+      case 0x2E:
+      case 0x36:
+      case 0x3E:
+        break;  // null prefixes in 64-bit mode
+      case 0x64:
+        p.segment = SegReg::kFs;
+        p.segment_override = true;
+        break;
+      case 0x65:
+        p.segment = SegReg::kGs;
+        p.segment_override = true;
+        break;
+      default:
+        prefix = false;
+        break;
     }
     if (!prefix) break;
     p.rex = 0;  // a REX prefix followed by a legacy prefix is ignored (§2.2.1)

@@ -65,29 +65,29 @@ struct MemOperand {
   int8_t base = -1;              // Gpr or -1
   int8_t index = -1;             // Gpr or -1
   uint8_t scale = 1;
-  bool rip_relative = false;     // base is the next instruction's RIP (SDM Vol. 2A §2.2.1.6)
-  uint8_t address_size = 64;     // 32 with the 67 prefix
-  int64_t disp = 0;              // sign-extended
+  bool rip_relative = false;  // base is the next instruction's RIP (SDM Vol. 2A §2.2.1.6)
+  uint8_t address_size = 64;  // 32 with the 67 prefix
+  int64_t disp = 0;           // sign-extended
 };
 
 struct Decoded {
   Op op = Op::kInvalidOpcode;
-  uint8_t length = 0;           // 1..15
-  uint8_t operand_size = 32;    // popcnt: 16/32/64; xsave family: 64 with REX.W
+  uint8_t length = 0;         // 1..15
+  uint8_t operand_size = 32;  // popcnt: 16/32/64; xsave family: 64 with REX.W
   bool lock = false;
   bool has_memory = false;
-  MemOperand mem;               // when has_memory
-  uint8_t reg = 0;              // ModRM.reg with REX.R: popcnt's destination
-  uint8_t rm = 0;               // ModRM.rm with REX.B when the operand is a register
+  MemOperand mem;   // when has_memory
+  uint8_t reg = 0;  // ModRM.reg with REX.R: popcnt's destination
+  uint8_t rm = 0;   // ModRM.rm with REX.B when the operand is a register
   std::array<uint8_t, kMaxInstructionLength> bytes{};  // the first `length` are the insn
-  const char* why = "";         // for kInvalidOpcode / kTooLong: which rule
+  const char* why = "";                                // for kInvalidOpcode / kTooLong: which rule
 };
 
 struct Undecodable {
   enum class Reason : uint8_t {
-    kUnsupported,    // not one of the instructions above
-    kTruncated,      // the bytes end inside an instruction shorter than 15 bytes
-    kNot64BitMode,   // CS.L=0 or EFER.LMA=0
+    kUnsupported,   // not one of the instructions above
+    kTruncated,     // the bytes end inside an instruction shorter than 15 bytes
+    kNot64BitMode,  // CS.L=0 or EFER.LMA=0
   };
   Reason reason = Reason::kUnsupported;
   std::array<uint8_t, kMaxInstructionLength> bytes{};

@@ -8,8 +8,8 @@
 namespace vmm::compat::pvm {
 namespace {
 
-constexpr uint64_t kDr6Bs = 1ull << 14;     // single step (SDM Vol. 3A §17.2.3)
-constexpr uint16_t kFswEs = 1u << 7;        // x87 error summary (SDM Vol. 1 §8.1.3)
+constexpr uint64_t kDr6Bs = 1ull << 14;         // single step (SDM Vol. 3A §17.2.3)
+constexpr uint16_t kFswEs = 1u << 7;            // x87 error summary (SDM Vol. 1 §8.1.3)
 constexpr uint32_t kDefaultMxcsrMask = 0xFFBF;  // when FXSAVE reports 0 (Vol. 1 §11.6.6)
 
 Outcome Raise(VcpuState& s, const Exception& e) {
@@ -45,12 +45,11 @@ Vector NonCanonicalVector(const Decoded& d) {
 // #AC: CPL 3 with CR0.AM and RFLAGS.AC and a misaligned operand (SDM Vol. 3A §6.15,
 // "Interrupt 17"). It ranks below #PF (§6.9 Table 6-2), so it is checked after the walk.
 bool AlignmentFault(const VcpuState& s, uint64_t linear, uint64_t size) {
-  return s.cpl == 3 && (s.cr0 & cr0::kAm) && (s.rflags & rflags::kAc) &&
-         (linear & (size - 1)) != 0;
+  return s.cpl == 3 && (s.cr0 & cr0::kAm) && (s.rflags & rflags::kAc) && (linear & (size - 1)) != 0;
 }
 
-Result<Mapping> MapOperand(const Decoded& d, const VcpuState& s, const GuestRam& mem,
-                           uint64_t size, AccessType access) {
+Result<Mapping> MapOperand(const Decoded& d, const VcpuState& s, const GuestRam& mem, uint64_t size,
+                           AccessType access) {
   const uint64_t linear = LinearAddress(d, s);
   LinearMemory lm(s, mem);
   ASSIGN_OR_RETURN(Mapping m, lm.Map(linear, size, access, NonCanonicalVector(d)));

@@ -33,8 +33,8 @@ namespace vmm::compat::pvm {
 
 struct Outcome {
   enum class Kind : uint8_t {
-    kCompleted,      // resume the vCPU
-    kException,      // inject `exception`
+    kCompleted,  // resume the vCPU
+    kException,  // inject `exception`
     // xsave/xrstor/xsaveopt passed every check that needs no XSAVE state (#UD for
     // CR4.OSXSAVE=0, #NM for CR0.TS, canonical form, 64-byte alignment); the plumbing
     // performs it at `fpu_linear` (LinearMemory does the page walks) or refuses. RIP is
@@ -42,9 +42,9 @@ struct Outcome {
     kNeedsFpuState,
   };
   Kind kind = Kind::kCompleted;
-  Exception exception;        // kException
-  bool mxcsr_written = false; // ldmxcsr completed: state.mxcsr is the guest's new MXCSR
-  uint64_t fpu_linear = 0;    // kNeedsFpuState: the operand's linear address
+  Exception exception;         // kException
+  bool mxcsr_written = false;  // ldmxcsr completed: state.mxcsr is the guest's new MXCSR
+  uint64_t fpu_linear = 0;     // kNeedsFpuState: the operand's linear address
   bool operator==(const Outcome&) const = default;
 };
 

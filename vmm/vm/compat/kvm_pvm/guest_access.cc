@@ -28,10 +28,17 @@ bool CopyAtomic(const uint8_t* src, uint8_t* dst, bool guest_is_src) {
 void Copy(const uint8_t* src, uint8_t* dst, size_t n, bool guest_is_src) {
   bool done = false;
   switch (n) {
-    case 2: done = CopyAtomic<uint16_t>(src, dst, guest_is_src); break;
-    case 4: done = CopyAtomic<uint32_t>(src, dst, guest_is_src); break;
-    case 8: done = CopyAtomic<uint64_t>(src, dst, guest_is_src); break;
-    default: break;
+    case 2:
+      done = CopyAtomic<uint16_t>(src, dst, guest_is_src);
+      break;
+    case 4:
+      done = CopyAtomic<uint32_t>(src, dst, guest_is_src);
+      break;
+    case 8:
+      done = CopyAtomic<uint64_t>(src, dst, guest_is_src);
+      break;
+    default:
+      break;
   }
   if (!done && n > 0) std::memcpy(dst, src, n);
 }
@@ -59,8 +66,8 @@ Result<uint64_t> LoadEntry(std::span<const uint8_t> guest) {
     return __atomic_load_n(reinterpret_cast<const uint64_t*>(guest.data()), __ATOMIC_ACQUIRE);
   }
   if (guest.size() == 4 && Aligned(guest.data(), 4)) {
-    return uint64_t{__atomic_load_n(reinterpret_cast<const uint32_t*>(guest.data()),
-                                    __ATOMIC_ACQUIRE)};
+    return uint64_t{
+        __atomic_load_n(reinterpret_cast<const uint32_t*>(guest.data()), __ATOMIC_ACQUIRE)};
   }
   return Error(ErrorKind::kInternal, "paging-structure entry is not a 4/8-byte aligned load");
 }

@@ -14,9 +14,9 @@
 #include <cstdint>
 #include <span>
 
+#include "base/guest_ram.h"
 #include "base/result.h"
 #include "vmm/vm/memory/guest_memory.h"
-#include "base/guest_ram.h"
 
 namespace vmm::compat::pvm {
 

@@ -5,7 +5,9 @@
 namespace vmm::compat::pvm {
 namespace {
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 struct Word {
   std::string_view text;
@@ -33,13 +35,14 @@ std::string_view ParameterKey(std::string_view parameter) {
 }
 
 bool SameKey(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return Fold(x) == Fold(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return Fold(x) == Fold(y); });
 }
 
 KernelParameterPlan AddKernelParameters(std::string_view user_cmdline) {
   std::vector<Word> words = SplitWords(user_cmdline);
-  auto init_args = std::find_if(words.begin(), words.end(), [](const Word& w) { return w.text == "--"; });
+  auto init_args =
+      std::find_if(words.begin(), words.end(), [](const Word& w) { return w.text == "--"; });
   KernelParameterPlan plan;
   std::string ours;
   for (const KernelParameter& p : kKernelParameters) {
@@ -59,8 +62,8 @@ KernelParameterPlan AddKernelParameters(std::string_view user_cmdline) {
   } else {
     // "root=/dev/vda -- single" -> "root=/dev/vda <ours> -- single"
     size_t at = init_args->pos;
-    plan.cmdline = std::string(user_cmdline.substr(0, at)) + ours + " " +
-                   std::string(user_cmdline.substr(at));
+    plan.cmdline =
+        std::string(user_cmdline.substr(0, at)) + ours + " " + std::string(user_cmdline.substr(at));
   }
   return plan;
 }

@@ -45,8 +45,7 @@ class LinearMemory {
   Result<Mapping> Map(uint64_t linear, uint64_t len, AccessType access,
                       Vector non_canonical = Vector::kGp);
 
-  Result<Fault> Read(uint64_t linear, std::span<uint8_t> out,
-                     AccessType access = AccessType::kRead,
+  Result<Fault> Read(uint64_t linear, std::span<uint8_t> out, AccessType access = AccessType::kRead,
                      Vector non_canonical = Vector::kGp);
   Result<Fault> Write(uint64_t linear, std::span<const uint8_t> in,
                       Vector non_canonical = Vector::kGp);

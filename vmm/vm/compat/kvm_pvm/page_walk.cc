@@ -60,13 +60,12 @@ uint32_t ErrorCode(const VcpuState& s, AccessType access, Mode mode) {
 
 // Access rights over the whole walk (SDM Vol. 3A §4.6.1). Returns the extra error-code
 // bits, or nullopt when the access is allowed.
-std::optional<uint32_t> Violation(const VcpuState& s, AccessType access, Mode mode,
-                                  bool writable, bool user_page, bool nx, uint64_t leaf) {
+std::optional<uint32_t> Violation(const VcpuState& s, AccessType access, Mode mode, bool writable,
+                                  bool user_page, bool nx, uint64_t leaf) {
   bool user_access = s.cpl == 3;
   bool bad = false;
   if (access == AccessType::kFetch) {
-    bad = nx || (user_access && !user_page) ||
-          (!user_access && user_page && (s.cr4 & cr4::kSmep));
+    bad = nx || (user_access && !user_page) || (!user_access && user_page && (s.cr4 & cr4::kSmep));
   } else {
     bool wp = user_access || (s.cr0 & cr0::kWp);
     bad = (user_access && !user_page) || (access == AccessType::kWrite && !writable && wp) ||

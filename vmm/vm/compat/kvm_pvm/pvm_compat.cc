@@ -18,7 +18,8 @@ namespace vmm::compat::pvm {
 namespace {
 
 constexpr uint8_t kUdVector = 6;
-static_assert(kSyscallRedirect == x86::kCompatWindowAddr, "the redirect is the window's first page");
+static_assert(kSyscallRedirect == x86::kCompatWindowAddr,
+              "the redirect is the window's first page");
 constexpr uint32_t kDbVector = 1;
 // DR7 (SDM Vol. 3B §17.2.4): L0 enables DR0; R/W0 = 00 and LEN0 = 00 make it an
 // instruction breakpoint; bit 10 reads as 1. GE (bit 9) as debuggers set it.
@@ -39,9 +40,7 @@ Result<VcpuState> LoadState(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_sregs& sregs
 
 // The instructions that read the x87 status word or MXCSR: only these pay for
 // KVM_GET_XSAVE (an ioctl and 4 KiB per exit, on a host where exits are the cost).
-bool ReadsFpuFields(Op op) {
-  return op == Op::kFwait || op == Op::kLdmxcsr || op == Op::kStmxcsr;
-}
+bool ReadsFpuFields(Op op) { return op == Op::kFwait || op == Op::kLdmxcsr || op == Op::kStmxcsr; }
 
 // KVM hands over the bytes its emulator fetched (Linux 5.14+), which stop where its decoder
 // gave up: on kvm_pvm, `stmxcsr [rsp+8]` arrives as 4 of its 5 bytes. Read the instruction
@@ -93,9 +92,12 @@ std::string AtRip(uint64_t rip) {
 
 bool Active(KvmCompat setting, kvm::KvmFlavor flavor) {
   switch (setting) {
-    case KvmCompat::kOn: return true;
-    case KvmCompat::kOff: return false;
-    case KvmCompat::kAuto: return flavor == kvm::KvmFlavor::kPvm;
+    case KvmCompat::kOn:
+      return true;
+    case KvmCompat::kOff:
+      return false;
+    case KvmCompat::kAuto:
+      return flavor == kvm::KvmFlavor::kPvm;
   }
   return false;
 }
@@ -115,8 +117,7 @@ std::string DescribeFailedInstruction(kvm::KvmVcpu& vcpu, const GuestRam& mem) {
   DecodeResult d = Decode(bytes, s);
   if (auto* bad = std::get_if<Undecodable>(&d)) return bad->Message() + AtRip(s.rip);
   const Decoded& ok = std::get<Decoded>(d);
-  return std::string(OpName(ok.op)) + " [" + HexBytes(bytes.first(ok.length)) + "]" +
-         AtRip(s.rip);
+  return std::string(OpName(ok.op)) + " [" + HexBytes(bytes.first(ok.length)) + "]" + AtRip(s.rip);
 }
 
 Result<std::unique_ptr<PvmCompat>> PvmCompat::Enable(kvm::KvmVm& vm, uint32_t num_vcpus) {
@@ -186,8 +187,8 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, const Guest
     if (bad->reason == Undecodable::Reason::kTruncated && insn.fetch_fault) {
       return Inject(vcpu, *insn.fetch_fault);  // the CPU's fetch would have faulted too
     }
-    return Error(ErrorKind::kGuest, "kvm_pvm compatibility: cannot complete " + bad->Message() +
-                                        AtRip(rip));
+    return Error(ErrorKind::kGuest,
+                 "kvm_pvm compatibility: cannot complete " + bad->Message() + AtRip(rip));
   }
   const Decoded& d = std::get<Decoded>(decoded);
   std::unique_ptr<kvm_xsave> xsave;  // 4 KiB: not on a vCPU thread's stack
@@ -230,8 +231,8 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, const Guest
 Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu, const GuestRam& mem) {
   kvm_run& run = *vcpu.run_page();
   if (run.msr.index != kMsrLstar || vcpu.id() >= guest_lstar_.size()) {
-    return Error(ErrorKind::kKvm, "unexpected user-space MSR exit for MSR " +
-                                      std::to_string(run.msr.index));
+    return Error(ErrorKind::kKvm,
+                 "unexpected user-space MSR exit for MSR " + std::to_string(run.msr.index));
   }
   uint64_t& lstar = guest_lstar_[vcpu.id()];
   if (run.exit_reason == KVM_EXIT_X86_RDMSR) {
@@ -253,8 +254,8 @@ Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu, const GuestRam& mem) {
   // window's first page at its identity address for execution, else the breakpoint.
   ASSIGN_OR_RETURN(kvm_regs regs, vcpu.GetRegs());
   ASSIGN_OR_RETURN(kvm_sregs sregs, vcpu.GetSregs());
-  ASSIGN_OR_RETURN(PageWalk walk, Translate(FromKvm(regs, sregs), mem, kSyscallRedirect,
-                                            AccessType::kFetch));
+  ASSIGN_OR_RETURN(PageWalk walk,
+                   Translate(FromKvm(regs, sregs), mem, kSyscallRedirect, AccessType::kFetch));
   const bool redirect = !walk.fault && walk.gpa == kSyscallRedirect;
   redirected_[vcpu.id()] = redirect;
   if (redirect) {
@@ -296,9 +297,8 @@ Result<void> PvmCompat::HandleDebugExit(kvm::KvmVcpu& vcpu) {
     // while guest debugging is on. The CPU would have delivered it as a #DB trap.
     guest_debug_passed_on_.fetch_add(1, std::memory_order_relaxed);
     if (d.exception != kDbVector) {
-      return Error(ErrorKind::kKvm, "KVM_EXIT_DEBUG for exception " +
-                                        std::to_string(d.exception) + AtRip(regs.rip) +
-                                        " (only #DB is expected)");
+      return Error(ErrorKind::kKvm, "KVM_EXIT_DEBUG for exception " + std::to_string(d.exception) +
+                                        AtRip(regs.rip) + " (only #DB is expected)");
     }
     return Inject(vcpu, Exception::Fault(Vector::kDb));
   }
@@ -313,11 +313,11 @@ Result<void> PvmCompat::HandleDebugExit(kvm::KvmVcpu& vcpu) {
 std::string PvmCompat::Summary() const {
   const uint64_t by_cpu = syscalls_by_cpu_.load(), fixed = syscalls_fixed_up_.load();
   return "kvm_pvm compatibility: " + std::to_string(completed_.load()) +
-         " instructions completed, " + std::to_string(injected_.load()) +
-         " exceptions injected, " + std::to_string(lstar_writes_.load()) + " LSTAR writes, " +
-         std::to_string(by_cpu + fixed) + " SYSCALL landings (" + std::to_string(by_cpu) +
-         " completed by the CPU, " + std::to_string(fixed) + " fixed up), " +
-         std::to_string(guest_debug_passed_on_.load()) + " guest #DB passed on";
+         " instructions completed, " + std::to_string(injected_.load()) + " exceptions injected, " +
+         std::to_string(lstar_writes_.load()) + " LSTAR writes, " + std::to_string(by_cpu + fixed) +
+         " SYSCALL landings (" + std::to_string(by_cpu) + " completed by the CPU, " +
+         std::to_string(fixed) + " fixed up), " + std::to_string(guest_debug_passed_on_.load()) +
+         " guest #DB passed on";
 }
 
 }  // namespace vmm::compat::pvm

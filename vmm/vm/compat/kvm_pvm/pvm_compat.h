@@ -38,10 +38,10 @@
 #include <vector>
 
 #include "base/result.h"
+#include "vmm/contract/vm_spec.h"
 #include "vmm/vm/compat/kvm_pvm/guest_access.h"
 #include "vmm/vm/compat/kvm_pvm/vcpu_state.h"
 #include "vmm/vm/kvm/kvm.h"
-#include "vmm/contract/vm_spec.h"
 
 namespace vmm::compat::pvm {
 
@@ -82,8 +82,7 @@ class PvmCompat {
   std::string Summary() const;
 
  private:
-  explicit PvmCompat(uint32_t num_vcpus)
-      : guest_lstar_(num_vcpus, 0), redirected_(num_vcpus, 0) {}
+  explicit PvmCompat(uint32_t num_vcpus) : guest_lstar_(num_vcpus, 0), redirected_(num_vcpus, 0) {}
   Result<void> Inject(kvm::KvmVcpu& vcpu, const Exception& e);
   Result<void> ArmSyscallBreakpoint(kvm::KvmVcpu& vcpu, uint64_t lstar);
   // A SYSCALL landing (either trigger): the fix-up, counted; registers written by the caller

@@ -50,8 +50,10 @@ Result<SyscallLanding> CompleteSyscallLanding(const SyscallMsrs& msrs, kvm_regs&
   const uint16_t kernel_cs = static_cast<uint16_t>((msrs.star >> 32) & 0xFFFC);
   if (kernel_cs == 0) {
     char buf[96];
-    std::snprintf(buf, sizeof(buf), "SYSCALL fix-up: IA32_STAR 0x%016" PRIx64
-                  " names the null selector for the kernel CS", msrs.star);
+    std::snprintf(buf, sizeof(buf),
+                  "SYSCALL fix-up: IA32_STAR 0x%016" PRIx64
+                  " names the null selector for the kernel CS",
+                  msrs.star);
     return Error(ErrorKind::kGuest, buf);
   }
   sregs.cs = FlatSegment(kernel_cs, /*code=*/true);

@@ -17,8 +17,22 @@ namespace vmm::compat::pvm {
 
 // GPR numbers in ModRM/REX order (SDM Vol. 2A §2.1.5 Table 2-2, §2.2.1.2).
 enum Gpr : uint8_t {
-  kRax, kRcx, kRdx, kRbx, kRsp, kRbp, kRsi, kRdi,
-  kR8, kR9, kR10, kR11, kR12, kR13, kR14, kR15,
+  kRax,
+  kRcx,
+  kRdx,
+  kRbx,
+  kRsp,
+  kRbp,
+  kRsi,
+  kRdi,
+  kR8,
+  kR9,
+  kR10,
+  kR11,
+  kR12,
+  kR13,
+  kR14,
+  kR15,
 };
 
 namespace rflags {
@@ -78,10 +92,10 @@ enum class Vector : uint8_t {
 namespace pf {
 inline constexpr uint32_t kPresent = 1u << 0;  // 0: not present; 1: protection violation
 inline constexpr uint32_t kWrite = 1u << 1;
-inline constexpr uint32_t kUser = 1u << 2;     // the access was made at CPL 3
-inline constexpr uint32_t kRsvd = 1u << 3;     // a reserved bit was set in an entry
-inline constexpr uint32_t kFetch = 1u << 4;    // instruction fetch (only with NXE or SMEP)
-inline constexpr uint32_t kPk = 1u << 5;       // protection-key violation
+inline constexpr uint32_t kUser = 1u << 2;   // the access was made at CPL 3
+inline constexpr uint32_t kRsvd = 1u << 3;   // a reserved bit was set in an entry
+inline constexpr uint32_t kFetch = 1u << 4;  // instruction fetch (only with NXE or SMEP)
+inline constexpr uint32_t kPk = 1u << 5;     // protection-key violation
 }  // namespace pf
 
 // An exception the guest must see. Faults leave RIP at the instruction; traps (#BP, #DB)
@@ -122,11 +136,11 @@ struct VcpuState {
   uint64_t cs_base = 0, ds_base = 0, es_base = 0, ss_base = 0, fs_base = 0, gs_base = 0;
 
   // Not in kvm_regs/kvm_sregs: the plumbing fills these from KVM_GET_FPU / XSAVE / CPUID.
-  uint32_t mxcsr = 0x1F80;        // SDM Vol. 1 §10.2.3: power-up value
-  uint32_t mxcsr_mask = 0xFFFF;   // from FXSAVE; bits clear here are reserved (Vol. 1 §11.6.6)
-  uint16_t fpu_status = 0;        // x87 FSW; bit 7 (ES) = unmasked exception pending
-  uint32_t pkru = 0;              // protection-key rights for user pages (Vol. 3A §4.6.2)
-  uint8_t phys_addr_bits = 52;    // MAXPHYADDR, CPUID 0x80000008 EAX[7:0]
+  uint32_t mxcsr = 0x1F80;       // SDM Vol. 1 §10.2.3: power-up value
+  uint32_t mxcsr_mask = 0xFFFF;  // from FXSAVE; bits clear here are reserved (Vol. 1 §11.6.6)
+  uint16_t fpu_status = 0;       // x87 FSW; bit 7 (ES) = unmasked exception pending
+  uint32_t pkru = 0;             // protection-key rights for user pages (Vol. 3A §4.6.2)
+  uint8_t phys_addr_bits = 52;   // MAXPHYADDR, CPUID 0x80000008 EAX[7:0]
 
   bool LongMode() const { return (efer & efer::kLma) != 0; }
   bool In64BitMode() const { return LongMode() && cs_l; }

@@ -5,9 +5,9 @@ namespace {
 
 // Controller commands (IBM PC/AT technical reference; Linux drivers/input/serio/i8042.h).
 constexpr uint8_t kCmdReadCtr = 0x20, kCmdWriteCtr = 0x60, kCmdAuxDisable = 0xA7,
-                  kCmdAuxEnable = 0xA8, kCmdAuxTest = 0xA9, kCmdSelfTest = 0xAA,
-                  kCmdKbdTest = 0xAB, kCmdKbdDisable = 0xAD, kCmdKbdEnable = 0xAE,
-                  kCmdReadOutp = 0xD0, kCmdWriteOutp = 0xD1, kCmdPulseReset = 0xFE;
+                  kCmdAuxEnable = 0xA8, kCmdAuxTest = 0xA9, kCmdSelfTest = 0xAA, kCmdKbdTest = 0xAB,
+                  kCmdKbdDisable = 0xAD, kCmdKbdEnable = 0xAE, kCmdReadOutp = 0xD0,
+                  kCmdWriteOutp = 0xD1, kCmdPulseReset = 0xFE;
 constexpr uint8_t kStatusOutputFull = 0x01, kStatusSystem = 0x04, kStatusCommand = 0x08;
 constexpr uint8_t kKbdAck = 0xFA, kKbdSelfTestOk = 0xAA;
 constexpr size_t kMaxQueued = 16;
@@ -48,17 +48,36 @@ void I8042::Push(uint8_t value) {
 void I8042::WriteCommand(uint8_t value) {
   pending_command_ = 0;
   switch (value) {
-    case kCmdReadCtr: Push(command_byte_); break;
-    case kCmdWriteCtr: pending_command_ = value; break;
-    case kCmdReadOutp: Push(output_port_); break;
-    case kCmdWriteOutp: pending_command_ = value; break;
-    case kCmdSelfTest: Push(0x55); break;  // "controller OK"
-    case kCmdKbdTest: Push(0x00); break;   // "interface OK"
-    case kCmdAuxTest: Push(0xFF); break;   // no auxiliary (mouse) port
-    case kCmdKbdDisable: command_byte_ |= 0x10; break;
-    case kCmdKbdEnable: command_byte_ &= static_cast<uint8_t>(~0x10); break;
+    case kCmdReadCtr:
+      Push(command_byte_);
+      break;
+    case kCmdWriteCtr:
+      pending_command_ = value;
+      break;
+    case kCmdReadOutp:
+      Push(output_port_);
+      break;
+    case kCmdWriteOutp:
+      pending_command_ = value;
+      break;
+    case kCmdSelfTest:
+      Push(0x55);
+      break;  // "controller OK"
+    case kCmdKbdTest:
+      Push(0x00);
+      break;  // "interface OK"
+    case kCmdAuxTest:
+      Push(0xFF);
+      break;  // no auxiliary (mouse) port
+    case kCmdKbdDisable:
+      command_byte_ |= 0x10;
+      break;
+    case kCmdKbdEnable:
+      command_byte_ &= static_cast<uint8_t>(~0x10);
+      break;
     case kCmdAuxDisable:
-    case kCmdAuxEnable: break;
+    case kCmdAuxEnable:
+      break;
     case kCmdPulseReset:
       if (on_reset_) on_reset_();
       break;

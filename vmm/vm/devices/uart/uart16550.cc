@@ -4,7 +4,16 @@ namespace vmm::devices {
 namespace {
 
 // Register offsets and bits (PC16550D datasheet; Linux include/uapi/linux/serial_reg.h).
-enum : uint64_t { kRbrThr = 0, kIer = 1, kIirFcr = 2, kLcr = 3, kMcr = 4, kLsr = 5, kMsr = 6, kScr = 7 };
+enum : uint64_t {
+  kRbrThr = 0,
+  kIer = 1,
+  kIirFcr = 2,
+  kLcr = 3,
+  kMcr = 4,
+  kLsr = 5,
+  kMsr = 6,
+  kScr = 7
+};
 constexpr uint8_t kIerRda = 0x01, kIerThre = 0x02;
 constexpr uint8_t kIirNone = 0x01, kIirThre = 0x02, kIirRda = 0x04, kIirFifos = 0xC0;
 constexpr uint8_t kFcrEnable = 0x01, kFcrClearRx = 0x02;
@@ -77,10 +86,9 @@ uint8_t Uart16550::ReadReg(uint64_t reg) {
     case kMsr:
       if (mcr_ & kMcrLoop) {
         // Loopback wires the modem outputs to the inputs (datasheet, MCR bit 4).
-        return static_cast<uint8_t>(((mcr_ & kMcrRts) ? kMsrCts : 0) |
-                                    ((mcr_ & kMcrDtr) ? kMsrDsr : 0) |
-                                    ((mcr_ & kMcrOut1) ? kMsrRi : 0) |
-                                    ((mcr_ & kMcrOut2) ? kMsrDcd : 0));
+        return static_cast<uint8_t>(
+            ((mcr_ & kMcrRts) ? kMsrCts : 0) | ((mcr_ & kMcrDtr) ? kMsrDsr : 0) |
+            ((mcr_ & kMcrOut1) ? kMsrRi : 0) | ((mcr_ & kMcrOut2) ? kMsrDcd : 0));
       }
       return kMsrDcd | kMsrDsr | kMsrCts;  // a terminal is always attached
     case kScr:
