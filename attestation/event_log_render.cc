@@ -136,6 +136,15 @@ std::string DescribeHandoff(std::span<const uint8_t> d, size_t off) {
   return Clip(s);
 }
 
+// TCG_PCClientTaggedEvent: u32 taggedEventID, u32 taggedEventDataSize, data (Linux's EFI stub
+// tags its PCR 9 events this way, the data being a string).
+std::string DescribeTagged(std::span<const uint8_t> d) {
+  auto id = LoadLe<uint32_t>(d, 0);
+  auto size = LoadLe<uint32_t>(d, 4);
+  if (!id || !size || !InBounds(d.size(), 8, *size)) return Generic(d);
+  return Clip("tag " + HexNum(*id) + " " + Generic(d.subspan(8, *size)));
+}
+
 }  // namespace
 
 std::string EventTypeName(uint32_t type) {
@@ -219,6 +228,8 @@ std::string DescribeEventData(uint32_t type, std::span<const uint8_t> d) {
       return DescribeBlob2(d);
     case kEvEfiHandoffTables:
       return DescribeHandoff(d, 0);
+    case kEvEventTag:
+      return DescribeTagged(d);
     case kEvEfiHandoffTables2:
       if (d.empty() || !InBounds(d.size(), 1, d[0])) return Generic(d);
       return Clip(Quoted(AsAscii(d.subspan(1, d[0])).value_or("")) + " " +
