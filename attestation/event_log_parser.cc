@@ -196,12 +196,21 @@ Result<EventLog> ParseEventLog(std::span<const uint8_t> b, const ParseLimits& li
     ASSIGN_OR_RETURN(log.spec_id, ParseSpecId(first.data, kSha1EventHeader));
   }
 
+  // Checks of every record once read (in a SHA-1 log the first one is an ordinary event).
+  auto check_event = [&log](const Event& e) -> Result<void> {
+    if (e.type != kEvNoAction && e.pcr >= kNumPcrs) {
+      return Malformed(e.offset, "PCR index " + Num(e.pcr) + " out of range (0-23)");
+    }
+    if (IsStartupLocality(e) && !log.startup_locality) log.startup_locality = e.data.back();
+    return Ok();
+  };
+  if (log.format == LogFormat::kSha1) RETURN_IF_ERROR(check_event(log.events[0]));
+
   const size_t max_events = limits.max_events;
   while (!free_space.From(off)) {
     if (log.events.size() >= max_events) {
       return Malformed(off, "more than " + Num(max_events) + " events");
     }
-    size_t start = off;
     if (log.format == LogFormat::kSha1) {
       ASSIGN_OR_RETURN(off, read_sha1_event(off));
     } else {
@@ -247,11 +256,7 @@ Result<EventLog> ParseEventLog(std::span<const uint8_t> b, const ParseLimits& li
       ASSIGN_OR_RETURN(off, ReadEventData(b, off, limits, e));
       log.events.push_back(std::move(e));
     }
-    const Event& e = log.events.back();
-    if (e.type != kEvNoAction && e.pcr >= kNumPcrs) {
-      return Malformed(start, "PCR index " + Num(e.pcr) + " out of range (0-23)");
-    }
-    if (IsStartupLocality(e) && !log.startup_locality) log.startup_locality = e.data.back();
+    RETURN_IF_ERROR(check_event(log.events.back()));
   }
   log.used_bytes = off;
   log.free_bytes = b.size() - off;
@@ -285,6 +290,11 @@ Result<std::vector<PcrBank>> ReplayEventLog(const EventLog& log) {
   if (ctx == nullptr) return Error(ErrorKind::kInternal, "EVP_MD_CTX_new failed");
   for (const Event& e : log.events) {
     if (e.type == kEvNoAction) continue;
+    if (e.pcr >= kNumPcrs) {  // the parser refuses these; an EventLog made by hand may not
+      EVP_MD_CTX_free(ctx);
+      return Error(ErrorKind::kInvalidArgument, "event log replay: event " + Num(e.index) +
+                                                    " extends PCR " + Num(e.pcr));
+    }
     for (PcrBank& bank : banks) {
       auto d = std::find_if(e.digests.begin(), e.digests.end(),
                             [&](const Digest& x) { return x.alg == bank.alg; });

@@ -513,6 +513,8 @@ TEST(EventLogMalformed, PcrOutOfRange) {
   Bytes log = SeparatorLog();
   Set32(log, kHeaderSize, 24);
   ExpectError(log, kHeaderSize, "PCR index 24 out of range");
+  // The first record of a SHA-1 log is an ordinary event and checked as such.
+  ExpectError(Sha1Record(0x80000, kEvPostCode, Bytes(20), Bytes(4)), 0, "PCR index 524288");
 }
 
 TEST(EventLogMalformed, LogAndEventCountLimits) {
