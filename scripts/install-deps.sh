@@ -16,6 +16,8 @@ PACKAGES=(
   qemu-system-x86 busybox-static cpio kmod zstd xz-utils lz4 gzip util-linux
   # the vTPM side-by-side bench and interoperability checks: swtpm, tpm2-tools, openssl
   swtpm swtpm-tools tpm2-tools openssl
+  # real firmware event logs for attestation/ (scripts/make-eventlog-samples.sh boots OVMF)
+  ovmf
   # the shellcheck_scripts test: every script of scripts/, bench/ and tests/
   shellcheck
 )

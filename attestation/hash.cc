@@ -1,0 +1,125 @@
+// Algorithm table and multi-bank hashing with OpenSSL EVP.
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include "attestation/event_log.h"
+#include "attestation/internal.h"
+
+namespace vmm::attestation {
+
+std::optional<size_t> DigestSizeOf(uint16_t alg) {
+  switch (alg) {
+    case kAlgSha1:
+      return 20;
+    case kAlgSha256:
+      return 32;
+    case kAlgSha384:
+      return 48;
+    case kAlgSha512:
+      return 64;
+    case kAlgSm3_256:
+      return 32;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string AlgName(uint16_t alg) {
+  switch (alg) {
+    case kAlgSha1:
+      return "sha1";
+    case kAlgSha256:
+      return "sha256";
+    case kAlgSha384:
+      return "sha384";
+    case kAlgSha512:
+      return "sha512";
+    case kAlgSm3_256:
+      return "sm3_256";
+    default: {
+      char buf[16];
+      std::snprintf(buf, sizeof buf, "alg_0x%04x", alg);
+      return buf;
+    }
+  }
+}
+
+namespace internal {
+
+const EVP_MD* EvpFor(uint16_t alg) {
+  switch (alg) {
+    case kAlgSha1:
+      return EVP_sha1();
+    case kAlgSha256:
+      return EVP_sha256();
+    case kAlgSha384:
+      return EVP_sha384();
+    case kAlgSha512:
+      return EVP_sha512();
+    case kAlgSm3_256:
+      return EVP_get_digestbyname("SM3");  // absent when built without SM3
+    default:
+      return nullptr;
+  }
+}
+
+namespace {
+struct CtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using Ctx = std::unique_ptr<EVP_MD_CTX, CtxFree>;
+}  // namespace
+
+Result<std::vector<Digest>> HashChunks(std::span<const uint16_t> algs,
+                                       std::span<const std::span<const uint8_t>> parts) {
+  std::vector<Ctx> ctxs;
+  ctxs.reserve(algs.size());
+  for (uint16_t alg : algs) {
+    const EVP_MD* md = EvpFor(alg);
+    if (md == nullptr) {
+      return Error(ErrorKind::kUnsupported,
+                   "hash algorithm " + AlgName(alg) + " is not available in this OpenSSL");
+    }
+    Ctx ctx(EVP_MD_CTX_new());
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1) {
+      return Error(ErrorKind::kInternal, "EVP_DigestInit_ex failed for " + AlgName(alg));
+    }
+    ctxs.push_back(std::move(ctx));
+  }
+  // All banks see each chunk while it is in cache: one pass over the memory.
+  for (std::span<const uint8_t> part : parts) {
+    for (size_t off = 0; off < part.size(); off += kHashChunk) {
+      size_t n = std::min(kHashChunk, part.size() - off);
+      for (size_t i = 0; i < ctxs.size(); ++i) {
+        if (EVP_DigestUpdate(ctxs[i].get(), part.data() + off, n) != 1) {
+          return Error(ErrorKind::kInternal, "EVP_DigestUpdate failed for " + AlgName(algs[i]));
+        }
+      }
+    }
+  }
+  std::vector<Digest> out;
+  out.reserve(algs.size());
+  for (size_t i = 0; i < ctxs.size(); ++i) {
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(ctxs[i].get(), md, &len) != 1) {
+      return Error(ErrorKind::kInternal, "EVP_DigestFinal_ex failed for " + AlgName(algs[i]));
+    }
+    out.push_back(Digest{algs[i], std::vector<uint8_t>(md, md + len)});
+  }
+  return out;
+}
+
+}  // namespace internal
+
+bool AlgSupported(uint16_t alg) { return internal::EvpFor(alg) != nullptr; }
+
+Result<std::vector<Digest>> HashAll(std::span<const uint16_t> algs, std::span<const uint8_t> data) {
+  std::span<const uint8_t> parts[] = {data};
+  return internal::HashChunks(algs, parts);
+}
+
+}  // namespace vmm::attestation

@@ -1,0 +1,24 @@
+// Shared by the library's own .cc files; not part of its interface.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "attestation/event_log.h"
+#include "base/result.h"
+
+namespace vmm::attestation::internal {
+
+inline constexpr size_t kHashChunk = 1u << 20;
+
+// The EVP digest of a TPM algorithm, or nullptr (unknown, or missing from this OpenSSL).
+const EVP_MD* EvpFor(uint16_t alg);
+
+// Digests, one per algorithm, of the concatenation of `parts`.
+Result<std::vector<Digest>> HashChunks(std::span<const uint16_t> algs,
+                                       std::span<const std::span<const uint8_t>> parts);
+
+}  // namespace vmm::attestation::internal
