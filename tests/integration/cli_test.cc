@@ -328,7 +328,7 @@ TEST(VmmCli, ProfileUsesTheNamedSymbolFile) {
 TEST(VmProcessCli, RefusesABadSpecBeforeUsingIt) {
   const std::string vcpu = BinDir() + "/vmm-vcpu";
   const std::string good_but_version =
-      R"({"version":2,"kernel":"/proc/self/fd/5","initramfs":"","cmdline":"","cpus":1,)"
+      R"({"version":2,"kernel":"/proc/self/fd/5","initramfs":"","event_log":"","cmdline":"","cpus":1,)"
       R"("memory":536870912,"serial":{"mode":"tty","path":""},"kvm_compat":"auto",)"
       R"("kvm_fd":4,"devices":[],"tpm_fd":null,)"
       R"("diagnostics":{"profile":false,"exit_stats":false,"profile_symbols":""}})";

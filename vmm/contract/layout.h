@@ -7,6 +7,7 @@
 //   0x0000_9000  boot page tables (PML4, PDPT, PD)        usable
 //   0x0002_0000  kernel command line (up to 64 KiB)       usable
 //   0x0009_FC00  EBDA .. 1 MiB                            reserved
+//   0x000A_0000  TCG event log (64 KiB; only with a vTPM)
 //   0x000D_0000  kvm_pvm emulation window (one page, no memslot; only with the module on)
 //   0x000E_0000  ACPI tables (RSDP first, 16-byte aligned) reserved (inside the hole above)
 //   0x0010_0000  kernel load address                      usable .. top of low RAM
@@ -30,6 +31,10 @@ inline constexpr uint64_t kBootPdCount = 4;
 inline constexpr uint64_t kCmdlineAddr = 0x20000;
 inline constexpr uint64_t kCmdlineMax = 0x10000;  // including the NUL
 inline constexpr uint64_t kEbdaStart = 0x9FC00;
+// The TCG event log of measured boot (ACPI TPM2 LASA/LAML): in the reserved hole where a PC
+// has its VGA window, which this platform does not have. Only with a vTPM.
+inline constexpr uint64_t kTpmEventLogAddr = 0xA0000;
+inline constexpr uint64_t kTpmEventLogSize = 0x10000;
 // compat/kvm_pvm/emulation_window.h: RAM the VM process keeps out of KVM's memslots while
 // the kvm_pvm compatibility module is on. Inside the reserved hole, below the ACPI tables.
 inline constexpr uint64_t kCompatWindowAddr = 0xD0000;

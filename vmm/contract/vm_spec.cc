@@ -219,6 +219,7 @@ Result<VmSpec> ReadSpec(const Json& doc) {
   }
   ASSIGN_OR_RETURN(spec.kernel, r.String("kernel", kMaxSpecPathBytes));
   ASSIGN_OR_RETURN(spec.initramfs, r.String("initramfs", kMaxSpecPathBytes));
+  ASSIGN_OR_RETURN(spec.event_log, r.String("event_log", kMaxSpecPathBytes));
   ASSIGN_OR_RETURN(spec.cmdline, r.String("cmdline", kMaxSpecCmdlineBytes));
   ASSIGN_OR_RETURN(uint64_t cpus, r.Uint("cpus", 1, kMaxVcpus));
   spec.cpus = static_cast<uint32_t>(cpus);
@@ -286,6 +287,8 @@ Result<void> ValidateVmSpec(const VmSpec& spec) {
   RETURN_IF_ERROR(CheckText("kernel", spec.kernel, kMaxSpecPathBytes));
   if (spec.kernel.empty()) return Bad("'kernel' is empty");
   RETURN_IF_ERROR(CheckText("initramfs", spec.initramfs, kMaxSpecPathBytes));
+  RETURN_IF_ERROR(CheckText("event_log", spec.event_log, kMaxSpecPathBytes));
+  if (!spec.event_log.empty() && spec.tpm_fd == -1) return Bad("'event_log' without a TPM");
   RETURN_IF_ERROR(CheckText("cmdline", spec.cmdline, kMaxSpecCmdlineBytes));
   if (spec.cpus < 1 || spec.cpus > kMaxVcpus) {
     return Bad("'cpus': " + std::to_string(spec.cpus) + " is out of range (1.." +
@@ -401,6 +404,7 @@ std::string VmSpecToJson(const VmSpec& spec) {
       {"version", spec.version},
       {"kernel", spec.kernel},
       {"initramfs", spec.initramfs},
+      {"event_log", spec.event_log},
       {"cmdline", spec.cmdline},
       {"cpus", spec.cpus},
       {"memory", spec.memory},

@@ -77,6 +77,10 @@ struct VmSpec {
   uint32_t version = kVmSpecVersion;
   std::string kernel;
   std::string initramfs;
+  // The TCG event log of measured boot (ARCHITECTURE.md §6), written by the manager; the VM
+  // process copies it to x86::kTpmEventLogAddr and names it in the ACPI TPM2 table. "" = none;
+  // needs a TPM.
+  std::string event_log;
   std::string cmdline;
   uint32_t cpus = 1;
   uint64_t memory = 512ull << 20;

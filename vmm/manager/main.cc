@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -24,6 +25,7 @@
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
 #include "vmm/manager/exit_status.h"
+#include "vmm/manager/measured_boot.h"
 #include "vmm/manager/vtpm_cli.h"
 #include "vmm/manager/vtpm_process.h"
 #include "vmm/vm/boot/elf_symbols.h"
@@ -61,7 +63,7 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   return cfg;
 }
 
-int RunProcesses(const RunFlags& flags, const VmConfig& cfg, bool kvm_compat);
+int RunProcesses(const RunFlags& flags, const VmConfig& cfg, const BootPlan& plan);
 
 // --profile without --profile-symbols: the kernel's own symbol table when it has one, else
 // a System.map beside the kernel file (boot::SystemMapCandidates). Sets flags.profile_symbols
@@ -111,7 +113,24 @@ int Run(const RunFlags& given) {
     return 0;
   }
   if (flags.profile) std::fprintf(stderr, "vmm: --profile: %s\n", symbols_note.c_str());
-  return RunProcesses(flags, *cfg, plan->kvm_compat);
+  return RunProcesses(flags, *cfg, *plan);
+}
+
+// A sealed memfd holding `bytes`: nothing can write, grow or shrink it once made.
+Result<UniqueFd> SealedMemfd(const char* name, std::span<const uint8_t> bytes) {
+  UniqueFd fd(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd.valid()) return ErrnoError(std::string("memfd_create for the ") + name);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoError(std::string("writing the ") + name + " memfd");
+    done += static_cast<size_t>(n);
+  }
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return ErrnoError(std::string("sealing the ") + name + " memfd");
+  }
+  return fd;
 }
 
 // Opens `path` for the VM process and returns "/proc/self/fd/N", the name it will read it by.
@@ -134,7 +153,8 @@ Result<std::string> PassFile(const std::string& path, int flags, std::vector<Uni
 // The manager: starts the device processes and the VM process (vmm-vcpu), each confined,
 // forwards SIGINT/SIGTERM to the VM process, stops everything when any of them ends, and
 // exits with the VM's status.
-int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat) {
+int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& plan) {
+  const bool kvm_compat = plan.kvm_compat;
   auto kvm = kvm::Kvm::Open();  // checks /dev/kvm and its API before anything starts
   if (!kvm) return Fail(kvm.error());
   VmConfig cfg = cfg_in;
@@ -147,8 +167,19 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
     return Ok();
   };
   std::string symbols = flags.profile_symbols;
+  // The kernel and initramfs as the manager read them once (PlanBoot): sealed copies, so the
+  // bytes measured are the bytes the VM process loads.
+  auto sealed = [&](std::string& path, std::span<const uint8_t> bytes,
+                    const char* name) -> Result<void> {
+    if (path.empty()) return Ok();
+    ASSIGN_OR_RETURN(UniqueFd fd, SealedMemfd(name, bytes));
+    path = "/proc/self/fd/" + std::to_string(fd.get());
+    passed.push_back(std::move(fd));
+    return Ok();
+  };
   for (auto r :
-       {pass(cfg.kernel, O_RDONLY, "--kernel"), pass(cfg.initramfs, O_RDONLY, "--initramfs"),
+       {sealed(cfg.kernel, plan.kernel_bytes, "kernel"),
+        sealed(cfg.initramfs, plan.initrd_bytes, "initramfs"),
         cfg.serial == SerialMode::kFile
             ? pass(cfg.serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY, "--serial file")
             : Result<void>(Ok()),
@@ -161,6 +192,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
   // The vTPM first, started (TPM2_Startup at locality 3) before any other process exists;
   // then the device processes (SpawnRole needs a single-threaded caller; we stay one).
   VtpmProcess tpm;
+  std::string event_log;
   if (cfg.tpm.enabled()) {
     auto started = StartVtpmProcess(cfg.tpm);
     if (!started) return Fail(started.error().Wrap("starting the vTPM process"));
@@ -170,6 +202,19 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
       if (!how.empty()) std::fprintf(stderr, "vmm: %s", how.c_str());
       return Fail(up.error().Wrap("starting the vTPM"));
     }
+    // Measured boot: every measurement in the vTPM before the VM process exists, and the
+    // log that records them in guest memory where the ACPI TPM2 table points.
+    Result<MeasuredBoot> boot = MeasureVm(cfg_in, plan);
+    Result<void> extended = boot ? ExtendMeasurements(tpm, *boot) : Result<void>(boot.error());
+    Result<UniqueFd> log_fd =
+        extended ? SealedMemfd("event-log", boot->log) : Result<UniqueFd>(extended.error());
+    if (!log_fd) {
+      std::string how = StopVtpmProcess(tpm, 0);
+      if (!how.empty()) std::fprintf(stderr, "vmm: %s", how.c_str());
+      return Fail(log_fd.error());
+    }
+    event_log = "/proc/self/fd/" + std::to_string(log_fd->get());
+    passed.push_back(std::move(*log_fd));
   }
   auto devices = StartDeviceProcesses(cfg);
   if (!devices) {
@@ -180,6 +225,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
   // process will check it, and the fds it names.
   VmSpec spec = SpecFromConfig(cfg);
   spec.kvm_fd = kvm_fd;
+  spec.event_log = event_log;
   sandbox::ConfineOptions o;
   o.role = std::string(sandbox::VcpuRole(kvm_compat));
   o.keep_fds = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
@@ -293,6 +339,44 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, bool kvm_compat)
   return code;
 }
 
+struct MeasureFlags {
+  bool json = false;
+  std::string log_out;
+};
+
+// vmm measure: what `vmm run` with the same flags measures into the vTPM, and the log.
+int Measure(const RunFlags& given, const MeasureFlags& out) {
+  auto cfg = ResolveConfig(given);
+  if (!cfg) return Fail(cfg.error());
+  if (!cfg->tpm.enabled()) {
+    return Fail(InvalidArgument(
+        "vmm measure: the VM has no vTPM (--tpm off), so nothing is measured; give the --tpm "
+        "that vmm run gets"));
+  }
+  auto plan = PlanBoot(SpecFromConfig(*cfg), kvm::DetectFlavor());
+  if (!plan) return Fail(plan.error());
+  auto boot = MeasureVm(*cfg, *plan);
+  if (!boot) return Fail(boot.error());
+  if (!out.log_out.empty()) {
+    FILE* f = std::fopen(out.log_out.c_str(), "wbx");
+    if (f == nullptr) {
+      return Fail(Error(ErrorKind::kInvalidArgument, "--log-out '" + out.log_out + "'", errno));
+    }
+    const bool ok = std::fwrite(boot->log.data(), 1, boot->log.size(), f) == boot->log.size();
+    if (std::fclose(f) != 0 || !ok) {
+      return Fail(Error(ErrorKind::kSystem, "writing --log-out '" + out.log_out + "'", errno));
+    }
+  }
+  if (out.json) {
+    auto log = attestation::ParseEventLog(boot->log);
+    if (!log) return Fail(log.error());
+    std::printf("%s\n", attestation::EventLogToJson(*log, boot->expected).c_str());
+  } else {
+    std::printf("%s", DescribeMeasuredBoot(*boot).c_str());
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"vmm: a privilege-separated KVM virtual machine monitor"};
   app.set_version_flag("--version", std::string("vmm ") + VMM_VERSION);
@@ -300,48 +384,64 @@ int Main(int argc, char** argv) {
   app.footer(
       "Exit status: 0 guest powered off; 1 the VM failed; 2 bad input; 128+N stopped by signal N.");
 
+  // The VM's settings, the same for `run` and `measure` (whose PCRs are `run`'s).
+  auto add_vm_flags = [](CLI::App* sub, RunFlags& f) {
+    sub->add_option("--config", f.config_path,
+                    "JSON file with the settings below as keys (kernel, initramfs, cmdline, cpus, "
+                    "memory, serial, kvm-compat, disk, rng, tpm); flags override it")
+        ->type_name("FILE");
+    auto setting = [&, sub](const char* name, const char* help, const char* type) {
+      sub->add_option_function<std::string>(
+             std::string("--") + name,
+             [&f, name](const std::string& v) { f.settings.emplace_back(name, v); }, help)
+          ->type_name(type);
+    };
+    setting("kernel", "Kernel to boot: a PVH ELF (vmlinux, the test guest) or a bzImage", "PATH");
+    setting("initramfs", "Initial RAM disk handed to the kernel", "PATH");
+    setting("cmdline", "Kernel command line", "TEXT");
+    setting("cpus", "Number of vCPUs: N or boot=N (default 1)", "boot=N");
+    setting("memory", "Guest RAM: size=SIZE or SIZE, with K/M/G/T suffix (default 512M)",
+            "size=SIZE");
+    setting("serial", "COM1 output: tty (stdout, default), file=PATH, null, off", "MODE");
+    sub->add_option_function<std::vector<std::string>>(
+           "--disk",
+           [&f](const std::vector<std::string>& v) {
+             for (const std::string& d : v) f.settings.emplace_back("disk", d);
+           },
+           "virtio-blk disk served by its own confined process: path=IMG[,readonly=on] "
+           "(repeatable, raw images)")
+        ->type_name("path=IMG");
+    sub->add_flag_callback(
+        "--rng", [&f] { f.settings.emplace_back("rng", "on"); },
+        "virtio-rng device served by its own confined process (from the host's getrandom)");
+    setting(
+        "tpm",
+        "TPM 2.0 on the CRB interface, served by its own confined process (vmm-vtpm, "
+        "libtpms): off (default), ephemeral (state lost when the VM stops), or "
+        "state=DIR,key=FILE (state sealed with AES-256-GCM under the 32-byte key in FILE; "
+        "DIR and FILE are created on first use). Before the guest runs the VMM sends TPM2_Startup "
+        "and measures the boot into it (vmm measure prints what)",
+        "MODE");
+    setting("kvm-compat",
+            "kvm_pvm compatibility module: auto (on when the host's KVM is kvm_pvm, default), "
+            "on, off. When on, it completes the instructions kvm_pvm's emulator gives up on and "
+            "adds kernel parameters (see --dry-run)",
+            "MODE");
+  };
   RunFlags flags;
   CLI::App* run = app.add_subcommand("run", "Boot a VM and run it until it powers off");
-  run->add_option("--config", flags.config_path,
-                  "JSON file with the settings below as keys (kernel, initramfs, cmdline, cpus, "
-                  "memory, serial, kvm-compat, disk, rng, tpm); flags override it")
+  add_vm_flags(run, flags);
+  RunFlags measure_flags;
+  MeasureFlags measure_out;
+  CLI::App* measure = app.add_subcommand(
+      "measure",
+      "Print the measured boot of a VM given as to `vmm run` (the TCG event log and the PCR "
+      "values its vTPM will hold), without /dev/kvm and without starting anything");
+  add_vm_flags(measure, measure_flags);
+  measure->add_flag("--json", measure_out.json, "Print JSON: the events and the expected PCRs");
+  measure->add_option("--log-out", measure_out.log_out, "Write the binary event log to FILE")
       ->type_name("FILE");
-  auto setting = [&](const char* name, const char* help, const char* type) {
-    run->add_option_function<std::string>(
-           std::string("--") + name,
-           [&flags, name](const std::string& v) { flags.settings.emplace_back(name, v); }, help)
-        ->type_name(type);
-  };
-  setting("kernel", "Kernel to boot: a PVH ELF (vmlinux, the test guest) or a bzImage", "PATH");
-  setting("initramfs", "Initial RAM disk handed to the kernel", "PATH");
-  setting("cmdline", "Kernel command line", "TEXT");
-  setting("cpus", "Number of vCPUs: N or boot=N (default 1)", "boot=N");
-  setting("memory", "Guest RAM: size=SIZE or SIZE, with K/M/G/T suffix (default 512M)",
-          "size=SIZE");
-  setting("serial", "COM1 output: tty (stdout, default), file=PATH, null, off", "MODE");
-  run->add_option_function<std::vector<std::string>>(
-         "--disk",
-         [&flags](const std::vector<std::string>& v) {
-           for (const std::string& d : v) flags.settings.emplace_back("disk", d);
-         },
-         "virtio-blk disk served by its own confined process: path=IMG[,readonly=on] "
-         "(repeatable, raw images)")
-      ->type_name("path=IMG");
-  run->add_flag_callback(
-      "--rng", [&flags] { flags.settings.emplace_back("rng", "on"); },
-      "virtio-rng device served by its own confined process (from the host's getrandom)");
-  setting("tpm",
-          "TPM 2.0 on the CRB interface, served by its own confined process (vmm-vtpm, "
-          "libtpms): off (default), ephemeral (state lost when the VM stops), or "
-          "state=DIR,key=FILE (state sealed with AES-256-GCM under the 32-byte key in FILE; "
-          "DIR and FILE are created on first use). The VMM sends TPM2_Startup before the "
-          "guest runs",
-          "MODE");
-  setting("kvm-compat",
-          "kvm_pvm compatibility module: auto (on when the host's KVM is kvm_pvm, default), "
-          "on, off. When on, it completes the instructions kvm_pvm's emulator gives up on and "
-          "adds kernel parameters (see --dry-run)",
-          "MODE");
+  measure->footer("Exit status: 0 printed; 2 bad input (flags, kernel, no --tpm).");
   run->add_flag("--profile", flags.profile,
                 "Sample the guest RIP every millisecond and print the busiest kernel symbols "
                 "at exit (costs one VM exit per sample); implies --exit-stats");
@@ -378,6 +478,7 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (run->parsed()) return Run(flags);
+  if (measure->parsed()) return Measure(measure_flags, measure_out);
   if (vtpm.parsed()) return vtpm.Run();
   if (show->parsed()) {
     auto policy = sandbox::PolicyForRole(role);

@@ -146,10 +146,11 @@ int Main(int argc, char** argv) {
   close(kvm_fd);
 
   // Keep what the machine holds (the VM and vCPU fds, eventfds, sessions, serial, stdio);
-  // the kernel, initramfs and symbol files were read, and the serial file was reopened by
-  // SerialOutput: Confine closes the manager's copies.
+  // the kernel, initramfs, event log and symbol files were read, and the serial file was reopened
+  // by SerialOutput: Confine closes the manager's copies.
   std::set<int> drop;
-  for (const std::string& path : {spec.kernel, spec.initramfs, spec.serial_path, profile_symbols}) {
+  for (const std::string& path :
+       {spec.kernel, spec.initramfs, spec.event_log, spec.serial_path, profile_symbols}) {
     if (path.rfind("/proc/self/fd/", 0) == 0) drop.insert(std::atoi(path.c_str() + 14));
   }
   sandbox::ConfineOptions o;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "vmm/manager/measured_boot.h"
 #include "vmm/manager/vtpm_process.h"
 #include "vtpm/protocol/tpm_command.h"
 
@@ -107,6 +108,23 @@ TEST_F(VtpmStartup, RefusesBadExtends) {
   const std::vector<PcrDigest> ok = {{vtpm::kTpmAlgSha256, std::vector<uint8_t>(32)}};
   EXPECT_FALSE(ExtendPcr(tpm_, 24, ok));
   EXPECT_FALSE(ReadPcr(tpm_, vtpm::kTpmAlgSha256, 24));
+}
+
+// The whole measured boot into a real vTPM: every PCR it touches then reads as the log's
+// replay says; a log that does not match the vTPM is caught.
+TEST_F(VtpmStartup, MeasuredBootLeavesThePcrsTheLogReplaysTo) {
+  auto tables = BuildPlatformAcpi(1, true, 0, true);
+  ASSERT_TRUE(tables);
+  const std::vector<uint8_t> kernel(4096, 0xCC);
+  MeasuredBootInputs in{kernel, {}, "console=ttyS0", R"({"cpus":1})", &*tables};
+  auto boot = MeasureBoot(in);
+  ASSERT_TRUE(boot) << boot.error().message();
+  auto extended = ExtendMeasurements(tpm_, *boot);
+  ASSERT_TRUE(extended) << extended.error().message();
+  // Measuring again (a second boot's log against this TPM) no longer matches.
+  auto twice = ExtendMeasurements(tpm_, *boot);
+  ASSERT_FALSE(twice);
+  EXPECT_NE(twice.error().message().find("not the event log's"), std::string::npos);
 }
 
 }  // namespace

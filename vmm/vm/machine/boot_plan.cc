@@ -178,4 +178,21 @@ std::string DescribeBootPlan(const BootPlan& plan) {
   return s;
 }
 
+Result<acpi::AcpiTables> BuildPlatformAcpi(uint32_t cpus, bool tpm, size_t virtio_devices,
+                                           bool event_log) {
+  acpi::PlatformDescription platform{};
+  platform.num_cpus = cpus;
+  platform.tpm = tpm;
+  if (tpm && event_log) {
+    platform.tpm_log_min_length = static_cast<uint32_t>(x86::kTpmEventLogSize);
+    platform.tpm_log_start = x86::kTpmEventLogAddr;
+  }
+  for (size_t i = 0; i < virtio_devices; ++i) {
+    platform.virtio_mmio.push_back({static_cast<uint32_t>(x86::VirtioMmioBase(i)),
+                                    static_cast<uint32_t>(x86::kVirtioMmioSize),
+                                    x86::VirtioMmioGsi(i)});
+  }
+  return acpi::BuildAcpiTables(platform, x86::kAcpiTablesAddr);
+}
+
 }  // namespace vmm

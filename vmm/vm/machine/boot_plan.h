@@ -13,6 +13,7 @@
 
 #include "vmm/contract/vm_spec.h"
 #include "vmm/formats/kernel/kernel_image.h"
+#include "vmm/vm/acpi/tables.h"
 #include "vmm/vm/arch/x86_64/e820.h"
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/memory/guest_memory.h"
@@ -49,6 +50,13 @@ Result<BootPlan> PlanBoot(const VmSpec& spec, kvm::KvmFlavor flavor);
 // Copies the kernel, initrd, command line and boot data (start_info or zero page) into guest
 // memory. ACPI tables are written by the caller; their RSDP address is passed in.
 Result<void> LoadBootPlan(const BootPlan& plan, GuestMemory& mem, uint64_t rsdp_gpa);
+
+// The ACPI tables of a VM with `cpus` vCPUs, a TPM or not, `virtio_devices` virtio-mmio
+// devices in slot order, and the event log at x86::kTpmEventLogAddr or not: what the VM
+// process loads at x86::kAcpiTablesAddr and what the manager measures (one function, so the
+// two are the same bytes).
+Result<acpi::AcpiTables> BuildPlatformAcpi(uint32_t cpus, bool tpm, size_t virtio_devices,
+                                           bool event_log);
 
 // A human-readable summary for --dry-run.
 std::string DescribeBootPlan(const BootPlan& plan);

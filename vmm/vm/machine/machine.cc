@@ -374,16 +374,16 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmSpec& cfg, BootPlan pla
     RETURN_IF_ERROR(impl->mmio.Insert(vtpm::kCrbBaseGpa, vtpm::kCrbWindowSize, impl->tpm.get()));
   }
 
-  acpi::PlatformDescription platform{};
-  platform.num_cpus = cfg.cpus;
-  platform.tpm = impl->tpm != nullptr;
-  for (size_t i = 0; i < devices.size(); ++i) {
-    platform.virtio_mmio.push_back({static_cast<uint32_t>(x86::VirtioMmioBase(i)),
-                                    static_cast<uint32_t>(x86::kVirtioMmioSize),
-                                    x86::VirtioMmioGsi(i)});
+  // The measured boot's event log, as the manager wrote it, where the TPM2 table says.
+  const bool event_log = impl->tpm != nullptr && !cfg.event_log.empty();
+  if (event_log) {
+    ASSIGN_OR_RETURN(std::vector<uint8_t> log,
+                     ReadFileLimited(cfg.event_log, x86::kTpmEventLogSize, "the event log"));
+    RETURN_IF_ERROR(impl->mem.Write(x86::kTpmEventLogAddr, log));
   }
-  ASSIGN_OR_RETURN(std::vector<uint8_t> acpi_blob,
-                   acpi::BuildTables(platform, x86::kAcpiTablesAddr));
+  ASSIGN_OR_RETURN(acpi::AcpiTables tables,
+                   BuildPlatformAcpi(cfg.cpus, impl->tpm != nullptr, devices.size(), event_log));
+  std::vector<uint8_t> acpi_blob = std::move(tables.bytes);
   RETURN_IF_ERROR(impl->mem.Write(x86::kAcpiTablesAddr, acpi_blob));
   RETURN_IF_ERROR(LoadBootPlan(plan, impl->mem, x86::kAcpiTablesAddr));
 
