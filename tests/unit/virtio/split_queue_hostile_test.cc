@@ -129,7 +129,8 @@ TEST_F(HostileQueue, ChainSummingPastTheCapIsChainTooLarge) {
 
 TEST_F(HostileQueue, ReadableAfterWritableIsRefused) {
   uint64_t buf = drv_.Alloc(8);
-  EXPECT_EQ(PublishAndPop(drv_.AddChain({{buf, 8, true}, {buf, 8, false}})), QueueFault::kReadableAfterWritable);
+  EXPECT_EQ(PublishAndPop(drv_.AddChain({{buf, 8, true}, {buf, 8, false}})),
+            QueueFault::kReadableAfterWritable);
 }
 
 TEST_F(HostileQueue, ReadableAfterWritableAllowedWhenTheDeviceSaysSo) {
