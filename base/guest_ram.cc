@@ -12,14 +12,14 @@ bool Overlaps(uint64_t a, uint64_t a_size, uint64_t b, uint64_t b_size) {
   return a < b + b_size && b < a + a_size;
 }
 
-Error OutOfRange(uint64_t gpa, uint64_t len) {
+}  // namespace
+
+Error GuestRangeNotRam(uint64_t gpa, uint64_t len) {
   char buf[128];
   std::snprintf(buf, sizeof(buf), "guest range [0x%llx, +0x%llx) is not RAM",
                 static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(len));
   return Error(ErrorKind::kInvalidArgument, buf);
 }
-
-}  // namespace
 
 Result<void> GuestRam::AddRegion(const RamRegion& region) {
   if (region.size == 0 || region.host == nullptr) {
@@ -61,7 +61,7 @@ std::span<uint8_t> GuestRam::Translate(uint64_t gpa, uint64_t len) const {
 Result<void> GuestRam::Read(uint64_t gpa, std::span<uint8_t> out) const {
   if (out.empty()) return Ok();
   std::span<uint8_t> src = Translate(gpa, out.size());
-  if (src.empty()) return OutOfRange(gpa, out.size());
+  if (src.empty()) return GuestRangeNotRam(gpa, out.size());
   std::memcpy(out.data(), src.data(), out.size());
   return Ok();
 }
@@ -69,7 +69,7 @@ Result<void> GuestRam::Read(uint64_t gpa, std::span<uint8_t> out) const {
 Result<void> GuestRam::Write(uint64_t gpa, std::span<const uint8_t> bytes) const {
   if (bytes.empty()) return Ok();
   std::span<uint8_t> dst = Translate(gpa, bytes.size());
-  if (dst.empty()) return OutOfRange(gpa, bytes.size());
+  if (dst.empty()) return GuestRangeNotRam(gpa, bytes.size());
   std::memcpy(dst.data(), bytes.data(), bytes.size());
   return Ok();
 }

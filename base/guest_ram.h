@@ -59,4 +59,8 @@ class GuestRam {
   std::vector<RamRegion> regions_;
 };
 
+// kInvalidArgument: "guest range [0xGPA, +0xLEN) is not RAM", the error of a guest access that
+// does not lie inside the guest's RAM.
+Error GuestRangeNotRam(uint64_t gpa, uint64_t len);
+
 }  // namespace vmm

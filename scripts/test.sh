@@ -24,6 +24,17 @@ record() {  # record NAME STATUS DETAIL
   [ "$2" = FAIL ] && failed=1
   return 0
 }
+# record_exit NAME RC SKIP_RC OK_DETAIL SKIP_DETAIL FAIL_DETAIL: records a stage from its exit
+# status: ok when RC is 0, SKIPPED when it is SKIP_RC, else FAIL.
+record_exit() {
+  if [ "$2" -eq 0 ]; then
+    record "$1" ok "$4"
+  elif [ "$2" -eq "$3" ]; then
+    record "$1" SKIPPED "$5"
+  else
+    record "$1" FAIL "$6"
+  fi
+}
 # Counts from a ctest log: "N% tests passed, F tests failed out of T" and the skipped list.
 ctest_detail() {
   local log="$1" line skipped
@@ -95,26 +106,18 @@ else
   rc=${PIPESTATUS[0]}
   passed=$(grep -E '^\[  PASSED  \] [0-9]+ tests?' build/nested-tests.log | grep -oE '[0-9]+' |
            awk '{ n += $1 } END { print n }')
-  if [ "$rc" -eq 0 ]; then
-    record "KVM tests (nested)" ok "${passed:-?} passed in a QEMU TCG guest with kvm_amd"
-  elif [ "$rc" -eq 125 ]; then
-    record "KVM tests (nested)" SKIPPED "the nested-KVM harness could not start (see above)"
-  else
-    record "KVM tests (nested)" FAIL "exit $rc; console log in build/nested/last-console.log"
-  fi
+  record_exit "KVM tests (nested)" "$rc" 125 "${passed:-?} passed in a QEMU TCG guest with kvm_amd" \
+    "the nested-KVM harness could not start (see above)" \
+    "exit $rc; console log in build/nested/last-console.log"
 fi
 
 stage "Linux under QEMU TCG with our confined vhost-user back-ends (scripts/linux-backends.sh)"
 "$root/scripts/linux-backends.sh" >build/linux-backends.log 2>&1
 rc=$?
 cat build/linux-backends.log
-if [ "$rc" -eq 0 ]; then
-  record "Linux + vhost-user back-ends" ok "$(grep -o 'PASS in [0-9]* ms' build/linux-backends.log)"
-elif [ "$rc" -eq 77 ]; then
-  record "Linux + vhost-user back-ends" SKIPPED "qemu-system-x86_64 missing"
-else
-  record "Linux + vhost-user back-ends" FAIL "exit $rc; see build/linux-backends.log"
-fi
+record_exit "Linux + vhost-user back-ends" "$rc" 77 \
+  "$(grep -o 'PASS in [0-9]* ms' build/linux-backends.log)" "qemu-system-x86_64 missing" \
+  "exit $rc; see build/linux-backends.log"
 
 printf '\n==== summary ====\n'
 printf '%s\n' "${summary[@]}"

@@ -14,12 +14,11 @@
 # again; its column reads "cannot serve" and the line under the table gives its first error
 # line. Exit status: 0, or 1 when vmm-device could not serve (the table is printed anyway).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
+# shellcheck source=bench/common/bench.sh disable=SC1091  # checked on its own
+. "$(dirname "${BASH_SOURCE[0]}")/../common/bench.sh"  # sets root and cds there
 requests="${1:-20000}"
 rounds="${2:-3}"
-[[ $requests =~ ^[1-9][0-9]*$ && $rounds =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [REQUESTS [ROUNDS]]" >&2; exit 2; }
-[ "${VMM_SKIP_INSTALL:-0}" = 1 ] || scripts/install-deps.sh
+bench_begin "[REQUESTS [ROUNDS]]" "$requests" "$rounds"
 if [ "${VMM_SKIP_BUILD:-0}" != 1 ]; then
   cmake -S . -B build >/dev/null
   cmake --build build -j2 --target backend_bench vmm-device >/dev/null
@@ -93,18 +92,7 @@ echo "bench/backends: $rounds rounds, alternating; per round and back-end $warmu
   "(flush feature ${flush[*]:-on})"
 echo "bench/backends: vmm-device serves from a confined child (seccomp, namespaces, Landlock);" \
   "qemu-storage-daemon ${qsd_version:-(version unknown)} runs unconfined"
-for round in $(seq 1 "$rounds"); do
-  if (( round % 2 )); then order=(vmm-device qemu-storage-daemon); else order=(qemu-storage-daemon vmm-device); fi
-  for name in "${order[@]}"; do
-    [ -z "${cannot[$name]:-}" ] || continue
-    run_one "$name" "$round"
-    if [ -n "${cannot[$name]:-}" ]; then
-      echo "  round $round: $name: ${cannot[$name]}"
-    else
-      echo "  round $round: $(tail -1 "$results" | sed 's/^backend_bench: //')"
-    fi
-  done
-done
+peer_rounds "$rounds" backend_bench vmm-device qemu-storage-daemon
 
 # Medians over the rounds; ratio = vmm-device / qemu-storage-daemon.
 awk '
@@ -129,7 +117,4 @@ awk '
       printf "| %s | %s | %s | %s |\n", labels[i], a, b, r
     }
   }' "$results"
-for name in vmm-device qemu-storage-daemon; do
-  [ -z "${cannot[$name]:-}" ] || echo "$name: ${cannot[$name]}"
-done
-[ -z "${cannot[vmm-device]:-}" ]
+peer_verdict vmm-device qemu-storage-daemon

@@ -16,20 +16,15 @@
 #   bench/boot/run.sh [RUNS]        (default 10)
 # Exit status: 0, or 1 when our VMM could not boot a payload (the tables are printed anyway).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
+# shellcheck source=bench/common/bench.sh disable=SC1091  # checked on its own
+. "$(dirname "${BASH_SOURCE[0]}")/../common/bench.sh"  # sets root and cds there
 runs="${1:-10}"
-[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [RUNS]" >&2; exit 2; }
-[ "${VMM_SKIP_INSTALL:-0}" = 1 ] || scripts/install-deps.sh
+bench_begin "[RUNS]" "$runs"
 scripts/build.sh build
 
 # QEMU and its firmware, copied into the build tree so the nested harness can carry them.
 qdir=build/bench-qemu
-mkdir -p "$qdir/share"
-cp -f "$(command -v qemu-system-x86_64)" "$qdir/"
-cp -f /usr/share/qemu/bios-microvm.bin /usr/share/qemu/pvh.bin /usr/share/qemu/linuxboot_dma.bin "$qdir/share/"
-cpu=host
-[ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # ARCHITECTURE.md §5: what QEMU needs on kvm_pvm
+bench_qemu "$qdir"
 
 guest=build/bin/testguest.elf
 # NAME|GUEST COMMAND LINE
@@ -44,7 +39,7 @@ for p in "${payloads[@]}"; do
   cmd=(build/bin/boot_bench --runs "$runs" --marker "testguest: hello" --timeout 60 --stall 30
     --name vmm -- build/bin/vmm run --kernel "$guest" --cpus 2 --memory 256M --cmdline "$args"
     --vs-name qemu-microvm -- "$qdir/qemu-system-x86_64" -L "$qdir/share" -M microvm,acpi=on
-    -accel kvm -cpu "$cpu" -smp 2 -m 256 -nodefaults -no-user-config -display none -serial stdio
+    -accel kvm -cpu "$qemu_cpu" -smp 2 -m 256 -nodefaults -no-user-config -display none -serial stdio
     -no-reboot -kernel "$guest" -append "$args")
   script+=" echo; $(quote echo "bench/boot: payload $name: guest command line \"$args\"");"
   script+=" $(quote "${cmd[@]}") || rc=1;"

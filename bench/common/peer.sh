@@ -33,3 +33,34 @@ stop_pid() {
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null
 }
+
+# peer_rounds ROUNDS DRIVER OURS THEIRS: ROUNDS rounds of `run_one NAME ROUND` (the script's),
+# OURS first in odd rounds, THEIRS first in even ones, skipping a peer once cannot[NAME] (the
+# script's "cannot serve" map) is set; after each run prints that reason, or the last line of
+# $results (the script's) without its "DRIVER: " prefix.
+peer_rounds() {
+  local rounds=$1 driver=$2 round name order
+  for round in $(seq 1 "$rounds"); do
+    if (( round % 2 )); then order=("$3" "$4"); else order=("$4" "$3"); fi
+    for name in "${order[@]}"; do
+      [ -z "${cannot[$name]:-}" ] || continue
+      run_one "$name" "$round"
+      if [ -n "${cannot[$name]:-}" ]; then
+        echo "  round $round: $name: ${cannot[$name]}"
+      else
+        # shellcheck disable=SC2154  # results: the sourcing script's
+        echo "  round $round: $(tail -1 "$results" | sed "s/^$driver: //")"
+      fi
+    done
+  done
+}
+
+# peer_verdict OURS THEIRS: prints each peer's "cannot serve" line under the table; fails when
+# OURS could not serve.
+peer_verdict() {
+  local name
+  for name in "$@"; do
+    [ -z "${cannot[$name]:-}" ] || echo "$name: ${cannot[$name]}"
+  done
+  [ -z "${cannot[$1]:-}" ]
+}

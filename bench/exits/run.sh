@@ -12,23 +12,18 @@
 #   bench/exits/run.sh [ITERATIONS [RUNS]]   (defaults 10000 and 5; blk does ITERATIONS/10)
 #   VMM_SKIP_INSTALL=1 skips scripts/install-deps.sh; VMM_SKIP_BUILD=1 skips scripts/build.sh.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
+# shellcheck source=bench/common/bench.sh disable=SC1091  # checked on its own
+. "$(dirname "${BASH_SOURCE[0]}")/../common/bench.sh"  # sets root and cds there
 iters="${1:-10000}"
 runs="${2:-5}"
-[[ $iters =~ ^[1-9][0-9]*$ && $runs =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [ITERATIONS [RUNS]]" >&2; exit 2; }
-[ "${VMM_SKIP_INSTALL:-0}" = 1 ] || scripts/install-deps.sh
+bench_begin "[ITERATIONS [RUNS]]" "$iters" "$runs"
 [ "${VMM_SKIP_BUILD:-0}" = 1 ] || scripts/build.sh build
 
 # QEMU, its firmware and the disk image, in the build tree so the nested harness can carry them.
 dir=build/bench-exits
-mkdir -p "$dir/share"
-cp -f "$(command -v qemu-system-x86_64)" "$dir/"
-cp -f /usr/share/qemu/bios-microvm.bin /usr/share/qemu/pvh.bin /usr/share/qemu/linuxboot_dma.bin "$dir/share/"
+bench_qemu "$dir"
 rm -f "$dir/disk.img"
 truncate -s 1M "$dir/disk.img"  # 2048 sectors; the guest reads them in turn (page cache)
-cpu=host
-[ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # ARCHITECTURE.md §5: what QEMU needs on kvm_pvm
 
 guest=build/bin/exits_guest.elf
 args="exits.n=$iters exits.blk_n=$((iters / 10 > 0 ? iters / 10 : 1))"
@@ -39,7 +34,7 @@ cmd=(build/bin/exits_bench --runs "$runs"
   --name vmm -- build/bin/vmm run --kernel "$guest" --cpus 1 --memory 64M
   --disk "path=$dir/disk.img,readonly=on" --cmdline "$args exits.mmio=0xd0000000"
   --vs-name qemu -- "$dir/qemu-system-x86_64" -L "$dir/share" -M microvm,acpi=on
-  -accel kvm -cpu "$cpu" -smp 1 -m 64 -nodefaults -no-user-config -display none -serial stdio
+  -accel kvm -cpu "$qemu_cpu" -smp 1 -m 64 -nodefaults -no-user-config -display none -serial stdio
   -no-reboot -global virtio-mmio.force-legacy=false
   -drive "id=d0,file=$dir/disk.img,format=raw,if=none,readonly=on" -device virtio-blk-device,drive=d0
   -kernel "$guest" -append "$args exits.mmio=0xfeb00000 exits.stride=512 exits.slots=24")

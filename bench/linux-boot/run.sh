@@ -18,19 +18,15 @@
 # in one QEMU TCG guest with nested SVM (scripts/nested-kvm.sh --mttcg), one vCPU each, where
 # the kvm_pvm compatibility module is off (auto) and absolute times are ~10x real hardware.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
+# shellcheck source=bench/common/bench.sh disable=SC1091  # checked on its own
+. "$(dirname "${BASH_SOURCE[0]}")/../common/bench.sh"  # sets root and cds there
 runs="${1:-3}"
 [ "${VMM_SKIP_INSTALL:-0}" = 1 ] || scripts/install-deps.sh
 [ "${VMM_SKIP_BUILD:-0}" = 1 ] || scripts/build.sh build
 scripts/make-default-guest.sh -q
 
 qdir=build/bench-qemu
-mkdir -p "$qdir/share"
-cp -f "$(command -v qemu-system-x86_64)" "$qdir/"
-cp -f /usr/share/qemu/bios-microvm.bin /usr/share/qemu/pvh.bin /usr/share/qemu/linuxboot_dma.bin "$qdir/share/"
-cpu=host
-[ -d /sys/module/kvm_pvm ] && cpu=kvm64,-pni  # ARCHITECTURE.md §5: what QEMU needs on kvm_pvm
+bench_qemu "$qdir"
 
 g=build/default-guest
 cmdline="console=ttyS0 panic=-1"
@@ -41,7 +37,7 @@ vmm=(build/bin/milestones "${ms[@]}" -- build/bin/vmm run --kernel "$g/vmlinux"
   --initramfs "$g/initramfs.cpio.gz" --cmdline "$cmdline" --cpus 1 --memory 512M)
 # shellcheck disable=SC2054  # the commas are QEMU option syntax, not array separators
 qemu=(build/bin/milestones "${ms[@]}" -- "$qdir/qemu-system-x86_64" -L "$qdir/share"
-  -M microvm,acpi=on -accel kvm -cpu "$cpu" -smp 1 -m 512 -nodefaults -no-user-config
+  -M microvm,acpi=on -accel kvm -cpu "$qemu_cpu" -smp 1 -m 512 -nodefaults -no-user-config
   -display none -serial stdio -no-reboot -kernel "$g/vmlinux" -initrd "$g/initramfs.cpio.gz"
   -append "$cmdline")
 

@@ -21,11 +21,11 @@
 # table gives its first error line. Exit status: 0, or 1 when vmm-vtpm could not serve (the
 # table is printed anyway).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
+# shellcheck source=bench/common/bench.sh disable=SC1091  # checked on its own
+. "$(dirname "${BASH_SOURCE[0]}")/../common/bench.sh"  # sets root and cds there
 iterations="${1:-200}"
 rounds="${2:-3}"
-[[ $iterations =~ ^[1-9][0-9]*$ && $rounds =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [ITERATIONS [ROUNDS]]" >&2; exit 2; }
+bench_counts "[ITERATIONS [ROUNDS]]" "$iterations" "$rounds"
 if [ "${VMM_SKIP_INSTALL:-0}" != 1 ]; then
   scripts/install-deps.sh || echo "bench/vtpm: scripts/install-deps.sh failed; going on with what is installed" >&2
 fi
@@ -122,18 +122,7 @@ echo "bench/vtpm: $rounds rounds, alternating; per round and server 10 warm-ups,
   "$(pkg-config --modversion tss2-esys 2>/dev/null || echo '?')) over the swtpm TCTI on localhost TCP"
 echo "bench/vtpm: vmm-vtpm (ephemeral) serves from a confined child (seccomp, namespaces, Landlock);" \
   "swtpm ${swtpm_version:-(version unknown)} runs unconfined"
-for round in $(seq 1 "$rounds"); do
-  if (( round % 2 )); then order=(vmm-vtpm swtpm); else order=(swtpm vmm-vtpm); fi
-  for name in "${order[@]}"; do
-    [ -z "${cannot[$name]:-}" ] || continue
-    run_one "$name" "$round"
-    if [ -n "${cannot[$name]:-}" ]; then
-      echo "  round $round: $name: ${cannot[$name]}"
-    else
-      echo "  round $round: $(tail -1 "$results" | sed 's/^vtpm_bench: //')"
-    fi
-  done
-done
+peer_rounds "$rounds" vtpm_bench vmm-vtpm swtpm
 
 stop "$ours_pid"; ours_pid=""
 stop "$swtpm_pid"; swtpm_pid=""
@@ -165,7 +154,4 @@ awk '
       printf "| %s | %s | %s | %s |\n", labels[i], cell("vmm-vtpm", keys[i]), cell("swtpm", keys[i]), r
     }
   }' "$results"
-for name in vmm-vtpm swtpm; do
-  [ -z "${cannot[$name]:-}" ] || echo "$name: ${cannot[$name]}"
-done
-[ -z "${cannot[vmm-vtpm]:-}" ]
+peer_verdict vmm-vtpm swtpm

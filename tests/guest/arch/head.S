@@ -15,14 +15,9 @@
 #define MSR_EFER 0xC0000080
 #define EFER_LME 0x100
 
-	.section .head.text, "ax"
-	.code32
-	.globl pvh_start32
-pvh_start32:
-	cli
-	cld
-	mov	%ebx, %esi		/* keep hvm_start_info; rdmsr below clobbers edx only */
-	lgdt	gdt_desc		/* 32-bit mode uses the low 4 bytes of the 8-byte base */
+/* 32-bit, flat: loads the data segments, then PAE, boot_pml4 and EFER.LME (rdmsr clobbers
+ * eax/edx), so that setting CR0.PG enters long mode. */
+.macro enter_pae_lme
 	mov	$SEL_DATA, %eax
 	mov	%eax, %ds
 	mov	%eax, %es
@@ -36,6 +31,17 @@ pvh_start32:
 	rdmsr
 	or	$EFER_LME, %eax
 	wrmsr
+.endm
+
+	.section .head.text, "ax"
+	.code32
+	.globl pvh_start32
+pvh_start32:
+	cli
+	cld
+	mov	%ebx, %esi		/* keep hvm_start_info; rdmsr below clobbers edx only */
+	lgdt	gdt_desc		/* 32-bit mode uses the low 4 bytes of the 8-byte base */
+	enter_pae_lme
 	mov	%cr0, %eax
 	or	$(CR0_PG | CR0_PE), %eax
 	mov	%eax, %cr0
@@ -96,19 +102,7 @@ common64:
 	.code32
 	.globl ap_start32
 ap_start32:
-	mov	$SEL_DATA, %eax
-	mov	%eax, %ds
-	mov	%eax, %es
-	mov	%eax, %ss
-	mov	%cr4, %eax
-	or	$CR4_PAE, %eax
-	mov	%eax, %cr4
-	mov	$boot_pml4, %eax
-	mov	%eax, %cr3
-	mov	$MSR_EFER, %ecx
-	rdmsr
-	or	$EFER_LME, %eax
-	wrmsr
+	enter_pae_lme
 	mov	%cr0, %eax
 	and	$~CR0_NW_CD, %eax	/* INIT leaves caches disabled */
 	or	$(CR0_PG | CR0_PE), %eax

@@ -42,23 +42,33 @@ void detail_add(struct detail *d, const char *fmt, ...)
 		d->len = sizeof(d->buf) - 1;
 }
 
+/* Splits the first comma-separated item (maybe empty) off the list [*s, *s + *len): returns
+ * its length and steps *s and *len past it and its comma. */
+static size_t take_item(const char **s, size_t *len)
+{
+	size_t n = 0;
+	while (n < *len && (*s)[n] != ',')
+		n++;
+	size_t step = n < *len ? n + 1 : n;
+	*s += step;
+	*len -= step;
+	return n;
+}
+
 /* expect_virtio=blk,rng: a bit per virtio device ID (§5: blk 2, rng 4);
  * an unknown name sets bit 31, which no device can satisfy. */
 static uint32_t parse_virtio_list(const char *s, size_t len)
 {
 	uint32_t mask = 0;
 	while (len) {
-		size_t n = 0;
-		while (n < len && s[n] != ',')
-			n++;
-		if (n == 3 && !strncmp(s, "blk", 3))
+		const char *item = s;
+		size_t n = take_item(&s, &len);
+		if (n == 3 && !strncmp(item, "blk", 3))
 			mask |= 1u << 2;
-		else if (n == 3 && !strncmp(s, "rng", 3))
+		else if (n == 3 && !strncmp(item, "rng", 3))
 			mask |= 1u << 4;
 		else if (n)
 			mask |= 1u << 31;
-		s += n < len ? n + 1 : n;
-		len -= n < len ? n + 1 : n;
 	}
 	return mask;
 }
@@ -68,13 +78,9 @@ static uint32_t parse_hostile_list(const char *s, size_t len)
 {
 	uint32_t mask = 0;
 	while (len) {
-		size_t n = 0;
-		while (n < len && s[n] != ',')
-			n++;
-		if (n == 6 && !strncmp(s, "virtio", 6))
+		const char *item = s;
+		if (take_item(&s, &len) == 6 && !strncmp(item, "virtio", 6))
 			mask |= HOSTILE_VIRTIO;
-		s += n < len ? n + 1 : n;
-		len -= n < len ? n + 1 : n;
 	}
 	return mask;
 }

@@ -35,6 +35,16 @@ struct Pipe {
   }
 };
 
+// One RunOnce with a 1 s timeout: how many callbacks ran (0, and a failure, if it failed).
+size_t Ran(EventLoop& loop) {
+  auto n = loop.RunOnce(1000);
+  if (!n) {
+    ADD_FAILURE() << n.error().ToString();
+    return 0;
+  }
+  return *n;
+}
+
 TEST(EventLoop, CreatesACloexecEpollFd) {
   auto loop = EventLoop::Create();
   ASSERT_TRUE(loop) << loop.error().ToString();
@@ -53,9 +63,7 @@ TEST(EventLoop, RunsTheCallbackOfAReadyFdOnly) {
   }));
   ASSERT_TRUE(loop->Add(b.r, EPOLLIN, [&](uint32_t) { ++ran_b; }));
   a.Put();
-  auto n = loop->RunOnce(1000);
-  ASSERT_TRUE(n);
-  EXPECT_EQ(*n, 1u);
+  EXPECT_EQ(Ran(*loop), 1u);
   EXPECT_EQ(ran_a, 1);
   EXPECT_EQ(ran_b, 0);
 }
@@ -129,9 +137,7 @@ TEST(EventLoop, ACallbackMayRemoveItselfAndAnotherReadyFd) {
   ASSERT_TRUE(loop->Add(b.r, EPOLLIN, both));
   a.Put();
   b.Put();
-  auto n = loop->RunOnce(1000);
-  ASSERT_TRUE(n);
-  EXPECT_EQ(*n, 1u);  // whichever ran first removed the other
+  EXPECT_EQ(Ran(*loop), 1u);  // whichever ran first removed the other
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(loop->size(), 0u);
 }
@@ -158,14 +164,10 @@ TEST(EventLoop, AnFdAddedAgainUnderTheSameNumberWaitsForTheNextWait) {
   }));
   a.Put();
   b.Put();
-  auto n = loop->RunOnce(1000);
-  ASSERT_TRUE(n);
-  EXPECT_EQ(*n, 1u);
+  EXPECT_EQ(Ran(*loop), 1u);
   EXPECT_EQ(old_calls, 1);
   EXPECT_EQ(new_calls, 0);
-  n = loop->RunOnce(1000);  // both still readable: the new callback runs now
-  ASSERT_TRUE(n);
-  EXPECT_EQ(*n, 2u);
+  EXPECT_EQ(Ran(*loop), 2u);  // both still readable: the new callback runs now
   EXPECT_EQ(old_calls, 2);
   EXPECT_EQ(new_calls, 1);
 }

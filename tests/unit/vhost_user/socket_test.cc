@@ -164,6 +164,18 @@ pid_t SlowWriter(int sock, const std::vector<uint8_t>& bytes, int fd, useconds_t
   _exit(0);
 }
 
+// SlowWriter of a VHOST_USER_ADD_MEM_REG for 0x1000 bytes of a fresh memfd; -1 if it cannot
+// be encoded.
+pid_t SlowAddMemRegWriter(int sock, useconds_t pause) {
+  UniqueFd mem(memfd_create("ram", MFD_CLOEXEC));
+  auto bytes = EncodeRequest(Request::kAddMemReg, SingleRegion{{0, 0x1000, 0x10000, 0}}, 1);
+  if (!bytes.has_value()) {
+    ADD_FAILURE() << bytes.error().ToString();
+    return -1;
+  }
+  return SlowWriter(sock, *bytes, mem.get(), pause);
+}
+
 void ExpectReceivesAddMemReg(int sock) {
   auto m = ReceiveMessage(sock, Direction::kRequest);
   ASSERT_TRUE(m.has_value()) << m.error().ToString();
@@ -174,10 +186,8 @@ void ExpectReceivesAddMemReg(int sock) {
 
 TEST(VhostUserSocket, ShortReadsAreCompleted) {
   Pair p = SocketPair();
-  UniqueFd mem(memfd_create("ram", MFD_CLOEXEC));
-  auto bytes = EncodeRequest(Request::kAddMemReg, SingleRegion{{0, 0x1000, 0x10000, 0}}, 1);
-  ASSERT_TRUE(bytes.has_value());
-  pid_t child = SlowWriter(p.front.get(), *bytes, mem.get(), 20000);
+  pid_t child = SlowAddMemRegWriter(p.front.get(), 20000);
+  ASSERT_GT(child, 0);
   ExpectReceivesAddMemReg(p.back.get());
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
@@ -195,10 +205,8 @@ TEST(VhostUserSocket, InterruptedReadsAreRetried) {
   ASSERT_EQ(setitimer(ITIMER_REAL, &every_5ms, nullptr), 0);
 
   Pair p = SocketPair();
-  UniqueFd mem(memfd_create("ram", MFD_CLOEXEC));
-  auto bytes = EncodeRequest(Request::kAddMemReg, SingleRegion{{0, 0x1000, 0x10000, 0}}, 1);
-  ASSERT_TRUE(bytes.has_value());
-  pid_t child = SlowWriter(p.front.get(), *bytes, mem.get(), 30000);
+  pid_t child = SlowAddMemRegWriter(p.front.get(), 30000);
+  ASSERT_GT(child, 0);
   ExpectReceivesAddMemReg(p.back.get());
 
   itimerval off{};

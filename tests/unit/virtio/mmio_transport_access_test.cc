@@ -11,11 +11,6 @@
 namespace vmm::virtio {
 namespace {
 
-using testing::BlkLike;
-using testing::kOffered;
-using testing::MmioFixture;
-using testing::RecordingDelegate;
-
 using MmioTransportAccess = MmioFixture;
 using MmioTransportConfig = MmioFixture;
 using MmioTransportInterrupt = MmioFixture;

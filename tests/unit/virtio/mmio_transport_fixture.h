@@ -107,3 +107,11 @@ class MmioFixture : public ::testing::Test {
 };
 
 }  // namespace vmm::virtio::testing
+
+// The transport tests (only they include this header) name these unqualified.
+namespace vmm::virtio {
+using testing::BlkLike;
+using testing::kOffered;
+using testing::MmioFixture;
+using testing::RecordingDelegate;
+}  // namespace vmm::virtio

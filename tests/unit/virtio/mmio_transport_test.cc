@@ -8,11 +8,6 @@
 namespace vmm::virtio {
 namespace {
 
-using testing::BlkLike;
-using testing::kOffered;
-using testing::MmioFixture;
-using testing::RecordingDelegate;
-
 using MmioTransportInit = MmioFixture;
 using MmioTransportQueue = MmioFixture;
 

@@ -33,6 +33,12 @@ class HostileQueue : public ::testing::Test {
     if (!q.has_value()) ADD_FAILURE() << q.error().ToString();
     return std::move(q).value();
   }
+  // Publishes `head` in the avail ring, makes the queue and pops once: the fault (PopFault).
+  QueueFault PublishAndPop(uint16_t head) {
+    drv_.Publish(head);
+    SplitQueue q = Make();
+    return PopFault(q);
+  }
   FakeGuestRam mem_;
   FakeDriver drv_;
 };
@@ -41,16 +47,12 @@ TEST_F(HostileQueue, DescriptorLoopIsChainTooLong) {
   uint64_t buf = drv_.Alloc(8);
   drv_.SetDesc(0, buf, 8, kVirtqDescFNext, 1);
   drv_.SetDesc(1, buf, 8, kVirtqDescFNext, 0);
-  drv_.Publish(0);
-  SplitQueue q = Make();
-  EXPECT_EQ(PopFault(q), QueueFault::kChainTooLong);
+  EXPECT_EQ(PublishAndPop(0), QueueFault::kChainTooLong);
 }
 
 TEST_F(HostileQueue, SelfLoopIsChainTooLong) {
   drv_.SetDesc(3, drv_.Alloc(8), 8, kVirtqDescFNext, 3);
-  drv_.Publish(3);
-  SplitQueue q = Make();
-  EXPECT_EQ(PopFault(q), QueueFault::kChainTooLong);
+  EXPECT_EQ(PublishAndPop(3), QueueFault::kChainTooLong);
 }
 
 TEST_F(HostileQueue, ChainOfExactlyQueueSizeIsAccepted) {
@@ -82,30 +84,22 @@ TEST_F(HostileQueue, DirectPlusIndirectLongerThanQueueIsChainTooLong) {
 }
 
 TEST_F(HostileQueue, HeadIndexOutOfRange) {
-  drv_.Publish(8);
-  SplitQueue q = Make();
-  EXPECT_EQ(PopFault(q), QueueFault::kDescIndexOutOfRange);
+  EXPECT_EQ(PublishAndPop(8), QueueFault::kDescIndexOutOfRange);
 }
 
 TEST_F(HostileQueue, NextIndexOutOfRange) {
   drv_.SetDesc(0, drv_.Alloc(8), 8, kVirtqDescFNext, 0xFFFF);
-  drv_.Publish(0);
-  SplitQueue q = Make();
-  EXPECT_EQ(PopFault(q), QueueFault::kDescIndexOutOfRange);
+  EXPECT_EQ(PublishAndPop(0), QueueFault::kDescIndexOutOfRange);
 }
 
 TEST_F(HostileQueue, BufferOutsideRam) {
   drv_.SetDesc(0, kRam - 4, 8, 0, 0);
-  drv_.Publish(0);
-  SplitQueue q = Make();
-  EXPECT_EQ(PopFault(q), QueueFault::kBufferOutsideRam);
+  EXPECT_EQ(PublishAndPop(0), QueueFault::kBufferOutsideRam);
 }
 
 TEST_F(HostileQueue, BufferAddressThatWrapsIsOutsideRam) {
   drv_.SetDesc(0, UINT64_MAX - 3, 0x100, 0, 0);
-  drv_.Publish(0);
-  SplitQueue q = Make();
-  EXPECT_EQ(PopFault(q), QueueFault::kBufferOutsideRam);
+  EXPECT_EQ(PublishAndPop(0), QueueFault::kBufferOutsideRam);
 }
 
 TEST(HostileQueueRegions, BufferStraddlingTwoRegionsIsOutsideRam) {
@@ -120,16 +114,12 @@ TEST(HostileQueueRegions, BufferStraddlingTwoRegionsIsOutsideRam) {
 
 TEST_F(HostileQueue, ZeroLengthBuffer) {
   drv_.SetDesc(0, drv_.Alloc(8), 0, 0, 0);
-  drv_.Publish(0);
-  SplitQueue q = Make();
-  EXPECT_EQ(PopFault(q), QueueFault::kZeroLengthBuffer);
+  EXPECT_EQ(PublishAndPop(0), QueueFault::kZeroLengthBuffer);
 }
 
 TEST_F(HostileQueue, HugeBufferIsChainTooLarge) {
   drv_.SetDesc(0, 0, 0xFFFFFFFF, 0, 0);
-  drv_.Publish(0);
-  SplitQueue q = Make();
-  EXPECT_EQ(PopFault(q), QueueFault::kChainTooLarge);
+  EXPECT_EQ(PublishAndPop(0), QueueFault::kChainTooLarge);
 }
 
 TEST_F(HostileQueue, ChainSummingPastTheCapIsChainTooLarge) {
@@ -143,9 +133,8 @@ TEST_F(HostileQueue, ChainSummingPastTheCapIsChainTooLarge) {
 
 TEST_F(HostileQueue, ReadableAfterWritableIsRefused) {
   uint64_t buf = drv_.Alloc(8);
-  drv_.Publish(drv_.AddChain({{buf, 8, true}, {buf, 8, false}}));
-  SplitQueue q = Make();
-  EXPECT_EQ(PopFault(q), QueueFault::kReadableAfterWritable);
+  EXPECT_EQ(PublishAndPop(drv_.AddChain({{buf, 8, true}, {buf, 8, false}})),
+            QueueFault::kReadableAfterWritable);
 }
 
 TEST_F(HostileQueue, ReadableAfterWritableAllowedWhenTheDeviceSaysSo) {

@@ -55,6 +55,13 @@ std::string CertPubPem(const std::vector<uint8_t>& der) {
   return *pem;
 }
 
+// What most provisioning tests start from: a host CA in a fresh directory, and a TPM.
+struct CaAndTpm {
+  TempDir dir;
+  HostCa ca = MustCa(dir);
+  Tpm tpm;
+};
+
 TEST(HostCa, CreatedOnceThenLoaded) {
   TempDir dir;
   HostCa first = MustCa(dir);
@@ -176,9 +183,8 @@ TEST(EkProvision, OpensslCliVerifiesTheCertificate) {
   if (std::system("command -v openssl >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "the openssl CLI is not installed";
   }
-  TempDir dir;
-  HostCa ca = MustCa(dir);
-  Tpm tpm;
+  CaAndTpm env;
+  auto& [dir, ca, tpm] = env;
   ASSERT_TRUE(tpm.esys);
   auto eks = ProvisionEks(tpm.get(), ca, ProvisionOptions{.vm_id = "vm-cli"});
   ASSERT_TRUE(eks) << eks.error().ToString();
@@ -196,9 +202,8 @@ TEST(EkProvision, OpensslCliVerifiesTheCertificate) {
 }
 
 TEST(EkProvision, SecondProvisionIsRefusedUnlessForced) {
-  TempDir dir;
-  HostCa ca = MustCa(dir);
-  Tpm tpm;
+  CaAndTpm env;
+  auto& [dir, ca, tpm] = env;
   ASSERT_TRUE(tpm.esys);
   auto first = ProvisionEks(tpm.get(), ca, ProvisionOptions{.vm_id = "vm-1"});
   ASSERT_TRUE(first) << first.error().ToString();
@@ -219,9 +224,8 @@ TEST(EkProvision, SecondProvisionIsRefusedUnlessForced) {
 }
 
 TEST(EkProvision, EmptyVmIdGivesEmptySubjectAndCriticalSan) {
-  TempDir dir;
-  HostCa ca = MustCa(dir);
-  Tpm tpm;
+  CaAndTpm env;
+  auto& [dir, ca, tpm] = env;
   ASSERT_TRUE(tpm.esys);
   auto eks = ProvisionEks(tpm.get(), ca, ProvisionOptions{.kinds = {EkKind::kEccP256}});
   ASSERT_TRUE(eks) << eks.error().ToString();

@@ -55,6 +55,17 @@ Key TestKey() {
   return Key(b);
 }
 
+// In a child process: starts an engine on the sealed store of `vm` in `dir`, then body(engine).
+template <typename Body>
+void InChildOnSealedStore(TempStateDir& dir, const VmId& vm, Body body) {
+  InChild([&] {
+    SealedStateStore store(dir.fd(), TestKey(), vm);
+    auto tpm = StartedEngine(&store);
+    ASSERT_TRUE(tpm);
+    body(*tpm);
+  });
+}
+
 TEST(TpmEngine, ErrorResponseIsAHeaderWithTheCode) {
   std::vector<uint8_t> r = TpmErrorResponse(kTpmRcCommandSize);
   EXPECT_EQ(r, (std::vector<uint8_t>{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x42}));
@@ -175,19 +186,13 @@ TEST(TpmEngine, GarbageGetsErrorResponses) {
 TEST(TpmEngine, PermanentStatePersistsInTheSealedStore) {
   TempStateDir dir;
   const VmId vm = VmId::FromName("tpm-engine-test");
-  InChild([&] {
-    SealedStateStore store(dir.fd(), TestKey(), vm);
-    auto tpm = StartedEngine(&store);
-    ASSERT_TRUE(tpm);
-    EXPECT_NE(Rc(Exec(*tpm, NvReadPublic(kTestNvIndex))), kTpmRcSuccess);
-    ASSERT_EQ(Rc(Exec(*tpm, NvDefineSpace(kTestNvIndex, 8))), kTpmRcSuccess);
+  InChildOnSealedStore(dir, vm, [](TpmEngine& tpm) {
+    EXPECT_NE(Rc(Exec(tpm, NvReadPublic(kTestNvIndex))), kTpmRcSuccess);
+    ASSERT_EQ(Rc(Exec(tpm, NvDefineSpace(kTestNvIndex, 8))), kTpmRcSuccess);
   });
   EXPECT_FALSE(dir.Read(kPermanentStateFile).empty());
-  InChild([&] {
-    SealedStateStore store(dir.fd(), TestKey(), vm);
-    auto tpm = StartedEngine(&store);
-    ASSERT_TRUE(tpm);
-    EXPECT_EQ(Rc(Exec(*tpm, NvReadPublic(kTestNvIndex))), kTpmRcSuccess);
+  InChildOnSealedStore(dir, vm, [](TpmEngine& tpm) {
+    EXPECT_EQ(Rc(Exec(tpm, NvReadPublic(kTestNvIndex))), kTpmRcSuccess);
   });
   // No libtpms file of its own choosing anywhere in the directory (or the cwd).
   for (const auto& e : std::filesystem::directory_iterator(dir.File(""))) {
@@ -211,11 +216,7 @@ TEST(TpmEngine, VolatileEngineKeepsStateAcrossReset) {
 TEST(TpmEngine, TamperedStateIsRefusedNotReset) {
   TempStateDir dir;
   const VmId vm = VmId::FromName("tpm-engine-test");
-  InChild([&] {
-    SealedStateStore store(dir.fd(), TestKey(), vm);
-    auto tpm = StartedEngine(&store);
-    ASSERT_TRUE(tpm);
-  });
+  InChildOnSealedStore(dir, vm, [](TpmEngine&) {});
   std::vector<uint8_t> file = dir.Read(kPermanentStateFile);
   ASSERT_GT(file.size(), kHeaderSize + kTagSize);
   file[kHeaderSize + 5] ^= 0x01;

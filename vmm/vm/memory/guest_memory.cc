@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -77,18 +76,9 @@ Result<void> GuestMemory::Read(uint64_t gpa, std::span<uint8_t> out) const {
   return ram_.Read(gpa, out);
 }
 
-namespace {
-Error OutOfRange(uint64_t gpa, uint64_t len) {
-  char buf[128];
-  std::snprintf(buf, sizeof(buf), "guest range [0x%llx, +0x%llx) is not RAM",
-                static_cast<unsigned long long>(gpa), static_cast<unsigned long long>(len));
-  return Error(ErrorKind::kInvalidArgument, buf);
-}
-}  // namespace
-
 Result<void> GuestMemory::Fill(uint64_t gpa, uint64_t len, uint8_t value) {
   std::span<uint8_t> dst = Span(gpa, len);
-  if (dst.size() != len || (len > 0 && dst.data() == nullptr)) return OutOfRange(gpa, len);
+  if (dst.size() != len || (len > 0 && dst.data() == nullptr)) return GuestRangeNotRam(gpa, len);
   if (len > 0) std::memset(dst.data(), value, len);
   return Ok();
 }

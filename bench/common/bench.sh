@@ -1,0 +1,33 @@
+# shellcheck shell=bash
+# Shell helpers shared by the bench/*/run.sh scripts. Sourced, not run: sets root to the
+# repository root and changes to it.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root" || exit
+
+# bench_counts USAGE N...: exits 2 with "usage: $0 USAGE" unless every N is a positive integer.
+bench_counts() {
+  local usage=$1 n
+  shift
+  for n in "$@"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 $usage" >&2; exit 2; }
+  done
+}
+
+# bench_begin USAGE N...: bench_counts, then scripts/install-deps.sh unless VMM_SKIP_INSTALL=1.
+bench_begin() {
+  bench_counts "$@"
+  [ "${VMM_SKIP_INSTALL:-0}" = 1 ] || scripts/install-deps.sh
+}
+
+# bench_qemu DIR: copies qemu-system-x86_64 into DIR and the firmware its microvm and PVH boots
+# read into DIR/share, where the nested harness (scripts/nested-kvm.sh --copy) can carry them;
+# sets qemu_cpu to the -cpu QEMU needs on this host.
+# shellcheck disable=SC2034  # qemu_cpu: read by the sourcing script
+bench_qemu() {
+  mkdir -p "$1/share"
+  cp -f "$(command -v qemu-system-x86_64)" "$1/"
+  cp -f /usr/share/qemu/bios-microvm.bin /usr/share/qemu/pvh.bin /usr/share/qemu/linuxboot_dma.bin "$1/share/"
+  qemu_cpu=host
+  [ -d /sys/module/kvm_pvm ] && qemu_cpu=kvm64,-pni  # ARCHITECTURE.md §5: what QEMU needs on kvm_pvm
+  return 0
+}
