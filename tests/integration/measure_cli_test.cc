@@ -37,10 +37,11 @@ std::map<std::string, std::string> Pcrs(const std::string& out) {
 
 TEST(VmmMeasure, PrintsTheLogAndThePcrs) {
   const std::string kernel = WriteTempFile("measure-kernel.elf", MakePvhElf());
-  ProcessResult r = Measure({"--kernel", kernel, "--cmdline", "console=ttyS0", "--tpm", "ephemeral"});
+  ProcessResult r =
+      Measure({"--kernel", kernel, "--cmdline", "console=ttyS0", "--tpm", "ephemeral"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* s : {"EV_S_CRTM_VERSION", "EV_PLATFORM_CONFIG_FLAGS", "EV_IPL",
-                        "EV_SEPARATOR", "StartupLocality"}) {
+  for (const char* s : {"EV_S_CRTM_VERSION", "EV_PLATFORM_CONFIG_FLAGS", "EV_IPL", "EV_SEPARATOR",
+                        "StartupLocality"}) {
     EXPECT_NE(r.out.find(s), std::string::npos) << s << " in " << r.out;
   }
   auto pcrs = Pcrs(r.out);
@@ -52,9 +53,11 @@ TEST(VmmMeasure, PrintsTheLogAndThePcrs) {
   EXPECT_EQ(pcrs["sha384:8"].size(), 96u);
 
   // The same command gives the same values; a changed command line moves PCR 8 only.
-  ProcessResult same = Measure({"--kernel", kernel, "--cmdline", "console=ttyS0", "--tpm", "ephemeral"});
+  ProcessResult same =
+      Measure({"--kernel", kernel, "--cmdline", "console=ttyS0", "--tpm", "ephemeral"});
   EXPECT_EQ(Pcrs(same.out), pcrs);
-  ProcessResult other = Measure({"--kernel", kernel, "--cmdline", "console=ttyS1", "--tpm", "ephemeral"});
+  ProcessResult other =
+      Measure({"--kernel", kernel, "--cmdline", "console=ttyS1", "--tpm", "ephemeral"});
   ASSERT_EQ(other.exit_code, 0) << other.err;
   auto moved = Pcrs(other.out);
   for (const auto& [name, value] : pcrs) {
@@ -62,11 +65,12 @@ TEST(VmmMeasure, PrintsTheLogAndThePcrs) {
     EXPECT_EQ(moved[name] != value, pcr8) << name;
   }
   // More memory is configuration: PCR 1 only.
-  ProcessResult mem = Measure({"--kernel", kernel, "--cmdline", "console=ttyS0", "--tpm", "ephemeral",
-                               "--memory", "256M"});
+  ProcessResult mem = Measure(
+      {"--kernel", kernel, "--cmdline", "console=ttyS0", "--tpm", "ephemeral", "--memory", "256M"});
   ASSERT_EQ(mem.exit_code, 0) << mem.err;
   auto mem_pcrs = Pcrs(mem.out);
-  for (const auto& [name, value] : pcrs) EXPECT_EQ(mem_pcrs[name] != value, name.ends_with(":1")) << name;
+  for (const auto& [name, value] : pcrs)
+    EXPECT_EQ(mem_pcrs[name] != value, name.ends_with(":1")) << name;
 }
 
 TEST(VmmMeasure, WritesTheBinaryLogAndJson) {

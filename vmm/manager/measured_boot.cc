@@ -19,10 +19,14 @@ std::span<const uint8_t> Bytes(std::string_view s) {
 
 const char* SerialName(SerialMode m) {
   switch (m) {
-    case SerialMode::kTty: return "tty";
-    case SerialMode::kFile: return "file";
-    case SerialMode::kNull: return "null";
-    case SerialMode::kOff: return "off";
+    case SerialMode::kTty:
+      return "tty";
+    case SerialMode::kFile:
+      return "file";
+    case SerialMode::kNull:
+      return "null";
+    case SerialMode::kOff:
+      return "off";
   }
   return "?";
 }
@@ -56,10 +60,10 @@ Result<acpi::AcpiTables> MeasuredAcpiTables(const VmConfig& cfg) {
 
 Result<MeasuredBoot> MeasureBoot(const MeasuredBootInputs& in) {
   if (in.acpi == nullptr) return InvalidArgument("measured boot: no ACPI tables");
-  ASSIGN_OR_RETURN(attestation::EventLogBuilder b,
-                   attestation::EventLogBuilder::Create(
-                       {attestation::kAlgSha256, attestation::kAlgSha384}, {},
-                       static_cast<size_t>(x86::kTpmEventLogSize)));
+  ASSIGN_OR_RETURN(
+      attestation::EventLogBuilder b,
+      attestation::EventLogBuilder::Create({attestation::kAlgSha256, attestation::kAlgSha384}, {},
+                                           static_cast<size_t>(x86::kTpmEventLogSize)));
   RETURN_IF_ERROR(b.AddStartupLocality(3));
   const std::string version = std::string("vmm ") + VMM_VERSION;
   RETURN_IF_ERROR(b.AddSCrtmVersion(Bytes(version)));
@@ -112,10 +116,10 @@ Result<void> ExtendMeasurements(VtpmProcess& tpm, const MeasuredBoot& boot) {
     for (uint32_t pcr : touched) {
       ASSIGN_OR_RETURN(std::vector<uint8_t> value, ReadPcr(tpm, bank.alg, pcr));
       if (value != bank.pcrs[pcr]) {
-        return Error(ErrorKind::kProtocol,
-                     "measured boot: the vTPM's " + attestation::AlgName(bank.alg) + " PCR " +
-                         std::to_string(pcr) + " is " + HexBytes(value) +
-                         ", not the event log's " + HexBytes(bank.pcrs[pcr]));
+        return Error(ErrorKind::kProtocol, "measured boot: the vTPM's " +
+                                               attestation::AlgName(bank.alg) + " PCR " +
+                                               std::to_string(pcr) + " is " + HexBytes(value) +
+                                               ", not the event log's " + HexBytes(bank.pcrs[pcr]));
       }
     }
   }

@@ -43,8 +43,8 @@ struct PcrExtend {
 };
 
 struct MeasuredBoot {
-  std::vector<uint8_t> log;                  // TCG PC Client crypto-agile
-  std::vector<PcrExtend> extends;            // in log order, EV_NO_ACTION left out
+  std::vector<uint8_t> log;                    // TCG PC Client crypto-agile
+  std::vector<PcrExtend> extends;              // in log order, EV_NO_ACTION left out
   std::vector<attestation::PcrBank> expected;  // the log replayed: every PCR, every bank
 };
 

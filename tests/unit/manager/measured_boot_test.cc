@@ -91,7 +91,8 @@ TEST(MeasuredBoot, EachInputMovesItsPcrAndNoOther) {
       {"initramfs", [](Inputs& i) { i.initramfs.back() ^= 1; }, {9}},
       {"cmdline", [](Inputs& i) { i.cmdline.back() = 'r'; }, {8}},
       {"configuration", [](Inputs& i) { i.configuration = R"({"cpus":2})"; }, {1}},
-      {"an ACPI table", [](Inputs& i) { i.tables.bytes[i.tables.tables.back().offset + 40] ^= 1; },
+      {"an ACPI table",
+       [](Inputs& i) { i.tables.bytes[i.tables.tables.back().offset + 40] ^= 1; },
        {1}},
   };
   for (const Case& c : cases) {
