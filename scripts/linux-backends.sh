@@ -113,11 +113,11 @@ inspect() {  # NAME PARENT_PID
     fds=$(ls -l "/proc/$child/fd" 2>/dev/null | awk 'NR > 1 {print $NF}' | sed 's/:\[[0-9]*\]//' | sort | uniq -c | tr -s ' ' | tr '\n' ',')
     echo "$name: pid $child Seccomp=$seccomp NoNewPrivs=$nnp CapEff=$capeff own namespaces${ns_same:+ except$ns_same}; fds:$fds"
     [[ $seccomp = 2 && $nnp = 1 && $capeff = 0000000000000000 && -z $ns_same ]] || ok=1
-    # Anything but the session sockets, the image, the guest RAM memfd, eventfds and
-    # stderr (the back-end's log here) is a leak.
+    # Anything but the session sockets, the image, the guest RAM memfd, eventfds, the event
+    # loop's epoll instance and stderr (the back-end's log here) is a leak.
     # shellcheck disable=SC2012 # as above
     if ls -l "/proc/$child/fd" | awk 'NR > 1 {print $NF}' |
-        grep -vE '^(socket:|anon_inode:\[eventfd\]|/memfd:|/dev/null|pipe:|'"$WORK"'/disk.img|'"$WORK"'/[a-z]+.log)' >/dev/null; then
+        grep -vE '^(socket:|anon_inode:\[eventfd\]|anon_inode:\[eventpoll\]|/memfd:|/dev/null|pipe:|'"$WORK"'/disk.img|'"$WORK"'/[a-z]+.log)' >/dev/null; then
         echo "$name: unexpected fd"; ok=1
     fi
     # The vTPM sees TPM command bytes only: never guest RAM, never a vring eventfd.
