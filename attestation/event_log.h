@@ -30,15 +30,17 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/tpm_alg.h"
 
 namespace vmm::attestation {
 
 // ---------------------------------------------------------------- algorithms (TPM_ALG_ID)
-inline constexpr uint16_t kAlgSha1 = 0x0004;
-inline constexpr uint16_t kAlgSha256 = 0x000B;
-inline constexpr uint16_t kAlgSha384 = 0x000C;
-inline constexpr uint16_t kAlgSha512 = 0x000D;
-inline constexpr uint16_t kAlgSm3_256 = 0x0012;
+// (base/tpm_alg.h holds the table; these are its names here.)
+inline constexpr uint16_t kAlgSha1 = kTpmAlgSha1;
+inline constexpr uint16_t kAlgSha256 = kTpmAlgSha256;
+inline constexpr uint16_t kAlgSha384 = kTpmAlgSha384;
+inline constexpr uint16_t kAlgSha512 = kTpmAlgSha512;
+inline constexpr uint16_t kAlgSm3_256 = kTpmAlgSm3_256;
 
 // The digest size of an algorithm this library knows (the five above), else nullopt.
 std::optional<size_t> DigestSizeOf(uint16_t alg);

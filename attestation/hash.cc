@@ -11,40 +11,15 @@
 namespace vmm::attestation {
 
 std::optional<size_t> DigestSizeOf(uint16_t alg) {
-  switch (alg) {
-    case kAlgSha1:
-      return 20;
-    case kAlgSha256:
-      return 32;
-    case kAlgSha384:
-      return 48;
-    case kAlgSha512:
-      return 64;
-    case kAlgSm3_256:
-      return 32;
-    default:
-      return std::nullopt;
-  }
+  if (size_t size = TpmAlgDigestSize(alg); size != 0) return size;
+  return std::nullopt;
 }
 
 std::string AlgName(uint16_t alg) {
-  switch (alg) {
-    case kAlgSha1:
-      return "sha1";
-    case kAlgSha256:
-      return "sha256";
-    case kAlgSha384:
-      return "sha384";
-    case kAlgSha512:
-      return "sha512";
-    case kAlgSm3_256:
-      return "sm3_256";
-    default: {
-      char buf[16];
-      std::snprintf(buf, sizeof buf, "alg_0x%04x", alg);
-      return buf;
-    }
-  }
+  if (std::string_view known = TpmAlgKnownName(alg); !known.empty()) return std::string(known);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "alg_0x%04x", alg);
+  return buf;
 }
 
 namespace internal {

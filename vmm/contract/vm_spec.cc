@@ -27,13 +27,6 @@ constexpr std::array<std::pair<SerialMode, std::string_view>, 4> kSerialModes = 
 constexpr std::array<KvmCompat, 3> kKvmCompatModes = {KvmCompat::kAuto, KvmCompat::kOn,
                                                       KvmCompat::kOff};
 
-std::string_view SerialModeName(SerialMode mode) {
-  for (const auto& [m, name] : kSerialModes) {
-    if (m == mode) return name;
-  }
-  return "tty";
-}
-
 bool ValidUtf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
@@ -266,6 +259,13 @@ Result<VmSpec> ReadSpec(const Json& doc) {
 }
 
 }  // namespace
+
+std::string_view SerialModeName(SerialMode mode) {
+  for (const auto& [m, name] : kSerialModes) {
+    if (m == mode) return name;
+  }
+  return "tty";
+}
 
 const char* KvmCompatName(KvmCompat mode) {
   switch (mode) {

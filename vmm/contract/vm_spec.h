@@ -38,6 +38,8 @@
 namespace vmm {
 
 enum class SerialMode { kTty, kFile, kNull, kOff };
+// "tty", "file", "null", "off": the names the spec and the measured configuration use.
+std::string_view SerialModeName(SerialMode mode);
 // The kvm_pvm compatibility module (vmm/vm/compat/kvm_pvm): auto = on when the host's KVM is
 // kvm_pvm. Part of the configuration because it changes what the guest runs on (and the
 // kernel command line), so a later measured boot records it.

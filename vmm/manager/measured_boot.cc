@@ -17,18 +17,12 @@ std::span<const uint8_t> Bytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-const char* SerialName(SerialMode m) {
-  switch (m) {
-    case SerialMode::kTty:
-      return "tty";
-    case SerialMode::kFile:
-      return "file";
-    case SerialMode::kNull:
-      return "null";
-    case SerialMode::kOff:
-      return "off";
-  }
-  return "?";
+// The PCRs the boot sets: 0 (its start value comes from StartupLocality) and every PCR
+// extended.
+std::set<uint32_t> TouchedPcrs(const MeasuredBoot& boot) {
+  std::set<uint32_t> touched = {0};
+  for (const PcrExtend& x : boot.extends) touched.insert(x.pcr);
+  return touched;
 }
 
 }  // namespace
@@ -45,7 +39,7 @@ std::string CanonicalConfiguration(const VmConfig& cfg, const BootPlan& plan) {
       {"schema", "vmm-config/1"},
       {"cpus", cfg.cpus},
       {"memory", cfg.memory},
-      {"serial", SerialName(cfg.serial)},
+      {"serial", std::string(SerialModeName(cfg.serial))},
       {"kvm_compat", {{"on", plan.kvm_compat}, {"parameters", plan.kvm_compat_added}}},
       {"devices", devices},
       {"tpm", cfg.tpm.mode == TpmConfig::Mode::kPersistent ? "persistent" : "ephemeral"},
@@ -105,15 +99,13 @@ Result<MeasuredBoot> MeasureVm(const VmConfig& cfg, const BootPlan& plan) {
 }
 
 Result<void> ExtendMeasurements(VtpmProcess& tpm, const MeasuredBoot& boot) {
-  std::set<uint32_t> touched = {0};
   for (const PcrExtend& x : boot.extends) {
     if (auto r = ExtendPcr(tpm, x.pcr, x.digests); !r) {
       return r.error().Wrap("measured boot: extending PCR " + std::to_string(x.pcr));
     }
-    touched.insert(x.pcr);
   }
   for (const attestation::PcrBank& bank : boot.expected) {
-    for (uint32_t pcr : touched) {
+    for (uint32_t pcr : TouchedPcrs(boot)) {
       ASSIGN_OR_RETURN(std::vector<uint8_t> value, ReadPcr(tpm, bank.alg, pcr));
       if (value != bank.pcrs[pcr]) {
         return Error(ErrorKind::kProtocol, "measured boot: the vTPM's " +
@@ -130,11 +122,9 @@ std::string DescribeMeasuredBoot(const MeasuredBoot& boot) {
   std::string out;
   auto log = attestation::ParseEventLog(boot.log);
   if (log) out += attestation::EventLogToText(*log);
-  std::set<uint32_t> touched = {0};
-  for (const PcrExtend& x : boot.extends) touched.insert(x.pcr);
   out += "expected PCR values:\n";
   for (const attestation::PcrBank& bank : boot.expected) {
-    for (uint32_t pcr : touched) {
+    for (uint32_t pcr : TouchedPcrs(boot)) {
       out += "  " + attestation::AlgName(bank.alg) + ":" + std::to_string(pcr) + " " +
              HexBytes(bank.pcrs[pcr]) + "\n";
     }

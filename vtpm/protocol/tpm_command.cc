@@ -4,41 +4,13 @@
 
 namespace vmm::vtpm {
 
-size_t TpmDigestSize(uint16_t alg) {
-  switch (alg) {
-    case kTpmAlgSha1:
-      return 20;
-    case kTpmAlgSha256:
-      return 32;
-    case kTpmAlgSha384:
-      return 48;
-    case kTpmAlgSha512:
-      return 64;
-    case kTpmAlgSm3:
-      return 32;
-    default:
-      return 0;
-  }
-}
+size_t TpmDigestSize(uint16_t alg) { return TpmAlgDigestSize(alg); }
 
 std::string TpmAlgName(uint16_t alg) {
-  switch (alg) {
-    case kTpmAlgSha1:
-      return "sha1";
-    case kTpmAlgSha256:
-      return "sha256";
-    case kTpmAlgSha384:
-      return "sha384";
-    case kTpmAlgSha512:
-      return "sha512";
-    case kTpmAlgSm3:
-      return "sm3_256";
-    default: {
-      char buf[16];
-      std::snprintf(buf, sizeof(buf), "0x%04x", alg);
-      return buf;
-    }
-  }
+  if (std::string_view known = TpmAlgKnownName(alg); !known.empty()) return std::string(known);
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%04x", alg);
+  return buf;
 }
 
 TpmCommandBuilder::TpmCommandBuilder(uint16_t tag, uint32_t code) { U16(tag).U32(0).U32(code); }

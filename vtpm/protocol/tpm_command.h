@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/tpm_alg.h"
 
 namespace vmm::vtpm {
 
@@ -25,11 +26,10 @@ inline constexpr uint32_t kTpmCcGetCapability = 0x17A;
 inline constexpr uint32_t kTpmRhPlatform = 0x4000000C;
 inline constexpr uint32_t kTpmRsPw = 0x40000009;
 inline constexpr uint32_t kTpmCapPcrs = 5;
-inline constexpr uint16_t kTpmAlgSha1 = 0x0004;
-inline constexpr uint16_t kTpmAlgSha256 = 0x000B;
-inline constexpr uint16_t kTpmAlgSha384 = 0x000C;
-inline constexpr uint16_t kTpmAlgSha512 = 0x000D;
-inline constexpr uint16_t kTpmAlgSm3 = 0x0012;
+using ::vmm::kTpmAlgSha1;  // the algorithm table is base/tpm_alg.h's
+using ::vmm::kTpmAlgSha256;
+using ::vmm::kTpmAlgSha384;
+using ::vmm::kTpmAlgSha512;
 inline constexpr size_t kTpmHeaderBytes = 10;
 inline constexpr unsigned kPcrCount = 24;
 
