@@ -3,11 +3,15 @@
 //   Hex(0x1f)        -> "0x1f"
 //   Hex(0x1f, 8)     -> "0x0000001f"   (at least 8 digits)
 //   HexBytes(bytes)  -> "00ff10"       (two lowercase digits a byte, no prefix)
+//   ParseHexBytes("00FF10") -> {0x00, 0xff, 0x10}; nullopt for an odd length or a non-digit
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace vmm {
 
@@ -33,6 +37,26 @@ inline std::string HexBytes(std::span<const uint8_t> bytes) {
     s += kDigits[b & 0xf];
   }
   return s;
+}
+
+// Hex text (either case, no prefix, no separators) to bytes.
+inline std::optional<std::vector<uint8_t>> ParseHexBytes(std::string_view text) {
+  if (text.size() % 2 != 0) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::vector<uint8_t> out;
+  out.reserve(text.size() / 2);
+  for (size_t i = 0; i < text.size(); i += 2) {
+    const int hi = digit(text[i]);
+    const int lo = digit(text[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<uint8_t>(hi << 4 | lo));
+  }
+  return out;
 }
 
 }  // namespace vmm

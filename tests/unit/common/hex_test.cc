@@ -27,5 +27,16 @@ TEST(HexBytes, TwoLowercaseDigitsPerByte) {
   EXPECT_EQ(HexBytes({}), "");
 }
 
+TEST(ParseHexBytes, EitherCaseRoundTripsAndRefusesBadText) {
+  EXPECT_EQ(ParseHexBytes("00FF10ab"), (std::vector<uint8_t>{0x00, 0xff, 0x10, 0xab}));
+  EXPECT_EQ(ParseHexBytes(""), std::vector<uint8_t>{});
+  const std::vector<uint8_t> bytes = {1, 2, 0xfe};
+  EXPECT_EQ(ParseHexBytes(HexBytes(bytes)), bytes);
+  EXPECT_EQ(ParseHexBytes("abc"), std::nullopt);   // odd length
+  EXPECT_EQ(ParseHexBytes("0g"), std::nullopt);    // not a digit
+  EXPECT_EQ(ParseHexBytes("0x01"), std::nullopt);  // no prefix
+  EXPECT_EQ(ParseHexBytes("01 02"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace vmm
