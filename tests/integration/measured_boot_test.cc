@@ -143,6 +143,26 @@ TEST(MeasuredBootKvm, TheGuestsVtpmHoldsWhatVmmMeasurePredicts) {
   }
 }
 
+// --event-log-out needs a vTPM (checked before anything starts) and never replaces a file.
+TEST(MeasuredBootCli, EventLogOutNeedsATpmAndANewFile) {
+  const std::string kernel = BinDir() + "/testguest.elf";
+  const std::string path = FreshPath("mb-no-tpm.log");
+  ProcessResult no_tpm = RunVmm({"--kernel", kernel, "--event-log-out", path});
+  EXPECT_EQ(no_tpm.exit_code, 2) << no_tpm.err;
+  EXPECT_NE(no_tpm.err.find("--event-log-out: the VM has no vTPM"), std::string::npos)
+      << no_tpm.err;
+  EXPECT_NE(access(path.c_str(), F_OK), 0) << "a file was created without a vTPM";
+
+  if (!HaveKvm()) GTEST_SKIP() << "the existing-file case needs /dev/kvm (checked after it)";
+  const std::string existing = WriteTempFile("mb-existing.log", {'k', 'e', 'e', 'p'});
+  ProcessResult exists =
+      RunVmm({"--kernel", kernel, "--tpm", "ephemeral", "--event-log-out", existing});
+  EXPECT_EQ(exists.exit_code, 2) << exists.err;
+  EXPECT_NE(exists.err.find("File exists"), std::string::npos) << exists.err;
+  EXPECT_EQ(ReadBytes(existing), (std::vector<uint8_t>{'k', 'e', 'e', 'p'}));
+  EXPECT_EQ(exists.out.find("testguest: hello"), std::string::npos) << "the VM ran";
+}
+
 std::string FindInPath(const std::string& tool) {
   const char* path = std::getenv("PATH");
   std::istringstream dirs(path ? path : "/usr/bin:/bin");
