@@ -302,7 +302,7 @@ static bool replay_log(const struct log *l, struct replay *r, struct detail *d)
 
 static void add_table(struct table *t, unsigned *n, const char *sig, uint64_t addr, uint32_t len)
 {
-	if (*n >= MAX_TABLES)
+	if (*n >= MAX_TABLES || !len || !phys_ok(addr, len)) /* unreachable: its event finds no table */
 		return;
 	memcpy(t[*n].sig, sig, 4);
 	t[*n].sig[4] = '\0';
@@ -327,7 +327,8 @@ static unsigned collect_tables(const struct platform *p, struct table *t)
 {
 	unsigned n = 0;
 	const uint8_t *rsdp = phys(p->rsdp);
-	add_table(t, &n, "RSDP", p->rsdp, p->rsdp_rev >= 2 ? le32(rsdp + 20) : 20);
+	uint32_t rsdp_len = p->rsdp_rev >= 2 ? le32(rsdp + 20) : 20;
+	add_table(t, &n, "RSDP", p->rsdp, rsdp_len >= 20 && rsdp_len <= 4096 ? rsdp_len : 0);
 	uint32_t len = table_len(p->sdt, 36);
 	if (!len)
 		return n;
