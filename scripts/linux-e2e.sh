@@ -7,6 +7,9 @@
 #   "VMM-GUEST: done", "reboot: Power down", and the VMM's exit (status 0 = powered off).
 # Without /dev/kvm it runs inside scripts/nested-kvm.sh (kvm_amd in a QEMU TCG guest).
 # With --runner qemu the same kernel and initramfs boot under QEMU TCG instead, for comparison.
+# Under vmm it also checks measured boot: the guest's binary_bios_measurements must be the
+# host's copy of the event log (vmm run --event-log-out) byte for byte, and its PCRs the
+# values vmm measure predicts for the same flags.
 #
 # Usage: scripts/linux-e2e.sh [--boot pvh|bzimage] [--runner vmm|qemu] [OPTIONS]
 # Run with --help for the options. Exit status: 0 pass; 1 the guest did not boot to
@@ -44,7 +47,12 @@ and prints when each milestone appeared, in ms from the start of the VMM process
   power-down     "reboot: Power down" (the kernel is about to enter ACPI S5)
   exit           the VMM exited (status 0: the guest powered off)
 Passes when the guest reached "VMM-GUEST: done", no check printed FAIL, and the VMM
-exited with status 0 after the kernel's power-down (not a reset).
+exited with status 0 after the kernel's power-down (not a reset). Under vmm, measured
+boot too: the guest's /sys/kernel/security/tpm0/binary_bios_measurements (printed by
+tests/linux/checks.d/event-log) must equal the event log the VM got, as vmm run
+--event-log-out kept it on the host, and its /sys/class/tpm/tpm0/pcr-sha256/N and
+pcr-sha384/N the values vmm measure gives for the same flags (a clear skip when the
+guest does not reach user space).
 
 Options:
   --boot pvh|bzimage   boot vmlinux by its PVH entry (default) or vmlinuz as a bzImage
@@ -246,11 +254,24 @@ rel() { printf '%s' "${1#"$ROOT"/}"; }
 DISK=$OUT_DIR/disk.img
 rm -f -- "$DISK"
 truncate -s 64M "$DISK"
+# Measured boot (vmm only): the log the VM gets is kept beside it (EVENT_LOG), and vmm
+# measure predicts the PCRs for the same flags (MEASURE). Nested, the VM runs under the nested
+# host's KVM (not kvm_pvm: the compatibility module is off there, as --kvm-compat off says),
+# and the kept log comes back as one "HOSTLOG <hex>" line after the run.
+EVENT_LOG=$OUT_DIR/event-log.bin
+MEASURE=$OUT_DIR/measure.txt
+HOST_LOG_HEX=""
+rm -f -- "$EVENT_LOG" "$MEASURE"
 if [[ $RUNNER == vmm ]]; then
     CMDLINE+=" vmm.expect_tpm=1"
-    RUN=("$(rel "$VMM")" run --kernel "$(rel "$KERNEL")" --initramfs "$(rel "$INITRAMFS")"
+    VM_FLAGS=(--kernel "$(rel "$KERNEL")" --initramfs "$(rel "$INITRAMFS")"
         --cmdline "$CMDLINE" --cpus "$CPUS" --memory "$MEMORY" --disk "path=$(rel "$DISK")" --rng
         --tpm ephemeral)
+    MEASURE_FLAGS=("${VM_FLAGS[@]}")
+    [[ $NESTED == yes ]] && MEASURE_FLAGS+=(--kvm-compat off)
+    (cd "$ROOT" && "$VMM" measure "${MEASURE_FLAGS[@]}") >"$MEASURE" ||
+        die "vmm measure failed for these flags"
+    RUN=("$(rel "$VMM")" run "${VM_FLAGS[@]}" --event-log-out "$(rel "$EVENT_LOG")")
     [[ -z $SYMBOL_FILE ]] || RUN+=(--profile-symbols "$(rel "$SYMBOL_FILE")")
     ((PROFILE == 0)) || RUN+=(--profile)
 else
@@ -265,6 +286,12 @@ if [[ $NESTED == yes ]]; then
     [[ -z $SYMBOL_FILE ]] || SYMBOL_COPY=(--copy "$(rel "$SYMBOL_FILE")")
     # Our own time limit first (it reports), the harness's a little later.
     INNER=("$(rel "$MILESTONES")" --timeout "$TIMEOUT" --stall "$STALL" "${MS_ARGS[@]}" -- "${RUN[@]}")
+    if [[ $RUNNER == vmm ]]; then
+        # shellcheck disable=SC2016 # expanded by the nested host's sh
+        INNER=(sh -c 'L=$1; shift; "$@"; s=$?
+            if [ -s "$L" ]; then printf "HOSTLOG "; od -An -v -tx1 "$L" | tr -d " \n"; echo; fi; exit $s'
+            sh "$(rel "$EVENT_LOG")" "${INNER[@]}")
+    fi
     [[ $TCG == multi ]] && NESTED_ARGS=(--mttcg "${NESTED_ARGS[@]+"${NESTED_ARGS[@]}"}")
     CMD=("$SCRIPT_DIR/nested-kvm.sh" --timeout $((TIMEOUT + 30)) --mem "$NESTED_MEM" --cpus 2
         "${NESTED_ARGS[@]+"${NESTED_ARGS[@]}"}"
@@ -330,6 +357,7 @@ handle_line() {
                     ;;
             esac
             ;;
+        'HOSTLOG '*) HOST_LOG_HEX=${line#HOSTLOG } ;; # the kept event log, from the nested host
         *) printf '%s\n' "$line" >&2 ;; # the nested harness, or stray output
     esac
     return 0
@@ -395,6 +423,50 @@ while :; do
     break
 done
 
+# Measured boot: the guest's event log (its "eventlog: hex" lines) against the host's copy, and
+# its PCRs ("eventlog: pcr <bank> <n> <hex>") against vmm measure's "expected PCR values".
+# Appends to FAILS; says why it cannot compare when the guest printed no log.
+measured_boot_verdict() {
+    local guest_hex size host_hex bank n hex want compared=0 at
+    if [[ $NESTED == no && -s $EVENT_LOG ]]; then
+        host_hex=$(od -An -v -tx1 "$EVENT_LOG" | tr -d ' \n')
+    else
+        host_hex=$HOST_LOG_HEX
+    fi
+    size=$(tr -d '\r' <"$LOG" | sed -n 's/^eventlog: size \([0-9]*\)$/\1/p' | tail -n 1)
+    if [[ -z $size ]]; then
+        if [[ -n ${AT[init-started]:-} ]]; then
+            FAILS+=("measured boot: the guest's event-log check printed no log")
+        else
+            say "measured boot: SKIP, not compared: the guest did not reach user space (host copy: ${#host_hex} hex digits)"
+        fi
+        return 0
+    fi
+    [[ -n $host_hex ]] || { FAILS+=("measured boot: no host copy of the event log (--event-log-out)"); return 0; }
+    guest_hex=$(tr -d '\r' <"$LOG" | sed -n 's/^eventlog: hex \([0-9a-f]*\)$/\1/p' | tr -d '\n')
+    if ((${#guest_hex} != 2 * size)); then
+        FAILS+=("measured boot: the guest printed ${#guest_hex} hex digits for a ${size}-byte log (console lost some?)")
+    elif [[ $guest_hex != "$host_hex" ]]; then
+        at=0
+        while [[ ${guest_hex:at:2} == "${host_hex:at:2}" ]]; do at=$((at + 2)); done
+        FAILS+=("measured boot: binary_bios_measurements ($size bytes) differs from the host's copy ($((${#host_hex} / 2)) bytes) at byte $((at / 2))")
+    else
+        say "measured boot: binary_bios_measurements equals the host's copy ($size bytes)"
+    fi
+    while read -r bank n want; do
+        hex=$(tr -d '\r' <"$LOG" | sed -n "s/^eventlog: pcr $bank $n \([0-9a-f]*\)\$/\1/p" | tail -n 1)
+        if [[ -z $hex ]]; then
+            FAILS+=("measured boot: the guest printed no $bank PCR $n")
+        elif [[ $hex != "$want" ]]; then
+            FAILS+=("measured boot: $bank PCR $n is $hex in the guest, vmm measure says $want")
+        else
+            compared=$((compared + 1))
+        fi
+    done < <(sed -n 's/^  \(sha[0-9]*\):\([0-9]*\) \([0-9a-f]*\)$/\1 \2 \3/p' "$MEASURE")
+    ((compared == 0)) || say "measured boot: $compared PCRs equal vmm measure's prediction"
+    return 0
+}
+
 # ---------------------------------------------------------------- verdict
 MS_FILE=${LOG%.log}.milestones
 {
@@ -448,6 +520,9 @@ fi
 [[ -z ${AT[reset]:-} ]] || FAILS+=("the guest reset instead of powering off")
 [[ -z ${AT[vmm-error]:-} ]] || FAILS+=("the VMM reported an error at ${AT[vmm-error]} ms")
 [[ -z $EXIT_STATUS || $EXIT_STATUS == 0 ]] || FAILS+=("the $RUNNER process exited with status $EXIT_STATUS")
+if [[ $RUNNER == vmm ]]; then
+    measured_boot_verdict
+fi
 mapfile -t BAD_CHECKS < <(tr -d '\r' <"$LOG" | grep -E '^check [^ ]+: FAIL' || true)
 ((${#BAD_CHECKS[@]} == 0)) || FAILS+=("${BAD_CHECKS[@]}")
 NCHECKS=$(tr -d '\r' <"$LOG" | grep -cE '^check [^ ]+: (ok|FAIL)' || true)

@@ -40,6 +40,9 @@ TEST(VtpmKvm, TestGuestCrbChecksPassWithTheVtpmInItsOwnProcess) {
                             "--cmdline", "expect_tpm=crb"});
   EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("check tpm: ok"), std::string::npos) << r.out;
+  // The measured boot's log, replayed by the guest against this vTPM (measured_boot_test.cc
+  // holds it against vmm measure).
+  EXPECT_NE(r.out.find("check measured-boot: ok"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("testguest: result PASS"), std::string::npos) << r.out;
   EXPECT_EQ(Pcr16(r.out).size(), 64u) << r.out;
 }
@@ -65,6 +68,8 @@ TEST(VtpmKvm, PersistentStateLoadsOnTheNextRunAndATamperedOneIsRefused) {
   ProcessResult second = RunVmm(args);
   EXPECT_EQ(second.exit_code, 0) << second.err << second.out;
   EXPECT_NE(second.out.find("check tpm: ok"), std::string::npos) << second.out;
+  // A persistent TPM is measured afresh at each boot (PCRs reset at TPM2_Startup).
+  EXPECT_NE(second.out.find("check measured-boot: ok"), std::string::npos) << second.out;
 
   {  // flip one byte in the sealed body
     std::fstream f(dir + "/tpm-permanent.state", std::ios::in | std::ios::out | std::ios::binary);

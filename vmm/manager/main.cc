@@ -46,6 +46,7 @@ struct RunFlags {
   bool profile = false;
   bool exit_stats = false;
   std::string profile_symbols;
+  std::string event_log_out;  // run: a copy of the event log the guest gets
 };
 
 Result<VmConfig> ResolveConfig(const RunFlags& flags) {
@@ -90,6 +91,10 @@ int Run(const RunFlags& given) {
   if (!plan) return Fail(plan.error());
   if (auto disks = CheckDiskImages(*cfg); !disks) return Fail(disks.error());
   if (auto tpm = CheckTpmPaths(cfg->tpm, "--tpm"); !tpm) return Fail(tpm.error());
+  if (!given.event_log_out.empty() && !cfg->tpm.enabled()) {
+    return Fail(InvalidArgument(
+        "--event-log-out: the VM has no vTPM (--tpm off), so there is no event log"));
+  }
   RunFlags flags = given;
   std::string symbols_note = flags.profile ? ChooseProfileSymbols(flags, *cfg, *plan) : "";
   if (flags.dry_run) {
@@ -116,17 +121,22 @@ int Run(const RunFlags& given) {
   return RunProcesses(flags, *cfg, *plan);
 }
 
+Result<void> WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& what) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoError("writing " + what);
+    done += static_cast<size_t>(n);
+  }
+  return Ok();
+}
+
 // A sealed memfd holding `bytes`: nothing can write, grow or shrink it once made.
 Result<UniqueFd> SealedMemfd(const char* name, std::span<const uint8_t> bytes) {
   UniqueFd fd(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd.valid()) return ErrnoError(std::string("memfd_create for the ") + name);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = write(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ErrnoError(std::string("writing the ") + name + " memfd");
-    done += static_cast<size_t>(n);
-  }
+  RETURN_IF_ERROR(WriteAll(fd.get(), bytes, std::string("the ") + name + " memfd"));
   if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     return ErrnoError(std::string("sealing the ") + name + " memfd");
   }
@@ -157,6 +167,16 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
   const bool kvm_compat = plan.kvm_compat;
   auto kvm = kvm::Kvm::Open();  // checks /dev/kvm and its API before anything starts
   if (!kvm) return Fail(kvm.error());
+  // --event-log-out: created now (never over an existing file), filled once the log exists.
+  UniqueFd log_copy;
+  if (!flags.event_log_out.empty()) {
+    log_copy.reset(open(flags.event_log_out.c_str(),
+                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!log_copy.valid()) {
+      return Fail(Error(ErrorKind::kInvalidArgument,
+                        "--event-log-out '" + flags.event_log_out + "'", errno));
+    }
+  }
   VmConfig cfg = cfg_in;
   std::vector<UniqueFd> passed;  // our copies of the fds the VM process gets
   passed.emplace_back(fcntl(kvm->fd(), F_DUPFD_CLOEXEC, 0));
@@ -206,6 +226,10 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
     // log that records them in guest memory where the ACPI TPM2 table points.
     Result<MeasuredBoot> boot = MeasureVm(cfg_in, plan);
     Result<void> extended = boot ? ExtendMeasurements(tpm, *boot) : Result<void>(boot.error());
+    if (extended && log_copy.valid()) {
+      extended =
+          WriteAll(log_copy.get(), boot->log, "--event-log-out '" + flags.event_log_out + "'");
+    }
     Result<UniqueFd> log_fd =
         extended ? SealedMemfd("event-log", boot->log) : Result<UniqueFd>(extended.error());
     if (!log_fd) {
@@ -453,6 +477,10 @@ int Main(int argc, char** argv) {
   run->add_flag("--exit-stats", flags.exit_stats,
                 "Count the VM exits and print at exit where they went: by exit reason, and "
                 "the busiest I/O ports and MMIO addresses (counted per vCPU, no locks)");
+  run->add_option("--event-log-out", flags.event_log_out,
+                  "With --tpm: write the TCG event log the guest gets (the bytes at the TPM2 "
+                  "table's LASA, up to the last event) to FILE, which must not exist")
+      ->type_name("FILE");
   run->add_flag("--dry-run", flags.dry_run,
                 "Check the configuration and the kernel, print the boot plan, do not start the VM");
 

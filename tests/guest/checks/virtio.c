@@ -52,8 +52,6 @@ struct dsdt_vio {
 	bool has_irq;
 };
 
-static uint32_t le32(const uint8_t *b) { return (uint32_t)b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24; }
-
 /* Finds each "LNRO0005" string in the DSDT and, in the bytes after it (the
  * device's _UID/_CCA/_CRS, up to the next LNRO0005), an ACPI 6 Memory32Fixed
  * descriptor (0x86, length 9) and an Extended Interrupt descriptor (0x89). */

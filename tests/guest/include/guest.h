@@ -68,6 +68,12 @@ size_t strlen(const char *s);
 int strncmp(const char *a, const char *b, size_t n);
 /* Parses a decimal number; returns false on junk or overflow. */
 bool parse_u32(const char *s, size_t len, uint32_t *out);
+/* n bytes as 2n lowercase hex digits and a NUL (out holds 2n + 1). */
+void hex_encode(char *out, const void *bytes, size_t n);
+/* Little-endian fields (ACPI tables, the TCG event log), at any alignment. */
+static inline uint16_t le16(const uint8_t *b) { return (uint16_t)(b[0] | b[1] << 8); }
+static inline uint32_t le32(const uint8_t *b) { return (uint32_t)le16(b) | (uint32_t)le16(b + 2) << 16; }
+static inline uint64_t le64(const uint8_t *b) { return le32(b) | (uint64_t)le32(b + 4) << 32; }
 
 /* ---- console.c: COM1, polled ------------------------------------------- */
 void console_init(void);

@@ -36,6 +36,7 @@ struct boot_info {
 	uint32_t cmdline_len;
 	bool cmdline_truncated;
 	uint64_t rsdp; /* 0 if the loader gave none */
+	uint64_t initrd_addr, initrd_size; /* PVH module 0 / boot_params ramdisk; size 0: none */
 	struct busy_range busy[MAX_BUSY];
 	unsigned nbusy;
 };
@@ -154,6 +155,7 @@ bool check_smp(struct guest *g, struct detail *d);
 bool check_virtio(struct guest *g, struct detail *d);
 bool check_virtio_hostile(struct guest *g, struct detail *d);
 bool check_tpm(struct guest *g, struct detail *d);
+bool check_measured_boot(struct guest *g, struct detail *d);
 bool check_compat(struct guest *g, struct detail *d);
 
 #endif

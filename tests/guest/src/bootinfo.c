@@ -13,6 +13,10 @@ struct hvm_start_info { /* xen/include/public/arch-x86/hvm/start_info.h */
 	uint32_t memmap_entries, reserved;
 };
 
+struct hvm_modlist_entry {
+	uint64_t paddr, size, cmdline_paddr, reserved;
+};
+
 struct hvm_memmap_entry {
 	uint64_t addr, size;
 	uint32_t type, reserved;
@@ -20,10 +24,14 @@ struct hvm_memmap_entry {
 
 /* boot_params ("zero page") offsets, Documentation/arch/x86/zero-page.rst */
 #define BP_ACPI_RSDP 0x070
+#define BP_EXT_RAMDISK_IMAGE 0x0C0
+#define BP_EXT_RAMDISK_SIZE 0x0C4
 #define BP_EXT_CMDLINE 0x0C8
 #define BP_E820_ENTRIES 0x1E8
 #define BP_HDR_MAGIC 0x202
 #define BP_HDR_VERSION 0x206
+#define BP_RAMDISK_IMAGE 0x218
+#define BP_RAMDISK_SIZE 0x21C
 #define BP_CMDLINE_PTR 0x228
 #define BP_E820_TABLE 0x2D0
 #define BP_E820_MAX 128
@@ -74,6 +82,12 @@ static void collect_pvh(struct boot_info *bi, uint64_t data)
 	}
 	copy_cmdline(bi, si->cmdline_paddr);
 	bi->rsdp = si->rsdp_paddr;
+	/* The initramfs is module 0 (Linux's PVH entry takes the same one). */
+	if (si->nr_modules && si->modlist_paddr && phys_ok(si->modlist_paddr, sizeof(struct hvm_modlist_entry))) {
+		const struct hvm_modlist_entry *m = phys(si->modlist_paddr);
+		bi->initrd_addr = m->paddr;
+		bi->initrd_size = m->size;
+	}
 }
 
 static void collect_linux(struct boot_info *bi, uint64_t data)
@@ -99,6 +113,12 @@ static void collect_linux(struct boot_info *bi, uint64_t data)
 	memcpy(&hi, bp + BP_EXT_CMDLINE, 4);
 	copy_cmdline(bi, ((uint64_t)hi << 32) | lo);
 	memcpy(&bi->rsdp, bp + BP_ACPI_RSDP, 8);
+	memcpy(&lo, bp + BP_RAMDISK_IMAGE, 4);
+	memcpy(&hi, bp + BP_EXT_RAMDISK_IMAGE, 4);
+	bi->initrd_addr = (uint64_t)hi << 32 | lo;
+	memcpy(&lo, bp + BP_RAMDISK_SIZE, 4);
+	memcpy(&hi, bp + BP_EXT_RAMDISK_SIZE, 4);
+	bi->initrd_size = (uint64_t)hi << 32 | lo;
 }
 
 void bootinfo_collect(struct boot_info *bi, uint64_t data, unsigned path)

@@ -72,3 +72,14 @@ bool parse_u32(const char *s, size_t len, uint32_t *out)
 	*out = (uint32_t)v;
 	return true;
 }
+
+void hex_encode(char *out, const void *bytes, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *b = bytes;
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}

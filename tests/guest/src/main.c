@@ -23,6 +23,7 @@ static const struct check checks[] = {
 	{ "virtio", check_virtio },
 	{ "virtio-hostile", check_virtio_hostile },
 	{ "tpm", check_tpm },
+	{ "measured-boot", check_measured_boot },
 	{ "compat", check_compat },
 };
 
