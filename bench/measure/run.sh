@@ -31,14 +31,9 @@ rounds="${1:-3}"
 seconds="${2:-2}"
 boot_runs="${3:-5}"
 bench_counts "[ROUNDS [SECONDS [BOOT_RUNS]]]" "$rounds" "$seconds" "$boot_runs"
-if [ "${VMM_SKIP_INSTALL:-0}" != 1 ]; then
-  scripts/install-deps.sh || echo "bench/measure: scripts/install-deps.sh failed; going on with what is installed" >&2
-fi
+bench_deps_or_warn
 bin=${VMM_BENCH_BIN:-build/bin}
-if [ "${VMM_SKIP_BUILD:-0}" != 1 ]; then
-  cmake -S . -B build >/dev/null
-  cmake --build build -j2 --target measure_hash vmm vmm-vcpu vmm-vtpm vmm-device boot_bench testguest >/dev/null
-fi
+bench_build measure_hash vmm vmm-vcpu vmm-vtpm vmm-device boot_bench testguest
 command -v openssl >/dev/null || { echo "bench/measure: openssl is not installed (Debian package openssl)" >&2; exit 1; }
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/bench-measure.XXXXXX")"
@@ -82,11 +77,8 @@ for r in $(seq 1 "$rounds"); do
   if (( r % 2 )); then ours; theirs; else theirs; ours; fi
 done
 
-awk '
-  function median(key,   m, i, j, a, t) {
-    m = n[key]; for (i = 1; i <= m; i++) a[i] = v[key, i]
-    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+bench_awk '
+  function med(key) { return median(v, key, n[key]) }
   function add(key, x) { n[key]++; v[key, n[key]] = x }
   $1 == "openssl" { add("openssl " $2, $3) }
   $1 == "measure_hash:" {
@@ -96,7 +88,7 @@ awk '
   function mb(x) { return sprintf("%.0f", x / 1e6) }
   function pct(x, y) { return sprintf("%.0f%%", 100 * x / y) }
   END {
-    o256 = median("openssl sha256"); o384 = median("openssl sha384")
+    o256 = med("openssl sha256"); o384 = med("openssl sha384")
     ob = 1 / (1 / o256 + 1 / o384)
     split("sha256 sha384 both", d, " ")
     split("SHA-256|SHA-384|both banks, one pass", label, "|")
@@ -105,15 +97,15 @@ awk '
     print "| digest (MB/s = 10^6 bytes per CPU second, median of " n["openssl sha256"] ") | ours, 10 MiB kernel | ours, 64 MiB initramfs | openssl speed, 16 KiB blocks | ours/openssl (kernel, initramfs) |"
     print "|---|---|---|---|---|"
     for (i = 1; i <= 3; i++) {
-      k = median("kernel " d[i]); r = median("initramfs " d[i])
+      k = med("kernel " d[i]); r = med("initramfs " d[i])
       printf "| %s | %s | %s | %s%s | %s, %s |\n", label[i], mb(k), mb(r), mb(o[i]),
         (i == 3 ? " (sum of times)" : ""), pct(k, o[i]), pct(r, o[i])
     }
-    m = median("measure_vm both")
+    m = med("measure_vm both")
     printf "\nMeasureVm (what vmm run --tpm measures: both banks over %.0f MiB and the rest): %.0f ms of CPU, %s MB/s, %s of openssl'"'"'s sum of times\n",
       bytes["measure_vm"] / 1048576, 1000 * bytes["measure_vm"] / m, mb(m), pct(m, ob)
     for (i = 1; i <= 2; i++) {
-      worst = median("kernel " d[i]); if (median("initramfs " d[i]) < worst) worst = median("initramfs " d[i])
+      worst = med("kernel " d[i]); if (med("initramfs " d[i]) < worst) worst = med("initramfs " d[i])
       printf "goal (90%% of openssl speed, same digest): %s: %s of %s MB/s at worst: %s\n", label[i], pct(worst, o[i]), mb(o[i]),
         (worst >= 0.9 * o[i] ? "met" : "NOT met")
     }
