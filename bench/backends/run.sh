@@ -19,10 +19,7 @@ set -euo pipefail
 requests="${1:-20000}"
 rounds="${2:-3}"
 bench_begin "[REQUESTS [ROUNDS]]" "$requests" "$rounds"
-if [ "${VMM_SKIP_BUILD:-0}" != 1 ]; then
-  cmake -S . -B build >/dev/null
-  cmake --build build -j2 --target backend_bench vmm-device >/dev/null
-fi
+bench_build backend_bench vmm-device
 # shellcheck source=bench/common/peer.sh disable=SC1091  # checked on its own
 . bench/common/peer.sh
 qsd=${QEMU_STORAGE_DAEMON:-qemu-storage-daemon}
@@ -95,25 +92,18 @@ echo "bench/backends: vmm-device serves from a confined child (seccomp, namespac
 peer_rounds "$rounds" backend_bench vmm-device qemu-storage-daemon
 
 # Medians over the rounds; ratio = vmm-device / qemu-storage-daemon.
-awk '
-  { name = ""; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    name = v["name"]; n[name]++
-    for (k in v) if (k ~ /_(iops|us)$/) vals[name, k, n[name]] = v[k] }
-  function median(name, k,   m, i, j, a, t) {
-    m = n[name]; for (i = 1; i <= m; i++) a[i] = vals[name, k, i]
-    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
-  function cell(name, k, fmt) { return n[name] ? sprintf(fmt, median(name, k)) : "cannot serve" }
+bench_awk '
+  { collect_run("_(iops|us)$") }
+  function cell(name, k, fmt) { return runs[name] ? sprintf(fmt, run_median(name, k)) : "cannot serve" }
   END {
     split("read_iops read_p50_us read_p99_us write_iops write_p50_us write_p99_us", keys, " ")
     split("read IOPS|read p50 µs|read p99 µs|write IOPS|write p50 µs|write p99 µs", labels, "|")
-    print ""
-    print "| figure (median of " (n["vmm-device"] + 0) " rounds) | vmm-device (confined) | qemu-storage-daemon | ratio |"
-    print "|---|---|---|---|"
+    table_header("figure (median of " (runs["vmm-device"] + 0) " rounds)", "vmm-device (confined)",
+      "qemu-storage-daemon", "ratio")
     for (i = 1; i <= 6; i++) {
       fmt = (keys[i] ~ /iops/) ? "%.0f" : "%.1f"
       a = cell("vmm-device", keys[i], fmt); b = cell("qemu-storage-daemon", keys[i], fmt)
-      r = (n["vmm-device"] && n["qemu-storage-daemon"] && b > 0) ? sprintf("%.2f", a / b) : "-"
+      r = (runs["vmm-device"] && runs["qemu-storage-daemon"] && b > 0) ? sprintf("%.2f", a / b) : "-"
       printf "| %s | %s | %s | %s |\n", labels[i], a, b, r
     }
   }' "$results"

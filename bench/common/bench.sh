@@ -19,6 +19,30 @@ bench_begin() {
   [ "${VMM_SKIP_INSTALL:-0}" = 1 ] || scripts/install-deps.sh
 }
 
+# bench_deps_or_warn: like bench_begin's scripts/install-deps.sh, but a failure is said and not
+# fatal: a bench whose peer could not be installed still measures ours.
+bench_deps_or_warn() {
+  [ "${VMM_SKIP_INSTALL:-0}" = 1 ] && return 0
+  scripts/install-deps.sh ||
+    echo "$0: scripts/install-deps.sh failed; going on with what is installed" >&2
+}
+
+# bench_build TARGET...: configures build/ and builds only TARGETs (-j2, quietly), unless
+# VMM_SKIP_BUILD=1.
+bench_build() {
+  [ "${VMM_SKIP_BUILD:-0}" = 1 ] && return 0
+  cmake -S . -B build >/dev/null
+  cmake --build build -j2 --target "$@" >/dev/null
+}
+
+# bench_awk PROGRAM FILE...: awk PROGRAM over FILEs, with the helpers of bench/common/table.awk.
+bench_awk() {
+  local program=$1
+  shift
+  awk "$(cat "$root/bench/common/table.awk")
+$program" "$@"
+}
+
 # bench_qemu DIR: copies qemu-system-x86_64 into DIR and the firmware its microvm and PVH boots
 # read into DIR/share, where the nested harness (scripts/nested-kvm.sh --copy) can carry them;
 # sets qemu_cpu to the -cpu QEMU needs on this host.

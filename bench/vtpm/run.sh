@@ -26,19 +26,14 @@ set -euo pipefail
 iterations="${1:-200}"
 rounds="${2:-3}"
 bench_counts "[ITERATIONS [ROUNDS]]" "$iterations" "$rounds"
-if [ "${VMM_SKIP_INSTALL:-0}" != 1 ]; then
-  scripts/install-deps.sh || echo "bench/vtpm: scripts/install-deps.sh failed; going on with what is installed" >&2
-fi
+bench_deps_or_warn
 # shellcheck source=bench/common/peer.sh disable=SC1091  # checked on its own
 . bench/common/peer.sh
 swtpm=${SWTPM:-swtpm}
 declare -A cannot=()  # server -> "cannot serve: LINE (HOW)"
 command -v "$swtpm" >/dev/null ||
   cannot[swtpm]="cannot serve: $swtpm is not installed (Debian package swtpm; scripts/install-deps.sh lists it)"
-if [ "${VMM_SKIP_BUILD:-0}" != 1 ]; then
-  cmake -S . -B build >/dev/null
-  cmake --build build -j2 --target vtpm_bench vmm-vtpm >/dev/null
-fi
+bench_build vtpm_bench vmm-vtpm
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/bench-vtpm.XXXXXX")"
 mkdir "$dir/vmm-vtpm" "$dir/swtpm"
@@ -128,28 +123,21 @@ stop "$ours_pid"; ours_pid=""
 stop "$swtpm_pid"; swtpm_pid=""
 
 # Medians over the rounds; ratio = vmm-vtpm / swtpm, p50.
-awk '
-  { delete v; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    name = v["name"]; n[name]++
-    for (k in v) if (k ~ /_us$/) vals[name, k, n[name]] = v[k] }
-  function median(name, k,   m, i, j, a, t) {
-    m = n[name]; for (i = 1; i <= m; i++) a[i] = vals[name, k, i]
-    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+bench_awk '
+  { collect_run("_us$") }
   function cell(name, k) {
-    return n[name] ? sprintf("%.1f / %.1f", median(name, k "_p50_us"), median(name, k "_p99_us")) : "cannot serve"
+    return runs[name] ? sprintf("%.1f / %.1f", run_median(name, k "_p50_us"), run_median(name, k "_p99_us")) : "cannot serve"
   }
   END {
     split("extend getrandom quote", keys, " ")
     split("TPM2_PCR_Extend (PCR 16, SHA-256)|TPM2_GetRandom (32 bytes)|TPM2_Quote (ECC P-256, 9 PCRs)", labels, "|")
-    print ""
-    print "| op (µs, median of " (n["vmm-vtpm"] + 0) " rounds) | vmm-vtpm p50 / p99 | swtpm p50 / p99 | ratio (ours/swtpm p50) |"
-    print "|---|---|---|---|"
+    table_header("op (µs, median of " (runs["vmm-vtpm"] + 0) " rounds)", "vmm-vtpm p50 / p99",
+      "swtpm p50 / p99", "ratio (ours/swtpm p50)")
     for (i = 1; i <= 3; i++) {
       r = "-"
-      if (n["vmm-vtpm"] && n["swtpm"]) {
-        b50 = median("swtpm", keys[i] "_p50_us")
-        if (b50 > 0) r = sprintf("%.2f", median("vmm-vtpm", keys[i] "_p50_us") / b50)
+      if (runs["vmm-vtpm"] && runs["swtpm"]) {
+        b50 = run_median("swtpm", keys[i] "_p50_us")
+        if (b50 > 0) r = sprintf("%.2f", run_median("vmm-vtpm", keys[i] "_p50_us") / b50)
       }
       printf "| %s | %s | %s | %s |\n", labels[i], cell("vmm-vtpm", keys[i]), cell("swtpm", keys[i]), r
     }
