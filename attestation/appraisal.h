@@ -42,7 +42,7 @@ enum class Claim {
   kConfiguration,     // the VM shape, ACPI tables (PCR 1)
   kExecutables,       // kernel, initramfs, command line (PCRs 4, 8, 9)
   kFileSystem,
-  kHardware,          // the vTPM's identity (EK certificate)
+  kHardware,  // the vTPM's identity (EK certificate)
   kRuntimeOpaque,
   kStorageOpaque,
   kSourcedData,
@@ -71,8 +71,7 @@ struct Policy {
   bool initramfs_present = false;      // false: key absent (not appraised)
   DigestSet cmdline;
   std::vector<std::string> configurations;  // canonical JSON text of each allowed object
-  std::optional<std::map<uint16_t, std::map<std::string, std::vector<std::vector<uint8_t>>>>>
-      acpi;
+  std::optional<std::map<uint16_t, std::map<std::string, std::vector<std::vector<uint8_t>>>>> acpi;
   std::map<uint16_t, std::map<uint32_t, std::vector<uint8_t>>> pcrs;
 };
 

@@ -18,7 +18,7 @@ declare -A allowed=(
   [vmm-vcpu]="$common"
   [vmm-device]="$common"
   [vmm-vtpm]="$common|libtpms|libcrypto"
-  [vmm]="$common|libcrypto|libtss2-esys|libtss2-mu|libtss2-rc"
+  [vmm]="$common|libcrypto|libtss2-esys|libtss2-mu|libtss2-rc|libcpp-httplib"
 )
 command -v readelf >/dev/null || { echo "SKIP: readelf not found (Debian package binutils)"; exit 77; }
 for role in "${!allowed[@]}"; do

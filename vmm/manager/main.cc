@@ -16,22 +16,29 @@
 #include <optional>
 #include <string>
 
+#include "attestation/evidence.h"
+#include "base/hex.h"
 #include "base/version.h"
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
 #include "vmm/contract/layout.h"
+#include "vmm/manager/api_server.h"
+#include "vmm/manager/attest.h"
 #include "vmm/manager/child_process.h"
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
 #include "vmm/manager/exit_status.h"
 #include "vmm/manager/measured_boot.h"
 #include "vmm/manager/vtpm_cli.h"
+#include "vmm/manager/vtpm_commands.h"
 #include "vmm/manager/vtpm_process.h"
 #include "vmm/vm/boot/elf_symbols.h"
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/machine/boot_plan.h"
 #include "vmm/vm/tpm_crb/crb_device.h"
+#include "vtpm/provision/host_ca.h"
+#include "vtpm/tcti/esys_context.h"
 
 namespace vmm {
 namespace {
@@ -47,6 +54,7 @@ struct RunFlags {
   bool exit_stats = false;
   std::string profile_symbols;
   std::string event_log_out;  // run: a copy of the event log the guest gets
+  std::string api_socket;
 };
 
 Result<VmConfig> ResolveConfig(const RunFlags& flags) {
@@ -208,11 +216,20 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
   }
   auto vcpu_binary = SiblingBinary("vmm-vcpu");
   if (!vcpu_binary) return Fail(vcpu_binary.error());
+  // The API socket is bound before anything starts (a bad path fails first) and served once
+  // every child exists.
+  std::unique_ptr<ApiServer> api;
+  if (!flags.api_socket.empty()) {
+    auto bound = ApiServer::Bind(flags.api_socket);
+    if (!bound) return Fail(bound.error());
+    api = std::move(bound).value();
+  }
 
   // The vTPM first, started (TPM2_Startup at locality 3) before any other process exists;
   // then the device processes (SpawnRole needs a single-threaded caller; we stay one).
   VtpmProcess tpm;
   std::string event_log;
+  std::vector<uint8_t> measured_log;  // the host's copy of the log the VM gets
   if (cfg.tpm.enabled()) {
     auto started = StartVtpmProcess(cfg.tpm);
     if (!started) return Fail(started.error().Wrap("starting the vTPM process"));
@@ -239,6 +256,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
     }
     event_log = "/proc/self/fd/" + std::to_string(log_fd->get());
     passed.push_back(std::move(*log_fd));
+    measured_log = boot->log;
   }
   auto devices = StartDeviceProcesses(cfg);
   if (!devices) {
@@ -287,6 +305,25 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
   const pid_t vcpu_pid = vcpu.pid;
   passed.clear();
   for (DeviceProcess& d : *devices) d.sock.reset();  // only the VM process holds the sessions
+  if (api) {
+    ApiServer::Handlers handlers;
+    if (tpm.data.valid()) {
+      // The API's worker thread is the only user of the manager's data channel from now on.
+      auto esys = vtpm::OpenEsys(UniqueFd(fcntl(tpm.data.get(), F_DUPFD_CLOEXEC, 0)));
+      if (esys) {
+        auto shared = std::make_shared<vtpm::EsysContext>(std::move(esys).value());
+        handlers.attest = [shared,
+                           log = measured_log](const QuoteRequest& r) -> Result<std::string> {
+          ASSIGN_OR_RETURN(attestation::Evidence ev, QuoteVm(shared->get(), r, log));
+          return attestation::SerializeEvidence(ev);
+        };
+      } else {
+        std::fprintf(stderr, "vmm: warning: no attestation on the API socket: %s\n",
+                     esys.error().ToString().c_str());
+      }
+    }
+    api->Serve(std::move(handlers));
+  }
 
   sigset_t stop;
   sigemptyset(&stop);
@@ -354,6 +391,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
       break;
     }
   }
+  api.reset();  // no API request may reach the vTPM while it stops
   std::string problems = ReapDeviceProcesses(*devices);
   problems += StopVtpmProcess(tpm);
   if (!problems.empty()) {
@@ -398,6 +436,96 @@ int Measure(const RunFlags& given, const MeasureFlags& out) {
   } else {
     std::printf("%s", DescribeMeasuredBoot(*boot).c_str());
   }
+  return 0;
+}
+
+// A whole small file as text (at most `limit` bytes).
+Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Error(ErrorKind::kNotFound, "'" + path + "'", errno);
+  std::string text(limit + 1, '\0');
+  size_t got = 0;
+  for (;;) {
+    ssize_t n = read(fd.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error(ErrorKind::kSystem, "reading '" + path + "'", errno);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+    if (got > limit)
+      return InvalidArgument("'" + path + "' is over " + std::to_string(limit) + " bytes");
+  }
+  text.resize(got);
+  return text;
+}
+
+struct AttestFlags {
+  std::string api_socket;
+  std::string nonce;
+  std::string pcrs;
+  std::string out;
+  std::string ca_dir = kDefaultVtpmCaDir;
+};
+
+// vmm attest: asks a running VM's manager for a quote and writes the evidence bundle.
+int Attest(const AttestFlags& flags) {
+  QuoteRequest request;
+  auto nonce = ParseHexBytes(flags.nonce);
+  if (!nonce) return Fail(InvalidArgument("--nonce: not hex (two digits a byte)"));
+  request.nonce = std::move(*nonce);
+  request.pcrs = DefaultQuoteSelection();
+  if (!flags.pcrs.empty()) {
+    auto pcrs = ParsePcrSelection(flags.pcrs);
+    if (!pcrs) return Fail(pcrs.error().Wrap("--pcrs"));
+    request.pcrs = std::move(*pcrs);
+  }
+  if (auto ok = CheckQuoteRequest(request); !ok) return Fail(ok.error());
+  // Refuse an existing --out before the VM does any work.
+  UniqueFd out(open(flags.out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!out.valid()) {
+    return Fail(Error(ErrorKind::kInvalidArgument, "--out '" + flags.out + "'", errno));
+  }
+  auto fail_out = [&](const Error& e) {
+    unlink(flags.out.c_str());
+    return Fail(e);
+  };
+  auto response =
+      CallApi(flags.api_socket, "PUT", "/api/v1/vm.attest", AttestRequestToJson(request), 60);
+  if (!response) return fail_out(response.error());
+  if (response->status != 200) {
+    std::string message = response->body;
+    try {
+      message = nlohmann::json::parse(response->body).at("error").get<std::string>();
+    } catch (const nlohmann::json::exception&) {
+    }
+    const ErrorKind kind =
+        response->status == 400 ? ErrorKind::kInvalidArgument : ErrorKind::kProtocol;
+    return fail_out(Error(
+        kind, "the VM's manager answered " + std::to_string(response->status) + ": " + message));
+  }
+  auto evidence = attestation::ParseEvidence(
+      std::span(reinterpret_cast<const uint8_t*>(response->body.data()), response->body.size()));
+  if (!evidence) return fail_out(evidence.error().Wrap("the VM's manager sent a bad bundle"));
+  if (evidence->nonce != request.nonce) {
+    return fail_out(Error(ErrorKind::kProtocol, "the bundle is for another nonce"));
+  }
+  // The host CA's certificate completes the chain (a verifier anchors on its own copy).
+  std::string ca_note;
+  const std::string ca_path = flags.ca_dir + "/" + std::string(vtpm::kHostCaCertFile);
+  auto ca = ReadSmallFile(ca_path, 64 * 1024);
+  if (ca && ca->find("-----BEGIN CERTIFICATE-----") != std::string::npos) {
+    evidence->ca_chain_pem.push_back(*ca);
+  } else {
+    ca_note = " (no CA certificate in the bundle: " +
+              (ca ? ca_path + " is not a PEM certificate" : ca.error().ToString()) + ")";
+  }
+  const std::string text = attestation::SerializeEvidence(*evidence);
+  if (write(out.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+      fsync(out.get()) != 0) {
+    return fail_out(Error(ErrorKind::kSystem, "writing --out '" + flags.out + "'", errno));
+  }
+  std::fprintf(stderr, "vmm attest: wrote %s: a quote of %s with a %zu-byte event log%s\n",
+               flags.out.c_str(), PcrSelectionToString(request.pcrs).c_str(),
+               evidence->event_log.size(), ca_note.c_str());
   return 0;
 }
 
@@ -481,8 +609,41 @@ int Main(int argc, char** argv) {
                   "With --tpm: write the TCG event log the guest gets (the bytes at the TPM2 "
                   "table's LASA, up to the last event) to FILE, which must not exist")
       ->type_name("FILE");
+  run->add_option("--api-socket", flags.api_socket,
+                  "Serve the management API (HTTP/1.1, JSON) on a unix socket at PATH, created "
+                  "mode 0600 and removed at exit; vmm attest uses it")
+      ->type_name("PATH");
   run->add_flag("--dry-run", flags.dry_run,
                 "Check the configuration and the kernel, print the boot plan, do not start the VM");
+
+  AttestFlags attest_flags;
+  CLI::App* attest = app.add_subcommand(
+      "attest",
+      "Quote a running VM's vTPM through its manager (vmm run --api-socket) and write the "
+      "evidence bundle (quote, PCR values, event log, AK and EK certificates, CA) for vmm-verify");
+  attest->add_option("--api-socket", attest_flags.api_socket, "The VM's API socket")
+      ->type_name("PATH")
+      ->required();
+  attest
+      ->add_option("--nonce", attest_flags.nonce,
+                   "The verifier's fresh nonce, 1 to 32 bytes in hex (the quote's extraData)")
+      ->type_name("HEX")
+      ->required();
+  attest
+      ->add_option("--pcrs", attest_flags.pcrs,
+                   "PCRs to quote, tpm2-tools syntax (default sha256:0-9+sha384:0-9)")
+      ->type_name("LIST");
+  attest->add_option("--out", attest_flags.out, "Write the bundle to FILE (must not exist)")
+      ->type_name("FILE")
+      ->required();
+  attest
+      ->add_option("--ca", attest_flags.ca_dir,
+                   "The host's vTPM CA directory: its certificate is added to the bundle")
+      ->type_name("DIR")
+      ->capture_default_str();
+  attest->footer(
+      "Exit status: 0 written; 1 the VM could not be quoted (no vTPM, no AK certificate, "
+      "no answer); 2 bad input.");
 
   std::string role;
   CLI::App* sandbox =
@@ -507,6 +668,7 @@ int Main(int argc, char** argv) {
   }
   if (run->parsed()) return Run(flags);
   if (measure->parsed()) return Measure(measure_flags, measure_out);
+  if (attest->parsed()) return Attest(attest_flags);
   if (vtpm.parsed()) return vtpm.Run();
   if (show->parsed()) {
     auto policy = sandbox::PolicyForRole(role);
