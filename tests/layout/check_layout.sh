@@ -2,7 +2,8 @@
 # The process model as the build and the tree must keep it (ARCHITECTURE.md §7):
 #   1. each role binary needs (DT_NEEDED) only the shared libraries of its role's list;
 #   2. base/ and sandbox/ include nothing of vmm/ or vtpm/; base/ nothing of sandbox/;
-#   3. no file of the VM process (vmm/vm) or of the device process (vmm/device) includes the
+#   3. attestation/ (linked by the tenant's vmm-verify) includes nothing of vmm/, vtpm/, sandbox/;
+#   4. no file of the VM process (vmm/vm) or of the device process (vmm/device) includes the
 #      manager's headers (vmm/manager), and neither includes the other's.
 # Usage: check_layout.sh SOURCE_DIR BIN_DIR
 set -uo pipefail
@@ -19,6 +20,8 @@ declare -A allowed=(
   [vmm-device]="$common"
   [vmm-vtpm]="$common|libtpms|libcrypto"
   [vmm]="$common|libcrypto|libtss2-esys|libtss2-mu|libtss2-rc|libcpp-httplib"
+  # The tenant's verifier: no sandbox libraries, no TSS beyond marshalling.
+  [vmm-verify]="linux-vdso|ld-linux.*|libc|libm|libstdc\+\+|libgcc_s|libasan|libubsan|libcrypto|libtss2-mu"
 )
 command -v readelf >/dev/null || { echo "SKIP: readelf not found (Debian package binutils)"; exit 77; }
 for role in "${!allowed[@]}"; do
@@ -56,6 +59,7 @@ check "the VM process includes the device process's headers" vmm/vm 'vmm/device/
 check "the device process includes the VM process's headers" vmm/device 'vmm/vm/'
 check "the pure formats include a process's headers" vmm/formats 'vmm/(vm|device|manager)/'
 check "the manager-VM contract includes a process's headers" vmm/contract 'vmm/(vm|device|manager|formats)/|vtpm/|sandbox/'
+check "attestation/ (the verifier's library) includes the VMM's code" attestation 'vmm/|vtpm/|sandbox/'
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures layout check(s) failed"

@@ -1,0 +1,279 @@
+// vmm-verify: the tenant's verifier (README "Verifying evidence (tenants)"). It links OpenSSL,
+// tss2-mu, nlohmann-json and attestation/ only, nothing of the VMM (ARCHITECTURE.md §7), so a
+// tenant can build and run it on a machine of their own.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "attestation/appraisal.h"
+#include "attestation/cert_checks.h"
+#include "attestation/ear.h"
+#include "attestation/evidence.h"
+#include "attestation/tpm2_files.h"
+#include "attestation/verify.h"
+#include "base/version.h"
+
+namespace vmm::attestation {
+namespace {
+
+constexpr int kExitAffirming = 0;
+constexpr int kExitNotAffirming = 1;  // also: unpack/pack input that is not valid evidence
+constexpr int kExitUsage = 2;
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "vmm-verify: %s\n", message.c_str());
+  return kExitUsage;
+}
+
+// Reads at most `max` bytes (one more is read to tell "too large" apart).
+Result<std::vector<uint8_t>> ReadFile(const std::string& path, size_t max) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open " + path);
+  std::vector<uint8_t> data;
+  uint8_t buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Error err = ErrnoError("cannot read " + path);
+      close(fd);
+      return err;
+    }
+    if (n == 0) break;
+    data.insert(data.end(), buf, buf + n);
+    if (data.size() > max) break;
+  }
+  close(fd);
+  return data;
+}
+
+Result<void> WriteFile(const std::string& path, std::span<const uint8_t> data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("cannot create " + path);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Error err = ErrnoError("cannot write " + path);
+      close(fd);
+      return err;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0) return ErrnoError("cannot write " + path);
+  return Ok();
+}
+
+Result<void> WriteText(const std::string& path, const std::string& text) {
+  if (path.empty() || path == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return Ok();
+  }
+  return WriteFile(
+      path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+}
+
+Result<std::vector<uint8_t>> ParseHex(const std::string& text) {
+  if (text.size() % 2 != 0 || text.size() > 128) {
+    return InvalidArgument("--nonce: give 0 to 64 bytes as an even number of hex digits");
+  }
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < text.size(); i += 2) {
+    auto nib = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    int hi = nib(text[i]), lo = nib(text[i + 1]);
+    if (hi < 0 || lo < 0) return InvalidArgument("--nonce: \"" + text + "\" is not hex");
+    out.push_back(static_cast<uint8_t>(hi << 4 | lo));
+  }
+  return out;
+}
+
+struct VerifyFlags {
+  std::string evidence, ca, policy, nonce, sign_key, out, format = "text";
+  std::optional<int64_t> at;
+};
+
+int RunVerify(const VerifyFlags& f) {
+  if (f.format == "jwt" && f.sign_key.empty()) return Usage("--format jwt needs --sign-key");
+  auto nonce = ParseHex(f.nonce);
+  if (!nonce) return Usage(nonce.error().message());
+  auto ca = ReadFile(f.ca, 1u << 20);
+  if (!ca) return Usage(ca.error().ToString());
+  std::string ca_pem(ca->begin(), ca->end());
+  if (auto anchor = LoadAnchor(ca_pem, {}, std::nullopt); !anchor) {
+    return Usage("--ca " + f.ca + ": " + anchor.error().message());
+  }
+  std::optional<Policy> policy;
+  if (!f.policy.empty()) {
+    auto bytes = ReadFile(f.policy, kMaxPolicyBytes);
+    if (!bytes) return Usage(bytes.error().ToString());
+    auto parsed = ParsePolicy(*bytes);
+    if (!parsed) return Usage("--policy " + f.policy + ": " + parsed.error().message());
+    policy = std::move(*parsed);
+  }
+  std::string key_pem;
+  if (!f.sign_key.empty()) {
+    auto key = ReadFile(f.sign_key, 1u << 16);
+    if (!key) return Usage(key.error().ToString());
+    key_pem.assign(key->begin(), key->end());
+  }
+  auto evidence = ReadFile(f.evidence, kMaxEvidenceBytes);
+  if (!evidence) return Usage(evidence.error().ToString());
+
+  VerifyOptions options{ca_pem, *nonce, policy ? &*policy : nullptr,
+                        f.at ? std::optional<time_t>(static_cast<time_t>(*f.at)) : std::nullopt};
+  VerifyResult result = VerifyBundle(*evidence, options);
+  std::string out;
+  if (f.format == "json") {
+    out = EarToJson(result, *nonce, time(nullptr));
+  } else if (f.format == "jwt") {
+    auto jwt = EarToJwt(result, *nonce, time(nullptr), key_pem);
+    if (!jwt) return Usage("--sign-key " + f.sign_key + ": " + jwt.error().message());
+    out = *jwt + "\n";
+  } else {
+    out = ResultToText(result);
+  }
+  if (auto w = WriteText(f.out, out); !w) return Usage(w.error().ToString());
+  if (!f.out.empty() && f.out != "-") {
+    std::fprintf(stderr, "vmm-verify: %s\n", std::string(EarStatusName(result.status)).c_str());
+  }
+  return result.status == EarStatus::kAffirming ? kExitAffirming : kExitNotAffirming;
+}
+
+int RunUnpack(const std::string& evidence_path, const std::string& dir) {
+  auto bytes = ReadFile(evidence_path, kMaxEvidenceBytes);
+  if (!bytes) return Usage(bytes.error().ToString());
+  auto evidence = ParseEvidence(*bytes);
+  if (!evidence) {
+    std::fprintf(stderr, "vmm-verify: %s\n", evidence.error().message().c_str());
+    return kExitNotAffirming;
+  }
+  auto files = UnpackEvidence(*evidence);
+  if (!files) {
+    std::fprintf(stderr, "vmm-verify: %s\n", files.error().message().c_str());
+    return kExitNotAffirming;
+  }
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Usage(ErrnoError("cannot create " + dir).ToString());
+  }
+  for (const auto& [name, data] : *files) {
+    if (auto w = WriteFile(dir + "/" + name, data); !w) return Usage(w.error().ToString());
+  }
+  return 0;
+}
+
+int RunPack(const std::string& dir, const std::string& out, const std::string& source) {
+  FileSet files;
+  auto load = [&](const char* name, bool required) -> Result<void> {
+    std::string path = dir + "/" + name;
+    if (!required && access(path.c_str(), F_OK) != 0) return Ok();
+    ASSIGN_OR_RETURN(files[name], ReadFile(path, kMaxEvidenceBytes));
+    return Ok();
+  };
+  for (const char* name : kPackRequired) {
+    if (auto r = load(name, true); !r) return Usage(r.error().ToString());
+  }
+  for (const char* name : kPackOptional) {
+    if (auto r = load(name, false); !r) return Usage(r.error().ToString());
+  }
+  auto evidence =
+      PackEvidence(files, source == "guest" ? EvidenceSource::kGuest : EvidenceSource::kManager);
+  if (!evidence) {
+    std::fprintf(stderr, "vmm-verify: %s\n", evidence.error().message().c_str());
+    return kExitNotAffirming;
+  }
+  if (auto w = WriteText(out, SerializeEvidence(*evidence)); !w) {
+    return Usage(w.error().ToString());
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "vmm-verify: check a vmm-evidence/1 bundle (a vTPM quote, its event log and certificates) "
+      "against the CA you trust, the nonce you chose and your reference-value policy"};
+  app.set_version_flag("--version", std::string("vmm-verify ") + VMM_VERSION);
+  app.require_subcommand(0, 1);
+  app.footer(
+      "Exit status: 0 the verdict is affirming; 1 it is not (warning, contraindicated, or a "
+      "bundle that does not parse); 2 usage error (bad flags, unreadable files, a CA, policy or "
+      "key that does not parse).");
+  VerifyFlags f;
+  app.add_option("--evidence", f.evidence, "The evidence bundle (vmm attest --out)")
+      ->type_name("FILE");
+  app.add_option("--ca", f.ca, "The vTPM CA certificate you trust (PEM): the only trust anchor")
+      ->type_name("CERT");
+  app.add_option("--policy", f.policy,
+                 "Reference-value policy (vmm-policy/1, e.g. from vmm measure --policy-out); "
+                 "without it nothing is appraised and the verdict is at best warning")
+      ->type_name("FILE");
+  app.add_option("--nonce", f.nonce, "The nonce you gave vmm attest, in hex")->type_name("HEX");
+  app.add_option("--sign-key", f.sign_key, "P-256 private key (PEM) to sign the result as a JWT")
+      ->type_name("PEM");
+  app.add_option("--out", f.out, "Write the result to FILE instead of stdout")->type_name("FILE");
+  app.add_option("--format", f.format,
+                 "text: one line per check and the verdict (default); json: the EAR claims; "
+                 "jwt: the EAR signed ES256 with --sign-key")
+      ->check(CLI::IsMember({"text", "json", "jwt"}));
+  app.add_option("--at", f.at, "Check certificate validity at this time instead of now")
+      ->type_name("UNIX_TIME");
+
+  std::string unpack_evidence, unpack_dir;
+  CLI::App* unpack = app.add_subcommand(
+      "unpack",
+      "Write a bundle as tpm2-tools' files into DIR: quote.msg, quote.sig, quote.pcrs "
+      "(tpm2_checkquote -m -s -f), ak.pub, ak.pub.pem, ak.crt.pem, ek.crt.pem, ca-chain.pem, "
+      "eventlog.bin");
+  unpack->add_option("--evidence", unpack_evidence, "The bundle")->required()->type_name("FILE");
+  unpack->add_option("--dir", unpack_dir, "Directory to write (created if missing)")
+      ->required()
+      ->type_name("DIR");
+  unpack->footer("Exit status: 0 written; 1 the bundle is not valid; 2 usage or I/O error.");
+
+  std::string pack_dir, pack_out, pack_source = "manager";
+  CLI::App* pack = app.add_subcommand(
+      "pack",
+      "Build a bundle from tpm2-tools' files in DIR (as unpack writes them; quote.msg, quote.sig, "
+      "quote.pcrs from tpm2_quote -m -s -o, ak.pub from tpm2_createak -u, eventlog.bin "
+      "required; the certificates optional)");
+  pack->add_option("--dir", pack_dir, "Directory to read")->required()->type_name("DIR");
+  pack->add_option("--out", pack_out, "The bundle to write (- for stdout)")
+      ->required()
+      ->type_name("FILE");
+  pack->add_option("--source", pack_source, "Who quoted: manager (default) or guest")
+      ->check(CLI::IsMember({"manager", "guest"}));
+  pack->footer("Exit status: 0 written; 1 the files are not valid evidence; 2 usage or I/O error.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "vmm-verify: %s\nRun 'vmm-verify --help' for usage.\n", e.what());
+    return kExitUsage;
+  }
+  if (unpack->parsed()) return RunUnpack(unpack_evidence, unpack_dir);
+  if (pack->parsed()) return RunPack(pack_dir, pack_out, pack_source);
+  for (auto [flag, value] : {std::pair{"--evidence", &f.evidence}, std::pair{"--ca", &f.ca},
+                             std::pair{"--nonce", &f.nonce}}) {
+    if (value->empty()) return Usage(std::string(flag) + " is required (see --help)");
+  }
+  return RunVerify(f);
+}
+
+}  // namespace
+}  // namespace vmm::attestation
+
+int main(int argc, char** argv) { return vmm::attestation::Main(argc, argv); }
