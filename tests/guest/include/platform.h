@@ -90,6 +90,7 @@ struct platform {
 
 struct options {
 	uint32_t expect_cpus; /* expect_cpus=N; 0 = not given */
+	uint32_t linger_s;    /* linger=N: seconds to stay up after the result line (1..3600) */
 	const char *crash;    /* crash=ud: unexpected #UD in the exceptions check; crash=fetch: code from MMIO */
 	bool selftest_linux64; /* selftest=linux64: PVH boot re-enters via startup_64 */
 	uint32_t expect_virtio; /* expect_virtio=blk,rng: bit = virtio device ID; bit 31 = unknown name */

@@ -100,6 +100,9 @@ static void parse_options(const struct boot_info *bi, struct options *o)
 		if (len > 12 && !strncmp(w, "expect_cpus=", 12)) {
 			if (!parse_u32(w + 12, len - 12, &o->expect_cpus))
 				o->expect_cpus = 0xffffffffu; /* garbage can never be met */
+		} else if (len > 7 && !strncmp(w, "linger=", 7)) {
+			if (!parse_u32(w + 7, len - 7, &o->linger_s) || o->linger_s > 3600)
+				o->linger_s = 0;
 		} else if (len > 14 && !strncmp(w, "expect_virtio=", 14)) {
 			o->expect_virtio = parse_virtio_list(w + 14, len - 14);
 		} else if (len > 11 && !strncmp(w, "expect_tpm=", 11)) {
@@ -131,6 +134,13 @@ static void finish(void)
 		kprintf("testguest: result PASS (%u checks)\n", n);
 	else
 		kprintf("testguest: result FAIL (%u of %u failed)\n", n - passed, n);
+	if (g.opt.linger_s) {
+		/* Up, idle, for the host to look at (vmm attest quotes the vTPM meanwhile). */
+		kprintf("testguest: lingering %u s before power-off\n", g.opt.linger_s);
+		console_flush();
+		for (uint32_t i = 0; i < g.opt.linger_s * 10u; i++)
+			udelay(100000);
+	}
 	console_flush();
 	acpi_poweroff(&g.plat);
 }
