@@ -11,7 +11,8 @@
 #include <optional>
 
 #include "base/tpm_alg.h"
-#include "vtpm/provision/ak.h"
+#include "vtpm/provision/ak_provision.h"
+#include "vtpm/provision/ak_template.h"
 #include "vtpm/provision/ek_provision.h"
 #include "vtpm/tcti/esys_context.h"
 
@@ -238,11 +239,13 @@ Result<attestation::Evidence> QuoteVm(ESYS_CONTEXT* esys, const QuoteRequest& re
                                       std::span<const uint8_t> event_log) {
   RETURN_IF_ERROR(CheckQuoteRequest(request));
   ASSIGN_OR_RETURN(TPML_PCR_SELECTION tpml, ToTpml(request.pcrs));
-  ASSIGN_OR_RETURN(vtpm::LoadedAk ak, vtpm::CreateAk(esys));
   attestation::Evidence ev;
   ev.source = attestation::EvidenceSource::kManager;
   ev.nonce = request.nonce;
-  ev.ak_public = ak.public_area;
+  // Flushed at the end of this block, whatever happens.
+  {
+  ASSIGN_OR_RETURN(vtpm::PrimaryKey ak, vtpm::CreateAk(esys));
+  ASSIGN_OR_RETURN(ev.ak_public, vtpm::MarshalPublicArea(ak.public_area()));
   Result<void> quoted = Error(ErrorKind::kInternal, "no quote attempted");
   for (int attempt = 0; attempt < kQuoteAttempts; ++attempt) {
     auto before = ReadPcrs(esys, request.pcrs);
@@ -257,7 +260,7 @@ Result<attestation::Evidence> QuoteVm(ESYS_CONTEXT* esys, const QuoteRequest& re
     scheme.scheme = TPM2_ALG_NULL;  // the AK's own: ECDSA with SHA-256
     TPM2B_ATTEST* attest = nullptr;
     TPMT_SIGNATURE* signature = nullptr;
-    TSS2_RC rc = Esys_Quote(esys, ak.handle, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+    TSS2_RC rc = Esys_Quote(esys, ak.handle(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                             &qualifying, &scheme, &tpml, &attest, &signature);
     EsysPtr<TPM2B_ATTEST> attest_owner(attest);
     EsysPtr<TPMT_SIGNATURE> signature_owner(signature);
@@ -287,8 +290,8 @@ Result<attestation::Evidence> QuoteVm(ESYS_CONTEXT* esys, const QuoteRequest& re
     quoted = Ok();
     break;
   }
-  Esys_FlushContext(esys, ak.handle);
   RETURN_IF_ERROR(quoted);
+  }
   ev.event_log.assign(event_log.begin(), event_log.end());
   auto ak_cert = vtpm::ReadAkCertificate(esys);
   if (!ak_cert && ak_cert.error().kind() == ErrorKind::kNotFound) {
