@@ -239,8 +239,9 @@ Check AppraisePcrs(const Policy& p, std::span<const PcrBank> replay) {
   size_t count = 0;
   for (const auto& [bank, values] : p.pcrs) {
     if (values.empty()) continue;
+    const uint16_t alg = bank;  // clang 14 cannot capture a structured binding
     auto it = std::find_if(replay.begin(), replay.end(),
-                           [bank](const PcrBank& b) { return b.alg == bank; });
+                           [alg](const PcrBank& b) { return b.alg == alg; });
     if (it == replay.end()) {
       return Fail(name, ClaimOfPcr(values.begin()->first),
                   "the log has no " + AlgName(bank) + " bank, which the policy's pcrs list",

@@ -62,8 +62,8 @@ Result<void> CheckKeys(const json& obj, const std::string& where,
                        std::initializer_list<std::string_view> required,
                        std::initializer_list<std::string_view> optional) {
   if (!obj.is_object()) return Bad(where + " must be an object");
-  for (const auto& [key, value] : obj.items()) {
-    (void)value;
+  for (const auto& item : obj.items()) {
+    const std::string& key = item.key();
     const auto is = [&key](std::string_view k) { return k == key; };
     if (std::none_of(required.begin(), required.end(), is) &&
         std::none_of(optional.begin(), optional.end(), is)) {
