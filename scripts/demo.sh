@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The main job: install, build, provision the VM's vTPM (EK certificates signed by a vTPM CA,
-# checked with openssl), and boot the default guest (the project's test guest, two vCPUs, a
-# virtio disk, a virtio-rng and the vTPM, each device in its own confined process), printing
-# its serial console and a verdict. The guest's own checks include the TPM: it finds the
-# TPM2 table, drives the CRB and extends and reads a PCR. Where this host has no /dev/kvm
-# the VM runs inside a QEMU TCG guest with nested SVM (scripts/nested-kvm.sh), and this
-# says so. Measured boot and attestation join this job in later issues (README: Status).
+# The main job: install, build, provision the VM's vTPM (EK and AK certificates signed by a vTPM
+# CA, the EKs checked with openssl), write the tenant's reference-value policy with `vmm
+# measure`, boot the default guest (the project's test guest, two vCPUs, a virtio disk, a
+# virtio-rng and the vTPM, each device in its own confined process) with measured boot, attest
+# it with a fresh nonce (`vmm attest`) and verify the evidence with `vmm-verify` against the
+# policy: affirming. Then it changes one byte of the kernel (a letter of the guest's hello
+# line), boots and attests again: contraindicated, naming PCR 4 and the kernel's event. The
+# guest's own checks include the TPM and the event log. Where this host has no /dev/kvm the VMs
+# run inside a QEMU TCG guest with nested SVM (scripts/nested-kvm.sh), and this says so.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -25,26 +27,50 @@ for kind in rsa2048 eccp256; do
   openssl verify -CAfile build/demo-vtpm-ca/vtpm-ca.crt "build/demo-vtpm/ek-$kind.crt.pem" |
     sed 's/^/demo: openssl verify: /'
 done
-run=(build/bin/vmm run --kernel build/bin/testguest.elf --cpus 2 --memory 256M
-     --disk path=build/demo-disk.img --rng --tpm "$tpm"
-     --cmdline "expect_cpus=2 expect_virtio=blk,rng expect_tpm=crb")
-echo "demo: ${run[*]}"
-set +e
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-  "${run[@]}" | tee build/demo-serial.log
-  rc=${PIPESTATUS[0]}
+  where=()
+  compat=()
 else
-  echo "demo: this host has no usable /dev/kvm; running the VM under nested KVM in QEMU (TCG)"
-  "$root/scripts/nested-kvm.sh" --copy build/bin --copy build/demo-disk.img \
-    --copy build/demo-vtpm -- "${run[@]}" |
-    tee build/demo-serial.log
-  rc=${PIPESTATUS[0]}
+  echo "demo: this host has no usable /dev/kvm; the VMs run under nested KVM in QEMU (TCG)"
+  where=("$root/scripts/nested-kvm.sh" --copy build/bin --copy build/demo-disk.img
+         --copy build/demo-vtpm --copy build/demo-vtpm-ca --copy scripts/lib/demo-attest.sh
+         --copy build/demo-policy.json --copy build/demo-tampered.elf --)
+  compat=(--kvm-compat off)  # nested SVM, whatever this host's KVM is
 fi
+# The guest lingers 30 s after its checks so that it is running when it is quoted.
+vm=(--cpus 2 --memory 256M --disk path=build/demo-disk.img --rng --tpm "$tpm" "${compat[@]}"
+    --cmdline "expect_cpus=2 expect_virtio=blk,rng expect_tpm=crb linger=30")
+rm -f build/demo-policy.json
+echo "demo: build/bin/vmm measure --kernel build/bin/testguest.elf ${vm[*]} --policy-out build/demo-policy.json"
+build/bin/vmm measure --kernel build/bin/testguest.elf "${vm[@]}" \
+  --policy-out build/demo-policy.json --policy-id demo-testguest >/dev/null
+# The same kernel with one byte changed: "testguest: hello" becomes "testguest: Hello".
+cp build/bin/testguest.elf build/demo-tampered.elf
+offset=$(grep -obUa 'testguest: hello' build/demo-tampered.elf | head -n1 | cut -d: -f1)
+printf 'H' | dd of=build/demo-tampered.elf bs=1 seek=$((offset + 11)) conv=notrunc status=none
+attest() {  # NAME KERNEL
+  local nonce
+  nonce=$(openssl rand -hex 16)
+  echo "demo: build/bin/vmm run --kernel $2 ${vm[*]} --api-socket build/demo-$1.sock"
+  echo "demo: build/bin/vmm attest --api-socket build/demo-$1.sock --nonce $nonce --out build/demo-$1-evidence.json"
+  "${where[@]}" sh scripts/lib/demo-attest.sh "$1" "$nonce" build/demo-policy.json \
+    build/demo-vtpm-ca -- build/bin/vmm run --kernel "$2" "${vm[@]}"
+}
+set +e
+attest good build/bin/testguest.elf
+good=$?
+attest tampered build/demo-tampered.elf
+tampered=$?
 set -e
-if [ "$rc" -eq 0 ] && grep -q '^testguest: result PASS' build/demo-serial.log; then
-  echo "demo: VERDICT: PASS (EK certificates verify against the vTPM CA; the guest's checks,"
-  echo "demo: its TPM's included, passed and it powered off cleanly)"
+verdict=build/demo-tampered-verdict.txt
+if [ "$good" -eq 0 ] && [ "$tampered" -eq 1 ] && grep -q 'PCR 4' "$verdict" &&
+   grep -q 'kernel' "$verdict"; then
+  echo "demo: VERDICT: PASS (the measured guest attested affirming against the policy vmm"
+  echo "demo: measure made; the kernel with one byte changed attested contraindicated:"
+  grep -m1 'PCR 4' "$verdict" | sed 's/^/demo:   /'
+  echo "demo: )"
   exit 0
 fi
-echo "demo: VERDICT: FAIL (vmm exit status $rc)"
+echo "demo: VERDICT: FAIL (first boot: vmm-verify exit $good, want 0 (affirming); one-byte kernel"
+echo "demo: change: exit $tampered, want 1 (contraindicated) naming PCR 4 and the kernel)"
 exit 1
