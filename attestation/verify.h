@@ -15,7 +15,8 @@
 //   ek-certificate    ...chains to the CA, valid, EK profile (skip when the bundle has none)
 //   quote-magic       TPMS_ATTEST unmarshals, magic is TPM_GENERATED_VALUE
 //   quote-type        TPM_ST_ATTEST_QUOTE
-//   quote-signature   the AK signed it, and qualifiedSigner is the AK's name
+//   quote-signature   the AK signed it, and qualifiedSigner is the AK's qualified name as a
+//                     primary key (quote.h: QualifiedNameAsPrimary)
 //   nonce             extraData equals the verifier's nonce (freshness)
 //   pcr-digest        pcrDigest = H(the bundle's values of the selected PCRs)
 //   event-log-parse   the log parses

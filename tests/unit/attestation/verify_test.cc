@@ -127,8 +127,12 @@ TEST_F(VerifyTest, QuoteSignedByAnotherAkFailsSignature) {
 TEST_F(VerifyTest, QuoteNamingAnotherSignerFailsSignature) {
   EvidenceParts parts;
   FakeTpm other;
-  parts.quote.signer = other.name();
-  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "quote-signature", "not the AK");
+  parts.quote.signer = other.qualified_name();
+  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "quote-signature",
+                    "is not the AK's qualified name");
+  parts.quote.signer = tpm_.name();  // the name, not the qualified name
+  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "quote-signature",
+                    "is not the AK's qualified name");
 }
 
 TEST_F(VerifyTest, AnotherAkWithItsOwnCertificateFromAnotherCaFailsAkCertificate) {
