@@ -16,9 +16,15 @@
 //                                              // not appraised (exact PCR 1 still can be)
 //     "pcrs": {"sha256": {"0": "<hex>", ...}}  // PCRs that must equal these values exactly
 //   }
-// A component is appraised in every bank the policy lists for it and the log carries; a
-// component key that is absent is not appraised (a "skip" check), except that `kernel`,
-// `cmdline` and `configuration` are required keys.
+// A component is appraised in every bank the policy lists for it and the log carries (none in
+// common fails it); a component key that is absent is not appraised (a "skip" check), except
+// that `kernel`, `cmdline` and `configuration` are required keys. Lists and bank objects are
+// never empty; digests are hex (either case) of the bank's size; repeated keys are errors.
+// Events are found by PCR and type (the quote covers digests, not event data): CRTM = PCR 0
+// EV_S_CRTM_VERSION, configuration = PCR 1 EV_PLATFORM_CONFIG_FLAGS whose data does not start
+// "ACPI ", ACPI = those that do, kernel/cmdline/initramfs = EV_IPL in PCR 4/8/9; each must
+// occur exactly once (initramfs: at most once). The CRTM version and the configuration are
+// compared by hashing the policy's text (the canonical JSON dump) against the event's digest.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +48,7 @@ enum class Claim {
   kConfiguration,     // the VM shape, ACPI tables (PCR 1)
   kExecutables,       // kernel, initramfs, command line (PCRs 4, 8, 9)
   kFileSystem,
-  kHardware,          // the vTPM's identity (EK certificate)
+  kHardware,  // the vTPM's identity (EK certificate)
   kRuntimeOpaque,
   kStorageOpaque,
   kSourcedData,
@@ -65,14 +71,14 @@ using DigestSet = std::map<uint16_t, std::vector<std::vector<uint8_t>>>;
 
 struct Policy {
   std::string id;
-  std::vector<std::string> crtm_versions;
+  std::vector<std::string> crtm_versions;  // empty: key absent (not appraised)
   DigestSet kernel;
   std::optional<DigestSet> initramfs;  // nullopt: "initramfs": null
   bool initramfs_present = false;      // false: key absent (not appraised)
   DigestSet cmdline;
   std::vector<std::string> configurations;  // canonical JSON text of each allowed object
-  std::optional<std::map<uint16_t, std::map<std::string, std::vector<std::vector<uint8_t>>>>>
-      acpi;
+  // bank -> table signature -> allowed digests; nullopt: absent or null (not appraised)
+  std::optional<std::map<uint16_t, std::map<std::string, std::vector<std::vector<uint8_t>>>>> acpi;
   std::map<uint16_t, std::map<uint32_t, std::vector<uint8_t>>> pcrs;
 };
 

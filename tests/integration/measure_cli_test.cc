@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "attestation/appraisal.h"
+#include "attestation/event_log.h"
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
 
@@ -86,6 +88,78 @@ TEST(VmmMeasure, WritesTheBinaryLogAndJson) {
   // An existing --log-out file is not overwritten.
   ProcessResult again = Measure({"--kernel", kernel, "--tpm", "ephemeral", "--log-out", log});
   EXPECT_EQ(again.exit_code, 2) << again.err;
+}
+
+std::vector<uint8_t> ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// --policy-out: the boot's policy, which the boot's own log passes and a one-byte kernel change
+// fails at PCR 4's kernel event.
+TEST(VmmMeasure, WritesAPolicyThatItsBootPassesAndAnotherKernelFails) {
+  std::vector<uint8_t> image = MakePvhElf();
+  const std::string kernel = WriteTempFile("measure-kernel4.elf", image);
+  image.push_back(0);
+  const std::string other_kernel = WriteTempFile("measure-kernel5.elf", image);
+  const std::string base = WriteTempFile("unused", {});
+  const std::string policy_path = base + ".policy.json", log_path = base + ".a.log",
+                    other_log = base + ".b.log";
+  ProcessResult r =
+      Measure({"--kernel", kernel, "--cmdline", "console=ttyS0", "--tpm", "ephemeral",
+               "--policy-out", policy_path, "--policy-id", "tenant/web-1", "--log-out", log_path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ProcessResult other = Measure({"--kernel", other_kernel, "--cmdline", "console=ttyS0", "--tpm",
+                                 "ephemeral", "--log-out", other_log});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+
+  auto policy = attestation::ParsePolicy(ReadFile(policy_path));
+  ASSERT_TRUE(policy) << policy.error().message();
+  EXPECT_EQ(policy->id, "tenant/web-1");
+  EXPECT_EQ(policy->crtm_versions.size(), 1u);
+  EXPECT_TRUE(policy->initramfs_present);
+  EXPECT_FALSE(policy->initramfs);  // none given: none allowed
+  ASSERT_TRUE(policy->acpi);
+
+  const auto appraise = [&](const std::string& path) {
+    auto log = attestation::ParseEventLog(ReadFile(path));
+    EXPECT_TRUE(log);
+    auto replay = attestation::ReplayEventLog(*log);
+    EXPECT_TRUE(replay);
+    return attestation::AppraiseEventLog(*policy, *log, *replay);
+  };
+  for (const attestation::Check& c : appraise(log_path)) {
+    EXPECT_EQ(c.status, attestation::CheckStatus::kPass) << c.name << ": " << c.reason;
+  }
+  bool kernel_failed = false;
+  for (const attestation::Check& c : appraise(other_log)) {
+    if (c.name == "policy-kernel") {
+      kernel_failed = c.status == attestation::CheckStatus::kFail;
+      EXPECT_EQ(c.pcr, 4u);
+      // The event named is the other log's kernel event.
+      ASSERT_TRUE(c.event_index.has_value());
+      auto log = attestation::ParseEventLog(ReadFile(other_log));
+      ASSERT_TRUE(log && *c.event_index < log->events.size());
+      EXPECT_EQ(log->events[*c.event_index].pcr, 4u);
+      EXPECT_EQ(log->events[*c.event_index].type, attestation::kEvIpl);
+      const std::string where =
+          "PCR 4 event " + std::to_string(*c.event_index) + " (EV_IPL \"kernel\"): sha256 ";
+      EXPECT_EQ(c.reason.rfind(where, 0), 0u) << c.reason;
+      EXPECT_NE(c.reason.find("is not an allowed kernel"), std::string::npos) << c.reason;
+    } else if (c.name != "policy-pcrs") {
+      EXPECT_EQ(c.status, attestation::CheckStatus::kPass) << c.name << ": " << c.reason;
+    }
+  }
+  EXPECT_TRUE(kernel_failed);
+
+  // An existing --policy-out file is not overwritten; a control character is no id.
+  ProcessResult again =
+      Measure({"--kernel", kernel, "--tpm", "ephemeral", "--policy-out", policy_path});
+  EXPECT_EQ(again.exit_code, 2) << again.err;
+  ProcessResult bad_id = Measure({"--kernel", kernel, "--tpm", "ephemeral", "--policy-out",
+                                  base + ".c.json", "--policy-id", "a\nb"});
+  EXPECT_EQ(bad_id.exit_code, 2) << bad_id.err;
+  EXPECT_NE(bad_id.err.find("policy id"), std::string::npos) << bad_id.err;
 }
 
 TEST(VmmMeasure, WithoutATpmThereIsNothingToMeasure) {

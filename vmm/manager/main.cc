@@ -14,8 +14,10 @@
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <span>
 #include <string>
 
+#include "attestation/appraisal.h"
 #include "base/version.h"
 #include "sandbox/child_log.h"
 #include "sandbox/confine.h"
@@ -342,7 +344,21 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
 struct MeasureFlags {
   bool json = false;
   std::string log_out;
+  std::string policy_out;
+  std::string policy_id = "vmm measure";
 };
+
+// Writes `bytes` to a file that must not exist yet (`flag` names it in errors).
+Result<void> WriteNewFile(const std::string& path, std::span<const uint8_t> bytes,
+                          const std::string& flag) {
+  FILE* f = std::fopen(path.c_str(), "wbx");
+  if (f == nullptr) return Error(ErrorKind::kInvalidArgument, flag + " '" + path + "'", errno);
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  if (std::fclose(f) != 0 || !ok) {
+    return Error(ErrorKind::kSystem, "writing " + flag + " '" + path + "'", errno);
+  }
+  return {};
+}
 
 // vmm measure: what `vmm run` with the same flags measures into the vTPM, and the log.
 int Measure(const RunFlags& given, const MeasureFlags& out) {
@@ -357,19 +373,24 @@ int Measure(const RunFlags& given, const MeasureFlags& out) {
   if (!plan) return Fail(plan.error());
   auto boot = MeasureVm(*cfg, *plan);
   if (!boot) return Fail(boot.error());
+  auto log = attestation::ParseEventLog(boot->log);
+  if (!log) return Fail(log.error());
+  // The policy first: a bad --policy-id must not leave a --log-out file behind.
+  std::string policy_text;
+  if (!out.policy_out.empty()) {
+    auto policy = attestation::PolicyFromEventLog(*log, out.policy_id);
+    if (!policy) return Fail(policy.error().Wrap("--policy-out"));
+    policy_text = attestation::SerializePolicy(*policy);
+  }
   if (!out.log_out.empty()) {
-    FILE* f = std::fopen(out.log_out.c_str(), "wbx");
-    if (f == nullptr) {
-      return Fail(Error(ErrorKind::kInvalidArgument, "--log-out '" + out.log_out + "'", errno));
-    }
-    const bool ok = std::fwrite(boot->log.data(), 1, boot->log.size(), f) == boot->log.size();
-    if (std::fclose(f) != 0 || !ok) {
-      return Fail(Error(ErrorKind::kSystem, "writing --log-out '" + out.log_out + "'", errno));
-    }
+    if (auto r = WriteNewFile(out.log_out, boot->log, "--log-out"); !r) return Fail(r.error());
+  }
+  if (!out.policy_out.empty()) {
+    std::span<const uint8_t> text(reinterpret_cast<const uint8_t*>(policy_text.data()),
+                                  policy_text.size());
+    if (auto r = WriteNewFile(out.policy_out, text, "--policy-out"); !r) return Fail(r.error());
   }
   if (out.json) {
-    auto log = attestation::ParseEventLog(boot->log);
-    if (!log) return Fail(log.error());
     std::printf("%s\n", attestation::EventLogToJson(*log, boot->expected).c_str());
   } else {
     std::printf("%s", DescribeMeasuredBoot(*boot).c_str());
@@ -441,6 +462,17 @@ int Main(int argc, char** argv) {
   measure->add_flag("--json", measure_out.json, "Print JSON: the events and the expected PCRs");
   measure->add_option("--log-out", measure_out.log_out, "Write the binary event log to FILE")
       ->type_name("FILE");
+  measure
+      ->add_option("--policy-out", measure_out.policy_out,
+                   "Write a reference-value policy (vmm-policy/1) for vmm-verify to FILE: this "
+                   "boot's kernel, initramfs, command line, configuration, ACPI tables, CRTM "
+                   "version, and PCRs 0-9 exact")
+      ->type_name("FILE");
+  measure
+      ->add_option("--policy-id", measure_out.policy_id,
+                   "The policy's id (reported as the EAR appraisal-policy-id; default "
+                   "\"vmm measure\")")
+      ->type_name("TEXT");
   measure->footer("Exit status: 0 printed; 2 bad input (flags, kernel, no --tpm).");
   run->add_flag("--profile", flags.profile,
                 "Sample the guest RIP every millisecond and print the busiest kernel symbols "
