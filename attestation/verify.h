@@ -25,7 +25,8 @@
 //                     is quoted in every bank the log carries (no unquoted event is appraised)
 //   policy-*          AppraiseEventLog (appraisal.h), or "policy" skipped without a policy
 // Status: affirming when every check passes; contraindicated when any fails; warning when none
-// fails but some were skipped (e.g. no EK certificate, a component the policy leaves out).
+// fails but some were skipped (no EK certificate, no policy). A "policy-*" check skipped because
+// the tenant's policy leaves that component out does not lower the verdict.
 #pragma once
 
 #include <array>
