@@ -43,8 +43,8 @@ bool HaveTool(const std::string& name) { return !ToolPath(name).empty(); }
 class TempDir {
  public:
   TempDir() {
-    char tmpl[] = "/tmp/vmm-verify-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
+    std::string tmpl = (fs::temp_directory_path() / "vmm-verify-test-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
   }
   ~TempDir() {
     std::error_code ignored;
