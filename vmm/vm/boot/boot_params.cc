@@ -28,6 +28,19 @@ constexpr uint64_t kHdrCmdLinePtr = 0x228;
 constexpr uint8_t kLoaderUndefined = 0xFF;  // boot.rst: "no assigned ID"
 constexpr uint8_t kCanUseHeap = 0x80;
 
+// The memory map as both boot paths lay it out: entries of `stride` bytes from `offset`, each
+// addr (u64), size (u64), type (u32) — PVH's hvm_memmap_table_entry (24 bytes, the last 4
+// reserved) and the zero page's boot_e820_entry (20 bytes, packed).
+void StoreMemoryMap(std::span<uint8_t> b, uint64_t offset, size_t stride,
+                    const std::vector<x86::E820Entry>& map) {
+  for (size_t i = 0; i < map.size(); ++i) {
+    const uint64_t off = offset + i * stride;
+    StoreLe<uint64_t>(b, off, map[i].addr);
+    StoreLe<uint64_t>(b, off + 8, map[i].size);
+    StoreLe<uint32_t>(b, off + 16, map[i].type);
+  }
+}
+
 }  // namespace
 
 Result<std::vector<uint8_t>> BuildPvhStartInfo(const BootInfo& info, uint64_t base) {
@@ -50,12 +63,7 @@ Result<std::vector<uint8_t>> BuildPvhStartInfo(const BootInfo& info, uint64_t ba
   StoreLe<uint64_t>(b, 32, info.rsdp_gpa);
   StoreLe<uint64_t>(b, 40, base + memmap_offset);
   StoreLe<uint32_t>(b, 48, static_cast<uint32_t>(info.memory_map.size()));
-  for (size_t i = 0; i < info.memory_map.size(); ++i) {
-    uint64_t off = memmap_offset + i * 24;
-    StoreLe<uint64_t>(b, off, info.memory_map[i].addr);
-    StoreLe<uint64_t>(b, off + 8, info.memory_map[i].size);
-    StoreLe<uint32_t>(b, off + 16, info.memory_map[i].type);
-  }
+  StoreMemoryMap(b, memmap_offset, 24, info.memory_map);
   return blob;
 }
 
@@ -80,12 +88,7 @@ Result<std::vector<uint8_t>> BuildZeroPage(const KernelImage& image, const BootI
   StoreLe<uint32_t>(p, kZpExtRamdiskSize, static_cast<uint32_t>(info.initrd_size >> 32));
   StoreLe<uint64_t>(p, kZpAcpiRsdpAddr, info.rsdp_gpa);
   StoreLe<uint8_t>(p, kZpE820Entries, static_cast<uint8_t>(info.memory_map.size()));
-  for (size_t i = 0; i < info.memory_map.size(); ++i) {
-    uint64_t off = kZpE820Table + i * 20;
-    StoreLe<uint64_t>(p, off, info.memory_map[i].addr);
-    StoreLe<uint64_t>(p, off + 8, info.memory_map[i].size);
-    StoreLe<uint32_t>(p, off + 16, info.memory_map[i].type);
-  }
+  StoreMemoryMap(p, kZpE820Table, 20, info.memory_map);
   return page;
 }
 
