@@ -5,10 +5,10 @@
 
 #include <cctype>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "attestation/event_log.h"
 #include "base/hex.h"
+#include "base/strict_json.h"
 #include "base/tpm_alg.h"
 
 namespace vmm::attestation {
@@ -204,35 +204,19 @@ Result<Evidence> ParseEvidence(std::span<const uint8_t> json) {
     return Bad(std::to_string(json.size()) + " bytes, more than the " +
                std::to_string(kMaxEvidenceBytes) + " allowed");
   }
-  // nlohmann keeps the last of repeated keys; the callback reports the first repeat and bounds
-  // the nesting.
-  std::vector<std::set<std::string>> open_objects;
-  std::string repeated;
-  bool too_deep = false;
-  auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
-    if (depth > kMaxDepth) too_deep = true;
-    switch (event) {
-      case Json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case Json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case Json::parse_event_t::key:
-        if (!open_objects.empty() &&
-            !open_objects.back().insert(parsed.get<std::string>()).second && repeated.empty()) {
-          repeated = parsed.get<std::string>();
-        }
-        break;
-      default:
-        break;
-    }
-    return !too_deep;
-  };
-  Json doc = Json::parse(json.begin(), json.end(), callback, /*allow_exceptions=*/false);
-  if (too_deep) return Bad("nested deeper than " + std::to_string(kMaxDepth) + " levels");
-  if (doc.is_discarded()) return Bad("not valid JSON");
-  if (!repeated.empty()) return Bad("the key \"" + repeated + "\" is repeated");
+  StrictJson parsed = ParseStrictJson(
+      std::string_view(reinterpret_cast<const char*>(json.data()), json.size()), kMaxDepth);
+  switch (parsed.problem) {
+    case StrictJson::Problem::kTooDeep:
+      return Bad("nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    case StrictJson::Problem::kInvalid:
+      return Bad("not valid JSON");
+    case StrictJson::Problem::kRepeatedKey:
+      return Bad("the key \"" + parsed.repeated_key + "\" is repeated");
+    case StrictJson::Problem::kNone:
+      break;
+  }
+  Json doc = std::move(parsed.doc);
   return ReadBundle(doc);
 }
 

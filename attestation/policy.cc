@@ -10,6 +10,7 @@
 #include "attestation/appraisal.h"
 #include "attestation/internal.h"
 #include "base/hex.h"
+#include "base/strict_json.h"
 
 namespace vmm::attestation {
 
@@ -231,42 +232,24 @@ Result<Policy> ParsePolicy(std::span<const uint8_t> bytes) {
     return Bad("the document is " + std::to_string(bytes.size()) + " bytes, more than " +
                std::to_string(kMaxPolicyBytes));
   }
-  // nlohmann keeps the last of repeated keys; a policy that says two things must be refused,
-  // so the parser's callback tracks the keys of every open object.
-  std::vector<std::set<std::string>> open;
-  std::string problem;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (!problem.empty()) return false;
-    if (static_cast<size_t>(depth) > kMaxDepth) {
-      problem = "nested more than " + std::to_string(kMaxDepth) + " levels";
-      return false;
-    }
-    switch (event) {
-      case json::parse_event_t::object_start:
-        open.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open.empty()) open.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open.empty() && !open.back().insert(parsed.get<std::string>()).second) {
-          problem = "repeated key '" + parsed.get<std::string>() + "'";
-          return false;
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
+  // nlohmann keeps the last of repeated keys; a policy that says two things is refused.
+  StrictJson parsed =
+      ParseStrictJson(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                      static_cast<int>(kMaxDepth));
+  switch (parsed.problem) {
+    case StrictJson::Problem::kTooDeep:
+      return Bad("nested more than " + std::to_string(kMaxDepth) + " levels");
+    case StrictJson::Problem::kInvalid:
+      return Bad("not valid JSON");
+    case StrictJson::Problem::kRepeatedKey:
+      return Bad("repeated key '" + parsed.repeated_key + "'");
+    case StrictJson::Problem::kNone:
+      break;
+  }
   try {
-    const auto* begin = reinterpret_cast<const char*>(bytes.data());
-    json doc = json::parse(begin, begin + bytes.size(), callback);
-    if (!problem.empty()) return Bad(problem);
-    return FromJson(doc);
+    return FromJson(parsed.doc);
   } catch (const json::exception& e) {
-    if (!problem.empty()) return Bad(problem);
-    return Bad(std::string("not valid JSON: ") + e.what());
+    return Bad(std::string("unexpected JSON: ") + e.what());
   }
 }
 

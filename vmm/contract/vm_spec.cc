@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include "base/strict_json.h"
 #include "vmm/contract/device_table.h"
 
 namespace vmm {
@@ -356,35 +357,19 @@ Result<VmSpec> ParseVmSpec(std::string_view text) {
     return Bad(std::to_string(text.size()) + " bytes, more than the " +
                std::to_string(kMaxVmSpecBytes) + " allowed");
   }
-  // nlohmann keeps the last of repeated keys; the callback sees each and reports the first
-  // repeat. It also bounds the nesting (a deep document is no spec).
-  std::vector<std::set<std::string>> open_objects;
-  std::string repeated;
-  bool too_deep = false;
-  auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
-    if (depth > kMaxDepth) too_deep = true;
-    switch (event) {
-      case Json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case Json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case Json::parse_event_t::key:
-        if (!open_objects.empty() &&
-            !open_objects.back().insert(parsed.get<std::string>()).second && repeated.empty()) {
-          repeated = parsed.get<std::string>();
-        }
-        break;
-      default:
-        break;
-    }
-    return !too_deep;
-  };
-  Json doc = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return Bad("not valid JSON");
-  if (too_deep) return Bad("nested deeper than a spec is");
-  if (!repeated.empty()) return Bad("the key " + Quoted(repeated) + " is repeated");
+  // nlohmann keeps the last of repeated keys; the spec refuses them. A deep document is no spec.
+  StrictJson parsed = ParseStrictJson(text, kMaxDepth);
+  switch (parsed.problem) {
+    case StrictJson::Problem::kInvalid:
+      return Bad("not valid JSON");
+    case StrictJson::Problem::kTooDeep:
+      return Bad("nested deeper than a spec is");
+    case StrictJson::Problem::kRepeatedKey:
+      return Bad("the key " + Quoted(parsed.repeated_key) + " is repeated");
+    case StrictJson::Problem::kNone:
+      break;
+  }
+  Json doc = std::move(parsed.doc);
   ASSIGN_OR_RETURN(VmSpec spec, ReadSpec(doc));
   RETURN_IF_ERROR(ValidateVmSpec(spec));
   return spec;

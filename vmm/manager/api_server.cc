@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/hex.h"
+#include "base/strict_json.h"
 #include "base/version.h"
 
 namespace vmm {
@@ -26,13 +27,17 @@ void Reply(httplib::Response& res, const ApiResponse& r) {
 
 Result<QuoteRequest> ParseAttestRequest(std::string_view body) {
   if (body.size() > kMaxApiBody) return InvalidArgument("the request body is too large");
-  json doc;
-  try {
-    doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/true,
-                      /*ignore_comments=*/false);
-  } catch (const json::exception& e) {
-    return InvalidArgument(std::string("the request body is not JSON: ") + e.what());
+  StrictJson parsed = ParseStrictJson(body, 2);
+  switch (parsed.problem) {
+    case StrictJson::Problem::kInvalid:
+    case StrictJson::Problem::kTooDeep:
+      return InvalidArgument("the request body is not JSON of the form {\"nonce\": HEX}");
+    case StrictJson::Problem::kRepeatedKey:
+      return InvalidArgument("the key \"" + parsed.repeated_key + "\" is repeated");
+    case StrictJson::Problem::kNone:
+      break;
   }
+  json& doc = parsed.doc;
   if (!doc.is_object()) return InvalidArgument("the request body must be a JSON object");
   QuoteRequest request;
   bool have_nonce = false;

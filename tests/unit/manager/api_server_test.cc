@@ -64,6 +64,8 @@ TEST(AttestRequest, ParsesAndRoundTrips) {
 TEST(AttestRequest, RefusesMalformedBodiesWithTheReason) {
   const std::pair<const char*, const char*> cases[] = {
       {"", "not JSON"},
+      {R"({"nonce": "01", "nonce": "02"})", "\"nonce\" is repeated"},
+      {R"({"nonce": [[["01"]]]})", "not JSON of the form"},
       {"[]", "JSON object"},
       {R"({"pcrs": "sha256:0"})", "\"nonce\" is required"},
       {R"({"nonce": 5})", "hex string"},
