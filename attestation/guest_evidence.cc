@@ -88,8 +88,8 @@ Result<GuestPieces> ParseGuestAttestLines(std::span<const uint8_t> serial) {
   GuestPieces g;
   std::vector<uint8_t> ek;
   std::map<std::string_view, Piece> pieces = {
-      {"nonce", {&g.nonce}},          {"ak-public", {&g.ak_public}}, {"quote", {&g.attest}},
-      {"signature", {&g.signature}},  {"ak-cert", {&g.ak_cert_der}}, {"ek-cert", {&ek}},
+      {"nonce", {&g.nonce}},         {"ak-public", {&g.ak_public}}, {"quote", {&g.attest}},
+      {"signature", {&g.signature}}, {"ak-cert", {&g.ak_cert_der}}, {"ek-cert", {&ek}},
   };
   const std::string_view text(reinterpret_cast<const char*>(serial.data()), serial.size());
   std::vector<std::string_view> f;
@@ -147,8 +147,8 @@ Result<GuestPieces> ParseGuestAttestLines(std::span<const uint8_t> serial) {
     auto bytes = LowerHex(f[2]);
     if (!bytes) return BadLine(line_no, "not lowercase hex of at least one byte");
     if (bytes->size() > kMaxGuestPieceBytes - p.out->size()) {
-      return BadLine(line_no, std::string(f[0]) + " over " +
-                                  std::to_string(kMaxGuestPieceBytes) + " bytes");
+      return BadLine(line_no,
+                     std::string(f[0]) + " over " + std::to_string(kMaxGuestPieceBytes) + " bytes");
     }
     p.out->insert(p.out->end(), bytes->begin(), bytes->end());
     if (++p.next > p.parts) p.parts = 0;  // complete: any further chunk is a repeat

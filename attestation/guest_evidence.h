@@ -51,8 +51,8 @@ struct GuestPieces {
 Result<GuestPieces> ParseGuestAttestLines(std::span<const uint8_t> serial);
 
 struct GuestBundleInputs {
-  std::span<const uint8_t> event_log;    // the host's copy (vmm run --event-log-out)
-  std::vector<uint8_t> nonce;            // what the verifier asked the guest to quote
+  std::span<const uint8_t> event_log;     // the host's copy (vmm run --event-log-out)
+  std::vector<uint8_t> nonce;             // what the verifier asked the guest to quote
   std::vector<std::string> ca_chain_pem;  // into "ca_chain" as given (may be empty)
 };
 
