@@ -58,6 +58,12 @@ TEST(VtpmCli, ProvisionThenEkFromANewProcessVerifiesAgainstTheHostCa) {
   ASSERT_EQ(p.exit_code, 0) << p.err;
   EXPECT_NE(p.err.find("RSA 2048 EK certified"), std::string::npos) << p.err;
   EXPECT_NE(p.err.find("0x01c0000a"), std::string::npos) << p.err;
+  // The AK: certified after the credential challenge, its Name in the report.
+  const size_t ak_at = p.err.find("endorsement primary) 000b");
+  ASSERT_NE(ak_at, std::string::npos) << p.err;
+  const std::string ak_name = p.err.substr(p.err.find("000b", ak_at), 68);
+  EXPECT_NE(p.err.find("TPM2_ActivateCredential recovered"), std::string::npos) << p.err;
+  EXPECT_NE(p.err.find("0x01c101c0"), std::string::npos) << p.err;
   struct stat st {};
   ASSERT_EQ(stat((dir + "/ca/vtpm-ca.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u) << "the CA key is readable by others";
@@ -65,10 +71,14 @@ TEST(VtpmCli, ProvisionThenEkFromANewProcessVerifiesAgainstTheHostCa) {
   ProcessResult e = Vmm({"vtpm", "ek", "--vm", Vm(dir, "vm1"), "--ca", dir + "/ca", "--out", dir});
   ASSERT_EQ(e.exit_code, 0) << e.err;
   EXPECT_NE(e.err.find("verifies against"), std::string::npos) << e.err;
+  // A new process recreates the same AK, and its certificate matches it.
+  EXPECT_NE(e.err.find("AK " + ak_name + ": certificate (NV 0x01c101c0) verifies"),
+            std::string::npos)
+      << e.err;
   if (access("/usr/bin/openssl", X_OK) != 0) GTEST_SKIP() << "openssl CLI not installed";
-  for (const char* kind : {"rsa2048", "eccp256"}) {
+  for (const char* cert : {"ek-rsa2048", "ek-eccp256", "ak"}) {
     ProcessResult v = RunProcess({"/usr/bin/openssl", "verify", "-CAfile", dir + "/ca/vtpm-ca.crt",
-                                  dir + "/ek-" + kind + ".crt.pem"},
+                                  dir + "/" + cert + ".crt.pem"},
                                  30);
     EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
     EXPECT_NE(v.out.find(": OK"), std::string::npos) << v.out;

@@ -16,12 +16,16 @@ VtpmCli::VtpmCli(CLI::App& app) {
       "provision",
       "Create the EKs (TCG default templates, RSA 2048 and ECC P-256), sign their certificates "
       "with the host's vTPM CA (created on first use) and store them at the standard NV "
-      "indices 0x01c00002 and 0x01c0000a");
+      "indices 0x01c00002 and 0x01c0000a; then the attestation key (AK, an ECC P-256 "
+      "endorsement primary of a fixed template): the CA certifies it once the vTPM has "
+      "recovered a credential made for it under the RSA EK (TPM2_ActivateCredential), and the "
+      "certificate goes to NV index 0x01c101c0");
   provision_->footer(
-      "Exit status: 0 the EKs were created, certified and stored; 1 the vTPM process or the "
-      "host failed; 2 bad input: flags, a state directory that is a symlink or that group or "
+      "Exit status: 0 the EKs were created, certified and stored, and the AK too; 1 the vTPM "
+      "process or the host failed, or the vTPM did not pass the AK's credential challenge; 2 "
+      "bad input: flags, a state directory that is a symlink or that group or "
       "others may write, a bad key file, a --ca inside the VM's state directory (all refused "
-      "before anything is created), or EK certificates already there without --force.");
+      "before anything is created), or EK or AK certificates already there without --force.");
   provision_->add_option("--vm", vm_, "The VM's vTPM, as given to vmm run --tpm")
       ->type_name("state=DIR,key=FILE")
       ->required();
@@ -32,16 +36,19 @@ VtpmCli::VtpmCli(CLI::App& app) {
       ->type_name("DIR")
       ->capture_default_str();
   provision_->add_option("--vm-id", provision_request_.vm_id,
-                         "Name in the certificates' subject (CN=vmm vTPM EK <vm-id>)");
+                         "Name in the certificates' subject (CN=vmm vTPM EK <vm-id>, CN=vmm "
+                         "vTPM AK <vm-id>)");
   provision_->add_flag("--force", provision_request_.force,
-                       "Replace EK certificates that are already there");
+                       "Replace EK and AK certificates that are already there");
   ek_ = vtpm->add_subcommand(
       "ek",
-      "Read the EK certificates back from the vTPM's NV, check them against the CA and the "
-      "EKs, and export the EK public keys and certificates (PEM)");
+      "Read the EK and AK certificates back from the vTPM's NV, check them against the CA and "
+      "the keys the vTPM recreates, and export the public keys and certificates (PEM); the AK's "
+      "Name is in the report");
   ek_->footer(
-      "Exit status: 0 both certificates verified and exported; 1 the vTPM process or the host "
-      "failed, or a certificate is missing or does not verify; 2 bad input (flags, paths, "
+      "Exit status: 0 the certificates verified and were exported (a vTPM provisioned before "
+      "AKs has none: reported); 1 the vTPM process or the host failed, or a certificate is "
+      "missing or does not verify; 2 bad input (flags, paths, "
       "file modes, no CA).");
   ek_->add_option("--vm", vm_, "The VM's vTPM, as given to vmm run --tpm")
       ->type_name("state=DIR,key=FILE")
@@ -50,8 +57,8 @@ VtpmCli::VtpmCli(CLI::App& app) {
       ->type_name("DIR")
       ->capture_default_str();
   ek_->add_option("--out", ek_request_.out_dir,
-                  "Write ek-rsa2048.{pub,crt}.pem and ek-eccp256.{pub,crt}.pem here instead of "
-                  "printing them")
+                  "Write ek-rsa2048.{pub,crt}.pem, ek-eccp256.{pub,crt}.pem and ak.{pub,crt}.pem "
+                  "here instead of printing them")
       ->type_name("DIR");
 }
 

@@ -15,6 +15,8 @@
 #include "base/hex.h"
 #include "vmm/manager/vtpm_process.h"
 #include "vtpm/protocol/swtpm_client.h"
+#include "vtpm/provision/ak_cert.h"
+#include "vtpm/provision/ak_provision.h"
 #include "vtpm/provision/ek_provision.h"
 #include "vtpm/provision/host_ca.h"
 #include "vtpm/provision/ossl.h"
@@ -125,6 +127,37 @@ Result<void> WriteFile(const std::string& path, const std::string& text) {
   return Ok();
 }
 
+// The AK recreated, its certificate read from NV and checked against the CA and the key;
+// printed (PEM) or written as ak.pub.pem and ak.crt.pem. A vTPM provisioned before AKs
+// existed has none: reported, not an error.
+Result<void> ExportAk(ESYS_CONTEXT* esys, const EkExportRequest& request, const std::string& ca_pem,
+                      const std::string& ca_path, std::string* out, std::string* report) {
+  auto der = vtpm::ReadAkCertificate(esys);
+  if (!der && der.error().kind() == ErrorKind::kNotFound) {
+    *report += "vtpm: no AK certificate at NV index " + Hex(vtpm::kAkCertNvIndex, 8) +
+               " (vmm vtpm provision --force adds one)\n";
+    return Ok();
+  }
+  if (!der) return der.error().Wrap("AK certificate");
+  ASSIGN_OR_RETURN(vtpm::ProvisionedAk ak, vtpm::ReadAkPublic(esys));
+  if (auto v = vtpm::VerifyAkCertificate(*der, ca_pem, ak.public_pem); !v) {
+    return v.error().Wrap("AK certificate does not verify against " + ca_path);
+  }
+  ASSIGN_OR_RETURN(vtpm::X509Ptr cert, vtpm::CertFromDer(*der));
+  ASSIGN_OR_RETURN(std::string cert_pem, vtpm::CertToPem(cert.get()));
+  *report += "vtpm: AK " + HexBytes(ak.name) + ": certificate (NV " + Hex(vtpm::kAkCertNvIndex, 8) +
+             ") verifies against " + ca_path + " and matches the AK\n";
+  if (request.out_dir.empty()) {
+    *out += ak.public_pem + cert_pem;
+    return Ok();
+  }
+  const std::string base = request.out_dir + "/ak";
+  RETURN_IF_ERROR(WriteFile(base + ".pub.pem", ak.public_pem));
+  RETURN_IF_ERROR(WriteFile(base + ".crt.pem", cert_pem));
+  *report += "vtpm: wrote " + base + ".pub.pem and " + base + ".crt.pem\n";
+  return Ok();
+}
+
 }  // namespace
 
 Result<std::string> ProvisionVtpm(const ProvisionRequest& request) {
@@ -137,9 +170,23 @@ Result<std::string> ProvisionVtpm(const ProvisionRequest& request) {
   vtpm::ProvisionOptions options;
   options.vm_id = request.vm_id;
   options.force = request.force;
-  auto eks = vtpm::ProvisionEks(s.esys->get(), ca, options);
+  // The EKs, then the AK bound to the RSA EK; every "already there" is found before anything
+  // changes (ProvisionEks checks its own indices first).
+  Result<std::vector<vtpm::ProvisionedEk>> eks = Error(ErrorKind::kInternal, "not run");
+  Result<vtpm::ProvisionedAk> ak = Error(ErrorKind::kInternal, "not run");
+  auto ak_there = vtpm::AkProvisioned(s.esys->get());
+  if (!ak_there) {
+    eks = ak_there.error();
+  } else if (*ak_there && !request.force) {
+    eks = InvalidArgument("vTPM is already provisioned: NV index " + Hex(vtpm::kAkCertNvIndex, 8) +
+                          " (AK certificate) exists; use --force to replace the certificates");
+  } else {
+    eks = vtpm::ProvisionEks(s.esys->get(), ca, options);
+    if (eks) ak = vtpm::ProvisionAk(s.esys->get(), ca, options);
+  }
   auto closed = Close(s);
   if (!eks) return eks.error();
+  if (!ak) return ak.error().Wrap("the attestation key");
   RETURN_IF_ERROR(closed);
   std::string report;
   for (const vtpm::ProvisionedEk& ek : *eks) {
@@ -147,6 +194,11 @@ Result<std::string> ProvisionVtpm(const ProvisionRequest& request) {
               std::to_string(ek.cert_der.size()) + " bytes DER) at NV index " +
               Hex(ek.nv_index, 8) + "\n";
   }
+  report += "vtpm: AK (ECC P-256, restricted signing, endorsement primary) " + HexBytes(ak->name) +
+            " bound to the RSA 2048 EK (TPM2_ActivateCredential recovered the CA's credential), "
+            "certified, certificate (" +
+            std::to_string(ak->cert_der.size()) + " bytes DER) at NV index " +
+            Hex(ak->nv_index, 8) + "\n";
   report += "vtpm: signed by the host's vTPM CA " + request.ca_dir + "/vtpm-ca.crt\n";
   return report;
 }
@@ -209,6 +261,7 @@ Result<std::string> ExportEk(const EkExportRequest& request, std::string* report
     }
     *report += "vtpm: wrote " + base + ".pub.pem and " + base + ".crt.pem\n";
   }
+  if (status) status = ExportAk(s.esys->get(), request, ca_pem, ca_path, &out, report);
   auto closed = Close(s);
   RETURN_IF_ERROR(status);
   RETURN_IF_ERROR(closed);
