@@ -42,6 +42,10 @@
 #define TPM_CAP_TPM_PROPERTIES 6
 #define TPM_PT_NV_BUFFER_MAX 0x12C
 #define TPM_RC_HANDLE_1 0x18B /* TPM_RC_HANDLE for handle 1: no such NV index */
+#define TPM_RC_YIELDED 0x908
+#define TPM_RC_TESTING 0x90A
+#define TPM_RC_RETRY 0x922
+#define RETRIES 10 /* of a command the TPM asked to send again */
 
 #define AK_CERT_INDEX 0x01c101c0u /* vtpm/provision: kAkCertNvIndex */
 #define EK_CERT_INDEX 0x01c00002u /* TCG EK Credential Profile: RSA 2048 EK certificate */
@@ -144,7 +148,9 @@ static void auth_pw(void)
 }
 
 /*
- * Sends crb_req[0..wlen) and frames the answer: the tag of the command, rc 0 (with `rc` set, a
+ * Sends crb_req[0..wlen) (again, after 10 ms, while the TPM answers TPM_RC_RETRY, YIELDED or
+ * TESTING: Part 2 §6.6.3 warnings, as TSS2 ESAPI retries them) and frames the answer: the tag
+ * of the command, rc 0 (with `rc` set, a
  * non-zero rc is stored there and returns false without a message), `handles` handles (the
  * first in *handle), the parameters as *params (with sessions: parameterSize, then exactly one
  * password session's answer: empty nonce, attributes, empty hmac).
@@ -156,9 +162,15 @@ static bool transact(const struct crb *c, uint16_t tag, uint32_t cc, unsigned ha
 		detail_add(d, "%s: a %u-byte command does not fit the %u-byte buffer", what, wlen, c->cmd_size);
 		return false;
 	}
-	uint32_t n = crb_transact(c, crb_cmd_header(tag, cc, wlen), d, what);
-	if (!n)
-		return false;
+	uint32_t n = 0, len = crb_cmd_header(tag, cc, wlen);
+	for (unsigned i = 0; i < RETRIES; i++) {
+		n = crb_transact(c, len, d, what);
+		if (!n)
+			return false;
+		if (crb_rc() != TPM_RC_RETRY && crb_rc() != TPM_RC_YIELDED && crb_rc() != TPM_RC_TESTING)
+			break;
+		udelay(10000);
+	}
 	if (crb_rc()) {
 		if (rc) {
 			*rc = crb_rc();
