@@ -144,6 +144,18 @@ Result<AkPublic> ParseAkPublic(std::span<const uint8_t> bytes) {
   return ak;
 }
 
+Result<std::vector<uint8_t>> QualifiedNameAsPrimary(const AkPublic& ak, uint32_t hierarchy) {
+  uint8_t handle[4] = {static_cast<uint8_t>(hierarchy >> 24), static_cast<uint8_t>(hierarchy >> 16),
+                       static_cast<uint8_t>(hierarchy >> 8), static_cast<uint8_t>(hierarchy)};
+  uint16_t algs[] = {ak.name_alg};
+  std::span<const uint8_t> parts[] = {handle, ak.name};
+  ASSIGN_OR_RETURN(std::vector<Digest> digest, internal::HashChunks(algs, parts));
+  std::vector<uint8_t> qn = {static_cast<uint8_t>(ak.name_alg >> 8),
+                             static_cast<uint8_t>(ak.name_alg)};
+  qn.insert(qn.end(), digest[0].bytes.begin(), digest[0].bytes.end());
+  return qn;
+}
+
 Result<QuoteInfo> ParseQuote(std::span<const uint8_t> bytes) {
   ASSIGN_OR_RETURN(TPMS_ATTEST a, Unmarshal<TPMS_ATTEST>(Tss2_MU_TPMS_ATTEST_Unmarshal, bytes,
                                                          "the quote (TPMS_ATTEST)"));

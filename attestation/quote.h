@@ -42,6 +42,17 @@ struct AkPublic {
 // above and a name algorithm of SHA-256, -384 or -512. The error says what is wrong.
 Result<AkPublic> ParseAkPublic(std::span<const uint8_t> tpmt_public);
 
+// The qualified name the TPM puts in a quote's qualifiedSigner (Part 1 §16.6): for a primary key
+// of a hierarchy, nameAlg || H_nameAlg(the hierarchy's handle, 4 bytes big-endian || the key's
+// name). The verifier accepts AKs that are primary keys (the vTPM's AK is a primary key of the
+// endorsement hierarchy, ARCHITECTURE.md §6); the qualified name of a key under a parent needs
+// the parent's, which a bundle does not carry.
+inline constexpr uint32_t kTpmRhOwner = 0x40000001;
+inline constexpr uint32_t kTpmRhNull = 0x40000007;
+inline constexpr uint32_t kTpmRhEndorsement = 0x4000000B;
+inline constexpr uint32_t kTpmRhPlatform = 0x4000000C;
+Result<std::vector<uint8_t>> QualifiedNameAsPrimary(const AkPublic& ak, uint32_t hierarchy);
+
 struct PcrSelection {
   uint16_t alg = 0;
   std::vector<uint32_t> pcrs;  // ascending

@@ -154,7 +154,8 @@ void Finish(VerifyResult& r) {
       failure[k] = std::max(failure[k], v);
       if (kIntegrityChecks.count(c.name)) integrity_failed = true;
     } else if (c.status == CheckStatus::kSkip) {
-      skip = true;
+      // A component the tenant's policy leaves out is their choice, not a gap in the evidence.
+      if (c.name.rfind("policy-", 0) != 0) skip = true;
     } else {
       has_pass[k] = true;
     }
@@ -298,14 +299,22 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
   SignatureInfo sig;
   run.Run("quote-signature", id, {"ak-public", "quote-type"}, [&](Check&) -> Result<std::string> {
     ASSIGN_OR_RETURN(sig, VerifyQuoteSignature(*ak, e.attest, e.signature));
-    if (quote->qualified_signer != ak->name) {
-      return Fail("the quote names signer " + Short(quote->qualified_signer) +
-                  ", not the AK (name " + Short(ak->name) + ")");
+    std::string hierarchy;
+    for (auto [handle, what] :
+         {std::pair{kTpmRhEndorsement, "endorsement"}, std::pair{kTpmRhOwner, "owner"},
+          std::pair{kTpmRhNull, "null"}, std::pair{kTpmRhPlatform, "platform"}}) {
+      ASSIGN_OR_RETURN(std::vector<uint8_t> qn, QualifiedNameAsPrimary(*ak, handle));
+      if (qn == quote->qualified_signer) hierarchy = what;
+    }
+    if (hierarchy.empty()) {
+      return Fail("the quote's qualifiedSigner " + Short(quote->qualified_signer) +
+                  " is not the AK's qualified name as a primary key (name " + Short(ak->name) +
+                  "); an AK under a parent key is not supported");
     }
     r.quote_clock = VerifyResult::Clock{quote->clock, quote->reset_count, quote->restart_count,
                                         quote->safe, quote->firmware_version};
     return (sig.sig_alg == 0x0018 ? std::string("ECDSA") : std::string("RSASSA")) + "-" +
-           AlgName(sig.hash_alg) + " by the AK";
+           AlgName(sig.hash_alg) + " by the AK, a primary key of the " + hierarchy + " hierarchy";
   });
 
   run.Run("nonce", id, {"quote-signature"}, [&](Check&) -> Result<std::string> {

@@ -15,7 +15,8 @@
 //   ek-certificate    ...chains to the CA, valid, EK profile (skip when the bundle has none)
 //   quote-magic       TPMS_ATTEST unmarshals, magic is TPM_GENERATED_VALUE
 //   quote-type        TPM_ST_ATTEST_QUOTE
-//   quote-signature   the AK signed it, and qualifiedSigner is the AK's name
+//   quote-signature   the AK signed it, and qualifiedSigner is the AK's qualified name as a
+//                     primary key (quote.h: QualifiedNameAsPrimary)
 //   nonce             extraData equals the verifier's nonce (freshness)
 //   pcr-digest        pcrDigest = H(the bundle's values of the selected PCRs)
 //   event-log-parse   the log parses
@@ -24,7 +25,8 @@
 //                     is quoted in every bank the log carries (no unquoted event is appraised)
 //   policy-*          AppraiseEventLog (appraisal.h), or "policy" skipped without a policy
 // Status: affirming when every check passes; contraindicated when any fails; warning when none
-// fails but some were skipped (e.g. no EK certificate, a component the policy leaves out).
+// fails but some were skipped (no EK certificate, no policy). A "policy-*" check skipped because
+// the tenant's policy leaves that component out does not lower the verdict.
 #pragma once
 
 #include <array>

@@ -127,6 +127,17 @@ Result<ApiResponse> CallApi(const std::string& socket_path, const std::string& m
   return ApiResponse{res->status, std::move(received)};
 }
 
+std::string ApiErrorMessage(const ApiResponse& response) {
+  try {
+    json doc = json::parse(response.body);
+    if (doc.is_object() && doc.contains("error") && doc["error"].is_string()) {
+      return doc["error"].get<std::string>();
+    }
+  } catch (const json::exception&) {
+  }
+  return response.body.substr(0, 512);
+}
+
 struct ApiServer::Impl {
   httplib::Server server;
   std::string path;

@@ -47,6 +47,9 @@ inline constexpr size_t kMaxApiResponse = 8u << 20;
 Result<ApiResponse> CallApi(const std::string& socket_path, const std::string& method,
                             const std::string& target, const std::string& body, int timeout_sec);
 
+// The "error" of an error response's JSON body, or the body itself if it has none.
+std::string ApiErrorMessage(const ApiResponse& response);
+
 class ApiServer {
  public:
   struct Handlers {

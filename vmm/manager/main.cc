@@ -514,11 +514,7 @@ int Attest(const AttestFlags& flags) {
       CallApi(flags.api_socket, "PUT", "/api/v1/vm.attest", AttestRequestToJson(request), 60);
   if (!response) return fail_out(response.error());
   if (response->status != 200) {
-    std::string message = response->body;
-    try {
-      message = nlohmann::json::parse(response->body).at("error").get<std::string>();
-    } catch (const nlohmann::json::exception&) {
-    }
+    const std::string message = ApiErrorMessage(*response);
     const ErrorKind kind =
         response->status == 400 ? ErrorKind::kInvalidArgument : ErrorKind::kProtocol;
     return fail_out(Error(

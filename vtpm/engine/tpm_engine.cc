@@ -296,6 +296,18 @@ Error LibtpmsError(const std::string& what, TPM_RESULT rc) {
   return Error(ErrorKind::kInternal, "libtpms: " + what + " failed: " + Hex(rc));
 }
 
+// Ok, or the error naming the libtpms call `what` that answered `rc`.
+Result<void> LibtpmsOk(const char* what, TPM_RESULT rc) {
+  if (rc != TPM_SUCCESS) return LibtpmsError(what, rc);
+  return Ok();
+}
+
+// The calls that need a powered-on TPM (TPMLIB_MainInit done) refuse without one.
+Result<void> MustRun(bool running) {
+  if (!running) return Error(ErrorKind::kInternal, "the TPM is not running");
+  return Ok();
+}
+
 }  // namespace
 
 Result<SecretBytes> TpmEngine::GetState(BlobKind kind) {
@@ -343,7 +355,7 @@ Result<void> TpmEngine::SetState(BlobKind kind, std::span<const uint8_t> plainte
 }
 
 Result<void> TpmEngine::StoreVolatile() {
-  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  RETURN_IF_ERROR(MustRun(initialized_));
   unsigned char* data = nullptr;
   uint32_t length = 0;
   TPM_RESULT rc = TPMLIB_VolatileAll_Store(&data, &length);
@@ -364,7 +376,7 @@ Result<void> TpmEngine::DeleteVolatile() {
 }
 
 Result<bool> TpmEngine::TpmEstablished() {
-  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  RETURN_IF_ERROR(MustRun(initialized_));
   TPM_BOOL bit = FALSE;
   if (TPM_RESULT rc = TPM_IO_TpmEstablished_Get(&bit); rc != TPM_SUCCESS) {
     return LibtpmsError("TPM_IO_TpmEstablished_Get", rc);
@@ -373,7 +385,7 @@ Result<bool> TpmEngine::TpmEstablished() {
 }
 
 Result<void> TpmEngine::ResetTpmEstablished(uint8_t locality) {
-  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  RETURN_IF_ERROR(MustRun(initialized_));
   if (locality > 4)
     return InvalidArgument("TPM locality must be 0..4, not " + std::to_string(locality));
   // libtpms asks the locality callback; only 3 and 4 may reset the bit.
@@ -381,33 +393,25 @@ Result<void> TpmEngine::ResetTpmEstablished(uint8_t locality) {
   g_locality = locality;
   TPM_RESULT rc = TPM_IO_TpmEstablished_Reset();
   g_locality = saved;
-  if (rc != TPM_SUCCESS) return LibtpmsError("TPM_IO_TpmEstablished_Reset", rc);
-  return Ok();
+  return LibtpmsOk("TPM_IO_TpmEstablished_Reset", rc);
 }
 
 Result<void> TpmEngine::HashStart() {
-  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
-  if (TPM_RESULT rc = TPM_IO_Hash_Start(); rc != TPM_SUCCESS)
-    return LibtpmsError("TPM_IO_Hash_Start", rc);
-  return Ok();
+  RETURN_IF_ERROR(MustRun(initialized_));
+  return LibtpmsOk("TPM_IO_Hash_Start", TPM_IO_Hash_Start());
 }
 
 Result<void> TpmEngine::HashData(std::span<const uint8_t> data) {
-  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
+  RETURN_IF_ERROR(MustRun(initialized_));
   if (data.size() > std::numeric_limits<uint32_t>::max())
     return InvalidArgument("hash data too large");
-  if (TPM_RESULT rc = TPM_IO_Hash_Data(data.data(), static_cast<uint32_t>(data.size()));
-      rc != TPM_SUCCESS) {
-    return LibtpmsError("TPM_IO_Hash_Data", rc);
-  }
-  return Ok();
+  return LibtpmsOk("TPM_IO_Hash_Data",
+                   TPM_IO_Hash_Data(data.data(), static_cast<uint32_t>(data.size())));
 }
 
 Result<void> TpmEngine::HashEnd() {
-  if (!initialized_) return Error(ErrorKind::kInternal, "the TPM is not running");
-  if (TPM_RESULT rc = TPM_IO_Hash_End(); rc != TPM_SUCCESS)
-    return LibtpmsError("TPM_IO_Hash_End", rc);
-  return Ok();
+  RETURN_IF_ERROR(MustRun(initialized_));
+  return LibtpmsOk("TPM_IO_Hash_End", TPM_IO_Hash_End());
 }
 
 Result<TpmEngine::BufferSizes> TpmEngine::SetBufferSize(uint32_t wanted) {

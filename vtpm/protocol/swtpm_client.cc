@@ -144,26 +144,27 @@ swtpm::Request Req(Command c) {
   r.command = c;
   return r;
 }
+
+// For the commands whose answer holds nothing past the result code that CallOk checked.
+Result<void> Done(const Result<std::vector<uint8_t>>& answer) {
+  if (!answer) return answer.error();
+  return Ok();
+}
 }  // namespace
 
 Result<void> SwtpmClient::Init(uint32_t flags) {
   swtpm::Request r = Req(Command::kInit);
   r.init_flags = flags;
-  RETURN_IF_ERROR(CallOk(r));
-  return Ok();
+  return Done(CallOk(r));
 }
 
 Result<void> SwtpmClient::SetLocality(uint8_t locality) {
   swtpm::Request r = Req(Command::kSetLocality);
   r.locality = locality;
-  RETURN_IF_ERROR(CallOk(r));
-  return Ok();
+  return Done(CallOk(r));
 }
 
-Result<void> SwtpmClient::Cancel() {
-  RETURN_IF_ERROR(CallOk(Req(Command::kCancelTpmCmd)));
-  return Ok();
-}
+Result<void> SwtpmClient::Cancel() { return Done(CallOk(Req(Command::kCancelTpmCmd))); }
 
 Result<uint32_t> SwtpmClient::GetCapability() {
   ASSIGN_OR_RETURN(std::vector<uint8_t> a, CallOk(Req(Command::kGetCapability)));
@@ -178,53 +179,35 @@ Result<bool> SwtpmClient::GetEstablished() {
 Result<void> SwtpmClient::ResetEstablished(uint8_t locality) {
   swtpm::Request r = Req(Command::kResetTpmEstablished);
   r.locality = locality;
-  RETURN_IF_ERROR(CallOk(r));
-  return Ok();
+  return Done(CallOk(r));
 }
 
-Result<void> SwtpmClient::Shutdown() {
-  RETURN_IF_ERROR(CallOk(Req(Command::kShutdown)));
-  return Ok();
-}
+Result<void> SwtpmClient::Shutdown() { return Done(CallOk(Req(Command::kShutdown))); }
 
-Result<void> SwtpmClient::Stop() {
-  RETURN_IF_ERROR(CallOk(Req(Command::kStop)));
-  return Ok();
-}
+Result<void> SwtpmClient::Stop() { return Done(CallOk(Req(Command::kStop))); }
 
 Result<uint32_t> SwtpmClient::GetConfig() {
   ASSIGN_OR_RETURN(std::vector<uint8_t> a, CallOk(Req(Command::kGetConfig)));
   return *LoadBe<uint32_t>(a, 4);
 }
 
-Result<void> SwtpmClient::StoreVolatile() {
-  RETURN_IF_ERROR(CallOk(Req(Command::kStoreVolatile)));
-  return Ok();
-}
+Result<void> SwtpmClient::StoreVolatile() { return Done(CallOk(Req(Command::kStoreVolatile))); }
 
-Result<void> SwtpmClient::HashStart() {
-  RETURN_IF_ERROR(CallOk(Req(Command::kHashStart)));
-  return Ok();
-}
+Result<void> SwtpmClient::HashStart() { return Done(CallOk(Req(Command::kHashStart))); }
 
 Result<void> SwtpmClient::HashData(std::span<const uint8_t> data) {
   if (data.size() > swtpm::kMaxHashData)
     return InvalidArgument("swtpm: HASH_DATA takes at most 4096 bytes");
   swtpm::Request r = Req(Command::kHashData);
   r.data.assign(data.begin(), data.end());
-  RETURN_IF_ERROR(CallOk(r));
-  return Ok();
+  return Done(CallOk(r));
 }
 
-Result<void> SwtpmClient::HashEnd() {
-  RETURN_IF_ERROR(CallOk(Req(Command::kHashEnd)));
-  return Ok();
-}
+Result<void> SwtpmClient::HashEnd() { return Done(CallOk(Req(Command::kHashEnd))); }
 
 Result<void> SwtpmClient::SetDataFd(int fd) {
   const int fds[1] = {fd};
-  RETURN_IF_ERROR(CallOk(Req(Command::kSetDataFd), fds));
-  return Ok();
+  return Done(CallOk(Req(Command::kSetDataFd), fds));
 }
 
 Result<swtpm::BufferSizes> SwtpmClient::SetBufferSize(uint32_t wanted) {
@@ -254,8 +237,7 @@ Result<void> SwtpmClient::SetStateBlob(swtpm::BlobType type, std::span<const uin
   r.blob_type = type;
   r.state_flags = state_flags;
   r.data.assign(blob.begin(), blob.end());
-  RETURN_IF_ERROR(CallOk(r));
-  return Ok();
+  return Done(CallOk(r));
 }
 
 Result<std::string> SwtpmClient::GetInfo(uint64_t flags) {

@@ -80,7 +80,7 @@ struct QuoteParams {
   uint64_t clock = 123456;
   uint32_t reset_count = 2;
   uint32_t restart_count = 1;
-  std::optional<Bytes> signer;  // default: the AK's name
+  std::optional<Bytes> signer;  // default: the AK's qualified name (endorsement primary)
 };
 
 class FakeTpm {
@@ -108,17 +108,24 @@ class FakeTpm {
     Bytes h = Hash(EVP_sha256(), public_);
     name_ = {0x00, 0x0b};
     name_.insert(name_.end(), h.begin(), h.end());
+    // Qualified name as a primary key of the endorsement hierarchy (TPM_RH_ENDORSEMENT).
+    Bytes handle_and_name = {0x40, 0x00, 0x00, 0x0b};
+    handle_and_name.insert(handle_and_name.end(), name_.begin(), name_.end());
+    Bytes qh = Hash(EVP_sha256(), handle_and_name);
+    qualified_name_ = {0x00, 0x0b};
+    qualified_name_.insert(qualified_name_.end(), qh.begin(), qh.end());
   }
 
   const Bytes& public_area() const { return public_; }
   const Bytes& name() const { return name_; }
+  const Bytes& qualified_name() const { return qualified_name_; }
   EVP_PKEY* key() const { return key_.get(); }
 
   Bytes Attest(const PcrValues& pcrs, const Bytes& nonce, const QuoteParams& p = {}) const {
     TPMS_ATTEST a{};
     a.magic = p.magic;
     a.type = p.type;
-    const Bytes& signer = p.signer ? *p.signer : name_;
+    const Bytes& signer = p.signer ? *p.signer : qualified_name_;
     a.qualifiedSigner.size = static_cast<uint16_t>(signer.size());
     std::memcpy(a.qualifiedSigner.name, signer.data(), signer.size());
     a.extraData.size = static_cast<uint16_t>(nonce.size());
@@ -193,6 +200,7 @@ class FakeTpm {
   EvpPkeyPtr key_;
   Bytes public_;
   Bytes name_;
+  Bytes qualified_name_;
 };
 
 // ---------------------------------------------------------------- the PKI side

@@ -127,8 +127,12 @@ TEST_F(VerifyTest, QuoteSignedByAnotherAkFailsSignature) {
 TEST_F(VerifyTest, QuoteNamingAnotherSignerFailsSignature) {
   EvidenceParts parts;
   FakeTpm other;
-  parts.quote.signer = other.name();
-  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "quote-signature", "not the AK");
+  parts.quote.signer = other.qualified_name();
+  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "quote-signature",
+                    "is not the AK's qualified name");
+  parts.quote.signer = tpm_.name();  // the name, not the qualified name
+  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "quote-signature",
+                    "is not the AK's qualified name");
 }
 
 TEST_F(VerifyTest, AnotherAkWithItsOwnCertificateFromAnotherCaFailsAkCertificate) {
@@ -261,7 +265,8 @@ TEST_F(VerifyTest, NoEkCertificateIsAWarning) {
   EXPECT_EQ(Find(r, "ak-binding").status, CheckStatus::kSkip);
   for (const Check& c : r.checks) EXPECT_NE(c.status, CheckStatus::kFail) << c.name;
   EXPECT_EQ(r.status, EarStatus::kWarning);
-  EXPECT_EQ(r.vector[static_cast<size_t>(Claim::kHardware)], 0);
+  // Without a policy nothing else speaks for the hardware (the policy's CRTM check does).
+  EXPECT_EQ(Run(e).vector[static_cast<size_t>(Claim::kHardware)], 0);
 }
 
 TEST_F(VerifyTest, AkThatIsNotRestrictedFailsAkPublic) {
@@ -448,6 +453,72 @@ TEST_F(VerifyTest, TextNamesEveryCheckAndTheVerdict) {
   EXPECT_THAT(text, HasSubstr("skip  policy"));
   EXPECT_THAT(text, HasSubstr("resetCount 2, restartCount 1"));
   EXPECT_THAT(text, HasSubstr("verdict: warning\n"));
+}
+
+}  // namespace
+}  // namespace vmm::attestation
+
+namespace vmm::attestation {
+namespace {
+
+using namespace fake;  // NOLINT: the fake TPM's helpers
+
+// ---------------------------------------------------------------- appraisal against a policy
+// The tenant's policy is made from the images they expect; the VM booted something else, its
+// quote and log honest: the appraisal fails the component's check naming PCR and event.
+class PolicyVerifyTest : public VerifyTest {
+ protected:
+  VerifyResult RunAgainstPolicyOf(const BootImages& expected, const BootImages& booted) {
+    auto log = ParseEventLog(MakeBootLog(expected));
+    EXPECT_TRUE(log.has_value());
+    auto policy = PolicyFromEventLog(*log, "tenant");
+    EXPECT_TRUE(policy.has_value()) << policy.error().message();
+    policy_ = *policy;
+    EvidenceParts parts;
+    parts.images = booted;
+    return Verify(MakeEvidence(tpm_, ca_, kNonce, parts),
+                  VerifyOptions{ca_.pem(), kNonce, &policy_, std::nullopt});
+  }
+  void ExpectComponentFails(const VerifyResult& r, std::string_view check, uint32_t pcr) {
+    const Check& c = Find(r, check);
+    EXPECT_EQ(c.status, CheckStatus::kFail) << c.reason;
+    EXPECT_EQ(c.pcr, pcr);
+    ASSERT_TRUE(c.event_index.has_value());
+    EXPECT_EQ(r.status, EarStatus::kContraindicated);
+    for (const Check& other : r.checks) {
+      if (other.name.rfind("policy-", 0) != 0) {
+        EXPECT_EQ(other.status, CheckStatus::kPass) << other.name << ": " << other.reason;
+      }
+    }
+    EXPECT_THAT(ResultToText(r), ::testing::HasSubstr("[PCR " + std::to_string(pcr) + ", event " +
+                                                      std::to_string(*c.event_index) + "]"));
+  }
+  Policy policy_;
+};
+
+TEST_F(PolicyVerifyTest, KernelNotInPolicy) {
+  BootImages booted;
+  booted.kernel[0] ^= 1;  // one byte
+  VerifyResult r = RunAgainstPolicyOf(BootImages{}, booted);
+  ExpectComponentFails(r, "policy-kernel", 4);
+  EXPECT_EQ(r.vector[static_cast<size_t>(Claim::kExecutables)], 96);
+}
+
+TEST_F(PolicyVerifyTest, InitramfsNotInPolicy) {
+  BootImages booted;
+  booted.initramfs += "x";
+  ExpectComponentFails(RunAgainstPolicyOf(BootImages{}, booted), "policy-initramfs", 9);
+}
+
+TEST_F(PolicyVerifyTest, CommandLineNotInPolicy) {
+  BootImages booted;
+  booted.cmdline += " init=/bin/sh";
+  ExpectComponentFails(RunAgainstPolicyOf(BootImages{}, booted), "policy-cmdline", 8);
+}
+
+TEST_F(PolicyVerifyTest, SameImagesAreAffirming) {
+  VerifyResult r = RunAgainstPolicyOf(BootImages{}, BootImages{});
+  EXPECT_EQ(r.status, EarStatus::kAffirming) << ResultToText(r);
 }
 
 }  // namespace

@@ -8,11 +8,7 @@
 namespace vmm::boot {
 namespace {
 
-using vmm::testing::BzSpec;
-using vmm::testing::ElfSpec;
-using vmm::testing::ErrorOf;
-using vmm::testing::MakeBzImage;
-using vmm::testing::MakePvhElf;
+using namespace vmm::testing;  // the image builders and ErrorOf, ExpectRejected
 
 TEST(KernelImage, PvhElfIsRecognised) {
   auto r = ParseKernelImage(MakePvhElf());
@@ -25,22 +21,15 @@ TEST(KernelImage, PvhElfIsRecognised) {
   EXPECT_EQ(r->cmdline_max, kPvhCmdlineMax);
 }
 
-TEST(KernelImage, ElfWithoutPvhNoteIsRejected) {
-  ElfSpec spec;
-  spec.with_pvh_note = false;
-  EXPECT_NE(ErrorOf(MakePvhElf(spec)).find("no PVH entry note"), std::string::npos);
-}
-
-TEST(KernelImage, ElfForAnotherMachineIsRejected) {
-  ElfSpec spec;
-  spec.machine = EM_AARCH64;
-  EXPECT_NE(ErrorOf(MakePvhElf(spec)).find("not an x86_64 ELF"), std::string::npos);
-}
-
-TEST(KernelImage, EntryOutsideSegmentsIsRejected) {
-  ElfSpec spec;
-  spec.entry = 0x900000;
-  EXPECT_NE(ErrorOf(MakePvhElf(spec)).find("outside the loaded segments"), std::string::npos);
+TEST(KernelImage, MalformedPvhElfIsRejected) {
+  ExpectRejected<ElfSpec>(
+      MakePvhElf,
+      {
+          {"no PVH note", [](ElfSpec& s) { s.with_pvh_note = false; }, "no PVH entry note"},
+          {"another machine", [](ElfSpec& s) { s.machine = EM_AARCH64; }, "not an x86_64 ELF"},
+          {"entry outside the segments", [](ElfSpec& s) { s.entry = 0x900000; },
+           "outside the loaded segments"},
+      });
 }
 
 TEST(KernelImage, TruncatedElfIsRejected) {
@@ -100,28 +89,16 @@ TEST(KernelImage, PvhElfReportsItsFirstLoadAddress) {
   EXPECT_EQ(r->first_load_vaddr, 0x100000u);
 }
 
-TEST(KernelImage, OldBootProtocolIsRejected) {
-  BzSpec spec;
-  spec.version = 0x020A;
-  EXPECT_NE(ErrorOf(MakeBzImage(spec)).find("older than 2.12"), std::string::npos);
-}
-
-TEST(KernelImage, BzImageWithout64BitEntryIsRejected) {
-  BzSpec spec;
-  spec.xloadflags = 0;
-  EXPECT_NE(ErrorOf(MakeBzImage(spec)).find("XLF_KERNEL_64"), std::string::npos);
-}
-
-TEST(KernelImage, ZImageIsRejected) {
-  BzSpec spec;
-  spec.loadflags = 0;
-  EXPECT_NE(ErrorOf(MakeBzImage(spec)).find("zImage"), std::string::npos);
-}
-
-TEST(KernelImage, BzImageWithoutKernelIsRejected) {
-  BzSpec spec;
-  spec.kernel_bytes = 0x100;
-  EXPECT_NE(ErrorOf(MakeBzImage(spec)).find("protected-mode kernel missing"), std::string::npos);
+TEST(KernelImage, MalformedBzImageIsRejected) {
+  ExpectRejected<BzSpec>(
+      MakeBzImage,
+      {
+          {"boot protocol 2.10", [](BzSpec& s) { s.version = 0x020A; }, "older than 2.12"},
+          {"no 64-bit entry", [](BzSpec& s) { s.xloadflags = 0; }, "XLF_KERNEL_64"},
+          {"zImage", [](BzSpec& s) { s.loadflags = 0; }, "zImage"},
+          {"no kernel after the setup", [](BzSpec& s) { s.kernel_bytes = 0x100; },
+           "protected-mode kernel missing"},
+      });
 }
 
 TEST(KernelImage, ZeroSetupSectsMeansFour) {

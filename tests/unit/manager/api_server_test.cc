@@ -40,7 +40,9 @@ TEST(PcrSelection, RefusesBadLists) {
                           "sha1:0+sha256:0+sha384:0+sha512:0+sha1:1"}) {
     auto sel = ParsePcrSelection(bad);
     EXPECT_FALSE(sel) << "'" << bad << "' was accepted";
-    if (!sel) EXPECT_EQ(sel.error().kind(), ErrorKind::kInvalidArgument) << bad;
+    if (!sel) {
+      EXPECT_EQ(sel.error().kind(), ErrorKind::kInvalidArgument) << bad;
+    }
   }
 }
 

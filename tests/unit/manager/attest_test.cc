@@ -61,7 +61,9 @@ class AttestVtpm : public ::testing::Test {
 
   void TearDown() override {
     esys_.reset();
-    if (running_) EXPECT_EQ(StopVtpmProcess(tpm_), "");
+    if (running_) {
+      EXPECT_EQ(StopVtpmProcess(tpm_), "");
+    }
   }
 
   attestation::VerifyResult Verify(const attestation::Evidence& ev,

@@ -20,6 +20,7 @@ namespace vmm {
 namespace {
 
 namespace testing_util = sandbox::testing_util;
+using testing_util::ExitCodeOf;
 using testing_util::WaitStatus;
 
 std::string TempPath(const std::string& name) {
@@ -54,10 +55,9 @@ TEST(DeviceProcesses, RngProcessGetsNoneOfTheManagersEnvironment) {
     if (env.find("VMM_TEST_SECRET") != std::string::npos) _exit(3);
     _exit(env == expected ? 0 : 4);
   }
-  int st = WaitStatus(w);
-  ASSERT_TRUE(WIFEXITED(st)) << st;
-  EXPECT_NE(WEXITSTATUS(st), 3) << "the manager's VMM_TEST_SECRET reached the device process";
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  const int code = ExitCodeOf(w);
+  EXPECT_NE(code, 3) << "the manager's VMM_TEST_SECRET reached the device process";
+  EXPECT_EQ(code, 0);
 }
 
 // device-rng may not write a regular file at all (RLIMIT_FSIZE 0): were the manager's

@@ -23,6 +23,7 @@ namespace vmm::sandbox {
 namespace {
 
 using testing_util::Checks;
+using testing_util::ExitCodeOf;
 using testing_util::OptionsFor;
 using testing_util::Pipe;
 using testing_util::ReadAll;
@@ -149,8 +150,7 @@ TEST(SandboxConfine, VcpuStartsAndKicksThreadsWhenFullyConfined) {
   close(result.w);
   result.w = -1;
   EXPECT_EQ(ReadAll(result.r), "ok");
-  int st = WaitStatus(*pid);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_EQ(ExitCodeOf(*pid), 0);
 }
 
 TEST(SandboxConfine, RoleRlimitsAreApplied) {

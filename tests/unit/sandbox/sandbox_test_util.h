@@ -72,6 +72,13 @@ inline int WaitStatus(pid_t pid) {
   return status;
 }
 
+// Waits for `pid` and gives how it ended: its exit code, or minus the signal that killed it,
+// so that EXPECT_EQ(ExitCodeOf(pid), 0) says which.
+inline int ExitCodeOf(pid_t pid) {
+  const int st = WaitStatus(pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
 inline constexpr int kExitSkip = 77;  // a forked helper's "cannot test here"
 
 // Why SpawnConfined cannot work on this host, or "" if it can.

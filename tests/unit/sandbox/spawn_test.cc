@@ -18,6 +18,7 @@
 namespace vmm::sandbox {
 namespace {
 
+using testing_util::ExitCodeOf;
 using testing_util::kExitSkip;
 using testing_util::OptionsFor;
 using testing_util::Pipe;
@@ -48,8 +49,7 @@ TEST(SandboxSpawn, ChildDiesWithItsParent) {
     int st = WaitStatus(cpid);  // reparented to W
     _exit(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? 0 : 3);
   }
-  int st = WaitStatus(w);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "wrapper status " << st;
+  EXPECT_EQ(ExitCodeOf(w), 0) << "the wrapper";
 }
 
 // As root, become nobody first (root needs no user namespace). `dumpable` 1 models a
@@ -90,10 +90,9 @@ TEST(SandboxSpawn, WorksUnprivilegedThroughAUserNamespace) {
     }
     _exit(WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 7);
   }
-  int st = WaitStatus(w);
-  ASSERT_TRUE(WIFEXITED(st)) << st;
-  if (WEXITSTATUS(st) == kExitSkip) GTEST_SKIP() << "unprivileged user namespaces are disabled";
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  const int code = ExitCodeOf(w);
+  if (code == kExitSkip) GTEST_SKIP() << "unprivileged user namespaces are disabled";
+  EXPECT_EQ(code, 0);
 }
 
 TEST(SandboxSpawn, WorksForACallerThatDroppedRoot) {
@@ -112,10 +111,9 @@ TEST(SandboxSpawn, WorksForACallerThatDroppedRoot) {
     int st = WaitStatus(*pid);
     _exit(WIFEXITED(st) && WEXITSTATUS(st) == 0 && prctl(PR_GET_DUMPABLE) == 0 ? 0 : 3);
   }
-  int st = WaitStatus(w);
-  ASSERT_TRUE(WIFEXITED(st)) << st;
-  if (WEXITSTATUS(st) == kExitSkip) GTEST_SKIP() << "unprivileged user namespaces are disabled";
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  const int code = ExitCodeOf(w);
+  if (code == kExitSkip) GTEST_SKIP() << "unprivileged user namespaces are disabled";
+  EXPECT_EQ(code, 0);
 }
 
 TEST(SandboxSpawn, SpawnRoleExecsAsPidOneWithOnlyKeptFds) {
@@ -183,10 +181,9 @@ TEST(SandboxSpawn, SpawnRolePassesNoneOfTheCallersEnvironment) {
     }
     _exit(0);
   }
-  int st = WaitStatus(w);
-  ASSERT_TRUE(WIFEXITED(st)) << st;
-  EXPECT_NE(WEXITSTATUS(st), 4) << "the caller's VMM_TEST_SECRET reached the child";
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  const int code = ExitCodeOf(w);
+  EXPECT_NE(code, 4) << "the caller's VMM_TEST_SECRET reached the child";
+  EXPECT_EQ(code, 0);
 }
 
 TEST(SandboxSpawn, SpawnRoleReportsAFailedExec) {
@@ -227,8 +224,7 @@ TEST(SandboxSpawn, ConfineRefusesAProcessThatIsNotPidOne) {
                         std::string::npos;
     _exit(ok ? 0 : 1);
   }
-  int st = WaitStatus(w);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_EQ(ExitCodeOf(w), 0);
 }
 
 TEST(SandboxSpawn, SpawnRefusesAMultithreadedCaller) {
@@ -246,8 +242,7 @@ TEST(SandboxSpawn, SpawnRefusesAMultithreadedCaller) {
     t.join();
     _exit(ok ? 0 : 1);
   }
-  int st = WaitStatus(w);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_EQ(ExitCodeOf(w), 0);
 }
 
 TEST(SandboxSpawn, CloseFdsExceptKeepsOnlyTheList) {
@@ -260,8 +255,7 @@ TEST(SandboxSpawn, CloseFdsExceptKeepsOnlyTheList) {
     if (!r || r->fds != std::vector<int>{b.w}) _exit(2);
     _exit(CloseFdsExcept(std::vector<int>{a.r}).has_value() ? 3 : 0);  // a.r is closed now
   }
-  int st = WaitStatus(w);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_EQ(ExitCodeOf(w), 0);
 }
 
 TEST(SandboxSpawn, SelinuxHookReportsTheHostState) {
@@ -272,10 +266,9 @@ TEST(SandboxSpawn, SelinuxHookReportsTheHostState) {
     if (!r) _exit(2);
     _exit(*r == "SELinux off" ? 0 : 1);
   }
-  int st = WaitStatus(w);
-  ASSERT_TRUE(WIFEXITED(st));
-  if (WEXITSTATUS(st) == 1) GTEST_SKIP() << "SELinux is enabled here: exec context was set";
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  const int code = ExitCodeOf(w);
+  if (code == 1) GTEST_SKIP() << "SELinux is enabled here: exec context was set";
+  EXPECT_EQ(code, 0);
 }
 
 }  // namespace

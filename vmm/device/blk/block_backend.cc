@@ -22,6 +22,24 @@ Error OutOfImage(const char* what, uint64_t offset, uint64_t len, uint64_t size)
 // pread/pwrite take off_t: keep offsets and lengths where they cannot turn negative.
 constexpr uint64_t kMaxOffset = static_cast<uint64_t>(INT64_MAX);
 
+// Calls `io(done)` (a pread64/pwrite64 of the rest, from `done` bytes in) until all `len`
+// bytes moved, again after EINTR and short transfers. `call` names it in errors; `none` says
+// what a transfer of 0 bytes means.
+template <typename Io>
+Result<void> TransferAll(size_t len, const char* call, const char* none, Io io) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = io(done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(std::string("block image: ") + call);
+    }
+    if (n == 0) return Error(ErrorKind::kSystem, std::string("block image: ") + none);
+    done += static_cast<size_t>(n);
+  }
+  return Ok();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<FdBlockBackend>> FdBlockBackend::Create(UniqueFd fd, bool read_only) {
@@ -42,36 +60,20 @@ Result<std::unique_ptr<FdBlockBackend>> FdBlockBackend::Create(UniqueFd fd, bool
 
 Result<void> FdBlockBackend::ReadAt(uint64_t offset, std::span<uint8_t> out) {
   if (!InBounds(size_, offset, out.size())) return OutOfImage("read", offset, out.size(), size_);
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = pread64(fd_.get(), out.data() + done, out.size() - done,
-                        static_cast<off64_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("block image: pread");
-    }
-    // Inside the size we took at Create, so end of file means the image shrank under us.
-    if (n == 0) return Error(ErrorKind::kSystem, "block image: unexpected end of file");
-    done += static_cast<size_t>(n);
-  }
-  return Ok();
+  // Inside the size we took at Create, so end of file means the image shrank under us.
+  return TransferAll(out.size(), "pread", "unexpected end of file", [&](size_t done) {
+    return pread64(fd_.get(), out.data() + done, out.size() - done,
+                   static_cast<off64_t>(offset + done));
+  });
 }
 
 Result<void> FdBlockBackend::WriteAt(uint64_t offset, std::span<const uint8_t> in) {
   if (read_only_) return Error(ErrorKind::kInternal, "block image: write to a read-only image");
   if (!InBounds(size_, offset, in.size())) return OutOfImage("write", offset, in.size(), size_);
-  size_t done = 0;
-  while (done < in.size()) {
-    ssize_t n = pwrite64(fd_.get(), in.data() + done, in.size() - done,
-                         static_cast<off64_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("block image: pwrite");
-    }
-    if (n == 0) return Error(ErrorKind::kSystem, "block image: pwrite wrote nothing");
-    done += static_cast<size_t>(n);
-  }
-  return Ok();
+  return TransferAll(in.size(), "pwrite", "pwrite wrote nothing", [&](size_t done) {
+    return pwrite64(fd_.get(), in.data() + done, in.size() - done,
+                    static_cast<off64_t>(offset + done));
+  });
 }
 
 Result<void> FdBlockBackend::Flush() {

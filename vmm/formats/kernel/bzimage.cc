@@ -9,30 +9,15 @@
 #include "base/bytes.h"
 #include "vmm/contract/layout.h"
 #include "vmm/formats/kernel/kernel_image.h"
+#include "vmm/formats/kernel/setup_header.h"
 
 namespace vmm::boot {
 namespace {
 
-// Setup header offsets (boot.rst, "THE REAL-MODE KERNEL HEADER").
-constexpr uint64_t kSetupSects = 0x1F1;
-constexpr uint64_t kBootFlag = 0x1FE;
-constexpr uint64_t kJump = 0x200;
-constexpr uint64_t kHeaderMagic = 0x202;
-constexpr uint64_t kVersion = 0x206;
-constexpr uint64_t kLoadFlags = 0x211;
-constexpr uint64_t kInitrdAddrMax = 0x22C;
-constexpr uint64_t kKernelAlignment = 0x230;
-constexpr uint64_t kRelocatable = 0x234;
-constexpr uint64_t kXLoadFlags = 0x236;
-constexpr uint64_t kCmdlineSize = 0x238;
-constexpr uint64_t kPayloadOffset = 0x248;
-constexpr uint64_t kPayloadLength = 0x24C;
-constexpr uint64_t kPrefAddress = 0x258;
-constexpr uint64_t kInitSize = 0x260;
+using namespace setup_header;  // the field offsets
 
 constexpr uint64_t kSetupHeaderLimit = 0x290;
 
-constexpr uint8_t kLoadedHigh = 0x01;
 constexpr uint16_t kXlfKernel64 = 0x01;
 constexpr uint16_t kMinVersion = 0x020C;  // 2.12 introduced xloadflags
 constexpr uint64_t kEntry64Offset = 0x200;

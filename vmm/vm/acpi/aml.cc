@@ -67,6 +67,14 @@ Aml Concat(std::span<const Aml> parts) {
   return out;
 }
 
+// DefScope and DefDevice (ACPI 6.5 §19.6.122, §19.6.31): opcode, PkgLength, NameString, terms.
+Aml NamedTermList(std::initializer_list<uint8_t> opcode, std::string_view path,
+                  std::span<const Aml> terms) {
+  Aml body = NameString(path);
+  body.Append(Concat(terms));
+  return WithPkgLength(opcode, body);
+}
+
 }  // namespace
 
 Aml Aml::FromBytes(std::vector<uint8_t> bytes) {
@@ -250,9 +258,7 @@ Aml Scope(std::string_view path, std::initializer_list<Aml> terms) {
 }
 
 Aml Scope(std::string_view path, std::span<const Aml> terms) {
-  Aml body = NameString(path);
-  body.Append(Concat(terms));
-  return WithPkgLength({kScopeOp}, body);
+  return NamedTermList({kScopeOp}, path, terms);
 }
 
 Aml Device(std::string_view path, std::initializer_list<Aml> terms) {
@@ -260,9 +266,7 @@ Aml Device(std::string_view path, std::initializer_list<Aml> terms) {
 }
 
 Aml Device(std::string_view path, std::span<const Aml> terms) {
-  Aml body = NameString(path);
-  body.Append(Concat(terms));
-  return WithPkgLength({kExtOpPrefix, kDeviceOp}, body);
+  return NamedTermList({kExtOpPrefix, kDeviceOp}, path, terms);
 }
 
 Aml IoPort(uint16_t min, uint16_t max, uint8_t alignment, uint8_t length, bool decode16) {

@@ -4,6 +4,7 @@
 
 #include "base/bytes.h"
 #include "vmm/contract/layout.h"
+#include "vmm/formats/kernel/setup_header.h"
 
 namespace vmm::boot {
 namespace {
@@ -14,19 +15,25 @@ constexpr uint64_t kZpExtRamdiskImage = 0x0C0;
 constexpr uint64_t kZpExtRamdiskSize = 0x0C4;
 constexpr uint64_t kZpExtCmdLinePtr = 0x0C8;
 constexpr uint64_t kZpE820Entries = 0x1E8;
-constexpr uint64_t kZpSetupHeader = 0x1F1;
+constexpr uint64_t kZpSetupHeader = setup_header::kSetupSects;
 constexpr uint64_t kZpE820Table = 0x2D0;
 constexpr uint64_t kZpE820Max = 128;
-// setup_header fields, as offsets in boot_params.
-constexpr uint64_t kHdrTypeOfLoader = 0x210;
-constexpr uint64_t kHdrLoadFlags = 0x211;
-constexpr uint64_t kHdrRamdiskImage = 0x218;
-constexpr uint64_t kHdrRamdiskSize = 0x21C;
-constexpr uint64_t kHdrHeapEndPtr = 0x224;
-constexpr uint64_t kHdrCmdLinePtr = 0x228;
+using namespace setup_header;  // its fields, at the same offsets in boot_params
 
 constexpr uint8_t kLoaderUndefined = 0xFF;  // boot.rst: "no assigned ID"
-constexpr uint8_t kCanUseHeap = 0x80;
+
+// The memory map as both boot paths lay it out: entries of `stride` bytes from `offset`, each
+// addr (u64), size (u64), type (u32) — PVH's hvm_memmap_table_entry (24 bytes, the last 4
+// reserved) and the zero page's boot_e820_entry (20 bytes, packed).
+void StoreMemoryMap(std::span<uint8_t> b, uint64_t offset, size_t stride,
+                    const std::vector<x86::E820Entry>& map) {
+  for (size_t i = 0; i < map.size(); ++i) {
+    const uint64_t off = offset + i * stride;
+    StoreLe<uint64_t>(b, off, map[i].addr);
+    StoreLe<uint64_t>(b, off + 8, map[i].size);
+    StoreLe<uint32_t>(b, off + 16, map[i].type);
+  }
+}
 
 }  // namespace
 
@@ -50,12 +57,7 @@ Result<std::vector<uint8_t>> BuildPvhStartInfo(const BootInfo& info, uint64_t ba
   StoreLe<uint64_t>(b, 32, info.rsdp_gpa);
   StoreLe<uint64_t>(b, 40, base + memmap_offset);
   StoreLe<uint32_t>(b, 48, static_cast<uint32_t>(info.memory_map.size()));
-  for (size_t i = 0; i < info.memory_map.size(); ++i) {
-    uint64_t off = memmap_offset + i * 24;
-    StoreLe<uint64_t>(b, off, info.memory_map[i].addr);
-    StoreLe<uint64_t>(b, off + 8, info.memory_map[i].size);
-    StoreLe<uint32_t>(b, off + 16, info.memory_map[i].type);
-  }
+  StoreMemoryMap(b, memmap_offset, 24, info.memory_map);
   return blob;
 }
 
@@ -68,24 +70,19 @@ Result<std::vector<uint8_t>> BuildZeroPage(const KernelImage& image, const BootI
   size_t hdr_len = std::min<size_t>(image.setup_header.size(), kZpE820Table - kZpSetupHeader);
   std::copy_n(image.setup_header.begin(), hdr_len, page.begin() + kZpSetupHeader);
 
-  StoreLe<uint8_t>(p, kHdrTypeOfLoader, kLoaderUndefined);
-  uint8_t flags = *LoadLe<uint8_t>(p, kHdrLoadFlags);
-  StoreLe<uint8_t>(p, kHdrLoadFlags, flags | kCanUseHeap);
-  StoreLe<uint16_t>(p, kHdrHeapEndPtr, 0xFE00);  // boot.rst: heap end relative to setup start
-  StoreLe<uint32_t>(p, kHdrCmdLinePtr, static_cast<uint32_t>(info.cmdline_gpa));
+  StoreLe<uint8_t>(p, kTypeOfLoader, kLoaderUndefined);
+  uint8_t flags = *LoadLe<uint8_t>(p, kLoadFlags);
+  StoreLe<uint8_t>(p, kLoadFlags, flags | kCanUseHeap);
+  StoreLe<uint16_t>(p, kHeapEndPtr, 0xFE00);  // boot.rst: heap end relative to setup start
+  StoreLe<uint32_t>(p, kCmdLinePtr, static_cast<uint32_t>(info.cmdline_gpa));
   StoreLe<uint32_t>(p, kZpExtCmdLinePtr, static_cast<uint32_t>(info.cmdline_gpa >> 32));
-  StoreLe<uint32_t>(p, kHdrRamdiskImage, static_cast<uint32_t>(info.initrd_gpa));
-  StoreLe<uint32_t>(p, kHdrRamdiskSize, static_cast<uint32_t>(info.initrd_size));
+  StoreLe<uint32_t>(p, kRamdiskImage, static_cast<uint32_t>(info.initrd_gpa));
+  StoreLe<uint32_t>(p, kRamdiskSize, static_cast<uint32_t>(info.initrd_size));
   StoreLe<uint32_t>(p, kZpExtRamdiskImage, static_cast<uint32_t>(info.initrd_gpa >> 32));
   StoreLe<uint32_t>(p, kZpExtRamdiskSize, static_cast<uint32_t>(info.initrd_size >> 32));
   StoreLe<uint64_t>(p, kZpAcpiRsdpAddr, info.rsdp_gpa);
   StoreLe<uint8_t>(p, kZpE820Entries, static_cast<uint8_t>(info.memory_map.size()));
-  for (size_t i = 0; i < info.memory_map.size(); ++i) {
-    uint64_t off = kZpE820Table + i * 20;
-    StoreLe<uint64_t>(p, off, info.memory_map[i].addr);
-    StoreLe<uint64_t>(p, off + 8, info.memory_map[i].size);
-    StoreLe<uint32_t>(p, off + 16, info.memory_map[i].type);
-  }
+  StoreMemoryMap(p, kZpE820Table, 20, info.memory_map);
   return page;
 }
 

@@ -289,29 +289,11 @@ void CrbDevice::SetFatal() {
   if (start_) RespondError(kTpmRcFailure);
 }
 
-bool CrbDevice::idle() const {
-  std::lock_guard lock(mu_);
-  return idle_;
-}
-bool CrbDevice::locality_assigned() const {
-  std::lock_guard lock(mu_);
-  return locality_assigned_;
-}
-bool CrbDevice::command_outstanding() const {
-  std::lock_guard lock(mu_);
-  return outstanding_;
-}
-uint64_t CrbDevice::guest_errors() const {
-  std::lock_guard lock(mu_);
-  return guest_errors_;
-}
-uint64_t CrbDevice::commands_submitted() const {
-  std::lock_guard lock(mu_);
-  return commands_submitted_;
-}
-uint64_t CrbDevice::commands_refused() const {
-  std::lock_guard lock(mu_);
-  return commands_refused_;
-}
+bool CrbDevice::idle() const { return Locked(idle_); }
+bool CrbDevice::locality_assigned() const { return Locked(locality_assigned_); }
+bool CrbDevice::command_outstanding() const { return Locked(outstanding_); }
+uint64_t CrbDevice::guest_errors() const { return Locked(guest_errors_); }
+uint64_t CrbDevice::commands_submitted() const { return Locked(commands_submitted_); }
+uint64_t CrbDevice::commands_refused() const { return Locked(commands_refused_); }
 
 }  // namespace vtpm

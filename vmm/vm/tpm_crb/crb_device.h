@@ -180,6 +180,12 @@ class CrbDevice {
   void Respond(std::span<const uint8_t> response);
   void RespondError(uint32_t rc);
   void FinishCommand();
+  // A copy of one state field, read under the lock (for the accessors above).
+  template <typename T>
+  T Locked(const T& field) const {
+    std::lock_guard lock(mu_);
+    return field;
+  }
 
   const uint64_t buffer_gpa_;
   const std::span<uint8_t> buffer_;

@@ -22,21 +22,32 @@ constexpr uint8_t kDriverStatusBits = kVirtioStatusAcknowledge | kVirtioStatusDr
                                       kVirtioStatusFailed;
 
 // Registers that the driver reads only or writes only (§4.2.2 table, column Direction).
-bool IsWriteOnly(uint32_t reg) {
+// The selected queue's size and ring addresses (§4.2.2): write-only, and locked while the
+// queue is ready (WriteQueueField).
+bool IsQueueConfig(uint32_t reg) {
   switch (reg) {
-    case kMmioRegDeviceFeaturesSel:
-    case kMmioRegDriverFeatures:
-    case kMmioRegDriverFeaturesSel:
-    case kMmioRegQueueSel:
     case kMmioRegQueueNum:
-    case kMmioRegQueueNotify:
-    case kMmioRegInterruptAck:
     case kMmioRegQueueDescLow:
     case kMmioRegQueueDescHigh:
     case kMmioRegQueueDriverLow:
     case kMmioRegQueueDriverHigh:
     case kMmioRegQueueDeviceLow:
     case kMmioRegQueueDeviceHigh:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsWriteOnly(uint32_t reg) {
+  if (IsQueueConfig(reg)) return true;
+  switch (reg) {
+    case kMmioRegDeviceFeaturesSel:
+    case kMmioRegDriverFeatures:
+    case kMmioRegDriverFeaturesSel:
+    case kMmioRegQueueSel:
+    case kMmioRegQueueNotify:
+    case kMmioRegInterruptAck:
     case kMmioRegShmSel:
       return true;
     default:
@@ -218,6 +229,7 @@ uint32_t MmioTransport::ReadRegister(uint32_t reg) {
 }
 
 void MmioTransport::WriteRegister(uint32_t reg, uint32_t value) {
+  if (IsQueueConfig(reg)) return WriteQueueField(reg, value);
   switch (reg) {
     case kMmioRegDeviceFeaturesSel:
       device_features_sel_ = value;
@@ -241,14 +253,6 @@ void MmioTransport::WriteRegister(uint32_t reg, uint32_t value) {
     case kMmioRegQueueSel:
       queue_sel_ = value;
       return;
-    case kMmioRegQueueNum:
-    case kMmioRegQueueDescLow:
-    case kMmioRegQueueDescHigh:
-    case kMmioRegQueueDriverLow:
-    case kMmioRegQueueDriverHigh:
-    case kMmioRegQueueDeviceLow:
-    case kMmioRegQueueDeviceHigh:
-      return WriteQueueField(reg, value);
     case kMmioRegQueueReady:
       return WriteQueueReady(value);
     case kMmioRegQueueNotify:
