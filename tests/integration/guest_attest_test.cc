@@ -111,8 +111,9 @@ TEST(GuestAttestKvm, TheManagersAndTheGuestsBundlesBothVerify) {
   ASSERT_EQ(provision.exit_code, 0) << provision.err;
 
   const std::vector<std::string> vm = {
-      "--kernel", BinDir() + "/testguest.elf", "--tpm", tpm, "--cmdline",
-      std::string("expect_tpm=crb attest_nonce=") + kGuestNonce + " linger=20"};
+      "--kernel",  BinDir() + "/testguest.elf",
+      "--tpm",     tpm,
+      "--cmdline", std::string("expect_tpm=crb attest_nonce=") + kGuestNonce + " linger=20"};
   std::vector<std::string> measure = {vmm, "measure", "--policy-out", d / "policy.json"};
   measure.insert(measure.end(), vm.begin(), vm.end());
   ProcessResult policy = RunProcess(measure, 60);
@@ -140,11 +141,10 @@ TEST(GuestAttestKvm, TheManagersAndTheGuestsBundlesBothVerify) {
   EXPECT_NE(serial.find("check attest: ok quote of sha256:0-9+sha384:0-9, "), std::string::npos)
       << serial;
 
-  ProcessResult assemble =
-      RunProcess({BinDir() + "/vmm-verify", "from-guest", "--serial", d / "serial.txt",
-                  "--event-log", d / "event.log", "--nonce", kGuestNonce, "--out",
-                  d / "guest.json", "--ca-chain", ca_cert},
-                 60);
+  ProcessResult assemble = RunProcess(
+      {BinDir() + "/vmm-verify", "from-guest", "--serial", d / "serial.txt", "--event-log",
+       d / "event.log", "--nonce", kGuestNonce, "--out", d / "guest.json", "--ca-chain", ca_cert},
+      60);
   ASSERT_EQ(assemble.exit_code, 0) << assemble.err;
 
   ProcessResult manager_verdict =
