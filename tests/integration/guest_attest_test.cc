@@ -177,5 +177,20 @@ TEST(GuestAttestKvm, TheManagersAndTheGuestsBundlesBothVerify) {
       << other.err;
 }
 
+// An ephemeral vTPM was never provisioned: the guest finds no AK certificate and says where
+// it looked; a nonce that is not hex fails the check before the TPM is touched.
+TEST(GuestAttestKvm, WithoutAProvisionedAkOrWithABadNonceTheCheckFails) {
+  if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)";
+  ProcessResult r = RunVmm({"--kernel", BinDir() + "/testguest.elf", "--tpm", "ephemeral",
+                            "--cmdline", "expect_tpm=crb attest_nonce=0011"});
+  EXPECT_NE(r.out.find("check attest: FAIL no AK certificate at NV 0x1c101c0"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("attest: quote "), std::string::npos) << "pieces printed after a failure";
+  r = RunVmm({"--kernel", BinDir() + "/testguest.elf", "--tpm", "ephemeral", "--cmdline",
+              "expect_tpm=crb attest_nonce=0x11"});
+  EXPECT_NE(r.out.find("check attest: FAIL attest_nonce: want 1 to 32 bytes"), std::string::npos)
+      << r.out;
+}
+
 }  // namespace
 }  // namespace vmm::testing
