@@ -185,7 +185,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Bind(const std::string& path) {
     if (res.status == 400) message = "malformed HTTP request";
     res.set_content(ErrorJson(message), "application/json");
   });
-  const mode_t old_mask = umask(077);
+  const mode_t old_mask = umask(0177);
   const bool bound = s.bind_to_port(path, 1);
   const int saved = errno;
   umask(old_mask);

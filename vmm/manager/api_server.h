@@ -12,7 +12,7 @@
 // PCR list), 404 (no such endpoint), 405 (wrong method), 413 (a body over kMaxApiBody), 503
 // (the VM has no vTPM, or it could not quote), 500 (anything else).
 //
-// The socket is created with mode 0600 (the umask is 077 while it is bound); a path that
+// The socket is created with mode 0600 (the umask is 0177 while it is bound); a path that
 // exists is refused, not replaced. Each connection serves one request; a client that sends
 // nothing for kApiReadTimeoutSec is dropped.
 #pragma once

@@ -150,6 +150,59 @@ std::string PemOfDer(const std::vector<uint8_t>& der) {
   return pem;
 }
 
+// The quote itself, into `ev`: the AK recreated (and flushed when `ak` goes), the PCRs read,
+// TPM2_Quote, and its PCR digest compared with what was read.
+Result<void> QuoteInto(ESYS_CONTEXT* esys, const QuoteRequest& request,
+                       const TPML_PCR_SELECTION& tpml, attestation::Evidence& ev) {
+  ASSIGN_OR_RETURN(vtpm::PrimaryKey ak, vtpm::CreateAk(esys));
+  ASSIGN_OR_RETURN(ev.ak_public, vtpm::MarshalPublicArea(ak.public_area()));
+  Result<void> quoted = Error(ErrorKind::kInternal, "no quote attempted");
+  for (int attempt = 0; attempt < kQuoteAttempts; ++attempt) {
+    auto before = ReadPcrs(esys, request.pcrs);
+    if (!before) {
+      quoted = before.error();
+      break;
+    }
+    TPM2B_DATA qualifying{};
+    qualifying.size = static_cast<UINT16>(request.nonce.size());
+    std::copy(request.nonce.begin(), request.nonce.end(), qualifying.buffer);
+    TPMT_SIG_SCHEME scheme{};
+    scheme.scheme = TPM2_ALG_NULL;  // the AK's own: ECDSA with SHA-256
+    TPM2B_ATTEST* attest = nullptr;
+    TPMT_SIGNATURE* signature = nullptr;
+    TSS2_RC rc = Esys_Quote(esys, ak.handle(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                            &qualifying, &scheme, &tpml, &attest, &signature);
+    EsysPtr<TPM2B_ATTEST> attest_owner(attest);
+    EsysPtr<TPMT_SIGNATURE> signature_owner(signature);
+    if (rc != TSS2_RC_SUCCESS) {
+      quoted = TssError(rc, "TPM2_Quote");
+      break;
+    }
+    TPMS_ATTEST parsed{};
+    size_t off = 0;
+    if (Tss2_MU_TPMS_ATTEST_Unmarshal(attest->attestationData, attest->size, &off, &parsed) !=
+        TSS2_RC_SUCCESS) {
+      quoted = Error(ErrorKind::kProtocol, "TPM2_Quote returned a TPMS_ATTEST we cannot read");
+      break;
+    }
+    const TPM2B_DIGEST& quoted_digest = parsed.attested.quote.pcrDigest;
+    const std::vector<uint8_t> expect = PcrDigest(request.pcrs, *before);
+    if (quoted_digest.size != expect.size() ||
+        !std::equal(expect.begin(), expect.end(), quoted_digest.buffer)) {
+      quoted = Error(ErrorKind::kProtocol,
+                     "the PCRs changed while quoting (the guest extended them); tried " +
+                         std::to_string(kQuoteAttempts) + " times");
+      continue;
+    }
+    ev.attest.assign(attest->attestationData, attest->attestationData + attest->size);
+    ev.signature = Marshal(*signature, Tss2_MU_TPMT_SIGNATURE_Marshal);
+    ev.pcrs = std::move(*before);
+    quoted = Ok();
+    break;
+  }
+  return quoted;
+}
+
 }  // namespace
 
 Result<PcrSelection> ParsePcrSelection(std::string_view text) {
@@ -242,56 +295,7 @@ Result<attestation::Evidence> QuoteVm(ESYS_CONTEXT* esys, const QuoteRequest& re
   attestation::Evidence ev;
   ev.source = attestation::EvidenceSource::kManager;
   ev.nonce = request.nonce;
-  // Flushed at the end of this block, whatever happens.
-  {
-  ASSIGN_OR_RETURN(vtpm::PrimaryKey ak, vtpm::CreateAk(esys));
-  ASSIGN_OR_RETURN(ev.ak_public, vtpm::MarshalPublicArea(ak.public_area()));
-  Result<void> quoted = Error(ErrorKind::kInternal, "no quote attempted");
-  for (int attempt = 0; attempt < kQuoteAttempts; ++attempt) {
-    auto before = ReadPcrs(esys, request.pcrs);
-    if (!before) {
-      quoted = before.error();
-      break;
-    }
-    TPM2B_DATA qualifying{};
-    qualifying.size = static_cast<UINT16>(request.nonce.size());
-    std::copy(request.nonce.begin(), request.nonce.end(), qualifying.buffer);
-    TPMT_SIG_SCHEME scheme{};
-    scheme.scheme = TPM2_ALG_NULL;  // the AK's own: ECDSA with SHA-256
-    TPM2B_ATTEST* attest = nullptr;
-    TPMT_SIGNATURE* signature = nullptr;
-    TSS2_RC rc = Esys_Quote(esys, ak.handle(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                            &qualifying, &scheme, &tpml, &attest, &signature);
-    EsysPtr<TPM2B_ATTEST> attest_owner(attest);
-    EsysPtr<TPMT_SIGNATURE> signature_owner(signature);
-    if (rc != TSS2_RC_SUCCESS) {
-      quoted = TssError(rc, "TPM2_Quote");
-      break;
-    }
-    TPMS_ATTEST parsed{};
-    size_t off = 0;
-    if (Tss2_MU_TPMS_ATTEST_Unmarshal(attest->attestationData, attest->size, &off, &parsed) !=
-        TSS2_RC_SUCCESS) {
-      quoted = Error(ErrorKind::kProtocol, "TPM2_Quote returned a TPMS_ATTEST we cannot read");
-      break;
-    }
-    const TPM2B_DIGEST& quoted_digest = parsed.attested.quote.pcrDigest;
-    const std::vector<uint8_t> expect = PcrDigest(request.pcrs, *before);
-    if (quoted_digest.size != expect.size() ||
-        !std::equal(expect.begin(), expect.end(), quoted_digest.buffer)) {
-      quoted = Error(ErrorKind::kProtocol,
-                     "the PCRs changed while quoting (the guest extended them); tried " +
-                         std::to_string(kQuoteAttempts) + " times");
-      continue;
-    }
-    ev.attest.assign(attest->attestationData, attest->attestationData + attest->size);
-    ev.signature = Marshal(*signature, Tss2_MU_TPMT_SIGNATURE_Marshal);
-    ev.pcrs = std::move(*before);
-    quoted = Ok();
-    break;
-  }
-  RETURN_IF_ERROR(quoted);
-  }
+  RETURN_IF_ERROR(QuoteInto(esys, request, tpml, ev));
   ev.event_log.assign(event_log.begin(), event_log.end());
   auto ak_cert = vtpm::ReadAkCertificate(esys);
   if (!ak_cert && ak_cert.error().kind() == ErrorKind::kNotFound) {

@@ -148,7 +148,7 @@ TEST_F(ApiServerTest, AttestCallsTheHandlerWithTheParsedRequest) {
   ApiServer::Handlers h;
   h.attest = [&seen](const QuoteRequest& r) -> Result<std::string> {
     seen.push_back(r);
-    if (r.nonce.size() == 2) return Error(ErrorKind::kProtocol, "TPM2_Quote: out of memory");
+    if (r.nonce.size() == 1) return Error(ErrorKind::kProtocol, "TPM2_Quote: out of memory");
     return std::string("{\"bundle\": true}\n");
   };
   (*api)->Serve(h);
