@@ -17,6 +17,8 @@
 #include "attestation/cert_checks.h"
 #include "attestation/ear.h"
 #include "attestation/evidence.h"
+#include "attestation/guest_evidence.h"
+#include "attestation/ossl.h"
 #include "attestation/tpm2_files.h"
 #include "attestation/verify.h"
 #include "base/version.h"
@@ -201,6 +203,45 @@ int RunPack(const std::string& dir, const std::string& out, const std::string& s
   return 0;
 }
 
+struct FromGuestFlags {
+  std::string serial, event_log, nonce, out, ca_chain;
+};
+
+int RunFromGuest(const FromGuestFlags& f) {
+  auto nonce = ParseHex(f.nonce);
+  if (!nonce) return Usage(nonce.error().message());
+  if (nonce->empty()) return Usage("--nonce: the guest quotes 1 to 32 bytes");
+  auto serial = ReadFile(f.serial, kMaxGuestSerialBytes);
+  if (!serial) return Usage(serial.error().ToString());
+  auto log = ReadFile(f.event_log, kMaxEventLogBytes);
+  if (!log) return Usage(log.error().ToString());
+  if (log->size() > kMaxEventLogBytes) return Usage("--event-log " + f.event_log + ": too large");
+  GuestBundleInputs inputs{*log, *nonce, {}};
+  if (!f.ca_chain.empty()) {
+    auto pem = ReadFile(f.ca_chain, 1u << 20);
+    if (!pem) return Usage(pem.error().ToString());
+    auto certs =
+        CertsFromPem(std::string_view(reinterpret_cast<const char*>(pem->data()), pem->size()),
+                     "--ca-chain " + f.ca_chain);
+    if (!certs) return Usage(certs.error().message());
+    for (const X509Ptr& cert : *certs) {
+      auto text = CertToPem(cert.get());
+      if (!text) return Usage(text.error().message());
+      inputs.ca_chain_pem.push_back(std::move(*text));
+    }
+  }
+  auto evidence = EvidenceFromGuest(*serial, inputs);
+  if (!evidence) {
+    std::fprintf(stderr, "vmm-verify: --serial %s: %s\n", f.serial.c_str(),
+                 evidence.error().message().c_str());
+    return kExitNotAffirming;
+  }
+  if (auto w = WriteText(f.out, SerializeEvidence(*evidence)); !w) {
+    return Usage(w.error().ToString());
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{
       "vmm-verify: check a vmm-evidence/1 bundle (a vTPM quote, its event log and certificates) "
@@ -257,6 +298,32 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"manager", "guest"}));
   pack->footer("Exit status: 0 written; 1 the files are not valid evidence; 2 usage or I/O error.");
 
+  FromGuestFlags guest;
+  CLI::App* from_guest = app.add_subcommand(
+      "from-guest",
+      "Build a bundle (\"source\": \"guest\") from a guest's console output: the `attest:` "
+      "lines the test guest prints when it quotes its own vTPM (attest_nonce=HEX), with the "
+      "host's copy of the event log (vmm run --event-log-out)");
+  from_guest->add_option("--serial", guest.serial, "The guest's console output (vmm run's stdout)")
+      ->required()
+      ->type_name("FILE");
+  from_guest->add_option("--event-log", guest.event_log, "The boot's event log")
+      ->required()
+      ->type_name("FILE");
+  from_guest->add_option("--nonce", guest.nonce, "The nonce the guest was given, in hex")
+      ->required()
+      ->type_name("HEX");
+  from_guest->add_option("--out", guest.out, "The bundle to write (- for stdout)")
+      ->required()
+      ->type_name("FILE");
+  from_guest
+      ->add_option("--ca-chain", guest.ca_chain,
+                   "CA certificates (PEM) for the bundle's ca_chain, issuer first")
+      ->type_name("PEM");
+  from_guest->footer(
+      "Exit status: 0 written; 1 the output holds no valid guest evidence for this nonce; 2 "
+      "usage or I/O error.");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -266,6 +333,7 @@ int Main(int argc, char** argv) {
   }
   if (unpack->parsed()) return RunUnpack(unpack_evidence, unpack_dir);
   if (pack->parsed()) return RunPack(pack_dir, pack_out, pack_source);
+  if (from_guest->parsed()) return RunFromGuest(guest);
   for (auto [flag, value] : {std::pair{"--evidence", &f.evidence}, std::pair{"--ca", &f.ca},
                              std::pair{"--nonce", &f.nonce}}) {
     if (value->empty()) return Usage(std::string(flag) + " is required (see --help)");

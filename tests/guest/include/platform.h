@@ -100,6 +100,9 @@ struct options {
 	bool compat_exercise;   /* compat=exercise: check compat drives the kvm_pvm module */
 	bool compat_unsupported; /* compat=unsupported: cpuid from the module's window */
 	bool exceptions_no_int3; /* exceptions=no-int3: skip the #BP probe (kvm_pvm cannot run int3) */
+	uint8_t attest_nonce[32];  /* attest_nonce=<hex>: the qualifyingData of check attest's quote */
+	uint32_t attest_nonce_len; /* 0 = not given */
+	bool attest_nonce_bad;     /* given, but not 1..32 bytes of hex */
 };
 #define TPM_EXPECT_CRB 1u     /* check tpm drives a CRB TPM 2.0 */
 #define TPM_EXPECT_UNKNOWN 2u /* an unknown interface name: never met */
@@ -157,6 +160,7 @@ bool check_virtio(struct guest *g, struct detail *d);
 bool check_virtio_hostile(struct guest *g, struct detail *d);
 bool check_tpm(struct guest *g, struct detail *d);
 bool check_measured_boot(struct guest *g, struct detail *d);
+bool check_attest(struct guest *g, struct detail *d);
 bool check_compat(struct guest *g, struct detail *d);
 
 #endif

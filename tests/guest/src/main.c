@@ -24,6 +24,7 @@ static const struct check checks[] = {
 	{ "virtio-hostile", check_virtio_hostile },
 	{ "tpm", check_tpm },
 	{ "measured-boot", check_measured_boot },
+	{ "attest", check_attest },
 	{ "compat", check_compat },
 };
 
@@ -86,6 +87,28 @@ static uint32_t parse_hostile_list(const char *s, size_t len)
 	return mask;
 }
 
+/* attest_nonce=<hex>: 1 to 32 bytes, either case; anything else marks it bad. */
+static void parse_nonce(const char *s, size_t len, struct options *o)
+{
+	o->attest_nonce_len = 0;
+	o->attest_nonce_bad = len == 0 || len % 2 || len > 2 * sizeof(o->attest_nonce);
+	for (size_t i = 0; !o->attest_nonce_bad && i < len; i++) {
+		char ch = s[i];
+		int v = ch >= '0' && ch <= '9' ? ch - '0'
+		        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+		        : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+		                                 : -1;
+		if (v < 0)
+			o->attest_nonce_bad = true;
+		else if (i % 2)
+			o->attest_nonce[i / 2] = (uint8_t)(o->attest_nonce[i / 2] << 4 | v);
+		else
+			o->attest_nonce[i / 2] = (uint8_t)v;
+	}
+	if (!o->attest_nonce_bad)
+		o->attest_nonce_len = (uint32_t)(len / 2);
+}
+
 /* Space separated key=value options; unknown ones are ignored. */
 static void parse_options(const struct boot_info *bi, struct options *o)
 {
@@ -107,6 +130,8 @@ static void parse_options(const struct boot_info *bi, struct options *o)
 			o->expect_virtio = parse_virtio_list(w + 14, len - 14);
 		} else if (len > 11 && !strncmp(w, "expect_tpm=", 11)) {
 			o->expect_tpm = len == 14 && !strncmp(w + 11, "crb", 3) ? TPM_EXPECT_CRB : TPM_EXPECT_UNKNOWN;
+		} else if (len >= 13 && !strncmp(w, "attest_nonce=", 13)) {
+			parse_nonce(w + 13, len - 13, o);
 		} else if (len == 17 && !strncmp(w, "tpm_startup=guest", 17)) {
 			o->tpm_startup_guest = true;
 		} else if (len > 8 && !strncmp(w, "hostile=", 8)) {

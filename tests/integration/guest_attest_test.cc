@@ -1,0 +1,196 @@
+// Remote attestation of one running VM by both paths (ARCHITECTURE.md §8, README "Remote
+// attestation"): the manager quotes the vTPM for `vmm attest`, and the test guest quotes it
+// itself over CRB with the same AK (tests/guest/checks/attest.c), its console lines becoming a
+// bundle through `vmm-verify from-guest`. Both bundles verify affirming against the CA and a
+// policy from `vmm measure`; the guest's, checked with another nonce, does not. Needs /dev/kvm.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/vmm_process.h"
+
+extern char** environ;
+
+namespace vmm::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Fixed nonces: a verifier would pick fresh ones; here each must differ from the other.
+constexpr char kGuestNonce[] = "a11ce5eed0000000000000000000beef";
+constexpr char kManagerNonce[] = "b0b5eed00000000000000000000cafe1";
+
+std::string ReadText(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+class Dir {
+ public:
+  Dir() {
+    std::string tmpl = (fs::temp_directory_path() / "vmm-guest-attest-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~Dir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// `vmm run ARGS` in the background, its stdout (the guest's console) and stderr into files.
+class BackgroundVm {
+ public:
+  BackgroundVm(const std::vector<std::string>& args, const std::string& out,
+               const std::string& err) {
+    std::vector<std::string> argv = {BinDir() + "/vmm", "run"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> c;
+    for (std::string& a : argv) c.push_back(a.data());
+    c.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (posix_spawn(&pid_, c[0], &actions, nullptr, c.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ~BackgroundVm() { Stop(); }
+  bool started() const { return pid_ > 0; }
+  bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+  // SIGTERM, then SIGKILL if it is still there 30 s later.
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 300 && waitpid(pid_, nullptr, WNOHANG) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (waitpid(pid_, nullptr, WNOHANG) == 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+ProcessResult Verify(const std::string& evidence, const std::string& ca, const std::string& policy,
+                     const std::string& nonce) {
+  return RunProcess({BinDir() + "/vmm-verify", "--evidence", evidence, "--ca", ca, "--policy",
+                     policy, "--nonce", nonce},
+                    60);
+}
+
+TEST(GuestAttestKvm, TheManagersAndTheGuestsBundlesBothVerify) {
+  if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)";
+  Dir d;
+  ASSERT_EQ(mkdir((d / "vtpm").c_str(), 0700), 0);
+  const std::string tpm = "state=" + (d / "vtpm/state") + ",key=" + (d / "vtpm/key");
+  const std::string vmm = BinDir() + "/vmm", ca_cert = d / "ca/vtpm-ca.crt";
+  ProcessResult provision = RunProcess(
+      {vmm, "vtpm", "provision", "--vm", tpm, "--ca", d / "ca", "--vm-id", "guest-attest"}, 120);
+  ASSERT_EQ(provision.exit_code, 0) << provision.err;
+
+  const std::vector<std::string> vm = {
+      "--kernel",  BinDir() + "/testguest.elf",
+      "--tpm",     tpm,
+      "--cmdline", std::string("expect_tpm=crb attest_nonce=") + kGuestNonce + " linger=20"};
+  std::vector<std::string> measure = {vmm, "measure", "--policy-out", d / "policy.json"};
+  measure.insert(measure.end(), vm.begin(), vm.end());
+  ProcessResult policy = RunProcess(measure, 60);
+  ASSERT_EQ(policy.exit_code, 0) << policy.err;
+
+  // Boot; once the guest's result line is out it lingers, and the manager quotes meanwhile.
+  std::vector<std::string> run = vm;
+  run.insert(run.end(), {"--event-log-out", d / "event.log", "--api-socket", d / "api.sock"});
+  BackgroundVm guest(run, d / "serial.txt", d / "vmm.err");
+  ASSERT_TRUE(guest.started());
+  std::string serial;
+  for (int i = 0; i < 1200; ++i) {  // 120 s: kvm_pvm hosts run the guest's hashing slowly
+    serial = ReadText(d / "serial.txt");
+    if (serial.find("testguest: result") != std::string::npos || !guest.running()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(serial.find("testguest: result"), std::string::npos)
+      << serial << ReadText(d / "vmm.err");
+  ProcessResult attest = RunProcess({vmm, "attest", "--api-socket", d / "api.sock", "--nonce",
+                                     kManagerNonce, "--out", d / "manager.json", "--ca", d / "ca"},
+                                    60);
+  guest.Stop();
+  ASSERT_EQ(attest.exit_code, 0) << attest.err;
+  EXPECT_NE(serial.find("testguest: result PASS"), std::string::npos) << serial;
+  EXPECT_NE(serial.find("check attest: ok quote of sha256:0-9+sha384:0-9, "), std::string::npos)
+      << serial;
+
+  ProcessResult assemble = RunProcess(
+      {BinDir() + "/vmm-verify", "from-guest", "--serial", d / "serial.txt", "--event-log",
+       d / "event.log", "--nonce", kGuestNonce, "--out", d / "guest.json", "--ca-chain", ca_cert},
+      60);
+  ASSERT_EQ(assemble.exit_code, 0) << assemble.err;
+
+  ProcessResult manager_verdict =
+      Verify(d / "manager.json", ca_cert, d / "policy.json", kManagerNonce);
+  EXPECT_EQ(manager_verdict.exit_code, 0) << manager_verdict.out << manager_verdict.err;
+  EXPECT_NE(manager_verdict.out.find("source manager"), std::string::npos) << manager_verdict.out;
+  ProcessResult guest_verdict = Verify(d / "guest.json", ca_cert, d / "policy.json", kGuestNonce);
+  EXPECT_EQ(guest_verdict.exit_code, 0) << guest_verdict.out << guest_verdict.err;
+  EXPECT_NE(guest_verdict.out.find("source guest"), std::string::npos) << guest_verdict.out;
+  EXPECT_NE(guest_verdict.out.find("verdict: affirming"), std::string::npos) << guest_verdict.out;
+
+  // One AK: the guest recreated the key the manager quotes with.
+  auto manager_doc = nlohmann::json::parse(ReadText(d / "manager.json"), nullptr, false);
+  auto guest_doc = nlohmann::json::parse(ReadText(d / "guest.json"), nullptr, false);
+  ASSERT_FALSE(manager_doc.is_discarded() || guest_doc.is_discarded());
+  EXPECT_EQ(guest_doc["ak"]["public"], manager_doc["ak"]["public"]);
+  EXPECT_EQ(guest_doc["ak"]["certificate"], manager_doc["ak"]["certificate"]);
+
+  // The guest's bundle is no answer to another verifier's nonce.
+  ProcessResult stale = Verify(d / "guest.json", ca_cert, d / "policy.json", kManagerNonce);
+  EXPECT_EQ(stale.exit_code, 1) << stale.out;
+  EXPECT_NE(stale.out.find("fail  nonce"), std::string::npos) << stale.out;
+  // Nor is its console assembled for another nonce.
+  ProcessResult other = RunProcess(
+      {BinDir() + "/vmm-verify", "from-guest", "--serial", d / "serial.txt", "--event-log",
+       d / "event.log", "--nonce", kManagerNonce, "--out", d / "other.json"},
+      60);
+  EXPECT_EQ(other.exit_code, 1) << other.err;
+  EXPECT_NE(other.err.find("the guest quoted with nonce a11ce5eed"), std::string::npos)
+      << other.err;
+}
+
+// An ephemeral vTPM was never provisioned: the guest finds no AK certificate and says where
+// it looked; a nonce that is not hex fails the check before the TPM is touched.
+TEST(GuestAttestKvm, WithoutAProvisionedAkOrWithABadNonceTheCheckFails) {
+  if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)";
+  ProcessResult r = RunVmm({"--kernel", BinDir() + "/testguest.elf", "--tpm", "ephemeral",
+                            "--cmdline", "expect_tpm=crb attest_nonce=0011"});
+  EXPECT_NE(r.out.find("check attest: FAIL no AK certificate at NV 0x1c101c0"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("attest: quote "), std::string::npos) << "pieces printed after a failure";
+  r = RunVmm({"--kernel", BinDir() + "/testguest.elf", "--tpm", "ephemeral", "--cmdline",
+              "expect_tpm=crb attest_nonce=0x11"});
+  EXPECT_NE(r.out.find("check attest: FAIL attest_nonce: want 1 to 32 bytes"), std::string::npos)
+      << r.out;
+}
+
+}  // namespace
+}  // namespace vmm::testing
