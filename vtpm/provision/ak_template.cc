@@ -18,7 +18,7 @@ constexpr std::array<uint8_t, 90> kAkTemplate = [] {
       0x00, 0x58,              // size
       0x00, 0x23,              // TPM_ALG_ECC
       0x00, 0x0b,              // TPM_ALG_SHA256
-      0x00, 0x05, 0x00, 0x72,  // objectAttributes
+      0x00, 0x05, 0x04, 0x72,  // objectAttributes
       0x00, 0x00,              // authPolicy
       0x00, 0x10,              // symmetric: TPM_ALG_NULL
       0x00, 0x18, 0x00, 0x0b,  // ECDSA, SHA-256

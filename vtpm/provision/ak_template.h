@@ -12,9 +12,13 @@
 //   00 58                       size of the TPMT_PUBLIC: 88
 //   00 23                       type      TPM_ALG_ECC
 //   00 0b                       nameAlg   TPM_ALG_SHA256
-//   00 05 00 72                 objectAttributes: fixedTPM (bit 1), fixedParent (4),
-//                               sensitiveDataOrigin (5), userWithAuth (6), restricted (16),
-//                               sign (18); not decrypt
+//   00 05 04 72                 objectAttributes: fixedTPM (bit 1), fixedParent (4),
+//                               sensitiveDataOrigin (5), userWithAuth (6), noDA (10),
+//                               restricted (16), sign (18); not decrypt. noDA: its auth value
+//                               is empty, so dictionary-attack protection guards nothing,
+//                               and without it every start without an orderly shutdown
+//                               counts a failure until the AK locks out (a guest could
+//                               force that too)
 //   00 00                       authPolicy: empty (userWithAuth with the empty auth value)
 //   00 10                       symmetric TPM_ALG_NULL (a signing key has none)
 //   00 18 00 0b                 scheme    TPM_ALG_ECDSA, hash TPM_ALG_SHA256
@@ -36,7 +40,8 @@ namespace vmm::vtpm {
 
 inline constexpr TPMA_OBJECT kAkAttributes =
     TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
-    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;  // 0x00050072
+    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED |
+    TPMA_OBJECT_SIGN_ENCRYPT;  // 0x00050472
 
 TPM2B_PUBLIC AkTemplate();
 // The template above as marshalled bytes (a raw TPM2_CreatePrimary's inPublic).

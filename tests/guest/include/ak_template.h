@@ -18,7 +18,7 @@ static const uint8_t ak_template[AK_TEMPLATE_SIZE] = {
 	0x00, 0x58,             /* size of the TPMT_PUBLIC: 88 */
 	0x00, 0x23,             /* type TPM_ALG_ECC */
 	0x00, 0x0b,             /* nameAlg TPM_ALG_SHA256 */
-	0x00, 0x05, 0x00, 0x72, /* objectAttributes */
+	0x00, 0x05, 0x04, 0x72, /* objectAttributes (noDA: see the VMM's ak_template.h) */
 	0x00, 0x00,             /* authPolicy: empty */
 	0x00, 0x10,             /* symmetric TPM_ALG_NULL */
 	0x00, 0x18, 0x00, 0x0b, /* scheme TPM_ALG_ECDSA, SHA-256 */

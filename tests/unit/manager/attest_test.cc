@@ -143,6 +143,21 @@ TEST_F(AttestVtpm, AnExtendAfterBootShowsInTheReplayAndAnotherCommandLineInThePo
   EXPECT_NE(replay->reason.find("8"), std::string::npos) << replay->reason;
 }
 
+// Every VM start is a TPM start without an orderly TPM2_Shutdown before it. A DA-protected AK
+// would count each as a failed authorization and lock out after a few; the AK is noDA.
+TEST_F(AttestVtpm, TheAkStillQuotesAfterManyUnorderlyStarts) {
+  for (int boot = 0; boot < 6; ++boot) {
+    SCOPED_TRACE("boot " + std::to_string(boot));
+    ASSERT_NO_FATAL_FAILURE(Boot("console=ttyS0"));
+    auto ev =
+        QuoteVm(esys_->get(), {{static_cast<uint8_t>(boot + 1)}, DefaultQuoteSelection()}, log_);
+    ASSERT_TRUE(ev) << ev.error().ToString();
+    esys_.reset();
+    EXPECT_EQ(StopVtpmProcess(tpm_), "");
+    running_ = false;
+  }
+}
+
 TEST_F(AttestVtpm, OnlyTheSelectedPcrsAreQuotedAndBadRequestsAreRefused) {
   ASSERT_NO_FATAL_FAILURE(Boot("console=ttyS0"));
   auto sel = ParsePcrSelection("sha256:4,8");

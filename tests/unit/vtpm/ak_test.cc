@@ -87,7 +87,7 @@ TEST(AkTemplate, MarshalsToTheDocumentedBytes) {
   std::span<const uint8_t> doc = AkTemplateBytes();
   ASSERT_EQ(doc.size(), 90u);
   EXPECT_EQ(Bytes(buf, buf + off), Bytes(doc.begin(), doc.end()));
-  EXPECT_EQ(t.publicArea.objectAttributes, 0x00050072u);
+  EXPECT_EQ(t.publicArea.objectAttributes, 0x00050472u);
   EXPECT_FALSE(t.publicArea.objectAttributes & TPMA_OBJECT_DECRYPT);
 }
 
