@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include "attestation/internal.h"
+
 namespace vmm::attestation {
 namespace {
 
@@ -30,7 +32,7 @@ ChainCache::Key ChainCache::KeyOf(std::string_view ca_pem, const Evidence& e) {
   Key key{};
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   unsigned len = 0;
-  bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1;
+  bool ok = ctx && EVP_DigestInit_ex(ctx.get(), internal::EvpFor(kAlgSha256), nullptr) == 1;
   if (ok) {
     Field(ctx.get(), Bytes(ca_pem));
     Field(ctx.get(), Bytes(std::to_string(e.ca_chain_pem.size())));

@@ -6,8 +6,9 @@
 //   VerifyOptions options{.ca_pem = ca, .nonce = nonce, .policy = &policy, .chain_cache = &cache};
 //   VerifyResult r = VerifyBundle(bundle, options);  // the same result as without the cache
 //
-// What is remembered: the outcome (status and reason) of the checks ca-chain, ak-certificate,
-// ak-binding and ek-certificate, and the vm-id, only when none of them failed. The key is
+// What is remembered: the outcome (status and reason) of the checks ca-chain, ak-public,
+// ak-certificate, ak-binding and ek-certificate, the vm-id and the parsed AK (so its key is not
+// built again), only when none of them failed. The key is
 // SHA-256 over exactly the inputs those checks read: the tenant's CA PEM, the bundle's ca_chain
 // PEMs, the AK's TPMT_PUBLIC and the AK and EK certificate PEMs (the text, not the DER: a PEM
 // with trailing text fails where its DER would not). An entry serves only a verification time
@@ -19,6 +20,7 @@
 #include <array>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -27,6 +29,7 @@
 
 #include "attestation/appraisal.h"
 #include "attestation/evidence.h"
+#include "attestation/quote.h"
 
 namespace vmm::attestation {
 
@@ -34,10 +37,11 @@ class ChainCache {
  public:
   using Key = std::array<uint8_t, 32>;
   struct Entry {
-    std::vector<Check> checks;  // ca-chain, ak-certificate, ak-binding, ek-certificate
+    std::vector<Check> checks;  // ca-chain, ak-public, ak-certificate, ak-binding, ek-certificate
     std::string vm_id;
-    time_t not_before = 0;  // the latest notBefore of the certificates checked
-    time_t not_after = 0;   // the earliest notAfter
+    std::shared_ptr<const AkPublic> ak;  // the parsed AK (its EVP_PKEY is only read)
+    time_t not_before = 0;               // the latest notBefore of the certificates checked
+    time_t not_after = 0;                // the earliest notAfter
   };
 
   explicit ChainCache(size_t max_entries = 4096) : max_entries_(max_entries) {}

@@ -3,6 +3,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "attestation/cert_checks.h"
@@ -182,21 +183,24 @@ void Finish(VerifyResult& r) {
   }
 }
 
-// Stores the certificate checks' outcome when none failed and the AK certificate (and the EK
-// certificate, if the bundle has one) passed, valid while every certificate read is.
+// Stores the certificate checks' outcome and the parsed AK when none failed and the AK
+// certificate (and the EK certificate, if the bundle has one) passed, valid while every certificate
+// read is.
 void Remember(ChainCache& cache, const ChainCache::Key& key, const VerifyResult& r,
-              const std::optional<CertAnchor>& anchor, X509* ak_cert, X509* ek_cert) {
+              const std::optional<CertAnchor>& anchor, std::shared_ptr<const AkPublic> ak,
+              X509* ak_cert, X509* ek_cert) {
   ChainCache::Entry entry;
   entry.vm_id = r.vm_id;
+  entry.ak = std::move(ak);
   for (const Check& c : r.checks) {
-    if (c.name != "ca-chain" && c.name != "ak-certificate" && c.name != "ak-binding" &&
-        c.name != "ek-certificate") {
+    if (c.name != "ca-chain" && c.name != "ak-public" && c.name != "ak-certificate" &&
+        c.name != "ak-binding" && c.name != "ek-certificate") {
       continue;
     }
     if (c.status == CheckStatus::kFail) return;
     entry.checks.push_back(c);
   }
-  if (entry.checks.size() != 4 || !anchor || ak_cert == nullptr) return;
+  if (entry.checks.size() != 5 || !anchor || !entry.ak || ak_cert == nullptr) return;
   std::vector<X509*> certs = {anchor->ca.get(), ak_cert};
   if (ek_cert) certs.push_back(ek_cert);
   for (const X509Ptr& c : anchor->intermediates) certs.push_back(c.get());
@@ -307,11 +311,15 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
                : std::to_string(e.ca_chain_pem.size()) + " certificate(s) chain to the CA";
   });
 
-  std::optional<AkPublic> ak;
-  run.Run("ak-public", id, {}, [&](Check&) -> Result<std::string> {
+  std::shared_ptr<const AkPublic> ak;
+  run.Run("ak-public", id, {}, [&](Check& c) -> Result<std::string> {
+    if (hit && hit->ak) {
+      ak = hit->ak;
+      return cached(c);
+    }
     ASSIGN_OR_RETURN(AkPublic a, ParseAkPublic(e.ak_public));
     std::string what = a.type == 0x0023 ? "ECC P-256" : "RSA 2048";
-    ak = std::move(a);
+    ak = std::make_shared<const AkPublic>(std::move(a));
     return what + " restricted signing key, name " + Short(ak->name);
   });
 
@@ -341,7 +349,7 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
     ASSIGN_OR_RETURN(ek_cert, CheckEkCertificate(*anchor, e.ek_certificate_pem));
     return "issued by the CA: \"" + CommonName(ek_cert.get()) + "\"";
   });
-  if (cache && !hit) Remember(*cache, key, r, anchor, ak_cert.get(), ek_cert.get());
+  if (cache && !hit) Remember(*cache, key, r, anchor, ak, ak_cert.get(), ek_cert.get());
 
   std::optional<QuoteInfo> quote;
   run.Run("quote-magic", id, {}, [&](Check&) -> Result<std::string> {
