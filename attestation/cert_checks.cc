@@ -89,6 +89,20 @@ std::vector<uint8_t> SanDer(X509* cert) {
 
 }  // namespace
 
+Result<Validity> ValidityOf(X509* cert) {
+  auto unix_time = [](const ASN1_TIME* t, const char* what) -> Result<time_t> {
+    struct tm tm {};
+    if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+      return OpenSslError(ErrorKind::kProtocol, std::string("reading a certificate's ") + what);
+    }
+    return timegm(&tm);
+  };
+  Validity v;
+  ASSIGN_OR_RETURN(v.not_before, unix_time(X509_get0_notBefore(cert), "notBefore"));
+  ASSIGN_OR_RETURN(v.not_after, unix_time(X509_get0_notAfter(cert), "notAfter"));
+  return v;
+}
+
 std::string CommonName(X509* cert) {
   X509_NAME* subject = X509_get_subject_name(cert);
   int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);

@@ -63,6 +63,13 @@ Result<X509Ptr> CheckEkCertificate(const CertAnchor& anchor, std::string_view pe
 // The AK and EK certificates are bound (header): returns the vm-id they both name.
 Result<std::string> CheckAkBinding(X509* ak_cert, X509* ek_cert);
 
+// A certificate's notBefore and notAfter as Unix times.
+struct Validity {
+  time_t not_before = 0;
+  time_t not_after = 0;
+};
+Result<Validity> ValidityOf(X509* cert);
+
 // The subject's common name, or "" when it has none.
 std::string CommonName(X509* cert);
 

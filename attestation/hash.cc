@@ -24,16 +24,34 @@ std::string AlgName(uint16_t alg) {
 
 namespace internal {
 
+namespace {
+// Fetched once: with OpenSSL 3's EVP_sha256() and the like every EVP_DigestInit_ex fetches the
+// implementation from the provider again, which costs more than hashing an event. The fetched
+// objects live as long as the process. Falls back to the legacy object if the fetch fails.
+const EVP_MD* Fetched(const char* name, const EVP_MD* legacy) {
+  const EVP_MD* md = EVP_MD_fetch(nullptr, name, nullptr);
+  return md ? md : legacy;
+}
+}  // namespace
+
 const EVP_MD* EvpFor(uint16_t alg) {
   switch (alg) {
-    case kAlgSha1:
-      return EVP_sha1();
-    case kAlgSha256:
-      return EVP_sha256();
-    case kAlgSha384:
-      return EVP_sha384();
-    case kAlgSha512:
-      return EVP_sha512();
+    case kAlgSha1: {
+      static const EVP_MD* md = Fetched("SHA1", EVP_sha1());
+      return md;
+    }
+    case kAlgSha256: {
+      static const EVP_MD* md = Fetched("SHA2-256", EVP_sha256());
+      return md;
+    }
+    case kAlgSha384: {
+      static const EVP_MD* md = Fetched("SHA2-384", EVP_sha384());
+      return md;
+    }
+    case kAlgSha512: {
+      static const EVP_MD* md = Fetched("SHA2-512", EVP_sha512());
+      return md;
+    }
     case kAlgSm3_256:
       return EVP_get_digestbyname("SM3");  // absent when built without SM3
     default:

@@ -1,10 +1,13 @@
 #include "attestation/verify.h"
 
 #include <functional>
+#include <limits>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "attestation/cert_checks.h"
+#include "attestation/chain_cache.h"
 #include "attestation/event_log.h"
 #include "attestation/quote.h"
 #include "base/hex.h"
@@ -180,6 +183,38 @@ void Finish(VerifyResult& r) {
   }
 }
 
+// Stores the certificate checks' outcome and the parsed AK when none failed and the AK
+// certificate (and the EK certificate, if the bundle has one) passed, valid while every certificate
+// read is.
+void Remember(ChainCache& cache, const ChainCache::Key& key, const VerifyResult& r,
+              const std::optional<CertAnchor>& anchor, std::shared_ptr<const AkPublic> ak,
+              X509* ak_cert, X509* ek_cert) {
+  ChainCache::Entry entry;
+  entry.vm_id = r.vm_id;
+  entry.ak = std::move(ak);
+  for (const Check& c : r.checks) {
+    if (c.name != "ca-chain" && c.name != "ak-public" && c.name != "ak-certificate" &&
+        c.name != "ak-binding" && c.name != "ek-certificate") {
+      continue;
+    }
+    if (c.status == CheckStatus::kFail) return;
+    entry.checks.push_back(c);
+  }
+  if (entry.checks.size() != 5 || !anchor || !entry.ak || ak_cert == nullptr) return;
+  std::vector<X509*> certs = {anchor->ca.get(), ak_cert};
+  if (ek_cert) certs.push_back(ek_cert);
+  for (const X509Ptr& c : anchor->intermediates) certs.push_back(c.get());
+  entry.not_before = std::numeric_limits<time_t>::min();
+  entry.not_after = std::numeric_limits<time_t>::max();
+  for (X509* cert : certs) {
+    Result<Validity> v = ValidityOf(cert);
+    if (!v) return;
+    entry.not_before = std::max(entry.not_before, v->not_before);
+    entry.not_after = std::min(entry.not_after, v->not_after);
+  }
+  cache.Store(key, std::move(entry));
+}
+
 }  // namespace
 
 std::string_view EarStatusName(EarStatus status) {
@@ -242,8 +277,32 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
                 Claim::kNone, std::nullopt, std::nullopt});
   const Claim id = Claim::kInstanceIdentity;
 
+  // The certificate checks' outcome from the cache when it holds a passed one for these very
+  // inputs (chain_cache.h); each check still runs through `run` with its dependencies.
+  ChainCache* cache = options.chain_cache;
+  ChainCache::Key key{};
+  std::optional<ChainCache::Entry> hit;
+  const time_t at = options.at ? *options.at : time(nullptr);
+  if (cache) {
+    key = ChainCache::KeyOf(options.ca_pem, e);
+    if (key == ChainCache::Key{}) {
+      cache = nullptr;
+    } else {
+      hit = cache->Find(key, at);
+    }
+  }
+  auto cached = [&](Check& c) -> Result<std::string> {
+    for (const Check& saved : hit->checks) {
+      if (saved.name != c.name) continue;
+      if (saved.status == CheckStatus::kSkip) return Skip(c, saved.reason);
+      return saved.reason;
+    }
+    return Error(ErrorKind::kInternal, "the chain cache has no " + c.name + " result");
+  };
+
   std::optional<CertAnchor> anchor;
-  run.Run("ca-chain", id, {}, [&](Check&) -> Result<std::string> {
+  run.Run("ca-chain", id, {}, [&](Check& c) -> Result<std::string> {
+    if (hit) return cached(c);
     ASSIGN_OR_RETURN(CertAnchor a, LoadAnchor(options.ca_pem, e.ca_chain_pem, options.at));
     RETURN_IF_ERROR(CheckCaChain(a));
     anchor = std::move(a);
@@ -252,21 +311,30 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
                : std::to_string(e.ca_chain_pem.size()) + " certificate(s) chain to the CA";
   });
 
-  std::optional<AkPublic> ak;
-  run.Run("ak-public", id, {}, [&](Check&) -> Result<std::string> {
+  std::shared_ptr<const AkPublic> ak;
+  run.Run("ak-public", id, {}, [&](Check& c) -> Result<std::string> {
+    if (hit && hit->ak) {
+      ak = hit->ak;
+      return cached(c);
+    }
     ASSIGN_OR_RETURN(AkPublic a, ParseAkPublic(e.ak_public));
     std::string what = a.type == 0x0023 ? "ECC P-256" : "RSA 2048";
-    ak = std::move(a);
+    ak = std::make_shared<const AkPublic>(std::move(a));
     return what + " restricted signing key, name " + Short(ak->name);
   });
 
   X509Ptr ak_cert;
-  run.Run("ak-certificate", id, {"ca-chain", "ak-public"}, [&](Check&) -> Result<std::string> {
+  run.Run("ak-certificate", id, {"ca-chain", "ak-public"}, [&](Check& c) -> Result<std::string> {
+    if (hit) return cached(c);
     ASSIGN_OR_RETURN(ak_cert, CheckAkCertificate(*anchor, e.ak_certificate_pem, ak->key.get()));
     return "issued by the CA to the AK: \"" + CommonName(ak_cert.get()) + "\"";
   });
 
   run.Run("ak-binding", id, {"ak-certificate"}, [&](Check& c) -> Result<std::string> {
+    if (hit) {
+      r.vm_id = hit->vm_id;
+      return cached(c);
+    }
     if (e.ek_certificate_pem.empty()) return Skip(c, "the bundle has no EK certificate");
     ASSIGN_OR_RETURN(X509Ptr ek, CertFromPem(e.ek_certificate_pem, "the EK certificate"));
     ASSIGN_OR_RETURN(r.vm_id, CheckAkBinding(ak_cert.get(), ek.get()));
@@ -274,11 +342,14 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
            "\" and the same TPM, from the same CA";
   });
 
+  X509Ptr ek_cert;
   run.Run("ek-certificate", Claim::kHardware, {"ca-chain"}, [&](Check& c) -> Result<std::string> {
+    if (hit) return cached(c);
     if (e.ek_certificate_pem.empty()) return Skip(c, "the bundle has no EK certificate");
-    ASSIGN_OR_RETURN(X509Ptr ek, CheckEkCertificate(*anchor, e.ek_certificate_pem));
-    return "issued by the CA: \"" + CommonName(ek.get()) + "\"";
+    ASSIGN_OR_RETURN(ek_cert, CheckEkCertificate(*anchor, e.ek_certificate_pem));
+    return "issued by the CA: \"" + CommonName(ek_cert.get()) + "\"";
   });
+  if (cache && !hit) Remember(*cache, key, r, anchor, ak, ak_cert.get(), ek_cert.get());
 
   std::optional<QuoteInfo> quote;
   run.Run("quote-magic", id, {}, [&](Check&) -> Result<std::string> {

@@ -41,6 +41,8 @@
 
 namespace vmm::attestation {
 
+class ChainCache;  // chain_cache.h
+
 enum class EarStatus { kNone, kAffirming, kWarning, kContraindicated };
 std::string_view EarStatusName(EarStatus status);      // "affirming", ...
 std::string_view CheckStatusName(CheckStatus status);  // "pass", "fail", "skip"
@@ -56,6 +58,9 @@ struct VerifyOptions {
   std::vector<uint8_t> nonce;      // what the quote's extraData must be
   const Policy* policy = nullptr;  // nullptr: no appraisal ("policy" skipped)
   std::optional<time_t> at;        // certificate validity time; nullopt: now
+  // Remembers passed certificate checks across calls (chain_cache.h); the result is the same
+  // with or without it. nullptr: every check runs in full.
+  ChainCache* chain_cache = nullptr;
 };
 
 struct VerifyResult {
