@@ -86,6 +86,16 @@ const EVP_MD* SignatureMd(uint16_t hash_alg) {
   }
 }
 
+// A Name's form (Part 1 §16): the algorithm, big-endian, then its digest of `parts`.
+Result<std::vector<uint8_t>> AlgAndDigest(uint16_t alg,
+                                          std::span<const std::span<const uint8_t>> parts) {
+  uint16_t algs[] = {alg};
+  ASSIGN_OR_RETURN(std::vector<Digest> digest, internal::HashChunks(algs, parts));
+  std::vector<uint8_t> out = {static_cast<uint8_t>(alg >> 8), static_cast<uint8_t>(alg)};
+  out.insert(out.end(), digest[0].bytes.begin(), digest[0].bytes.end());
+  return out;
+}
+
 }  // namespace
 
 Result<AkPublic> ParseAkPublic(std::span<const uint8_t> bytes) {
@@ -111,24 +121,16 @@ Result<AkPublic> ParseAkPublic(std::span<const uint8_t> bytes) {
     return Bad("the AK's type " + Hex(pub.type, 4) + " is neither ECC nor RSA");
   }
   // The name hashes the public area exactly as marshalled (Part 1 §16): these bytes.
-  uint16_t algs[] = {pub.nameAlg};
   std::span<const uint8_t> parts[] = {bytes};
-  ASSIGN_OR_RETURN(std::vector<Digest> digest, internal::HashChunks(algs, parts));
-  ak.name = {static_cast<uint8_t>(pub.nameAlg >> 8), static_cast<uint8_t>(pub.nameAlg)};
-  ak.name.insert(ak.name.end(), digest[0].bytes.begin(), digest[0].bytes.end());
+  ASSIGN_OR_RETURN(ak.name, AlgAndDigest(pub.nameAlg, parts));
   return ak;
 }
 
 Result<std::vector<uint8_t>> QualifiedNameAsPrimary(const AkPublic& ak, uint32_t hierarchy) {
   uint8_t handle[4] = {static_cast<uint8_t>(hierarchy >> 24), static_cast<uint8_t>(hierarchy >> 16),
                        static_cast<uint8_t>(hierarchy >> 8), static_cast<uint8_t>(hierarchy)};
-  uint16_t algs[] = {ak.name_alg};
   std::span<const uint8_t> parts[] = {handle, ak.name};
-  ASSIGN_OR_RETURN(std::vector<Digest> digest, internal::HashChunks(algs, parts));
-  std::vector<uint8_t> qn = {static_cast<uint8_t>(ak.name_alg >> 8),
-                             static_cast<uint8_t>(ak.name_alg)};
-  qn.insert(qn.end(), digest[0].bytes.begin(), digest[0].bytes.end());
-  return qn;
+  return AlgAndDigest(ak.name_alg, parts);
 }
 
 Result<QuoteInfo> ParseQuote(std::span<const uint8_t> bytes) {
