@@ -54,16 +54,6 @@ std::string Dump(const Ordered& doc, int indent) {
   return doc.dump(indent, ' ', false, Ordered::error_handler_t::replace);
 }
 
-struct BioFree {
-  void operator()(BIO* p) const { BIO_free_all(p); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-struct EcdsaSigFree {
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-};
-
 }  // namespace
 
 std::string Base64Url(std::span<const uint8_t> bytes) {
@@ -85,8 +75,7 @@ std::string EarToJson(const VerifyResult& result, std::span<const uint8_t> nonce
 
 Result<std::string> EarToJwt(const VerifyResult& result, std::span<const uint8_t> nonce, time_t iat,
                              std::string_view key_pem) {
-  std::unique_ptr<BIO, BioFree> bio(
-      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+  BioPtr bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
   EvpPkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!key)
     return OpenSslError(ErrorKind::kInvalidArgument, "the signing key is not a PEM private key");
@@ -104,7 +93,7 @@ Result<std::string> EarToJwt(const VerifyResult& result, std::span<const uint8_t
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
   };
   std::string input = b64(header) + "." + b64(payload);
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   size_t der_len = 0;
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
       EVP_DigestSign(ctx.get(), nullptr, &der_len,
@@ -118,8 +107,7 @@ Result<std::string> EarToJwt(const VerifyResult& result, std::span<const uint8_t
   }
   // JWS ES256 wants r||s, each 32 bytes big-endian (RFC 7518 §3.4), not DER.
   const unsigned char* p = der.data();
-  std::unique_ptr<ECDSA_SIG, EcdsaSigFree> sig(
-      d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
+  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
   if (!sig) return OpenSslError(ErrorKind::kInternal, "decoding the ECDSA signature");
   uint8_t raw[64];
   if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), raw, 32) != 32 ||

@@ -7,6 +7,7 @@
 
 #include "attestation/event_log.h"
 #include "attestation/internal.h"
+#include "base/openssl_ptr.h"
 
 namespace vmm::attestation {
 
@@ -59,16 +60,9 @@ const EVP_MD* EvpFor(uint16_t alg) {
   }
 }
 
-namespace {
-struct CtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using Ctx = std::unique_ptr<EVP_MD_CTX, CtxFree>;
-}  // namespace
-
 Result<std::vector<Digest>> HashChunks(std::span<const uint16_t> algs,
                                        std::span<const std::span<const uint8_t>> parts) {
-  std::vector<Ctx> ctxs;
+  std::vector<EvpMdCtxPtr> ctxs;
   ctxs.reserve(algs.size());
   for (uint16_t alg : algs) {
     const EVP_MD* md = EvpFor(alg);
@@ -76,7 +70,7 @@ Result<std::vector<Digest>> HashChunks(std::span<const uint16_t> algs,
       return Error(ErrorKind::kUnsupported,
                    "hash algorithm " + AlgName(alg) + " is not available in this OpenSSL");
     }
-    Ctx ctx(EVP_MD_CTX_new());
+    EvpMdCtxPtr ctx(EVP_MD_CTX_new());
     if (!ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1) {
       return Error(ErrorKind::kInternal, "EVP_DigestInit_ex failed for " + AlgName(alg));
     }

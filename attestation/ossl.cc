@@ -7,11 +7,6 @@
 namespace vmm::attestation {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* p) const { BIO_free_all(p); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-
 std::string BioText(BIO* bio) {
   char* data = nullptr;
   long len = BIO_get_mem_data(bio, &data);

@@ -1,5 +1,5 @@
-// Owning pointers for the OpenSSL objects the verifier passes around, PEM helpers, and an Error
-// that carries OpenSSL's error queue. The verifier links nothing of vtpm/, so it keeps its own.
+// PEM helpers for the verifier and an Error that carries OpenSSL's error queue (the owning
+// pointers are base/openssl_ptr.h's). The verifier links nothing of vtpm/, so it keeps its own.
 //
 //   ASSIGN_OR_RETURN(X509Ptr cert, CertFromPem(pem, "the AK certificate"));
 //   EvpPkeyPtr key(X509_get_pubkey(cert.get()));
@@ -13,18 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "base/openssl_ptr.h"
 #include "base/result.h"
 
 namespace vmm::attestation {
-
-struct EvpPkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
 
 // "<what>: <OpenSSL's queued errors>" (or "<what>" when the queue is empty); drains the queue.
 Error OpenSslError(ErrorKind kind, const std::string& what);

@@ -29,36 +29,11 @@ Result<T> Unmarshal(F fn, std::span<const uint8_t> bytes, const std::string& wha
   return out;
 }
 
-struct ParamBldFree {
-  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
-};
-struct ParamFree {
-  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
-};
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-struct BnFree {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-struct EcdsaSigFree {
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-};
-using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
-
 Result<EvpPkeyPtr> KeyFromParams(const char* type, OSSL_PARAM_BLD* bld) {
-  std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
-      EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
-  EVP_PKEY* key = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
+  EvpPkeyPtr key = PublicKeyFromParams(type, bld);
+  if (!key)
     return OpenSslError(ErrorKind::kProtocol, std::string("the AK's ") + type + " public key");
-  }
-  return EvpPkeyPtr(key);
+  return key;
 }
 
 Result<EvpPkeyPtr> EccKey(const TPMT_PUBLIC& pub) {
@@ -72,7 +47,7 @@ Result<EvpPkeyPtr> EccKey(const TPMT_PUBLIC& pub) {
   uint8_t point[65] = {0x04};
   std::copy(x.buffer, x.buffer + x.size, point + 1 + (32 - x.size));
   std::copy(y.buffer, y.buffer + y.size, point + 33 + (32 - y.size));
-  std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
+  OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
   if (!bld ||
       OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) !=
           1 ||
@@ -91,7 +66,7 @@ Result<EvpPkeyPtr> RsaKey(const TPMT_PUBLIC& pub) {
   }
   BnPtr n(BN_bin2bn(pub.unique.rsa.buffer, pub.unique.rsa.size, nullptr));
   BnPtr e(BN_new());
-  std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
+  OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
   if (!n || !e || !bld || BN_set_word(e.get(), p.exponent == 0 ? 65537 : p.exponent) != 1 ||
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) != 1 ||
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()) != 1) {
@@ -109,6 +84,16 @@ const EVP_MD* SignatureMd(uint16_t hash_alg) {
     default:
       return nullptr;  // SHA-1 and anything else are refused
   }
+}
+
+// A Name's form (Part 1 §16): the algorithm, big-endian, then its digest of `parts`.
+Result<std::vector<uint8_t>> AlgAndDigest(uint16_t alg,
+                                          std::span<const std::span<const uint8_t>> parts) {
+  uint16_t algs[] = {alg};
+  ASSIGN_OR_RETURN(std::vector<Digest> digest, internal::HashChunks(algs, parts));
+  std::vector<uint8_t> out = {static_cast<uint8_t>(alg >> 8), static_cast<uint8_t>(alg)};
+  out.insert(out.end(), digest[0].bytes.begin(), digest[0].bytes.end());
+  return out;
 }
 
 }  // namespace
@@ -136,24 +121,16 @@ Result<AkPublic> ParseAkPublic(std::span<const uint8_t> bytes) {
     return Bad("the AK's type " + Hex(pub.type, 4) + " is neither ECC nor RSA");
   }
   // The name hashes the public area exactly as marshalled (Part 1 §16): these bytes.
-  uint16_t algs[] = {pub.nameAlg};
   std::span<const uint8_t> parts[] = {bytes};
-  ASSIGN_OR_RETURN(std::vector<Digest> digest, internal::HashChunks(algs, parts));
-  ak.name = {static_cast<uint8_t>(pub.nameAlg >> 8), static_cast<uint8_t>(pub.nameAlg)};
-  ak.name.insert(ak.name.end(), digest[0].bytes.begin(), digest[0].bytes.end());
+  ASSIGN_OR_RETURN(ak.name, AlgAndDigest(pub.nameAlg, parts));
   return ak;
 }
 
 Result<std::vector<uint8_t>> QualifiedNameAsPrimary(const AkPublic& ak, uint32_t hierarchy) {
   uint8_t handle[4] = {static_cast<uint8_t>(hierarchy >> 24), static_cast<uint8_t>(hierarchy >> 16),
                        static_cast<uint8_t>(hierarchy >> 8), static_cast<uint8_t>(hierarchy)};
-  uint16_t algs[] = {ak.name_alg};
   std::span<const uint8_t> parts[] = {handle, ak.name};
-  ASSIGN_OR_RETURN(std::vector<Digest> digest, internal::HashChunks(algs, parts));
-  std::vector<uint8_t> qn = {static_cast<uint8_t>(ak.name_alg >> 8),
-                             static_cast<uint8_t>(ak.name_alg)};
-  qn.insert(qn.end(), digest[0].bytes.begin(), digest[0].bytes.end());
-  return qn;
+  return AlgAndDigest(ak.name_alg, parts);
 }
 
 Result<QuoteInfo> ParseQuote(std::span<const uint8_t> bytes) {
@@ -215,7 +192,7 @@ Result<SignatureInfo> VerifyQuoteSignature(const AkPublic& ak, std::span<const u
   if (ak.type == TPM2_ALG_ECC) {
     if (sig.sigAlg != TPM2_ALG_ECDSA) return Bad("an ECC AK's quote is not signed with ECDSA");
     const TPMS_SIGNATURE_ECC& ecc = sig.signature.ecdsa;
-    std::unique_ptr<ECDSA_SIG, EcdsaSigFree> s(ECDSA_SIG_new());
+    EcdsaSigPtr s(ECDSA_SIG_new());
     BnPtr r(BN_bin2bn(ecc.signatureR.buffer, ecc.signatureR.size, nullptr));
     BnPtr ss(BN_bin2bn(ecc.signatureS.buffer, ecc.signatureS.size, nullptr));
     if (!s || !r || !ss || ECDSA_SIG_set0(s.get(), r.get(), ss.get()) != 1) {
@@ -233,7 +210,7 @@ Result<SignatureInfo> VerifyQuoteSignature(const AkPublic& ak, std::span<const u
     der.assign(sig.signature.rsassa.sig.buffer,
                sig.signature.rsassa.sig.buffer + sig.signature.rsassa.sig.size);
   }
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, SignatureMd(info.hash_alg), nullptr,
                                    ak.key.get()) != 1) {
     return OpenSslError(ErrorKind::kInternal, "setting up the signature check");

@@ -15,6 +15,7 @@
 
 #include "base/bytes.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_reader.h"
 #include "vmm/vm/tpm_crb/crb_device.h"
 
 namespace {
@@ -85,11 +86,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   backend.device = &crb;
 
   uint8_t buf[16];
-  for (size_t pos = 2; pos + 7 <= size; pos += 7) {
-    const uint8_t op = data[pos];
-    const uint16_t raw = static_cast<uint16_t>(data[pos + 1] | (data[pos + 2] << 8));
-    uint32_t value;
-    std::memcpy(&value, data + pos + 3, 4);
+  for (FuzzReader in{data + 2, size - 2}; in.left() >= 7;) {
+    const uint8_t op = in.U8();
+    const uint16_t raw = in.U16();
+    const uint32_t value = in.U32();
     const uint64_t offset = PickOffset(op, raw);
     const size_t width = kWidths[(op >> 3) & 7];
     switch (op & 7) {

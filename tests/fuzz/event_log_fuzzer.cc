@@ -9,15 +9,11 @@
 #include <span>
 
 #include "attestation/event_log.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace vmm::attestation;
-
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 void Check(std::span<const uint8_t> bytes, const ParseLimits& limits) {
   auto parsed = ParseEventLog(bytes, limits);

@@ -7,38 +7,20 @@
 #include <string>
 
 #include "attestation/guest_evidence.h"
-#include "base/hex.h"
 #include "base/tpm_alg.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/unit/attestation/guest_lines.h"
 
 namespace {
 
 using namespace vmm::attestation;
 
-std::string Chunks(const std::string& name, const std::vector<uint8_t>& b) {
-  constexpr size_t kPer = 192;
-  const size_t parts = (b.size() + kPer - 1) / kPer;
-  std::string out;
-  for (size_t i = 0; i < parts; ++i) {
-    const size_t len = std::min(kPer, b.size() - i * kPer);
-    out += "attest: " + name + " " + std::to_string(i + 1) + "/" + std::to_string(parts) + " " +
-           vmm::HexBytes(std::span<const uint8_t>(b).subspan(i * kPer, len)) + "\n";
-  }
-  return out;
-}
-
 std::string Render(const GuestPieces& g) {
-  std::string s = Chunks("nonce", g.nonce) + Chunks("ak-public", g.ak_public) +
-                  Chunks("quote", g.attest) + Chunks("signature", g.signature) +
-                  Chunks("ak-cert", g.ak_cert_der);
-  if (g.ek_cert_der) s += Chunks("ek-cert", *g.ek_cert_der);
-  for (const auto& [alg, values] : g.pcrs) {
-    for (const auto& [pcr, value] : values) {
-      s += "attest: pcr " + std::string(vmm::TpmAlgKnownName(alg)) + " " + std::to_string(pcr) +
-           " " + vmm::HexBytes(value) + "\n";
-    }
-  }
-  return s;
+  std::string s = GuestPieceLines("nonce", g.nonce) + GuestPieceLines("ak-public", g.ak_public) +
+                  GuestPieceLines("quote", g.attest) + GuestPieceLines("signature", g.signature) +
+                  GuestPieceLines("ak-cert", g.ak_cert_der);
+  if (g.ek_cert_der) s += GuestPieceLines("ek-cert", *g.ek_cert_der);
+  return s + GuestPcrLines(g.pcrs);
 }
 
 std::span<const uint8_t> Span(const std::string& s) {

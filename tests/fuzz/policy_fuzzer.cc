@@ -12,15 +12,11 @@
 
 #include "attestation/appraisal.h"
 #include "attestation/event_log.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace vmm::attestation;
-
-#define CHECK(cond)                \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
 
 std::span<const uint8_t> S(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

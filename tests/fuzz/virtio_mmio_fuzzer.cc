@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_reader.h"
 #include "vmm/vm/virtio_mmio/mmio_transport.h"
 
 namespace {
@@ -162,11 +163,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_info = &info;
 
   uint8_t buf[16];
-  for (size_t pos = 4; pos + 7 <= size; pos += 7) {
-    const uint8_t op = data[pos];
-    const uint16_t raw = static_cast<uint16_t>(data[pos + 1] | (data[pos + 2] << 8));
-    uint32_t value;
-    std::memcpy(&value, data + pos + 3, 4);
+  for (FuzzReader in{data + 4, size - 4}; in.left() >= 7;) {
+    const uint8_t op = in.U8();
+    const uint16_t raw = in.U16();
+    const uint32_t value = in.U32();
     const uint64_t offset = PickOffset(op, raw);
     const size_t width = kWidths[(op >> 2) & 7];
     switch (op & 3) {

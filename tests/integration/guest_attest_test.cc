@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "tests/integration/vmm_process.h"
+#include "tests/unit/common/temp_dir.h"
 
 extern char** environ;
 
@@ -38,22 +39,6 @@ std::string ReadText(const std::string& path) {
   s << f.rdbuf();
   return s.str();
 }
-
-class Dir {
- public:
-  Dir() {
-    std::string tmpl = (fs::temp_directory_path() / "vmm-guest-attest-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~Dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // `vmm run ARGS` in the background, its stdout (the guest's console) and stderr into files.
 class BackgroundVm {
@@ -102,75 +87,80 @@ ProcessResult Verify(const std::string& evidence, const std::string& ca, const s
 
 TEST(GuestAttestKvm, TheManagersAndTheGuestsBundlesBothVerify) {
   if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)";
-  Dir d;
-  ASSERT_EQ(mkdir((d / "vtpm").c_str(), 0700), 0);
-  const std::string tpm = "state=" + (d / "vtpm/state") + ",key=" + (d / "vtpm/key");
-  const std::string vmm = BinDir() + "/vmm", ca_cert = d / "ca/vtpm-ca.crt";
+  testing_util::TempDir d("vmm-guest-attest");
+  ASSERT_EQ(mkdir((d.File("vtpm")).c_str(), 0700), 0);
+  const std::string tpm = "state=" + (d.File("vtpm/state")) + ",key=" + (d.File("vtpm/key"));
+  const std::string vmm = BinDir() + "/vmm", ca_cert = d.File("ca/vtpm-ca.crt");
   ProcessResult provision = RunProcess(
-      {vmm, "vtpm", "provision", "--vm", tpm, "--ca", d / "ca", "--vm-id", "guest-attest"}, 120);
+      {vmm, "vtpm", "provision", "--vm", tpm, "--ca", d.File("ca"), "--vm-id", "guest-attest"},
+      120);
   ASSERT_EQ(provision.exit_code, 0) << provision.err;
 
   const std::vector<std::string> vm = {
       "--kernel",  BinDir() + "/testguest.elf",
       "--tpm",     tpm,
       "--cmdline", std::string("expect_tpm=crb attest_nonce=") + kGuestNonce + " linger=20"};
-  std::vector<std::string> measure = {vmm, "measure", "--policy-out", d / "policy.json"};
+  std::vector<std::string> measure = {vmm, "measure", "--policy-out", d.File("policy.json")};
   measure.insert(measure.end(), vm.begin(), vm.end());
   ProcessResult policy = RunProcess(measure, 60);
   ASSERT_EQ(policy.exit_code, 0) << policy.err;
 
   // Boot; once the guest's result line is out it lingers, and the manager quotes meanwhile.
   std::vector<std::string> run = vm;
-  run.insert(run.end(), {"--event-log-out", d / "event.log", "--api-socket", d / "api.sock"});
-  BackgroundVm guest(run, d / "serial.txt", d / "vmm.err");
+  run.insert(run.end(),
+             {"--event-log-out", d.File("event.log"), "--api-socket", d.File("api.sock")});
+  BackgroundVm guest(run, d.File("serial.txt"), d.File("vmm.err"));
   ASSERT_TRUE(guest.started());
   std::string serial;
   for (int i = 0; i < 1200; ++i) {  // 120 s: kvm_pvm hosts run the guest's hashing slowly
-    serial = ReadText(d / "serial.txt");
+    serial = ReadText(d.File("serial.txt"));
     if (serial.find("testguest: result") != std::string::npos || !guest.running()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_NE(serial.find("testguest: result"), std::string::npos)
-      << serial << ReadText(d / "vmm.err");
-  ProcessResult attest = RunProcess({vmm, "attest", "--api-socket", d / "api.sock", "--nonce",
-                                     kManagerNonce, "--out", d / "manager.json", "--ca", d / "ca"},
-                                    60);
+      << serial << ReadText(d.File("vmm.err"));
+  ProcessResult attest =
+      RunProcess({vmm, "attest", "--api-socket", d.File("api.sock"), "--nonce", kManagerNonce,
+                  "--out", d.File("manager.json"), "--ca", d.File("ca")},
+                 60);
   guest.Stop();
   ASSERT_EQ(attest.exit_code, 0) << attest.err;
   EXPECT_NE(serial.find("testguest: result PASS"), std::string::npos) << serial;
   EXPECT_NE(serial.find("check attest: ok quote of sha256:0-9+sha384:0-9, "), std::string::npos)
       << serial;
 
-  ProcessResult assemble = RunProcess(
-      {BinDir() + "/vmm-verify", "from-guest", "--serial", d / "serial.txt", "--event-log",
-       d / "event.log", "--nonce", kGuestNonce, "--out", d / "guest.json", "--ca-chain", ca_cert},
-      60);
+  ProcessResult assemble =
+      RunProcess({BinDir() + "/vmm-verify", "from-guest", "--serial", d.File("serial.txt"),
+                  "--event-log", d.File("event.log"), "--nonce", kGuestNonce, "--out",
+                  d.File("guest.json"), "--ca-chain", ca_cert},
+                 60);
   ASSERT_EQ(assemble.exit_code, 0) << assemble.err;
 
   ProcessResult manager_verdict =
-      Verify(d / "manager.json", ca_cert, d / "policy.json", kManagerNonce);
+      Verify(d.File("manager.json"), ca_cert, d.File("policy.json"), kManagerNonce);
   EXPECT_EQ(manager_verdict.exit_code, 0) << manager_verdict.out << manager_verdict.err;
   EXPECT_NE(manager_verdict.out.find("source manager"), std::string::npos) << manager_verdict.out;
-  ProcessResult guest_verdict = Verify(d / "guest.json", ca_cert, d / "policy.json", kGuestNonce);
+  ProcessResult guest_verdict =
+      Verify(d.File("guest.json"), ca_cert, d.File("policy.json"), kGuestNonce);
   EXPECT_EQ(guest_verdict.exit_code, 0) << guest_verdict.out << guest_verdict.err;
   EXPECT_NE(guest_verdict.out.find("source guest"), std::string::npos) << guest_verdict.out;
   EXPECT_NE(guest_verdict.out.find("verdict: affirming"), std::string::npos) << guest_verdict.out;
 
   // One AK: the guest recreated the key the manager quotes with.
-  auto manager_doc = nlohmann::json::parse(ReadText(d / "manager.json"), nullptr, false);
-  auto guest_doc = nlohmann::json::parse(ReadText(d / "guest.json"), nullptr, false);
+  auto manager_doc = nlohmann::json::parse(ReadText(d.File("manager.json")), nullptr, false);
+  auto guest_doc = nlohmann::json::parse(ReadText(d.File("guest.json")), nullptr, false);
   ASSERT_FALSE(manager_doc.is_discarded() || guest_doc.is_discarded());
   EXPECT_EQ(guest_doc["ak"]["public"], manager_doc["ak"]["public"]);
   EXPECT_EQ(guest_doc["ak"]["certificate"], manager_doc["ak"]["certificate"]);
 
   // The guest's bundle is no answer to another verifier's nonce.
-  ProcessResult stale = Verify(d / "guest.json", ca_cert, d / "policy.json", kManagerNonce);
+  ProcessResult stale = Verify(d.File("guest.json"), ca_cert, d.File("policy.json"), kManagerNonce);
   EXPECT_EQ(stale.exit_code, 1) << stale.out;
   EXPECT_NE(stale.out.find("fail  nonce"), std::string::npos) << stale.out;
   // Nor is its console assembled for another nonce.
   ProcessResult other = RunProcess(
-      {BinDir() + "/vmm-verify", "from-guest", "--serial", d / "serial.txt", "--event-log",
-       d / "event.log", "--nonce", kManagerNonce, "--out", d / "other.json"},
+      {BinDir() + "/vmm-verify", "from-guest", "--serial", d.File("serial.txt"), "--event-log",
+       d.File("event.log"), "--nonce", kManagerNonce, "--out", d.File("other.json")},
       60);
   EXPECT_EQ(other.exit_code, 1) << other.err;
   EXPECT_NE(other.err.find("the guest quoted with nonce a11ce5eed"), std::string::npos)

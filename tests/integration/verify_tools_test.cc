@@ -19,6 +19,7 @@
 #include "base/hex.h"
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/attestation/fake_tpm.h"
+#include "tests/unit/common/temp_dir.h"
 
 namespace vmm::attestation {
 namespace {
@@ -27,6 +28,7 @@ using namespace fake;  // NOLINT: the fake TPM's helpers
 namespace fs = std::filesystem;
 using vmm::testing::ProcessResult;
 using vmm::testing::RunProcess;
+using vmm::testing_util::TempDir;
 
 const Bytes kNonce = {0xfe, 0xed, 0xfa, 0xce, 0xca, 0xfe, 0xbe, 0xef,
                       0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77};
@@ -39,23 +41,6 @@ std::string ToolPath(const std::string& name) {
   return r.out;
 }
 bool HaveTool(const std::string& name) { return !ToolPath(name).empty(); }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "vmm-verify-test-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 void Write(const std::string& path, std::string_view text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -79,8 +64,8 @@ ProcessResult VmmVerify(const std::vector<std::string>& args) {
 class VerifyCliTest : public ::testing::Test {
  protected:
   VerifyCliTest() {
-    Write(dir_ / "evidence.json", SerializeEvidence(MakeEvidence(tpm_, ca_, kNonce)));
-    Write(dir_ / "ca.pem", ca_.pem());
+    Write(dir_.File("evidence.json"), SerializeEvidence(MakeEvidence(tpm_, ca_, kNonce)));
+    Write(dir_.File("ca.pem"), ca_.pem());
   }
   FakeTpm tpm_;
   TestCa ca_{"vmm test CA"};
@@ -88,28 +73,28 @@ class VerifyCliTest : public ::testing::Test {
 };
 
 TEST_F(VerifyCliTest, ValidBundleWithoutPolicyIsAWarningAndExits1) {
-  ProcessResult r = VmmVerify(
-      {"--evidence", dir_ / "evidence.json", "--ca", dir_ / "ca.pem", "--nonce", HexBytes(kNonce)});
+  ProcessResult r = VmmVerify({"--evidence", dir_.File("evidence.json"), "--ca",
+                               dir_.File("ca.pem"), "--nonce", HexBytes(kNonce)});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.out.find("pass  quote-signature"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("verdict: warning"), std::string::npos) << r.out;
 }
 
 TEST_F(VerifyCliTest, WrongNonceIsContraindicated) {
-  ProcessResult r = VmmVerify({"--evidence", dir_ / "evidence.json", "--ca", dir_ / "ca.pem",
-                               "--nonce", "00112233", "--format", "json"});
+  ProcessResult r = VmmVerify({"--evidence", dir_.File("evidence.json"), "--ca",
+                               dir_.File("ca.pem"), "--nonce", "00112233", "--format", "json"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("\"ear.status\": \"contraindicated\""), std::string::npos) << r.out;
 }
 
 TEST_F(VerifyCliTest, UsageErrorsExit2WithAMessage) {
-  std::string ev = dir_ / "evidence.json", ca = dir_ / "ca.pem", n = HexBytes(kNonce);
+  std::string ev = dir_.File("evidence.json"), ca = dir_.File("ca.pem"), n = HexBytes(kNonce);
   struct Case {
     std::vector<std::string> args;
     std::string message;
   } cases[] = {
       {{"--ca", ca, "--nonce", n}, "--evidence is required"},
-      {{"--evidence", ev, "--ca", dir_ / "missing.pem", "--nonce", n}, "cannot open"},
+      {{"--evidence", ev, "--ca", dir_.File("missing.pem"), "--nonce", n}, "cannot open"},
       {{"--evidence", ev, "--ca", ev, "--nonce", n}, "not a PEM certificate"},
       {{"--evidence", ev, "--ca", ca, "--nonce", "xyz"}, "--nonce"},
       {{"--evidence", ev, "--ca", ca, "--nonce", n, "--format", "jwt"}, "needs --sign-key"},
@@ -125,42 +110,42 @@ TEST_F(VerifyCliTest, UsageErrorsExit2WithAMessage) {
 }
 
 TEST_F(VerifyCliTest, GarbageBundleExits1NamingTheFormat) {
-  Write(dir_ / "garbage.json", std::string("{\"format\": 1"));
-  ProcessResult r = VmmVerify(
-      {"--evidence", dir_ / "garbage.json", "--ca", dir_ / "ca.pem", "--nonce", HexBytes(kNonce)});
+  Write(dir_.File("garbage.json"), std::string("{\"format\": 1"));
+  ProcessResult r = VmmVerify({"--evidence", dir_.File("garbage.json"), "--ca", dir_.File("ca.pem"),
+                               "--nonce", HexBytes(kNonce)});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("fail  evidence-format"), std::string::npos) << r.out;
 }
 
 TEST_F(VerifyCliTest, JwtWithSignKey) {
   EvpPkeyPtr key = NewP256();
-  Write(dir_ / "key.pem", PemOf(key.get(), true));
-  ProcessResult r = VmmVerify({"--evidence", dir_ / "evidence.json", "--ca", dir_ / "ca.pem",
-                               "--nonce", HexBytes(kNonce), "--format", "jwt", "--sign-key",
-                               dir_ / "key.pem", "--out", dir_ / "ear.jwt"});
+  Write(dir_.File("key.pem"), PemOf(key.get(), true));
+  ProcessResult r = VmmVerify({"--evidence", dir_.File("evidence.json"), "--ca",
+                               dir_.File("ca.pem"), "--nonce", HexBytes(kNonce), "--format", "jwt",
+                               "--sign-key", dir_.File("key.pem"), "--out", dir_.File("ear.jwt")});
   EXPECT_EQ(r.exit_code, 1) << r.err;  // warning: no policy
-  std::string jwt(reinterpret_cast<const char*>(Read(dir_ / "ear.jwt").data()),
-                  Read(dir_ / "ear.jwt").size());
+  std::string jwt(reinterpret_cast<const char*>(Read(dir_.File("ear.jwt")).data()),
+                  Read(dir_.File("ear.jwt")).size());
   EXPECT_EQ(std::count(jwt.begin(), jwt.end(), '.'), 2) << jwt;
   EXPECT_EQ(jwt.rfind("eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.", 0), 0u) << jwt;
 }
 
 TEST_F(VerifyCliTest, UnpackThenPackGivesTheSameBundle) {
   ProcessResult r =
-      VmmVerify({"unpack", "--evidence", dir_ / "evidence.json", "--dir", dir_ / "files"});
+      VmmVerify({"unpack", "--evidence", dir_.File("evidence.json"), "--dir", dir_.File("files")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = VmmVerify({"pack", "--dir", dir_ / "files", "--out", dir_ / "again.json"});
+  r = VmmVerify({"pack", "--dir", dir_.File("files"), "--out", dir_.File("again.json")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(Read(dir_ / "again.json"), Read(dir_ / "evidence.json"));
+  EXPECT_EQ(Read(dir_.File("again.json")), Read(dir_.File("evidence.json")));
 }
 
 // ---------------------------------------------------------------- tpm2_checkquote
 TEST_F(VerifyCliTest, Tpm2CheckquoteAcceptsOurUnpackedQuote) {
   if (!HaveTool("tpm2_checkquote")) GTEST_SKIP() << "tpm2_checkquote not found (tpm2-tools)";
   ProcessResult r =
-      VmmVerify({"unpack", "--evidence", dir_ / "evidence.json", "--dir", dir_ / "files"});
+      VmmVerify({"unpack", "--evidence", dir_.File("evidence.json"), "--dir", dir_.File("files")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::string d = dir_ / "files";
+  std::string d = dir_.File("files");
   std::vector<std::string> check = {ToolPath("tpm2_checkquote"),
                                     "-u",
                                     d + "/ak.pub.pem",

@@ -18,6 +18,7 @@
 
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
+#include "tests/unit/common/last_line_with.h"
 
 namespace vmm::testing {
 namespace {
@@ -226,11 +227,7 @@ TEST(VtpmCli, VtpmLinesReachAManagerStderrFilePastTheVtpmFileSizeLimit) {
   ASSERT_EQ(waitpid(pid, &st, 0), pid);
   const std::string text = ReadAll(log).substr(kFilled);
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << "\n" << text;
-  std::istringstream lines(text);
-  std::string line, landlock;
-  while (std::getline(lines, line)) {
-    if (line.find("vmm-vtpm: landlock:") != std::string::npos) landlock = line;
-  }
+  const std::string landlock = vmm::testing_util::LastLineWith(text, "vmm-vtpm: landlock:");
   ASSERT_FALSE(landlock.empty()) << "the vTPM's landlock line was lost:\n" << text;
   EXPECT_EQ(landlock.rfind("vmm: vtpm: vmm-vtpm: landlock:", 0), 0u) << landlock;
   EXPECT_NE(text.find("RSA 2048 EK certified"), std::string::npos) << text;

@@ -17,13 +17,6 @@ namespace {
 
 constexpr size_t kDigest = 32;  // SHA-256
 
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* p) const { EVP_CIPHER_CTX_free(p); }
-};
-
 void Put32(std::vector<uint8_t>& b, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) b.push_back(uint8_t(v >> shift));
 }
@@ -41,7 +34,7 @@ Result<std::vector<uint8_t>> HmacSha256(std::span<const uint8_t> key,
 }
 
 Result<std::vector<uint8_t>> OaepEncrypt(EVP_PKEY* ek, std::span<const uint8_t> seed) {
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, ek, nullptr));
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, ek, nullptr));
   // The label includes its NUL (Part 1 §24.4, B.10.4); OpenSSL takes ownership of a copy.
   static constexpr char kLabel[] = "IDENTITY";
   void* label = OPENSSL_memdup(kLabel, sizeof kLabel);
@@ -67,7 +60,7 @@ Result<std::vector<uint8_t>> OaepEncrypt(EVP_PKEY* ek, std::span<const uint8_t> 
 
 Result<std::vector<uint8_t>> Aes128CfbZeroIv(std::span<const uint8_t> key,
                                              std::span<const uint8_t> plain) {
-  std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx(EVP_CIPHER_CTX_new());
+  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   const uint8_t iv[16] = {};
   std::vector<uint8_t> out(plain.size() + 16);
   int n = 0, tail = 0;

@@ -11,29 +11,10 @@ namespace vmm::vtpm {
 
 namespace {
 
-struct ParamBldFree {
-  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
-};
-struct ParamFree {
-  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
-};
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-struct BnFree {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
-
 Result<EvpPkeyPtr> KeyFromParams(const char* type, OSSL_PARAM_BLD* bld) {
-  std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
-      EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
-  EVP_PKEY* key = nullptr;
-  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
-    return OpenSslError(std::string("building an ") + type + " public key from the TPM's");
-  }
-  return EvpPkeyPtr(key);
+  EvpPkeyPtr key = PublicKeyFromParams(type, bld);
+  if (!key) return OpenSslError(std::string("building an ") + type + " public key from the TPM's");
+  return key;
 }
 
 }  // namespace
@@ -79,7 +60,7 @@ TPM2B_PUBLIC EkTemplate(EkKind kind) {
 }
 
 Result<EvpPkeyPtr> PublicAreaToKey(const TPMT_PUBLIC& pub) {
-  std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
+  OsslParamBldPtr bld(OSSL_PARAM_BLD_new());
   if (!bld) return OpenSslError("OSSL_PARAM_BLD_new");
   if (pub.type == TPM2_ALG_RSA) {
     const TPM2B_PUBLIC_KEY_RSA& n = pub.unique.rsa;
@@ -87,8 +68,8 @@ Result<EvpPkeyPtr> PublicAreaToKey(const TPMT_PUBLIC& pub) {
       return Error(ErrorKind::kProtocol, "TPM RSA public key has a bad modulus size");
     }
     uint32_t e = pub.parameters.rsaDetail.exponent == 0 ? 65537 : pub.parameters.rsaDetail.exponent;
-    std::unique_ptr<BIGNUM, BnFree> bn_n(BN_bin2bn(n.buffer, n.size, nullptr));
-    std::unique_ptr<BIGNUM, BnFree> bn_e(BN_new());
+    BnPtr bn_n(BN_bin2bn(n.buffer, n.size, nullptr));
+    BnPtr bn_e(BN_new());
     if (!bn_n || !bn_e || BN_set_word(bn_e.get(), e) != 1 ||
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) != 1 ||
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) != 1) {

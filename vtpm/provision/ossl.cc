@@ -16,6 +16,23 @@ Result<std::string> BioToString(BIO* bio) {
 
 BioPtr ReadOnlyBio(std::string_view s) { return BioPtr(BIO_new_mem_buf(s.data(), int(s.size()))); }
 
+// One PEM object through kWrite (PEM_write_bio_*); `what` names the call in the error.
+template <typename T, auto kWrite>
+Result<std::string> ToPem(T* obj, const char* what) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || kWrite(bio.get(), obj) != 1) return OpenSslError(what);
+  return BioToString(bio.get());
+}
+
+// The first PEM object of `pem` through kRead (PEM_read_bio_*).
+template <typename Ptr, auto kRead>
+Result<Ptr> FromPem(std::string_view pem, const char* what) {
+  BioPtr bio = ReadOnlyBio(pem);
+  Ptr obj(bio ? kRead(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!obj) return OpenSslError(what);
+  return obj;
+}
+
 }  // namespace
 
 Error OpenSslError(const std::string& what) {
@@ -34,31 +51,19 @@ Error OpenSslError(const std::string& what) {
 }
 
 Result<std::string> PublicKeyToPem(EVP_PKEY* key) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PUBKEY(bio.get(), key) != 1) {
-    return OpenSslError("PEM_write_bio_PUBKEY");
-  }
-  return BioToString(bio.get());
+  return ToPem<EVP_PKEY, PEM_write_bio_PUBKEY>(key, "PEM_write_bio_PUBKEY");
 }
 
 Result<EvpPkeyPtr> PublicKeyFromPem(std::string_view pem) {
-  BioPtr bio = ReadOnlyBio(pem);
-  EvpPkeyPtr key(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr);
-  if (!key) return OpenSslError("parsing a PEM public key");
-  return key;
+  return FromPem<EvpPkeyPtr, PEM_read_bio_PUBKEY>(pem, "parsing a PEM public key");
 }
 
 Result<std::string> CertToPem(X509* cert) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return OpenSslError("PEM_write_bio_X509");
-  return BioToString(bio.get());
+  return ToPem<X509, PEM_write_bio_X509>(cert, "PEM_write_bio_X509");
 }
 
 Result<X509Ptr> CertFromPem(std::string_view pem) {
-  BioPtr bio = ReadOnlyBio(pem);
-  X509Ptr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
-  if (!cert) return OpenSslError("parsing a PEM certificate");
-  return cert;
+  return FromPem<X509Ptr, PEM_read_bio_X509>(pem, "parsing a PEM certificate");
 }
 
 Result<std::vector<uint8_t>> CertToDer(X509* cert) {

@@ -1,5 +1,5 @@
-// Owning pointers for the OpenSSL objects the provisioning code passes around, and an
-// Error that carries OpenSSL's error queue.
+// PEM/DER helpers for the provisioning code and an Error that carries OpenSSL's error queue;
+// the owning pointers are base/openssl_ptr.h's.
 //
 //   EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
 //   if (!key) return OpenSslError("generating the CA key");
@@ -14,22 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "base/openssl_ptr.h"
 #include "base/result.h"
 
 namespace vmm::vtpm {
 
-struct EvpPkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-struct BioFree {
-  void operator()(BIO* p) const { BIO_free_all(p); }
-};
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using BioPtr = std::unique_ptr<BIO, BioFree>;
+using vmm::BioPtr;
+using vmm::EvpPkeyPtr;
+using vmm::X509Ptr;
 
 // ErrorKind::kInternal, "<what>: <OpenSSL's queued errors>"; drains the queue.
 Error OpenSslError(const std::string& what);

@@ -15,22 +15,6 @@ namespace {
 
 constexpr long kValidityDays = 3653;  // capped at the CA's notAfter
 
-struct GeneralNamesFree {
-  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
-};
-struct StoreFree {
-  void operator()(X509_STORE* p) const { X509_STORE_free(p); }
-};
-struct StoreCtxFree {
-  void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
-};
-struct ObjFree {
-  void operator()(ASN1_OBJECT* p) const { ASN1_OBJECT_free(p); }
-};
-struct EkuFree {
-  void operator()(EXTENDED_KEY_USAGE* p) const { EXTENDED_KEY_USAGE_free(p); }
-};
-
 std::string IdString(uint32_t v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "id:%08X", v);
@@ -49,7 +33,7 @@ Result<void> AddTpmSubjectAltName(X509* cert, const TpmIdentity& tpm, bool criti
   };
   bool first = true;
   for (const auto& [oid, value] : attrs) {
-    std::unique_ptr<ASN1_OBJECT, ObjFree> obj(OBJ_txt2obj(oid, 1));
+    Asn1ObjectPtr obj(OBJ_txt2obj(oid, 1));
     // set 0: a new RDN; -1: added to the previous RDN (a multi-valued RDN).
     if (!obj || X509_NAME_add_entry_by_OBJ(dir.get(), obj.get(), MBSTRING_UTF8,
                                            reinterpret_cast<const unsigned char*>(value.c_str()),
@@ -58,7 +42,7 @@ Result<void> AddTpmSubjectAltName(X509* cert, const TpmIdentity& tpm, bool criti
     }
     first = false;
   }
-  std::unique_ptr<GENERAL_NAMES, GeneralNamesFree> names(sk_GENERAL_NAME_new_null());
+  GeneralNamesPtr names(sk_GENERAL_NAME_new_null());
   GENERAL_NAME* gn = GENERAL_NAME_new();
   if (!names || gn == nullptr) {
     GENERAL_NAME_free(gn);
@@ -78,10 +62,10 @@ Result<void> AddTpmSubjectAltName(X509* cert, const TpmIdentity& tpm, bool criti
 }
 
 bool HasExtendedKeyUsage(X509* cert, const char* oid) {
-  std::unique_ptr<EXTENDED_KEY_USAGE, EkuFree> eku(static_cast<EXTENDED_KEY_USAGE*>(
+  ExtendedKeyUsagePtr eku(static_cast<EXTENDED_KEY_USAGE*>(
       X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
   if (!eku) return false;
-  std::unique_ptr<ASN1_OBJECT, ObjFree> want(OBJ_txt2obj(oid, 1));
+  Asn1ObjectPtr want(OBJ_txt2obj(oid, 1));
   if (!want) return false;
   for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
     if (OBJ_cmp(sk_ASN1_OBJECT_value(eku.get(), i), want.get()) == 0) return true;
@@ -128,8 +112,8 @@ Result<void> VerifyTpmKeyCertificate(std::span<const uint8_t> cert_der,
   ASSIGN_OR_RETURN(X509Ptr cert, CertFromDer(cert_der));
   ASSIGN_OR_RETURN(X509Ptr ca, CertFromPem(ca_cert_pem));
   ASSIGN_OR_RETURN(EvpPkeyPtr key, PublicKeyFromPem(key_pem));
-  std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
-  std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
+  X509StorePtr store(X509_STORE_new());
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   if (!store || !ctx || X509_STORE_add_cert(store.get(), ca.get()) != 1 ||
       X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) {
     return OpenSslError("setting up " + what + " verification");

@@ -9,14 +9,10 @@
 #include <memory>
 #include <string>
 
+#include "base/openssl_ptr.h"
 #include "base/result.h"
 
 namespace vmm::vtpm {
-
-struct X509NameFree {
-  void operator()(X509_NAME* p) const { X509_NAME_free(p); }
-};
-using X509NamePtr = std::unique_ptr<X509_NAME, X509NameFree>;
 
 // Version 3, a random positive 127-bit serial (RFC 5280 4.1.2.2: at most 20 octets),
 // notBefore 5 minutes ago (clock skew), notAfter `days` from now but never after

@@ -11,6 +11,7 @@
 
 #include "base/bytes.h"
 #include "base/hex.h"
+#include "base/openssl_ptr.h"
 
 namespace vmm::vtpm {
 namespace {
@@ -32,11 +33,6 @@ Error OpensslError(const std::string& what) {
   ERR_clear_error();
   return Error(ErrorKind::kInternal, "OpenSSL " + what + " failed: " + buf);
 }
-
-struct CtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }  // cleanses the schedule
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
 
 void WriteHeader(std::span<uint8_t> out, const SealedHeader& h) {
   std::copy(kStateMagic.begin(), kStateMagic.end(), out.begin());
@@ -187,7 +183,7 @@ Result<std::vector<uint8_t>> Seal(const Key& key, const SealParams& params,
   std::span<uint8_t> all(out);
   WriteHeader(all.first(kHeaderSize), h);
 
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return OpensslError("EVP_CIPHER_CTX_new");
   int len = 0;
   if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes().data(),
@@ -233,7 +229,7 @@ Result<Unsealed> Unseal(const Key& key, const Expected& expected, std::span<cons
   std::copy_n(file.data() + kHeaderSize + n, kTagSize, tag.begin());
 
   Unsealed result{h, SecretBytes(n)};
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return OpensslError("EVP_CIPHER_CTX_new");
   int len = 0;
   if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes().data(),

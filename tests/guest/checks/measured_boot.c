@@ -497,20 +497,13 @@ static bool compare_pcrs(const struct guest *g, const struct replay *r, struct d
 
 bool check_measured_boot(struct guest *g, struct detail *d)
 {
-	if (!g->opt.expect_tpm) {
-		detail_add(d, "skipped (no expect_tpm=crb)");
-		return true;
-	}
-	if (g->opt.expect_tpm != TPM_EXPECT_CRB) {
-		detail_add(d, "expect_tpm: unknown interface (only crb)");
+	bool result;
+	if (!crb_check_start(g, d, &result))
+		return result;
+	if (!sha512_selftest()) {
+		detail_add(d, "guest SHA-384 self-test failed");
 		return false;
 	}
-	if (!sha256_selftest() || !sha512_selftest()) {
-		detail_add(d, "guest SHA-256 or SHA-384 self-test failed");
-		return false;
-	}
-	if (!tpm2_control_area(&g->plat, d))
-		return false;
 	struct log l = { 0 };
 	struct replay r = { 0 };
 	if (!find_log(g, &l, d) || !parse_header(&l, d))

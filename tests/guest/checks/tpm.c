@@ -202,21 +202,10 @@ static bool run_commands(const struct crb *c, const struct guest *g, struct deta
 
 bool check_tpm(struct guest *g, struct detail *d)
 {
-	if (!g->opt.expect_tpm) {
-		detail_add(d, "skipped (no expect_tpm=crb)");
-		return true;
-	}
-	if (g->opt.expect_tpm != TPM_EXPECT_CRB) {
-		detail_add(d, "expect_tpm: unknown interface (only crb)");
-		return false;
-	}
-	if (!sha256_selftest()) {
-		detail_add(d, "guest SHA-256 self-test failed");
-		return false;
-	}
-	uint64_t ctrl = tpm2_control_area(&g->plat, d);
+	bool result;
+	uint64_t ctrl = crb_check_start(g, d, &result);
 	if (!ctrl)
-		return false;
+		return result;
 	struct crb c = { .regs = ctrl - CRB_CTRL_REQ };
 	if (!dsdt_tpm(&g->plat, c.regs, d))
 		return false;

@@ -49,6 +49,15 @@ static inline uint32_t get32(const uint8_t *b) { return (uint32_t)get16(b) << 16
  * at the PC address): returns the control area, or 0 with the reason in d. */
 uint64_t tpm2_control_area(const struct platform *p, struct detail *d);
 
+/* The guest's SHA-256 self-test (a broken hash must not be blamed on the TPM), then
+ * tpm2_control_area(): the control area, or 0 with the reason in d. */
+uint64_t crb_hash_and_control_area(const struct guest *g, struct detail *d);
+
+/* The start of the tpm and measured-boot checks: the expect_tpm= option, then
+ * crb_hash_and_control_area(). Returns the control area, or 0 with *result the check's result:
+ * true ("skipped") without expect_tpm=, false with the reason in d after a failure. */
+uint64_t crb_check_start(const struct guest *g, struct detail *d, bool *result);
+
 /* Requests locality 0 and reads and validates the buffers (outside RAM, the registers and the
  * image; mapped if above 4 GiB). */
 bool crb_open(struct crb *c, const struct guest *g, struct detail *d);

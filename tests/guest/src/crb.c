@@ -7,6 +7,8 @@
  */
 #include "crb.h"
 
+#include "sha256.h"
+
 /* CRB registers, PTP §6.5.3.2 (offsets in the locality 0 page). */
 #define CRB_LOC_STATE 0x00
 #define CRB_LOC_CTRL 0x08
@@ -94,6 +96,30 @@ uint64_t tpm2_control_area(const struct platform *p, struct detail *d)
 		return 0;
 	}
 	return ctrl;
+}
+
+uint64_t crb_hash_and_control_area(const struct guest *g, struct detail *d)
+{
+	if (!sha256_selftest()) {
+		detail_add(d, "guest SHA-256 self-test failed");
+		return 0;
+	}
+	return tpm2_control_area(&g->plat, d);
+}
+
+uint64_t crb_check_start(const struct guest *g, struct detail *d, bool *result)
+{
+	*result = false;
+	if (!g->opt.expect_tpm) {
+		detail_add(d, "skipped (no expect_tpm=crb)");
+		*result = true;
+		return 0;
+	}
+	if (g->opt.expect_tpm != TPM_EXPECT_CRB) {
+		detail_add(d, "expect_tpm: unknown interface (only crb)");
+		return 0;
+	}
+	return crb_hash_and_control_area(g, d);
 }
 
 /* ---- mapping ------------------------------------------------------------- */

@@ -2,6 +2,7 @@
 #include "sha256.h"
 
 #include "guest.h"
+#include "md_absorb.h"
 
 static const uint32_t K[64] = {
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -16,8 +17,9 @@ static const uint32_t K[64] = {
 
 static inline uint32_t ror(uint32_t x, unsigned n) { return x >> n | x << (32 - n); }
 
-static void compress(uint32_t h[8], const uint8_t *p)
+static void compress(void *state, const uint8_t *p)
 {
+	uint32_t *h = state;
 	uint32_t w[64];
 	for (unsigned i = 0; i < 16; i++)
 		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
@@ -60,21 +62,8 @@ void sha256_init(struct sha256 *s)
 
 void sha256_update(struct sha256 *s, const void *data, size_t len)
 {
-	const uint8_t *p = data;
 	s->total += len;
-	while (len) {
-		size_t n = SHA256_BLOCK_SIZE - s->fill;
-		if (n > len)
-			n = len;
-		memcpy(s->block + s->fill, p, n);
-		s->fill += n;
-		p += n;
-		len -= n;
-		if (s->fill == SHA256_BLOCK_SIZE) {
-			compress(s->h, s->block);
-			s->fill = 0;
-		}
-	}
+	md_absorb(s->h, compress, s->block, SHA256_BLOCK_SIZE, &s->fill, data, len);
 }
 
 void sha256_final(struct sha256 *s, uint8_t out[SHA256_DIGEST_SIZE])

@@ -3,6 +3,7 @@
 #include "sha512.h"
 
 #include "guest.h"
+#include "md_absorb.h"
 
 static const uint64_t K[80] = {
 	0x428a2f98d728ae22, 0x7137449123ef65cd, 0xb5c0fbcfec4d3b2f, 0xe9b5dba58189dbbc, 0x3956c25bf348b538,
@@ -33,8 +34,9 @@ static uint64_t be64(const uint8_t *p)
 	return v;
 }
 
-static void compress(uint64_t h[8], const uint8_t *p)
+static void compress(void *state, const uint8_t *p)
 {
+	uint64_t *h = state;
 	uint64_t w[80];
 	for (unsigned i = 0; i < 16; i++)
 		w[i] = be64(p + 8 * i);
@@ -57,14 +59,19 @@ static void compress(uint64_t h[8], const uint8_t *p)
 		h[i] += v[i];
 }
 
+static void init(struct sha512 *s, const uint64_t iv[8])
+{
+	memcpy(s->h, iv, sizeof(s->h));
+	s->total = 0;
+	s->fill = 0;
+}
+
 void sha512_init(struct sha512 *s)
 {
 	static const uint64_t iv[8] = { 0x6a09e667f3bcc908, 0xbb67ae8584caa73b, 0x3c6ef372fe94f82b,
 		                        0xa54ff53a5f1d36f1, 0x510e527fade682d1, 0x9b05688c2b3e6c1f,
 		                        0x1f83d9abfb41bd6b, 0x5be0cd19137e2179 };
-	memcpy(s->h, iv, sizeof(iv));
-	s->total = 0;
-	s->fill = 0;
+	init(s, iv);
 }
 
 void sha384_init(struct sha512 *s)
@@ -72,34 +79,13 @@ void sha384_init(struct sha512 *s)
 	static const uint64_t iv[8] = { 0xcbbb9d5dc1059ed8, 0x629a292a367cd507, 0x9159015a3070dd17,
 		                        0x152fecd8f70e5939, 0x67332667ffc00b31, 0x8eb44a8768581511,
 		                        0xdb0c2e0d64f98fa7, 0x47b5481dbefa4fa4 };
-	memcpy(s->h, iv, sizeof(iv));
-	s->total = 0;
-	s->fill = 0;
+	init(s, iv);
 }
 
 void sha512_update(struct sha512 *s, const void *data, size_t len)
 {
-	const uint8_t *p = data;
 	s->total += len;
-	while (len) {
-		if (!s->fill && len >= SHA512_BLOCK_SIZE) { /* whole blocks straight from the input */
-			compress(s->h, p);
-			p += SHA512_BLOCK_SIZE;
-			len -= SHA512_BLOCK_SIZE;
-			continue;
-		}
-		size_t n = SHA512_BLOCK_SIZE - s->fill;
-		if (n > len)
-			n = len;
-		memcpy(s->block + s->fill, p, n);
-		s->fill += n;
-		p += n;
-		len -= n;
-		if (s->fill == SHA512_BLOCK_SIZE) {
-			compress(s->h, s->block);
-			s->fill = 0;
-		}
-	}
+	md_absorb(s->h, compress, s->block, SHA512_BLOCK_SIZE, &s->fill, data, len);
 }
 
 /* 0x80, zeros up to 112 mod 128, then the 128-bit bit length big-endian (high half 0). */

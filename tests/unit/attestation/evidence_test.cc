@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/unit/attestation/expect_evidence.h"
 #include "tests/unit/attestation/fake_tpm.h"
 
 namespace vmm::attestation {
@@ -43,15 +44,7 @@ TEST_F(EvidenceTest, RoundTrips) {
   auto back = Parse(text);
   ASSERT_TRUE(back.has_value()) << back.error().message();
   EXPECT_EQ(back->source, EvidenceSource::kGuest);
-  EXPECT_EQ(back->nonce, evidence_.nonce);
-  EXPECT_EQ(back->attest, evidence_.attest);
-  EXPECT_EQ(back->signature, evidence_.signature);
-  EXPECT_EQ(back->pcrs, evidence_.pcrs);
-  EXPECT_EQ(back->event_log, evidence_.event_log);
-  EXPECT_EQ(back->ak_public, evidence_.ak_public);
-  EXPECT_EQ(back->ak_certificate_pem, evidence_.ak_certificate_pem);
-  EXPECT_EQ(back->ek_certificate_pem, evidence_.ek_certificate_pem);
-  EXPECT_EQ(back->ca_chain_pem, evidence_.ca_chain_pem);
+  ExpectSameContent(*back, evidence_);
   EXPECT_EQ(SerializeEvidence(*back), text);
 }
 

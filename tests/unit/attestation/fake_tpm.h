@@ -218,24 +218,13 @@ struct CertSpec {
 class TestCa {
  public:
   explicit TestCa(const std::string& cn) : key_(NewP256()) {
-    CertSpec spec;
-    spec.cn = cn;
-    spec.ca = true;
-    spec.key_usage = "critical,keyCertSign,cRLSign";
-    spec.eku = "";
-    spec.tpm_san = false;
+    CertSpec spec = CaSpec(cn);
     spec.not_after = 10L * 365 * 24 * 3600;
     cert_ = Make(spec, key_.get());
   }
   // A CA certified by `parent` (an intermediate).
   TestCa(const std::string& cn, const TestCa& parent) : key_(NewP256()) {
-    CertSpec spec;
-    spec.cn = cn;
-    spec.ca = true;
-    spec.key_usage = "critical,keyCertSign,cRLSign";
-    spec.eku = "";
-    spec.tpm_san = false;
-    cert_ = parent.Make(spec, key_.get());
+    cert_ = parent.Make(CaSpec(cn), key_.get());
   }
 
   std::string pem() const { return CertToPem(cert_.get()).value(); }
@@ -247,6 +236,16 @@ class TestCa {
   }
 
  private:
+  // A CA's certificate: keyCertSign and cRLSign, no EKU, no TPM subjectAltName.
+  static CertSpec CaSpec(const std::string& cn) {
+    CertSpec spec;
+    spec.cn = cn;
+    spec.ca = true;
+    spec.key_usage = "critical,keyCertSign,cRLSign";
+    spec.eku = "";
+    spec.tpm_san = false;
+    return spec;
+  }
   X509Ptr Make(const CertSpec& spec, EVP_PKEY* subject_key) const {
     X509Ptr c(X509_new());
     X509_set_version(c.get(), X509_VERSION_3);

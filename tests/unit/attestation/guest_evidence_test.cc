@@ -12,7 +12,9 @@
 
 #include "attestation/verify.h"
 #include "base/hex.h"
+#include "tests/unit/attestation/expect_evidence.h"
 #include "tests/unit/attestation/fake_tpm.h"
+#include "tests/unit/attestation/guest_lines.h"
 
 namespace vmm::attestation {
 namespace {
@@ -28,36 +30,13 @@ Bytes Der(const std::string& pem) {
   return out;
 }
 
-// As tests/guest/checks/attest.c prints a piece: 192 bytes a line.
-std::string Chunks(const std::string& name, const Bytes& b) {
-  constexpr size_t kPer = 192;
-  const size_t parts = (b.size() + kPer - 1) / kPer;
-  std::string out;
-  for (size_t i = 0; i < parts; ++i) {
-    const size_t len = std::min(kPer, b.size() - i * kPer);
-    out += "attest: " + name + " " + std::to_string(i + 1) + "/" + std::to_string(parts) + " " +
-           HexBytes(std::span<const uint8_t>(b).subspan(i * kPer, len)) + "\n";
-  }
-  return out;
-}
-
-std::string Pcrs(const Evidence& e) {
-  std::string out;
-  for (const auto& [alg, values] : e.pcrs) {
-    for (const auto& [pcr, value] : values) {
-      out += "attest: pcr " + std::string(TpmAlgKnownName(alg)) + " " + std::to_string(pcr) + " " +
-             HexBytes(value) + "\n";
-    }
-  }
-  return out;
-}
-
 // The console of a test guest that quoted `e` with `nonce`, around other checks' lines.
 std::string Serial(const Evidence& e, const Bytes& nonce) {
   std::string s = "testguest: hello (boot=pvh)\ncheck measured-boot: ok 20 events\n";
-  s += Chunks("nonce", nonce) + Chunks("ak-public", e.ak_public) + Chunks("quote", e.attest) +
-       Chunks("signature", e.signature) + Pcrs(e) + Chunks("ak-cert", Der(e.ak_certificate_pem));
-  if (!e.ek_certificate_pem.empty()) s += Chunks("ek-cert", Der(e.ek_certificate_pem));
+  s += GuestPieceLines("nonce", nonce) + GuestPieceLines("ak-public", e.ak_public) +
+       GuestPieceLines("quote", e.attest) + GuestPieceLines("signature", e.signature) +
+       GuestPcrLines(e.pcrs) + GuestPieceLines("ak-cert", Der(e.ak_certificate_pem));
+  if (!e.ek_certificate_pem.empty()) s += GuestPieceLines("ek-cert", Der(e.ek_certificate_pem));
   return s + "check attest: ok quote of sha256:0-9+sha384:0-9\ntestguest: result PASS\n";
 }
 
@@ -88,14 +67,7 @@ TEST_F(GuestEvidence, TheGuestsLinesMakeTheSameBundleAndItVerifies) {
   ASSERT_TRUE(got.has_value()) << got.error().message();
   EXPECT_EQ(got->source, EvidenceSource::kGuest);
   EXPECT_EQ(got->nonce, nonce_);
-  EXPECT_EQ(got->attest, e_.attest);
-  EXPECT_EQ(got->signature, e_.signature);
-  EXPECT_EQ(got->pcrs, e_.pcrs);
-  EXPECT_EQ(got->event_log, e_.event_log);
-  EXPECT_EQ(got->ak_public, e_.ak_public);
-  EXPECT_EQ(got->ak_certificate_pem, e_.ak_certificate_pem);
-  EXPECT_EQ(got->ek_certificate_pem, e_.ek_certificate_pem);
-  EXPECT_EQ(got->ca_chain_pem, e_.ca_chain_pem);
+  ExpectSameContent(*got, e_);
 
   VerifyResult r = Verify(*got, {ca_.pem(), nonce_, nullptr, std::nullopt});
   for (const Check& c : r.checks) {
@@ -142,8 +114,8 @@ TEST_F(GuestEvidence, MalformedLinesAreRefusedWithTheReason) {
     EXPECT_NE(at, std::string::npos) << from;
     return at == std::string::npos ? s : s.replace(at, from.size(), to);
   };
-  const std::string quote_lines = Chunks("quote", e_.attest);
-  const std::string cert_lines = Chunks("ak-cert", Der(e_.ak_certificate_pem));
+  const std::string quote_lines = GuestPieceLines("quote", e_.attest);
+  const std::string cert_lines = GuestPieceLines("ak-cert", Der(e_.ak_certificate_pem));
   const size_t second = cert_lines.find("attest: ak-cert 2/");
   ASSERT_NE(second, std::string::npos) << "the AK certificate should need several lines";
   const std::string first_cert_line = cert_lines.substr(0, second);
@@ -186,9 +158,9 @@ TEST_F(GuestEvidence, MalformedLinesAreRefusedWithTheReason) {
        false},
       {good + "attest: pcr sha256 11 " + std::string(2000, '0') + "\n", "longer than 1024"},
       {good + "attest: pcr sha256 11 00", "without its newline"},
-      {replace(cert_lines, Chunks("ak-cert", padded)), "ak-cert: 1 bytes after the certificate",
-       false},
-      {replace(cert_lines, Chunks("ak-cert", garbage)), "ak-cert is not X.509", false},
+      {replace(cert_lines, GuestPieceLines("ak-cert", padded)),
+       "ak-cert: 1 bytes after the certificate", false},
+      {replace(cert_lines, GuestPieceLines("ak-cert", garbage)), "ak-cert is not X.509", false},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.want);

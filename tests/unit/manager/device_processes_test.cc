@@ -14,14 +14,15 @@
 #include <sstream>
 
 #include "sandbox/confine.h"
+#include "tests/unit/common/last_line_with.h"
 #include "tests/unit/sandbox/sandbox_test_util.h"
 
 namespace vmm {
 namespace {
 
-namespace testing_util = sandbox::testing_util;
-using testing_util::ExitCodeOf;
-using testing_util::WaitStatus;
+using sandbox::testing_util::ExitCodeOf;
+using sandbox::testing_util::WaitStatus;
+using testing_util::LastLineWith;
 
 std::string TempPath(const std::string& name) {
   const char* base = std::getenv("TMPDIR");
@@ -85,11 +86,7 @@ TEST(DeviceProcesses, RngLinesReachAManagerStderrThatIsARegularFile) {
   int st = WaitStatus(w);
   const std::string text = ReadFile(log);
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status " << st << "\n" << text;
-  std::istringstream lines(text);
-  std::string line, landlock;
-  while (std::getline(lines, line)) {
-    if (line.find("vmm-device: landlock:") != std::string::npos) landlock = line;
-  }
+  const std::string landlock = LastLineWith(text, "vmm-device: landlock:");
   ASSERT_FALSE(landlock.empty()) << "the rng's landlock line was lost:\n" << text;
   EXPECT_EQ(landlock.rfind("vmm: device-rng rng0: vmm-device: landlock:", 0), 0u) << landlock;
   EXPECT_LT(text.find(landlock), text.find("manager: done")) << "forwarded after the reap";

@@ -93,10 +93,10 @@ inline std::string SpawnUnavailableReason() {
   return pid.error().ToString();
 }
 
-#define SKIP_UNLESS_SPAWN_WORKS()                                                     \
-  do {                                                                                \
-    static const std::string reason = testing_util::SpawnUnavailableReason();         \
-    if (!reason.empty()) GTEST_SKIP() << "cannot create namespaces here: " << reason; \
+#define SKIP_UNLESS_SPAWN_WORKS()                                                             \
+  do {                                                                                        \
+    static const std::string reason = ::vmm::sandbox::testing_util::SpawnUnavailableReason(); \
+    if (!reason.empty()) GTEST_SKIP() << "cannot create namespaces here: " << reason;         \
   } while (0)
 
 struct Pipe {

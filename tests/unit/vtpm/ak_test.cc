@@ -16,40 +16,17 @@
 
 #include "base/hex.h"
 #include "tests/unit/common/temp_dir.h"
+#include "tests/unit/vtpm/forked_tpm.h"
 #include "vtpm/provision/ak_cert.h"
 #include "vtpm/provision/ak_provision.h"
 #include "vtpm/provision/credential.h"
 #include "vtpm/provision/ek_provision.h"
-#include "vtpm/tcti/esys_context.h"
-#include "vtpm/tcti/tpm_peer_fake.h"
 
 namespace vmm::vtpm {
 namespace {
 
 using testing_util::TempDir;
 using Bytes = std::vector<uint8_t>;
-
-struct Tpm {
-  Tpm() : peer(Start()) {
-    auto e = OpenEsys(peer.TakeFd());
-    EXPECT_TRUE(e) << e.error().ToString();
-    if (e) esys.emplace(std::move(*e));
-  }
-  static ForkedPeer Start() {
-    auto p = ForkEnginePeer();
-    EXPECT_TRUE(p) << p.error().ToString();
-    return std::move(p).value();
-  }
-  ESYS_CONTEXT* get() const { return esys->get(); }
-  ForkedPeer peer;
-  std::optional<EsysContext> esys;
-};
-
-HostCa MustCa(const TempDir& dir) {
-  auto ca = EnsureHostCa(dir.path());
-  EXPECT_TRUE(ca) << ca.error().ToString();
-  return std::move(ca).value();
-}
 
 // TPM2_ActivateCredential with the AK and the RSA EK, as ak_provision.cc does, for blobs made
 // elsewhere (tpm2-tools, the TPM itself).

@@ -14,38 +14,14 @@
 #include <iterator>
 
 #include "tests/unit/common/temp_dir.h"
+#include "tests/unit/vtpm/forked_tpm.h"
 #include "vtpm/provision/ek_cert.h"
 #include "vtpm/provision/host_ca.h"
-#include "vtpm/tcti/esys_context.h"
-#include "vtpm/tcti/tpm_peer_fake.h"
 
 namespace vmm::vtpm {
 namespace {
 
 using testing_util::TempDir;
-
-// An engine in a child and an ESYS context on it.
-struct Tpm {
-  Tpm() : peer(Start()) {
-    auto e = OpenEsys(peer.TakeFd());
-    EXPECT_TRUE(e) << e.error().ToString();
-    if (e) esys.emplace(std::move(*e));
-  }
-  static ForkedPeer Start() {
-    auto p = ForkEnginePeer();
-    EXPECT_TRUE(p) << p.error().ToString();
-    return std::move(p).value();
-  }
-  ESYS_CONTEXT* get() const { return esys->get(); }
-  ForkedPeer peer;
-  std::optional<EsysContext> esys;
-};
-
-HostCa MustCa(const TempDir& dir) {
-  auto ca = EnsureHostCa(dir.path());
-  EXPECT_TRUE(ca) << ca.error().ToString();
-  return std::move(ca).value();
-}
 
 std::string CertPubPem(const std::vector<uint8_t>& der) {
   auto cert = CertFromDer(der);
