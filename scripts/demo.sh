@@ -27,14 +27,21 @@ for kind in rsa2048 eccp256; do
   openssl verify -CAfile build/demo-vtpm-ca/vtpm-ca.crt "build/demo-vtpm/ek-$kind.crt.pem" |
     sed 's/^/demo: openssl verify: /'
 done
-if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+# VMM_DEMO_NESTED=1 takes the nested path on a host with /dev/kvm too (to try it).
+if [ "${VMM_DEMO_NESTED:-0}" != 1 ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
   where=()
   compat=()
 else
   echo "demo: this host has no usable /dev/kvm; the VMs run under nested KVM in QEMU (TCG)"
-  where=("$root/scripts/nested-kvm.sh" --copy build/bin --copy build/demo-disk.img
+  # Only the binaries the VMs need: all of build/bin (test binaries with debug info) would not
+  # fit the nested guest's RAM.
+  where=("$root/scripts/nested-kvm.sh" --copy build/demo-disk.img
          --copy build/demo-vtpm --copy build/demo-vtpm-ca --copy scripts/lib/demo-attest.sh
-         --copy build/demo-policy.json --copy build/demo-tampered.elf --)
+         --copy build/demo-policy.json --copy build/demo-tampered.elf)
+  for b in vmm vmm-vcpu vmm-device vmm-vtpm vmm-verify testguest.elf; do
+    where+=(--copy "build/bin/$b")
+  done
+  where+=(--)
   compat=(--kvm-compat off)  # nested SVM, whatever this host's KVM is
 fi
 # The guest lingers 30 s after its checks so that it is running when it is quoted.
