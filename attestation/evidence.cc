@@ -109,9 +109,7 @@ Result<std::string> Pem(const std::string& key, const Json& v) {
 }
 
 Result<uint16_t> BankId(const std::string& name) {
-  for (uint16_t alg : {kTpmAlgSha1, kTpmAlgSha256, kTpmAlgSha384, kTpmAlgSha512, kTpmAlgSm3_256}) {
-    if (TpmAlgKnownName(alg) == name) return alg;
-  }
+  if (std::optional<uint16_t> alg = TpmAlgByKnownName(name)) return *alg;
   return Bad("pcrs: unknown bank \"" + name + "\"");
 }
 

@@ -62,9 +62,8 @@ struct Piece {
 };
 
 Result<uint16_t> BankByName(std::string_view name, size_t line) {
-  for (uint16_t alg : {kTpmAlgSha1, kTpmAlgSha256, kTpmAlgSha384, kTpmAlgSha512}) {
-    if (TpmAlgKnownName(alg) == name) return alg;
-  }
+  std::optional<uint16_t> alg = TpmAlgByKnownName(name);
+  if (alg && *alg != kTpmAlgSm3_256) return *alg;  // the banks a vTPM of ours can have
   return BadLine(line, "unknown PCR bank '" + std::string(name) + "'");
 }
 

@@ -28,13 +28,6 @@ constexpr size_t kMaxDepth = 32;
 
 Error Bad(const std::string& what) { return Error(ErrorKind::kInvalidArgument, "policy: " + what); }
 
-std::optional<uint16_t> BankByName(std::string_view name) {
-  for (uint16_t alg : {kAlgSha1, kAlgSha256, kAlgSha384, kAlgSha512, kAlgSm3_256}) {
-    if (TpmAlgKnownName(alg) == name) return alg;
-  }
-  return std::nullopt;
-}
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -78,7 +71,7 @@ Result<void> CheckKeys(const json& obj, const std::string& where,
 }
 
 Result<uint16_t> Bank(const std::string& name, const std::string& where) {
-  std::optional<uint16_t> bank = BankByName(name);
+  std::optional<uint16_t> bank = TpmAlgByKnownName(name);
   if (!bank) return Bad(where + ": unknown bank '" + name + "' (sha1, sha256, sha384, ...)");
   return *bank;
 }

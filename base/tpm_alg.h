@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace vmm {
@@ -48,6 +49,14 @@ constexpr std::string_view TpmAlgKnownName(uint16_t alg) {
     default:
       return "";
   }
+}
+
+// The algorithm TpmAlgKnownName calls `name`, or nullopt for any other text.
+constexpr std::optional<uint16_t> TpmAlgByKnownName(std::string_view name) {
+  for (uint16_t alg : {kTpmAlgSha1, kTpmAlgSha256, kTpmAlgSha384, kTpmAlgSha512, kTpmAlgSm3_256}) {
+    if (TpmAlgKnownName(alg) == name) return alg;
+  }
+  return std::nullopt;
 }
 
 }  // namespace vmm

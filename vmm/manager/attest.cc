@@ -1,8 +1,6 @@
 #include "vmm/manager/attest.h"
 
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <tss2/tss2_mu.h>
 
 #include <algorithm>
@@ -14,6 +12,7 @@
 #include "vtpm/provision/ak_provision.h"
 #include "vtpm/provision/ak_template.h"
 #include "vtpm/provision/ek_provision.h"
+#include "vtpm/provision/ossl.h"
 #include "vtpm/tcti/esys_context.h"
 
 namespace vmm {
@@ -22,9 +21,8 @@ namespace {
 using vtpm::TssError;
 
 Result<uint16_t> BankByName(std::string_view name) {
-  for (uint16_t alg : {kTpmAlgSha1, kTpmAlgSha256, kTpmAlgSha384, kTpmAlgSha512}) {
-    if (TpmAlgKnownName(alg) == name) return alg;
-  }
+  std::optional<uint16_t> alg = TpmAlgByKnownName(name);
+  if (alg && *alg != kTpmAlgSm3_256) return *alg;
   return InvalidArgument("unknown PCR bank '" + std::string(name) +
                          "' (sha1, sha256, sha384, sha512)");
 }
@@ -134,20 +132,12 @@ std::vector<uint8_t> Marshal(const T& value, Fn fn) {
   return out;
 }
 
+// The certificate as PEM, or "" if `der` is not one X.509 certificate.
 std::string PemOfDer(const std::vector<uint8_t>& der) {
-  const unsigned char* p = der.data();
-  X509* x = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
-  if (x == nullptr) return {};
-  BIO* bio = BIO_new(BIO_s_mem());
-  std::string pem;
-  if (bio != nullptr && PEM_write_bio_X509(bio, x) == 1) {
-    char* data = nullptr;
-    long n = BIO_get_mem_data(bio, &data);
-    pem.assign(data, static_cast<size_t>(n));
-  }
-  BIO_free(bio);
-  X509_free(x);
-  return pem;
+  auto cert = vtpm::CertFromDer(der);
+  if (!cert) return {};
+  auto pem = vtpm::CertToPem(cert->get());
+  return pem ? *pem : std::string();
 }
 
 // The quote itself, into `ev`: the AK recreated (and flushed when `ak` goes), the PCRs read,

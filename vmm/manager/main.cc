@@ -460,25 +460,6 @@ int Measure(const RunFlags& given, const MeasureFlags& out) {
   return 0;
 }
 
-// A whole small file as text (at most `limit` bytes).
-Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Error(ErrorKind::kNotFound, "'" + path + "'", errno);
-  std::string text(limit + 1, '\0');
-  size_t got = 0;
-  for (;;) {
-    ssize_t n = read(fd.get(), text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error(ErrorKind::kSystem, "reading '" + path + "'", errno);
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-    if (got > limit)
-      return InvalidArgument("'" + path + "' is over " + std::to_string(limit) + " bytes");
-  }
-  text.resize(got);
-  return text;
-}
-
 struct AttestFlags {
   std::string api_socket;
   std::string nonce;
@@ -528,9 +509,10 @@ int Attest(const AttestFlags& flags) {
   // The host CA's certificate completes the chain (a verifier anchors on its own copy).
   std::string ca_note;
   const std::string ca_path = flags.ca_dir + "/" + std::string(vtpm::kHostCaCertFile);
-  auto ca = ReadSmallFile(ca_path, 64 * 1024);
-  if (ca && ca->find("-----BEGIN CERTIFICATE-----") != std::string::npos) {
-    evidence->ca_chain_pem.push_back(*ca);
+  auto ca = ReadFileLimited(ca_path, 64 * 1024, "--ca");
+  const std::string ca_pem = ca ? std::string(ca->begin(), ca->end()) : std::string();
+  if (ca && ca_pem.find("-----BEGIN CERTIFICATE-----") != std::string::npos) {
+    evidence->ca_chain_pem.push_back(ca_pem);
   } else {
     ca_note = " (no CA certificate in the bundle: " +
               (ca ? ca_path + " is not a PEM certificate" : ca.error().ToString()) + ")";
