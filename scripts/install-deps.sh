@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake g++ clang clang-format libclang-rt-14-dev pkg-config python3
   # libraries the VMM links
   nlohmann-json3-dev libcli11-dev libseccomp-dev libcap-ng-dev libselinux1-dev libssl-dev libtpms-dev
-  libtss2-dev swtpm-dev libcpp-httplib-dev
+  libtss2-dev swtpm-dev libcpp-httplib-dev libaudit-dev rapidjson-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev acpica-tools
   # nested KVM harness (hosts without /dev/kvm), the QEMU side-by-side bench, and the
