@@ -27,6 +27,7 @@
 #include "vmm/contract/layout.h"
 #include "vmm/manager/api_server.h"
 #include "vmm/manager/attest.h"
+#include "vmm/manager/audit_cli.h"
 #include "vmm/manager/child_process.h"
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
@@ -667,6 +668,7 @@ int Main(int argc, char** argv) {
   show->add_option("ROLE", role, "One of: " + roles)->required();
 
   VtpmCli vtpm(app);
+  AuditCli audit(app);
 
   try {
     app.parse(argc, argv);
@@ -680,6 +682,7 @@ int Main(int argc, char** argv) {
   if (measure->parsed()) return Measure(measure_flags, measure_out);
   if (attest->parsed()) return Attest(attest_flags);
   if (vtpm.parsed()) return vtpm.Run();
+  if (audit.parsed()) return audit.Run();
   if (show->parsed()) {
     auto policy = sandbox::PolicyForRole(role);
     if (!policy) return Fail(policy.error());
