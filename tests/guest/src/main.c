@@ -7,6 +7,7 @@
  * followed by an ACPI power-off.
  */
 #include "platform.h"
+#include "port_io.h"
 
 struct guest g;
 
@@ -163,8 +164,20 @@ static void finish(void)
 		/* Up, idle, for the host to look at (vmm attest quotes the vTPM meanwhile). */
 		kprintf("testguest: lingering %u s before power-off\n", g.opt.linger_s);
 		console_flush();
-		for (uint32_t i = 0; i < g.opt.linger_s * 10u; i++)
+		/* The ACPI fixed-feature power button (PM1 PWRBTN_EN/STS, bit 8) ends the wait:
+		 * `vmm ctl shutdown` presses it. Polled, since interrupts stay off. */
+		const uint16_t pwrbtn = 1u << 8;
+		const uint16_t evt = (uint16_t)g.plat.pm1a_evt;
+		if (evt)
+			outw((uint16_t)(evt + 2), pwrbtn);
+		for (uint32_t i = 0; i < g.opt.linger_s * 10u; i++) {
+			if (evt && (inw(evt) & pwrbtn)) {
+				outw(evt, pwrbtn);
+				kprintf("testguest: power button pressed, powering off\n");
+				break;
+			}
 			udelay(100000);
+		}
 	}
 	console_flush();
 	acpi_poweroff(&g.plat);
