@@ -457,7 +457,7 @@ RunOutcome Machine::Run() {
     if ((events & EPOLLIN) && read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
       if (si.ssi_signo == SIGPWR) {
         m.acpi_pm->PressPowerButton();
-        std::fprintf(stderr, "vmm: vcpu: ACPI power button pressed\n");
+        std::fprintf(stderr, "vmm-vcpu: ACPI power button pressed\n");
         return;
       }
       signo = static_cast<int>(si.ssi_signo);
