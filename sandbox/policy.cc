@@ -39,14 +39,14 @@ bool SameConditions(const SyscallRule& a, const SyscallRule& b) {
                     b.conditions.end(), SameCondition);
 }
 
-Result<FilterCtx> Compile(const Policy& policy, const PolicyParams& params) {
+Result<FilterCtx> Compile(const Policy& policy, const PolicyParams& params, bool all_threads) {
   FilterCtx ctx(seccomp_init(SCMP_ACT_KILL_PROCESS));
   if (!ctx) return Error(ErrorKind::kSystem, "seccomp_init failed");
   // A 32-bit (int 0x80) or x32 syscall from this x86_64 process has other numbers: kill it
   // rather than match it against x86_64 rules (seccomp(2), "Caveats").
   int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
   // Threads that exist already get the filter too (SECCOMP_FILTER_FLAG_TSYNC).
-  if (rc == 0) rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1);
+  if (rc == 0 && all_threads) rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1);
   if (rc != 0) return Error(ErrorKind::kSystem, "seccomp_attr_set", -rc);
 
   for (const SyscallRule& rule : policy.rules()) {
@@ -133,13 +133,23 @@ std::string Policy::ToText() const {
   return out;
 }
 
-Result<void> Policy::Apply(const PolicyParams& params) const {
+namespace {
+
+Result<void> Load(const Policy& policy, const PolicyParams& params, bool all_threads) {
   PolicyParams all = params;
   all["self_pid"] = static_cast<uint64_t>(getpid());
-  ASSIGN_OR_RETURN(FilterCtx ctx, Compile(*this, all));
+  ASSIGN_OR_RETURN(FilterCtx ctx, Compile(policy, all, all_threads));
   int rc = seccomp_load(ctx.get());
-  if (rc != 0) return Error(ErrorKind::kSystem, "seccomp_load (policy " + name_ + ")", -rc);
+  if (rc != 0) return Error(ErrorKind::kSystem, "seccomp_load (policy " + policy.name() + ")", -rc);
   return Ok();
+}
+
+}  // namespace
+
+Result<void> Policy::Apply(const PolicyParams& params) const { return Load(*this, params, true); }
+
+Result<void> Policy::ApplyToCallingThread(const PolicyParams& params) const {
+  return Load(*this, params, false);
 }
 
 PolicyBuilder::PolicyBuilder(std::string name) { policy_.name_ = std::move(name); }
@@ -214,7 +224,7 @@ Result<Policy> PolicyBuilder::Build() const {
   // here, in the builder's caller, and not later in a half-confined child.
   PolicyParams placeholders{{"self_pid", 1}};
   for (const std::string& p : policy_.RequiredParams()) placeholders[p] = 0;
-  auto ctx = Compile(policy_, placeholders);
+  auto ctx = Compile(policy_, placeholders, true);
   if (!ctx) return ctx.error();
   return policy_;
 }

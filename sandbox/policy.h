@@ -81,6 +81,9 @@ class Policy {
   // Loads the filter into the calling process (all its threads: SECCOMP_FILTER_FLAG_TSYNC).
   // Needs PR_SET_NO_NEW_PRIVS or CAP_SYS_ADMIN (seccomp(2)); libseccomp sets the former.
   Result<void> Apply(const PolicyParams& params) const;
+  // Loads the filter into the calling thread only (no TSYNC): the threads it creates later
+  // inherit it, the process's other threads do not (the manager's API thread).
+  Result<void> ApplyToCallingThread(const PolicyParams& params) const;
 
  private:
   friend class PolicyBuilder;

@@ -158,6 +158,35 @@ PolicyBuilder Vtpm(bool state_dir) {
   return b;
 }
 
+}  // namespace
+
+// The manager's API threads (vmm/manager/api_server.h): the accept loop and its one worker.
+// Not a process role: the filter is loaded into those threads only.
+Result<Policy> ManagerApiThreadPolicy() {
+  PolicyBuilder b = Base("manager-api");
+  b.AllowThreads()        // the accept loop starts the worker
+      .AllowSocketIo()    // HTTP on accepted connections; the vTPM's data channel; audit netlink
+      .AllowGetrandom();  // TSS2/OpenSSL on the attest path
+  b.AllowIf("accept", {ArgEqParam(0, "api_socket")}, "connections on the API socket only");
+  b.AllowIf("accept4", {ArgEqParam(0, "api_socket")}, "same");
+  b.Allow("poll", "wait on one connection with a deadline (DeadlineStream)");
+  b.Allow("ppoll", "same, where glibc uses ppoll");
+  b.Allow("select", "cpp-httplib waits on the listening socket (select_read)");
+  b.Allow("pselect6", "same, where glibc uses pselect6");
+  b.Allow("getsockopt", "SO_PEERCRED and SO_PEERSEC: who is calling");
+  b.Allow("setsockopt", "cpp-httplib's per-connection timeouts (SO_RCVTIMEO, SO_SNDTIMEO)");
+  b.Allow("shutdown", "end a connection");
+  b.Allow("fsync", "the audit log: each record reaches the disk before the answer");
+  b.Allow("fdatasync", "same");
+  b.Allow("sched_yield", "glibc's and OpenSSL's spin paths");
+  b.Allow("capget", "read-only: its own capability sets (all empty; tests check them)");
+  // Not here: open/openat (Landlock denies files too), socket/connect/bind, execve, kill, ptrace,
+  // ioctl: lifecycle actions go to the manager's main thread as messages on a pipe.
+  return b.Build();
+}
+
+namespace {
+
 struct RoleEntry {
   std::string_view name;
   std::function<PolicyBuilder()> builder;

@@ -53,6 +53,10 @@ Result<RoleFilter> VtpmFilter(int state_dir_fd);
 Result<PolicyBuilder> BuilderForRole(std::string_view role);
 Result<Policy> PolicyForRole(std::string_view role);
 
+// The filter of the manager's API threads (not a process role): parameter $api_socket is the
+// listening socket's fd. ARCHITECTURE.md §8.
+Result<Policy> ManagerApiThreadPolicy();
+
 // soft = hard = value. Confine never raises a hard limit that is already lower.
 struct Rlimit {
   int resource;

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/integration/background_vm.h"
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/common/temp_dir.h"
 
@@ -32,51 +33,6 @@ namespace fs = std::filesystem;
 // Fixed nonces: a verifier would pick fresh ones; here each must differ from the other.
 constexpr char kGuestNonce[] = "a11ce5eed0000000000000000000beef";
 constexpr char kManagerNonce[] = "b0b5eed00000000000000000000cafe1";
-
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// `vmm run ARGS` in the background, its stdout (the guest's console) and stderr into files.
-class BackgroundVm {
- public:
-  BackgroundVm(const std::vector<std::string>& args, const std::string& out,
-               const std::string& err) {
-    std::vector<std::string> argv = {BinDir() + "/vmm", "run"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> c;
-    for (std::string& a : argv) c.push_back(a.data());
-    c.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (posix_spawn(&pid_, c[0], &actions, nullptr, c.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~BackgroundVm() { Stop(); }
-  bool started() const { return pid_ > 0; }
-  bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-  // SIGTERM, then SIGKILL if it is still there 30 s later.
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 300 && waitpid(pid_, nullptr, WNOHANG) == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (waitpid(pid_, nullptr, WNOHANG) == 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
 
 ProcessResult Verify(const std::string& evidence, const std::string& ca, const std::string& policy,
                      const std::string& nonce) {
@@ -123,8 +79,21 @@ TEST(GuestAttestKvm, TheManagersAndTheGuestsBundlesBothVerify) {
       RunProcess({vmm, "attest", "--api-socket", d.File("api.sock"), "--nonce", kManagerNonce,
                   "--out", d.File("manager.json"), "--ca", d.File("ca")},
                  60);
+  // The certificates on the API (vmm ctl ak / ek), read from the vTPM's NV meanwhile.
+  ProcessResult ak = RunProcess({vmm, "ctl", "--api-socket", d.File("api.sock"), "ak"}, 60);
+  ProcessResult ek = RunProcess({vmm, "ctl", "--api-socket", d.File("api.sock"), "ek"}, 60);
   guest.Stop();
   ASSERT_EQ(attest.exit_code, 0) << attest.err;
+  ASSERT_EQ(ak.exit_code, 0) << ak.err;
+  ASSERT_EQ(ek.exit_code, 0) << ek.err;
+  EXPECT_EQ(
+      nlohmann::json::parse(ak.out, nullptr, false)["certificate"],
+      nlohmann::json::parse(ReadText(d.File("manager.json")), nullptr, false)["ak"]["certificate"])
+      << ak.out;
+  EXPECT_NE(nlohmann::json::parse(ek.out, nullptr, false)["rsa2048"].get<std::string>().find(
+                "BEGIN CERTIFICATE"),
+            std::string::npos)
+      << ek.out;
   EXPECT_NE(serial.find("testguest: result PASS"), std::string::npos) << serial;
   EXPECT_NE(serial.find("check attest: ok quote of sha256:0-9+sha384:0-9, "), std::string::npos)
       << serial;

@@ -1,15 +1,28 @@
 #include "vmm/manager/api_server.h"
 
+#include <cap-ng.h>
 #include <httplib.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/hex.h"
 #include "base/strict_json.h"
 #include "base/version.h"
+#include "sandbox/landlock.h"
+#include "sandbox/policy.h"
+#include "sandbox/roles.h"
 
 namespace vmm {
 namespace {
@@ -18,12 +31,63 @@ using nlohmann::json;
 
 std::string ErrorJson(const std::string& message) { return json{{"error", message}}.dump() + "\n"; }
 
-void Reply(httplib::Response& res, const ApiResponse& r) {
-  res.status = r.status;
-  res.set_content(r.body, "application/json");
-}
+constexpr uint32_t kEveryRole = RoleBit(ApiRole::kAdmin) | RoleBit(ApiRole::kOperator) |
+                                RoleBit(ApiRole::kTenant) | RoleBit(ApiRole::kAuditor);
+constexpr uint32_t kLifecycleRoles = RoleBit(ApiRole::kAdmin) | RoleBit(ApiRole::kOperator);
+constexpr uint32_t kTenantRoles = RoleBit(ApiRole::kAdmin) | RoleBit(ApiRole::kTenant);
+constexpr uint32_t kReaderRoles =
+    RoleBit(ApiRole::kAdmin) | RoleBit(ApiRole::kTenant) | RoleBit(ApiRole::kAuditor);
+constexpr uint32_t kMonitorRoles =
+    RoleBit(ApiRole::kAdmin) | RoleBit(ApiRole::kOperator) | RoleBit(ApiRole::kAuditor);
+
+constexpr ApiEndpoint kEndpoints[] = {
+    {"GET", "/api/v1/vmm.ping", ApiAction::kPing, "vmm.ping", kEveryRole},
+    {"GET", "/api/v1/vm.info", ApiAction::kInfo, "vm.info", kEveryRole},
+    {"GET", "/api/v1/vm.counters", ApiAction::kCounters, "vm.counters", kMonitorRoles},
+    {"PUT", "/api/v1/vm.pause", ApiAction::kPause, "vm.pause", kLifecycleRoles},
+    {"PUT", "/api/v1/vm.resume", ApiAction::kResume, "vm.resume", kLifecycleRoles},
+    {"PUT", "/api/v1/vm.shutdown", ApiAction::kShutdown, "vm.shutdown", kLifecycleRoles},
+    {"PUT", "/api/v1/vm.attest", ApiAction::kAttest, "vm.attest", kTenantRoles},
+    {"GET", "/api/v1/vm.tpm.ek", ApiAction::kTpmEk, "vm.tpm.ek", kReaderRoles},
+    {"GET", "/api/v1/vm.tpm.ak", ApiAction::kTpmAk, "vm.tpm.ak", kReaderRoles},
+};
 
 }  // namespace
+
+std::string_view ApiRoleName(ApiRole role) {
+  switch (role) {
+    case ApiRole::kAdmin:
+      return "admin";
+    case ApiRole::kOperator:
+      return "operator";
+    case ApiRole::kTenant:
+      return "tenant";
+    case ApiRole::kAuditor:
+      return "auditor";
+    case ApiRole::kNone:
+      break;
+  }
+  return "none";
+}
+
+std::span<const ApiEndpoint> ApiEndpoints() { return kEndpoints; }
+
+std::function<ApiRole(const ApiPeer&)> OwnerIsAdmin(uint32_t owner_uid) {
+  return [owner_uid](const ApiPeer& peer) {
+    return peer.uid == owner_uid ? ApiRole::kAdmin : ApiRole::kNone;
+  };
+}
+
+const ApiEndpoint& EndpointOf(ApiAction action) {
+  for (const ApiEndpoint& e : kEndpoints) {
+    if (e.action == action) return e;
+  }
+  return kEndpoints[0];  // unreachable: every action has a row
+}
+
+bool RoleMayCall(ApiRole role, ApiAction action) {
+  return role != ApiRole::kNone && (EndpointOf(action).roles & RoleBit(role)) != 0;
+}
 
 Result<QuoteRequest> ParseAttestRequest(std::string_view body) {
   if (body.size() > kMaxApiBody) return InvalidArgument("the request body is too large");
@@ -66,6 +130,39 @@ std::string AttestRequestToJson(const QuoteRequest& request) {
       .dump();
 }
 
+Result<LifecycleRequest> ParseLifecycleRequest(ApiAction action, std::string_view body) {
+  LifecycleRequest request;
+  request.action = action;
+  const bool shutdown = action == ApiAction::kShutdown;
+  const std::string form = shutdown ? "{} or {\"deadline_sec\": N}" : "{} or nothing";
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return request;
+  if (body.size() > kMaxApiBody) return InvalidArgument("the request body is too large");
+  StrictJson parsed = ParseStrictJson(body, 1);
+  if (parsed.problem == StrictJson::Problem::kRepeatedKey) {
+    return InvalidArgument("the key \"" + parsed.repeated_key + "\" is repeated");
+  }
+  if (parsed.problem != StrictJson::Problem::kNone || !parsed.doc.is_object()) {
+    return InvalidArgument("the request body must be " + form);
+  }
+  for (auto& [key, value] : parsed.doc.items()) {
+    if (shutdown && key == "deadline_sec") {
+      if (!value.is_number_unsigned() || value.get<uint64_t>() < 1 ||
+          value.get<uint64_t>() > kMaxShutdownDeadlineSec) {
+        return InvalidArgument("\"deadline_sec\" must be a whole number of seconds, 1 to " +
+                               std::to_string(kMaxShutdownDeadlineSec));
+      }
+      request.deadline_sec = static_cast<uint32_t>(value.get<uint64_t>());
+    } else {
+      return InvalidArgument("unknown key \"" + key + "\" (the body must be " + form + ")");
+    }
+  }
+  return request;
+}
+
+ApiResponse ErrorResponse(int status, const std::string& message) {
+  return {status, ErrorJson(message)};
+}
+
 ApiResponse ErrorResponse(const Error& error) {
   int status = 500;
   switch (error.kind()) {
@@ -80,7 +177,83 @@ ApiResponse ErrorResponse(const Error& error) {
     default:
       break;
   }
-  return {status, ErrorJson(error.ToString())};
+  return ErrorResponse(status, error.ToString());
+}
+
+namespace {
+
+ApiResponse Dispatch(const ApiEndpoint& e, const ApiCall& call, const ApiHandlers& h) {
+  auto from = [](const Result<std::string>& r) {
+    return r ? ApiResponse{200, *r} : ErrorResponse(r.error());
+  };
+  switch (e.action) {
+    case ApiAction::kPing:
+      return {200, json{{"version", std::string("vmm ") + VMM_VERSION}}.dump() + "\n"};
+    case ApiAction::kInfo:
+      if (!h.info) return ErrorResponse(503, "no VM information here");
+      return {200, h.info()};
+    case ApiAction::kCounters:
+      if (!h.counters) return ErrorResponse(503, "no counters here");
+      return {200, h.counters()};
+    case ApiAction::kPause:
+    case ApiAction::kResume:
+    case ApiAction::kShutdown: {
+      if (!h.lifecycle) return ErrorResponse(503, "this server does not run a VM");
+      auto request = ParseLifecycleRequest(e.action, call.body);
+      if (!request) return ErrorResponse(request.error());
+      return h.lifecycle(*request);
+    }
+    case ApiAction::kAttest: {
+      if (!h.attest) {
+        return ErrorResponse(503, "the VM has no vTPM (vmm run --tpm), so nothing to quote");
+      }
+      auto request = ParseAttestRequest(call.body);
+      if (!request) return ErrorResponse(request.error());
+      return from(h.attest(*request));
+    }
+    case ApiAction::kTpmEk:
+    case ApiAction::kTpmAk:
+      if (!h.tpm_certificates) {
+        return ErrorResponse(503, "the VM has no vTPM (vmm run --tpm), so no keys to export");
+      }
+      if (!call.body.empty()) return ErrorResponse(400, "GET takes no body");
+      return from(h.tpm_certificates(e.action));
+  }
+  return ErrorResponse(500, "unhandled endpoint");
+}
+
+}  // namespace
+
+ApiResponse HandleApiCall(const ApiCall& call, const ApiHandlers& h) {
+  const ApiRole role = h.authorize ? h.authorize(call.peer) : ApiRole::kNone;
+  const ApiEndpoint* endpoint = nullptr;
+  bool path_known = false;
+  for (const ApiEndpoint& e : kEndpoints) {
+    if (e.path != call.path) continue;
+    path_known = true;
+    if (e.method == call.method) endpoint = &e;
+  }
+  ApiResponse response;
+  if (role == ApiRole::kNone) {
+    response =
+        ErrorResponse(403, "uid " + std::to_string(call.peer.uid) + " (gid " +
+                               std::to_string(call.peer.gid) + ") has no role on this VM's API");
+  } else if (!path_known) {
+    response = ErrorResponse(404, "no endpoint " + call.method + " " + call.path);
+  } else if (!endpoint) {
+    response = ErrorResponse(405, call.method + " is not allowed on " + call.path);
+  } else if (!RoleMayCall(role, endpoint->action)) {
+    response = ErrorResponse(403, "the " + std::string(ApiRoleName(role)) + " role may not call " +
+                                      std::string(endpoint->name));
+  } else {
+    response = Dispatch(*endpoint, call, h);
+  }
+  if (h.audit) {
+    std::string error = response.status >= 400 ? ApiErrorMessage(response) : "";
+    h.audit(call.peer, role, endpoint ? endpoint->name : std::string_view("unknown"),
+            response.status, error);
+  }
+  return response;
 }
 
 Result<ApiResponse> CallApi(const std::string& socket_path, const std::string& method,
@@ -143,10 +316,167 @@ std::string ApiErrorMessage(const ApiResponse& response) {
   return response.body.substr(0, 512);
 }
 
+namespace {
+
+// The peer of the connection this thread is serving (set per connection, below).
+thread_local ApiPeer t_peer;
+// Set while a connection is answered 503 at once (too many waiting).
+thread_local bool t_overloaded = false;
+
+ApiPeer PeerOf(int sock) {
+  ApiPeer peer;
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    peer.uid = cred.uid;
+    peer.gid = cred.gid;
+    peer.pid = cred.pid;
+  } else {
+    peer.uid = peer.gid = static_cast<uint32_t>(-1);  // no role can match
+  }
+  char label[256];
+  socklen_t label_len = sizeof(label);
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERSEC, label, &label_len) == 0 && label_len > 0 &&
+      label_len <= sizeof(label)) {
+    peer.context.assign(label, strnlen(label, label_len));
+  }
+  return peer;
+}
+
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// One connection, with a deadline for the whole exchange: a client that trickles its request
+// byte by byte is cut off at kApiRequestDeadlineSec, not kept for a timeout per read.
+class DeadlineStream : public httplib::Stream {
+ public:
+  explicit DeadlineStream(int sock)
+      : sock_(sock), deadline_ms_(NowMs() + int64_t{kApiRequestDeadlineSec} * 1000) {}
+  bool is_readable() const override { return Wait(POLLIN); }
+  bool is_writable() const override { return Wait(POLLOUT); }
+  ssize_t read(char* ptr, size_t size) override {
+    if (!Wait(POLLIN)) return -1;
+    return recv(sock_, ptr, size, 0);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!Wait(POLLOUT)) return -1;
+    return send(sock_, ptr, size, MSG_NOSIGNAL);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip.clear();
+    port = t_peer.pid;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip.clear();
+    port = 0;
+  }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  bool Wait(short events) const {
+    for (;;) {
+      const int64_t left = deadline_ms_ - NowMs();
+      if (left <= 0) return false;
+      pollfd p{sock_, events, 0};
+      const int n =
+          poll(&p, 1, static_cast<int>(std::min<int64_t>(left, kApiReadTimeoutSec * 1000)));
+      if (n > 0) return (p.revents & (events | POLLHUP)) != 0;
+      if (n == 0) return false;  // nothing for kApiReadTimeoutSec
+      if (errno != EINTR) return false;
+    }
+  }
+  int sock_;
+  int64_t deadline_ms_;
+};
+
+// One worker; at most kMaxApiPending connections wait for it. More are answered 503 on the
+// accepting thread at once (a flood costs the manager no memory or fds beyond the cap).
+class BoundedQueue : public httplib::TaskQueue {
+ public:
+  BoundedQueue() : worker_([this] { Work(); }) {}
+  ~BoundedQueue() override { shutdown(); }
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock lock(mu_);
+    if (tasks_.size() >= kMaxApiPending || stopping_) {
+      lock.unlock();
+      t_overloaded = true;
+      fn();  // answers 503 and closes
+      t_overloaded = false;
+      return;
+    }
+    tasks_.push_back(std::move(fn));
+    cv_.notify_one();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ && !worker_.joinable()) return;
+      stopping_ = true;
+      cv_.notify_one();
+    }
+    if (worker_.joinable()) worker_.join();
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;
+        fn = std::move(tasks_.front());
+        tasks_.pop_front();
+        // Connections still waiting when the server stops are closed unanswered.
+        t_overloaded = stopping_;
+      }
+      fn();
+      t_overloaded = false;
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+class PeerServer : public httplib::Server {
+ public:
+  int listen_fd() const { return svr_sock_; }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    if (t_overloaded) {
+      static constexpr char kBusy[] =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Content-Length: 47\r\nConnection: close\r\n\r\n"
+          "{\"error\":\"too many connections: try again\"}\n";
+      (void)!send(sock, kBusy, sizeof(kBusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } else {
+      t_peer = PeerOf(sock);
+      DeadlineStream stream(sock);
+      bool closed = false;
+      process_request(stream, true, closed, nullptr);
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return true;
+  }
+};
+
+}  // namespace
+
 struct ApiServer::Impl {
-  httplib::Server server;
+  PeerServer server;
   std::string path;
   std::thread thread;
+  ApiHandlers handlers;
+  std::mutex counts_mu;
+  std::map<std::string, std::map<int, uint64_t>> counts;  // endpoint -> status -> calls
 };
 
 ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -162,11 +492,15 @@ ApiServer::~ApiServer() {
   unlink(impl_->path.c_str());
 }
 
-Result<std::unique_ptr<ApiServer>> ApiServer::Bind(const std::string& path) {
+Result<std::unique_ptr<ApiServer>> ApiServer::Bind(const std::string& path,
+                                                   const ApiSocketOptions& options) {
   struct sockaddr_un probe;
   if (path.empty() || path.size() >= sizeof(probe.sun_path)) {
     return InvalidArgument("--api-socket '" + path + "': a path of 1 to " +
                            std::to_string(sizeof(probe.sun_path) - 1) + " bytes");
+  }
+  if ((options.mode & ~0777u) != 0) {
+    return InvalidArgument("--api-socket-mode: permission bits only (0600, 0660, ...)");
   }
   struct stat st;
   if (lstat(path.c_str(), &st) == 0) {
@@ -177,58 +511,115 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Bind(const std::string& path) {
   impl->path = path;
   httplib::Server& s = impl->server;
   s.set_address_family(AF_UNIX);
-  s.new_task_queue = [] { return new httplib::ThreadPool(1); };
+  s.new_task_queue = [] { return new BoundedQueue(); };
   s.set_keep_alive_max_count(1);
   s.set_read_timeout(kApiReadTimeoutSec, 0);
   s.set_write_timeout(kApiReadTimeoutSec, 0);
   s.set_payload_max_length(kMaxApiBody);
-  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    std::string message = "no endpoint " + req.method + " " + req.path;
-    if (res.status == 413)
-      message = "the request body is over " + std::to_string(kMaxApiBody) + " bytes";
-    if (res.status == 400) message = "malformed HTTP request";
-    res.set_content(ErrorJson(message), "application/json");
-  });
   const mode_t old_mask = umask(0177);
   const bool bound = s.bind_to_port(path, 1);
   const int saved = errno;
   umask(old_mask);
   if (!bound) return Error(ErrorKind::kSystem, "--api-socket '" + path + "': cannot bind", saved);
+  // The socket was made 0600; widen it only as asked, once it is ours.
+  if (options.group != static_cast<gid_t>(-1) &&
+      lchown(path.c_str(), static_cast<uid_t>(-1), options.group) != 0) {
+    const int err = errno;
+    unlink(path.c_str());
+    return Error(ErrorKind::kSystem, "--api-socket-group: chown '" + path + "'", err);
+  }
+  if (options.mode != 0600 && chmod(path.c_str(), options.mode) != 0) {
+    const int err = errno;
+    unlink(path.c_str());
+    return Error(ErrorKind::kSystem, "--api-socket-mode: chmod '" + path + "'", err);
+  }
   return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
 }
 
-void ApiServer::Serve(Handlers handlers) {
+void ApiServer::Serve(Handlers handlers, bool confine) {
   if (impl_->thread.joinable()) return;
-  httplib::Server& s = impl_->server;
-  s.Get("/api/v1/vmm.ping", [](const httplib::Request&, httplib::Response& res) {
-    Reply(res, {200, json{{"version", std::string("vmm ") + VMM_VERSION}}.dump() + "\n"});
-  });
-  auto attest = handlers.attest;
-  s.Put("/api/v1/vm.attest", [attest](const httplib::Request& req, httplib::Response& res) {
-    if (!attest) {
-      Reply(res, {503, ErrorJson("the VM has no vTPM (vmm run --tpm), so nothing to quote")});
-      return;
-    }
-    auto request = ParseAttestRequest(req.body);
-    if (!request) {
-      Reply(res, ErrorResponse(request.error()));
-      return;
-    }
-    auto bundle = attest(*request);
-    Reply(res, bundle ? ApiResponse{200, *bundle} : ErrorResponse(bundle.error()));
-  });
-  // Other methods on known paths: 405.
-  auto wrong_method = [](const httplib::Request& req, httplib::Response& res) {
-    Reply(res, {405, ErrorJson(req.method + " is not allowed on " + req.path)});
-  };
-  s.Put("/api/v1/vmm.ping", wrong_method);
-  s.Post("/api/v1/vmm.ping", wrong_method);
-  s.Get("/api/v1/vm.attest", wrong_method);
-  s.Post("/api/v1/vm.attest", wrong_method);
-
   Impl* raw = impl_.get();
-  impl_->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  if (!handlers.authorize) handlers.authorize = OwnerIsAdmin(geteuid());
+  raw->handlers = std::move(handlers);
+  // The server's own counts join the handler's counters under "api".
+  auto counters = raw->handlers.counters;
+  raw->handlers.counters = [raw, counters]() {
+    json doc = counters ? json::parse(counters(), nullptr, false) : json::object();
+    if (!doc.is_object()) doc = json::object();
+    json api = json::object();
+    std::lock_guard lock(raw->counts_mu);
+    for (const auto& [name, by_status] : raw->counts) {
+      for (const auto& [status, n] : by_status) api[name][std::to_string(status)] = n;
+    }
+    doc["api"] = std::move(api);
+    return doc.dump() + "\n";
+  };
+  auto serve = [raw](const httplib::Request& req, httplib::Response& res) {
+    ApiCall call{req.method, req.path, req.body, t_peer};
+    ApiResponse r = HandleApiCall(call, raw->handlers);
+    std::string name = "unknown";
+    for (const ApiEndpoint& e : ApiEndpoints()) {
+      if (e.path == call.path && e.method == call.method) name = e.name;
+    }
+    {
+      std::lock_guard lock(raw->counts_mu);
+      ++raw->counts[name][r.status];
+    }
+    res.status = r.status;
+    res.set_content(r.body, "application/json");
+  };
+  httplib::Server& s = raw->server;
+  s.Get(".*", serve);
+  s.Put(".*", serve);
+  s.Post(".*", serve);
+  s.Delete(".*", serve);
+  s.Patch(".*", serve);
+  s.Options(".*", serve);
+  // What httplib refuses before routing (a body over the limit, a malformed request).
+  s.set_error_handler([raw](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string message = "malformed HTTP request";
+    if (res.status == 413) {
+      message = "the request body is over " + std::to_string(kMaxApiBody) + " bytes";
+    } else if (res.status == 404) {
+      message = "no endpoint " + req.method + " " + req.path;
+    }
+    res.set_content(ErrorJson(message), "application/json");
+    if (raw->handlers.audit) {
+      raw->handlers.audit(t_peer, ApiRole::kNone, "unknown", res.status, message);
+    }
+    std::lock_guard lock(raw->counts_mu);
+    ++raw->counts["unknown"][res.status];
+  });
+  raw->thread = std::thread([raw, confine] {
+    if (confine) {
+      if (auto r = ConfineApiThread(raw->server.listen_fd()); !r) {
+        std::fprintf(stderr,
+                     "vmm: error: the API thread could not confine itself: %s; the API is off\n",
+                     r.error().ToString().c_str());
+        return;
+      }
+    }
+    raw->server.listen_after_bind();
+  });
+}
+
+Result<void> ConfineApiThread(int api_socket) {
+  // Capabilities and no_new_privs are per thread; so are Landlock domains and, without TSYNC,
+  // seccomp filters. The worker thread started later inherits all four.
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return Error(ErrorKind::kSystem, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  }
+  capng_setpid(static_cast<int>(gettid()));
+  capng_clear(CAPNG_SELECT_BOTH);
+  if (capng_apply(CAPNG_SELECT_BOTH) != 0) {
+    return Error(ErrorKind::kSystem, "dropping the API thread's capabilities (capng_apply)");
+  }
+  if (auto abi = sandbox::LandlockAbi(); abi) {
+    RETURN_IF_ERROR(sandbox::RestrictFilesystem(*abi, {}));
+  }
+  ASSIGN_OR_RETURN(sandbox::Policy policy, sandbox::ManagerApiThreadPolicy());
+  return policy.ApplyToCallingThread({{"api_socket", static_cast<uint64_t>(api_socket)}});
 }
 
 }  // namespace vmm

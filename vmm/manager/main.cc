@@ -2,6 +2,7 @@
 // reset, which stops the VM); 1 the VM failed (triple fault, unhandled exit, KVM or host
 // error); 2 bad input (flags, config file, kernel, sizes); 128+N stopped by signal N.
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -11,8 +12,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,6 +35,7 @@
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
 #include "vmm/manager/exit_status.h"
+#include "vmm/manager/lifecycle.h"
 #include "vmm/manager/measured_boot.h"
 #include "vmm/manager/vtpm_cli.h"
 #include "vmm/manager/vtpm_commands.h"
@@ -40,7 +44,10 @@
 #include "vmm/vm/kvm/kvm.h"
 #include "vmm/vm/machine/boot_plan.h"
 #include "vmm/vm/tpm_crb/crb_device.h"
+#include "vtpm/provision/ak_provision.h"
+#include "vtpm/provision/ek_provision.h"
 #include "vtpm/provision/host_ca.h"
+#include "vtpm/provision/ossl.h"
 #include "vtpm/tcti/esys_context.h"
 
 namespace vmm {
@@ -58,7 +65,51 @@ struct RunFlags {
   std::string profile_symbols;
   std::string event_log_out;  // run: a copy of the event log the guest gets
   std::string api_socket;
+  std::string api_socket_mode;   // octal, default 0600
+  std::string api_socket_group;  // a group name or number
+  std::string name = "vm";       // the VM's name on the API and in audit records
+  std::string uuid;              // default: a new random one
 };
+
+// --name, --uuid and the API socket's permissions, checked before anything starts.
+Result<ApiSocketOptions> CheckIdentityAndSocket(RunFlags& flags) {
+  if (flags.name.empty() || flags.name.size() > 64 ||
+      flags.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "0123456789._-") != std::string::npos) {
+    return InvalidArgument("--name '" + flags.name + "': 1 to 64 letters, digits, '.', '_' or '-'");
+  }
+  if (flags.uuid.empty()) {
+    flags.uuid = NewVmUuid();
+  } else if (!IsVmUuid(flags.uuid)) {
+    return InvalidArgument("--uuid '" + flags.uuid +
+                           "': an RFC 4122 UUID in lower case, like 0b4e61b2-...-5f0c1a2b3c4d");
+  }
+  ApiSocketOptions o;
+  if (!flags.api_socket_mode.empty()) {
+    char* end = nullptr;
+    const unsigned long mode = std::strtoul(flags.api_socket_mode.c_str(), &end, 8);
+    if (*end != '\0' || mode > 0777 || (mode & 0600) != 0600) {
+      return InvalidArgument("--api-socket-mode '" + flags.api_socket_mode +
+                             "': octal permission bits that include 0600 (0600, 0660, 0666)");
+    }
+    o.mode = static_cast<mode_t>(mode);
+  }
+  if (!flags.api_socket_group.empty()) {
+    const std::string& g = flags.api_socket_group;
+    if (group* gr = getgrnam(g.c_str())) {
+      o.group = gr->gr_gid;
+    } else if (g.find_first_not_of("0123456789") == std::string::npos && g.size() <= 9) {
+      o.group = static_cast<gid_t>(std::stoul(g));
+    } else {
+      return InvalidArgument("--api-socket-group '" + g + "': no such group");
+    }
+  }
+  if ((!flags.api_socket_mode.empty() || !flags.api_socket_group.empty()) &&
+      flags.api_socket.empty()) {
+    return InvalidArgument("--api-socket-mode and --api-socket-group need --api-socket");
+  }
+  return o;
+}
 
 Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   VmConfig cfg;
@@ -75,7 +126,8 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   return cfg;
 }
 
-int RunProcesses(const RunFlags& flags, const VmConfig& cfg, const BootPlan& plan);
+int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, const VmConfig& cfg,
+                 const BootPlan& plan);
 
 // --profile without --profile-symbols: the kernel's own symbol table when it has one, else
 // a System.map beside the kernel file (boot::SystemMapCandidates). Sets flags.profile_symbols
@@ -96,6 +148,9 @@ std::string ChooseProfileSymbols(RunFlags& flags, const VmConfig& cfg, const Boo
 }
 
 int Run(const RunFlags& given) {
+  RunFlags flags = given;
+  auto api_options = CheckIdentityAndSocket(flags);
+  if (!api_options) return Fail(api_options.error());
   auto cfg = ResolveConfig(given);
   if (!cfg) return Fail(cfg.error());
   auto plan = PlanBoot(SpecFromConfig(*cfg), kvm::DetectFlavor());
@@ -106,7 +161,6 @@ int Run(const RunFlags& given) {
     return Fail(InvalidArgument(
         "--event-log-out: the VM has no vTPM (--tpm off), so there is no event log"));
   }
-  RunFlags flags = given;
   std::string symbols_note = flags.profile ? ChooseProfileSymbols(flags, *cfg, *plan) : "";
   if (flags.dry_run) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
@@ -129,7 +183,7 @@ int Run(const RunFlags& given) {
     return 0;
   }
   if (flags.profile) std::fprintf(stderr, "vmm: --profile: %s\n", symbols_note.c_str());
-  return RunProcesses(flags, *cfg, *plan);
+  return RunProcesses(flags, *api_options, *cfg, *plan);
 }
 
 Result<void> WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& what) {
@@ -174,7 +228,62 @@ Result<std::string> PassFile(const std::string& path, int flags, std::vector<Uni
 // The manager: starts the device processes and the VM process (vmm-vcpu), each confined,
 // forwards SIGINT/SIGTERM to the VM process, stops everything when any of them ends, and
 // exits with the VM's status.
-int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& plan) {
+// The API's vm.info: who the VM is, its state, and what it booted.
+std::string VmInfoJson(const RunFlags& flags, const VmConfig& cfg, const BootPlan& plan,
+                       VmState state, const std::string& started) {
+  nlohmann::json doc = {
+      {"name", flags.name},
+      {"uuid", flags.uuid},
+      {"state", VmStateName(state)},
+      {"started", started},
+      {"vmm_version", VMM_VERSION},
+      {"kernel_sha256", Sha256Hex(plan.kernel_bytes)},
+      {"initramfs_sha256", plan.initrd_bytes.empty()
+                               ? nlohmann::json(nullptr)
+                               : nlohmann::json(Sha256Hex(plan.initrd_bytes))},
+      {"kvm_compat", plan.kvm_compat},
+  };
+  doc["config"] = nlohmann::json::parse(ConfigToJson(cfg), nullptr, false);
+  return doc.dump() + "\n";
+}
+
+// The API's vm.tpm.ek and vm.tpm.ak: the certificates in the vTPM's NV, as PEM.
+Result<std::string> TpmCertificatesJson(ESYS_CONTEXT* esys, ApiAction which) {
+  nlohmann::json doc = nlohmann::json::object();
+  auto pem = [](Result<std::vector<uint8_t>> der) -> Result<nlohmann::json> {
+    if (!der && der.error().kind() == ErrorKind::kNotFound) return nlohmann::json(nullptr);
+    if (!der) return der.error();
+    ASSIGN_OR_RETURN(X509Ptr cert, vtpm::CertFromDer(*der));
+    ASSIGN_OR_RETURN(std::string text, vtpm::CertToPem(cert.get()));
+    return nlohmann::json(text);
+  };
+  if (which == ApiAction::kTpmAk) {
+    ASSIGN_OR_RETURN(doc["certificate"], pem(vtpm::ReadAkCertificate(esys)));
+    doc["nv_index"] = Hex(vtpm::kAkCertNvIndex, 8);
+  } else {
+    ASSIGN_OR_RETURN(doc["rsa2048"], pem(vtpm::ReadEkCertificate(esys, vtpm::EkKind::kRsa2048)));
+    ASSIGN_OR_RETURN(doc["ecc_p256"], pem(vtpm::ReadEkCertificate(esys, vtpm::EkKind::kEccP256)));
+  }
+  return doc.dump() + "\n";
+}
+
+int64_t MonotonicMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string NowRfc3339() {
+  const time_t now = time(nullptr);
+  tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, const VmConfig& cfg_in,
+                 const BootPlan& plan) {
   const bool kvm_compat = plan.kvm_compat;
   auto kvm = kvm::Kvm::Open();  // checks /dev/kvm and its API before anything starts
   if (!kvm) return Fail(kvm.error());
@@ -223,7 +332,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
   // every child exists.
   std::unique_ptr<ApiServer> api;
   if (!flags.api_socket.empty()) {
-    auto bound = ApiServer::Bind(flags.api_socket);
+    auto bound = ApiServer::Bind(flags.api_socket, api_options);
     if (!bound) return Fail(bound.error());
     api = std::move(bound).value();
   }
@@ -308,24 +417,56 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
   const pid_t vcpu_pid = vcpu.pid;
   passed.clear();
   for (DeviceProcess& d : *devices) d.sock.reset();  // only the VM process holds the sessions
+  auto lifecycle = Lifecycle::Create();
+  if (!lifecycle) {
+    kill(vcpu_pid, SIGKILL);
+    vcpu.Reap();
+    ReapDeviceProcesses(*devices, 0);
+    StopVtpmProcess(tpm, 0);
+    return Fail(lifecycle.error());
+  }
+  const std::string started = NowRfc3339();
+  std::atomic<uint64_t> attests_ok{0}, attests_failed{0};
   if (api) {
     ApiServer::Handlers handlers;
+    Lifecycle* lc = &*lifecycle;
+    handlers.lifecycle = [lc](const LifecycleRequest& r) { return lc->Submit(r); };
+    handlers.info = [&flags, &cfg_in, &plan, lc, started] {
+      return VmInfoJson(flags, cfg_in, plan, lc->state(), started);
+    };
+    handlers.counters = [lc, &attests_ok, &attests_failed] {
+      const LifecycleCounts c = lc->counts();
+      return nlohmann::json{
+          {"lifecycle",
+           {{"pause", c.pause},
+            {"resume", c.resume},
+            {"shutdown", c.shutdown},
+            {"refused", c.refused}}},
+          {"attest", {{"ok", attests_ok.load()}, {"failed", attests_failed.load()}}},
+          {"state", VmStateName(lc->state())}}
+          .dump();
+    };
     if (tpm.data.valid()) {
       // The API's worker thread is the only user of the manager's data channel from now on.
       auto esys = vtpm::OpenEsys(UniqueFd(fcntl(tpm.data.get(), F_DUPFD_CLOEXEC, 0)));
       if (esys) {
         auto shared = std::make_shared<vtpm::EsysContext>(std::move(esys).value());
-        handlers.attest = [shared,
-                           log = measured_log](const QuoteRequest& r) -> Result<std::string> {
-          ASSIGN_OR_RETURN(attestation::Evidence ev, QuoteVm(shared->get(), r, log));
-          return attestation::SerializeEvidence(ev);
+        handlers.attest = [shared, log = measured_log, &attests_ok,
+                           &attests_failed](const QuoteRequest& r) -> Result<std::string> {
+          auto ev = QuoteVm(shared->get(), r, log);
+          ++(ev ? attests_ok : attests_failed);
+          if (!ev) return ev.error();
+          return attestation::SerializeEvidence(*ev);
+        };
+        handlers.tpm_certificates = [shared](ApiAction which) {
+          return TpmCertificatesJson(shared->get(), which);
         };
       } else {
         std::fprintf(stderr, "vmm: warning: no attestation on the API socket: %s\n",
                      esys.error().ToString().c_str());
       }
     }
-    api->Serve(std::move(handlers));
+    api->Serve(std::move(handlers), /*confine=*/true);
   }
 
   sigset_t stop;
@@ -335,6 +476,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
   sigprocmask(SIG_BLOCK, &stop, nullptr);
   UniqueFd sigfd(signalfd(-1, &stop, SFD_CLOEXEC));
   int code = kExitFailed;
+  int64_t shutdown_deadline_ms = 0;  // vm.shutdown: when to stop a guest that ignores the button
   // Every child's stderr is a pipe to us (sandbox/child_log.h); a log at EOF has fd -1.
   std::vector<sandbox::ChildLog*> logs = {&vcpu.log, &tpm.child.log};
   for (DeviceProcess& d : *devices) logs.push_back(&d.child.log);
@@ -347,17 +489,45 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
     fds.push_back({tpm.child.running() ? tpm.child.pidfd.get() : -1, POLLIN, 0});
     const size_t log_index = fds.size();
     for (sandbox::ChildLog* l : logs) fds.push_back({l->fd(), POLLIN, 0});
-    if (poll(fds.data(), fds.size(), -1) < 0) {
+    const size_t lifecycle_index = fds.size();
+    fds.push_back({lifecycle->fd(), POLLIN, 0});
+    int timeout_ms = -1;
+    if (shutdown_deadline_ms > 0) {
+      timeout_ms = static_cast<int>(std::max<int64_t>(0, shutdown_deadline_ms - MonotonicMs()));
+    }
+    if (poll(fds.data(), fds.size(), timeout_ms) < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    if (fds[lifecycle_index].revents & POLLIN) {
+      lifecycle->Serve([&](const Transition& t) {
+        for (int sig : t.signals) kill(vcpu_pid, sig);
+        if (t.deadline_sec > 0) {
+          shutdown_deadline_ms = MonotonicMs() + int64_t{t.deadline_sec} * 1000;
+          std::fprintf(stderr,
+                       "vmm: shutdown requested: ACPI power button pressed; the VM stops in "
+                       "%u s if the guest has not powered off\n",
+                       t.deadline_sec);
+        }
+      });
+    }
+    if (shutdown_deadline_ms > 0 && MonotonicMs() >= shutdown_deadline_ms) {
+      std::fprintf(stderr,
+                   "vmm: the guest did not power off before the shutdown deadline; stopping "
+                   "the VM\n");
+      kill(vcpu_pid, SIGTERM);
+      shutdown_deadline_ms = 0;
     }
     for (size_t i = 0; i < logs.size(); ++i) {
       if (fds[log_index + i].revents != 0) logs[i]->Forward();
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si;
-      if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si))
+      if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
         kill(vcpu_pid, static_cast<int>(si.ssi_signo));
+        // A paused VM process must run to take the signal.
+        if (lifecycle->state() == VmState::kPaused) kill(vcpu_pid, SIGCONT);
+      }
     }
     if (fds[0].revents & POLLIN) {
       const ChildExit e = vcpu.Reap();
@@ -529,6 +699,32 @@ int Attest(const AttestFlags& flags) {
   return 0;
 }
 
+struct CtlFlags {
+  std::string api_socket;
+  uint32_t deadline_sec = kDefaultShutdownDeadlineSec;
+};
+
+// `vmm ctl COMMAND`: one API call, its JSON answer on stdout.
+int Ctl(const CtlFlags& flags, ApiAction action) {
+  const ApiEndpoint& e = EndpointOf(action);
+  std::string body;
+  if (action == ApiAction::kShutdown) {
+    body = nlohmann::json{{"deadline_sec", flags.deadline_sec}}.dump();
+  } else if (e.method == "PUT") {
+    body = "{}";
+  }
+  auto response = CallApi(flags.api_socket, std::string(e.method), std::string(e.path), body, 30);
+  if (!response) return Fail(response.error());
+  if (response->status >= 300) {
+    std::fprintf(stderr, "vmm ctl: error: %s (HTTP %d)\n", ApiErrorMessage(*response).c_str(),
+                 response->status);
+    return response->status == 400 ? kExitUsage : kExitFailed;
+  }
+  std::fwrite(response->body.data(), 1, response->body.size(), stdout);
+  if (!response->body.empty() && response->body.back() != '\n') std::fputc('\n', stdout);
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"vmm: a privilege-separated KVM virtual machine monitor"};
   app.set_version_flag("--version", std::string("vmm ") + VMM_VERSION);
@@ -622,8 +818,22 @@ int Main(int argc, char** argv) {
       ->type_name("FILE");
   run->add_option("--api-socket", flags.api_socket,
                   "Serve the management API (HTTP/1.1, JSON) on a unix socket at PATH, created "
-                  "mode 0600 and removed at exit; vmm attest uses it")
+                  "mode 0600 and removed at exit; vmm ctl and vmm attest use it, and so does "
+                  "curl --unix-socket PATH http://localhost/api/v1/vm.info")
       ->type_name("PATH");
+  run->add_option("--api-socket-mode", flags.api_socket_mode,
+                  "The API socket's permissions, octal, at least 0600 (0660 lets the socket's "
+                  "group connect; what each caller may do is still its role's)")
+      ->type_name("MODE");
+  run->add_option("--api-socket-group", flags.api_socket_group,
+                  "The API socket's group (a name or number)")
+      ->type_name("GROUP");
+  run->add_option("--name", flags.name,
+                  "The VM's name on the API and in audit records (default \"vm\")")
+      ->type_name("NAME");
+  run->add_option("--uuid", flags.uuid,
+                  "The VM's UUID on the API and in audit records (default: a new random one)")
+      ->type_name("UUID");
   run->add_flag("--dry-run", flags.dry_run,
                 "Check the configuration and the kernel, print the boot plan, do not start the VM");
 
@@ -656,6 +866,43 @@ int Main(int argc, char** argv) {
       "Exit status: 0 written; 1 the VM could not be quoted (no vTPM, no AK certificate, "
       "no answer); 2 bad input.");
 
+  CtlFlags ctl_flags;
+  CLI::App* ctl = app.add_subcommand(
+      "ctl", "Call a running VM's management API (vmm run --api-socket) and print the answer");
+  ctl->add_option("--api-socket", ctl_flags.api_socket, "The VM's API socket")
+      ->type_name("PATH")
+      ->required();
+  ctl->require_subcommand(1);
+  ctl->footer(
+      "Exit status: 0 done (the JSON answer on stdout); 1 refused (403, 409) or failed; 2 bad "
+      "input.");
+  const std::pair<ApiAction, const char*> ctl_commands[] = {
+      {ApiAction::kPing, "The VMM's version"},
+      {ApiAction::kInfo, "The VM's name, UUID, state, configuration and image digests"},
+      {ApiAction::kCounters, "Counts of API calls, lifecycle actions and attestations"},
+      {ApiAction::kPause, "Stop every vCPU (the VM process is stopped; devices idle)"},
+      {ApiAction::kResume, "Run a paused VM again"},
+      {ApiAction::kShutdown,
+       "Press the ACPI power button; stop the VM if the guest has not powered off by the "
+       "deadline"},
+      {ApiAction::kTpmEk, "The vTPM's EK certificates (PEM)"},
+      {ApiAction::kTpmAk, "The vTPM's AK certificate (PEM)"},
+  };
+  std::vector<std::pair<CLI::App*, ApiAction>> ctl_subs;
+  for (const auto& [action, help] : ctl_commands) {
+    std::string_view name = EndpointOf(action).name;
+    name.remove_prefix(name.find('.') + 1);  // "vm.tpm.ek" -> "tpm.ek"
+    std::string command(name);
+    if (command.rfind("tpm.", 0) == 0) command = command.substr(4);  // "ek", "ak"
+    CLI::App* sub = ctl->add_subcommand(command, help);
+    if (action == ApiAction::kShutdown) {
+      sub->add_option("--deadline-sec", ctl_flags.deadline_sec,
+                      "Seconds the guest has to power off (1-300, default 10)")
+          ->check(CLI::Range(1u, kMaxShutdownDeadlineSec));
+    }
+    ctl_subs.emplace_back(sub, action);
+  }
+
   std::string role;
   CLI::App* sandbox =
       app.add_subcommand("sandbox", "Inspect the confinement of the VMM's process roles");
@@ -681,6 +928,9 @@ int Main(int argc, char** argv) {
   if (run->parsed()) return Run(flags);
   if (measure->parsed()) return Measure(measure_flags, measure_out);
   if (attest->parsed()) return Attest(attest_flags);
+  for (const auto& [sub, action] : ctl_subs) {
+    if (sub->parsed()) return Ctl(ctl_flags, action);
+  }
   if (vtpm.parsed()) return vtpm.Run();
   if (audit.parsed()) return audit.Run();
   if (show->parsed()) {

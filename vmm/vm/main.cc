@@ -94,11 +94,13 @@ int Main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
   }
   // As pid 1 of its namespace this process gets only the signals it has handlers for;
-  // the manager forwards SIGINT and SIGTERM, which Machine::Run takes through a signalfd.
+  // the manager forwards SIGINT and SIGTERM and sends SIGPWR for the ACPI power button, which
+  // Machine::Run takes through a signalfd.
   struct sigaction sa {};
   sa.sa_handler = NoOp;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGPWR, &sa, nullptr);
 
   // The spec is checked whole before any file or fd it names is used.
   auto parsed = ParseVmSpec(spec_json);

@@ -98,6 +98,7 @@ struct options {
 	uint32_t expect_tpm;    /* expect_tpm=crb: TPM_EXPECT_* */
 	bool tpm_startup_guest; /* tpm_startup=guest: the guest sends TPM2_Startup if needed */
 	bool compat_exercise;   /* compat=exercise: check compat drives the kvm_pvm module */
+	bool power_button_ignore; /* power_button=ignore: linger= does not watch the ACPI power button */
 	bool compat_unsupported; /* compat=unsupported: cpuid from the module's window */
 	bool exceptions_no_int3; /* exceptions=no-int3: skip the #BP probe (kvm_pvm cannot run int3) */
 	uint8_t attest_nonce[32];  /* attest_nonce=<hex>: the qualifyingData of check attest's quote */

@@ -7,6 +7,7 @@
  * followed by an ACPI power-off.
  */
 #include "platform.h"
+#include "port_io.h"
 
 struct guest g;
 
@@ -142,6 +143,8 @@ static void parse_options(const struct boot_info *bi, struct options *o)
 			o->compat_unsupported = true;
 		} else if (len == 18 && !strncmp(w, "exceptions=no-int3", 18)) {
 			o->exceptions_no_int3 = true;
+		} else if (len == 19 && !strncmp(w, "power_button=ignore", 19)) {
+			o->power_button_ignore = true;
 		} else if (len == 8 && !strncmp(w, "crash=ud", 8)) {
 			o->crash = "ud";
 		} else if (len == 11 && !strncmp(w, "crash=fetch", 11)) {
@@ -163,8 +166,20 @@ static void finish(void)
 		/* Up, idle, for the host to look at (vmm attest quotes the vTPM meanwhile). */
 		kprintf("testguest: lingering %u s before power-off\n", g.opt.linger_s);
 		console_flush();
-		for (uint32_t i = 0; i < g.opt.linger_s * 10u; i++)
+		/* The ACPI fixed-feature power button (PM1 PWRBTN_EN/STS, bit 8) ends the wait:
+		 * `vmm ctl shutdown` presses it. Polled, since interrupts stay off. */
+		const uint16_t pwrbtn = 1u << 8;
+		const uint16_t evt = g.opt.power_button_ignore ? 0 : (uint16_t)g.plat.pm1a_evt;
+		if (evt)
+			outw((uint16_t)(evt + 2), pwrbtn);
+		for (uint32_t i = 0; i < g.opt.linger_s * 10u; i++) {
+			if (evt && (inw(evt) & pwrbtn)) {
+				outw(evt, pwrbtn);
+				kprintf("testguest: power button pressed, powering off\n");
+				break;
+			}
 			udelay(100000);
+		}
 	}
 	console_flush();
 	acpi_poweroff(&g.plat);

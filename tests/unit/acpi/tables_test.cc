@@ -148,7 +148,7 @@ TEST(AcpiTables, FadtFieldsAreAtTheirSpecOffsets) {
   const uint64_t flags = Le(f, 112, 4);
   EXPECT_TRUE(flags & (1 << 0)) << "WBINVD";
   EXPECT_TRUE(flags & (1 << 2)) << "PROC_C1";
-  EXPECT_TRUE(flags & (1 << 4)) << "PWR_BUTTON";
+  EXPECT_FALSE(flags & (1 << 4)) << "PWR_BUTTON: the fixed-feature power button is present";
   EXPECT_TRUE(flags & (1 << 5)) << "SLP_BUTTON";
   EXPECT_TRUE(flags & (1 << 10)) << "RESET_REG_SUP";
   EXPECT_FALSE(flags & (1 << 20)) << "HW_REDUCED_ACPI";

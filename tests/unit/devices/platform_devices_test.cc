@@ -2,6 +2,7 @@
 #include <time.h>
 
 #include <cstring>
+#include <vector>
 
 #include "vmm/vm/devices/acpi_pm/acpi_pm.h"
 #include "vmm/vm/devices/i8042/i8042.h"
@@ -84,6 +85,26 @@ TEST(AcpiPm, SciEnIsAlwaysSetAndSlpEnReadsZero) {
   pm.Read(4, cnt);
   EXPECT_EQ(cnt[0] & 1, 1);
   EXPECT_EQ(cnt[1] & 0x20, 0);
+}
+
+TEST(AcpiPm, PowerButtonRaisesSciOnlyWhenEnabledUntilCleared) {
+  std::vector<bool> sci;
+  AcpiPm pm([] {}, [&](bool level) { sci.push_back(level); });
+  uint8_t sts[2];
+  pm.PressPowerButton();  // PWRBTN_EN clear: status set, no interrupt
+  pm.Read(0, sts);
+  EXPECT_EQ(sts[1] & 1, 1) << "PWRBTN_STS";
+  EXPECT_TRUE(sci.empty());
+  Out16(&pm, 2, AcpiPm::kPwrBtn);  // the OS enables the button: the pending event interrupts
+  ASSERT_EQ(sci, std::vector<bool>({true}));
+  Out16(&pm, 0, 0x0001);  // clearing another bit leaves it pending
+  EXPECT_EQ(sci, std::vector<bool>({true}));
+  Out16(&pm, 0, AcpiPm::kPwrBtn);  // write-one-to-clear: the SCI drops
+  EXPECT_EQ(sci, std::vector<bool>({true, false}));
+  pm.Read(0, sts);
+  EXPECT_EQ(sts[1] & 1, 0);
+  pm.PressPowerButton();
+  EXPECT_EQ(sci, std::vector<bool>({true, false, true}));
 }
 
 TEST(AcpiPm, TimerAdvancesAndFitsIn24Bits) {

@@ -33,13 +33,14 @@ constexpr uint16_t kIapcBootArch =
 // Fixed feature flags, §5.2.9 (Table 5.10).
 constexpr uint32_t kFlagWbinvd = 1 << 0;        // must be 1 since ACPI 2.0; KVM runs WBINVD
 constexpr uint32_t kFlagProcC1 = 1 << 2;        // C1 (HLT) works on every CPU
-constexpr uint32_t kFlagPwrButton = 1 << 4;     // 1: no fixed-hardware power button
 constexpr uint32_t kFlagSlpButton = 1 << 5;     // 1: no fixed-hardware sleep button
 constexpr uint32_t kFlagFixRtc = 1 << 6;        // 1: no RTC_STS/RTC_EN wake in PM1 (no RTC)
 constexpr uint32_t kFlagResetRegSup = 1 << 10;  // RESET_REG below works
-// TMR_VAL_EXT (bit 8) stays 0: the PM timer is 24 bits. HW_REDUCED_ACPI (bit 20) stays 0.
+// PWR_BUTTON (bit 4) stays 0: the power button is the fixed-feature one in PM1 (AcpiPm), which
+// `vmm ctl shutdown` presses. TMR_VAL_EXT (bit 8) stays 0: the PM timer is 24 bits. HW_REDUCED_ACPI
+// (bit 20) stays 0.
 constexpr uint32_t kFadtFlags =
-    kFlagWbinvd | kFlagProcC1 | kFlagPwrButton | kFlagSlpButton | kFlagFixRtc | kFlagResetRegSup;
+    kFlagWbinvd | kFlagProcC1 | kFlagSlpButton | kFlagFixRtc | kFlagResetRegSup;
 
 constexpr uint8_t kResetValue = 0xFE;  // i8042 "pulse reset line", written to port 0x64
 

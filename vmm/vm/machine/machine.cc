@@ -123,7 +123,8 @@ Result<void> Machine::Impl::CreateDevices(const VmSpec& cfg) {
   RETURN_IF_ERROR(pio.Insert(x86::kI8042DataPort, 1, i8042->data_port()));
   RETURN_IF_ERROR(pio.Insert(x86::kI8042CmdPort, 1, i8042->command_port()));
   acpi_pm = std::make_unique<devices::AcpiPm>(
-      [this] { control.RequestStop(StopReason::kPowerOff, "the guest powered off through ACPI"); });
+      [this] { control.RequestStop(StopReason::kPowerOff, "the guest powered off through ACPI"); },
+      irq(x86::kSciIrq));
   RETURN_IF_ERROR(pio.Insert(x86::kPm1aEvtPort, devices::AcpiPm::kSize, acpi_pm.get()));
   return Ok();
 }
@@ -411,12 +412,14 @@ Result<std::unique_ptr<Machine>> Machine::Create(const VmSpec& cfg, BootPlan pla
 
 RunOutcome Machine::Run() {
   Impl& m = *impl_;
-  // SIGINT/SIGTERM are taken through a signalfd by this thread only; vCPU threads inherit
-  // the mask with the kick signal unblocked.
+  // SIGINT/SIGTERM (stop) and SIGPWR (press the ACPI power button: the manager's graceful
+  // shutdown, ARCHITECTURE.md §8) are taken through a signalfd by this thread only; vCPU
+  // threads inherit the mask with the kick signal unblocked.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGPWR);
   sigset_t old_mask;
   pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
   UniqueFd sigfd(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
@@ -452,6 +455,11 @@ RunOutcome Machine::Run() {
   watch(sigfd.get(), [&](uint32_t events) {
     signalfd_siginfo si;
     if ((events & EPOLLIN) && read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
+      if (si.ssi_signo == SIGPWR) {
+        m.acpi_pm->PressPowerButton();
+        std::fprintf(stderr, "vmm-vcpu: ACPI power button pressed\n");
+        return;
+      }
       signo = static_cast<int>(si.ssi_signo);
       const char* name = sigabbrev_np(signo);
       m.control.RequestStop(StopReason::kSignal,

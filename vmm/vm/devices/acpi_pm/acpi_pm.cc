@@ -22,8 +22,21 @@ uint64_t MonotonicNs() {
 
 }  // namespace
 
-AcpiPm::AcpiPm(std::function<void()> on_power_off)
-    : on_power_off_(std::move(on_power_off)), start_ns_(MonotonicNs()) {}
+AcpiPm::AcpiPm(std::function<void()> on_power_off, IrqLine sci)
+    : on_power_off_(std::move(on_power_off)), sci_(std::move(sci)), start_ns_(MonotonicNs()) {}
+
+void AcpiPm::UpdateSciLocked() {
+  const bool level = (status_ & enable_ & kPwrBtn) != 0;
+  if (level == sci_level_) return;
+  sci_level_ = level;
+  if (sci_) sci_(level);
+}
+
+void AcpiPm::PressPowerButton() {
+  std::lock_guard lock(mu_);
+  status_ |= kPwrBtn;
+  UpdateSciLocked();
+}
 
 uint32_t AcpiPm::TimerValue() const {
   unsigned __int128 ticks =
@@ -32,6 +45,7 @@ uint32_t AcpiPm::TimerValue() const {
 }
 
 void AcpiPm::Read(uint64_t offset, std::span<uint8_t> data) {
+  std::lock_guard lock(mu_);
   uint8_t regs[kSize] = {};
   std::memcpy(regs + kStsOffset, &status_, 2);
   std::memcpy(regs + kEnOffset, &enable_, 2);
@@ -44,6 +58,7 @@ void AcpiPm::Read(uint64_t offset, std::span<uint8_t> data) {
 }
 
 void AcpiPm::Write(uint64_t offset, std::span<const uint8_t> data) {
+  std::unique_lock lock(mu_);
   auto byte_at = [&](uint64_t reg_off) -> int {
     if (reg_off < offset || reg_off - offset >= data.size()) return -1;
     return data[reg_off - offset];
@@ -62,6 +77,8 @@ void AcpiPm::Write(uint64_t offset, std::span<const uint8_t> data) {
   enable_ = merge16(kEnOffset, enable_);
   uint16_t cnt = merge16(kCntOffset, control_);
   control_ = static_cast<uint16_t>((cnt & ~kSlpEn) | kSciEn);
+  UpdateSciLocked();
+  lock.unlock();
   if (cnt & kSlpEn) {
     uint16_t slp_typ = (cnt >> 10) & 0x7;
     if (slp_typ == x86::kS5SleepType && on_power_off_) on_power_off_();
