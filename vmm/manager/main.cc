@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <selinux/selinux.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -30,7 +32,9 @@
 #include "vmm/contract/layout.h"
 #include "vmm/manager/api_server.h"
 #include "vmm/manager/attest.h"
+#include "vmm/manager/audit/audit_trail.h"
 #include "vmm/manager/audit_cli.h"
+#include "vmm/manager/audit_relay.h"
 #include "vmm/manager/child_process.h"
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
@@ -69,7 +73,96 @@ struct RunFlags {
   std::string api_socket_group;  // a group name or number
   std::string name = "vm";       // the VM's name on the API and in audit records
   std::string uuid;              // default: a new random one
+  std::string audit_log;         // default: DefaultAuditLog()
+  std::string audit_key;         // signs the log's checkpoints
 };
+
+// Where `vmm run` keeps its audit log when --audit-log is not given: the host's for root, the
+// user's own state directory otherwise.
+std::string DefaultAuditLog() {
+  if (geteuid() == 0) return "/var/log/vmm/audit.jsonl";
+  const char* state = getenv("XDG_STATE_HOME");
+  if (state && state[0] == '/') return std::string(state) + "/vmm/audit.jsonl";
+  const char* home = getenv("HOME");
+  return std::string(home && home[0] == '/' ? home : "/tmp") + "/.local/state/vmm/audit.jsonl";
+}
+
+// The manager itself, as the subject of the records it makes for its own command line.
+audit::Subject SelfSubject() {
+  audit::Subject who;
+  who.uid = getuid();
+  who.gid = getgid();
+  who.pid = getpid();
+  char* context = nullptr;
+  if (is_selinux_enabled() > 0 && getcon(&context) == 0 && context) {
+    who.context = context;
+    freecon(context);
+  }
+  return who;
+}
+
+// The run's audit records (ARCHITECTURE.md §9): start (allowed or refused), the API's calls,
+// and stop. Without a trail (--dry-run) it records nothing.
+struct RunAudit {
+  audit::AuditTrail* trail = nullptr;
+  AuditRelay* relay = nullptr;  // once the API threads exist, records go through the main loop
+  std::string uuid, name;
+  std::vector<std::pair<std::string, std::string>> start_details;
+
+  Result<void> Record(const std::string& action, bool success, const std::string& reason,
+                      std::vector<std::pair<std::string, std::string>> details = {},
+                      audit::Subject who = SelfSubject()) const {
+    if (!trail) return Ok();
+    audit::Event e;
+    e.action = action;
+    e.who = std::move(who);
+    e.vm_uuid = uuid;
+    e.vm_name = name;
+    e.details = std::move(details);
+    if (!reason.empty()) e.details.emplace_back("reason", reason);
+    e.success = success;
+    return relay ? relay->Submit(e) : trail->Record(e);
+  }
+  void Warn(const Result<void>& r) const {
+    if (!r) {
+      std::fprintf(stderr, "vmm: warning: audit record not written to '%s': %s\n",
+                   trail->path().c_str(), r.error().ToString().c_str());
+    }
+  }
+};
+
+std::vector<std::pair<std::string, std::string>> StartDetails(const VmConfig& cfg,
+                                                              const BootPlan& plan) {
+  std::vector<std::pair<std::string, std::string>> d = {
+      {"kernel_sha256", Sha256Hex(plan.kernel_bytes)}};
+  if (!plan.initrd_bytes.empty()) d.emplace_back("initramfs_sha256", Sha256Hex(plan.initrd_bytes));
+  d.emplace_back("vcpus", std::to_string(cfg.cpus));
+  d.emplace_back("mem_kib", std::to_string(cfg.memory / 1024));
+  for (const DiskConfig& disk : cfg.disks) d.emplace_back("disk", disk.path);
+  if (cfg.rng) d.emplace_back("rng", "getrandom");
+  if (cfg.tpm.enabled()) {
+    d.emplace_back("tpm",
+                   cfg.tpm.mode == TpmConfig::Mode::kEphemeral ? "ephemeral" : cfg.tpm.state_dir);
+  }
+  return d;
+}
+
+// --audit-log's directory, made (mode 0700) where it is missing, as a fresh host needs.
+Result<void> MakeAuditDirectory(const std::string& log) {
+  const size_t slash = log.rfind('/');
+  if (slash == std::string::npos || slash == 0) return Ok();
+  std::string dir;
+  for (size_t at = 1; at != std::string::npos && at <= slash;) {
+    at = log.find('/', at);
+    if (at == std::string::npos || at > slash) break;
+    dir = log.substr(0, at);
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Error(ErrorKind::kInvalidArgument, "--audit-log: cannot make '" + dir + "'", errno);
+    }
+    ++at;
+  }
+  return Ok();
+}
 
 // --name, --uuid and the API socket's permissions, checked before anything starts.
 Result<ApiSocketOptions> CheckIdentityAndSocket(RunFlags& flags) {
@@ -126,8 +219,9 @@ Result<VmConfig> ResolveConfig(const RunFlags& flags) {
   return cfg;
 }
 
+struct RunAudit;
 int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, const VmConfig& cfg,
-                 const BootPlan& plan);
+                 const BootPlan& plan, RunAudit& run_audit);
 
 // --profile without --profile-symbols: the kernel's own symbol table when it has one, else
 // a System.map beside the kernel file (boot::SystemMapCandidates). Sets flags.profile_symbols
@@ -162,6 +256,22 @@ int Run(const RunFlags& given) {
         "--event-log-out: the VM has no vTPM (--tpm off), so there is no event log"));
   }
   std::string symbols_note = flags.profile ? ChooseProfileSymbols(flags, *cfg, *plan) : "";
+  // The audit trail, before anything that could be refused: a run that starts nothing
+  // (--dry-run) records nothing.
+  std::unique_ptr<audit::AuditTrail> trail;
+  RunAudit run_audit;
+  if (!flags.dry_run) {
+    audit::AuditTrail::Options o;
+    o.path = flags.audit_log.empty() ? DefaultAuditLog() : flags.audit_log;
+    o.checkpoint_key = flags.audit_key;
+    if (flags.audit_log.empty()) {
+      if (auto made = MakeAuditDirectory(o.path); !made) return Fail(made.error());
+    }
+    auto opened = audit::AuditTrail::Open(o);
+    if (!opened) return Fail(opened.error().Wrap("--audit-log '" + o.path + "'"));
+    trail = std::move(opened).value();
+    run_audit = {trail.get(), nullptr, flags.uuid, flags.name, StartDetails(*cfg, *plan)};
+  }
   if (flags.dry_run) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
                 DescribeBootPlan(*plan).c_str());
@@ -183,7 +293,7 @@ int Run(const RunFlags& given) {
     return 0;
   }
   if (flags.profile) std::fprintf(stderr, "vmm: --profile: %s\n", symbols_note.c_str());
-  return RunProcesses(flags, *api_options, *cfg, *plan);
+  return RunProcesses(flags, *api_options, *cfg, *plan, run_audit);
 }
 
 Result<void> WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& what) {
@@ -283,7 +393,12 @@ std::string NowRfc3339() {
 }
 
 int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, const VmConfig& cfg_in,
-                 const BootPlan& plan) {
+                 const BootPlan& plan, RunAudit& run_audit) {
+  // Every refusal before the VM process runs is the start's audit record.
+  auto Fail = [&run_audit](const Error& e) {
+    run_audit.Warn(run_audit.Record("start", false, e.ToString(), run_audit.start_details));
+    return ::vmm::Fail(e);
+  };
   const bool kvm_compat = plan.kvm_compat;
   auto kvm = kvm::Kvm::Open();  // checks /dev/kvm and its API before anything starts
   if (!kvm) return Fail(kvm.error());
@@ -418,12 +533,19 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   passed.clear();
   for (DeviceProcess& d : *devices) d.sock.reset();  // only the VM process holds the sessions
   auto lifecycle = Lifecycle::Create();
-  if (!lifecycle) {
+  auto relay = lifecycle ? AuditRelay::Create(run_audit.trail)
+                         : Result<std::unique_ptr<AuditRelay>>(lifecycle.error());
+  // The start's record: the VM runs only if it is written.
+  std::vector<std::pair<std::string, std::string>> started_details = run_audit.start_details;
+  started_details.emplace_back("vm_pid", std::to_string(vcpu_pid));
+  Result<void> recorded =
+      relay ? run_audit.Record("start", true, "", started_details) : Result<void>(relay.error());
+  if (!recorded) {
     kill(vcpu_pid, SIGKILL);
     vcpu.Reap();
     ReapDeviceProcesses(*devices, 0);
     StopVtpmProcess(tpm, 0);
-    return Fail(lifecycle.error());
+    return ::vmm::Fail(recorded.error().Wrap("the VM was stopped: its start could not be audited"));
   }
   const std::string started = NowRfc3339();
   std::atomic<uint64_t> attests_ok{0}, attests_failed{0};
@@ -466,6 +588,18 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
                      esys.error().ToString().c_str());
       }
     }
+    run_audit.relay = relay->get();
+    handlers.audit = [&run_audit](const ApiPeer& peer, ApiRole role, std::string_view endpoint,
+                                  int status, std::string_view error) {
+      // "vm.pause" -> "pause", "vm.tpm.ek" -> "tpm-ek": libvirt's op= words where they exist.
+      std::string action(endpoint.substr(endpoint.find('.') + 1));
+      std::replace(action.begin(), action.end(), '.', '-');
+      audit::Subject who{peer.uid, peer.gid, peer.pid, peer.context};
+      run_audit.Warn(run_audit.Record(
+          action, status < 300, std::string(error),
+          {{"role", std::string(ApiRoleName(role))}, {"http_status", std::to_string(status)}},
+          who));
+    };
     api->Serve(std::move(handlers), /*confine=*/true);
   }
 
@@ -477,6 +611,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   UniqueFd sigfd(signalfd(-1, &stop, SFD_CLOEXEC));
   int code = kExitFailed;
   int64_t shutdown_deadline_ms = 0;  // vm.shutdown: when to stop a guest that ignores the button
+  bool forced_stop = false;          // ... and it passed
   // Every child's stderr is a pipe to us (sandbox/child_log.h); a log at EOF has fd -1.
   std::vector<sandbox::ChildLog*> logs = {&vcpu.log, &tpm.child.log};
   for (DeviceProcess& d : *devices) logs.push_back(&d.child.log);
@@ -491,6 +626,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     for (sandbox::ChildLog* l : logs) fds.push_back({l->fd(), POLLIN, 0});
     const size_t lifecycle_index = fds.size();
     fds.push_back({lifecycle->fd(), POLLIN, 0});
+    fds.push_back({(*relay)->fd(), POLLIN, 0});
     int timeout_ms = -1;
     if (shutdown_deadline_ms > 0) {
       timeout_ms = static_cast<int>(std::max<int64_t>(0, shutdown_deadline_ms - MonotonicMs()));
@@ -499,6 +635,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
       if (errno == EINTR) continue;
       break;
     }
+    if (fds[lifecycle_index + 1].revents & POLLIN) (*relay)->Drain();
     if (fds[lifecycle_index].revents & POLLIN) {
       lifecycle->Serve([&](const Transition& t) {
         for (int sig : t.signals) kill(vcpu_pid, sig);
@@ -517,6 +654,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
                    "the VM\n");
       kill(vcpu_pid, SIGTERM);
       shutdown_deadline_ms = 0;
+      forced_stop = true;
     }
     for (size_t i = 0; i < logs.size(); ++i) {
       if (fds[log_index + i].revents != 0) logs[i]->Forward();
@@ -564,13 +702,21 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
       break;
     }
   }
-  api.reset();  // no API request may reach the vTPM while it stops
+  (*relay)->Close();  // records the API calls still waiting; later ones are not waited for
+  api.reset();        // no API request may reach the vTPM while it stops
+  run_audit.relay = nullptr;
   std::string problems = ReapDeviceProcesses(*devices);
   problems += StopVtpmProcess(tpm);
   if (!problems.empty()) {
     std::fprintf(stderr, "vmm: %s", problems.c_str());
     if (code == 0) code = kExitFailed;
   }
+  const std::string how = code == 0     ? "poweroff"
+                          : forced_stop ? "shutdown-deadline"
+                          : code > 128  ? "signal"
+                                        : "failed";
+  run_audit.Warn(run_audit.Record("stop", code == 0 || forced_stop, how,
+                                  {{"exit_status", std::to_string(code)}}));
   return code;
 }
 
@@ -828,6 +974,15 @@ int Main(int argc, char** argv) {
   run->add_option("--api-socket-group", flags.api_socket_group,
                   "The API socket's group (a name or number)")
       ->type_name("GROUP");
+  run->add_option("--audit-log", flags.audit_log,
+                  "Append this run's audit records (start, every API call, stop) to FILE, a "
+                  "hash-chained JSON-lines log that vmm audit verify checks (default "
+                  "/var/log/vmm/audit.jsonl for root, else ~/.local/state/vmm/audit.jsonl)")
+      ->type_name("FILE");
+  run->add_option("--audit-key", flags.audit_key,
+                  "Sign the audit log's checkpoints with this EC P-256 private key (PEM, mode "
+                  "0600)")
+      ->type_name("FILE");
   run->add_option("--name", flags.name,
                   "The VM's name on the API and in audit records (default \"vm\")")
       ->type_name("NAME");
