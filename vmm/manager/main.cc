@@ -31,7 +31,9 @@
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
 #include "vmm/manager/exit_status.h"
+#include "vmm/manager/launch_check.h"
 #include "vmm/manager/measured_boot.h"
+#include "vmm/manager/policy_cli.h"
 #include "vmm/manager/vtpm_cli.h"
 #include "vmm/manager/vtpm_commands.h"
 #include "vmm/manager/vtpm_process.h"
@@ -57,6 +59,10 @@ struct RunFlags {
   std::string profile_symbols;
   std::string event_log_out;  // run: a copy of the event log the guest gets
   std::string api_socket;
+  // --policy (empty: the host default if it exists), and the admitting policy's SHA-256 that
+  // Run() or Measure() found, measured into PCR 1 (launch_check.h).
+  std::string launch_policy;
+  std::string launch_policy_digest;
 };
 
 Result<VmConfig> ResolveConfig(const RunFlags& flags) {
@@ -106,6 +112,11 @@ int Run(const RunFlags& given) {
         "--event-log-out: the VM has no vTPM (--tpm off), so there is no event log"));
   }
   RunFlags flags = given;
+  // The launch policy decides before anything is created or printed (ARCHITECTURE.md §9).
+  auto launch = DecideLaunch(given.launch_policy, *cfg, *plan);
+  if (!launch) return Fail(launch.error());
+  if (!launch->refusals.empty()) return ReportRefusals(*launch);
+  flags.launch_policy_digest = launch->policy_digest;
   std::string symbols_note = flags.profile ? ChooseProfileSymbols(flags, *cfg, *plan) : "";
   if (flags.dry_run) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
@@ -243,7 +254,7 @@ int RunProcesses(const RunFlags& flags, const VmConfig& cfg_in, const BootPlan& 
     }
     // Measured boot: every measurement in the vTPM before the VM process exists, and the
     // log that records them in guest memory where the ACPI TPM2 table points.
-    Result<MeasuredBoot> boot = MeasureVm(cfg_in, plan);
+    Result<MeasuredBoot> boot = MeasureVm(cfg_in, plan, flags.launch_policy_digest);
     Result<void> extended = boot ? ExtendMeasurements(tpm, *boot) : Result<void>(boot.error());
     if (extended && log_copy.valid()) {
       extended =
@@ -433,7 +444,10 @@ int Measure(const RunFlags& given, const MeasureFlags& out) {
   }
   auto plan = PlanBoot(SpecFromConfig(*cfg), kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
-  auto boot = MeasureVm(*cfg, *plan);
+  auto launch = DecideLaunch(given.launch_policy, *cfg, *plan);  // as vmm run decides
+  if (!launch) return Fail(launch.error());
+  if (!launch->refusals.empty()) return ReportRefusals(*launch);
+  auto boot = MeasureVm(*cfg, *plan, launch->policy_digest);
   if (!boot) return Fail(boot.error());
   auto log = attestation::ParseEventLog(boot->log);
   if (!log) return Fail(log.error());
@@ -582,6 +596,17 @@ int Main(int argc, char** argv) {
   RunFlags flags;
   CLI::App* run = app.add_subcommand("run", "Boot a VM and run it until it powers off");
   add_vm_flags(run, flags);
+  // The launch policy, for run and measure (whose PCR 1 names it).
+  auto add_policy_flag = [](CLI::App* sub, RunFlags& f) {
+    sub->add_option("--policy", f.launch_policy,
+                    std::string("Launch policy (vmm-launch-policy/1) the VM must satisfy, checked "
+                                "before anything starts; a refusal names the rule and exits 2. "
+                                "Default: ") +
+                        policy::kDefaultLaunchPolicyPath +
+                        " if it exists, else none. Its SHA-256 is measured into PCR 1")
+        ->type_name("FILE");
+  };
+  add_policy_flag(run, flags);
   RunFlags measure_flags;
   MeasureFlags measure_out;
   CLI::App* measure = app.add_subcommand(
@@ -589,6 +614,7 @@ int Main(int argc, char** argv) {
       "Print the measured boot of a VM given as to `vmm run` (the TCG event log and the PCR "
       "values its vTPM will hold), without /dev/kvm and without starting anything");
   add_vm_flags(measure, measure_flags);
+  add_policy_flag(measure, measure_flags);
   measure->add_flag("--json", measure_out.json, "Print JSON: the events and the expected PCRs");
   measure->add_option("--log-out", measure_out.log_out, "Write the binary event log to FILE")
       ->type_name("FILE");
@@ -667,6 +693,16 @@ int Main(int argc, char** argv) {
   show->add_option("ROLE", role, "One of: " + roles)->required();
 
   VtpmCli vtpm(app);
+  RunFlags policy_vm;  // vmm policy check|init: the VM, given as to vmm run
+  PolicyCli policy(
+      app, [&](CLI::App* sub) { add_vm_flags(sub, policy_vm); },
+      [&]() -> Result<std::optional<VmConfig>> {
+        if (policy_vm.config_path.empty() && policy_vm.settings.empty()) {
+          return std::optional<VmConfig>();
+        }
+        ASSIGN_OR_RETURN(VmConfig vm, ResolveConfig(policy_vm));
+        return std::optional<VmConfig>(std::move(vm));
+      });
 
   try {
     app.parse(argc, argv);
@@ -680,6 +716,7 @@ int Main(int argc, char** argv) {
   if (measure->parsed()) return Measure(measure_flags, measure_out);
   if (attest->parsed()) return Attest(attest_flags);
   if (vtpm.parsed()) return vtpm.Run();
+  if (policy.parsed()) return policy.Run();
   if (show->parsed()) {
     auto policy = sandbox::PolicyForRole(role);
     if (!policy) return Fail(policy.error());

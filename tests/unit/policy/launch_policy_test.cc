@@ -9,6 +9,7 @@
 #include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 
 #include "base/hex.h"
@@ -131,6 +132,8 @@ struct BadCase {
   std::function<void(json&)> edit;
   const char* error;  // a part of the message
 };
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
 
 class LaunchPolicyBad : public ::testing::TestWithParam<BadCase> {};
 
