@@ -8,9 +8,11 @@
 
 #include <fstream>
 #include <iterator>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "attestation/appraisal.h"
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
 
@@ -145,10 +147,18 @@ TEST(LaunchPolicyMeasured, ThePolicyDigestIsInPcr1AsVmmRunMeasuresIt) {
   const std::string policy = InitPolicy(vm);
   const std::string digest = Sha256Hex(ReadText(policy));
   const std::string with_log = FreshPath("lp-measure.log");
-  ProcessResult m = Vmm(With(With({"measure", "--policy", policy}, vm), {"--log-out", with_log}));
+  const std::string reference = FreshPath("lp-reference.json");
+  ProcessResult m = Vmm(With(With({"measure", "--policy", policy}, vm),
+                             {"--log-out", with_log, "--policy-out", reference}));
   ASSERT_EQ(m.exit_code, 0) << m.err;
   const std::string log = ReadText(with_log);
   EXPECT_NE(log.find("\"launch_policy\":\"" + digest + "\""), std::string::npos);
+  // A tenant's reference values (vmm-policy/1) carry it too, and parse as vmm-verify reads them.
+  const std::string ref_text = ReadText(reference);
+  EXPECT_NE(ref_text.find(digest), std::string::npos) << ref_text;
+  auto ref = attestation::ParsePolicy(
+      std::span(reinterpret_cast<const uint8_t*>(ref_text.data()), ref_text.size()));
+  EXPECT_TRUE(ref.has_value()) << ref.error().message();
   const std::string without_log = FreshPath("lp-measure-none.log");
   ProcessResult none = Vmm(With(With({"measure"}, vm), {"--log-out", without_log}));
   ASSERT_EQ(none.exit_code, 0) << none.err;
