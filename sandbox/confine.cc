@@ -211,6 +211,8 @@ Result<rlim_t> ConfinedRlimit(std::string_view role, int resource) {
   return cur.rlim_max;
 }
 
+bool SelinuxEnforcing() { return is_selinux_enabled() > 0 && security_getenforce() == 1; }
+
 Result<std::string> SetSelinuxExecContext(std::string_view role, std::string_view level) {
   if (is_selinux_enabled() <= 0) return std::string("SELinux off");
   std::string ctx = RoleSelinuxContext(role, level);

@@ -122,4 +122,8 @@ Result<void> CloseFdsExcept(std::span<const int> keep);
 // execve; returns what it did, or "SELinux off".
 Result<std::string> SetSelinuxExecContext(std::string_view role, std::string_view level);
 
+// True when SELinux is enabled on this host and enforcing (the launch policy's
+// require.selinux, ARCHITECTURE.md §9).
+bool SelinuxEnforcing();
+
 }  // namespace vmm::sandbox

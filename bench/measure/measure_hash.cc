@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   }
   const size_t all = plan->kernel_bytes.size() + plan->initrd_bytes.size();
   bool ok = Time(o, "measure_vm", all, "both", [&]() -> std::optional<std::string> {
-    auto boot = vmm::MeasureVm(cfg, *plan);
+    auto boot = vmm::MeasureVm(cfg, *plan, /*launch_policy_digest=*/"");
     if (!boot) {
       std::fprintf(stderr, "measure_hash: %s\n", boot.error().message().c_str());
       return std::nullopt;

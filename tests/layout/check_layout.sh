@@ -2,7 +2,8 @@
 # The process model as the build and the tree must keep it (ARCHITECTURE.md §7):
 #   1. each role binary needs (DT_NEEDED) only the shared libraries of its role's list;
 #   2. base/ and sandbox/ include nothing of vmm/ or vtpm/; base/ nothing of sandbox/;
-#   3. attestation/ (linked by the tenant's vmm-verify) includes nothing of vmm/, vtpm/, sandbox/;
+#   3. attestation/ (linked by the tenant's vmm-verify) includes nothing of vmm/, vtpm/, sandbox/,
+#      and policy/ (pure) nothing of those nor of attestation/;
 #   4. no file of the VM process (vmm/vm) or of the device process (vmm/device) includes the
 #      manager's headers (vmm/manager), and neither includes the other's.
 # Usage: check_layout.sh SOURCE_DIR BIN_DIR
@@ -60,6 +61,7 @@ check "the device process includes the VM process's headers" vmm/device 'vmm/vm/
 check "the pure formats include a process's headers" vmm/formats 'vmm/(vm|device|manager)/'
 check "the manager-VM contract includes a process's headers" vmm/contract 'vmm/(vm|device|manager|formats)/|vtpm/|sandbox/'
 check "attestation/ (the verifier's library) includes the VMM's code" attestation 'vmm/|vtpm/|sandbox/'
+check "policy/ (the launch policy, pure) includes the VMM's code" policy 'vmm/|vtpm/|sandbox/|attestation/'
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures layout check(s) failed"

@@ -1,4 +1,4 @@
-// The manager's audit records, written by its main thread only (ARCHITECTURE.md §9). The API
+// The manager's audit records, written by its main thread only (ARCHITECTURE.md §10). The API
 // threads run confined (no capabilities, no files, no readlink): they hand each record to the
 // main loop through this relay and wait until it is on disk before they answer the client, so
 // no API action is ever answered without its record.

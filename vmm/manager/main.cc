@@ -40,7 +40,9 @@
 #include "vmm/manager/device_processes.h"
 #include "vmm/manager/exit_status.h"
 #include "vmm/manager/lifecycle.h"
+#include "vmm/manager/launch_check.h"
 #include "vmm/manager/measured_boot.h"
+#include "vmm/manager/policy_cli.h"
 #include "vmm/manager/vtpm_cli.h"
 #include "vmm/manager/vtpm_commands.h"
 #include "vmm/manager/vtpm_process.h"
@@ -75,6 +77,10 @@ struct RunFlags {
   std::string uuid;              // default: a new random one
   std::string audit_log;         // default: DefaultAuditLog()
   std::string audit_key;         // signs the log's checkpoints
+  // --policy (empty: the host default if it exists), and the admitting policy's SHA-256 that
+  // Run() or Measure() found, measured into PCR 1 (launch_check.h).
+  std::string launch_policy;
+  std::string launch_policy_digest;
 };
 
 // Where `vmm run` keeps its audit log when --audit-log is not given: the host's for root, the
@@ -101,7 +107,7 @@ audit::Subject SelfSubject() {
   return who;
 }
 
-// The run's audit records (ARCHITECTURE.md §9): start (allowed or refused), the API's calls,
+// The run's audit records (ARCHITECTURE.md §10): start (allowed or refused), the API's calls,
 // and stop. Without a trail (--dry-run) it records nothing.
 struct RunAudit {
   audit::AuditTrail* trail = nullptr;
@@ -271,6 +277,24 @@ int Run(const RunFlags& given) {
     if (!opened) return Fail(opened.error().Wrap("--audit-log '" + o.path + "'"));
     trail = std::move(opened).value();
     run_audit = {trail.get(), nullptr, flags.uuid, flags.name, StartDetails(*cfg, *plan)};
+  }
+  // The launch policy decides before anything is created or printed (ARCHITECTURE.md §9); a
+  // refusal is the start's audit record.
+  auto launch = DecideLaunch(given.launch_policy, *cfg, *plan);
+  if (!launch) {
+    run_audit.Warn(run_audit.Record("start", false, launch.error().ToString(),
+                                    run_audit.start_details));
+    return Fail(launch.error());
+  }
+  flags.launch_policy_digest = launch->policy_digest;
+  if (!launch->policy_digest.empty()) {
+    run_audit.start_details.emplace_back("policy_sha256", launch->policy_digest);
+  }
+  if (!launch->refusals.empty()) {
+    std::string reason = "launch policy '" + launch->policy_path + "' refuses this VM:";
+    for (const policy::Refusal& r : launch->refusals) reason += " " + r.rule + ": " + r.message + ";";
+    run_audit.Warn(run_audit.Record("start", false, reason, run_audit.start_details));
+    return ReportRefusals(*launch);
   }
   if (flags.dry_run) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
@@ -468,7 +492,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     }
     // Measured boot: every measurement in the vTPM before the VM process exists, and the
     // log that records them in guest memory where the ACPI TPM2 table points.
-    Result<MeasuredBoot> boot = MeasureVm(cfg_in, plan);
+    Result<MeasuredBoot> boot = MeasureVm(cfg_in, plan, flags.launch_policy_digest);
     Result<void> extended = boot ? ExtendMeasurements(tpm, *boot) : Result<void>(boot.error());
     if (extended && log_copy.valid()) {
       extended =
@@ -750,7 +774,10 @@ int Measure(const RunFlags& given, const MeasureFlags& out) {
   }
   auto plan = PlanBoot(SpecFromConfig(*cfg), kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
-  auto boot = MeasureVm(*cfg, *plan);
+  auto launch = DecideLaunch(given.launch_policy, *cfg, *plan);  // as vmm run decides
+  if (!launch) return Fail(launch.error());
+  if (!launch->refusals.empty()) return ReportRefusals(*launch);
+  auto boot = MeasureVm(*cfg, *plan, launch->policy_digest);
   if (!boot) return Fail(boot.error());
   auto log = attestation::ParseEventLog(boot->log);
   if (!log) return Fail(log.error());
@@ -925,6 +952,17 @@ int Main(int argc, char** argv) {
   RunFlags flags;
   CLI::App* run = app.add_subcommand("run", "Boot a VM and run it until it powers off");
   add_vm_flags(run, flags);
+  // The launch policy, for run and measure (whose PCR 1 names it).
+  auto add_policy_flag = [](CLI::App* sub, RunFlags& f) {
+    sub->add_option("--policy", f.launch_policy,
+                    std::string("Launch policy (vmm-launch-policy/1) the VM must satisfy, checked "
+                                "before anything starts; a refusal names the rule and exits 2. "
+                                "Default: ") +
+                        policy::kDefaultLaunchPolicyPath +
+                        " if it exists, else none. Its SHA-256 is measured into PCR 1")
+        ->type_name("FILE");
+  };
+  add_policy_flag(run, flags);
   RunFlags measure_flags;
   MeasureFlags measure_out;
   CLI::App* measure = app.add_subcommand(
@@ -932,6 +970,7 @@ int Main(int argc, char** argv) {
       "Print the measured boot of a VM given as to `vmm run` (the TCG event log and the PCR "
       "values its vTPM will hold), without /dev/kvm and without starting anything");
   add_vm_flags(measure, measure_flags);
+  add_policy_flag(measure, measure_flags);
   measure->add_flag("--json", measure_out.json, "Print JSON: the events and the expected PCRs");
   measure->add_option("--log-out", measure_out.log_out, "Write the binary event log to FILE")
       ->type_name("FILE");
@@ -1071,6 +1110,16 @@ int Main(int argc, char** argv) {
 
   VtpmCli vtpm(app);
   AuditCli audit(app);
+  RunFlags policy_vm;  // vmm policy check|init: the VM, given as to vmm run
+  PolicyCli policy(
+      app, [&](CLI::App* sub) { add_vm_flags(sub, policy_vm); },
+      [&]() -> Result<std::optional<VmConfig>> {
+        if (policy_vm.config_path.empty() && policy_vm.settings.empty()) {
+          return std::optional<VmConfig>();
+        }
+        ASSIGN_OR_RETURN(VmConfig vm, ResolveConfig(policy_vm));
+        return std::optional<VmConfig>(std::move(vm));
+      });
 
   try {
     app.parse(argc, argv);
@@ -1088,6 +1137,7 @@ int Main(int argc, char** argv) {
   }
   if (vtpm.parsed()) return vtpm.Run();
   if (audit.parsed()) return audit.Run();
+  if (policy.parsed()) return policy.Run();
   if (show->parsed()) {
     auto policy = sandbox::PolicyForRole(role);
     if (!policy) return Fail(policy.error());

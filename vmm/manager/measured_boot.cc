@@ -27,7 +27,8 @@ std::set<uint32_t> TouchedPcrs(const MeasuredBoot& boot) {
 
 }  // namespace
 
-std::string CanonicalConfiguration(const VmConfig& cfg, const BootPlan& plan) {
+std::string CanonicalConfiguration(const VmConfig& cfg, const BootPlan& plan,
+                                   std::string_view launch_policy_digest) {
   nlohmann::json devices = nlohmann::json::array();
   for (size_t i = 0; i < cfg.disks.size(); ++i) {
     devices.push_back({{"kind", "blk"},
@@ -43,6 +44,8 @@ std::string CanonicalConfiguration(const VmConfig& cfg, const BootPlan& plan) {
       {"kvm_compat", {{"on", plan.kvm_compat}, {"parameters", plan.kvm_compat_added}}},
       {"devices", devices},
       {"tpm", cfg.tpm.mode == TpmConfig::Mode::kPersistent ? "persistent" : "ephemeral"},
+      {"launch_policy", launch_policy_digest.empty() ? nlohmann::json(nullptr)
+                                                     : nlohmann::json(launch_policy_digest)},
   };
   return doc.dump();  // std::map keys: sorted, so stable
 }
@@ -87,13 +90,14 @@ Result<MeasuredBoot> MeasureBoot(const MeasuredBootInputs& in) {
   return out;
 }
 
-Result<MeasuredBoot> MeasureVm(const VmConfig& cfg, const BootPlan& plan) {
+Result<MeasuredBoot> MeasureVm(const VmConfig& cfg, const BootPlan& plan,
+                               std::string_view launch_policy_digest) {
   ASSIGN_OR_RETURN(acpi::AcpiTables tables, MeasuredAcpiTables(cfg));
   MeasuredBootInputs in;
   in.kernel = plan.kernel_bytes;
   in.initramfs = plan.initrd_bytes;
   in.cmdline = plan.cmdline;
-  in.configuration = CanonicalConfiguration(cfg, plan);
+  in.configuration = CanonicalConfiguration(cfg, plan, launch_policy_digest);
   in.acpi = &tables;
   return MeasureBoot(in);
 }

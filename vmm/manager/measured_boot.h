@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "attestation/event_log.h"
@@ -51,8 +52,11 @@ struct MeasuredBoot {
 // The configuration as measured into PCR 1: compact JSON, keys sorted, no paths, schema
 // "vmm-config/1": cpus, memory, serial (mode), kvm_compat (whether the module runs, and the
 // kernel parameters it added), devices (kind, name, read_only for disks), tpm (ephemeral or
-// persistent). Two VMs that the guest could tell apart differ here.
-std::string CanonicalConfiguration(const VmConfig& cfg, const BootPlan& plan);
+// persistent), launch_policy (the SHA-256 hex of the launch policy file that admitted the VM,
+// ARCHITECTURE.md §9, or null without one). Two VMs that the guest could tell apart differ
+// here, and so do two VMs admitted by different policies.
+std::string CanonicalConfiguration(const VmConfig& cfg, const BootPlan& plan,
+                                   std::string_view launch_policy_digest);
 
 // The ACPI tables of this VM as its VM process will build them (with the event log area).
 Result<acpi::AcpiTables> MeasuredAcpiTables(const VmConfig& cfg);
@@ -62,7 +66,9 @@ Result<acpi::AcpiTables> MeasuredAcpiTables(const VmConfig& cfg);
 Result<MeasuredBoot> MeasureBoot(const MeasuredBootInputs& in);
 
 // The whole scheme for `cfg` and its plan: canonical configuration, ACPI tables, hashes.
-Result<MeasuredBoot> MeasureVm(const VmConfig& cfg, const BootPlan& plan);
+// `launch_policy_digest`: LaunchDecision::policy_digest (launch_check.h), empty for none.
+Result<MeasuredBoot> MeasureVm(const VmConfig& cfg, const BootPlan& plan,
+                               std::string_view launch_policy_digest);
 
 // Sends the extends at the manager's locality (3), then reads every touched PCR back and
 // compares it with the replayed log: a vTPM that does not hold what the log says is an error.

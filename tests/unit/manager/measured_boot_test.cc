@@ -118,25 +118,32 @@ TEST(MeasuredBoot, CanonicalConfigurationNamesWhatTheGuestCanTellApart) {
   cfg.kernel = "/a/vmlinux";
   cfg.tpm.mode = TpmConfig::Mode::kEphemeral;
   BootPlan plan;
-  const std::string base = CanonicalConfiguration(cfg, plan);
-  EXPECT_EQ(base,
-            R"({"cpus":1,"devices":[],"kvm_compat":{"on":false,"parameters":[]},)"
-            R"("memory":536870912,"schema":"vmm-config/1","serial":"tty","tpm":"ephemeral"})");
+  const std::string base = CanonicalConfiguration(cfg, plan, "");
+  EXPECT_EQ(
+      base,
+      R"({"cpus":1,"devices":[],"kvm_compat":{"on":false,"parameters":[]},)"
+      R"("launch_policy":null,"memory":536870912,"schema":"vmm-config/1","serial":"tty","tpm":"ephemeral"})");
   VmConfig moved = cfg;
   moved.kernel = "/elsewhere/vmlinux";  // paths are not configuration: the images are measured
-  EXPECT_EQ(CanonicalConfiguration(moved, plan), base);
+  EXPECT_EQ(CanonicalConfiguration(moved, plan, ""), base);
   moved = cfg;
   moved.memory += 4096;
-  EXPECT_NE(CanonicalConfiguration(moved, plan), base);
+  EXPECT_NE(CanonicalConfiguration(moved, plan, ""), base);
   moved = cfg;
   moved.disks.push_back({"/img", true});
-  const std::string ro = CanonicalConfiguration(moved, plan);
+  const std::string ro = CanonicalConfiguration(moved, plan, "");
   moved.disks.back().readonly = false;
-  EXPECT_NE(CanonicalConfiguration(moved, plan), ro);
+  EXPECT_NE(CanonicalConfiguration(moved, plan, ""), ro);
   BootPlan compat;
   compat.kvm_compat = true;
   compat.kvm_compat_added = {"nopti"};
-  EXPECT_NE(CanonicalConfiguration(cfg, compat), base);
+  EXPECT_NE(CanonicalConfiguration(cfg, compat, ""), base);
+  // The launch policy that admitted the VM, by its digest (ARCHITECTURE.md §9).
+  const std::string digest(64, 'e');
+  const std::string with_policy = CanonicalConfiguration(cfg, plan, digest);
+  EXPECT_NE(with_policy.find(R"("launch_policy":")" + digest + "\""), std::string::npos);
+  EXPECT_NE(with_policy, base);
+  EXPECT_NE(CanonicalConfiguration(cfg, plan, std::string(64, 'f')), with_policy);
 }
 
 }  // namespace

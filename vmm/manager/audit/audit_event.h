@@ -1,6 +1,6 @@
 // What one audit record says: who did what to which VM, with which result. Plain data that
 // the manager fills in and AuditTrail (audit_trail.h) writes to the hash-chained log and, as
-// libvirt-style records, to the Linux audit trail (ARCHITECTURE.md §9).
+// libvirt-style records, to the Linux audit trail (ARCHITECTURE.md §10).
 //
 //   Event e{.action = "start", .who = {.uid = 0, .pid = getpid()}, .vm_uuid = uuid,
 //           .vm_name = "web", .details = {{"kernel_sha256", hex}}, .success = true};

@@ -1,7 +1,7 @@
 // The manager's audit trail: every lifecycle and management action, allowed or refused, as one
 // record in an append-only, hash-chained JSON-lines log (log_format.h) with signed checkpoints,
 // and, where the kernel's audit is on, as libvirt-style Linux audit records (linux_audit.h).
-// ARCHITECTURE.md §9 describes the format; SECURITY.md what it proves.
+// ARCHITECTURE.md §10 describes the format; SECURITY.md what it proves.
 //
 //   ASSIGN_OR_RETURN(auto trail, AuditTrail::Open({.path = "/var/log/vmm/audit.jsonl",
 //                                                  .checkpoint_key = "/etc/vmm/audit.key"}));

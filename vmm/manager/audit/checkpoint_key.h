@@ -1,6 +1,6 @@
 // The operator's checkpoint key: an EC P-256 key whose private half signs the audit log's
 // checkpoints (ES256: ECDSA over SHA-256, the signature as r || s) and whose public half
-// `vmm audit verify --key` checks them with (ARCHITECTURE.md §9).
+// `vmm audit verify --key` checks them with (ARCHITECTURE.md §10).
 //
 //   ASSIGN_OR_RETURN(CheckpointSigner signer, CheckpointSigner::Load("/etc/vmm/audit.key"));
 //   ASSIGN_OR_RETURN(std::string sig_hex, signer.Sign(CheckpointMessage(record)));

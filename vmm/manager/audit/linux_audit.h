@@ -1,5 +1,5 @@
 // Events as Linux audit records in libvirt's layout, so `ausearch -m VIRT_CONTROL` and the
-// filters written for libvirt's records find ours (ARCHITECTURE.md §9). Formatting is pure and
+// filters written for libvirt's records find ours (ARCHITECTURE.md §10). Formatting is pure and
 // unit-tested; LinuxAuditSink sends through libaudit where the kernel's audit is on.
 //
 //   for (const LinuxAuditRecord& r : LinuxAuditRecordsFor(event)) sink.Send(r);

@@ -1,4 +1,4 @@
-// The audit log's wire format, pure: one JSON object a line, hash-chained (ARCHITECTURE.md §9).
+// The audit log's wire format, pure: one JSON object a line, hash-chained (ARCHITECTURE.md §10).
 //
 //   Record r = ...;  std::string line = SerializeRecord(r);      // no trailing '\n'
 //   Result<Record> back = ParseRecord(line);                       // strict: untrusted bytes

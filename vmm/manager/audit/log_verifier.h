@@ -1,5 +1,5 @@
 // Checks an audit log (log_format.h) and locates what is wrong with it: pure over lines, so the
-// same code runs in `vmm audit verify`, the tests and the fuzzer (ARCHITECTURE.md §9).
+// same code runs in `vmm audit verify`, the tests and the fuzzer (ARCHITECTURE.md §10).
 //
 //   LogVerifier v({.key = &key});
 //   for each line: v.AddLine(bytes, /*terminated=*/true, bytes.size());
