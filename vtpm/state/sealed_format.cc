@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "base/bytes.h"
+#include "base/enum_names.h"
 #include "base/hex.h"
 #include "base/openssl_ptr.h"
 
@@ -45,17 +46,14 @@ void WriteHeader(std::span<uint8_t> out, const SealedHeader& h) {
   StoreLe<uint32_t>(out, kOffReserved, 0);
 }
 
+constexpr NamedValue<BlobKind> kBlobKindNames[] = {
+    {BlobKind::kPermanent, "permanent"},
+    {BlobKind::kVolatile, "volatile"},
+};
+
 }  // namespace
 
-std::string_view BlobKindName(BlobKind kind) {
-  switch (kind) {
-    case BlobKind::kPermanent:
-      return "permanent";
-    case BlobKind::kVolatile:
-      return "volatile";
-  }
-  return "unknown";
-}
+std::string_view BlobKindName(BlobKind kind) { return NameOf(kBlobKindNames, kind, "unknown"); }
 
 Key::Key(std::span<const uint8_t, kKeySize> bytes) {
   std::copy(bytes.begin(), bytes.end(), bytes_.begin());

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/bytes.h"
+#include "base/enum_names.h"
 
 namespace vmm::virtio {
 namespace {
@@ -55,42 +56,28 @@ bool IsWriteOnly(uint32_t reg) {
   }
 }
 
+constexpr NamedValue<MmioDriverError> kMmioDriverErrorNames[] = {
+    {MmioDriverError::kNone, "no error"},
+    {MmioDriverError::kBadAccess, "register access not 32-bit aligned"},
+    {MmioDriverError::kReadWriteOnly, "read of a write-only register"},
+    {MmioDriverError::kWriteReadOnly, "write to a read-only register"},
+    {MmioDriverError::kUnknownRegister, "access to an undefined register"},
+    {MmioDriverError::kNoSuchQueue, "no such queue"},
+    {MmioDriverError::kQueueLocked, "queue register written while in use"},
+    {MmioDriverError::kBadQueueConfig, "queue size or ring alignment invalid"},
+    {MmioDriverError::kBadQueueReady, "invalid QueueReady write"},
+    {MmioDriverError::kBadStatus, "invalid device status transition"},
+    {MmioDriverError::kFeaturesRefused, "feature set refused"},
+    {MmioDriverError::kFeaturesLocked, "driver features written after FEATURES_OK"},
+    {MmioDriverError::kEarlyNotify, "queue notified before it is running"},
+    {MmioDriverError::kBadInterruptAck, "undefined bits in InterruptACK"},
+    {MmioDriverError::kConfigOutOfRange, "config access out of range"},
+};
+
 }  // namespace
 
 const char* MmioDriverErrorName(MmioDriverError error) {
-  switch (error) {
-    case MmioDriverError::kNone:
-      return "no error";
-    case MmioDriverError::kBadAccess:
-      return "register access not 32-bit aligned";
-    case MmioDriverError::kReadWriteOnly:
-      return "read of a write-only register";
-    case MmioDriverError::kWriteReadOnly:
-      return "write to a read-only register";
-    case MmioDriverError::kUnknownRegister:
-      return "access to an undefined register";
-    case MmioDriverError::kNoSuchQueue:
-      return "no such queue";
-    case MmioDriverError::kQueueLocked:
-      return "queue register written while in use";
-    case MmioDriverError::kBadQueueConfig:
-      return "queue size or ring alignment invalid";
-    case MmioDriverError::kBadQueueReady:
-      return "invalid QueueReady write";
-    case MmioDriverError::kBadStatus:
-      return "invalid device status transition";
-    case MmioDriverError::kFeaturesRefused:
-      return "feature set refused";
-    case MmioDriverError::kFeaturesLocked:
-      return "driver features written after FEATURES_OK";
-    case MmioDriverError::kEarlyNotify:
-      return "queue notified before it is running";
-    case MmioDriverError::kBadInterruptAck:
-      return "undefined bits in InterruptACK";
-    case MmioDriverError::kConfigOutOfRange:
-      return "config access out of range";
-  }
-  return "unknown error";
+  return NameOf(kMmioDriverErrorNames, error, "unknown error");
 }
 
 QueueConfig MmioQueue::ToQueueConfig(uint64_t driver_features) const {
