@@ -8,6 +8,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
@@ -274,54 +276,66 @@ std::string WriteFile(const std::string& path, const std::string& text) {
   return path;
 }
 
-TEST(VmmCli, ProfileFindsTheSystemMapBesideTheKernel) {
-  std::string dir = TempSubdir("boot");
-  std::vector<uint8_t> elf = MakePvhElf();  // no symbol table, like Debian's vmlinux
-  std::string kernel = WriteFile(dir + "/vmlinuz-6.1.0-test", std::string(elf.begin(), elf.end()));
-  WriteFile(dir + "/System.map-6.1.0-test", "ffffffff81000000 T _text\n");
-  WriteFile(dir + "/System.map", "ffffffff81000000 T other\n");
-  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
+// Where `vmm run --profile --dry-run` says it takes the kernel's symbols from, given the files
+// in the kernel's directory.
+struct ProfileSymbolsCase {
+  const char* label;
+  const char* kernel;  // the kernel's file name (an ELF without a symbol table, like vmlinux)
+  std::vector<std::pair<std::string, std::string>> maps;  // System.map-like files: name, text
+  const char* named;   // the --profile-symbols file among `maps`, or nullptr
+  std::string expect;  // in stdout, after the kernel's directory and '/' where it has "{dir}"
+};
+
+class VmmCliProfile : public ::testing::TestWithParam<ProfileSymbolsCase> {};
+
+TEST_P(VmmCliProfile, SaysWhereTheSymbolsComeFrom) {
+  const ProfileSymbolsCase& c = GetParam();
+  const std::string dir = TempSubdir(c.label);
+  std::vector<uint8_t> elf = MakePvhElf();
+  std::vector<std::string> args = {
+      "--kernel", WriteFile(dir + "/" + c.kernel, std::string(elf.begin(), elf.end())), "--profile",
+      "--dry-run"};
+  for (const auto& [name, text] : c.maps) WriteFile(dir + "/" + name, text);
+  if (c.named != nullptr) args.insert(args.end(), {"--profile-symbols", dir + "/" + c.named});
+  std::string expect = c.expect;
+  if (size_t at = expect.find("{dir}"); at != std::string::npos) expect.replace(at, 5, dir + "/");
+  ProcessResult r = RunVmm(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("profile: symbols from " + dir +
-                       "/System.map-6.1.0-test (found beside the kernel)\n"),
-            std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find(expect), std::string::npos) << r.out;
 }
 
-TEST(VmmCli, ProfileTakesSystemMapFromTheKernelsDirectory) {
-  std::string dir = TempSubdir("default-guest");
-  std::vector<uint8_t> elf = MakePvhElf();
-  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
-  WriteFile(dir + "/System.map", "ffffffff81000000 T _text\n");
-  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("profile: symbols from " + dir + "/System.map (found beside the kernel)"),
-            std::string::npos)
-      << r.out;
-}
+const std::pair<std::string, std::string> kSystemMap = {"System.map", "ffffffff81000000 T _text\n"};
 
-TEST(VmmCli, ProfileWithoutAnySymbolsSaysAddressesOnly) {
-  std::string dir = TempSubdir("nosymbols");
-  std::vector<uint8_t> elf = MakePvhElf();
-  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
-  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("profile: the kernel has no symbol table and no System.map is beside it"),
-            std::string::npos)
-      << r.out;
-}
-
-TEST(VmmCli, ProfileUsesTheNamedSymbolFile) {
-  std::string dir = TempSubdir("named");
-  std::vector<uint8_t> elf = MakePvhElf();
-  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
-  WriteFile(dir + "/System.map", "ffffffff81000000 T _text\n");
-  std::string mine = WriteFile(dir + "/mine.map", "ffffffff81000000 T _text\n");
-  ProcessResult r =
-      RunVmm({"--kernel", kernel, "--profile", "--profile-symbols", mine, "--dry-run"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("profile: symbols from " + mine + "\n"), std::string::npos) << r.out;
-}
+INSTANTIATE_TEST_SUITE_P(
+    VmmCli, VmmCliProfile,
+    ::testing::Values(
+        // Debian's layout: the versioned map wins over a plain one in the same directory.
+        ProfileSymbolsCase{"FindsTheSystemMapBesideTheKernel",
+                           "vmlinuz-6.1.0-test",
+                           {{"System.map-6.1.0-test", "ffffffff81000000 T _text\n"},
+                            {"System.map", "ffffffff81000000 T other\n"}},
+                           nullptr,
+                           "profile: symbols from {dir}System.map-6.1.0-test (found beside the "
+                           "kernel)\n"},
+        ProfileSymbolsCase{"TakesSystemMapFromTheKernelsDirectory",
+                           "vmlinux",
+                           {kSystemMap},
+                           nullptr,
+                           "profile: symbols from {dir}System.map (found beside the kernel)"},
+        ProfileSymbolsCase{
+            "WithoutAnySymbolsSaysAddressesOnly",
+            "vmlinux",
+            {},
+            nullptr,
+            "profile: the kernel has no symbol table and no System.map is beside it"},
+        ProfileSymbolsCase{"UsesTheNamedSymbolFile",
+                           "vmlinux",
+                           {kSystemMap, {"mine.map", "ffffffff81000000 T _text\n"}},
+                           "mine.map",
+                           "profile: symbols from {dir}mine.map\n"}),
+    [](const ::testing::TestParamInfo<ProfileSymbolsCase>& info) {
+      return std::string(info.param.label);
+    });
 
 // vmm-vcpu checks the VM spec (vmm/contract/vm_spec.h) before it does anything: a bad one
 // is refused with exit status 2 and the reason, whatever fds it names.
