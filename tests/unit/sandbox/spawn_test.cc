@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "sandbox/confine.h"
+#include "tests/unit/common/in_child.h"
 #include "tests/unit/sandbox/sandbox_test_util.h"
 
 namespace vmm::sandbox {
@@ -23,6 +24,7 @@ using testing_util::kExitSkip;
 using testing_util::OptionsFor;
 using testing_util::Pipe;
 using testing_util::WaitStatus;
+using vmm::testing_util::InChild;
 
 TEST(SandboxSpawn, ChildDiesWithItsParent) {
   SKIP_UNLESS_SPAWN_WORKS();
@@ -216,46 +218,39 @@ TEST(SandboxSpawn, MissingPolicyParameterFailsBeforeAnythingIsApplied) {
 }
 
 TEST(SandboxSpawn, ConfineRefusesAProcessThatIsNotPidOne) {
-  pid_t w = fork();
-  ASSERT_GE(w, 0);
-  if (w == 0) {
+  InChild([] {
     auto r = Confine(OptionsFor("device", {}, -1));
-    bool ok = !r && r.error().message().find("confine device: namespaces: not pid 1") !=
-                        std::string::npos;
-    _exit(ok ? 0 : 1);
-  }
-  EXPECT_EQ(ExitCodeOf(w), 0);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find("confine device: namespaces: not pid 1"), std::string::npos)
+        << r.error().ToString();
+  });
 }
 
 TEST(SandboxSpawn, SpawnRefusesAMultithreadedCaller) {
-  pid_t w = fork();
-  ASSERT_GE(w, 0);
-  if (w == 0) {
+  InChild([] {
     Pipe block;
     std::thread t([&] {
       char c;
       (void)!read(block.r, &c, 1);
     });
     auto pid = SpawnConfined(OptionsFor("device", {}, -1), [] { return 0; });
-    bool ok = !pid && pid.error().message().find("2 threads") != std::string::npos;
     (void)!write(block.w, "x", 1);
     t.join();
-    _exit(ok ? 0 : 1);
-  }
-  EXPECT_EQ(ExitCodeOf(w), 0);
+    ASSERT_FALSE(pid);
+    EXPECT_NE(pid.error().message().find("2 threads"), std::string::npos) << pid.error().ToString();
+  });
 }
 
+// The child's own stdout and stderr are closed too, so a failure shows as its exit status.
 TEST(SandboxSpawn, CloseFdsExceptKeepsOnlyTheList) {
-  pid_t w = fork();
-  ASSERT_GE(w, 0);
-  if (w == 0) {
+  InChild([] {
     Pipe a, b;
-    if (!CloseFdsExcept(std::vector<int>{b.w})) _exit(1);
+    ASSERT_TRUE(CloseFdsExcept(std::vector<int>{b.w}));
     auto r = ReadConfinementReport(0);
-    if (!r || r->fds != std::vector<int>{b.w}) _exit(2);
-    _exit(CloseFdsExcept(std::vector<int>{a.r}).has_value() ? 3 : 0);  // a.r is closed now
-  }
-  EXPECT_EQ(ExitCodeOf(w), 0);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->fds, std::vector<int>{b.w});
+    EXPECT_FALSE(CloseFdsExcept(std::vector<int>{a.r}).has_value());  // a.r is closed now
+  });
 }
 
 TEST(SandboxSpawn, SelinuxHookReportsTheHostState) {
