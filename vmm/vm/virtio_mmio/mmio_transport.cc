@@ -18,6 +18,17 @@ bool RangeFits(uint64_t gpa, uint64_t len) { return gpa <= UINT64_MAX - len; }
 void SetLow(uint64_t& field, uint32_t v) { field = (field & ~uint64_t{UINT32_MAX}) | v; }
 void SetHigh(uint64_t& field, uint32_t v) { field = (field & UINT32_MAX) | (uint64_t{v} << 32); }
 
+// The three ring addresses of the selected queue, each written as two 32-bit halves (§4.2.2).
+struct RingAddressRegs {
+  uint32_t low, high;
+  uint64_t MmioQueue::*field;
+};
+constexpr RingAddressRegs kRingAddressRegs[] = {
+    {kMmioRegQueueDescLow, kMmioRegQueueDescHigh, &MmioQueue::desc_gpa},
+    {kMmioRegQueueDriverLow, kMmioRegQueueDriverHigh, &MmioQueue::avail_gpa},
+    {kMmioRegQueueDeviceLow, kMmioRegQueueDeviceHigh, &MmioQueue::used_gpa},
+};
+
 constexpr uint8_t kDriverStatusBits = kVirtioStatusAcknowledge | kVirtioStatusDriver |
                                       kVirtioStatusDriverOk | kVirtioStatusFeaturesOk |
                                       kVirtioStatusFailed;
@@ -287,24 +298,13 @@ void MmioTransport::WriteQueueField(uint32_t reg, uint32_t value) {
   // §4.2.2.2: not while QueueReady is set; and the backend got the configuration at
   // DRIVER_OK, so later changes could never reach it.
   if (q->ready || activated()) return DriverError(MmioDriverError::kQueueLocked);
-  switch (reg) {
-    case kMmioRegQueueNum:
-      q->size = value;
-      return;
-    case kMmioRegQueueDescLow:
-      return SetLow(q->desc_gpa, value);
-    case kMmioRegQueueDescHigh:
-      return SetHigh(q->desc_gpa, value);
-    case kMmioRegQueueDriverLow:
-      return SetLow(q->avail_gpa, value);
-    case kMmioRegQueueDriverHigh:
-      return SetHigh(q->avail_gpa, value);
-    case kMmioRegQueueDeviceLow:
-      return SetLow(q->used_gpa, value);
-    case kMmioRegQueueDeviceHigh:
-      return SetHigh(q->used_gpa, value);
-    default:
-      return;
+  if (reg == kMmioRegQueueNum) {
+    q->size = value;
+    return;
+  }
+  for (const RingAddressRegs& a : kRingAddressRegs) {
+    if (reg == a.low) return SetLow(q->*a.field, value);
+    if (reg == a.high) return SetHigh(q->*a.field, value);
   }
 }
 
