@@ -42,6 +42,13 @@ VmSpec Minimal() {
 // The JSON of Full(), for tests that break one field of it.
 Json FullJson() { return Json::parse(VmSpecToJson(Full())); }
 
+// The full spec with the top-level `key` set to `value`.
+Json FullJsonWith(const char* key, Json value) {
+  Json doc = FullJson();
+  doc[key] = std::move(value);
+  return doc;
+}
+
 void ExpectRefused(const std::string& text, const std::string& fragment) {
   auto r = ParseVmSpec(text);
   ASSERT_FALSE(r.has_value()) << text;
@@ -138,19 +145,14 @@ TEST(VmSpec, RefusesMissingAndRepeatedKeys) {
 }
 
 TEST(VmSpec, RefusesBadTypes) {
-  auto with = [](const char* key, Json value) {
-    Json doc = FullJson();
-    doc[key] = std::move(value);
-    return doc;
-  };
-  ExpectRefused(with("cpus", "4"), "'cpus' must be a whole number, not string");
-  ExpectRefused(with("cpus", 1.5), "'cpus' must be a whole number, not a fraction");
-  ExpectRefused(with("memory", true), "'memory' must be a whole number, not boolean");
-  ExpectRefused(with("kernel", 5), "'kernel' must be a string, not number");
-  ExpectRefused(with("serial", "tty"), "'serial' must be an object, not string");
-  ExpectRefused(with("devices", Json::object()), "'devices' must be an array, not object");
-  ExpectRefused(with("kvm_fd", nullptr), "'kvm_fd' must be a whole number, not null");
-  ExpectRefused(with("tpm_fd", "15"), "'tpm_fd' must be a whole number, not string");
+  ExpectRefused(FullJsonWith("cpus", "4"), "'cpus' must be a whole number, not string");
+  ExpectRefused(FullJsonWith("cpus", 1.5), "'cpus' must be a whole number, not a fraction");
+  ExpectRefused(FullJsonWith("memory", true), "'memory' must be a whole number, not boolean");
+  ExpectRefused(FullJsonWith("kernel", 5), "'kernel' must be a string, not number");
+  ExpectRefused(FullJsonWith("serial", "tty"), "'serial' must be an object, not string");
+  ExpectRefused(FullJsonWith("devices", Json::object()), "'devices' must be an array, not object");
+  ExpectRefused(FullJsonWith("kvm_fd", nullptr), "'kvm_fd' must be a whole number, not null");
+  ExpectRefused(FullJsonWith("tpm_fd", "15"), "'tpm_fd' must be a whole number, not string");
   Json doc = FullJson();
   doc["devices"][0] = "blk0:2:60:9";
   ExpectRefused(doc, "'devices[0]' must be an object, not string");
@@ -163,23 +165,18 @@ TEST(VmSpec, RefusesBadTypes) {
 }
 
 TEST(VmSpec, RefusesValuesOutOfRange) {
-  auto with = [](const char* key, Json value) {
-    Json doc = FullJson();
-    doc[key] = std::move(value);
-    return doc;
-  };
-  ExpectRefused(with("cpus", 0), "'cpus': 0 is out of range (1..254)");
-  ExpectRefused(with("cpus", 255), "'cpus': 255 is out of range (1..254)");
-  ExpectRefused(with("cpus", -1), "'cpus': -1 is out of range");
-  ExpectRefused(with("cpus", 4294967297ull), "'cpus': 4294967297 is out of range");
-  ExpectRefused(with("memory", 1ull << 20), "'memory': 1048576 is out of range");
-  ExpectRefused(with("memory", (2ull << 40)), "is out of range");
-  ExpectRefused(with("memory", (64ull << 20) + 1), "not a multiple of 4 KiB");
-  ExpectRefused(with("kernel", ""), "'kernel' is empty");
-  ExpectRefused(with("kernel", std::string(5000, 'k')),
+  ExpectRefused(FullJsonWith("cpus", 0), "'cpus': 0 is out of range (1..254)");
+  ExpectRefused(FullJsonWith("cpus", 255), "'cpus': 255 is out of range (1..254)");
+  ExpectRefused(FullJsonWith("cpus", -1), "'cpus': -1 is out of range");
+  ExpectRefused(FullJsonWith("cpus", 4294967297ull), "'cpus': 4294967297 is out of range");
+  ExpectRefused(FullJsonWith("memory", 1ull << 20), "'memory': 1048576 is out of range");
+  ExpectRefused(FullJsonWith("memory", (2ull << 40)), "is out of range");
+  ExpectRefused(FullJsonWith("memory", (64ull << 20) + 1), "not a multiple of 4 KiB");
+  ExpectRefused(FullJsonWith("kernel", ""), "'kernel' is empty");
+  ExpectRefused(FullJsonWith("kernel", std::string(5000, 'k')),
                 "'kernel' is 5000 bytes, more than the 4095");
-  ExpectRefused(with("cmdline", std::string("a\0b", 3)), "'cmdline' contains a NUL byte");
-  ExpectRefused(with("kvm_compat", "maybe"), "'kvm_compat' 'maybe' is not auto, on or off");
+  ExpectRefused(FullJsonWith("cmdline", std::string("a\0b", 3)), "'cmdline' contains a NUL byte");
+  ExpectRefused(FullJsonWith("kvm_compat", "maybe"), "'kvm_compat' 'maybe' is not auto, on or off");
   Json doc = FullJson();
   doc["serial"]["mode"] = "pty";
   ExpectRefused(doc, "'serial.mode' 'pty' is not tty, file, null or off");
@@ -207,23 +204,19 @@ TEST(VmSpec, RefusesInputThatIsTooBig) {
 }
 
 TEST(VmSpec, RefusesBadFdNumbers) {
-  auto with = [](const char* key, Json value) {
-    Json doc = FullJson();
-    doc[key] = std::move(value);
-    return doc;
-  };
   for (int stdio : {0, 1, 2}) {
-    ExpectRefused(with("kvm_fd", stdio), "'kvm_fd': " + std::to_string(stdio) +
-                                             " is not an fd number the VM process can be given");
+    ExpectRefused(
+        FullJsonWith("kvm_fd", stdio),
+        "'kvm_fd': " + std::to_string(stdio) + " is not an fd number the VM process can be given");
   }
-  ExpectRefused(with("kvm_fd", -1), "'kvm_fd': -1 is not an fd number");
-  ExpectRefused(with("tpm_fd", -1), "'tpm_fd': -1 is not an fd number");
-  ExpectRefused(with("kvm_fd", 1 << 20),
+  ExpectRefused(FullJsonWith("kvm_fd", -1), "'kvm_fd': -1 is not an fd number");
+  ExpectRefused(FullJsonWith("tpm_fd", -1), "'tpm_fd': -1 is not an fd number");
+  ExpectRefused(FullJsonWith("kvm_fd", 1 << 20),
                 "'kvm_fd': 1048576 is not an fd number the VM process can be given (3..1048575)");
-  ExpectRefused(with("kvm_fd", 18446744073709551615ull),
+  ExpectRefused(FullJsonWith("kvm_fd", 18446744073709551615ull),
                 "'kvm_fd': 18446744073709551615 is not an fd number");
   // One fd for two things: the second is refused.
-  ExpectRefused(with("tpm_fd", 4), "'tpm_fd': fd 4 is given twice");
+  ExpectRefused(FullJsonWith("tpm_fd", 4), "'tpm_fd': fd 4 is given twice");
   Json doc = FullJson();
   doc["devices"][2]["fd"] = 9;
   ExpectRefused(doc, "'devices[2].fd': fd 9 is given twice");

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -81,6 +82,13 @@ inline int WaitStatus(pid_t pid) {
 inline int ExitCodeOf(pid_t pid) {
   const int st = WaitStatus(pid);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+// A test name for a case per role: the role's name with '_' for '-' (gtest allows no '-').
+inline std::string RoleTestName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
 }
 
 // A variable a confined child must not inherit from whoever started it.
