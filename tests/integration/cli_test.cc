@@ -13,9 +13,12 @@
 
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
+#include "tests/unit/common/expect_text.h"
 
 namespace vmm::testing {
 namespace {
+
+using ::vmm::testing_util::ExpectContainsAll;
 
 std::string Kernel() {
   static std::string path = WriteTempFile("kernel.elf", MakePvhElf());
@@ -185,32 +188,25 @@ TEST(VmmCli, DryRunPrintsThePlanFromJsonWithFlagOverrides) {
   std::string cfg = WriteTempFile("good.json", std::vector<uint8_t>(text.begin(), text.end()));
   ProcessResult r = RunVmm({"--config", cfg, "--cpus", "3", "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("\"cpus\": 3"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("\"memory\": 67108864"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("boot protocol: pvh"), std::string::npos) << r.out;
+  ExpectContainsAll(r.out, {"\"cpus\": 3", "\"memory\": 67108864", "boot protocol: pvh"});
 }
 
 TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
   ProcessResult on =
       RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "on", "--dry-run"});
   EXPECT_EQ(on.exit_code, 0) << on.err;
-  EXPECT_NE(
-      on.out.find(
-          "command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
-          "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
-          "mitigations=off audit=0 tsc=reliable no_timer_check\"\n"),
-      std::string::npos)
-      << on.out;
-  EXPECT_NE(on.out.find("kvm_pvm compatibility: on (--kvm-compat on)"), std::string::npos)
-      << on.out;
-  EXPECT_NE(on.out.find("\"kvm-compat\": \"on\""), std::string::npos) << on.out;
+  ExpectContainsAll(
+      on.out,
+      {"command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
+       "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
+       "mitigations=off audit=0 tsc=reliable no_timer_check\"\n",
+       "kvm_pvm compatibility: on (--kvm-compat on)", "\"kvm-compat\": \"on\""});
 
   ProcessResult off =
       RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "off", "--dry-run"});
   EXPECT_EQ(off.exit_code, 0) << off.err;
-  EXPECT_NE(off.out.find("command line: \"quiet\"\n"), std::string::npos) << off.out;
-  EXPECT_NE(off.out.find("kvm_pvm compatibility: off (--kvm-compat off)"), std::string::npos)
-      << off.out;
+  ExpectContainsAll(off.out,
+                    {"command line: \"quiet\"\n", "kvm_pvm compatibility: off (--kvm-compat off)"});
 
   ProcessResult bad = RunVmm({"--kernel", Kernel(), "--kvm-compat", "maybe", "--dry-run"});
   EXPECT_EQ(bad.exit_code, 2);
@@ -239,10 +235,9 @@ TEST(VmmCli, DryRunShowsAnElf32PvhKernel) {
   std::string k = WriteTempFile("kernel32.elf", MakePvhElf32());
   ProcessResult r = RunVmm({"--kernel", k, "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("boot protocol: pvh\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("kernel format: ELF32 i386 with a Xen PVH entry note\n"), std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.find("kernel: 0x100000..0x101040, entry 0x100000\n"), std::string::npos) << r.out;
+  ExpectContainsAll(
+      r.out, {"boot protocol: pvh\n", "kernel format: ELF32 i386 with a Xen PVH entry note\n",
+              "kernel: 0x100000..0x101040, entry 0x100000\n"});
 }
 
 TEST(VmmCli, Elf32KernelLargerThanTheVmsMemory) {
