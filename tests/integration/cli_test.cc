@@ -217,18 +217,15 @@ TEST(VmmCli, DryRunKvmCompatLeavesTheUsersOwnKeysAlone) {
   ProcessResult r = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet mitigations=auto nopti",
                             "--kvm-compat", "on", "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("command line: \"quiet mitigations=auto nopti noxsave "
-                       "clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-                       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
-                       "tsc=reliable no_timer_check\"\n"),
-            std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.find("adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-                       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
-                       "tsc=reliable no_timer_check\" to the command line; leaves out "
-                       "\"nopti mitigations=off\" (the command line sets the same keys)"),
-            std::string::npos)
-      << r.out;
+  ExpectContainsAll(
+      r.out,
+      {"command line: \"quiet mitigations=auto nopti noxsave clearcpuid=ssse3,popcnt,smap "
+       "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
+       "audit=0 tsc=reliable no_timer_check\"\n",
+       "adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
+       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
+       "tsc=reliable no_timer_check\" to the command line; leaves out "
+       "\"nopti mitigations=off\" (the command line sets the same keys)"});
 }
 
 TEST(VmmCli, DryRunShowsAnElf32PvhKernel) {
