@@ -13,6 +13,13 @@ using testing::FakeDriver;
 
 constexpr uint64_t kRam = 1 << 20;
 
+// The driver has published nothing (more): PopAvail succeeds without a chain.
+void ExpectNothingAvailable(SplitQueue& q) {
+  auto chain = q.PopAvail();
+  ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
+  EXPECT_FALSE(chain->has_value());
+}
+
 TEST(SplitQueueSetup, RejectsQueueSizeZero) {
   FakeGuestRam mem(kRam);
   FakeDriver drv(mem, 16);
@@ -88,9 +95,7 @@ TEST(SplitQueue, EmptyRingPopsNothing) {
   FakeDriver drv(mem, 16);
   auto q = SplitQueue::Create(mem.ram(), drv.config());
   ASSERT_TRUE(q.has_value());
-  auto chain = q->PopAvail();
-  ASSERT_TRUE(chain.has_value());
-  EXPECT_FALSE(chain->has_value());
+  ExpectNothingAvailable(*q);
 }
 
 TEST(SplitQueue, PopsReadableThenWritableBuffersTranslated) {
@@ -114,9 +119,7 @@ TEST(SplitQueue, PopsReadableThenWritableBuffersTranslated) {
   EXPECT_EQ(ch.readable_len, 16u);
   EXPECT_EQ(ch.writable_len, 513u);
   EXPECT_EQ(q->in_flight(), 1u);
-  auto again = q->PopAvail();
-  ASSERT_TRUE(again.has_value());
-  EXPECT_FALSE(again->has_value());
+  ExpectNothingAvailable(*q);
 }
 
 TEST(SplitQueue, PushUsedWritesElementAndPublishesIndex) {
@@ -254,9 +257,7 @@ TEST(SplitQueueNotify, EmptyPopWithEventIdxAsksForTheNextKick) {
   ASSERT_TRUE(q->PushUsed(0, 8).has_value());
   ASSERT_TRUE(q->PopAvail().has_value());
   ASSERT_TRUE(q->PushUsed(0, 8).has_value());
-  auto empty = q->PopAvail();
-  ASSERT_TRUE(empty.has_value());
-  EXPECT_FALSE(empty->has_value());
+  ExpectNothingAvailable(*q);
   EXPECT_EQ(drv.avail_event(), 2);  // kick me when you write avail slot 2
 }
 
