@@ -4,21 +4,16 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/virtio/fake_driver.h"
+#include "tests/unit/virtio/pop_outcome.h"
 #include "vmm/formats/virtio/fake_guest_ram.h"
 
 namespace vmm::virtio {
 namespace {
 
+using testing::ExpectNothingAvailable;
 using testing::FakeDriver;
 
 constexpr uint64_t kRam = 1 << 20;
-
-// The driver has published nothing (more): PopAvail succeeds without a chain.
-void ExpectNothingAvailable(SplitQueue& q) {
-  auto chain = q.PopAvail();
-  ASSERT_TRUE(chain.has_value()) << chain.error().ToString();
-  EXPECT_FALSE(chain->has_value());
-}
 
 TEST(SplitQueueSetup, RejectsQueueSizeZero) {
   FakeGuestRam mem(kRam);
