@@ -103,7 +103,7 @@ bench_awk '
     for (i = 1; i <= 6; i++) {
       fmt = (keys[i] ~ /iops/) ? "%.0f" : "%.1f"
       a = cell("vmm-device", keys[i], fmt); b = cell("qemu-storage-daemon", keys[i], fmt)
-      r = (runs["vmm-device"] && runs["qemu-storage-daemon"] && b > 0) ? sprintf("%.2f", a / b) : "-"
+      r = ratio_cell(runs["vmm-device"] && runs["qemu-storage-daemon"], a, b)
       printf "| %s | %s | %s | %s |\n", labels[i], a, b, r
     }
   }' "$results"
