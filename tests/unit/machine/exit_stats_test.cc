@@ -7,10 +7,15 @@
 namespace vmm {
 namespace {
 
-kvm_run Io(uint16_t port, bool out) {
+kvm_run Reason(uint32_t reason) {
   kvm_run run;
   std::memset(&run, 0, sizeof(run));
-  run.exit_reason = KVM_EXIT_IO;
+  run.exit_reason = reason;
+  return run;
+}
+
+kvm_run Io(uint16_t port, bool out) {
+  kvm_run run = Reason(KVM_EXIT_IO);
   run.io.port = port;
   run.io.direction = out ? KVM_EXIT_IO_OUT : KVM_EXIT_IO_IN;
   run.io.size = 1;
@@ -19,19 +24,10 @@ kvm_run Io(uint16_t port, bool out) {
 }
 
 kvm_run Mmio(uint64_t addr, bool write) {
-  kvm_run run;
-  std::memset(&run, 0, sizeof(run));
-  run.exit_reason = KVM_EXIT_MMIO;
+  kvm_run run = Reason(KVM_EXIT_MMIO);
   run.mmio.phys_addr = addr;
   run.mmio.is_write = write;
   run.mmio.len = 4;
-  return run;
-}
-
-kvm_run Reason(uint32_t reason) {
-  kvm_run run;
-  std::memset(&run, 0, sizeof(run));
-  run.exit_reason = reason;
   return run;
 }
 
