@@ -126,7 +126,7 @@ stop "$swtpm_pid"; swtpm_pid=""
 bench_awk '
   { collect_run("_us$") }
   function cell(name, k) {
-    return runs[name] ? sprintf("%.1f / %.1f", run_median(name, k "_p50_us"), run_median(name, k "_p99_us")) : "cannot serve"
+    return served_cell(name, sprintf("%.1f / %.1f", run_median(name, k "_p50_us"), run_median(name, k "_p99_us")))
   }
   END {
     split("extend getrandom quote", keys, " ")
