@@ -116,39 +116,28 @@ VERBOSE=0
 PROFILE=0
 SYMBOLS=1
 
-need_arg() { [[ $# -ge 2 ]] || usage_error "option $1 needs an argument"; }
+# shellcheck source=lib/options.sh
+. "$SCRIPT_DIR/lib/options.sh"
 while [[ $# -gt 0 ]]; do
+    if [[ $1 == --*=* ]]; then set -- "${1%%=*}" "${1#*=}" "${@:2}"; fi  # --name=value
     case $1 in
         --boot) need_arg "$@"; BOOT=$2; shift 2 ;;
-        --boot=*) BOOT=${1#*=}; shift ;;
         --runner) need_arg "$@"; RUNNER=$2; shift 2 ;;
-        --runner=*) RUNNER=${1#*=}; shift ;;
         --cpus) need_arg "$@"; CPUS=$2; shift 2 ;;
-        --cpus=*) CPUS=${1#*=}; shift ;;
         --memory) need_arg "$@"; MEMORY=$2; shift 2 ;;
-        --memory=*) MEMORY=${1#*=}; shift ;;
         --cmdline) need_arg "$@"; CMDLINE=$2; shift 2 ;;
-        --cmdline=*) CMDLINE=${1#*=}; shift ;;
         --append) need_arg "$@"; APPEND+=" $2"; shift 2 ;;
-        --append=*) APPEND+=" ${1#*=}"; shift ;;
         --profile) PROFILE=1; shift ;;
         --no-symbols) SYMBOLS=0; shift ;;
         --timeout) need_arg "$@"; TIMEOUT=$2; shift 2 ;;
-        --timeout=*) TIMEOUT=${1#*=}; shift ;;
         --stall) need_arg "$@"; STALL=$2; shift 2 ;;
-        --stall=*) STALL=${1#*=}; shift ;;
         --nested) NESTED=yes; shift ;;
         --no-nested) NESTED=no; shift ;;
         --nested-mem) need_arg "$@"; NESTED_MEM=$2; shift 2 ;;
-        --nested-mem=*) NESTED_MEM=${1#*=}; shift ;;
         --tcg) need_arg "$@"; TCG=$2; shift 2 ;;
-        --tcg=*) TCG=${1#*=}; shift ;;
         --retries) need_arg "$@"; RETRIES=$2; shift 2 ;;
-        --retries=*) RETRIES=${1#*=}; shift ;;
         --nested-arg) need_arg "$@"; NESTED_ARGS+=("$2"); shift 2 ;;
-        --nested-arg=*) NESTED_ARGS+=("${1#*=}"); shift ;;
         --log) need_arg "$@"; LOG=$2; shift 2 ;;
-        --log=*) LOG=${1#*=}; shift ;;
         -v|--verbose) VERBOSE=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage_error "unknown argument '$1'" ;;

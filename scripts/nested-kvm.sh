@@ -103,27 +103,21 @@ REFRESH=0
 VERBOSE=0
 CMD=()
 
-need_arg() { [[ $# -ge 2 ]] || usage_error "option $1 needs an argument"; }
+# shellcheck source=lib/options.sh
+. "$SCRIPT_DIR/lib/options.sh"
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
 while [[ $# -gt 0 ]]; do
+    if [[ $1 == --*=* ]]; then set -- "${1%%=*}" "${1#*=}" "${@:2}"; fi  # --name=value
     case $1 in
         --timeout) need_arg "$@"; TIMEOUT=$2; shift 2 ;;
-        --timeout=*) TIMEOUT=${1#*=}; shift ;;
         --mem) need_arg "$@"; MEM=$2; shift 2 ;;
-        --mem=*) MEM=${1#*=}; shift ;;
         --cpus) need_arg "$@"; CPUS=$2; shift 2 ;;
-        --cpus=*) CPUS=${1#*=}; shift ;;
         --copy) need_arg "$@"; COPIES+=("$2"); shift 2 ;;
-        --copy=*) COPIES+=("${1#*=}"); shift ;;
         --cpu) need_arg "$@"; CPU_MODEL=$2; shift 2 ;;
-        --cpu=*) CPU_MODEL=${1#*=}; shift ;;
         --modparam) need_arg "$@"; MODPARAMS+=("$2"); shift 2 ;;
-        --modparam=*) MODPARAMS+=("${1#*=}"); shift ;;
         --append) need_arg "$@"; EXTRA_APPEND+=" $2"; shift 2 ;;
-        --append=*) EXTRA_APPEND+=" ${1#*=}"; shift ;;
         --qemu-arg) need_arg "$@"; QEMU_EXTRA+=("$2"); shift 2 ;;
-        --qemu-arg=*) QEMU_EXTRA+=("${1#*=}"); shift ;;
         --mttcg) TCG_THREAD=multi; shift ;;
         --smoke) SMOKE=1; shift ;;
         --probe) PROBE=1; shift ;;

@@ -94,7 +94,7 @@ peer_rounds "$rounds" backend_bench vmm-device qemu-storage-daemon
 # Medians over the rounds; ratio = vmm-device / qemu-storage-daemon.
 bench_awk '
   { collect_run("_(iops|us)$") }
-  function cell(name, k, fmt) { return runs[name] ? sprintf(fmt, run_median(name, k)) : "cannot serve" }
+  function cell(name, k, fmt) { return served_cell(name, sprintf(fmt, run_median(name, k))) }
   END {
     split("read_iops read_p50_us read_p99_us write_iops write_p50_us write_p99_us", keys, " ")
     split("read IOPS|read p50 µs|read p99 µs|write IOPS|write p50 µs|write p99 µs", labels, "|")
@@ -103,7 +103,7 @@ bench_awk '
     for (i = 1; i <= 6; i++) {
       fmt = (keys[i] ~ /iops/) ? "%.0f" : "%.1f"
       a = cell("vmm-device", keys[i], fmt); b = cell("qemu-storage-daemon", keys[i], fmt)
-      r = (runs["vmm-device"] && runs["qemu-storage-daemon"] && b > 0) ? sprintf("%.2f", a / b) : "-"
+      r = ratio_cell(runs["vmm-device"] && runs["qemu-storage-daemon"], a, b)
       printf "| %s | %s | %s | %s |\n", labels[i], a, b, r
     }
   }' "$results"

@@ -139,13 +139,7 @@ int main(int argc, char** argv) {
       med.push_back(Median(v));
       std::printf(" %16.1f", med.back());
     }
-    if (cols.size() == 2) {
-      if (med[0] > 0 && med[1] > 0) {
-        std::printf(" %10.2f", med[0] / med[1]);
-      } else {
-        std::printf(" %10s", "n/a");
-      }
-    }
+    if (cols.size() == 2) std::printf(" %10s", bench::RatioCell(med[0], med[1]).c_str());
     std::printf("\n");
   }
   for (const Column& c : cols) {

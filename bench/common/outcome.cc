@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 
 namespace bench {
 namespace {
@@ -98,6 +99,13 @@ std::string CannotText(std::string_view verb, std::string_view line, std::string
   s += line.empty() ? "(no output)" : std::string(line);
   if (!how.empty()) s += " (" + std::string(how) + ")";
   return s;
+}
+
+std::string RatioCell(double ours, double peer) {
+  if (!(ours > 0 && peer > 0)) return "n/a";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f", ours / peer);
+  return text;
 }
 
 }  // namespace bench

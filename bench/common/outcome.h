@@ -33,4 +33,8 @@ std::string DescribeWaitStatus(int status);
 // "cannot <verb>: <line> (<how>)"; "(no output)" stands in for an empty line.
 std::string CannotText(std::string_view verb, std::string_view line, std::string_view how);
 
+// The ratio column of a side-by-side table: ours / peer with two decimals, or "n/a" unless
+// both medians are positive (a side that could not run has none).
+std::string RatioCell(double ours, double peer);
+
 }  // namespace bench

@@ -21,6 +21,13 @@ function collect_run(keys,   i, kv, v, name, k) {
 # run_median(NAME, KEY): the median over NAME's runs of KEY.
 function run_median(name, key) { return median(run_vals, name SUBSEP key, runs[name]) }
 
+# served_cell(NAME, TEXT): TEXT when NAME has runs, else "cannot serve" (no round answered).
+function served_cell(name, text) { return runs[name] ? text : "cannot serve" }
+
+# ratio_cell(RAN, OURS, PEER): the ratio column, OURS / PEER with two decimals; "-" unless both
+# sides ran (RAN true) and PEER is positive.
+function ratio_cell(ran, ours, peer) { return (ran && peer > 0) ? sprintf("%.2f", ours / peer) : "-" }
+
 # table_header(A, B, C, D): a blank line, then the head of a four-column Markdown table.
 function table_header(a, b, c, d) {
   print ""

@@ -213,11 +213,7 @@ int main(int argc, char** argv) {
       }
     }
     if (cmds.size() == 2) {
-      if (med_cycles[0] > 0 && med_cycles[1] > 0) {
-        std::printf(" %7.2f", med_cycles[0] / med_cycles[1]);
-      } else {
-        std::printf(" %7s", "n/a");
-      }
+      std::printf(" %7s", bench::RatioCell(med_cycles[0], med_cycles[1]).c_str());
     }
     std::printf("\n");
   }

@@ -126,7 +126,7 @@ stop "$swtpm_pid"; swtpm_pid=""
 bench_awk '
   { collect_run("_us$") }
   function cell(name, k) {
-    return runs[name] ? sprintf("%.1f / %.1f", run_median(name, k "_p50_us"), run_median(name, k "_p99_us")) : "cannot serve"
+    return served_cell(name, sprintf("%.1f / %.1f", run_median(name, k "_p50_us"), run_median(name, k "_p99_us")))
   }
   END {
     split("extend getrandom quote", keys, " ")
@@ -134,11 +134,8 @@ bench_awk '
     table_header("op (µs, median of " (runs["vmm-vtpm"] + 0) " rounds)", "vmm-vtpm p50 / p99",
       "swtpm p50 / p99", "ratio (ours/swtpm p50)")
     for (i = 1; i <= 3; i++) {
-      r = "-"
-      if (runs["vmm-vtpm"] && runs["swtpm"]) {
-        b50 = run_median("swtpm", keys[i] "_p50_us")
-        if (b50 > 0) r = sprintf("%.2f", run_median("vmm-vtpm", keys[i] "_p50_us") / b50)
-      }
+      r = ratio_cell(runs["vmm-vtpm"] && runs["swtpm"], run_median("vmm-vtpm", keys[i] "_p50_us"),
+        run_median("swtpm", keys[i] "_p50_us"))
       printf "| %s | %s | %s | %s |\n", labels[i], cell("vmm-vtpm", keys[i]), cell("swtpm", keys[i]), r
     }
   }' "$results"

@@ -4,17 +4,9 @@
 # skipped. The figures themselves depend on the host and its load, so they are not judged.
 #   measure_quick_test.sh BIN_DIR SOURCE_DIR
 set -u
-bin=$1 src=$2
-out=$(mktemp "${TMPDIR:-/tmp}/measure-quick.XXXXXX")
-trap 'rm -f "$out"' EXIT
-VMM_SKIP_INSTALL=1 VMM_SKIP_BUILD=1 VMM_BENCH_BIN=$bin bash "$src/bench/measure/run.sh" 1 1 1 >"$out" 2>&1
-status=$?
-cat "$out"
-fail=0
-[ "$status" -eq 0 ] || { echo "FAIL: exit status $status, want 0"; fail=1; }
-want() {  # ERE that some line of the output must match
-  grep -Eq -- "$1" "$out" || { echo "FAIL: no line matches: $1"; fail=1; }
-}
+# shellcheck source=quick_lib.sh
+. "$(dirname "$0")/quick_lib.sh"
+run_quick "$1" "$2" measure 1 1 1
 want '^bench/measure: our digests of both inputs .* equal openssl dgst'"'"'s$'
 for d in 'SHA-256' 'SHA-384' 'both banks, one pass'; do
   want "^\| $d \| [0-9]+ \| [0-9]+ \| [0-9]+( \(sum of times\))? \| [0-9]+%, [0-9]+% \|$"

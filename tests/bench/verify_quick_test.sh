@@ -5,17 +5,9 @@
 # its load, so they are not judged.
 #   verify_quick_test.sh BIN_DIR SOURCE_DIR
 set -u
-bin=$1 src=$2
-out=$(mktemp "${TMPDIR:-/tmp}/verify-quick.XXXXXX")
-trap 'rm -f "$out"' EXIT
-VMM_SKIP_INSTALL=1 VMM_SKIP_BUILD=1 VMM_BENCH_BIN=$bin bash "$src/bench/verify/run.sh" 1 1 5 >"$out" 2>&1
-status=$?
-cat "$out"
-fail=0
-[ "$status" -eq 0 ] || { echo "FAIL: exit status $status, want 0"; fail=1; }
-want() {  # ERE that some line of the output must match
-  grep -Eq -- "$1" "$out" || { echo "FAIL: no line matches: $1"; fail=1; }
-}
+# shellcheck source=quick_lib.sh
+. "$(dirname "$0")/quick_lib.sh"
+run_quick "$1" "$2" verify 1 1 5
 want '^bench/verify: bundle (real|synthetic): .*; [0-9]+ bytes$'
 want '^bench/verify: vmm-verify says verdict: affirming$'
 num='[0-9]+ \| [0-9.]+ \| [0-9]+%'

@@ -6,3 +6,13 @@
   do {                             \
     if (!(cond)) __builtin_trap(); \
   } while (0)
+
+// Whether a parser refused its input (a Result holding an error); a refusal must say why.
+//   auto parsed = ParseEvidence(bytes);
+//   if (RefusedWithAReason(parsed)) return 0;
+template <typename R>
+bool RefusedWithAReason(const R& result) {
+  if (result.has_value()) return false;
+  CHECK(!result.error().message().empty());
+  return true;
+}

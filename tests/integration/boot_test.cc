@@ -9,9 +9,12 @@
 
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
+#include "tests/unit/common/expect_text.h"
 
 namespace vmm::testing {
 namespace {
+
+using ::vmm::testing_util::ExpectContainsAll;
 
 #define REQUIRE_KVM() \
   if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)"
@@ -68,8 +71,7 @@ TEST(TinyGuestKvm, TripleFaultExitsNonZeroWithRegisters) {
   REQUIRE_KVM();
   ProcessResult r = RunVmm({"--kernel", TinyGuest("tf.elf", kTripleFault)});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("triple-faulted"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("rip="), std::string::npos) << r.err;
+  ExpectContainsAll(r.err, {"triple-faulted", "rip="});
 }
 
 TEST(TinyGuestKvm, I8042ResetStopsTheVm) {
@@ -99,56 +101,88 @@ std::string GuestPath(const char* name) {
 
 void ExpectGuestPasses(const ProcessResult& r, const std::string& boot, int cpus) {
   EXPECT_EQ(r.exit_code, 0) << r.err << "\n--- serial ---\n" << r.out;
-  EXPECT_NE(r.out.find("testguest: hello (boot=" + boot + ")"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("testguest: result PASS"), std::string::npos) << r.out;
+  ExpectContainsAll(r.out, {"testguest: hello (boot=" + boot + ")", "testguest: result PASS"});
   EXPECT_EQ(r.out.find(": FAIL"), std::string::npos) << r.out;
   std::string online = std::to_string(cpus) + "/" + std::to_string(cpus) + " cpus online";
   EXPECT_NE(r.out.find(online), std::string::npos) << r.out;
 }
 
-TEST(TestGuestKvm, PvhOneCpu) {
-  REQUIRE_KVM();
-  std::string guest = GuestPath("testguest.elf");
-  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
-  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cmdline", "expect_cpus=1"}, 120), "pvh", 1);
+// Runs the test guest `image` (skipped without KVM, failed if it was not built) with `args`
+// after --kernel.
+class TestGuestKvm : public ::testing::Test {
+ protected:
+  void SetUp() override { REQUIRE_KVM(); }
+
+  ProcessResult Run(const char* image, std::vector<std::string> args, int timeout_s) {
+    const std::string guest = GuestPath(image);
+    if (guest.empty()) {
+      ADD_FAILURE() << image << " was not built (tests/guest; the 32-bit one needs objcopy)";
+      return {};
+    }
+    args.insert(args.begin(), {"--kernel", guest});
+    return RunVmm(args, timeout_s);
+  }
+};
+
+// One boot of the test guest that must report PASS with every vCPU online.
+struct GuestBoot {
+  const char* label;
+  const char* image;
+  std::vector<std::string> args;
+  const char* boot;  // what the guest says it was booted by
+  int cpus;
+  int timeout_s;
+};
+
+class TestGuestBoots : public TestGuestKvm, public ::testing::WithParamInterface<GuestBoot> {};
+
+TEST_P(TestGuestBoots, AndPasses) {
+  const GuestBoot& b = GetParam();
+  ExpectGuestPasses(Run(b.image, b.args, b.timeout_s), b.boot, b.cpus);
 }
 
-TEST(TestGuestKvm, PvhTwoCpus) {
-  REQUIRE_KVM();
-  std::string guest = GuestPath("testguest.elf");
-  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
-  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120),
-                    "pvh", 2);
-}
-
-TEST(TestGuestKvm, PvhFourCpusAndLargeMemory) {
-  REQUIRE_KVM();
-  std::string guest = GuestPath("testguest.elf");
-  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
-  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cpus", "boot=4", "--memory", "size=3584M",
-                            "--cmdline", "expect_cpus=4"},
-                           180),
-                    "pvh", 4);
-}
+INSTANTIATE_TEST_SUITE_P(
+    TestGuestKvm, TestGuestBoots,
+    ::testing::Values(
+        GuestBoot{"PvhOneCpu", "testguest.elf", {"--cmdline", "expect_cpus=1"}, "pvh", 1, 120},
+        GuestBoot{"PvhTwoCpus",
+                  "testguest.elf",
+                  {"--cpus", "2", "--cmdline", "expect_cpus=2"},
+                  "pvh",
+                  2,
+                  120},
+        GuestBoot{"PvhFourCpusAndLargeMemory",
+                  "testguest.elf",
+                  {"--cpus", "boot=4", "--memory", "size=3584M", "--cmdline", "expect_cpus=4"},
+                  "pvh",
+                  4,
+                  180},
+        GuestBoot{"Elf32PvhTwoCpus",
+                  "testguest32.elf",
+                  {"--cpus", "2", "--cmdline", "expect_cpus=2"},
+                  "pvh",
+                  2,
+                  120},
+        GuestBoot{"BzImageTwoCpus",
+                  "testguest.bzImage",
+                  {"--cpus", "2", "--cmdline", "expect_cpus=2"},
+                  "linux64",
+                  2,
+                  120}),
+    [](const ::testing::TestParamInfo<GuestBoot>& info) { return std::string(info.param.label); });
 
 // bench/boot's kvm_pvm-safe payload: the same guest without its int3 probe, which says so.
-TEST(TestGuestKvm, PvhWithoutTheInt3ProbeSaysSo) {
-  REQUIRE_KVM();
-  std::string guest = GuestPath("testguest.elf");
-  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
-  ProcessResult r = RunVmm(
-      {"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2 exceptions=no-int3"}, 120);
+TEST_F(TestGuestKvm, PvhWithoutTheInt3ProbeSaysSo) {
+  ProcessResult r =
+      Run("testguest.elf", {"--cpus", "2", "--cmdline", "expect_cpus=2 exceptions=no-int3"}, 120);
   ExpectGuestPasses(r, "pvh", 2);
   EXPECT_NE(r.out.find("check exceptions: ok caught #UD #PF; #BP not probed (exceptions=no-int3)"),
             std::string::npos)
       << r.out;
 }
 
-TEST(TestGuestKvm, ProfileNamesGuestFunctions) {
-  REQUIRE_KVM();
-  std::string guest = GuestPath("testguest.elf");
-  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
-  ProcessResult r = RunVmm({"--kernel", guest, "--cpus", "2", "--profile"}, 120);
+TEST_F(TestGuestKvm, ProfileNamesGuestFunctions) {
+  ProcessResult r = Run("testguest.elf", {"--cpus", "2", "--profile"}, 120);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("samples of the guest RIP"), std::string::npos) << r.err;
   // The test guest's ELF has a symbol table, so samples are named, not raw addresses.
@@ -156,33 +190,12 @@ TEST(TestGuestKvm, ProfileNamesGuestFunctions) {
   EXPECT_NE(r.err.find("exit statistics: "), std::string::npos) << "--profile implies --exit-stats";
 }
 
-TEST(TestGuestKvm, Elf32PvhTwoCpus) {
-  REQUIRE_KVM();
-  std::string guest = GuestPath("testguest32.elf");
-  ASSERT_FALSE(guest.empty()) << "testguest32.elf was not built (needs objcopy)";
-  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120),
-                    "pvh", 2);
-}
-
-TEST(TestGuestKvm, ExitStatsShowWhereTheExitsWent) {
-  REQUIRE_KVM();
-  std::string guest = GuestPath("testguest.elf");
-  ASSERT_FALSE(guest.empty()) << "testguest.elf was not built";
-  ProcessResult r = RunVmm({"--kernel", guest, "--cpus", "2", "--exit-stats"}, 120);
+TEST_F(TestGuestKvm, ExitStatsShowWhereTheExitsWent) {
+  ProcessResult r = Run("testguest.elf", {"--cpus", "2", "--exit-stats"}, 120);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("exit statistics: "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(" exits on 2 vCPUs\n"), std::string::npos) << r.err;
+  ExpectContainsAll(r.err, {"exit statistics: ", " exits on 2 vCPUs\n"});
   // The guest writes its report to COM1: port 0x3f8 is among the busiest.
-  EXPECT_NE(r.err.find("KVM_EXIT_IO, top "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("0x3f8 (in "), std::string::npos) << r.err;
-}
-
-TEST(TestGuestKvm, BzImageTwoCpus) {
-  REQUIRE_KVM();
-  std::string guest = GuestPath("testguest.bzImage");
-  ASSERT_FALSE(guest.empty()) << "testguest.bzImage was not built";
-  ExpectGuestPasses(RunVmm({"--kernel", guest, "--cpus", "2", "--cmdline", "expect_cpus=2"}, 120),
-                    "linux64", 2);
+  ExpectContainsAll(r.err, {"KVM_EXIT_IO, top ", "0x3f8 (in "});
 }
 
 }  // namespace

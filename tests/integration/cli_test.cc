@@ -8,12 +8,17 @@
 
 #include <cstdio>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
+#include "tests/unit/common/expect_text.h"
 
 namespace vmm::testing {
 namespace {
+
+using ::vmm::testing_util::ExpectContainsAll;
 
 std::string Kernel() {
   static std::string path = WriteTempFile("kernel.elf", MakePvhElf());
@@ -183,32 +188,25 @@ TEST(VmmCli, DryRunPrintsThePlanFromJsonWithFlagOverrides) {
   std::string cfg = WriteTempFile("good.json", std::vector<uint8_t>(text.begin(), text.end()));
   ProcessResult r = RunVmm({"--config", cfg, "--cpus", "3", "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("\"cpus\": 3"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("\"memory\": 67108864"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("boot protocol: pvh"), std::string::npos) << r.out;
+  ExpectContainsAll(r.out, {"\"cpus\": 3", "\"memory\": 67108864", "boot protocol: pvh"});
 }
 
 TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
   ProcessResult on =
       RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "on", "--dry-run"});
   EXPECT_EQ(on.exit_code, 0) << on.err;
-  EXPECT_NE(
-      on.out.find(
-          "command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
-          "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
-          "mitigations=off audit=0 tsc=reliable no_timer_check\"\n"),
-      std::string::npos)
-      << on.out;
-  EXPECT_NE(on.out.find("kvm_pvm compatibility: on (--kvm-compat on)"), std::string::npos)
-      << on.out;
-  EXPECT_NE(on.out.find("\"kvm-compat\": \"on\""), std::string::npos) << on.out;
+  ExpectContainsAll(
+      on.out,
+      {"command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
+       "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
+       "mitigations=off audit=0 tsc=reliable no_timer_check\"\n",
+       "kvm_pvm compatibility: on (--kvm-compat on)", "\"kvm-compat\": \"on\""});
 
   ProcessResult off =
       RunVmm({"--kernel", Kernel(), "--cmdline", "quiet", "--kvm-compat", "off", "--dry-run"});
   EXPECT_EQ(off.exit_code, 0) << off.err;
-  EXPECT_NE(off.out.find("command line: \"quiet\"\n"), std::string::npos) << off.out;
-  EXPECT_NE(off.out.find("kvm_pvm compatibility: off (--kvm-compat off)"), std::string::npos)
-      << off.out;
+  ExpectContainsAll(off.out,
+                    {"command line: \"quiet\"\n", "kvm_pvm compatibility: off (--kvm-compat off)"});
 
   ProcessResult bad = RunVmm({"--kernel", Kernel(), "--kvm-compat", "maybe", "--dry-run"});
   EXPECT_EQ(bad.exit_code, 2);
@@ -219,28 +217,24 @@ TEST(VmmCli, DryRunKvmCompatLeavesTheUsersOwnKeysAlone) {
   ProcessResult r = RunVmm({"--kernel", Kernel(), "--cmdline", "quiet mitigations=auto nopti",
                             "--kvm-compat", "on", "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("command line: \"quiet mitigations=auto nopti noxsave "
-                       "clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-                       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
-                       "tsc=reliable no_timer_check\"\n"),
-            std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.find("adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-                       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
-                       "tsc=reliable no_timer_check\" to the command line; leaves out "
-                       "\"nopti mitigations=off\" (the command line sets the same keys)"),
-            std::string::npos)
-      << r.out;
+  ExpectContainsAll(
+      r.out,
+      {"command line: \"quiet mitigations=auto nopti noxsave clearcpuid=ssse3,popcnt,smap "
+       "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
+       "audit=0 tsc=reliable no_timer_check\"\n",
+       "adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
+       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
+       "tsc=reliable no_timer_check\" to the command line; leaves out "
+       "\"nopti mitigations=off\" (the command line sets the same keys)"});
 }
 
 TEST(VmmCli, DryRunShowsAnElf32PvhKernel) {
   std::string k = WriteTempFile("kernel32.elf", MakePvhElf32());
   ProcessResult r = RunVmm({"--kernel", k, "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("boot protocol: pvh\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("kernel format: ELF32 i386 with a Xen PVH entry note\n"), std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.find("kernel: 0x100000..0x101040, entry 0x100000\n"), std::string::npos) << r.out;
+  ExpectContainsAll(
+      r.out, {"boot protocol: pvh\n", "kernel format: ELF32 i386 with a Xen PVH entry note\n",
+              "kernel: 0x100000..0x101040, entry 0x100000\n"});
 }
 
 TEST(VmmCli, Elf32KernelLargerThanTheVmsMemory) {
@@ -274,54 +268,66 @@ std::string WriteFile(const std::string& path, const std::string& text) {
   return path;
 }
 
-TEST(VmmCli, ProfileFindsTheSystemMapBesideTheKernel) {
-  std::string dir = TempSubdir("boot");
-  std::vector<uint8_t> elf = MakePvhElf();  // no symbol table, like Debian's vmlinux
-  std::string kernel = WriteFile(dir + "/vmlinuz-6.1.0-test", std::string(elf.begin(), elf.end()));
-  WriteFile(dir + "/System.map-6.1.0-test", "ffffffff81000000 T _text\n");
-  WriteFile(dir + "/System.map", "ffffffff81000000 T other\n");
-  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
+// Where `vmm run --profile --dry-run` says it takes the kernel's symbols from, given the files
+// in the kernel's directory.
+struct ProfileSymbolsCase {
+  const char* label;
+  const char* kernel;  // the kernel's file name (an ELF without a symbol table, like vmlinux)
+  std::vector<std::pair<std::string, std::string>> maps;  // System.map-like files: name, text
+  const char* named;   // the --profile-symbols file among `maps`, or nullptr
+  std::string expect;  // in stdout, after the kernel's directory and '/' where it has "{dir}"
+};
+
+class VmmCliProfile : public ::testing::TestWithParam<ProfileSymbolsCase> {};
+
+TEST_P(VmmCliProfile, SaysWhereTheSymbolsComeFrom) {
+  const ProfileSymbolsCase& c = GetParam();
+  const std::string dir = TempSubdir(c.label);
+  std::vector<uint8_t> elf = MakePvhElf();
+  std::vector<std::string> args = {
+      "--kernel", WriteFile(dir + "/" + c.kernel, std::string(elf.begin(), elf.end())), "--profile",
+      "--dry-run"};
+  for (const auto& [name, text] : c.maps) WriteFile(dir + "/" + name, text);
+  if (c.named != nullptr) args.insert(args.end(), {"--profile-symbols", dir + "/" + c.named});
+  std::string expect = c.expect;
+  if (size_t at = expect.find("{dir}"); at != std::string::npos) expect.replace(at, 5, dir + "/");
+  ProcessResult r = RunVmm(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("profile: symbols from " + dir +
-                       "/System.map-6.1.0-test (found beside the kernel)\n"),
-            std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find(expect), std::string::npos) << r.out;
 }
 
-TEST(VmmCli, ProfileTakesSystemMapFromTheKernelsDirectory) {
-  std::string dir = TempSubdir("default-guest");
-  std::vector<uint8_t> elf = MakePvhElf();
-  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
-  WriteFile(dir + "/System.map", "ffffffff81000000 T _text\n");
-  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("profile: symbols from " + dir + "/System.map (found beside the kernel)"),
-            std::string::npos)
-      << r.out;
-}
+const std::pair<std::string, std::string> kSystemMap = {"System.map", "ffffffff81000000 T _text\n"};
 
-TEST(VmmCli, ProfileWithoutAnySymbolsSaysAddressesOnly) {
-  std::string dir = TempSubdir("nosymbols");
-  std::vector<uint8_t> elf = MakePvhElf();
-  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
-  ProcessResult r = RunVmm({"--kernel", kernel, "--profile", "--dry-run"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("profile: the kernel has no symbol table and no System.map is beside it"),
-            std::string::npos)
-      << r.out;
-}
-
-TEST(VmmCli, ProfileUsesTheNamedSymbolFile) {
-  std::string dir = TempSubdir("named");
-  std::vector<uint8_t> elf = MakePvhElf();
-  std::string kernel = WriteFile(dir + "/vmlinux", std::string(elf.begin(), elf.end()));
-  WriteFile(dir + "/System.map", "ffffffff81000000 T _text\n");
-  std::string mine = WriteFile(dir + "/mine.map", "ffffffff81000000 T _text\n");
-  ProcessResult r =
-      RunVmm({"--kernel", kernel, "--profile", "--profile-symbols", mine, "--dry-run"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("profile: symbols from " + mine + "\n"), std::string::npos) << r.out;
-}
+INSTANTIATE_TEST_SUITE_P(
+    VmmCli, VmmCliProfile,
+    ::testing::Values(
+        // Debian's layout: the versioned map wins over a plain one in the same directory.
+        ProfileSymbolsCase{"FindsTheSystemMapBesideTheKernel",
+                           "vmlinuz-6.1.0-test",
+                           {{"System.map-6.1.0-test", "ffffffff81000000 T _text\n"},
+                            {"System.map", "ffffffff81000000 T other\n"}},
+                           nullptr,
+                           "profile: symbols from {dir}System.map-6.1.0-test (found beside the "
+                           "kernel)\n"},
+        ProfileSymbolsCase{"TakesSystemMapFromTheKernelsDirectory",
+                           "vmlinux",
+                           {kSystemMap},
+                           nullptr,
+                           "profile: symbols from {dir}System.map (found beside the kernel)"},
+        ProfileSymbolsCase{
+            "WithoutAnySymbolsSaysAddressesOnly",
+            "vmlinux",
+            {},
+            nullptr,
+            "profile: the kernel has no symbol table and no System.map is beside it"},
+        ProfileSymbolsCase{"UsesTheNamedSymbolFile",
+                           "vmlinux",
+                           {kSystemMap, {"mine.map", "ffffffff81000000 T _text\n"}},
+                           "mine.map",
+                           "profile: symbols from {dir}mine.map\n"}),
+    [](const ::testing::TestParamInfo<ProfileSymbolsCase>& info) {
+      return std::string(info.param.label);
+    });
 
 // vmm-vcpu checks the VM spec (vmm/contract/vm_spec.h) before it does anything: a bad one
 // is refused with exit status 2 and the reason, whatever fds it names.

@@ -19,9 +19,12 @@
 #include "sandbox/confine.h"
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
+#include "tests/unit/common/expect_text.h"
 
 namespace vmm::testing {
 namespace {
+
+using ::vmm::testing_util::ExpectContainsAll;
 
 #define REQUIRE_KVM() \
   if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)"
@@ -146,8 +149,7 @@ TEST(DeviceProcessKvm, ADeviceProcessThatDiesStopsTheVmNamingIt) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(children.size(), 2u);
   for (pid_t c : children) EXPECT_NE(kill(c, 0), 0) << "process " << c << " left behind";
-  EXPECT_NE(r.err.find("device process rng0"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("killed by SIGKILL"), std::string::npos) << r.err;
+  ExpectContainsAll(r.err, {"device process rng0", "killed by SIGKILL"});
 }
 
 TEST(DeviceProcessKvm, TestGuestDrivesBlkAndRngServedByConfinedProcesses) {
@@ -156,9 +158,7 @@ TEST(DeviceProcessKvm, TestGuestDrivesBlkAndRngServedByConfinedProcesses) {
   ProcessResult r = RunVmm({"--kernel", BinDir() + "/testguest.elf", "--disk", "path=" + image,
                             "--rng", "--cmdline", "expect_virtio=blk,rng"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("check virtio: ok blk0"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("rng1 64 bytes"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("testguest: result PASS"), std::string::npos) << r.out;
+  ExpectContainsAll(r.out, {"check virtio: ok blk0", "rng1 64 bytes", "testguest: result PASS"});
   // The guest wrote sector 8 through the device process; the image holds it.
   std::ifstream f(image, std::ios::binary);
   f.seekg(8 * 512);
@@ -178,8 +178,7 @@ TEST(DeviceProcessKvm, HostileGuestRunsToTheEndWithTheVmmAliveAndTheImageIntact)
                             "--rng", "--cmdline", "expect_virtio=blk,rng hostile=virtio"},
                            120);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("check virtio-hostile: ok"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("testguest: result PASS"), std::string::npos) << r.out;
+  ExpectContainsAll(r.out, {"check virtio-hostile: ok", "testguest: result PASS"});
   EXPECT_EQ(r.err.find("vmm: error"), std::string::npos) << r.err;
   // A ring the device process stopped comes back to the guest as DEVICE_NEEDS_RESET.
   EXPECT_EQ(r.out.find("NEEDS_RESET 0"), std::string::npos) << r.out;
@@ -204,13 +203,10 @@ TEST(DeviceProcessCli, DryRunListsTheDeviceProcesses) {
   ProcessResult r = RunVmm({"--kernel", HaltingGuest(), "--disk",
                             "path=" + Image() + ",readonly=on", "--rng", "--dry-run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("virtio-blk0:"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("(read-only), in its own process (vmm-device blk), mmio 0xd0000000 gsi 16"),
-            std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.find("virtio-rng: in its own process (vmm-device rng), mmio 0xd0001000 gsi 17"),
-            std::string::npos)
-      << r.out;
+  ExpectContainsAll(
+      r.out,
+      {"virtio-blk0:", "(read-only), in its own process (vmm-device blk), mmio 0xd0000000 gsi 16",
+       "virtio-rng: in its own process (vmm-device rng), mmio 0xd0001000 gsi 17"});
 }
 
 // A device process started as the manager starts it ends with status 0 once its front-end

@@ -4,9 +4,12 @@
 
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
+#include "tests/unit/common/expect_text.h"
 
 namespace vmm::testing {
 namespace {
+
+using ::vmm::testing_util::ExpectContainsAll;
 
 ProcessResult KernelInfo(const std::string& file) {
   return RunProcess({BinDir() + "/kernel-info", file}, 10);
@@ -55,8 +58,7 @@ TEST(KernelInfoCli, BadImageExitsTwoWithTheReason) {
   ProcessResult r = KernelInfo(WriteTempFile("no-pvh-note", MakePvhElf(spec)));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.out, "");
-  EXPECT_NE(r.err.find("kernel-info: "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("no PVH entry note"), std::string::npos) << r.err;
+  ExpectContainsAll(r.err, {"kernel-info: ", "no PVH entry note"});
 
   ProcessResult junk = KernelInfo(WriteTempFile("junk", std::vector<uint8_t>(4096, 0x5A)));
   EXPECT_EQ(junk.exit_code, 2);

@@ -18,10 +18,13 @@
 
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
+#include "tests/unit/common/expect_text.h"
 #include "tests/unit/common/last_line_with.h"
 
 namespace vmm::testing {
 namespace {
+
+using ::vmm::testing_util::ExpectContainsAll;
 
 std::string TempDir(const std::string& name) {
   std::string dir = WriteTempFile(name + ".marker", {});
@@ -57,14 +60,12 @@ TEST(VtpmCli, ProvisionThenEkFromANewProcessVerifiesAgainstTheHostCa) {
   ProcessResult p =
       Vmm({"vtpm", "provision", "--vm", Vm(dir, "vm1"), "--ca", dir + "/ca", "--vm-id", "vm1"});
   ASSERT_EQ(p.exit_code, 0) << p.err;
-  EXPECT_NE(p.err.find("RSA 2048 EK certified"), std::string::npos) << p.err;
-  EXPECT_NE(p.err.find("0x01c0000a"), std::string::npos) << p.err;
+  ExpectContainsAll(p.err, {"RSA 2048 EK certified", "0x01c0000a"});
   // The AK: certified after the credential challenge, its Name in the report.
   const size_t ak_at = p.err.find("endorsement primary) 000b");
   ASSERT_NE(ak_at, std::string::npos) << p.err;
   const std::string ak_name = p.err.substr(p.err.find("000b", ak_at), 68);
-  EXPECT_NE(p.err.find("TPM2_ActivateCredential recovered"), std::string::npos) << p.err;
-  EXPECT_NE(p.err.find("0x01c101c0"), std::string::npos) << p.err;
+  ExpectContainsAll(p.err, {"TPM2_ActivateCredential recovered", "0x01c101c0"});
   struct stat st {};
   ASSERT_EQ(stat((dir + "/ca/vtpm-ca.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u) << "the CA key is readable by others";
@@ -130,8 +131,7 @@ bool Exists(const std::string& path) {
 
 void ExpectRefused(const ProcessResult& r, const std::string& message) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("vmm: error: "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  ExpectContainsAll(r.err, {"vmm: error: ", message});
 }
 
 // The state directory is what the vTPM process's Landlock rule opens: a symlink would

@@ -91,6 +91,19 @@ bool GetCapability(int fd, int timeout_ms) {
   return rsp[0] == 0 && rsp[1] == 0 && rsp[2] == 0 && rsp[3] == 0;
 }
 
+// Whether a fresh connection to `sock` gets a GET_CAPABILITY answer, trying up to `tries`
+// times `pause_ms` apart (the server may still be starting, or out of fds).
+bool AnswersANewConnection(const std::string& sock, int tries, int pause_ms) {
+  for (int i = 0; i < tries; ++i) {
+    int fd = Connect(sock);
+    const bool answered = fd >= 0 && GetCapability(fd, 2000);
+    if (fd >= 0) close(fd);
+    if (answered) return true;
+    usleep(static_cast<useconds_t>(pause_ms) * 1000);
+  }
+  return false;
+}
+
 size_t CountLines(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
@@ -123,14 +136,7 @@ TEST(VtpmStandalone, MoreConnectionsThanFdsNeitherSpinNorFloodTheLogAndServiceRe
   std::vector<int> conns;
   Cleanup cleanup{outer, &conns};
 
-  bool up = false;
-  for (int i = 0; i < 100 && !up; ++i) {
-    int fd = Connect(sock);
-    up = fd >= 0 && GetCapability(fd, 2000);
-    if (fd >= 0) close(fd);
-    if (!up) usleep(50 * 1000);
-  }
-  ASSERT_TRUE(up) << ReadText(log);
+  ASSERT_TRUE(AnswersANewConnection(sock, 100, 50)) << ReadText(log);
   const pid_t server = ChildOf(outer);
   ASSERT_GT(server, 0);
 
@@ -165,15 +171,9 @@ TEST(VtpmStandalone, MoreConnectionsThanFdsNeitherSpinNorFloodTheLogAndServiceRe
 
   for (int fd : conns) close(fd);
   conns.clear();
-  bool again = false;
-  for (int i = 0; i < 50 && !again; ++i) {
-    int fd = Connect(sock);
-    again = fd >= 0 && GetCapability(fd, 2000);
-    if (fd >= 0) close(fd);
-    if (!again) usleep(100 * 1000);
-  }
-  EXPECT_TRUE(again) << "no answer on a new connection once the others closed\n"
-                     << ReadText(log).substr(0, 2000);
+  EXPECT_TRUE(AnswersANewConnection(sock, 50, 100))
+      << "no answer on a new connection once the others closed\n"
+      << ReadText(log).substr(0, 2000);
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
 #include "vmm/contract/vm_spec.h"
 
-#include <array>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <utility>
 
+#include "base/enum_names.h"
 #include "base/strict_json.h"
 #include "vmm/contract/device_table.h"
 
@@ -19,14 +20,17 @@ Error Bad(const std::string& message) { return InvalidArgument("vm spec: " + mes
 
 std::string Quoted(std::string_view where) { return "'" + std::string(where) + "'"; }
 
-constexpr std::array<std::pair<SerialMode, std::string_view>, 4> kSerialModes = {{
+constexpr NamedValue<SerialMode> kSerialModes[] = {
     {SerialMode::kTty, "tty"},
     {SerialMode::kFile, "file"},
     {SerialMode::kNull, "null"},
     {SerialMode::kOff, "off"},
-}};
-constexpr std::array<KvmCompat, 3> kKvmCompatModes = {KvmCompat::kAuto, KvmCompat::kOn,
-                                                      KvmCompat::kOff};
+};
+constexpr NamedValue<KvmCompat> kKvmCompatNames[] = {
+    {KvmCompat::kAuto, "auto"},
+    {KvmCompat::kOn, "on"},
+    {KvmCompat::kOff, "off"},
+};
 
 bool ValidUtf8(std::string_view s) {
   size_t i = 0;
@@ -221,20 +225,16 @@ Result<VmSpec> ReadSpec(const Json& doc) {
 
   ASSIGN_OR_RETURN(ObjectReader serial, r.Object("serial"));
   ASSIGN_OR_RETURN(std::string mode, serial.String("mode", 8));
-  bool known_mode = false;
-  for (const auto& [m, name] : kSerialModes) {
-    if (name == mode) spec.serial = m, known_mode = true;
-  }
-  if (!known_mode) return Bad("'serial.mode' " + Quoted(mode) + " is not tty, file, null or off");
+  const std::optional<SerialMode> serial_mode = ValueNamed(kSerialModes, mode);
+  if (!serial_mode) return Bad("'serial.mode' " + Quoted(mode) + " is not tty, file, null or off");
+  spec.serial = *serial_mode;
   ASSIGN_OR_RETURN(spec.serial_path, serial.String("path", kMaxSpecPathBytes));
   RETURN_IF_ERROR(serial.Finish());
 
   ASSIGN_OR_RETURN(std::string compat, r.String("kvm_compat", 8));
-  bool known_compat = false;
-  for (KvmCompat m : kKvmCompatModes) {
-    if (compat == KvmCompatName(m)) spec.kvm_compat = m, known_compat = true;
-  }
-  if (!known_compat) return Bad("'kvm_compat' " + Quoted(compat) + " is not auto, on or off");
+  const std::optional<KvmCompat> kvm_compat = ValueNamed(kKvmCompatNames, compat);
+  if (!kvm_compat) return Bad("'kvm_compat' " + Quoted(compat) + " is not auto, on or off");
+  spec.kvm_compat = *kvm_compat;
 
   ASSIGN_OR_RETURN(spec.kvm_fd, r.Fd("kvm_fd", /*nullable=*/false));
   ASSIGN_OR_RETURN(const Json* devices, r.Take("devices"));
@@ -261,24 +261,9 @@ Result<VmSpec> ReadSpec(const Json& doc) {
 
 }  // namespace
 
-std::string_view SerialModeName(SerialMode mode) {
-  for (const auto& [m, name] : kSerialModes) {
-    if (m == mode) return name;
-  }
-  return "tty";
-}
+std::string_view SerialModeName(SerialMode mode) { return NameOf(kSerialModes, mode, "tty"); }
 
-const char* KvmCompatName(KvmCompat mode) {
-  switch (mode) {
-    case KvmCompat::kAuto:
-      return "auto";
-    case KvmCompat::kOn:
-      return "on";
-    case KvmCompat::kOff:
-      return "off";
-  }
-  return "auto";
-}
+const char* KvmCompatName(KvmCompat mode) { return NameOf(kKvmCompatNames, mode, "auto"); }
 
 Result<void> ValidateVmSpec(const VmSpec& spec) {
   if (spec.version != kVmSpecVersion) {

@@ -1,7 +1,9 @@
 #include "vtpm/protocol/swtpm_protocol.h"
 
 #include <cstdio>
+#include <optional>
 
+#include "base/enum_names.h"
 #include "base/hex.h"
 #include "vtpm/engine/tpm_engine.h"
 
@@ -22,38 +24,76 @@ Decoded Fail(std::string why) {
   return d;
 }
 
-// The body size of a request whose size follows from its code alone; nullopt for the two
-// with a length field and for unknown codes.
-std::optional<size_t> FixedBodySize(uint32_t code) {
-  switch (static_cast<Command>(code)) {
-    case Command::kGetCapability:
-    case Command::kShutdown:
-    case Command::kGetTpmEstablished:
-    case Command::kHashStart:
-    case Command::kHashEnd:
-    case Command::kCancelTpmCmd:
-    case Command::kStoreVolatile:
-    case Command::kStop:
-    case Command::kGetConfig:
-    case Command::kSetDataFd:
-      return 0;
-    case Command::kSetLocality:
-    case Command::kResetTpmEstablished:
-      return 1;  // ptm_loc / ptm_reset_est: u8 loc
-    case Command::kInit:
-    case Command::kSetBufferSize:
-    case Command::kLockStorage:
-      return 4;  // u32 flags / buffersize / retries
-    case Command::kGetStateBlob:
-      return 12;  // state_flags, type, offset
-    case Command::kGetInfo:
-      return 16;  // u64 flags, u32 offset, u32 pad
-    case Command::kHashData:
-    case Command::kSetStateBlob:
-      break;
+// Each command's name and the body size that follows from its code alone; nullopt for the two
+// with a length field.
+struct CommandInfo {
+  Command command;
+  const char* name;
+  std::optional<size_t> fixed_body;
+};
+constexpr CommandInfo kCommands[] = {
+    {Command::kGetCapability, "CMD_GET_CAPABILITY", 0},
+    {Command::kInit, "CMD_INIT", 4},  // u32 flags
+    {Command::kShutdown, "CMD_SHUTDOWN", 0},
+    {Command::kGetTpmEstablished, "CMD_GET_TPMESTABLISHED", 0},
+    {Command::kSetLocality, "CMD_SET_LOCALITY", 1},  // ptm_loc: u8 loc
+    {Command::kHashStart, "CMD_HASH_START", 0},
+    {Command::kHashData, "CMD_HASH_DATA", std::nullopt},
+    {Command::kHashEnd, "CMD_HASH_END", 0},
+    {Command::kCancelTpmCmd, "CMD_CANCEL_TPM_CMD", 0},
+    {Command::kStoreVolatile, "CMD_STORE_VOLATILE", 0},
+    {Command::kResetTpmEstablished, "CMD_RESET_TPMESTABLISHED", 1},  // ptm_reset_est: u8 loc
+    {Command::kGetStateBlob, "CMD_GET_STATEBLOB", 12},               // state_flags, type, offset
+    {Command::kSetStateBlob, "CMD_SET_STATEBLOB", std::nullopt},
+    {Command::kStop, "CMD_STOP", 0},
+    {Command::kGetConfig, "CMD_GET_CONFIG", 0},
+    {Command::kSetDataFd, "CMD_SET_DATAFD", 0},
+    {Command::kSetBufferSize, "CMD_SET_BUFFERSIZE", 4},  // u32 buffersize
+    {Command::kGetInfo, "CMD_GET_INFO", 16},             // u64 flags, u32 offset, u32 pad
+    {Command::kLockStorage, "CMD_LOCK_STORAGE", 4},      // u32 retries
+};
+
+const CommandInfo* FindCommand(uint32_t code) {
+  for (const CommandInfo& info : kCommands) {
+    if (static_cast<uint32_t>(info.command) == code) return &info;
+  }
+  return nullptr;
+}
+
+// The two requests that carry the length of their data: where the u32 length sits in the body
+// (the data follows it), the most that is accepted and what the data is.
+struct LengthField {
+  size_t offset;
+  uint32_t limit;
+  const char* what;
+};
+std::optional<LengthField> LengthFieldOf(uint32_t code, const DecodeLimits& limits) {
+  if (code == static_cast<uint32_t>(Command::kHashData)) {
+    return LengthField{0, limits.max_hash_data, "data"};  // u32 length, data
+  }
+  if (code == static_cast<uint32_t>(Command::kSetStateBlob)) {
+    // u32 state_flags, u32 type, u32 length, data
+    return LengthField{8, limits.max_state_blob, "state blob"};
   }
   return std::nullopt;
 }
+
+constexpr NamedValue<uint32_t> kResultNames[] = {
+    {kResSuccess, "TPM_SUCCESS"},
+    {kResBadParameter, "TPM_BAD_PARAMETER"},
+    {kResFail, "TPM_FAIL"},
+    {kResBadOrdinal, "TPM_BAD_ORDINAL"},
+    {kResSize, "TPM_SIZE"},
+    {kResIoError, "TPM_IOERROR"},
+    {kResDecryptError, "TPM_DECRYPT_ERROR"},
+    {kResBadLocality, "TPM_BAD_LOCALITY"},
+};
+
+constexpr NamedValue<BlobType> kBlobTypeNames[] = {
+    {BlobType::kPermanent, "permanent"},
+    {BlobType::kVolatile, "volatile"},
+    {BlobType::kSaveState, "savestate"},
+};
 
 std::optional<BlobType> ParseBlobType(uint32_t v) {
   if (v >= 1 && v <= 3) return static_cast<BlobType>(v);
@@ -63,92 +103,16 @@ std::optional<BlobType> ParseBlobType(uint32_t v) {
 }  // namespace
 
 std::string CommandName(uint32_t code) {
-  switch (static_cast<Command>(code)) {
-    case Command::kGetCapability:
-      return "CMD_GET_CAPABILITY";
-    case Command::kInit:
-      return "CMD_INIT";
-    case Command::kShutdown:
-      return "CMD_SHUTDOWN";
-    case Command::kGetTpmEstablished:
-      return "CMD_GET_TPMESTABLISHED";
-    case Command::kSetLocality:
-      return "CMD_SET_LOCALITY";
-    case Command::kHashStart:
-      return "CMD_HASH_START";
-    case Command::kHashData:
-      return "CMD_HASH_DATA";
-    case Command::kHashEnd:
-      return "CMD_HASH_END";
-    case Command::kCancelTpmCmd:
-      return "CMD_CANCEL_TPM_CMD";
-    case Command::kStoreVolatile:
-      return "CMD_STORE_VOLATILE";
-    case Command::kResetTpmEstablished:
-      return "CMD_RESET_TPMESTABLISHED";
-    case Command::kGetStateBlob:
-      return "CMD_GET_STATEBLOB";
-    case Command::kSetStateBlob:
-      return "CMD_SET_STATEBLOB";
-    case Command::kStop:
-      return "CMD_STOP";
-    case Command::kGetConfig:
-      return "CMD_GET_CONFIG";
-    case Command::kSetDataFd:
-      return "CMD_SET_DATAFD";
-    case Command::kSetBufferSize:
-      return "CMD_SET_BUFFERSIZE";
-    case Command::kGetInfo:
-      return "CMD_GET_INFO";
-    case Command::kLockStorage:
-      return "CMD_LOCK_STORAGE";
-  }
+  if (const CommandInfo* info = FindCommand(code)) return info->name;
   return "CMD_<unknown " + Hex(code) + ">";
 }
 
 std::string ResultName(uint32_t res) {
-  const char* name = nullptr;
-  switch (res) {
-    case kResSuccess:
-      name = "TPM_SUCCESS";
-      break;
-    case kResBadParameter:
-      name = "TPM_BAD_PARAMETER";
-      break;
-    case kResFail:
-      name = "TPM_FAIL";
-      break;
-    case kResBadOrdinal:
-      name = "TPM_BAD_ORDINAL";
-      break;
-    case kResSize:
-      name = "TPM_SIZE";
-      break;
-    case kResIoError:
-      name = "TPM_IOERROR";
-      break;
-    case kResDecryptError:
-      name = "TPM_DECRYPT_ERROR";
-      break;
-    case kResBadLocality:
-      name = "TPM_BAD_LOCALITY";
-      break;
-    default:
-      name = "TPM_RESULT";
-      break;
-  }
-  return std::string(name) + " (" + Hex(res) + ")";
+  return std::string(NameOf(kResultNames, res, "TPM_RESULT")) + " (" + Hex(res) + ")";
 }
 
 std::string BlobTypeName(BlobType t) {
-  switch (t) {
-    case BlobType::kPermanent:
-      return "permanent";
-    case BlobType::kVolatile:
-      return "volatile";
-    case BlobType::kSaveState:
-      return "savestate";
-  }
+  if (const char* name = NameOf(kBlobTypeNames, t, nullptr)) return name;
   return "blob type " + Hex(static_cast<uint32_t>(t));
 }
 
@@ -159,22 +123,17 @@ Decoded DecodeRequest(std::span<const uint8_t> bytes, const DecodeLimits& limits
   const std::string name = CommandName(code);
 
   size_t body_size = 0;
-  if (auto fixed = FixedBodySize(code)) {
-    body_size = *fixed;
-  } else if (code == static_cast<uint32_t>(Command::kHashData)) {
-    if (body.size() < 4) return NeedMore(kCodeSize + 4);
-    const uint32_t length = *LoadBe<uint32_t>(body, 0);
-    if (length > limits.max_hash_data)
-      return Fail(name + ": " + std::to_string(length) + " bytes of data, at most " +
-                  std::to_string(limits.max_hash_data) + " are accepted");
-    body_size = 4 + size_t{length};
-  } else if (code == static_cast<uint32_t>(Command::kSetStateBlob)) {
-    if (body.size() < 12) return NeedMore(kCodeSize + 12);
-    const uint32_t length = *LoadBe<uint32_t>(body, 8);
-    if (length > limits.max_state_blob)
-      return Fail(name + ": a state blob of " + std::to_string(length) + " bytes, at most " +
-                  std::to_string(limits.max_state_blob) + " are accepted");
-    body_size = 12 + size_t{length};
+  const CommandInfo* info = FindCommand(code);
+  if (info != nullptr && info->fixed_body) {
+    body_size = *info->fixed_body;
+  } else if (auto field = LengthFieldOf(code, limits)) {
+    const size_t header = field->offset + 4;
+    if (body.size() < header) return NeedMore(kCodeSize + header);
+    const uint32_t length = *LoadBe<uint32_t>(body, field->offset);
+    if (length > field->limit)
+      return Fail(name + ": " + std::to_string(length) + " bytes of " + field->what + ", at most " +
+                  std::to_string(field->limit) + " are accepted");
+    body_size = header + size_t{length};
   } else {
     return Fail("unknown control command " + Hex(code) +
                 " (its size is unknown, so the stream cannot be resynchronised)");

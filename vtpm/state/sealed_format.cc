@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "base/bytes.h"
+#include "base/enum_names.h"
 #include "base/hex.h"
 #include "base/openssl_ptr.h"
 
@@ -45,17 +46,47 @@ void WriteHeader(std::span<uint8_t> out, const SealedHeader& h) {
   StoreLe<uint32_t>(out, kOffReserved, 0);
 }
 
+enum class Direction { kDecrypt = 0, kEncrypt = 1 };  // EVP_CipherInit_ex's enc argument
+
+// An AES-256-GCM context for `key` and `nonce` that has taken the header as additional
+// authenticated data (the header is authenticated, not encrypted).
+Result<EvpCipherCtxPtr> GcmAfterHeader(const Key& key, std::span<const uint8_t, kNonceSize> nonce,
+                                       std::span<const uint8_t> header, Direction direction) {
+  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) return OpensslError("EVP_CIPHER_CTX_new");
+  if (EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes().data(), nonce.data(),
+                        static_cast<int>(direction)) != 1) {
+    return OpensslError(direction == Direction::kEncrypt ? "AES-256-GCM encrypt init"
+                                                         : "AES-256-GCM decrypt init");
+  }
+  int len = 0;
+  if (EVP_CipherUpdate(ctx.get(), nullptr, &len, header.data(), static_cast<int>(header.size())) !=
+      1) {
+    return OpensslError("AES-256-GCM AAD");
+  }
+  return ctx;
+}
+
+// Encrypts or decrypts all of `in` into `out` (as many bytes: GCM is a stream mode).
+Result<void> GcmUpdate(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> in, uint8_t* out,
+                       const char* what) {
+  if (in.empty()) return Ok();
+  int len = 0;
+  if (EVP_CipherUpdate(ctx, out, &len, in.data(), static_cast<int>(in.size())) != 1 ||
+      static_cast<size_t>(len) != in.size()) {
+    return OpensslError(std::string("AES-256-GCM ") + what);
+  }
+  return Ok();
+}
+
+constexpr NamedValue<BlobKind> kBlobKindNames[] = {
+    {BlobKind::kPermanent, "permanent"},
+    {BlobKind::kVolatile, "volatile"},
+};
+
 }  // namespace
 
-std::string_view BlobKindName(BlobKind kind) {
-  switch (kind) {
-    case BlobKind::kPermanent:
-      return "permanent";
-    case BlobKind::kVolatile:
-      return "volatile";
-  }
-  return "unknown";
-}
+std::string_view BlobKindName(BlobKind kind) { return NameOf(kBlobKindNames, kind, "unknown"); }
 
 Key::Key(std::span<const uint8_t, kKeySize> bytes) {
   std::copy(bytes.begin(), bytes.end(), bytes_.begin());
@@ -183,22 +214,10 @@ Result<std::vector<uint8_t>> Seal(const Key& key, const SealParams& params,
   std::span<uint8_t> all(out);
   WriteHeader(all.first(kHeaderSize), h);
 
-  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) return OpensslError("EVP_CIPHER_CTX_new");
+  ASSIGN_OR_RETURN(EvpCipherCtxPtr ctx,
+                   GcmAfterHeader(key, h.nonce, all.first(kHeaderSize), Direction::kEncrypt));
+  RETURN_IF_ERROR(GcmUpdate(ctx.get(), plaintext, out.data() + kHeaderSize, "encrypt"));
   int len = 0;
-  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes().data(),
-                         h.nonce.data()) != 1) {
-    return OpensslError("AES-256-GCM encrypt init");
-  }
-  if (EVP_EncryptUpdate(ctx.get(), nullptr, &len, out.data(), static_cast<int>(kHeaderSize)) != 1) {
-    return OpensslError("AES-256-GCM AAD");
-  }
-  if (!plaintext.empty() &&
-      (EVP_EncryptUpdate(ctx.get(), out.data() + kHeaderSize, &len, plaintext.data(),
-                         static_cast<int>(plaintext.size())) != 1 ||
-       static_cast<size_t>(len) != plaintext.size())) {
-    return OpensslError("AES-256-GCM encrypt");
-  }
   if (EVP_EncryptFinal_ex(ctx.get(), out.data() + kHeaderSize + plaintext.size(), &len) != 1 ||
       len != 0) {
     return OpensslError("AES-256-GCM encrypt final");
@@ -229,26 +248,15 @@ Result<Unsealed> Unseal(const Key& key, const Expected& expected, std::span<cons
   std::copy_n(file.data() + kHeaderSize + n, kTagSize, tag.begin());
 
   Unsealed result{h, SecretBytes(n)};
-  EvpCipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) return OpensslError("EVP_CIPHER_CTX_new");
-  int len = 0;
-  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes().data(),
-                         h.nonce.data()) != 1) {
-    return OpensslError("AES-256-GCM decrypt init");
-  }
-  if (EVP_DecryptUpdate(ctx.get(), nullptr, &len, file.data(), static_cast<int>(kHeaderSize)) !=
-      1) {
-    return OpensslError("AES-256-GCM AAD");
-  }
-  if (n > 0 && (EVP_DecryptUpdate(ctx.get(), result.plaintext.span().data(), &len, ciphertext,
-                                  static_cast<int>(n)) != 1 ||
-                static_cast<size_t>(len) != n)) {
-    return OpensslError("AES-256-GCM decrypt");
-  }
+  ASSIGN_OR_RETURN(EvpCipherCtxPtr ctx,
+                   GcmAfterHeader(key, h.nonce, file.first(kHeaderSize), Direction::kDecrypt));
+  RETURN_IF_ERROR(GcmUpdate(ctx.get(), std::span<const uint8_t>(ciphertext, n),
+                            result.plaintext.span().data(), "decrypt"));
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, tag.data()) != 1) {
     return OpensslError("AES-256-GCM set tag");
   }
   uint8_t final_block[16];
+  int len = 0;
   // On a mismatch the unverified plaintext in result is cleansed by SecretBytes' destructor.
   if (EVP_DecryptFinal_ex(ctx.get(), final_block, &len) != 1) {
     ERR_clear_error();

@@ -144,24 +144,16 @@ struct detail {
 void detail_add(struct detail *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A check returns true for "ok"; the detail text follows ok/FAIL. */
-typedef bool (*check_fn)(struct guest *g, struct detail *d);
+typedef bool check_body(struct guest *g, struct detail *d);
+typedef check_body *check_fn;
 struct check {
 	const char *name;
 	check_fn run;
 };
 
-bool check_bootinfo(struct guest *g, struct detail *d);
-bool check_memmap(struct guest *g, struct detail *d);
-bool check_acpi(struct guest *g, struct detail *d);
-bool check_exceptions(struct guest *g, struct detail *d);
-bool check_uart(struct guest *g, struct detail *d);
-bool check_timer(struct guest *g, struct detail *d);
-bool check_smp(struct guest *g, struct detail *d);
-bool check_virtio(struct guest *g, struct detail *d);
-bool check_virtio_hostile(struct guest *g, struct detail *d);
-bool check_tpm(struct guest *g, struct detail *d);
-bool check_measured_boot(struct guest *g, struct detail *d);
-bool check_attest(struct guest *g, struct detail *d);
-bool check_compat(struct guest *g, struct detail *d);
+/* The checks, one per checks/<name>.c. */
+check_body check_bootinfo, check_memmap, check_acpi, check_exceptions, check_uart, check_timer,
+	check_smp, check_virtio, check_virtio_hostile, check_tpm, check_measured_boot, check_attest,
+	check_compat;
 
 #endif

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/common/expect_text.h"
 #include "vmm/contract/layout.h"
 #include "vmm/vm/acpi/tables.h"
 
@@ -21,6 +22,8 @@ namespace vmm::acpi {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_util::ExpectContainsAll;
+using testing_util::ExpectContainsNone;
 
 constexpr uint32_t kCpus = 4;
 
@@ -102,9 +105,8 @@ class AcpiIasl : public ::testing::Test {
     Output out =
         RunShell("cd '" + dir_.string() + "' && iasl -d '" + dat.filename().string() + "'");
     EXPECT_EQ(out.status, 0) << out.text;
-    EXPECT_EQ(out.text.find("rror"), std::string::npos) << out.text;
-    EXPECT_EQ(out.text.find("arning"), std::string::npos) << out.text;
-    EXPECT_NE(out.text.find("appears to be a valid ACPI table"), std::string::npos) << out.text;
+    ExpectContainsNone(out.text, {"rror", "arning"});
+    ExpectContainsAll(out.text, {"appears to be a valid ACPI table"});
     return ReadFile(dir_ / (signature + ".dsl"));
   }
 
@@ -113,7 +115,7 @@ class AcpiIasl : public ::testing::Test {
     Output out = RunShell("cd '" + dir_.string() + "' && iasl -p " + signature + "_re " +
                           signature + ".dsl");
     EXPECT_EQ(out.status, 0) << out.text;
-    EXPECT_NE(out.text.find("0 Errors, 0 Warnings, 0 Remarks"), std::string::npos) << out.text;
+    ExpectContainsAll(out.text, {"0 Errors, 0 Warnings, 0 Remarks"});
     std::string aml = ReadFile(dir_ / (signature + "_re.aml"));
     return std::vector<uint8_t>(aml.begin(), aml.end());
   }
@@ -135,6 +137,13 @@ class AcpiIasl : public ::testing::Test {
     }
   }
 
+  // Loads FADT, DSDT and MADT into ACPICA's interpreter and runs `commands` (acpiexec -b).
+  Output RunAcpiexec(const std::string& commands) {
+    for (const char* table : {"FACP", "DSDT", "APIC"}) WriteTable(table);
+    return RunShell("cd '" + dir_.string() + "' && acpiexec -b '" + commands +
+                    "' FACP.dat DSDT.dat APIC.dat");
+  }
+
   bool with_tpm_ = false;
   fs::path dir_;
   AcpiTables tables_;
@@ -148,23 +157,24 @@ class AcpiIaslTpm2 : public AcpiIasl {
 
 TEST_F(AcpiIasl, DsdtDisassemblesToTheExpectedDevicesAndS5) {
   std::string dsl = Disassemble("DSDT");
-  EXPECT_NE(dsl.find("Name (_S5, Package (0x04)"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("0x05, \n        0x05, \n        Zero, \n        Zero"), std::string::npos)
-      << dsl;
-  EXPECT_NE(dsl.find("Scope (_SB)"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Device (COM1)"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Device (VR00)"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Device (VR01)"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("\"LNRO0005\""), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("0xD0001000,         // Address Base"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("0x00000011,"), std::string::npos) << "GSI 17\n" << dsl;
-  EXPECT_NE(dsl.find("EisaId (\"PNP0501\")"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("0x03F8,             // Range Minimum"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("IRQNoFlags ()\n                    {4}"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Device (PS2K)"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("EisaId (\"PNP0303\")"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("0x0064,             // Range Minimum"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("IRQNoFlags ()\n                    {1}"), std::string::npos) << dsl;
+  ExpectContainsAll(dsl, {
+                             "Name (_S5, Package (0x04)",
+                             "0x05, \n        0x05, \n        Zero, \n        Zero",
+                             "Scope (_SB)",
+                             "Device (COM1)",
+                             "Device (VR00)",
+                             "Device (VR01)",
+                             "\"LNRO0005\"",
+                             "0xD0001000,         // Address Base",
+                             "0x00000011,",  // GSI 17
+                             "EisaId (\"PNP0501\")",
+                             "0x03F8,             // Range Minimum",
+                             "IRQNoFlags ()\n                    {4}",
+                             "Device (PS2K)",
+                             "EisaId (\"PNP0303\")",
+                             "0x0064,             // Range Minimum",
+                             "IRQNoFlags ()\n                    {1}",
+                         });
   EXPECT_EQ(Count(dsl, "IO (Decode16,"), 3u) << dsl;
 }
 
@@ -177,23 +187,22 @@ TEST_F(AcpiIasl, MadtDisassemblyListsEveryCpuTheIoApicAndOverrides) {
   std::string dsl = Disassemble("APIC");
   EXPECT_EQ(Count(dsl, "[Processor Local APIC]"), kCpus) << dsl;
   EXPECT_EQ(Count(dsl, "Processor Enabled : 1"), kCpus) << dsl;
-  EXPECT_NE(dsl.find("I/O Apic ID : 04"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Address : FEC00000"), std::string::npos) << dsl;
   EXPECT_EQ(Count(dsl, "[Interrupt Source Override]"), 2u) << dsl;
-  EXPECT_NE(dsl.find("Interrupt Input LINT : 01"), std::string::npos) << dsl;
+  ExpectContainsAll(dsl, {"I/O Apic ID : 04", "Address : FEC00000", "Interrupt Input LINT : 01"});
   ExpectSameAsRecompiled("APIC");
 }
 
 TEST_F(AcpiIasl, FadtDisassemblyShowsTheFixedHardware) {
-  std::string dsl = Disassemble("FACP");
-  EXPECT_NE(dsl.find("PM1A Event Block Address : 00000600"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("PM1A Control Block Address : 00000604"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("PM Timer Block Address : 00000608"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("SCI Interrupt : 0009"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("8042 Present on ports 60/64 (V2) : 1"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Reset Register Supported (V2) : 1"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Hardware Reduced (V5) : 0"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Value to cause reset : FE"), std::string::npos) << dsl;
+  ExpectContainsAll(Disassemble("FACP"), {
+                                             "PM1A Event Block Address : 00000600",
+                                             "PM1A Control Block Address : 00000604",
+                                             "PM Timer Block Address : 00000608",
+                                             "SCI Interrupt : 0009",
+                                             "8042 Present on ports 60/64 (V2) : 1",
+                                             "Reset Register Supported (V2) : 1",
+                                             "Hardware Reduced (V5) : 0",
+                                             "Value to cause reset : FE",
+                                         });
   ExpectSameAsRecompiled("FACP");
 }
 
@@ -201,44 +210,39 @@ TEST_F(AcpiIasl, XsdtAndFacsRoundTrip) {
   std::string xsdt = Disassemble("XSDT");
   EXPECT_EQ(Count(xsdt, "ACPI Table Address"), 2u) << xsdt;
   ExpectSameAsRecompiled("XSDT");
-  std::string facs = Disassemble("FACS");
-  EXPECT_NE(facs.find("Length : 00000040"), std::string::npos) << facs;
+  ExpectContainsAll(Disassemble("FACS"), {"Length : 00000040"});
   ExpectSameAsRecompiled("FACS");
 }
 
 TEST_F(AcpiIasl, AcpicaInterpreterLoadsTheTablesAndEvaluatesTheDsdt) {
-  for (const char* table : {"FACP", "DSDT", "APIC"}) WriteTable(table);
   // acpiexec also runs self-tests that touch GPE blocks and PM2_CNT, which this platform does
   // not have; those print "Unexpected AE_BAD_..." lines, not ACPI warnings or errors.
-  Output out = RunShell("cd '" + dir_.string() +
-                        "' && acpiexec -b 'evaluate \\_S5; evaluate \\_SB.COM1._CRS; "
-                        "evaluate \\_SB.PS2K._HID' FACP.dat DSDT.dat APIC.dat");
+  Output out = RunAcpiexec("evaluate \\_S5; evaluate \\_SB.COM1._CRS; evaluate \\_SB.PS2K._HID");
   EXPECT_EQ(out.status, 0) << out.text;
-  EXPECT_EQ(out.text.find("(ACPI)"), std::string::npos) << out.text;  // Firmware Warning/Error
-  EXPECT_EQ(out.text.find("ACPI Error"), std::string::npos) << out.text;
-  EXPECT_EQ(out.text.find("ACPI Warning"), std::string::npos) << out.text;
-  EXPECT_NE(out.text.find("1 ACPI AML tables successfully acquired and loaded"), std::string::npos)
-      << out.text;
-  EXPECT_NE(out.text.find("[Package] Contains 4 Elements:\n"
-                          "    [Integer] = 0000000000000005\n"
-                          "    [Integer] = 0000000000000005\n"
-                          "    [Integer] = 0000000000000000\n"
-                          "    [Integer] = 0000000000000000"),
-            std::string::npos)
-      << out.text;
-  EXPECT_NE(out.text.find("47 01 F8 03 F8 03 01 08 22 10 00 79"), std::string::npos) << out.text;
-  EXPECT_NE(out.text.find("[Integer] = 000000000303D041"), std::string::npos) << out.text;
+  // "(ACPI)": a Firmware Warning or Error.
+  ExpectContainsNone(out.text, {"(ACPI)", "ACPI Error", "ACPI Warning"});
+  ExpectContainsAll(out.text, {
+                                  "1 ACPI AML tables successfully acquired and loaded",
+                                  "[Package] Contains 4 Elements:\n"
+                                  "    [Integer] = 0000000000000005\n"
+                                  "    [Integer] = 0000000000000005\n"
+                                  "    [Integer] = 0000000000000000\n"
+                                  "    [Integer] = 0000000000000000",
+                                  "47 01 F8 03 F8 03 01 08 22 10 00 79",
+                                  "[Integer] = 000000000303D041",
+                              });
 }
 
 TEST_F(AcpiIaslTpm2, Tpm2TableDisassemblesWithTheCrbStartMethodAndTheLog) {
-  std::string dsl = Disassemble("TPM2");
-  EXPECT_NE(dsl.find("Revision : 04"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Table Length : 0000004C"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Platform Class : 0000"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Control Address : 00000000FED40040"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Start Method : 07 [Command Response Buffer]"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Minimum Log Length : 00010000"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Log Address : 0000000007FF0000"), std::string::npos) << dsl;
+  ExpectContainsAll(Disassemble("TPM2"), {
+                                             "Revision : 04",
+                                             "Table Length : 0000004C",
+                                             "Platform Class : 0000",
+                                             "Control Address : 00000000FED40040",
+                                             "Start Method : 07 [Command Response Buffer]",
+                                             "Minimum Log Length : 00010000",
+                                             "Log Address : 0000000007FF0000",
+                                         });
   ExpectSameAsRecompiled("TPM2");
 }
 
@@ -249,27 +253,24 @@ TEST_F(AcpiIaslTpm2, XsdtListsTheTpm2Table) {
 }
 
 TEST_F(AcpiIaslTpm2, DsdtWithTheTpmDeviceRoundTrips) {
-  std::string dsl = Disassemble("DSDT");
-  EXPECT_NE(dsl.find("Device (TPM0)"), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Name (_HID, \"MSFT0101\""), std::string::npos) << dsl;
-  EXPECT_NE(dsl.find("Memory32Fixed (ReadWrite,\n"
-                     "                    0xFED40000,         // Address Base\n"
-                     "                    0x00001000,         // Address Length"),
-            std::string::npos)
-      << dsl;
-  EXPECT_NE(dsl.find("Device (VR01)"), std::string::npos) << dsl;  // the others are still there
+  ExpectContainsAll(Disassemble("DSDT"), {
+                                             "Device (TPM0)", "Name (_HID, \"MSFT0101\"",
+                                             "Memory32Fixed (ReadWrite,\n"
+                                             "                    0xFED40000,         // Address "
+                                             "Base\n"
+                                             "                    0x00001000,         // Address "
+                                             "Length",
+                                             "Device (VR01)",  // the others are still there
+                                         });
   ExpectSameAsRecompiled("DSDT");
 }
 
 TEST_F(AcpiIaslTpm2, AcpicaInterpreterEvaluatesTheTpmDevice) {
-  for (const char* table : {"FACP", "DSDT", "APIC"}) WriteTable(table);
-  Output out = RunShell("cd '" + dir_.string() +
-                        "' && acpiexec -b 'evaluate \\_SB.TPM0._HID; evaluate \\_SB.TPM0._CRS' "
-                        "FACP.dat DSDT.dat APIC.dat");
+  Output out = RunAcpiexec("evaluate \\_SB.TPM0._HID; evaluate \\_SB.TPM0._CRS");
   EXPECT_EQ(out.status, 0) << out.text;
-  EXPECT_EQ(out.text.find("ACPI Error"), std::string::npos) << out.text;
-  EXPECT_NE(out.text.find("[String] Length 08 = \"MSFT0101\""), std::string::npos) << out.text;
-  EXPECT_NE(out.text.find("86 09 00 01 00 00 D4 FE 00 10 00 00 79"), std::string::npos) << out.text;
+  ExpectContainsNone(out.text, {"ACPI Error"});
+  ExpectContainsAll(
+      out.text, {"[String] Length 08 = \"MSFT0101\"", "86 09 00 01 00 00 D4 FE 00 10 00 00 79"});
 }
 
 }  // namespace

@@ -42,5 +42,12 @@ TEST(BenchOutcome, CannotText) {
   EXPECT_EQ(CannotText("serve", "", "exit status 1"), "cannot serve: (no output) (exit status 1)");
 }
 
+TEST(BenchOutcome, RatioCellNeedsBothMedians) {
+  EXPECT_EQ(RatioCell(3, 2), "1.50");
+  EXPECT_EQ(RatioCell(1, 3), "0.33");
+  EXPECT_EQ(RatioCell(0, 2), "n/a");
+  EXPECT_EQ(RatioCell(2, -1), "n/a");  // a side that could not run
+}
+
 }  // namespace
 }  // namespace bench

@@ -24,11 +24,8 @@ constexpr uint64_t kLoad = Elf32Layout::PhdrAt(0);
 constexpr uint64_t kNote = Elf32Layout::PhdrAt(1);
 
 TEST(Elf32Pvh, I386ImageIsRecognisedLikeA64BitOne) {
-  auto r = ParseKernelImage(MakePvhElf32());
-  ASSERT_TRUE(r.has_value()) << r.error().message();
-  EXPECT_EQ(r->protocol, BootProtocol::kPvh);
-  EXPECT_EQ(r->entry, 0x100000u);
-  ASSERT_EQ(r->segments.size(), 1u);
+  auto r = ExpectOneSegmentKernel(MakePvhElf32(), BootProtocol::kPvh, 0x100000);
+  ASSERT_TRUE(r);
   EXPECT_EQ(r->segments[0].gpa, 0x100000u);
   EXPECT_EQ(r->segments[0].file_offset, kNoteOff + 20);
   EXPECT_EQ(r->segments[0].file_size, 64u);

@@ -11,11 +11,8 @@ namespace {
 using namespace vmm::testing;  // the image builders and ErrorOf, ExpectRejected
 
 TEST(KernelImage, PvhElfIsRecognised) {
-  auto r = ParseKernelImage(MakePvhElf());
-  ASSERT_TRUE(r.has_value()) << r.error().message();
-  EXPECT_EQ(r->protocol, BootProtocol::kPvh);
-  EXPECT_EQ(r->entry, 0x100000u);
-  ASSERT_EQ(r->segments.size(), 1u);
+  auto r = ExpectOneSegmentKernel(MakePvhElf(), BootProtocol::kPvh, 0x100000);
+  ASSERT_TRUE(r);
   EXPECT_EQ(r->segments[0].mem_size, 64u + 0x1000);
   EXPECT_EQ(r->highest_gpa, 0x100000u + 64 + 0x1000);
   EXPECT_EQ(r->cmdline_max, kPvhCmdlineMax);
@@ -49,11 +46,8 @@ TEST(KernelImage, SegmentPastEndOfFileIsRejected) {
 }
 
 TEST(KernelImage, BzImageIsRecognised) {
-  auto r = ParseKernelImage(MakeBzImage());
-  ASSERT_TRUE(r.has_value()) << r.error().message();
-  EXPECT_EQ(r->protocol, BootProtocol::kLinux64);
-  EXPECT_EQ(r->entry, 0x100200u);
-  ASSERT_EQ(r->segments.size(), 1u);
+  auto r = ExpectOneSegmentKernel(MakeBzImage(), BootProtocol::kLinux64, 0x100200);
+  ASSERT_TRUE(r);
   EXPECT_EQ(r->segments[0].file_offset, 1024u);
   EXPECT_EQ(r->segments[0].file_size, 0x1000u);
   EXPECT_EQ(r->highest_gpa, 0x100000u + 0x10000);  // init_size is larger than the file

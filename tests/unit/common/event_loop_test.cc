@@ -45,153 +45,141 @@ size_t Ran(EventLoop& loop) {
   return *n;
 }
 
-TEST(EventLoop, CreatesACloexecEpollFd) {
-  auto loop = EventLoop::Create();
-  ASSERT_TRUE(loop) << loop.error().ToString();
-  EXPECT_EQ(loop->size(), 0u);
-}
+// A fresh loop for each test.
+class EventLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(loop_) << loop_.error().ToString(); }
 
-TEST(EventLoop, RunsTheCallbackOfAReadyFdOnly) {
-  auto loop = EventLoop::Create();
-  ASSERT_TRUE(loop);
+  Result<EventLoop> loop_ = EventLoop::Create();
+};
+
+TEST_F(EventLoopTest, CreatesACloexecEpollFd) { EXPECT_EQ(loop_->size(), 0u); }
+
+TEST_F(EventLoopTest, RunsTheCallbackOfAReadyFdOnly) {
   Pipe a, b;
   int ran_a = 0, ran_b = 0;
-  ASSERT_TRUE(loop->Add(a.r, EPOLLIN, [&](uint32_t ev) {
+  ASSERT_TRUE(loop_->Add(a.r, EPOLLIN, [&](uint32_t ev) {
     EXPECT_TRUE(ev & EPOLLIN);
     a.Take();
     ++ran_a;
   }));
-  ASSERT_TRUE(loop->Add(b.r, EPOLLIN, [&](uint32_t) { ++ran_b; }));
+  ASSERT_TRUE(loop_->Add(b.r, EPOLLIN, [&](uint32_t) { ++ran_b; }));
   a.Put();
-  EXPECT_EQ(Ran(*loop), 1u);
+  EXPECT_EQ(Ran(*loop_), 1u);
   EXPECT_EQ(ran_a, 1);
   EXPECT_EQ(ran_b, 0);
 }
 
-TEST(EventLoop, TimesOutWithNothingReady) {
-  auto loop = EventLoop::Create();
-  ASSERT_TRUE(loop);
+TEST_F(EventLoopTest, TimesOutWithNothingReady) {
   Pipe a;
-  ASSERT_TRUE(loop->Add(a.r, EPOLLIN, [](uint32_t) { FAIL() << "not ready"; }));
+  ASSERT_TRUE(loop_->Add(a.r, EPOLLIN, [](uint32_t) { FAIL() << "not ready"; }));
   const auto start = std::chrono::steady_clock::now();
-  auto n = loop->RunOnce(30);
+  auto n = loop_->RunOnce(30);
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 0u);
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(25));
-  n = loop->RunOnce(0);
+  n = loop_->RunOnce(0);
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 0u);
 }
 
-TEST(EventLoop, AddingAnFdTwiceOrModifyingAnUnwatchedFdFails) {
-  auto loop = EventLoop::Create();
-  ASSERT_TRUE(loop);
+TEST_F(EventLoopTest, AddingAnFdTwiceOrModifyingAnUnwatchedFdFails) {
   Pipe a;
-  ASSERT_TRUE(loop->Add(a.r, EPOLLIN, [](uint32_t) {}));
-  EXPECT_FALSE(loop->Add(a.r, EPOLLIN, [](uint32_t) {}));
-  EXPECT_FALSE(loop->Modify(a.w, EPOLLOUT));
-  EXPECT_FALSE(loop->Add(-1, EPOLLIN, [](uint32_t) {}));
-  loop->Remove(a.w);  // not watched: nothing happens
-  EXPECT_EQ(loop->size(), 1u);
+  ASSERT_TRUE(loop_->Add(a.r, EPOLLIN, [](uint32_t) {}));
+  EXPECT_FALSE(loop_->Add(a.r, EPOLLIN, [](uint32_t) {}));
+  EXPECT_FALSE(loop_->Modify(a.w, EPOLLOUT));
+  EXPECT_FALSE(loop_->Add(-1, EPOLLIN, [](uint32_t) {}));
+  loop_->Remove(a.w);  // not watched: nothing happens
+  EXPECT_EQ(loop_->size(), 1u);
 }
 
-TEST(EventLoop, ModifySwitchesBetweenReadAndWrite) {
-  auto loop = EventLoop::Create();
-  ASSERT_TRUE(loop);
+TEST_F(EventLoopTest, ModifySwitchesBetweenReadAndWrite) {
   Pipe a;
   std::vector<uint32_t> seen;
-  ASSERT_TRUE(loop->Add(a.w, 0, [&](uint32_t ev) { seen.push_back(ev); }));
-  auto n = loop->RunOnce(0);
+  ASSERT_TRUE(loop_->Add(a.w, 0, [&](uint32_t ev) { seen.push_back(ev); }));
+  auto n = loop_->RunOnce(0);
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 0u);  // no interest yet
-  ASSERT_TRUE(loop->Modify(a.w, EPOLLOUT));
-  n = loop->RunOnce(0);
+  ASSERT_TRUE(loop_->Modify(a.w, EPOLLOUT));
+  n = loop_->RunOnce(0);
   ASSERT_TRUE(n);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_TRUE(seen[0] & EPOLLOUT);
 }
 
-TEST(EventLoop, ReportsHangUpWithoutAskingForIt) {
-  auto loop = EventLoop::Create();
-  ASSERT_TRUE(loop);
+TEST_F(EventLoopTest, ReportsHangUpWithoutAskingForIt) {
   Pipe a;
   uint32_t got = 0;
-  ASSERT_TRUE(loop->Add(a.r, EPOLLIN, [&](uint32_t ev) { got = ev; }));
+  ASSERT_TRUE(loop_->Add(a.r, EPOLLIN, [&](uint32_t ev) { got = ev; }));
   close(a.w);
   a.w = -1;
-  ASSERT_TRUE(loop->RunOnce(1000));
+  ASSERT_TRUE(loop_->RunOnce(1000));
   EXPECT_TRUE(got & EPOLLHUP);
 }
 
-TEST(EventLoop, ACallbackMayRemoveItselfAndAnotherReadyFd) {
-  auto loop = EventLoop::Create();
-  ASSERT_TRUE(loop);
+TEST_F(EventLoopTest, ACallbackMayRemoveItselfAndAnotherReadyFd) {
   Pipe a, b;
   int calls = 0;
   auto both = [&](uint32_t) {
     ++calls;
-    loop->Remove(a.r);
-    loop->Remove(b.r);
+    loop_->Remove(a.r);
+    loop_->Remove(b.r);
   };
-  ASSERT_TRUE(loop->Add(a.r, EPOLLIN, both));
-  ASSERT_TRUE(loop->Add(b.r, EPOLLIN, both));
+  ASSERT_TRUE(loop_->Add(a.r, EPOLLIN, both));
+  ASSERT_TRUE(loop_->Add(b.r, EPOLLIN, both));
   a.Put();
   b.Put();
-  EXPECT_EQ(Ran(*loop), 1u);  // whichever ran first removed the other
+  EXPECT_EQ(Ran(*loop_), 1u);  // whichever ran first removed the other
   EXPECT_EQ(calls, 1);
-  EXPECT_EQ(loop->size(), 0u);
+  EXPECT_EQ(loop_->size(), 0u);
 }
 
-TEST(EventLoop, AnFdAddedAgainUnderTheSameNumberWaitsForTheNextWait) {
-  auto loop = EventLoop::Create();
-  ASSERT_TRUE(loop);
+TEST_F(EventLoopTest, AnFdAddedAgainUnderTheSameNumberWaitsForTheNextWait) {
   Pipe a, b;
   int old_calls = 0, new_calls = 0;
   // Whichever of a.r and b.r runs first replaces the other's callback.
   bool replaced = false;
   auto replace = [&](int other) {
     if (std::exchange(replaced, true)) return;
-    loop->Remove(other);
-    ASSERT_TRUE(loop->Add(other, EPOLLIN, [&](uint32_t) { ++new_calls; }));
+    loop_->Remove(other);
+    ASSERT_TRUE(loop_->Add(other, EPOLLIN, [&](uint32_t) { ++new_calls; }));
   };
-  ASSERT_TRUE(loop->Add(a.r, EPOLLIN, [&](uint32_t) {
+  ASSERT_TRUE(loop_->Add(a.r, EPOLLIN, [&](uint32_t) {
     ++old_calls;
     replace(b.r);
   }));
-  ASSERT_TRUE(loop->Add(b.r, EPOLLIN, [&](uint32_t) {
+  ASSERT_TRUE(loop_->Add(b.r, EPOLLIN, [&](uint32_t) {
     ++old_calls;
     replace(a.r);
   }));
   a.Put();
   b.Put();
-  EXPECT_EQ(Ran(*loop), 1u);
+  EXPECT_EQ(Ran(*loop_), 1u);
   EXPECT_EQ(old_calls, 1);
   EXPECT_EQ(new_calls, 0);
-  EXPECT_EQ(Ran(*loop), 2u);  // both still readable: the new callback runs now
+  EXPECT_EQ(Ran(*loop_), 2u);  // both still readable: the new callback runs now
   EXPECT_EQ(old_calls, 2);
   EXPECT_EQ(new_calls, 1);
 }
 
-TEST(EventLoop, RunReturnsOnStopAndCanRunAgain) {
-  auto loop = EventLoop::Create();
-  ASSERT_TRUE(loop);
+TEST_F(EventLoopTest, RunReturnsOnStopAndCanRunAgain) {
   int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   ASSERT_GE(efd, 0);
   int count = 0;
-  ASSERT_TRUE(loop->Add(efd, EPOLLIN, [&](uint32_t) {
+  ASSERT_TRUE(loop_->Add(efd, EPOLLIN, [&](uint32_t) {
     uint64_t v;
     ASSERT_EQ(read(efd, &v, 8), 8);
-    if (++count == 3) loop->Stop();
+    if (++count == 3) loop_->Stop();
     uint64_t one = 1;
     ASSERT_EQ(write(efd, &one, 8), 8);
   }));
   uint64_t one = 1;
   ASSERT_EQ(write(efd, &one, 8), 8);
-  ASSERT_TRUE(loop->Run());
+  ASSERT_TRUE(loop_->Run());
   EXPECT_EQ(count, 3);
-  EXPECT_FALSE(loop->stopped());
-  loop->Stop();
-  ASSERT_TRUE(loop->Run());  // stopped before it started: returns at once
+  EXPECT_FALSE(loop_->stopped());
+  loop_->Stop();
+  ASSERT_TRUE(loop_->Run());  // stopped before it started: returns at once
   EXPECT_EQ(count, 3);
   close(efd);
 }

@@ -42,6 +42,13 @@ VmSpec Minimal() {
 // The JSON of Full(), for tests that break one field of it.
 Json FullJson() { return Json::parse(VmSpecToJson(Full())); }
 
+// The full spec with the value at JSON pointer `where` (RFC 6901, "/devices/0/name") set.
+Json FullJsonWith(const char* where, Json value) {
+  Json doc = FullJson();
+  doc[Json::json_pointer(where)] = std::move(value);
+  return doc;
+}
+
 void ExpectRefused(const std::string& text, const std::string& fragment) {
   auto r = ParseVmSpec(text);
   ASSERT_FALSE(r.has_value()) << text;
@@ -95,13 +102,11 @@ TEST(VmSpec, UnicodeInTheCommandLineRoundTrips) {
 }
 
 TEST(VmSpec, RefusesAnotherVersion) {
+  ExpectRefused(FullJsonWith("/version", 2),
+                "version 2 is not the version this vmm-vcpu reads (1)");
+  ExpectRefused(FullJsonWith("/version", 0), "version 0");
+  ExpectRefused(FullJsonWith("/version", "1"), "version \"1\"");
   Json doc = FullJson();
-  doc["version"] = 2;
-  ExpectRefused(doc, "version 2 is not the version this vmm-vcpu reads (1)");
-  doc["version"] = 0;
-  ExpectRefused(doc, "version 0");
-  doc["version"] = "1";
-  ExpectRefused(doc, "version \"1\"");
   doc.erase("version");
   ExpectRefused(doc, "no 'version'");
   // Another version is reported as such even when its keys are not this version's.
@@ -110,18 +115,10 @@ TEST(VmSpec, RefusesAnotherVersion) {
 }
 
 TEST(VmSpec, RefusesUnknownKeysAtEveryLevel) {
-  Json doc = FullJson();
-  doc["disk"] = "path=/etc/shadow";
-  ExpectRefused(doc, "unknown key 'disk'");
-  doc = FullJson();
-  doc["serial"]["append"] = true;
-  ExpectRefused(doc, "unknown key 'serial.append'");
-  doc = FullJson();
-  doc["devices"][1]["readonly"] = false;
-  ExpectRefused(doc, "unknown key 'devices[1].readonly'");
-  doc = FullJson();
-  doc["diagnostics"]["gdb"] = 1234;
-  ExpectRefused(doc, "unknown key 'diagnostics.gdb'");
+  ExpectRefused(FullJsonWith("/disk", "path=/etc/shadow"), "unknown key 'disk'");
+  ExpectRefused(FullJsonWith("/serial/append", true), "unknown key 'serial.append'");
+  ExpectRefused(FullJsonWith("/devices/1/readonly", false), "unknown key 'devices[1].readonly'");
+  ExpectRefused(FullJsonWith("/diagnostics/gdb", 1234), "unknown key 'diagnostics.gdb'");
 }
 
 TEST(VmSpec, RefusesMissingAndRepeatedKeys) {
@@ -138,57 +135,43 @@ TEST(VmSpec, RefusesMissingAndRepeatedKeys) {
 }
 
 TEST(VmSpec, RefusesBadTypes) {
-  auto with = [](const char* key, Json value) {
-    Json doc = FullJson();
-    doc[key] = std::move(value);
-    return doc;
-  };
-  ExpectRefused(with("cpus", "4"), "'cpus' must be a whole number, not string");
-  ExpectRefused(with("cpus", 1.5), "'cpus' must be a whole number, not a fraction");
-  ExpectRefused(with("memory", true), "'memory' must be a whole number, not boolean");
-  ExpectRefused(with("kernel", 5), "'kernel' must be a string, not number");
-  ExpectRefused(with("serial", "tty"), "'serial' must be an object, not string");
-  ExpectRefused(with("devices", Json::object()), "'devices' must be an array, not object");
-  ExpectRefused(with("kvm_fd", nullptr), "'kvm_fd' must be a whole number, not null");
-  ExpectRefused(with("tpm_fd", "15"), "'tpm_fd' must be a whole number, not string");
-  Json doc = FullJson();
-  doc["devices"][0] = "blk0:2:60:9";
-  ExpectRefused(doc, "'devices[0]' must be an object, not string");
-  doc = FullJson();
-  doc["diagnostics"]["profile"] = 1;
-  ExpectRefused(doc, "'diagnostics.profile' must be true or false, not number");
+  ExpectRefused(FullJsonWith("/cpus", "4"), "'cpus' must be a whole number, not string");
+  ExpectRefused(FullJsonWith("/cpus", 1.5), "'cpus' must be a whole number, not a fraction");
+  ExpectRefused(FullJsonWith("/memory", true), "'memory' must be a whole number, not boolean");
+  ExpectRefused(FullJsonWith("/kernel", 5), "'kernel' must be a string, not number");
+  ExpectRefused(FullJsonWith("/serial", "tty"), "'serial' must be an object, not string");
+  ExpectRefused(FullJsonWith("/devices", Json::object()), "'devices' must be an array, not object");
+  ExpectRefused(FullJsonWith("/kvm_fd", nullptr), "'kvm_fd' must be a whole number, not null");
+  ExpectRefused(FullJsonWith("/tpm_fd", "15"), "'tpm_fd' must be a whole number, not string");
+  ExpectRefused(FullJsonWith("/devices/0", "blk0:2:60:9"),
+                "'devices[0]' must be an object, not string");
+  ExpectRefused(FullJsonWith("/diagnostics/profile", 1),
+                "'diagnostics.profile' must be true or false, not number");
   ExpectRefused(std::string("[1, 2]"), "the top level must be an object, not array");
   ExpectRefused(std::string("{\"version\": 1,"), "not valid JSON");
   ExpectRefused(std::string(""), "not valid JSON");
 }
 
 TEST(VmSpec, RefusesValuesOutOfRange) {
-  auto with = [](const char* key, Json value) {
-    Json doc = FullJson();
-    doc[key] = std::move(value);
-    return doc;
-  };
-  ExpectRefused(with("cpus", 0), "'cpus': 0 is out of range (1..254)");
-  ExpectRefused(with("cpus", 255), "'cpus': 255 is out of range (1..254)");
-  ExpectRefused(with("cpus", -1), "'cpus': -1 is out of range");
-  ExpectRefused(with("cpus", 4294967297ull), "'cpus': 4294967297 is out of range");
-  ExpectRefused(with("memory", 1ull << 20), "'memory': 1048576 is out of range");
-  ExpectRefused(with("memory", (2ull << 40)), "is out of range");
-  ExpectRefused(with("memory", (64ull << 20) + 1), "not a multiple of 4 KiB");
-  ExpectRefused(with("kernel", ""), "'kernel' is empty");
-  ExpectRefused(with("kernel", std::string(5000, 'k')),
+  ExpectRefused(FullJsonWith("/cpus", 0), "'cpus': 0 is out of range (1..254)");
+  ExpectRefused(FullJsonWith("/cpus", 255), "'cpus': 255 is out of range (1..254)");
+  ExpectRefused(FullJsonWith("/cpus", -1), "'cpus': -1 is out of range");
+  ExpectRefused(FullJsonWith("/cpus", 4294967297ull), "'cpus': 4294967297 is out of range");
+  ExpectRefused(FullJsonWith("/memory", 1ull << 20), "'memory': 1048576 is out of range");
+  ExpectRefused(FullJsonWith("/memory", (2ull << 40)), "is out of range");
+  ExpectRefused(FullJsonWith("/memory", (64ull << 20) + 1), "not a multiple of 4 KiB");
+  ExpectRefused(FullJsonWith("/kernel", ""), "'kernel' is empty");
+  ExpectRefused(FullJsonWith("/kernel", std::string(5000, 'k')),
                 "'kernel' is 5000 bytes, more than the 4095");
-  ExpectRefused(with("cmdline", std::string("a\0b", 3)), "'cmdline' contains a NUL byte");
-  ExpectRefused(with("kvm_compat", "maybe"), "'kvm_compat' 'maybe' is not auto, on or off");
-  Json doc = FullJson();
-  doc["serial"]["mode"] = "pty";
-  ExpectRefused(doc, "'serial.mode' 'pty' is not tty, file, null or off");
-  doc = FullJson();
-  doc["serial"]["path"] = "";
-  ExpectRefused(doc, "'serial.path' must be given with mode file, and only then");
-  doc = FullJson();
-  doc["serial"]["mode"] = "tty";
-  ExpectRefused(doc, "'serial.path' must be given with mode file, and only then");
+  ExpectRefused(FullJsonWith("/cmdline", std::string("a\0b", 3)), "'cmdline' contains a NUL byte");
+  ExpectRefused(FullJsonWith("/kvm_compat", "maybe"),
+                "'kvm_compat' 'maybe' is not auto, on or off");
+  ExpectRefused(FullJsonWith("/serial/mode", "pty"),
+                "'serial.mode' 'pty' is not tty, file, null or off");
+  ExpectRefused(FullJsonWith("/serial/path", ""),
+                "'serial.path' must be given with mode file, and only then");
+  ExpectRefused(FullJsonWith("/serial/mode", "tty"),
+                "'serial.path' must be given with mode file, and only then");
 }
 
 TEST(VmSpec, RefusesInputThatIsTooBig) {
@@ -207,59 +190,40 @@ TEST(VmSpec, RefusesInputThatIsTooBig) {
 }
 
 TEST(VmSpec, RefusesBadFdNumbers) {
-  auto with = [](const char* key, Json value) {
-    Json doc = FullJson();
-    doc[key] = std::move(value);
-    return doc;
-  };
   for (int stdio : {0, 1, 2}) {
-    ExpectRefused(with("kvm_fd", stdio), "'kvm_fd': " + std::to_string(stdio) +
-                                             " is not an fd number the VM process can be given");
+    ExpectRefused(
+        FullJsonWith("/kvm_fd", stdio),
+        "'kvm_fd': " + std::to_string(stdio) + " is not an fd number the VM process can be given");
   }
-  ExpectRefused(with("kvm_fd", -1), "'kvm_fd': -1 is not an fd number");
-  ExpectRefused(with("tpm_fd", -1), "'tpm_fd': -1 is not an fd number");
-  ExpectRefused(with("kvm_fd", 1 << 20),
+  ExpectRefused(FullJsonWith("/kvm_fd", -1), "'kvm_fd': -1 is not an fd number");
+  ExpectRefused(FullJsonWith("/tpm_fd", -1), "'tpm_fd': -1 is not an fd number");
+  ExpectRefused(FullJsonWith("/kvm_fd", 1 << 20),
                 "'kvm_fd': 1048576 is not an fd number the VM process can be given (3..1048575)");
-  ExpectRefused(with("kvm_fd", 18446744073709551615ull),
+  ExpectRefused(FullJsonWith("/kvm_fd", 18446744073709551615ull),
                 "'kvm_fd': 18446744073709551615 is not an fd number");
   // One fd for two things: the second is refused.
-  ExpectRefused(with("tpm_fd", 4), "'tpm_fd': fd 4 is given twice");
-  Json doc = FullJson();
-  doc["devices"][2]["fd"] = 9;
-  ExpectRefused(doc, "'devices[2].fd': fd 9 is given twice");
-  doc = FullJson();
-  doc["devices"][0]["fd"] = 2;
-  ExpectRefused(doc, "'devices[0].fd': 2 is not an fd number");
+  ExpectRefused(FullJsonWith("/tpm_fd", 4), "'tpm_fd': fd 4 is given twice");
+  ExpectRefused(FullJsonWith("/devices/2/fd", 9), "'devices[2].fd': fd 9 is given twice");
+  ExpectRefused(FullJsonWith("/devices/0/fd", 2), "'devices[0].fd': 2 is not an fd number");
 }
 
 TEST(VmSpec, RefusesDuplicateDeviceNames) {
-  Json doc = FullJson();
-  doc["devices"][1]["name"] = "blk0";
-  ExpectRefused(doc, "'devices[1].name': two devices are named 'blk0'");
+  ExpectRefused(FullJsonWith("/devices/1/name", "blk0"),
+                "'devices[1].name': two devices are named 'blk0'");
 }
 
 TEST(VmSpec, RefusesDevicesTheTableDoesNotDescribe) {
-  Json doc = FullJson();
-  doc["devices"][0]["kind"] = "net";
-  ExpectRefused(doc, "'devices[0].kind' 'net' is not a device kind (blk, rng)");
-  doc = FullJson();
-  doc["devices"][0]["virtio_id"] = 4;
-  ExpectRefused(doc, "a blk device has virtio id 2 and 60 bytes of config space, not 4 and 60");
-  doc = FullJson();
-  doc["devices"][2]["config_size"] = 8;
-  ExpectRefused(doc, "a rng device has virtio id 4 and 0 bytes of config space, not 4 and 8");
-  doc = FullJson();
-  doc["devices"][0]["name"] = "rng0";
-  ExpectRefused(doc, "'devices[0].name' 'rng0' is not blkN with N below 7");
-  doc = FullJson();
-  doc["devices"][0]["name"] = "blk7";
-  ExpectRefused(doc, "is not blkN");
-  doc = FullJson();
-  doc["devices"][2]["name"] = "rng1";
-  ExpectRefused(doc, "'rng1' is not rngN with N below 1");
-  doc = FullJson();
-  doc["devices"][0]["name"] = "blk00";
-  ExpectRefused(doc, "is not blkN");
+  ExpectRefused(FullJsonWith("/devices/0/kind", "net"),
+                "'devices[0].kind' 'net' is not a device kind (blk, rng)");
+  ExpectRefused(FullJsonWith("/devices/0/virtio_id", 4),
+                "a blk device has virtio id 2 and 60 bytes of config space, not 4 and 60");
+  ExpectRefused(FullJsonWith("/devices/2/config_size", 8),
+                "a rng device has virtio id 4 and 0 bytes of config space, not 4 and 8");
+  ExpectRefused(FullJsonWith("/devices/0/name", "rng0"),
+                "'devices[0].name' 'rng0' is not blkN with N below 7");
+  ExpectRefused(FullJsonWith("/devices/0/name", "blk7"), "is not blkN");
+  ExpectRefused(FullJsonWith("/devices/2/name", "rng1"), "'rng1' is not rngN with N below 1");
+  ExpectRefused(FullJsonWith("/devices/0/name", "blk00"), "is not blkN");
 }
 
 TEST(VmSpec, ValidateAcceptsWhatTheManagerBuildsAndRefusesTheRest) {

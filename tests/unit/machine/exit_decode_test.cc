@@ -19,6 +19,11 @@ class FakeRunPage {
   kvm_run& run() { return *reinterpret_cast<kvm_run*>(bytes_.data()); }
   std::span<uint8_t> mapping() { return {reinterpret_cast<uint8_t*>(bytes_.data()), size_}; }
   Result<VcpuExit> Decode() { return DecodeExit(mapping()); }
+  // Decodes an exit the test expects to decode, and to be a T.
+  template <typename T>
+  T DecodeAs() {
+    return std::get<T>(Decode().value());
+  }
 
   void Io(uint8_t direction, uint16_t port, uint8_t size, uint32_t count, uint64_t offset) {
     run().exit_reason = KVM_EXIT_IO;
@@ -181,7 +186,7 @@ TEST(ExitDecode, FailEntryCarriesTheHardwareReason) {
   page.run().exit_reason = KVM_EXIT_FAIL_ENTRY;
   page.run().fail_entry.hardware_entry_failure_reason = 0x80000021;
   page.run().fail_entry.cpu = 1;
-  auto f = std::get<exits::FailEntry>(page.Decode().value());
+  auto f = page.DecodeAs<exits::FailEntry>();
   EXPECT_EQ(f.hardware_reason, 0x80000021u);
   EXPECT_EQ(f.cpu, 1u);
 }
@@ -193,13 +198,13 @@ TEST(ExitDecode, InternalErrorDataIsClampedToKvmRunsArray) {
   page.run().internal.ndata = 2;
   page.run().internal.data[0] = 7;
   page.run().internal.data[1] = 9;
-  auto e = std::get<exits::InternalError>(page.Decode().value());
+  auto e = page.DecodeAs<exits::InternalError>();
   EXPECT_EQ(e.suberror, static_cast<uint32_t>(KVM_INTERNAL_ERROR_DELIVERY_EV));
   EXPECT_EQ(e.data, (std::vector<uint64_t>{7, 9}));
   EXPECT_FALSE(e.has_insn_bytes);
 
   page.run().internal.ndata = 0xFFFFFFFF;
-  EXPECT_EQ(std::get<exits::InternalError>(page.Decode().value()).data.size(), 16u);
+  EXPECT_EQ(page.DecodeAs<exits::InternalError>().data.size(), 16u);
 }
 
 TEST(ExitDecode, EmulationFailureCarriesAtMostFifteenInstructionBytes) {
@@ -210,19 +215,19 @@ TEST(ExitDecode, EmulationFailureCarriesAtMostFifteenInstructionBytes) {
   page.run().emulation_failure.insn_size = 2;
   page.run().emulation_failure.insn_bytes[0] = 0x0F;
   page.run().emulation_failure.insn_bytes[1] = 0x01;
-  auto e = std::get<exits::InternalError>(page.Decode().value());
+  auto e = page.DecodeAs<exits::InternalError>();
   EXPECT_TRUE(e.has_insn_bytes);
   EXPECT_EQ(e.insn_bytes, (std::vector<uint8_t>{0x0F, 0x01}));
 
   page.run().emulation_failure.insn_size = 255;
-  EXPECT_EQ(std::get<exits::InternalError>(page.Decode().value()).insn_bytes.size(), 15u);
+  EXPECT_EQ(page.DecodeAs<exits::InternalError>().insn_bytes.size(), 15u);
 }
 
 TEST(ExitDecode, SystemEventType) {
   FakeRunPage page;
   page.run().exit_reason = KVM_EXIT_SYSTEM_EVENT;
   page.run().system_event.type = KVM_SYSTEM_EVENT_RESET;
-  EXPECT_EQ(std::get<exits::SystemEvent>(page.Decode().value()).type,
+  EXPECT_EQ(page.DecodeAs<exits::SystemEvent>().type,
             static_cast<uint32_t>(KVM_SYSTEM_EVENT_RESET));
 }
 
@@ -231,13 +236,13 @@ TEST(ExitDecode, MsrAccesses) {
   page.run().exit_reason = KVM_EXIT_X86_RDMSR;
   page.run().msr.index = 0xC0000080;
   page.run().msr.reason = KVM_MSR_EXIT_REASON_FILTER;
-  auto rd = std::get<exits::X86Rdmsr>(page.Decode().value());
+  auto rd = page.DecodeAs<exits::X86Rdmsr>();
   EXPECT_EQ(rd.index, 0xC0000080u);
   EXPECT_EQ(rd.reason, static_cast<uint32_t>(KVM_MSR_EXIT_REASON_FILTER));
 
   page.run().exit_reason = KVM_EXIT_X86_WRMSR;
   page.run().msr.data = 0xD01;
-  auto wr = std::get<exits::X86Wrmsr>(page.Decode().value());
+  auto wr = page.DecodeAs<exits::X86Wrmsr>();
   EXPECT_EQ(wr.index, 0xC0000080u);
   EXPECT_EQ(wr.data, 0xD01u);
 }
@@ -249,7 +254,7 @@ TEST(ExitDecode, DebugCarriesExceptionPcAndDebugRegisters) {
   page.run().debug.arch.pc = 0xFFFFFFFF81000000;
   page.run().debug.arch.dr6 = 0xFFFF0FF1;
   page.run().debug.arch.dr7 = 0x401;
-  auto d = std::get<exits::Debug>(page.Decode().value());
+  auto d = page.DecodeAs<exits::Debug>();
   EXPECT_EQ(d.exception, 1u);
   EXPECT_EQ(d.pc, 0xFFFFFFFF81000000u);
   EXPECT_EQ(d.dr6, 0xFFFF0FF1u);

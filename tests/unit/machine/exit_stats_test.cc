@@ -3,14 +3,21 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <initializer_list>
+#include <vector>
 
 namespace vmm {
 namespace {
 
-kvm_run Io(uint16_t port, bool out) {
+kvm_run Reason(uint32_t reason) {
   kvm_run run;
   std::memset(&run, 0, sizeof(run));
-  run.exit_reason = KVM_EXIT_IO;
+  run.exit_reason = reason;
+  return run;
+}
+
+kvm_run Io(uint16_t port, bool out) {
+  kvm_run run = Reason(KVM_EXIT_IO);
   run.io.port = port;
   run.io.direction = out ? KVM_EXIT_IO_OUT : KVM_EXIT_IO_IN;
   run.io.size = 1;
@@ -19,20 +26,18 @@ kvm_run Io(uint16_t port, bool out) {
 }
 
 kvm_run Mmio(uint64_t addr, bool write) {
-  kvm_run run;
-  std::memset(&run, 0, sizeof(run));
-  run.exit_reason = KVM_EXIT_MMIO;
+  kvm_run run = Reason(KVM_EXIT_MMIO);
   run.mmio.phys_addr = addr;
   run.mmio.is_write = write;
   run.mmio.len = 4;
   return run;
 }
 
-kvm_run Reason(uint32_t reason) {
-  kvm_run run;
-  std::memset(&run, 0, sizeof(run));
-  run.exit_reason = reason;
-  return run;
+// The statistics of one vCPU that made `exits`, in order.
+ExitStats OneVcpuStats(std::initializer_list<kvm_run> exits) {
+  std::vector<VcpuExitCounts> counts(1);
+  for (const kvm_run& run : exits) counts[0].Record(run);
+  return MergeExitCounts(counts);
 }
 
 TEST(ExitStats, CountsByReasonPortAndAddress) {
@@ -83,19 +88,14 @@ TEST(ExitStats, MergeSumsTheSameKeyAcrossVcpus) {
 }
 
 TEST(ExitStats, EqualCountsAreOrderedByKey) {
-  std::vector<VcpuExitCounts> counts(1);
-  for (uint16_t port : {0x80, 0x20, 0x60, 0x40}) counts[0].Record(Io(port, true));
-  ExitStats s = MergeExitCounts(counts);
+  ExitStats s = OneVcpuStats({Io(0x80, true), Io(0x20, true), Io(0x60, true), Io(0x40, true)});
   ASSERT_EQ(s.io.size(), 4u);
   EXPECT_EQ(s.io[0].key, 0x20u);
   EXPECT_EQ(s.io[3].key, 0x80u);
 }
 
 TEST(ExitStats, PortZeroAndAddressZeroAreCountedLikeAnyOther) {
-  std::vector<VcpuExitCounts> counts(1);
-  counts[0].Record(Io(0, false));
-  counts[0].Record(Mmio(0, true));
-  ExitStats s = MergeExitCounts(counts);
+  ExitStats s = OneVcpuStats({Io(0, false), Mmio(0, true)});
   ASSERT_EQ(s.io.size(), 1u);
   EXPECT_EQ(s.io[0].key, 0u);
   ASSERT_EQ(s.mmio.size(), 1u);
@@ -116,10 +116,7 @@ TEST(ExitStats, MoreKeysThanATableHoldsAreCountedAsUnattributed) {
 }
 
 TEST(ExitStats, UnknownReasonsBeyondTheTableAreKept) {
-  std::vector<VcpuExitCounts> counts(1);
-  counts[0].Record(Reason(1000));
-  counts[0].Record(Reason(VcpuExitCounts::kReasons - 1));
-  ExitStats s = MergeExitCounts(counts);
+  ExitStats s = OneVcpuStats({Reason(1000), Reason(VcpuExitCounts::kReasons - 1)});
   EXPECT_EQ(s.exits, 2u);
   EXPECT_EQ(s.other_reason, 1u);
   std::string text = FormatExitStats(s, 5);

@@ -40,25 +40,19 @@ std::string ReadFile(const std::string& path) {
 // A real device process gets none of the manager's environment (sandbox::ChildEnvironment).
 TEST(DeviceProcesses, RngProcessGetsNoneOfTheManagersEnvironment) {
   SKIP_UNLESS_SPAWN_WORKS();
-  pid_t w = fork();  // setenv would change the test process's environment
-  ASSERT_GE(w, 0);
-  if (w == 0) {
-    setenv("VMM_TEST_SECRET", "do-not-pass", 1);
+  sandbox::testing_util::InChildWithASecretInTheEnvironment([] {
     VmConfig cfg;
     cfg.rng = true;
     auto devs = StartDeviceProcesses(cfg);
-    if (!devs) _exit(2);
-    const std::string env =
-        ReadFile("/proc/" + std::to_string(devs->front().child.pid) + "/environ");
+    ASSERT_TRUE(devs) << devs.error().ToString();
+    const std::string env = sandbox::testing_util::EnvironOf(devs->front().child.pid);
     ReapDeviceProcesses(*devs);
     std::string expected;
     for (const std::string& e : sandbox::ChildEnvironment()) expected += e + '\0';
-    if (env.find("VMM_TEST_SECRET") != std::string::npos) _exit(3);
-    _exit(env == expected ? 0 : 4);
-  }
-  const int code = ExitCodeOf(w);
-  EXPECT_NE(code, 3) << "the manager's VMM_TEST_SECRET reached the device process";
-  EXPECT_EQ(code, 0);
+    EXPECT_EQ(env.find(sandbox::testing_util::kTestSecret), std::string::npos)
+        << "the manager's VMM_TEST_SECRET reached the device process";
+    EXPECT_EQ(env, expected);
+  });
 }
 
 // device-rng may not write a regular file at all (RLIMIT_FSIZE 0): were the manager's

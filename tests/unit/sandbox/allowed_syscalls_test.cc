@@ -134,11 +134,7 @@ TEST_P(SandboxAllowedSyscallTest, BaseCallsWorkUnderTheFilter) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllRoles, SandboxAllowedSyscallTest, testing::ValuesIn(RoleNames()),
-                         [](const testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         testing_util::RoleTestName);
 
 TEST(SandboxAllowedSyscalls, VcpuStartsKicksAndJoinsThreads) {
   testing_util::UseThreadsafeDeathTests();

@@ -77,11 +77,7 @@ TEST_P(SandboxConfineRoleTest, ChildHasNoPrivilegesNewNamespacesAndOnlyItsFds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllRoles, SandboxConfineRoleTest, testing::ValuesIn(RoleNames()),
-                         [](const testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         testing_util::RoleTestName);
 
 TEST(SandboxConfine, ChildSeesNoHostFilesAndIsPidOne) {
   SKIP_UNLESS_SPAWN_WORKS();

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -33,9 +34,16 @@ using testing_util::kTestStateDirFd;
 
 struct Forbidden {
   std::string_view name;
-  long (*call)();
+  std::function<long()> call;
   std::vector<std::string_view> allowed_in = {};  // roles where this exact call is legal
 };
+
+// An ioctl `request` on a bad fd: harmless if let through (EBADF), but it must not be.
+Forbidden Ioctl(std::string_view name, unsigned long request,
+                std::vector<std::string_view> allowed_in = {}) {
+  return {name, [request] { return syscall(SYS_ioctl, -1, request, nullptr); },
+          std::move(allowed_in)};
+}
 
 char* const kArgv[] = {const_cast<char*>("true"), nullptr};
 char* const kEnvp[] = {nullptr};
@@ -170,54 +178,31 @@ const std::vector<Forbidden>& ForbiddenCalls() {
          return syscall(SYS_getrandom, b, sizeof(b), 0);
        },
        {"device-rng", "vtpm"}},
-      {"ioctl_tiocsti", [] { return syscall(SYS_ioctl, -1, TIOCSTI, nullptr); }},
-      {"ioctl_kvm_create_vm", [] { return syscall(SYS_ioctl, -1, KVM_CREATE_VM, 0); }},
-      {"ioctl_kvm_create_vcpu", [] { return syscall(SYS_ioctl, -1, KVM_CREATE_VCPU, 0); }},
-      {"ioctl_kvm_set_user_memory_region",
-       [] { return syscall(SYS_ioctl, -1, KVM_SET_USER_MEMORY_REGION, nullptr); }},
-      {"ioctl_kvm_set_cpuid2", [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetCpuid2, nullptr); }},
-      {"ioctl_kvm_set_gsi_routing",
-       [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetGsiRouting, nullptr); }},
-      {"ioctl_kvm_run_upper_bits",
-       [] { return syscall(SYS_ioctl, -1, 0x100000000UL | KVM_RUN, 0); },
-       {"vcpu", "vcpu-kvm-pvm"}},  // the kernel reads cmd as 32 bits, so the filter does too
+      Ioctl("ioctl_tiocsti", TIOCSTI),
+      Ioctl("ioctl_kvm_create_vm", KVM_CREATE_VM),
+      Ioctl("ioctl_kvm_create_vcpu", KVM_CREATE_VCPU),
+      Ioctl("ioctl_kvm_set_user_memory_region", KVM_SET_USER_MEMORY_REGION),
+      Ioctl("ioctl_kvm_set_cpuid2", kvm::kKvmSetCpuid2),
+      Ioctl("ioctl_kvm_set_gsi_routing", kvm::kKvmSetGsiRouting),
+      Ioctl("ioctl_kvm_run_upper_bits", 0x100000000UL | KVM_RUN,
+            {"vcpu", "vcpu-kvm-pvm"}),  // the kernel reads cmd as 32 bits, so the filter does too
       // What only the kvm_pvm compatibility module needs: not in the plain vcpu role.
-      {"ioctl_kvm_set_regs",
-       [] { return syscall(SYS_ioctl, -1, KVM_SET_REGS, nullptr); },
-       {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_sregs",
-       [] { return syscall(SYS_ioctl, -1, KVM_SET_SREGS, nullptr); },
-       {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_get_xsave",
-       [] { return syscall(SYS_ioctl, -1, kvm::kKvmGetXsave, nullptr); },
-       {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_xsave",
-       [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetXsave, nullptr); },
-       {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_get_msrs",
-       [] { return syscall(SYS_ioctl, -1, kvm::kKvmGetMsrs, nullptr); },
-       {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_msrs",
-       [] { return syscall(SYS_ioctl, -1, kvm::kKvmSetMsrs, nullptr); },
-       {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_get_vcpu_events",
-       [] { return syscall(SYS_ioctl, -1, KVM_GET_VCPU_EVENTS, nullptr); },
-       {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_vcpu_events",
-       [] { return syscall(SYS_ioctl, -1, KVM_SET_VCPU_EVENTS, nullptr); },
-       {"vcpu-kvm-pvm"}},
-      {"ioctl_kvm_set_guest_debug",
-       [] { return syscall(SYS_ioctl, -1, KVM_SET_GUEST_DEBUG, nullptr); },
-       {"vcpu-kvm-pvm"}},
+      Ioctl("ioctl_kvm_set_regs", KVM_SET_REGS, {"vcpu-kvm-pvm"}),
+      Ioctl("ioctl_kvm_set_sregs", KVM_SET_SREGS, {"vcpu-kvm-pvm"}),
+      Ioctl("ioctl_kvm_get_xsave", kvm::kKvmGetXsave, {"vcpu-kvm-pvm"}),
+      Ioctl("ioctl_kvm_set_xsave", kvm::kKvmSetXsave, {"vcpu-kvm-pvm"}),
+      Ioctl("ioctl_kvm_get_msrs", kvm::kKvmGetMsrs, {"vcpu-kvm-pvm"}),
+      Ioctl("ioctl_kvm_set_msrs", kvm::kKvmSetMsrs, {"vcpu-kvm-pvm"}),
+      Ioctl("ioctl_kvm_get_vcpu_events", KVM_GET_VCPU_EVENTS, {"vcpu-kvm-pvm"}),
+      Ioctl("ioctl_kvm_set_vcpu_events", KVM_SET_VCPU_EVENTS, {"vcpu-kvm-pvm"}),
+      Ioctl("ioctl_kvm_set_guest_debug", KVM_SET_GUEST_DEBUG, {"vcpu-kvm-pvm"}),
       // Never after confinement, module or not.
-      {"ioctl_kvm_set_debugregs",
-       [] { return syscall(SYS_ioctl, -1, KVM_SET_DEBUGREGS, nullptr); }},
-      {"ioctl_kvm_set_lapic", [] { return syscall(SYS_ioctl, -1, KVM_SET_LAPIC, nullptr); }},
-      {"ioctl_kvm_get_fpu", [] { return syscall(SYS_ioctl, -1, KVM_GET_FPU, nullptr); }},
-      {"ioctl_kvm_set_fpu", [] { return syscall(SYS_ioctl, -1, KVM_SET_FPU, nullptr); }},
-      {"ioctl_kvm_set_msr_filter",
-       [] { return syscall(SYS_ioctl, -1, KVM_X86_SET_MSR_FILTER, nullptr); }},
-      {"ioctl_kvm_enable_cap", [] { return syscall(SYS_ioctl, -1, KVM_ENABLE_CAP, nullptr); }},
+      Ioctl("ioctl_kvm_set_debugregs", KVM_SET_DEBUGREGS),
+      Ioctl("ioctl_kvm_set_lapic", KVM_SET_LAPIC),
+      Ioctl("ioctl_kvm_get_fpu", KVM_GET_FPU),
+      Ioctl("ioctl_kvm_set_fpu", KVM_SET_FPU),
+      Ioctl("ioctl_kvm_set_msr_filter", KVM_X86_SET_MSR_FILTER),
+      Ioctl("ioctl_kvm_enable_cap", KVM_ENABLE_CAP),
   };
   return *calls;
 }
@@ -269,7 +254,7 @@ INSTANTIATE_TEST_SUITE_P(AllRoles, SandboxForbiddenSyscallDeathTest, testing::Va
 // rule would compare with, and dirfd does not matter to an absolute path.
 struct EphemeralCall {
   std::string_view name;
-  long (*call)();
+  std::function<long()> call;
 };
 const EphemeralCall kEphemeralVtpmCalls[] = {
     {"openat_minus_one_read", [] { return syscall(SYS_openat, -1L, "x", kVtpmStateReadFlags); }},

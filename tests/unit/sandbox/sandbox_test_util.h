@@ -9,13 +9,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <string>
 #include <vector>
 
 #include "sandbox/confine.h"
 #include "sandbox/roles.h"
+#include "tests/unit/common/in_child.h"
 
 namespace vmm::sandbox::testing_util {
 
@@ -77,6 +82,33 @@ inline int WaitStatus(pid_t pid) {
 inline int ExitCodeOf(pid_t pid) {
   const int st = WaitStatus(pid);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+// A test name for a case per role: the role's name with '_' for '-' (gtest allows no '-').
+inline std::string RoleTestName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+// A variable a confined child must not inherit from whoever started it.
+inline constexpr char kTestSecret[] = "VMM_TEST_SECRET";
+
+// Runs `body` in a forked child (InChild) whose environment has kTestSecret set: setenv would
+// change the test process's own environment.
+inline void InChildWithASecretInTheEnvironment(const std::function<void()>& body) {
+  ::vmm::testing_util::InChild([&] {
+    setenv(kTestSecret, "do-not-pass", 1);
+    body();
+  });
+}
+
+// The initial environment of process `pid` as the kernel keeps it: NUL-terminated entries.
+inline std::string EnvironOf(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string env(std::istreambuf_iterator<char>(f), {});
+  EXPECT_TRUE(f.good() || f.eof()) << "/proc/" << pid << "/environ is not readable";
+  return env;
 }
 
 inline constexpr int kExitSkip = 77;  // a forked helper's "cannot test here"

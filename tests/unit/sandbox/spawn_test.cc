@@ -13,16 +13,21 @@
 #include <thread>
 
 #include "sandbox/confine.h"
+#include "tests/unit/common/in_child.h"
 #include "tests/unit/sandbox/sandbox_test_util.h"
 
 namespace vmm::sandbox {
 namespace {
 
+using testing_util::EnvironOf;
 using testing_util::ExitCodeOf;
+using testing_util::InChildWithASecretInTheEnvironment;
 using testing_util::kExitSkip;
+using testing_util::kTestSecret;
 using testing_util::OptionsFor;
 using testing_util::Pipe;
 using testing_util::WaitStatus;
+using vmm::testing_util::InChild;
 
 TEST(SandboxSpawn, ChildDiesWithItsParent) {
   SKIP_UNLESS_SPAWN_WORKS();
@@ -144,21 +149,19 @@ constexpr bool kSanitizerBuild = false;
 // for the sanitizer runtimes' options in a sanitizer build.
 TEST(SandboxSpawn, SpawnRolePassesNoneOfTheCallersEnvironment) {
   SKIP_UNLESS_SPAWN_WORKS();
-  pid_t w = fork();  // setenv would change the test process's environment
-  ASSERT_GE(w, 0);
-  if (w == 0) {
-    setenv("VMM_TEST_SECRET", "do-not-pass", 1);
+  InChildWithASecretInTheEnvironment([] {
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
     Pipe hold;
     ConfineOptions o = OptionsFor("device", {hold.r}, -1);
     auto pid = SpawnRole(o, "/bin/sh", {"sh", "-c", "read x <&" + std::to_string(hold.r)});
-    if (!pid) _exit(2);
-    std::ifstream f("/proc/" + std::to_string(*pid) + "/environ", std::ios::binary);
-    std::string env(std::istreambuf_iterator<char>(f), {});
-    bool readable = f.good() || f.eof();
+    ASSERT_TRUE(pid) << pid.error().ToString();
+    const std::string env = EnvironOf(*pid);
     (void)!write(hold.w, "\n", 1);
-    int st = WaitStatus(*pid);
-    if (!readable || !WIFEXITED(st)) _exit(3);
+    EXPECT_TRUE(WIFEXITED(WaitStatus(*pid)));
+    std::string shown = env;
+    std::replace(shown.begin(), shown.end(), '\0', ' ');
+    EXPECT_EQ(env.find(kTestSecret), std::string::npos)
+        << "the caller's VMM_TEST_SECRET reached the child: '" << shown << "'";
     // A sanitizer build passes the sanitizers' options on (the caller's, whichever it has:
     // ctest under scripts/test.sh sets UBSAN_OPTIONS too), and nothing else.
     bool only_options = true;
@@ -169,21 +172,14 @@ TEST(SandboxSpawn, SpawnRolePassesNoneOfTheCallersEnvironment) {
                       entry.rfind("UBSAN_OPTIONS=", 0) == 0 || entry.rfind("LSAN_OPTIONS=", 0) == 0;
       at = end == std::string::npos ? env.size() : end + 1;
     }
-    const bool ok =
-        kSanitizerBuild
-            ? only_options && env.find(std::string("ASAN_OPTIONS=detect_leaks=0") + '\0') == 0
-            : env.empty();
-    if (!ok) {
-      std::string shown = env;
-      std::replace(shown.begin(), shown.end(), '\0', ' ');
-      std::fprintf(stderr, "child environment: '%s'\n", shown.c_str());
-      _exit(env.find("VMM_TEST_SECRET") != std::string::npos ? 4 : 5);
+    if (kSanitizerBuild) {
+      EXPECT_TRUE(only_options) << "child environment: '" << shown << "'";
+      EXPECT_EQ(env.find(std::string("ASAN_OPTIONS=detect_leaks=0") + '\0'), 0u)
+          << "child environment: '" << shown << "'";
+    } else {
+      EXPECT_TRUE(env.empty()) << "child environment: '" << shown << "'";
     }
-    _exit(0);
-  }
-  const int code = ExitCodeOf(w);
-  EXPECT_NE(code, 4) << "the caller's VMM_TEST_SECRET reached the child";
-  EXPECT_EQ(code, 0);
+  });
 }
 
 TEST(SandboxSpawn, SpawnRoleReportsAFailedExec) {
@@ -216,46 +212,39 @@ TEST(SandboxSpawn, MissingPolicyParameterFailsBeforeAnythingIsApplied) {
 }
 
 TEST(SandboxSpawn, ConfineRefusesAProcessThatIsNotPidOne) {
-  pid_t w = fork();
-  ASSERT_GE(w, 0);
-  if (w == 0) {
+  InChild([] {
     auto r = Confine(OptionsFor("device", {}, -1));
-    bool ok = !r && r.error().message().find("confine device: namespaces: not pid 1") !=
-                        std::string::npos;
-    _exit(ok ? 0 : 1);
-  }
-  EXPECT_EQ(ExitCodeOf(w), 0);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find("confine device: namespaces: not pid 1"), std::string::npos)
+        << r.error().ToString();
+  });
 }
 
 TEST(SandboxSpawn, SpawnRefusesAMultithreadedCaller) {
-  pid_t w = fork();
-  ASSERT_GE(w, 0);
-  if (w == 0) {
+  InChild([] {
     Pipe block;
     std::thread t([&] {
       char c;
       (void)!read(block.r, &c, 1);
     });
     auto pid = SpawnConfined(OptionsFor("device", {}, -1), [] { return 0; });
-    bool ok = !pid && pid.error().message().find("2 threads") != std::string::npos;
     (void)!write(block.w, "x", 1);
     t.join();
-    _exit(ok ? 0 : 1);
-  }
-  EXPECT_EQ(ExitCodeOf(w), 0);
+    ASSERT_FALSE(pid);
+    EXPECT_NE(pid.error().message().find("2 threads"), std::string::npos) << pid.error().ToString();
+  });
 }
 
+// The child's own stdout and stderr are closed too, so a failure shows as its exit status.
 TEST(SandboxSpawn, CloseFdsExceptKeepsOnlyTheList) {
-  pid_t w = fork();
-  ASSERT_GE(w, 0);
-  if (w == 0) {
+  InChild([] {
     Pipe a, b;
-    if (!CloseFdsExcept(std::vector<int>{b.w})) _exit(1);
+    ASSERT_TRUE(CloseFdsExcept(std::vector<int>{b.w}));
     auto r = ReadConfinementReport(0);
-    if (!r || r->fds != std::vector<int>{b.w}) _exit(2);
-    _exit(CloseFdsExcept(std::vector<int>{a.r}).has_value() ? 3 : 0);  // a.r is closed now
-  }
-  EXPECT_EQ(ExitCodeOf(w), 0);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->fds, std::vector<int>{b.w});
+    EXPECT_FALSE(CloseFdsExcept(std::vector<int>{a.r}).has_value());  // a.r is closed now
+  });
 }
 
 TEST(SandboxSpawn, SelinuxHookReportsTheHostState) {

@@ -6,8 +6,8 @@
 //   Session s(rig.dev);
 //   GuestMemory mem; Driver drv(mem); RingFds fds;
 //   Negotiate(s); StartRing(s, mem, drv, fds);
-//   drv.Publish(drv.AddChain({{drv.Alloc(64), 64, true}})); Kick(fds.kick.get());
-//   EXPECT_TRUE(WaitSignalled(fds.call.get()));
+//   drv.Publish(drv.AddChain({{drv.Alloc(64), 64, true}}));
+//   EXPECT_TRUE(fds.KickThenCalled());
 //   EXPECT_EQ(s.Ended().error().kind(), ErrorKind::kProtocol);   // for a refused message
 #pragma once
 
@@ -284,6 +284,13 @@ inline void Negotiate(Session& s) {
 
 struct RingFds {
   UniqueFd kick = EventFd(), call = EventFd(), err = EventFd();
+
+  // Kicks the ring, then waits for the back-end to signal used buffers on the call fd.
+  bool KickThenCalled() {
+    const uint64_t one = 1;
+    if (write(kick.get(), &one, sizeof(one)) != static_cast<ssize_t>(sizeof(one))) return false;
+    return WaitSignalled(call.get());
+  }
 };
 
 // QEMU's order: memory table, then NUM, BASE, ADDR, CALL, ERR, KICK, ENABLE.

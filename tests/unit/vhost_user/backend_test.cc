@@ -52,8 +52,7 @@ TEST(VhostUserBackend, RngFillsAKickedBufferAndSignalsTheCall) {
   uint64_t buf = drv.Alloc(64);
   uint16_t head = drv.AddChain({{buf, 64, true}});
   drv.Publish(head);
-  Kick(fds.kick.get());
-  ASSERT_TRUE(WaitSignalled(fds.call.get()));
+  ASSERT_TRUE(fds.KickThenCalled());
   EXPECT_EQ(drv.used_idx(), 1);
   EXPECT_EQ(drv.UsedElem(0), std::make_pair(uint32_t{head}, uint32_t{64}));
   EXPECT_EQ(mem.Read(buf, 64), Counting(1, 64));
@@ -65,8 +64,7 @@ TEST(VhostUserBackend, GetVringBaseReturnsTheNextAvailIndexAndStopsTheRing) {
   StartedRing<RngRig> t;
   auto& [rig, s, mem, drv, fds] = t;
   drv.Publish(drv.AddChain({{drv.Alloc(16), 16, true}}));
-  Kick(fds.kick.get());
-  ASSERT_TRUE(WaitSignalled(fds.call.get()));
+  ASSERT_TRUE(fds.KickThenCalled());
 
   EXPECT_EQ(s.Ask<VringState>(Request::kGetVringBase, VringState{0, 0}), (VringState{0, 1}));
   drv.Publish(drv.AddChain({{drv.Alloc(16), 16, true}}));
@@ -136,8 +134,7 @@ TEST(VhostUserBackend, BlkWriteThenReadOfAPatternHitsTheImage) {
   mem.Write(out_data, pattern);
   mem.Put<uint8_t>(out_status, 0xFF);
   drv.Publish(drv.AddChain({{out_hdr, 16, false}, {out_data, 512, false}, {out_status, 1, true}}));
-  Kick(fds.kick.get());
-  ASSERT_TRUE(WaitSignalled(fds.call.get()));
+  ASSERT_TRUE(fds.KickThenCalled());
   EXPECT_EQ(drv.used_idx(), 1);
   EXPECT_EQ(mem.Get<uint8_t>(out_status), virtio::kVirtioBlkSOk);
   std::vector<uint8_t> on_disk(512);
@@ -149,8 +146,7 @@ TEST(VhostUserBackend, BlkWriteThenReadOfAPatternHitsTheImage) {
   mem.Put<uint8_t>(in_status, 0xFF);
   uint16_t head = drv.AddChain({{in_hdr, 16, false}, {in_data, 512, true}, {in_status, 1, true}});
   drv.Publish(head);
-  Kick(fds.kick.get());
-  ASSERT_TRUE(WaitSignalled(fds.call.get()));
+  ASSERT_TRUE(fds.KickThenCalled());
   EXPECT_EQ(drv.used_idx(), 2);
   EXPECT_EQ(drv.UsedElem(1), std::make_pair(uint32_t{head}, uint32_t{513}));
   EXPECT_EQ(mem.Get<uint8_t>(in_status), virtio::kVirtioBlkSOk);
@@ -165,14 +161,12 @@ TEST(VhostUserBackend, SecondMemTableKeepsARunningRingWhereItWas) {
   auto& [rig, s, mem, drv, fds] = t;
   uint64_t first = drv.Alloc(64), second = drv.Alloc(64);
   drv.Publish(drv.AddChain({{first, 64, true}}));
-  Kick(fds.kick.get());
-  ASSERT_TRUE(WaitSignalled(fds.call.get()));
+  ASSERT_TRUE(fds.KickThenCalled());
 
   s.Ack(Request::kSetMemTable, mem.Table(kUserBase + (1ull << 32)), {mem.fd()});
   uint16_t head = drv.AddChain({{second, 64, true}});
   drv.Publish(head);
-  Kick(fds.kick.get());
-  ASSERT_TRUE(WaitSignalled(fds.call.get()));
+  ASSERT_TRUE(fds.KickThenCalled());
   EXPECT_EQ(drv.used_idx(), 2);
   EXPECT_EQ(drv.UsedElem(1), std::make_pair(uint32_t{head}, uint32_t{64}));
   EXPECT_EQ(mem.Read(first, 64), Counting(1, 64));  // not filled again
@@ -238,8 +232,7 @@ TEST(VhostUserBackend, GetVringBaseAfterAFaultNamesTheChainThatBrokeTheRing) {
   StartedRing<RngRig> t;
   auto& [rig, s, mem, drv, fds] = t;
   drv.Publish(drv.AddChain({{drv.Alloc(16), 16, true}}));
-  Kick(fds.kick.get());
-  ASSERT_TRUE(WaitSignalled(fds.call.get()));
+  ASSERT_TRUE(fds.KickThenCalled());
   drv.Publish(drv.AddChain({{drv.Alloc(16), 0, true}}));  // zero-length buffer
   Kick(fds.kick.get());
   ASSERT_TRUE(WaitSignalled(fds.err.get()));

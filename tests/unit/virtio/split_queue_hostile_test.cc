@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "tests/unit/virtio/fake_driver.h"
+#include "tests/unit/virtio/pop_outcome.h"
 #include "vmm/formats/virtio/fake_guest_ram.h"
 #include "vmm/formats/virtio/split_queue.h"
 
@@ -13,17 +14,9 @@ namespace vmm::virtio {
 namespace {
 
 using testing::FakeDriver;
+using testing::PopFault;
 
 constexpr uint64_t kRam = 1 << 20;
-
-// Pops once and returns the fault (kNone if a chain or nothing came back).
-QueueFault PopFault(SplitQueue& q) {
-  auto r = q.PopAvail();
-  if (r.has_value()) return QueueFault::kNone;
-  EXPECT_EQ(r.error().kind(), ErrorKind::kGuest);
-  EXPECT_NE(r.error().message().find(QueueFaultName(q.fault())), std::string::npos);
-  return q.fault();
-}
 
 class HostileQueue : public ::testing::Test {
  protected:

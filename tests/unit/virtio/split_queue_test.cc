@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/virtio/fake_driver.h"
+#include "tests/unit/virtio/pop_outcome.h"
 #include "vmm/formats/virtio/fake_guest_ram.h"
 
 namespace vmm::virtio {
 namespace {
 
+using testing::ExpectNothingAvailable;
 using testing::FakeDriver;
 
 constexpr uint64_t kRam = 1 << 20;
@@ -88,9 +90,7 @@ TEST(SplitQueue, EmptyRingPopsNothing) {
   FakeDriver drv(mem, 16);
   auto q = SplitQueue::Create(mem.ram(), drv.config());
   ASSERT_TRUE(q.has_value());
-  auto chain = q->PopAvail();
-  ASSERT_TRUE(chain.has_value());
-  EXPECT_FALSE(chain->has_value());
+  ExpectNothingAvailable(*q);
 }
 
 TEST(SplitQueue, PopsReadableThenWritableBuffersTranslated) {
@@ -114,9 +114,7 @@ TEST(SplitQueue, PopsReadableThenWritableBuffersTranslated) {
   EXPECT_EQ(ch.readable_len, 16u);
   EXPECT_EQ(ch.writable_len, 513u);
   EXPECT_EQ(q->in_flight(), 1u);
-  auto again = q->PopAvail();
-  ASSERT_TRUE(again.has_value());
-  EXPECT_FALSE(again->has_value());
+  ExpectNothingAvailable(*q);
 }
 
 TEST(SplitQueue, PushUsedWritesElementAndPublishesIndex) {
@@ -254,9 +252,7 @@ TEST(SplitQueueNotify, EmptyPopWithEventIdxAsksForTheNextKick) {
   ASSERT_TRUE(q->PushUsed(0, 8).has_value());
   ASSERT_TRUE(q->PopAvail().has_value());
   ASSERT_TRUE(q->PushUsed(0, 8).has_value());
-  auto empty = q->PopAvail();
-  ASSERT_TRUE(empty.has_value());
-  EXPECT_FALSE(empty->has_value());
+  ExpectNothingAvailable(*q);
   EXPECT_EQ(drv.avail_event(), 2);  // kick me when you write avail slot 2
 }
 

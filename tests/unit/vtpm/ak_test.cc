@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include "base/hex.h"
 #include "tests/unit/common/temp_dir.h"
@@ -117,35 +118,49 @@ TEST(Credential, SoftwareMakeCredentialActivatesOnlyForItsName) {
       << refused.error().ToString();
 }
 
-TEST(Credential, SameShapeAsTheTpmsOwnMakeCredential) {
-  Tpm tpm;
-  ASSERT_TRUE(tpm.esys);
-  auto ak = CreateAk(tpm.get());
-  auto ek = CreateEndorsementPrimary(tpm.get(), EkTemplate(EkKind::kRsa2048), "EK");
-  ASSERT_TRUE(ak && ek);
-  auto name = ObjectName(ak->public_area());
-  ASSERT_TRUE(name);
+// An AK and the RSA EK in a fresh simulated TPM, and the AK's name: what a credential is made
+// for and activated with.
+class CredentialOnTpm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(tpm_.esys);
+    auto ak = CreateAk(tpm_.get());
+    auto ek = CreateEndorsementPrimary(tpm_.get(), EkTemplate(EkKind::kRsa2048), "EK");
+    ASSERT_TRUE(ak && ek);
+    auto name = ObjectName(ak->public_area());
+    ASSERT_TRUE(name);
+    ak_.emplace(std::move(*ak));
+    ek_.emplace(std::move(*ek));
+    name_ = std::move(*name);
+  }
+
+  Tpm tpm_;  // outlives the keys, which flush their handles through it
+  std::optional<PrimaryKey> ak_, ek_;
+  std::optional<Bytes> name_;
+};
+
+TEST_F(CredentialOnTpm, SameShapeAsTheTpmsOwnMakeCredential) {
   const Bytes credential = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 
   TPM2B_DIGEST cred = {};
   cred.size = uint16_t(credential.size());
   std::memcpy(cred.buffer, credential.data(), credential.size());
   TPM2B_NAME tpm_name = {};
-  tpm_name.size = uint16_t(name->size());
-  std::memcpy(tpm_name.name, name->data(), name->size());
+  tpm_name.size = uint16_t(name_->size());
+  std::memcpy(tpm_name.name, name_->data(), name_->size());
   TPM2B_ID_OBJECT* id = nullptr;
   TPM2B_ENCRYPTED_SECRET* secret = nullptr;
-  ASSERT_EQ(Esys_MakeCredential(tpm.get(), ek->handle(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+  ASSERT_EQ(Esys_MakeCredential(tpm_.get(), ek_->handle(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                 &cred, &tpm_name, &id, &secret),
             TSS2_RC_SUCCESS);
-  auto mine = MakeCredential(ek->public_area(), *name, credential);
+  auto mine = MakeCredential(ek_->public_area(), *name_, credential);
   ASSERT_TRUE(mine) << mine.error().ToString();
   EXPECT_EQ(mine->id_object.size(), id->size);
   EXPECT_EQ(mine->encrypted_secret.size(), secret->size);
   // The same prefix: TPM2B_DIGEST size of the outer HMAC.
   EXPECT_EQ(mine->id_object[0], id->credential[0]);
   EXPECT_EQ(mine->id_object[1], id->credential[1]);
-  auto from_tpm = Activate(tpm.get(), *ak, *ek, *id, *secret);
+  auto from_tpm = Activate(tpm_.get(), *ak_, *ek_, *id, *secret);
   Esys_Free(id);
   Esys_Free(secret);
   ASSERT_TRUE(from_tpm) << from_tpm.error().ToString();
@@ -157,28 +172,21 @@ TEST(Credential, SameShapeAsTheTpmsOwnMakeCredential) {
   TPM2B_ENCRYPTED_SECRET my_secret = {};
   my_secret.size = uint16_t(mine->encrypted_secret.size());
   std::memcpy(my_secret.secret, mine->encrypted_secret.data(), my_secret.size);
-  auto from_mine = Activate(tpm.get(), *ak, *ek, my_id, my_secret);
+  auto from_mine = Activate(tpm_.get(), *ak_, *ek_, my_id, my_secret);
   ASSERT_TRUE(from_mine) << from_mine.error().ToString();
   EXPECT_EQ(*from_mine, credential);
   // A flipped bit of the encrypted identity fails the integrity check.
   my_id.credential[40] ^= 1;
-  EXPECT_FALSE(Activate(tpm.get(), *ak, *ek, my_id, my_secret));
+  EXPECT_FALSE(Activate(tpm_.get(), *ak_, *ek_, my_id, my_secret));
 }
 
-TEST(Credential, Tpm2ToolsMakeCredentialActivatesToo) {
+TEST_F(CredentialOnTpm, Tpm2ToolsMakeCredentialActivatesToo) {
   if (std::system("command -v tpm2_makecredential >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "tpm2-tools is not installed";
   }
-  Tpm tpm;
-  ASSERT_TRUE(tpm.esys);
-  auto ak = CreateAk(tpm.get());
-  auto ek = CreateEndorsementPrimary(tpm.get(), EkTemplate(EkKind::kRsa2048), "EK");
-  ASSERT_TRUE(ak && ek);
-  auto name = ObjectName(ak->public_area());
-  ASSERT_TRUE(name);
   TempDir dir;
   TPM2B_PUBLIC ek_pub = {};
-  ek_pub.publicArea = ek->public_area();
+  ek_pub.publicArea = ek_->public_area();
   uint8_t buf[sizeof(TPM2B_PUBLIC)];
   size_t off = 0;
   ASSERT_EQ(Tss2_MU_TPM2B_PUBLIC_Marshal(&ek_pub, buf, sizeof buf, &off), TSS2_RC_SUCCESS);
@@ -186,7 +194,7 @@ TEST(Credential, Tpm2ToolsMakeCredentialActivatesToo) {
   const Bytes credential(32, 0xc3);
   dir.Write("secret", credential);
   std::string cmd = "tpm2_makecredential --tcti none -u " + dir.File("ek.pub") + " -s " +
-                    dir.File("secret") + " -n " + HexBytes(*name) + " -o " + dir.File("blob") +
+                    dir.File("secret") + " -n " + HexBytes(*name_) + " -o " + dir.File("blob") +
                     " > " + dir.File("log") + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << dir.ReadText("log");
   // tpm2-tools' file: u32 magic 0xBADCC0DE, u32 version 1, TPM2B_ID_OBJECT,
@@ -201,11 +209,11 @@ TEST(Credential, Tpm2ToolsMakeCredentialActivatesToo) {
             TSS2_RC_SUCCESS);
   ASSERT_EQ(Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(blob.data(), blob.size(), &off, &secret),
             TSS2_RC_SUCCESS);
-  auto mine = MakeCredential(ek->public_area(), *name, credential);
+  auto mine = MakeCredential(ek_->public_area(), *name_, credential);
   ASSERT_TRUE(mine);
   EXPECT_EQ(id.size, mine->id_object.size());
   EXPECT_EQ(secret.size, mine->encrypted_secret.size());
-  auto got = Activate(tpm.get(), *ak, *ek, id, secret);
+  auto got = Activate(tpm_.get(), *ak_, *ek_, id, secret);
   ASSERT_TRUE(got) << got.error().ToString();
   EXPECT_EQ(*got, credential);
 }

@@ -18,11 +18,14 @@
 
 #include "base/unique_fd.h"
 #include "sandbox/roles.h"
+#include "tests/unit/common/expect_text.h"
 #include "tests/unit/common/temp_dir.h"
 #include "tests/unit/sandbox/sandbox_test_util.h"
 
 namespace vmm::vtpm {
 namespace {
+
+using ::vmm::testing_util::ExpectContainsAll;
 
 static_assert(kStateReadFlags == sandbox::kVtpmStateReadFlags,
               "the vtpm policy allows these exactly");
@@ -150,8 +153,7 @@ TEST_F(SealedState, FileSwappedInFromAnotherVmIsRefused) {
     ASSERT_TRUE(other.Write(BlobKind::kPermanent, Payload(7)));
     dir_.Write(kPerm, other_dir.Read(kPerm));
     std::string err = LoadError();
-    EXPECT_NE(err.find("belongs to another VM"), std::string::npos) << err;
-    EXPECT_NE(err.find(vm_.ToHex()), std::string::npos) << err;
+    ExpectContainsAll(err, {"belongs to another VM", vm_.ToHex()});
     ASSERT_TRUE(other.Remove(BlobKind::kPermanent));
   }
   // Writing over it is refused too: a bad state is never silently replaced.

@@ -55,14 +55,26 @@ Key TestKey() {
   return Key(b);
 }
 
+// Starts an engine on `store` (nullptr: volatile), then body(engine); for a child process.
+template <typename Body>
+void OnStartedEngine(SealedStateStore* store, Body& body) {
+  auto tpm = StartedEngine(store);
+  ASSERT_TRUE(tpm);
+  body(*tpm);
+}
+
+// In a child process: starts a volatile engine, then body(engine).
+template <typename Body>
+void InChildOnEngine(Body body) {
+  InChild([&] { OnStartedEngine(nullptr, body); });
+}
+
 // In a child process: starts an engine on the sealed store of `vm` in `dir`, then body(engine).
 template <typename Body>
 void InChildOnSealedStore(TempStateDir& dir, const VmId& vm, Body body) {
   InChild([&] {
     SealedStateStore store(dir.fd(), TestKey(), vm);
-    auto tpm = StartedEngine(&store);
-    ASSERT_TRUE(tpm);
-    body(*tpm);
+    OnStartedEngine(&store, body);
   });
 }
 
@@ -74,10 +86,8 @@ TEST(TpmEngine, ErrorResponseIsAHeaderWithTheCode) {
 }
 
 TEST(TpmEngine, GetRandomReturnsRequestedBytes) {
-  InChild([] {
-    auto tpm = StartedEngine();
-    ASSERT_TRUE(tpm);
-    std::vector<uint8_t> rsp = Exec(*tpm, GetRandom(16));
+  InChildOnEngine([](TpmEngine& tpm) {
+    std::vector<uint8_t> rsp = Exec(tpm, GetRandom(16));
     ASSERT_EQ(Rc(rsp), kTpmRcSuccess);
     ASSERT_EQ(rsp.size(), 10u + 2 + 16);
     EXPECT_EQ(Be16(rsp, 10), 16);
@@ -94,10 +104,8 @@ TEST(TpmEngine, CommandsBeforeStartupAreRefused) {
 }
 
 TEST(TpmEngine, SecondStartupIsAnError) {
-  InChild([] {
-    auto tpm = StartedEngine();
-    ASSERT_TRUE(tpm);
-    auto again = tpm->Startup();
+  InChildOnEngine([](TpmEngine& tpm) {
+    auto again = tpm.Startup();
     ASSERT_FALSE(again);
     EXPECT_NE(again.error().message().find("TPM_RC_INITIALIZE"), std::string::npos);
   });
@@ -117,57 +125,49 @@ TEST(TpmEngine, OnlyOneEnginePerProcess) {
 }
 
 TEST(TpmEngine, Pcr0IsZeroAfterStartup) {
-  InChild([] {
-    auto tpm = StartedEngine();
-    ASSERT_TRUE(tpm);
-    std::vector<uint8_t> rsp = Exec(*tpm, PcrRead(0));
+  InChildOnEngine([](TpmEngine& tpm) {
+    std::vector<uint8_t> rsp = Exec(tpm, PcrRead(0));
     ASSERT_EQ(Rc(rsp), kTpmRcSuccess);
     EXPECT_EQ(PcrReadDigest(rsp), std::vector<uint8_t>(32, 0));
   });
 }
 
 TEST(TpmEngine, PcrExtendWithPasswordSession) {
-  InChild([] {
-    auto tpm = StartedEngine();
-    ASSERT_TRUE(tpm);
+  InChildOnEngine([](TpmEngine& tpm) {
     std::array<uint8_t, 32> digest;
     for (size_t i = 0; i < digest.size(); ++i) digest[i] = uint8_t(0xA0 + i);
-    std::vector<uint8_t> rsp = Exec(*tpm, PcrExtend(16, digest));
+    std::vector<uint8_t> rsp = Exec(tpm, PcrExtend(16, digest));
     ASSERT_EQ(Rc(rsp), kTpmRcSuccess);
     // Part 1 §17.2: PCR_new = H(PCR_old || digest).
     std::vector<uint8_t> expected(32, 0);
     expected.insert(expected.end(), digest.begin(), digest.end());
-    EXPECT_EQ(PcrReadDigest(Exec(*tpm, PcrRead(16))), Sha256(expected));
+    EXPECT_EQ(PcrReadDigest(Exec(tpm, PcrRead(16))), Sha256(expected));
     // A platform reset (reboot) brings PCR 16 back to zeros.
-    ASSERT_TRUE(tpm->Reset());
-    ASSERT_TRUE(tpm->Startup());
-    EXPECT_EQ(PcrReadDigest(Exec(*tpm, PcrRead(16))), std::vector<uint8_t>(32, 0));
+    ASSERT_TRUE(tpm.Reset());
+    ASSERT_TRUE(tpm.Startup());
+    EXPECT_EQ(PcrReadDigest(Exec(tpm, PcrRead(16))), std::vector<uint8_t>(32, 0));
   });
 }
 
 TEST(TpmEngine, SizeChecksAnswerCommandSizeWithoutLibtpms) {
-  InChild([] {
-    auto tpm = StartedEngine();
-    ASSERT_TRUE(tpm);
+  InChildOnEngine([](TpmEngine& tpm) {
     std::vector<uint8_t> cmd = GetRandom(16);
-    EXPECT_EQ(Exec(*tpm, std::span(cmd).first(9)), TpmErrorResponse(kTpmRcCommandSize));
-    EXPECT_EQ(Exec(*tpm, std::span(cmd).first(11)), TpmErrorResponse(kTpmRcCommandSize));
-    EXPECT_EQ(Exec(*tpm, std::span<const uint8_t>()), TpmErrorResponse(kTpmRcCommandSize));
+    EXPECT_EQ(Exec(tpm, std::span(cmd).first(9)), TpmErrorResponse(kTpmRcCommandSize));
+    EXPECT_EQ(Exec(tpm, std::span(cmd).first(11)), TpmErrorResponse(kTpmRcCommandSize));
+    EXPECT_EQ(Exec(tpm, std::span<const uint8_t>()), TpmErrorResponse(kTpmRcCommandSize));
     cmd.push_back(0);  // one byte more than the header says
-    EXPECT_EQ(Exec(*tpm, cmd), TpmErrorResponse(kTpmRcCommandSize));
+    EXPECT_EQ(Exec(tpm, cmd), TpmErrorResponse(kTpmRcCommandSize));
     std::vector<uint8_t> big(kMaxTpmCommandSize + 1, 0);
     Writer w;
     w.U16(kStNoSessions).U32(uint32_t(big.size())).U32(kCcGetRandom);
     std::copy(w.bytes().begin(), w.bytes().end(), big.begin());
-    EXPECT_EQ(Exec(*tpm, big), TpmErrorResponse(kTpmRcCommandSize));
-    EXPECT_EQ(Rc(Exec(*tpm, GetRandom(16))), kTpmRcSuccess);  // still alive
+    EXPECT_EQ(Exec(tpm, big), TpmErrorResponse(kTpmRcCommandSize));
+    EXPECT_EQ(Rc(Exec(tpm, GetRandom(16))), kTpmRcSuccess);  // still alive
   });
 }
 
 TEST(TpmEngine, GarbageGetsErrorResponses) {
-  InChild([] {
-    auto tpm = StartedEngine();
-    ASSERT_TRUE(tpm);
+  InChildOnEngine([](TpmEngine& tpm) {
     std::mt19937 rng(1234);
     for (int i = 0; i < 2000; ++i) {
       std::vector<uint8_t> cmd(10 + rng() % 200);
@@ -175,11 +175,11 @@ TEST(TpmEngine, GarbageGetsErrorResponses) {
       if (i % 2) cmd[0] = 0x80, cmd[1] = uint8_t(1 + rng() % 2);  // plausible tags too
       cmd[2] = 0, cmd[3] = 0, cmd[4] = uint8_t(cmd.size() >> 8), cmd[5] = uint8_t(cmd.size());
       if (i % 4 == 1) cmd[6] = 0, cmd[7] = 0, cmd[8] = 0x01, cmd[9] = uint8_t(rng());  // real codes
-      std::vector<uint8_t> rsp = Exec(*tpm, cmd);
+      std::vector<uint8_t> rsp = Exec(tpm, cmd);
       ASSERT_GE(rsp.size(), 10u);
       EXPECT_EQ(Be32(rsp, 2), rsp.size());
     }
-    EXPECT_EQ(Rc(Exec(*tpm, GetRandom(16))), kTpmRcSuccess);
+    EXPECT_EQ(Rc(Exec(tpm, GetRandom(16))), kTpmRcSuccess);
   });
 }
 
@@ -203,13 +203,11 @@ TEST(TpmEngine, PermanentStatePersistsInTheSealedStore) {
 }
 
 TEST(TpmEngine, VolatileEngineKeepsStateAcrossReset) {
-  InChild([] {
-    auto tpm = StartedEngine();
-    ASSERT_TRUE(tpm);
-    ASSERT_EQ(Rc(Exec(*tpm, NvDefineSpace(kTestNvIndex, 8))), kTpmRcSuccess);
-    ASSERT_TRUE(tpm->Reset());
-    ASSERT_TRUE(tpm->Startup());
-    EXPECT_EQ(Rc(Exec(*tpm, NvReadPublic(kTestNvIndex))), kTpmRcSuccess);
+  InChildOnEngine([](TpmEngine& tpm) {
+    ASSERT_EQ(Rc(Exec(tpm, NvDefineSpace(kTestNvIndex, 8))), kTpmRcSuccess);
+    ASSERT_TRUE(tpm.Reset());
+    ASSERT_TRUE(tpm.Startup());
+    EXPECT_EQ(Rc(Exec(tpm, NvReadPublic(kTestNvIndex))), kTpmRcSuccess);
   });
 }
 

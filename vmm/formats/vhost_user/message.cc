@@ -37,7 +37,12 @@ struct Rule {
 constexpr Kind kNo = Kind::kNone, kU64 = Kind::kU64, kState = Kind::kVringState,
                kAddr = Kind::kVringAddress, kTable = Kind::kMemoryTable,
                kRegion = Kind::kSingleRegion, kConf = Kind::kConfig, kVFd = Kind::kVringFd;
-constexpr bool kYes = true, kUnsup = false;
+constexpr bool kYes = true;
+
+// A request we refuse: no body, no fds, answered (when asked) with a u64.
+constexpr Rule Unsupported(Request request, const char* name) {
+  return {request, name, false, kNo, Fds::kNone, kU64};
+}
 
 // In code order from 1 with no gaps ("Front-end message types").
 constexpr Rule kRules[] = {
@@ -47,8 +52,8 @@ constexpr Rule kRules[] = {
     {Request::kResetOwner, "VHOST_USER_RESET_OWNER", kYes, kNo, Fds::kNone, kU64},
     // Its postcopy reply (a table) is not supported: replies are REPLY_ACK only.
     {Request::kSetMemTable, "VHOST_USER_SET_MEM_TABLE", kYes, kTable, Fds::kPerRegion, kU64},
-    {Request::kSetLogBase, "VHOST_USER_SET_LOG_BASE", kUnsup, kNo, Fds::kNone, kU64},
-    {Request::kSetLogFd, "VHOST_USER_SET_LOG_FD", kUnsup, kNo, Fds::kNone, kU64},
+    Unsupported(Request::kSetLogBase, "VHOST_USER_SET_LOG_BASE"),
+    Unsupported(Request::kSetLogFd, "VHOST_USER_SET_LOG_FD"),
     {Request::kSetVringNum, "VHOST_USER_SET_VRING_NUM", kYes, kState, Fds::kNone, kU64},
     {Request::kSetVringAddr, "VHOST_USER_SET_VRING_ADDR", kYes, kAddr, Fds::kNone, kU64},
     {Request::kSetVringBase, "VHOST_USER_SET_VRING_BASE", kYes, kState, Fds::kNone, kU64},
@@ -62,25 +67,23 @@ constexpr Rule kRules[] = {
      kU64},
     {Request::kGetQueueNum, "VHOST_USER_GET_QUEUE_NUM", kYes, kNo, Fds::kNone, kU64},
     {Request::kSetVringEnable, "VHOST_USER_SET_VRING_ENABLE", kYes, kState, Fds::kNone, kU64},
-    {Request::kSendRarp, "VHOST_USER_SEND_RARP", kUnsup, kNo, Fds::kNone, kU64},
-    {Request::kNetSetMtu, "VHOST_USER_NET_SET_MTU", kUnsup, kNo, Fds::kNone, kU64},
+    Unsupported(Request::kSendRarp, "VHOST_USER_SEND_RARP"),
+    Unsupported(Request::kNetSetMtu, "VHOST_USER_NET_SET_MTU"),
     {Request::kSetBackendReqFd, "VHOST_USER_SET_BACKEND_REQ_FD", kYes, kNo, Fds::kOne, kU64},
-    {Request::kIotlbMsg, "VHOST_USER_IOTLB_MSG", kUnsup, kNo, Fds::kNone, kU64},
-    {Request::kSetVringEndian, "VHOST_USER_SET_VRING_ENDIAN", kUnsup, kNo, Fds::kNone, kU64},
+    Unsupported(Request::kIotlbMsg, "VHOST_USER_IOTLB_MSG"),
+    Unsupported(Request::kSetVringEndian, "VHOST_USER_SET_VRING_ENDIAN"),
     {Request::kGetConfig, "VHOST_USER_GET_CONFIG", kYes, kConf, Fds::kNone, kConf},
     {Request::kSetConfig, "VHOST_USER_SET_CONFIG", kYes, kConf, Fds::kNone, kU64},
-    {Request::kCreateCryptoSession, "VHOST_USER_CREATE_CRYPTO_SESSION", kUnsup, kNo, Fds::kNone,
-     kU64},
-    {Request::kCloseCryptoSession, "VHOST_USER_CLOSE_CRYPTO_SESSION", kUnsup, kNo, Fds::kNone,
-     kU64},
-    {Request::kPostcopyAdvise, "VHOST_USER_POSTCOPY_ADVISE", kUnsup, kNo, Fds::kNone, kU64},
-    {Request::kPostcopyListen, "VHOST_USER_POSTCOPY_LISTEN", kUnsup, kNo, Fds::kNone, kU64},
-    {Request::kPostcopyEnd, "VHOST_USER_POSTCOPY_END", kUnsup, kNo, Fds::kNone, kU64},
-    {Request::kGetInflightFd, "VHOST_USER_GET_INFLIGHT_FD", kUnsup, kNo, Fds::kNone, kU64},
-    {Request::kSetInflightFd, "VHOST_USER_SET_INFLIGHT_FD", kUnsup, kNo, Fds::kNone, kU64},
-    {Request::kGpuSetSocket, "VHOST_USER_GPU_SET_SOCKET", kUnsup, kNo, Fds::kNone, kU64},
+    Unsupported(Request::kCreateCryptoSession, "VHOST_USER_CREATE_CRYPTO_SESSION"),
+    Unsupported(Request::kCloseCryptoSession, "VHOST_USER_CLOSE_CRYPTO_SESSION"),
+    Unsupported(Request::kPostcopyAdvise, "VHOST_USER_POSTCOPY_ADVISE"),
+    Unsupported(Request::kPostcopyListen, "VHOST_USER_POSTCOPY_LISTEN"),
+    Unsupported(Request::kPostcopyEnd, "VHOST_USER_POSTCOPY_END"),
+    Unsupported(Request::kGetInflightFd, "VHOST_USER_GET_INFLIGHT_FD"),
+    Unsupported(Request::kSetInflightFd, "VHOST_USER_SET_INFLIGHT_FD"),
+    Unsupported(Request::kGpuSetSocket, "VHOST_USER_GPU_SET_SOCKET"),
     {Request::kResetDevice, "VHOST_USER_RESET_DEVICE", kYes, kNo, Fds::kNone, kU64},
-    {Request::kVringKick, "VHOST_USER_VRING_KICK", kUnsup, kNo, Fds::kNone, kU64},
+    Unsupported(Request::kVringKick, "VHOST_USER_VRING_KICK"),
     {Request::kGetMaxMemSlots, "VHOST_USER_GET_MAX_MEM_SLOTS", kYes, kNo, Fds::kNone, kU64},
     {Request::kAddMemReg, "VHOST_USER_ADD_MEM_REG", kYes, kRegion, Fds::kOne, kU64},
     // "REM_MEM_REG": a back-end may accept one fd from older front-ends but must not use it.

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <string>
 
+#include "base/enum_names.h"
+
 namespace vmm::virtio {
 namespace {
 
@@ -17,36 +19,25 @@ bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 Error GuestError(std::string message) { return Error(ErrorKind::kGuest, std::move(message)); }
 
+constexpr NamedValue<QueueFault> kQueueFaultNames[] = {
+    {QueueFault::kNone, "no fault"},
+    {QueueFault::kAvailIndexJump, "avail index jumped by more than the queue size"},
+    {QueueFault::kDescIndexOutOfRange, "descriptor index out of range"},
+    {QueueFault::kChainTooLong, "descriptor chain longer than the queue (loop)"},
+    {QueueFault::kBufferOutsideRam, "buffer outside guest RAM"},
+    {QueueFault::kZeroLengthBuffer, "zero-length buffer"},
+    {QueueFault::kChainTooLarge, "descriptor chain larger than the device allows"},
+    {QueueFault::kReadableAfterWritable, "device-readable buffer after a writable one"},
+    {QueueFault::kIndirectNotNegotiated, "indirect descriptor not negotiated"},
+    {QueueFault::kIndirectWithNext, "indirect descriptor with NEXT set"},
+    {QueueFault::kNestedIndirect, "nested indirect descriptor"},
+    {QueueFault::kBadIndirectTable, "malformed indirect descriptor table"},
+};
+
 }  // namespace
 
 const char* QueueFaultName(QueueFault fault) {
-  switch (fault) {
-    case QueueFault::kNone:
-      return "no fault";
-    case QueueFault::kAvailIndexJump:
-      return "avail index jumped by more than the queue size";
-    case QueueFault::kDescIndexOutOfRange:
-      return "descriptor index out of range";
-    case QueueFault::kChainTooLong:
-      return "descriptor chain longer than the queue (loop)";
-    case QueueFault::kBufferOutsideRam:
-      return "buffer outside guest RAM";
-    case QueueFault::kZeroLengthBuffer:
-      return "zero-length buffer";
-    case QueueFault::kChainTooLarge:
-      return "descriptor chain larger than the device allows";
-    case QueueFault::kReadableAfterWritable:
-      return "device-readable buffer after a writable one";
-    case QueueFault::kIndirectNotNegotiated:
-      return "indirect descriptor not negotiated";
-    case QueueFault::kIndirectWithNext:
-      return "indirect descriptor with NEXT set";
-    case QueueFault::kNestedIndirect:
-      return "nested indirect descriptor";
-    case QueueFault::kBadIndirectTable:
-      return "malformed indirect descriptor table";
-  }
-  return "unknown fault";
+  return NameOf(kQueueFaultNames, fault, "unknown fault");
 }
 
 Result<SplitQueue> SplitQueue::Create(const GuestRam& ram, const QueueConfig& config,

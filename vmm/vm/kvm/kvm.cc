@@ -254,33 +254,38 @@ Result<void> KvmVcpu::SetCpuid(const std::vector<kvm_cpuid_entry2>& entries) {
   return Ok();
 }
 
-Result<void> KvmVcpu::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
+// KVM_GET_MSRS / KVM_SET_MSRS over `entries`, which hold what KVM returned afterwards. Both
+// return how many entries KVM processed: fewer than all is an error naming the first it did
+// not (an MSR KVM does not know, or refuses to set).
+namespace {
+
+Result<void> MsrsIoctl(int fd, unsigned long request, const char* name,
+                       std::vector<kvm_msr_entry>& entries) {
   std::vector<uint8_t> buf =
-      FlexBuffer<KvmMsrsHeader, kvm_msr_entry>(std::span<const kvm_msr_entry>(msrs));
-  int n = ioctl(fd_.get(), kKvmSetMsrs, buf.data());
-  if (n < 0) return KvmError("KVM_SET_MSRS");
-  if (static_cast<size_t>(n) != msrs.size()) {
-    return Error(ErrorKind::kKvm, "KVM_SET_MSRS: KVM refused MSR index " +
-                                      std::to_string(msrs[static_cast<size_t>(n)].index));
+      FlexBuffer<KvmMsrsHeader, kvm_msr_entry>(std::span<const kvm_msr_entry>(entries));
+  int n = ioctl(fd, request, buf.data());
+  if (n < 0) return KvmError(name);
+  if (static_cast<size_t>(n) != entries.size()) {
+    return Error(ErrorKind::kKvm, std::string(name) + ": KVM did not process MSR index " +
+                                      std::to_string(entries[static_cast<size_t>(n)].index));
   }
+  entries = FlexEntries<KvmMsrsHeader, kvm_msr_entry>(buf);
   return Ok();
+}
+
+}  // namespace
+
+Result<void> KvmVcpu::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
+  std::vector<kvm_msr_entry> entries = msrs;
+  return MsrsIoctl(fd_.get(), kKvmSetMsrs, "KVM_SET_MSRS", entries);
 }
 
 Result<std::vector<uint64_t>> KvmVcpu::GetMsrs(const std::vector<uint32_t>& indices) const {
   std::vector<kvm_msr_entry> entries;
   for (uint32_t index : indices) entries.push_back(kvm_msr_entry{index, 0, 0});
-  std::vector<uint8_t> buf =
-      FlexBuffer<KvmMsrsHeader, kvm_msr_entry>(std::span<const kvm_msr_entry>(entries));
-  int n = ioctl(fd_.get(), kKvmGetMsrs, buf.data());
-  if (n < 0) return KvmError("KVM_GET_MSRS");
-  if (static_cast<size_t>(n) != indices.size()) {
-    return Error(ErrorKind::kKvm, "KVM_GET_MSRS: KVM did not return MSR index " +
-                                      std::to_string(indices[static_cast<size_t>(n)]));
-  }
+  RETURN_IF_ERROR(MsrsIoctl(fd_.get(), kKvmGetMsrs, "KVM_GET_MSRS", entries));
   std::vector<uint64_t> values;
-  for (const kvm_msr_entry& e : FlexEntries<KvmMsrsHeader, kvm_msr_entry>(buf)) {
-    values.push_back(e.data);
-  }
+  for (const kvm_msr_entry& e : entries) values.push_back(e.data);
   return values;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/bytes.h"
+#include "base/enum_names.h"
 
 namespace vmm::virtio {
 namespace {
@@ -16,6 +17,17 @@ bool RangeFits(uint64_t gpa, uint64_t len) { return gpa <= UINT64_MAX - len; }
 
 void SetLow(uint64_t& field, uint32_t v) { field = (field & ~uint64_t{UINT32_MAX}) | v; }
 void SetHigh(uint64_t& field, uint32_t v) { field = (field & UINT32_MAX) | (uint64_t{v} << 32); }
+
+// The three ring addresses of the selected queue, each written as two 32-bit halves (§4.2.2).
+struct RingAddressRegs {
+  uint32_t low, high;
+  uint64_t MmioQueue::*field;
+};
+constexpr RingAddressRegs kRingAddressRegs[] = {
+    {kMmioRegQueueDescLow, kMmioRegQueueDescHigh, &MmioQueue::desc_gpa},
+    {kMmioRegQueueDriverLow, kMmioRegQueueDriverHigh, &MmioQueue::avail_gpa},
+    {kMmioRegQueueDeviceLow, kMmioRegQueueDeviceHigh, &MmioQueue::used_gpa},
+};
 
 constexpr uint8_t kDriverStatusBits = kVirtioStatusAcknowledge | kVirtioStatusDriver |
                                       kVirtioStatusDriverOk | kVirtioStatusFeaturesOk |
@@ -55,42 +67,28 @@ bool IsWriteOnly(uint32_t reg) {
   }
 }
 
+constexpr NamedValue<MmioDriverError> kMmioDriverErrorNames[] = {
+    {MmioDriverError::kNone, "no error"},
+    {MmioDriverError::kBadAccess, "register access not 32-bit aligned"},
+    {MmioDriverError::kReadWriteOnly, "read of a write-only register"},
+    {MmioDriverError::kWriteReadOnly, "write to a read-only register"},
+    {MmioDriverError::kUnknownRegister, "access to an undefined register"},
+    {MmioDriverError::kNoSuchQueue, "no such queue"},
+    {MmioDriverError::kQueueLocked, "queue register written while in use"},
+    {MmioDriverError::kBadQueueConfig, "queue size or ring alignment invalid"},
+    {MmioDriverError::kBadQueueReady, "invalid QueueReady write"},
+    {MmioDriverError::kBadStatus, "invalid device status transition"},
+    {MmioDriverError::kFeaturesRefused, "feature set refused"},
+    {MmioDriverError::kFeaturesLocked, "driver features written after FEATURES_OK"},
+    {MmioDriverError::kEarlyNotify, "queue notified before it is running"},
+    {MmioDriverError::kBadInterruptAck, "undefined bits in InterruptACK"},
+    {MmioDriverError::kConfigOutOfRange, "config access out of range"},
+};
+
 }  // namespace
 
 const char* MmioDriverErrorName(MmioDriverError error) {
-  switch (error) {
-    case MmioDriverError::kNone:
-      return "no error";
-    case MmioDriverError::kBadAccess:
-      return "register access not 32-bit aligned";
-    case MmioDriverError::kReadWriteOnly:
-      return "read of a write-only register";
-    case MmioDriverError::kWriteReadOnly:
-      return "write to a read-only register";
-    case MmioDriverError::kUnknownRegister:
-      return "access to an undefined register";
-    case MmioDriverError::kNoSuchQueue:
-      return "no such queue";
-    case MmioDriverError::kQueueLocked:
-      return "queue register written while in use";
-    case MmioDriverError::kBadQueueConfig:
-      return "queue size or ring alignment invalid";
-    case MmioDriverError::kBadQueueReady:
-      return "invalid QueueReady write";
-    case MmioDriverError::kBadStatus:
-      return "invalid device status transition";
-    case MmioDriverError::kFeaturesRefused:
-      return "feature set refused";
-    case MmioDriverError::kFeaturesLocked:
-      return "driver features written after FEATURES_OK";
-    case MmioDriverError::kEarlyNotify:
-      return "queue notified before it is running";
-    case MmioDriverError::kBadInterruptAck:
-      return "undefined bits in InterruptACK";
-    case MmioDriverError::kConfigOutOfRange:
-      return "config access out of range";
-  }
-  return "unknown error";
+  return NameOf(kMmioDriverErrorNames, error, "unknown error");
 }
 
 QueueConfig MmioQueue::ToQueueConfig(uint64_t driver_features) const {
@@ -300,24 +298,13 @@ void MmioTransport::WriteQueueField(uint32_t reg, uint32_t value) {
   // §4.2.2.2: not while QueueReady is set; and the backend got the configuration at
   // DRIVER_OK, so later changes could never reach it.
   if (q->ready || activated()) return DriverError(MmioDriverError::kQueueLocked);
-  switch (reg) {
-    case kMmioRegQueueNum:
-      q->size = value;
-      return;
-    case kMmioRegQueueDescLow:
-      return SetLow(q->desc_gpa, value);
-    case kMmioRegQueueDescHigh:
-      return SetHigh(q->desc_gpa, value);
-    case kMmioRegQueueDriverLow:
-      return SetLow(q->avail_gpa, value);
-    case kMmioRegQueueDriverHigh:
-      return SetHigh(q->avail_gpa, value);
-    case kMmioRegQueueDeviceLow:
-      return SetLow(q->used_gpa, value);
-    case kMmioRegQueueDeviceHigh:
-      return SetHigh(q->used_gpa, value);
-    default:
-      return;
+  if (reg == kMmioRegQueueNum) {
+    q->size = value;
+    return;
+  }
+  for (const RingAddressRegs& a : kRingAddressRegs) {
+    if (reg == a.low) return SetLow(q->*a.field, value);
+    if (reg == a.high) return SetHigh(q->*a.field, value);
   }
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/enum_names.h"
+
 namespace vmm::compat::pvm {
 namespace {
 
@@ -117,39 +119,19 @@ Decoded Invalid(Decoded d, const char* why) {
   return d;
 }
 
+constexpr NamedValue<Op> kOpNames[] = {
+    {Op::kInt3, "int3"},          {Op::kFwait, "fwait"},
+    {Op::kClac, "clac"},          {Op::kStac, "stac"},
+    {Op::kPopcnt, "popcnt"},      {Op::kCmpxchg16b, "cmpxchg16b"},
+    {Op::kLdmxcsr, "ldmxcsr"},    {Op::kStmxcsr, "stmxcsr"},
+    {Op::kXsave, "xsave"},        {Op::kXrstor, "xrstor"},
+    {Op::kXsaveopt, "xsaveopt"},  {Op::kInvalidOpcode, "(invalid opcode)"},
+    {Op::kTooLong, "(too long)"},
+};
+
 }  // namespace
 
-const char* OpName(Op op) {
-  switch (op) {
-    case Op::kInt3:
-      return "int3";
-    case Op::kFwait:
-      return "fwait";
-    case Op::kClac:
-      return "clac";
-    case Op::kStac:
-      return "stac";
-    case Op::kPopcnt:
-      return "popcnt";
-    case Op::kCmpxchg16b:
-      return "cmpxchg16b";
-    case Op::kLdmxcsr:
-      return "ldmxcsr";
-    case Op::kStmxcsr:
-      return "stmxcsr";
-    case Op::kXsave:
-      return "xsave";
-    case Op::kXrstor:
-      return "xrstor";
-    case Op::kXsaveopt:
-      return "xsaveopt";
-    case Op::kInvalidOpcode:
-      return "(invalid opcode)";
-    case Op::kTooLong:
-      return "(too long)";
-  }
-  return "?";
-}
+const char* OpName(Op op) { return NameOf(kOpNames, op, "?"); }
 
 bool NeedsFpuState(Op op) { return op == Op::kXsave || op == Op::kXrstor || op == Op::kXsaveopt; }
 
