@@ -2,7 +2,6 @@
 
 #include <functional>
 #include <limits>
-#include <map>
 #include <memory>
 #include <set>
 
@@ -33,17 +32,17 @@ const std::set<std::string, std::less<>> kIntegrityChecks = {
 
 class Runner {
  public:
-  explicit Runner(std::vector<Check>& checks) : checks_(checks) {}
+  explicit Runner(std::vector<Check>& checks) : checks_(checks) { checks_.reserve(24); }
 
   // Runs `fn` unless a dependency did not pass; `fn` fills reason and may set fail.
+  template <typename Fn>
   void Run(const std::string& name, Claim claim, std::initializer_list<std::string_view> deps,
-           const std::function<Result<std::string>(Check&)>& fn) {
+           Fn&& fn) {
     Check c;
     c.name = name;
     c.claim = claim;
     for (std::string_view dep : deps) {
-      auto it = status_.find(dep);
-      CheckStatus s = it == status_.end() ? CheckStatus::kSkip : it->second;
+      CheckStatus s = StatusOf(dep);
       if (s != CheckStatus::kPass) {
         c.status = CheckStatus::kSkip;
         c.reason =
@@ -55,7 +54,7 @@ class Runner {
     Result<std::string> r = fn(c);
     if (r) {
       if (c.status != CheckStatus::kSkip || c.reason.empty()) c.status = CheckStatus::kPass;
-      if (c.status == CheckStatus::kPass) c.reason = *r;
+      if (c.status == CheckStatus::kPass) c.reason = std::move(*r);
     } else {
       c.status = CheckStatus::kFail;
       c.reason = r.error().message();
@@ -63,19 +62,20 @@ class Runner {
     Add(std::move(c));
   }
 
-  void Add(Check c) {
-    status_[c.name] = c.status;
-    checks_.push_back(std::move(c));
-  }
+  void Add(Check c) { checks_.push_back(std::move(c)); }
 
-  bool Passed(std::string_view name) const {
-    auto it = status_.find(name);
-    return it != status_.end() && it->second == CheckStatus::kPass;
-  }
+  bool Passed(std::string_view name) const { return StatusOf(name) == CheckStatus::kPass; }
 
  private:
+  // The last check of that name (a name runs once); a check not run counts as skipped.
+  CheckStatus StatusOf(std::string_view name) const {
+    for (auto it = checks_.rbegin(); it != checks_.rend(); ++it) {
+      if (it->name == name) return it->status;
+    }
+    return CheckStatus::kSkip;
+  }
+
   std::vector<Check>& checks_;
-  std::map<std::string, CheckStatus, std::less<>> status_;
 };
 
 // Skipping from inside a check: the reason is kept and the status stays kSkip.
@@ -375,7 +375,10 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
          {std::pair{kTpmRhEndorsement, "endorsement"}, std::pair{kTpmRhOwner, "owner"},
           std::pair{kTpmRhNull, "null"}, std::pair{kTpmRhPlatform, "platform"}}) {
       ASSIGN_OR_RETURN(std::vector<uint8_t> qn, QualifiedNameAsPrimary(*ak, handle));
-      if (qn == quote->qualified_signer) hierarchy = what;
+      if (qn == quote->qualified_signer) {
+        hierarchy = what;
+        break;
+      }
     }
     if (hierarchy.empty()) {
       return Fail("the quote's qualifiedSigner " + Short(quote->qualified_signer) +
