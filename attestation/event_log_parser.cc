@@ -233,6 +233,7 @@ Result<EventLog> ParseEventLog(std::span<const uint8_t> b, const ParseLimits& li
                                       Num(algs.size()) + " algorithms of the Spec ID event");
       }
       off += kEvent2FixedHeader;
+      e.digests.reserve(count);
       for (uint32_t i = 0; i < count; ++i) {
         auto alg = LoadLe<uint16_t>(b, off);
         if (!alg) return Malformed(off, "record truncated in its digest list");

@@ -208,14 +208,20 @@ Result<void> ReadPcrs(const Json& pcrs, Evidence& e) {
     auto& values = e.pcrs[alg];
     for (const Json::Member* pcr : InKeyOrder(bank->value)) {
       ASSIGN_OR_RETURN(uint32_t index, PcrIndex(name, Text(pcr->name)));
-      std::string key = "pcrs." + std::string(name) + "." + std::string(Text(pcr->name));
-      ASSIGN_OR_RETURN(std::string_view hex, String(key, pcr->value, 2 * 64));
-      ASSIGN_OR_RETURN(std::vector<uint8_t> digest, HexDigits(key, hex));
-      if (digest.size() != TpmAlgDigestSize(alg)) {
-        return Bad(key + ": " + std::to_string(digest.size()) + " bytes, not the " +
+      const Json& v = pcr->value;
+      Result<std::vector<uint8_t>> digest =
+          v.IsString() && v.GetStringLength() == 2 * TpmAlgDigestSize(alg)
+              ? DecodeLowerHex(Text(v))
+              : Error(ErrorKind::kProtocol, "");
+      if (!digest) {
+        // What is wrong, said with the value's key (made only now: a bundle has dozens).
+        std::string key = "pcrs." + std::string(name) + "." + std::string(Text(pcr->name));
+        ASSIGN_OR_RETURN(std::string_view hex, String(key, v, 2 * 64));
+        ASSIGN_OR_RETURN(digest, HexDigits(key, hex));
+        return Bad(key + ": " + std::to_string(digest->size()) + " bytes, not the " +
                    std::to_string(TpmAlgDigestSize(alg)) + " of " + std::string(name));
       }
-      values[index] = std::move(digest);
+      values[index] = std::move(*digest);
     }
   }
   return Ok();

@@ -92,43 +92,42 @@ std::string Short(std::span<const uint8_t> bytes) {
   return hex.size() > 16 ? hex.substr(0, 16) + "..." : hex;
 }
 
-// Every PCR an event of the log extends (EV_NO_ACTION never extends).
-std::set<uint32_t> TouchedPcrs(const EventLog& log) {
-  std::set<uint32_t> touched;
+// Every PCR an event of the log extends (EV_NO_ACTION never extends), one bit a PCR.
+uint32_t TouchedPcrs(const EventLog& log) {
+  uint32_t touched = 0;
   for (const Event& e : log.events) {
-    if (e.type != kEvNoAction) touched.insert(e.pcr);
+    if (e.type != kEvNoAction && e.pcr < kNumPcrs) touched |= 1u << e.pcr;
   }
   return touched;
 }
 
 Result<std::string> CheckReplay(const Evidence& evidence, const QuoteInfo& quote,
                                 const EventLog& log, std::span<const PcrBank> replay, Check& c) {
-  std::set<uint32_t> touched = TouchedPcrs(log);
+  static_assert(kNumPcrs <= 32);
+  const uint32_t touched = TouchedPcrs(log);
   size_t compared = 0;
-  std::vector<std::string> unquoted_banks;
   for (const PcrBank& bank : replay) {
-    const PcrSelection* sel = nullptr;
+    uint32_t quoted = 0;
     for (const PcrSelection& s : quote.selection) {
-      if (s.alg == bank.alg) sel = &s;
+      if (s.alg != bank.alg) continue;
+      quoted = 0;  // the last selection of the bank counts
+      for (uint32_t pcr : s.pcrs) quoted |= pcr < kNumPcrs ? 1u << pcr : 0;
     }
-    std::set<uint32_t> quoted =
-        sel ? std::set<uint32_t>(sel->pcrs.begin(), sel->pcrs.end()) : std::set<uint32_t>();
-    for (uint32_t pcr : touched) {
-      if (quoted.count(pcr) == 0) {
+    for (uint32_t pcr = 0; pcr < kNumPcrs; ++pcr) {
+      if ((touched >> pcr & 1) && !(quoted >> pcr & 1)) {
         c.pcr = pcr;
         return Fail("the log extends " + AlgName(bank.alg) + " PCR " + std::to_string(pcr) +
                     ", which the quote does not cover");
       }
     }
-    for (uint32_t pcr : quoted) {
-      if (pcr >= kNumPcrs) continue;  // pcr-digest already required a value; none can be here
+    for (uint32_t pcr = 0; pcr < kNumPcrs; ++pcr) {
+      if (!(quoted >> pcr & 1)) continue;  // (pcr-digest already required every quoted value)
       const std::vector<uint8_t>& value = evidence.pcrs.at(bank.alg).at(pcr);
       if (value != bank.pcrs[pcr]) {
         c.pcr = pcr;
-        std::string why = touched.count(pcr)
-                              ? ""
-                              : " (the log has no event for it, so it should hold its reset "
-                                "value)";
+        std::string why = (touched >> pcr & 1) ? ""
+                                               : " (the log has no event for it, so it should "
+                                                 "hold its reset value)";
         return Fail(AlgName(bank.alg) + " PCR " + std::to_string(pcr) + " is " + Short(value) +
                     " in the quote, the log replays to " + Short(bank.pcrs[pcr]) + why);
       }
@@ -281,7 +280,7 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
   // inputs (chain_cache.h); each check still runs through `run` with its dependencies.
   ChainCache* cache = options.chain_cache;
   ChainCache::Key key{};
-  std::optional<ChainCache::Entry> hit;
+  std::shared_ptr<const ChainCache::Entry> hit;
   const time_t at = options.at ? *options.at : time(nullptr);
   if (cache) {
     key = ChainCache::KeyOf(options.ca_pem, e);
