@@ -239,8 +239,10 @@ Result<SignatureInfo> VerifyQuoteSignature(const AkPublic& ak, std::span<const u
   unsigned int digest_len = 0;
   EvpPkeyCtxPtr ctx(ak.verifier ? EVP_PKEY_CTX_dup(ak.verifier.get())
                                 : EVP_PKEY_CTX_new_from_pkey(nullptr, ak.key.get(), nullptr));
+  // RSASSA names the hash inside what is signed, so the context must know it; ECDSA signs the
+  // digest alone, and naming it would only fetch the digest's implementation again.
   if (!ctx || (!ak.verifier && EVP_PKEY_verify_init(ctx.get()) != 1) ||
-      EVP_PKEY_CTX_set_signature_md(ctx.get(), md) != 1 ||
+      (ak.type == TPM2_ALG_RSA && EVP_PKEY_CTX_set_signature_md(ctx.get(), md) != 1) ||
       EVP_Digest(attest.data(), attest.size(), digest, &digest_len, md, nullptr) != 1) {
     return OpenSslError(ErrorKind::kInternal, "setting up the signature check");
   }
