@@ -216,55 +216,32 @@ void Remember(ChainCache& cache, const ChainCache::Key& key, const VerifyResult&
 
 }  // namespace
 
-std::string_view EarStatusName(EarStatus status) {
-  switch (status) {
-    case EarStatus::kAffirming:
-      return "affirming";
-    case EarStatus::kWarning:
-      return "warning";
-    case EarStatus::kContraindicated:
-      return "contraindicated";
-    case EarStatus::kNone:
-      break;
-  }
-  return "none";
+namespace {
+
+// Names indexed by an enum's value (verify.h spells them); `other` for a value past the table.
+template <typename E, size_t N>
+std::string_view NameOf(E value, const std::array<std::string_view, N>& names,
+                        std::string_view other) {
+  const size_t i = static_cast<size_t>(value);
+  return i < N ? names[i] : other;
 }
+
+constexpr std::array<std::string_view, 4> kEarStatusNames = {"none", "affirming", "warning",
+                                                             "contraindicated"};
+constexpr std::array<std::string_view, 3> kCheckStatusNames = {"pass", "fail", "skip"};
+constexpr std::array<std::string_view, 9> kClaimNames = {
+    "",         "instance-identity", "configuration",  "executables", "file-system",
+    "hardware", "runtime-opaque",    "storage-opaque", "sourced-data"};
+
+}  // namespace
+
+std::string_view EarStatusName(EarStatus status) { return NameOf(status, kEarStatusNames, "none"); }
 
 std::string_view CheckStatusName(CheckStatus status) {
-  switch (status) {
-    case CheckStatus::kPass:
-      return "pass";
-    case CheckStatus::kFail:
-      return "fail";
-    case CheckStatus::kSkip:
-      break;
-  }
-  return "skip";
+  return NameOf(status, kCheckStatusNames, "skip");
 }
 
-std::string_view ClaimName(Claim claim) {
-  switch (claim) {
-    case Claim::kInstanceIdentity:
-      return "instance-identity";
-    case Claim::kConfiguration:
-      return "configuration";
-    case Claim::kExecutables:
-      return "executables";
-    case Claim::kFileSystem:
-      return "file-system";
-    case Claim::kHardware:
-      return "hardware";
-    case Claim::kRuntimeOpaque:
-      return "runtime-opaque";
-    case Claim::kStorageOpaque:
-      return "storage-opaque";
-    case Claim::kSourcedData:
-      return "sourced-data";
-    case Claim::kNone:
-      break;
-  }
-  return "";
-}
+std::string_view ClaimName(Claim claim) { return NameOf(claim, kClaimNames, ""); }
 
 VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
   VerifyResult r;

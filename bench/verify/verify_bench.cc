@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -204,32 +205,22 @@ int Run(const std::string& evidence_path, const std::string& ca_path, const std:
 int main(int argc, char** argv) {
   if (argc < 2) return Usage();
   std::string mode = argv[1];
-  std::string dir, evidence, ca, nonce, policy;
-  double seconds = 2;
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) return Usage();
-    std::string v = argv[++i];
-    if (a == "--dir") {
-      dir = v;
-    } else if (a == "--evidence") {
-      evidence = v;
-    } else if (a == "--ca") {
-      ca = v;
-    } else if (a == "--nonce") {
-      nonce = v;
-    } else if (a == "--only") {
-      only = v;
-    } else if (a == "--policy") {
-      policy = v;
-    } else if (a == "--seconds") {
-      char* end = nullptr;
-      seconds = std::strtod(v.c_str(), &end);
-      if (*end != '\0' || !(seconds > 0) || seconds > 600) return Usage();
-    } else {
-      return Usage();
-    }
+  std::string dir, evidence, ca, nonce, policy, seconds_text = "2";
+  const std::map<std::string_view, std::string*> flags = {{"--dir", &dir},
+                                                          {"--evidence", &evidence},
+                                                          {"--ca", &ca},
+                                                          {"--nonce", &nonce},
+                                                          {"--only", &only},
+                                                          {"--policy", &policy},
+                                                          {"--seconds", &seconds_text}};
+  for (int i = 2; i < argc; i += 2) {
+    auto flag = flags.find(argv[i]);
+    if (flag == flags.end() || i + 1 >= argc) return Usage();
+    *flag->second = argv[i + 1];
   }
+  char* end = nullptr;
+  const double seconds = std::strtod(seconds_text.c_str(), &end);
+  if (*end != '\0' || !(seconds > 0) || seconds > 600) return Usage();
   if (mode == "make" && !dir.empty()) return Make(dir);
   if (mode == "run" && !evidence.empty() && !ca.empty() && !nonce.empty()) {
     return Run(evidence, ca, nonce, policy, seconds);

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "attestation/verify.h"
+#include "tests/unit/attestation/expect_evidence.h"
 #include "tests/unit/attestation/fake_tpm.h"
 
 namespace vmm::attestation {
@@ -47,12 +48,7 @@ class ChainCacheTest : public ::testing::Test {
     return cached;
   }
   static const Check& Find(const VerifyResult& r, std::string_view name) {
-    for (const Check& c : r.checks) {
-      if (c.name == name) return c;
-    }
-    static Check none{"(absent)", CheckStatus::kSkip, "", Claim::kNone, {}, {}};
-    ADD_FAILURE() << "no check " << name;
-    return none;
+    return FindCheck(r.checks, name);
   }
 
   FakeTpm tpm_;

@@ -27,6 +27,12 @@ class EvidenceTest : public ::testing::Test {
  protected:
   EvidenceTest() : evidence_(MakeEvidence(tpm_, ca_, Bytes(16, 7))) {}
   Json Doc() const { return Json::parse(SerializeEvidence(evidence_)); }
+  // The bundle with the value at `pointer` (RFC 6901) set to `value` is refused with `message`.
+  void ExpectErrorWith(const std::string& pointer, const Json& value, std::string_view message) {
+    Json doc = Doc();
+    doc[Json::json_pointer(pointer)] = value;
+    ExpectError(doc, message);
+  }
   void ExpectError(const Json& doc, std::string_view message) {
     auto r = Parse(doc.dump());
     ASSERT_FALSE(r.has_value()) << doc.dump();
@@ -72,18 +78,10 @@ TEST_F(EvidenceTest, RefusesUnknownMissingAndRepeatedKeys) {
 }
 
 TEST_F(EvidenceTest, RefusesWrongFormatSourceAndTypes) {
-  Json doc = Doc();
-  doc["format"] = "vmm-evidence/2";
-  ExpectError(doc, "is not vmm-evidence/1");
-  doc = Doc();
-  doc["source"] = "host";
-  ExpectError(doc, "source \"host\"");
-  doc = Doc();
-  doc["ca_chain"] = "x";
-  ExpectError(doc, "ca_chain: not an array");
-  doc = Doc();
-  doc["ak"]["certificate"] = "hello";
-  ExpectError(doc, "ak.certificate: not a PEM certificate");
+  ExpectErrorWith("/format", "vmm-evidence/2", "is not vmm-evidence/1");
+  ExpectErrorWith("/source", "host", "source \"host\"");
+  ExpectErrorWith("/ca_chain", "x", "ca_chain: not an array");
+  ExpectErrorWith("/ak/certificate", "hello", "ak.certificate: not a PEM certificate");
 }
 
 TEST_F(EvidenceTest, RefusesBadBase64) {
@@ -95,23 +93,15 @@ TEST_F(EvidenceTest, RefusesBadBase64) {
 }
 
 TEST_F(EvidenceTest, RefusesBadHexAndPcrKeys) {
-  Json doc = Doc();
-  doc["nonce"] = "ABCD";
-  ExpectError(doc, "nonce: not lowercase hex");
-  doc = Doc();
-  doc["nonce"] = "abc";
-  ExpectError(doc, "odd number");
+  ExpectErrorWith("/nonce", "ABCD", "nonce: not lowercase hex");
+  ExpectErrorWith("/nonce", "abc", "odd number");
   for (const char* key : {"01", "24", "x", "-1", ""}) {
-    doc = Doc();
-    doc["pcrs"]["sha256"][key] = std::string(64, '0');
-    ExpectError(doc, "is not a PCR index");
+    ExpectErrorWith("/pcrs/sha256/" + std::string(key), std::string(64, '0'), "is not a PCR index");
   }
-  doc = Doc();
-  doc["pcrs"]["sha256"]["0"] = std::string(62, '0');
-  ExpectError(doc, "pcrs.sha256.0: 31 bytes");
-  doc = Doc();
-  doc["pcrs"]["md5"] = Json::object();
-  ExpectError(doc, "unknown bank \"md5\"");
+  ExpectErrorWith("/pcrs/sha256/0", std::string(62, '0'), "pcrs.sha256.0: 31 bytes");
+  ExpectErrorWith("/pcrs/sha256/0", std::string(64, 'g'), "pcrs.sha256.0: not lowercase hex");
+  ExpectErrorWith("/pcrs/sha256/0", 7, "pcrs.sha256.0: not a string");
+  ExpectErrorWith("/pcrs/md5", Json::object(), "unknown bank \"md5\"");
 }
 
 TEST_F(EvidenceTest, RefusesTooManyChainCertificatesOversizeAndDeepNesting) {
