@@ -58,11 +58,7 @@ class ChainCacheTest : public ::testing::Test {
 
 TEST_F(ChainCacheTest, CachedResultIsTheUncachedResult) {
   Evidence e = MakeEvidence(tpm_, ca_, kNonce);
-  auto log = ParseEventLog(e.event_log);
-  ASSERT_TRUE(log.has_value());
-  auto policy = PolicyFromEventLog(*log, "cache-test");
-  ASSERT_TRUE(policy.has_value()) << policy.error().message();
-  policy_ = std::move(*policy);
+  policy_ = PolicyOfLog(e.event_log, "cache-test");
   ChainCache cache;
   VerifyResult first = Both(e, cache);  // a miss: checked in full and stored
   EXPECT_EQ(first.status, EarStatus::kAffirming) << ResultToText(first);

@@ -81,11 +81,8 @@ TEST_F(VerifyTest, ValidBundleWithoutPolicyPassesEveryCheckButAppraisal) {
 
 TEST_F(VerifyTest, ValidBundleWithPolicyIsAffirming) {
   Evidence e = MakeEvidence(tpm_, ca_, kNonce);
-  auto log = ParseEventLog(e.event_log);
-  ASSERT_TRUE(log.has_value());
-  auto policy = PolicyFromEventLog(*log, "test-policy");
-  ASSERT_TRUE(policy.has_value()) << policy.error().message();
-  VerifyOptions options{ca_.pem(), kNonce, &*policy, std::nullopt};
+  const Policy policy = PolicyOfLog(e.event_log, "test-policy");
+  VerifyOptions options{ca_.pem(), kNonce, &policy, std::nullopt};
   VerifyResult r = Verify(e, options);
   for (const Check& c : r.checks)
     EXPECT_EQ(c.status, CheckStatus::kPass) << c.name << ": " << c.reason;
@@ -247,10 +244,8 @@ TEST_F(VerifyTest, NoEkCertificateIsAWarning) {
   EvidenceParts parts;
   parts.with_ek = false;
   Evidence e = MakeEvidence(tpm_, ca_, kNonce, parts);
-  auto log = ParseEventLog(e.event_log);
-  auto policy = PolicyFromEventLog(*log, "p");
-  ASSERT_TRUE(policy.has_value());
-  VerifyResult r = Verify(e, VerifyOptions{ca_.pem(), kNonce, &*policy, std::nullopt});
+  const Policy policy = PolicyOfLog(e.event_log, "p");
+  VerifyResult r = Verify(e, VerifyOptions{ca_.pem(), kNonce, &policy, std::nullopt});
   EXPECT_EQ(Find(r, "ek-certificate").status, CheckStatus::kSkip);
   EXPECT_EQ(Find(r, "ek-certificate").reason, "the bundle has no EK certificate");
   EXPECT_EQ(Find(r, "ak-binding").status, CheckStatus::kSkip);
@@ -460,11 +455,7 @@ using namespace fake;  // NOLINT: the fake TPM's helpers
 class PolicyVerifyTest : public VerifyTest {
  protected:
   VerifyResult RunAgainstPolicyOf(const BootImages& expected, const BootImages& booted) {
-    auto log = ParseEventLog(MakeBootLog(expected));
-    EXPECT_TRUE(log.has_value());
-    auto policy = PolicyFromEventLog(*log, "tenant");
-    EXPECT_TRUE(policy.has_value()) << policy.error().message();
-    policy_ = *policy;
+    policy_ = PolicyOfLog(MakeBootLog(expected), "tenant");
     EvidenceParts parts;
     parts.images = booted;
     return Verify(MakeEvidence(tpm_, ca_, kNonce, parts),
