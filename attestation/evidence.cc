@@ -9,13 +9,14 @@
 #if defined(__SSE2__)
 #define RAPIDJSON_SSE2
 #endif
-#include <rapidjson/document.h>
+#include <rapidjson/document.h>  // rapidjson::Value
 #include <rapidjson/reader.h>
 
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <vector>
 
 #include "attestation/codec.h"
 #include "attestation/event_log.h"
@@ -26,7 +27,6 @@ namespace vmm::attestation {
 namespace {
 
 using Json = rapidjson::Value;
-using Document = rapidjson::Document;
 constexpr int kMaxDepth = 8;
 constexpr size_t kMaxPemBytes = 64u << 10;  // one certificate
 
@@ -37,49 +37,78 @@ Error Bad(const std::string& what) {
 std::string_view Text(const Json& v) { return {v.GetString(), v.GetStringLength()}; }
 std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-// RapidJSON's SAX events into a Document, refusing what base/strict_json.h refuses on the way:
+// RapidJSON's SAX events into a DOM, refusing what base/strict_json.h refuses on the way:
 // nesting deeper than kMaxDepth (counted as nlohmann counts it: the containers open at an
 // event), a number that overflows a double, and a string or key that is not UTF-8 once decoded.
 // RapidJSON checks no encoding unless asked to, and its own check goes a byte at a time; this one
-// also refuses a \uDC00-\uDFFF escape without its leading surrogate, which RapidJSON 1.1 decodes to
-// the surrogate's bytes.
+// also refuses a \uDC00-\uDFFF escape without its leading surrogate, which RapidJSON 1.1
+// decodes to the surrogate's bytes. (It builds the tree itself rather than through
+// rapidjson::Document, whose value stack starts as arithmetic on a null pointer.)
 class StrictHandler {
  public:
-  explicit StrictHandler(Document& doc) : doc_(doc) {}
+  explicit StrictHandler(rapidjson::MemoryPoolAllocator<>& allocator) : allocator_(allocator) {}
   bool too_deep() const { return too_deep_; }
+  // The document, once the reader accepted it.
+  Json& root() { return values_.front(); }
 
-  bool Null() { return Event() && doc_.Null(); }
-  bool Bool(bool b) { return Event() && doc_.Bool(b); }
-  bool Int(int i) { return Event() && doc_.Int(i); }
-  bool Uint(unsigned i) { return Event() && doc_.Uint(i); }
-  bool Int64(int64_t i) { return Event() && doc_.Int64(i); }
-  bool Uint64(uint64_t i) { return Event() && doc_.Uint64(i); }
+  bool Null() { return Event() && Push(Json()); }
+  bool Bool(bool b) { return Event() && Push(Json(b)); }
+  bool Int(int i) { return Event() && Push(Json(i)); }
+  bool Uint(unsigned i) { return Event() && Push(Json(i)); }
+  bool Int64(int64_t i) { return Event() && Push(Json(i)); }
+  bool Uint64(uint64_t i) { return Event() && Push(Json(i)); }
   // A number beyond a double's range is an error, as in nlohmann, not infinity.
-  bool Double(double d) { return Event() && std::isfinite(d) && doc_.Double(d); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return Event() && doc_.RawNumber(s, n, copy);
-  }
+  bool Double(double d) { return Event() && std::isfinite(d) && Push(Json(d)); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return String(s, n, copy); }
   bool String(const char* s, rapidjson::SizeType n, bool copy) {
-    return Event() && ValidUtf8({s, n}) && doc_.String(s, n, copy);
+    // In place, the text stays where the reader decoded it; a copy goes to the pool.
+    return Event() && ValidUtf8({s, n}) &&
+           Push(copy ? Json(s, n, allocator_) : Json(rapidjson::StringRef(s, n)));
   }
-  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
-    return Event() && ValidUtf8({s, n}) && doc_.Key(s, n, copy);
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return String(s, n, copy); }
+  bool StartObject() { return Open(); }
+  bool StartArray() { return Open(); }
+  bool EndObject(rapidjson::SizeType) {
+    const size_t first = Close();
+    Json object(rapidjson::kObjectType);
+    for (size_t i = first; i + 1 < values_.size(); i += 2) {
+      object.AddMember(values_[i], values_[i + 1], allocator_);
+    }
+    values_.resize(first);
+    return Push(std::move(object));
   }
-  bool StartObject() { return Open() && doc_.StartObject(); }
-  bool StartArray() { return Open() && doc_.StartArray(); }
-  bool EndObject(rapidjson::SizeType n) { return Close() && doc_.EndObject(n); }
-  bool EndArray(rapidjson::SizeType n) { return Close() && doc_.EndArray(n); }
+  bool EndArray(rapidjson::SizeType n) {
+    const size_t first = Close();
+    Json array(rapidjson::kArrayType);
+    array.Reserve(n, allocator_);
+    for (size_t i = first; i < values_.size(); ++i) array.PushBack(values_[i], allocator_);
+    values_.resize(first);
+    return Push(std::move(array));
+  }
 
  private:
   bool Event() {
-    too_deep_ = too_deep_ || open_ > kMaxDepth;
+    too_deep_ = too_deep_ || open_.size() > static_cast<size_t>(kMaxDepth);
     return !too_deep_;
   }
-  bool Open() { return Event() && ++open_ > 0; }
-  bool Close() { return --open_ >= 0; }
-
-  Document& doc_;
-  int open_ = 0;
+  bool Push(Json&& v) {
+    values_.push_back(std::move(v));
+    return true;
+  }
+  bool Open() {
+    if (!Event()) return false;
+    open_.push_back(values_.size());
+    return true;
+  }
+  // Where the closing container's keys and values begin on the stack.
+  size_t Close() {
+    const size_t first = open_.back();
+    open_.pop_back();
+    return first;
+  }
+  rapidjson::MemoryPoolAllocator<>& allocator_;
+  std::vector<Json> values_;  // the values (and keys) of the open containers, in order
+  std::vector<size_t> open_;  // where each open container's items start in values_
   bool too_deep_ = false;
 };
 
@@ -288,31 +317,28 @@ Result<Evidence> ParseEvidence(std::span<const uint8_t> json) {
     return Bad(std::to_string(json.size()) + " bytes, more than the " +
                std::to_string(kMaxEvidenceBytes) + " allowed");
   }
-  // One NUL-terminated copy that RapidJSON decodes its strings into; a byte order mark is
-  // skipped as nlohmann skips it.
+  // One NUL-terminated copy that RapidJSON decodes its strings into, with 16 more zero bytes:
+  // its SSE2 string scan reads whole aligned 16-byte blocks. A byte order mark is skipped as
+  // nlohmann skips it.
   std::string text(reinterpret_cast<const char*>(json.data()), json.size());
+  text.append(16, '\0');
   const size_t bom = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;
   char pool[16u << 10];  // the DOM of a typical bundle fits; a larger one grows on the heap
   rapidjson::MemoryPoolAllocator<> allocator(pool, sizeof pool);
-  Document doc(&allocator);
-  StrictHandler strict(doc);
+  StrictHandler strict(allocator);
   rapidjson::InsituStringStream in(text.data() + bom);
-  bool parsed = false;
-  auto generate = [&](Document&) {
-    rapidjson::Reader reader;
-    constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseStopWhenDoneFlag;
-    parsed = !reader.Parse<kFlags>(in, strict).IsError();
-    return parsed;
-  };
-  doc.Populate(generate);
+  rapidjson::Reader reader;
+  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseStopWhenDoneFlag;
+  const bool parsed = !reader.Parse<kFlags>(in, strict).IsError();
   if (strict.too_deep()) {
     return Bad("nested deeper than " + std::to_string(kMaxDepth) + " levels");
   }
   // The root ends the document: only whitespace may follow, up to the real end (a NUL byte ends
   // RapidJSON's stream but not the input).
   size_t end = bom + in.Tell();
-  while (parsed && end < text.size() && JsonSpace(text[end])) ++end;
-  if (!parsed || end != text.size()) return Bad("not valid JSON");
+  while (parsed && end < json.size() && JsonSpace(text[end])) ++end;
+  if (!parsed || end != json.size()) return Bad("not valid JSON");
+  const Json& doc = strict.root();
   if (const Json* repeated = FirstRepeatedKey(doc)) {
     return Bad("the key " + Quoted(Text(*repeated)) + " is repeated");
   }
