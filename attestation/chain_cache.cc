@@ -47,17 +47,17 @@ ChainCache::Key ChainCache::KeyOf(std::string_view ca_pem, const Evidence& e) {
   return key;
 }
 
-std::optional<ChainCache::Entry> ChainCache::Find(const Key& key, time_t at) {
+std::shared_ptr<const ChainCache::Entry> ChainCache::Find(const Key& key, time_t at) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) {
     ++misses_;
-    return std::nullopt;
+    return nullptr;
   }
-  if (!(it->second.not_before < at && at < it->second.not_after)) {
+  if (!(it->second->not_before < at && at < it->second->not_after)) {
     entries_.erase(it);
     ++misses_;
-    return std::nullopt;
+    return nullptr;
   }
   ++hits_;
   return it->second;
@@ -69,11 +69,11 @@ void ChainCache::Store(const Key& key, Entry entry) {
   if (entries_.size() >= max_entries_ && entries_.count(key) == 0) {
     auto first = entries_.begin();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (it->second.not_after < first->second.not_after) first = it;
+      if (it->second->not_after < first->second->not_after) first = it;
     }
     entries_.erase(first);
   }
-  entries_[key] = std::move(entry);
+  entries_[key] = std::make_shared<const Entry>(std::move(entry));
 }
 
 size_t ChainCache::size() const {

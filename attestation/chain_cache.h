@@ -49,9 +49,9 @@ class ChainCache {
   // The key of `evidence` checked against `ca_pem`.
   static Key KeyOf(std::string_view ca_pem, const Evidence& evidence);
 
-  // The entry for `key` if `at` lies strictly inside its validity; an entry that does not serve
-  // `at` is dropped.
-  std::optional<Entry> Find(const Key& key, time_t at);
+  // The entry for `key` if `at` lies strictly inside its validity, else nullptr; an entry that
+  // does not serve `at` is dropped. The entry is shared, never changed: Store replaces it.
+  std::shared_ptr<const Entry> Find(const Key& key, time_t at);
   // Remembers a passed result (Verify only calls it when no certificate check failed). When
   // full, the entry that expires first makes room.
   void Store(const Key& key, Entry entry);
@@ -63,7 +63,7 @@ class ChainCache {
  private:
   const size_t max_entries_;
   mutable std::mutex mu_;
-  std::map<Key, Entry> entries_;
+  std::map<Key, std::shared_ptr<const Entry>> entries_;
   uint64_t hits_ = 0, misses_ = 0;
 };
 

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attestation/codec.h"
 #include "attestation/ossl.h"
 #include "base/version.h"
 
@@ -57,10 +58,7 @@ std::string Dump(const Ordered& doc, int indent) {
 }  // namespace
 
 std::string Base64Url(std::span<const uint8_t> bytes) {
-  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
+  std::string out = EncodeBase64(bytes);
   while (!out.empty() && out.back() == '=') out.pop_back();
   for (char& c : out) {
     if (c == '+') c = '-';

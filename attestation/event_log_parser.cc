@@ -7,6 +7,7 @@
 #include "attestation/event_log.h"
 #include "attestation/internal.h"
 #include "base/bytes.h"
+#include "base/openssl_ptr.h"
 
 namespace vmm::attestation {
 
@@ -232,6 +233,7 @@ Result<EventLog> ParseEventLog(std::span<const uint8_t> b, const ParseLimits& li
                                       Num(algs.size()) + " algorithms of the Spec ID event");
       }
       off += kEvent2FixedHeader;
+      e.digests.reserve(count);
       for (uint32_t i = 0; i < count; ++i) {
         auto alg = LoadLe<uint16_t>(b, off);
         if (!alg) return Malformed(off, "record truncated in its digest list");
@@ -277,6 +279,9 @@ Result<std::vector<PcrBank>> ReplayEventLog(const EventLog& log) {
     return Error(ErrorKind::kUnsupported, "event log replay: no bank of the log can be computed");
   }
   std::vector<PcrBank> banks;
+  // A context per bank, kept across its extends: OpenSSL 3 re-initialises a context for the
+  // digest it already holds without fetching the implementation again.
+  std::vector<EvpMdCtxPtr> ctxs;
   for (uint16_t alg : algs) {
     PcrBank bank;
     bank.alg = alg;
@@ -286,17 +291,18 @@ Result<std::vector<PcrBank>> ReplayEventLog(const EventLog& log) {
     }
     if (log.startup_locality) bank.pcrs[0].back() = *log.startup_locality;
     banks.push_back(std::move(bank));
+    ctxs.emplace_back(EVP_MD_CTX_new());
+    if (!ctxs.back()) return Error(ErrorKind::kInternal, "EVP_MD_CTX_new failed");
   }
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (ctx == nullptr) return Error(ErrorKind::kInternal, "EVP_MD_CTX_new failed");
   for (const Event& e : log.events) {
     if (e.type == kEvNoAction) continue;
     if (e.pcr >= kNumPcrs) {  // the parser refuses these; an EventLog made by hand may not
-      EVP_MD_CTX_free(ctx);
       return Error(ErrorKind::kInvalidArgument,
                    "event log replay: event " + Num(e.index) + " extends PCR " + Num(e.pcr));
     }
-    for (PcrBank& bank : banks) {
+    for (size_t b = 0; b < banks.size(); ++b) {
+      PcrBank& bank = banks[b];
+      EVP_MD_CTX* ctx = ctxs[b].get();
       auto d = std::find_if(e.digests.begin(), e.digests.end(),
                             [&](const Digest& x) { return x.alg == bank.alg; });
       if (d == e.digests.end()) continue;  // the parser makes every record carry every bank
@@ -307,14 +313,12 @@ Result<std::vector<PcrBank>> ReplayEventLog(const EventLog& log) {
           EVP_DigestUpdate(ctx, pcr.data(), pcr.size()) != 1 ||
           EVP_DigestUpdate(ctx, d->bytes.data(), d->bytes.size()) != 1 ||
           EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != pcr.size()) {
-        EVP_MD_CTX_free(ctx);
         return Error(ErrorKind::kInternal,
                      "event log replay: hashing failed for " + AlgName(bank.alg));
       }
-      pcr.assign(out, out + len);
+      std::copy(out, out + len, pcr.begin());
     }
   }
-  EVP_MD_CTX_free(ctx);
   return banks;
 }
 

@@ -1,6 +1,7 @@
 // Event type names, data descriptions, and the text and JSON renderings of a log.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -34,15 +35,17 @@ std::string HexNum(uint64_t v) {
 
 bool Printable(uint8_t c) { return c >= 0x20 && c < 0x7F; }
 
-// ASCII text (an optional trailing NUL aside) or nullopt.
-std::optional<std::string> AsAscii(std::span<const uint8_t> d) {
+// ASCII text (an optional trailing NUL aside) or nullopt; only its first `max` characters are
+// kept (a description is clipped anyway, and a verifier describes every appraised event).
+std::optional<std::string> AsAscii(std::span<const uint8_t> d, size_t max = SIZE_MAX) {
   while (!d.empty() && d.back() == 0) d = d.first(d.size() - 1);
   if (d.empty()) return std::nullopt;
-  std::string s;
   for (uint8_t c : d) {
     if (!Printable(c) && c != '\t' && c != '\n') return std::nullopt;
-    s.push_back(c == '\n' || c == '\t' ? ' ' : static_cast<char>(c));
   }
+  std::string s(reinterpret_cast<const char*>(d.data()), std::min(d.size(), max));
+  std::replace_if(
+      s.begin(), s.end(), [](char c) { return c == '\t' || c == '\n'; }, ' ');
   return s;
 }
 
@@ -70,7 +73,7 @@ std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
 
 std::string Generic(std::span<const uint8_t> d) {
   if (d.empty()) return "(no data)";
-  if (auto a = AsAscii(d)) return Clip(Quoted(*a));
+  if (auto a = AsAscii(d, kMaxDescription)) return Clip(Quoted(*a));
   if (auto u = AsUcs2(d); u && !u->empty()) return Clip(Quoted(*u) + " (UCS-2)");
   return Hex(d, 24) + " (" + std::to_string(d.size()) + " bytes)";
 }

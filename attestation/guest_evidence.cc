@@ -6,6 +6,7 @@
 #include <set>
 #include <string_view>
 
+#include "attestation/codec.h"
 #include "attestation/ossl.h"
 #include "attestation/quote.h"
 #include "base/hex.h"
@@ -23,11 +24,9 @@ Error BadLine(size_t line, const std::string& what) {
 
 // Lowercase hex only (the guest's hex_encode writes nothing else), at least one byte.
 std::optional<std::vector<uint8_t>> LowerHex(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  for (char c : text) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return std::nullopt;
-  }
-  return ParseHexBytes(text);
+  Result<std::vector<uint8_t>> bytes = DecodeLowerHex(text);
+  if (text.empty() || !bytes) return std::nullopt;
+  return std::move(*bytes);
 }
 
 // A decimal number without sign or leading zeros, at most `max`.

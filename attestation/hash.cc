@@ -2,6 +2,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <memory>
 
@@ -29,35 +30,31 @@ namespace {
 // Fetched once: with OpenSSL 3's EVP_sha256() and the like every EVP_DigestInit_ex fetches the
 // implementation from the provider again, which costs more than hashing an event. The fetched
 // objects live as long as the process. Falls back to the legacy object if the fetch fails.
-const EVP_MD* Fetched(const char* name, const EVP_MD* legacy) {
-  const EVP_MD* md = EVP_MD_fetch(nullptr, name, nullptr);
-  return md ? md : legacy;
-}
+struct FetchedMd {
+  uint16_t alg;
+  const char* name;
+  const EVP_MD* (*legacy)();
+};
+constexpr FetchedMd kFetchedMds[] = {{kAlgSha1, "SHA1", EVP_sha1},
+                                     {kAlgSha256, "SHA2-256", EVP_sha256},
+                                     {kAlgSha384, "SHA2-384", EVP_sha384},
+                                     {kAlgSha512, "SHA2-512", EVP_sha512}};
 }  // namespace
 
 const EVP_MD* EvpFor(uint16_t alg) {
-  switch (alg) {
-    case kAlgSha1: {
-      static const EVP_MD* md = Fetched("SHA1", EVP_sha1());
-      return md;
+  static const auto fetched = [] {
+    std::array<const EVP_MD*, std::size(kFetchedMds)> mds{};
+    for (size_t i = 0; i < mds.size(); ++i) {
+      const EVP_MD* md = EVP_MD_fetch(nullptr, kFetchedMds[i].name, nullptr);
+      mds[i] = md ? md : kFetchedMds[i].legacy();
     }
-    case kAlgSha256: {
-      static const EVP_MD* md = Fetched("SHA2-256", EVP_sha256());
-      return md;
-    }
-    case kAlgSha384: {
-      static const EVP_MD* md = Fetched("SHA2-384", EVP_sha384());
-      return md;
-    }
-    case kAlgSha512: {
-      static const EVP_MD* md = Fetched("SHA2-512", EVP_sha512());
-      return md;
-    }
-    case kAlgSm3_256:
-      return EVP_get_digestbyname("SM3");  // absent when built without SM3
-    default:
-      return nullptr;
+    return mds;
+  }();
+  for (size_t i = 0; i < fetched.size(); ++i) {
+    if (kFetchedMds[i].alg == alg) return fetched[i];
   }
+  if (alg == kAlgSm3_256) return EVP_get_digestbyname("SM3");  // absent when built without SM3
+  return nullptr;
 }
 
 Result<std::vector<Digest>> HashChunks(std::span<const uint16_t> algs,

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "attestation/appraisal.h"
+#include "attestation/codec.h"
 #include "attestation/internal.h"
 #include "base/hex.h"
 #include "base/strict_json.h"
@@ -210,12 +211,7 @@ bool ValidPolicyText(std::string_view text, size_t max) {
                   [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
     return false;
   }
-  try {
-    (void)json(std::string(text)).dump();  // throws on invalid UTF-8
-    return true;
-  } catch (const json::exception&) {
-    return false;
-  }
+  return ValidUtf8(text);
 }
 
 }  // namespace internal

@@ -86,6 +86,42 @@ const EVP_MD* SignatureMd(uint16_t hash_alg) {
   }
 }
 
+Result<TPMT_SIGNATURE> UnmarshalSignature(std::span<const uint8_t> bytes) {
+  return Unmarshal<TPMT_SIGNATURE>(Tss2_MU_TPMT_SIGNATURE_Unmarshal, bytes,
+                                   "the signature (TPMT_SIGNATURE)");
+}
+
+Result<SignatureInfo> InfoOf(const TPMT_SIGNATURE& sig) {
+  SignatureInfo info{sig.sigAlg, 0};
+  if (sig.sigAlg == TPM2_ALG_ECDSA) {
+    info.hash_alg = sig.signature.ecdsa.hash;
+  } else if (sig.sigAlg == TPM2_ALG_RSASSA) {
+    info.hash_alg = sig.signature.rsassa.hash;
+  } else {
+    return Bad("the signature scheme " + Hex(sig.sigAlg, 4) + " is neither ECDSA nor RSASSA");
+  }
+  if (SignatureMd(info.hash_alg) == nullptr) {
+    return Bad("the signature's hash " + AlgName(info.hash_alg) +
+               " is refused (SHA-256, -384 or "
+               "-512 only)");
+  }
+  return info;
+}
+
+// One INTEGER of an ECDSA-Sig-Value (RFC 3279 §2.2.3) from a TPM's unsigned big-endian value:
+// minimal, with a zero byte before a set top bit. False when it is wider than P-256's 32 bytes
+// (such a value is not below the group order, so the signature cannot verify).
+bool AppendDerInteger(std::vector<uint8_t>& der, std::span<const uint8_t> value) {
+  while (!value.empty() && value[0] == 0) value = value.subspan(1);
+  if (value.size() > 32) return false;
+  const bool pad = value.empty() || (value[0] & 0x80) != 0;
+  der.push_back(0x02);
+  der.push_back(static_cast<uint8_t>(value.size() + (pad ? 1 : 0)));
+  if (pad) der.push_back(0x00);
+  der.insert(der.end(), value.begin(), value.end());
+  return true;
+}
+
 // A Name's form (Part 1 §16): the algorithm, big-endian, then its digest of `parts`.
 Result<std::vector<uint8_t>> AlgAndDigest(uint16_t alg,
                                           std::span<const std::span<const uint8_t>> parts) {
@@ -119,6 +155,10 @@ Result<AkPublic> ParseAkPublic(std::span<const uint8_t> bytes) {
     ASSIGN_OR_RETURN(ak.key, RsaKey(pub));
   } else {
     return Bad("the AK's type " + Hex(pub.type, 4) + " is neither ECC nor RSA");
+  }
+  ak.verifier.reset(EVP_PKEY_CTX_new_from_pkey(nullptr, ak.key.get(), nullptr));
+  if (!ak.verifier || EVP_PKEY_verify_init(ak.verifier.get()) != 1) {
+    return OpenSslError(ErrorKind::kInternal, "setting up the AK's signature checks");
   }
   // The name hashes the public area exactly as marshalled (Part 1 §16): these bytes.
   std::span<const uint8_t> parts[] = {bytes};
@@ -164,62 +204,50 @@ Result<QuoteInfo> ParseQuote(std::span<const uint8_t> bytes) {
 }
 
 Result<SignatureInfo> ParseSignature(std::span<const uint8_t> bytes) {
-  ASSIGN_OR_RETURN(TPMT_SIGNATURE sig,
-                   Unmarshal<TPMT_SIGNATURE>(Tss2_MU_TPMT_SIGNATURE_Unmarshal, bytes,
-                                             "the signature (TPMT_SIGNATURE)"));
-  SignatureInfo info{sig.sigAlg, 0};
-  if (sig.sigAlg == TPM2_ALG_ECDSA) {
-    info.hash_alg = sig.signature.ecdsa.hash;
-  } else if (sig.sigAlg == TPM2_ALG_RSASSA) {
-    info.hash_alg = sig.signature.rsassa.hash;
-  } else {
-    return Bad("the signature scheme " + Hex(sig.sigAlg, 4) + " is neither ECDSA nor RSASSA");
-  }
-  if (SignatureMd(info.hash_alg) == nullptr) {
-    return Bad("the signature's hash " + AlgName(info.hash_alg) +
-               " is refused (SHA-256, -384 or "
-               "-512 only)");
-  }
-  return info;
+  ASSIGN_OR_RETURN(TPMT_SIGNATURE sig, UnmarshalSignature(bytes));
+  return InfoOf(sig);
 }
 
 Result<SignatureInfo> VerifyQuoteSignature(const AkPublic& ak, std::span<const uint8_t> attest,
                                            std::span<const uint8_t> bytes) {
-  ASSIGN_OR_RETURN(SignatureInfo info, ParseSignature(bytes));
-  ASSIGN_OR_RETURN(TPMT_SIGNATURE sig, Unmarshal<TPMT_SIGNATURE>(Tss2_MU_TPMT_SIGNATURE_Unmarshal,
-                                                                 bytes, "the signature"));
+  ASSIGN_OR_RETURN(TPMT_SIGNATURE sig, UnmarshalSignature(bytes));
+  ASSIGN_OR_RETURN(SignatureInfo info, InfoOf(sig));
+  auto does_not_verify = [&info] {
+    OpenSslError(ErrorKind::kProtocol, "");  // drain the queue
+    return Bad("the quote's " + AlgName(info.hash_alg) +
+               " signature does not verify with the AK's public key");
+  };
   std::vector<uint8_t> der;
   if (ak.type == TPM2_ALG_ECC) {
     if (sig.sigAlg != TPM2_ALG_ECDSA) return Bad("an ECC AK's quote is not signed with ECDSA");
     const TPMS_SIGNATURE_ECC& ecc = sig.signature.ecdsa;
-    EcdsaSigPtr s(ECDSA_SIG_new());
-    BnPtr r(BN_bin2bn(ecc.signatureR.buffer, ecc.signatureR.size, nullptr));
-    BnPtr ss(BN_bin2bn(ecc.signatureS.buffer, ecc.signatureS.size, nullptr));
-    if (!s || !r || !ss || ECDSA_SIG_set0(s.get(), r.get(), ss.get()) != 1) {
-      return OpenSslError(ErrorKind::kInternal, "building the ECDSA signature");
+    der = {0x30, 0x00};  // SEQUENCE { r, s }: at most 2 * 35 bytes, so one length byte
+    if (!AppendDerInteger(der, {ecc.signatureR.buffer, ecc.signatureR.size}) ||
+        !AppendDerInteger(der, {ecc.signatureS.buffer, ecc.signatureS.size})) {
+      return does_not_verify();
     }
-    r.release();
-    ss.release();
-    unsigned char* out = nullptr;
-    int len = i2d_ECDSA_SIG(s.get(), &out);
-    if (len <= 0) return OpenSslError(ErrorKind::kInternal, "encoding the ECDSA signature");
-    der.assign(out, out + len);
-    OPENSSL_free(out);
+    der[1] = static_cast<uint8_t>(der.size() - 2);
   } else {
     if (sig.sigAlg != TPM2_ALG_RSASSA) return Bad("an RSA AK's quote is not signed with RSASSA");
     der.assign(sig.signature.rsassa.sig.buffer,
                sig.signature.rsassa.sig.buffer + sig.signature.rsassa.sig.size);
   }
-  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, SignatureMd(info.hash_alg), nullptr,
-                                   ak.key.get()) != 1) {
+  // What the TPM signed is the digest of `attest` (Part 1 §20.2): hashed here, then verified
+  // with the key's prepared context.
+  const EVP_MD* md = SignatureMd(info.hash_alg);
+  uint8_t digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  EvpPkeyCtxPtr ctx(ak.verifier ? EVP_PKEY_CTX_dup(ak.verifier.get())
+                                : EVP_PKEY_CTX_new_from_pkey(nullptr, ak.key.get(), nullptr));
+  // RSASSA names the hash inside what is signed, so the context must know it; ECDSA signs the
+  // digest alone, and naming it would only fetch the digest's implementation again.
+  if (!ctx || (!ak.verifier && EVP_PKEY_verify_init(ctx.get()) != 1) ||
+      (ak.type == TPM2_ALG_RSA && EVP_PKEY_CTX_set_signature_md(ctx.get(), md) != 1) ||
+      EVP_Digest(attest.data(), attest.size(), digest, &digest_len, md, nullptr) != 1) {
     return OpenSslError(ErrorKind::kInternal, "setting up the signature check");
   }
-  int ok = EVP_DigestVerify(ctx.get(), der.data(), der.size(), attest.data(), attest.size());
-  if (ok != 1) {
-    OpenSslError(ErrorKind::kProtocol, "");  // drain the queue
-    return Bad("the quote's " + AlgName(info.hash_alg) +
-               " signature does not verify with the AK's public key");
+  if (EVP_PKEY_verify(ctx.get(), der.data(), der.size(), digest, digest_len) != 1) {
+    return does_not_verify();
   }
   return info;
 }

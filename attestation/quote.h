@@ -36,6 +36,10 @@ struct AkPublic {
   uint32_t attributes = 0;
   std::vector<uint8_t> name;  // nameAlg (big-endian) || H_nameAlg(marshalled TPMT_PUBLIC)
   EvpPkeyPtr key;             // ECC P-256 or RSA 2048
+  // `key` made ready to verify (EVP_PKEY_verify_init), once: VerifyQuoteSignature duplicates it
+  // for each signature, which costs a tenth of setting it up again, and never changes it, so
+  // threads may share an AkPublic (ChainCache does). nullptr: set up for each signature.
+  EvpPkeyCtxPtr verifier;
 };
 
 // A TPMT_PUBLIC as marshalled: an ECC NIST P-256 key (or an RSA 2048 key), with the attributes

@@ -2,7 +2,6 @@
 
 #include <functional>
 #include <limits>
-#include <map>
 #include <memory>
 #include <set>
 
@@ -33,17 +32,17 @@ const std::set<std::string, std::less<>> kIntegrityChecks = {
 
 class Runner {
  public:
-  explicit Runner(std::vector<Check>& checks) : checks_(checks) {}
+  explicit Runner(std::vector<Check>& checks) : checks_(checks) { checks_.reserve(24); }
 
   // Runs `fn` unless a dependency did not pass; `fn` fills reason and may set fail.
+  template <typename Fn>
   void Run(const std::string& name, Claim claim, std::initializer_list<std::string_view> deps,
-           const std::function<Result<std::string>(Check&)>& fn) {
+           Fn&& fn) {
     Check c;
     c.name = name;
     c.claim = claim;
     for (std::string_view dep : deps) {
-      auto it = status_.find(dep);
-      CheckStatus s = it == status_.end() ? CheckStatus::kSkip : it->second;
+      CheckStatus s = StatusOf(dep);
       if (s != CheckStatus::kPass) {
         c.status = CheckStatus::kSkip;
         c.reason =
@@ -55,7 +54,7 @@ class Runner {
     Result<std::string> r = fn(c);
     if (r) {
       if (c.status != CheckStatus::kSkip || c.reason.empty()) c.status = CheckStatus::kPass;
-      if (c.status == CheckStatus::kPass) c.reason = *r;
+      if (c.status == CheckStatus::kPass) c.reason = std::move(*r);
     } else {
       c.status = CheckStatus::kFail;
       c.reason = r.error().message();
@@ -63,19 +62,20 @@ class Runner {
     Add(std::move(c));
   }
 
-  void Add(Check c) {
-    status_[c.name] = c.status;
-    checks_.push_back(std::move(c));
-  }
+  void Add(Check c) { checks_.push_back(std::move(c)); }
 
-  bool Passed(std::string_view name) const {
-    auto it = status_.find(name);
-    return it != status_.end() && it->second == CheckStatus::kPass;
-  }
+  bool Passed(std::string_view name) const { return StatusOf(name) == CheckStatus::kPass; }
 
  private:
+  // The last check of that name (a name runs once); a check not run counts as skipped.
+  CheckStatus StatusOf(std::string_view name) const {
+    for (auto it = checks_.rbegin(); it != checks_.rend(); ++it) {
+      if (it->name == name) return it->status;
+    }
+    return CheckStatus::kSkip;
+  }
+
   std::vector<Check>& checks_;
-  std::map<std::string, CheckStatus, std::less<>> status_;
 };
 
 // Skipping from inside a check: the reason is kept and the status stays kSkip.
@@ -92,43 +92,42 @@ std::string Short(std::span<const uint8_t> bytes) {
   return hex.size() > 16 ? hex.substr(0, 16) + "..." : hex;
 }
 
-// Every PCR an event of the log extends (EV_NO_ACTION never extends).
-std::set<uint32_t> TouchedPcrs(const EventLog& log) {
-  std::set<uint32_t> touched;
+// Every PCR an event of the log extends (EV_NO_ACTION never extends), one bit a PCR.
+uint32_t TouchedPcrs(const EventLog& log) {
+  uint32_t touched = 0;
   for (const Event& e : log.events) {
-    if (e.type != kEvNoAction) touched.insert(e.pcr);
+    if (e.type != kEvNoAction && e.pcr < kNumPcrs) touched |= 1u << e.pcr;
   }
   return touched;
 }
 
 Result<std::string> CheckReplay(const Evidence& evidence, const QuoteInfo& quote,
                                 const EventLog& log, std::span<const PcrBank> replay, Check& c) {
-  std::set<uint32_t> touched = TouchedPcrs(log);
+  static_assert(kNumPcrs <= 32);
+  const uint32_t touched = TouchedPcrs(log);
   size_t compared = 0;
-  std::vector<std::string> unquoted_banks;
   for (const PcrBank& bank : replay) {
-    const PcrSelection* sel = nullptr;
+    uint32_t quoted = 0;
     for (const PcrSelection& s : quote.selection) {
-      if (s.alg == bank.alg) sel = &s;
+      if (s.alg != bank.alg) continue;
+      quoted = 0;  // the last selection of the bank counts
+      for (uint32_t pcr : s.pcrs) quoted |= pcr < kNumPcrs ? 1u << pcr : 0;
     }
-    std::set<uint32_t> quoted =
-        sel ? std::set<uint32_t>(sel->pcrs.begin(), sel->pcrs.end()) : std::set<uint32_t>();
-    for (uint32_t pcr : touched) {
-      if (quoted.count(pcr) == 0) {
+    for (uint32_t pcr = 0; pcr < kNumPcrs; ++pcr) {
+      if ((touched >> pcr & 1) && !(quoted >> pcr & 1)) {
         c.pcr = pcr;
         return Fail("the log extends " + AlgName(bank.alg) + " PCR " + std::to_string(pcr) +
                     ", which the quote does not cover");
       }
     }
-    for (uint32_t pcr : quoted) {
-      if (pcr >= kNumPcrs) continue;  // pcr-digest already required a value; none can be here
+    for (uint32_t pcr = 0; pcr < kNumPcrs; ++pcr) {
+      if (!(quoted >> pcr & 1)) continue;  // (pcr-digest already required every quoted value)
       const std::vector<uint8_t>& value = evidence.pcrs.at(bank.alg).at(pcr);
       if (value != bank.pcrs[pcr]) {
         c.pcr = pcr;
-        std::string why = touched.count(pcr)
-                              ? ""
-                              : " (the log has no event for it, so it should hold its reset "
-                                "value)";
+        std::string why = (touched >> pcr & 1) ? ""
+                                               : " (the log has no event for it, so it should "
+                                                 "hold its reset value)";
         return Fail(AlgName(bank.alg) + " PCR " + std::to_string(pcr) + " is " + Short(value) +
                     " in the quote, the log replays to " + Short(bank.pcrs[pcr]) + why);
       }
@@ -217,55 +216,32 @@ void Remember(ChainCache& cache, const ChainCache::Key& key, const VerifyResult&
 
 }  // namespace
 
-std::string_view EarStatusName(EarStatus status) {
-  switch (status) {
-    case EarStatus::kAffirming:
-      return "affirming";
-    case EarStatus::kWarning:
-      return "warning";
-    case EarStatus::kContraindicated:
-      return "contraindicated";
-    case EarStatus::kNone:
-      break;
-  }
-  return "none";
+namespace {
+
+// Names indexed by an enum's value (verify.h spells them); `other` for a value past the table.
+template <typename E, size_t N>
+std::string_view NameOf(E value, const std::array<std::string_view, N>& names,
+                        std::string_view other) {
+  const size_t i = static_cast<size_t>(value);
+  return i < N ? names[i] : other;
 }
+
+constexpr std::array<std::string_view, 4> kEarStatusNames = {"none", "affirming", "warning",
+                                                             "contraindicated"};
+constexpr std::array<std::string_view, 3> kCheckStatusNames = {"pass", "fail", "skip"};
+constexpr std::array<std::string_view, 9> kClaimNames = {
+    "",         "instance-identity", "configuration",  "executables", "file-system",
+    "hardware", "runtime-opaque",    "storage-opaque", "sourced-data"};
+
+}  // namespace
+
+std::string_view EarStatusName(EarStatus status) { return NameOf(status, kEarStatusNames, "none"); }
 
 std::string_view CheckStatusName(CheckStatus status) {
-  switch (status) {
-    case CheckStatus::kPass:
-      return "pass";
-    case CheckStatus::kFail:
-      return "fail";
-    case CheckStatus::kSkip:
-      break;
-  }
-  return "skip";
+  return NameOf(status, kCheckStatusNames, "skip");
 }
 
-std::string_view ClaimName(Claim claim) {
-  switch (claim) {
-    case Claim::kInstanceIdentity:
-      return "instance-identity";
-    case Claim::kConfiguration:
-      return "configuration";
-    case Claim::kExecutables:
-      return "executables";
-    case Claim::kFileSystem:
-      return "file-system";
-    case Claim::kHardware:
-      return "hardware";
-    case Claim::kRuntimeOpaque:
-      return "runtime-opaque";
-    case Claim::kStorageOpaque:
-      return "storage-opaque";
-    case Claim::kSourcedData:
-      return "sourced-data";
-    case Claim::kNone:
-      break;
-  }
-  return "";
-}
+std::string_view ClaimName(Claim claim) { return NameOf(claim, kClaimNames, ""); }
 
 VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
   VerifyResult r;
@@ -281,7 +257,7 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
   // inputs (chain_cache.h); each check still runs through `run` with its dependencies.
   ChainCache* cache = options.chain_cache;
   ChainCache::Key key{};
-  std::optional<ChainCache::Entry> hit;
+  std::shared_ptr<const ChainCache::Entry> hit;
   const time_t at = options.at ? *options.at : time(nullptr);
   if (cache) {
     key = ChainCache::KeyOf(options.ca_pem, e);
@@ -375,7 +351,10 @@ VerifyResult Verify(const Evidence& e, const VerifyOptions& options) {
          {std::pair{kTpmRhEndorsement, "endorsement"}, std::pair{kTpmRhOwner, "owner"},
           std::pair{kTpmRhNull, "null"}, std::pair{kTpmRhPlatform, "platform"}}) {
       ASSIGN_OR_RETURN(std::vector<uint8_t> qn, QualifiedNameAsPrimary(*ak, handle));
-      if (qn == quote->qualified_signer) hierarchy = what;
+      if (qn == quote->qualified_signer) {
+        hierarchy = what;
+        break;
+      }
     }
     if (hierarchy.empty()) {
       return Fail("the quote's qualifiedSigner " + Short(quote->qualified_signer) +

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "attestation/verify.h"
+#include "tests/unit/attestation/expect_evidence.h"
 #include "tests/unit/attestation/fake_tpm.h"
 
 namespace vmm::attestation {
@@ -47,12 +48,7 @@ class ChainCacheTest : public ::testing::Test {
     return cached;
   }
   static const Check& Find(const VerifyResult& r, std::string_view name) {
-    for (const Check& c : r.checks) {
-      if (c.name == name) return c;
-    }
-    static Check none{"(absent)", CheckStatus::kSkip, "", Claim::kNone, {}, {}};
-    ADD_FAILURE() << "no check " << name;
-    return none;
+    return FindCheck(r.checks, name);
   }
 
   FakeTpm tpm_;
@@ -62,11 +58,7 @@ class ChainCacheTest : public ::testing::Test {
 
 TEST_F(ChainCacheTest, CachedResultIsTheUncachedResult) {
   Evidence e = MakeEvidence(tpm_, ca_, kNonce);
-  auto log = ParseEventLog(e.event_log);
-  ASSERT_TRUE(log.has_value());
-  auto policy = PolicyFromEventLog(*log, "cache-test");
-  ASSERT_TRUE(policy.has_value()) << policy.error().message();
-  policy_ = std::move(*policy);
+  policy_ = PolicyOfLog(e.event_log, "cache-test");
   ChainCache cache;
   VerifyResult first = Both(e, cache);  // a miss: checked in full and stored
   EXPECT_EQ(first.status, EarStatus::kAffirming) << ResultToText(first);

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/strict_json.h"
 #include "tests/unit/attestation/expect_evidence.h"
 #include "tests/unit/attestation/fake_tpm.h"
 
@@ -26,6 +27,12 @@ class EvidenceTest : public ::testing::Test {
  protected:
   EvidenceTest() : evidence_(MakeEvidence(tpm_, ca_, Bytes(16, 7))) {}
   Json Doc() const { return Json::parse(SerializeEvidence(evidence_)); }
+  // The bundle with the value at `pointer` (RFC 6901) set to `value` is refused with `message`.
+  void ExpectErrorWith(const std::string& pointer, const Json& value, std::string_view message) {
+    Json doc = Doc();
+    doc[Json::json_pointer(pointer)] = value;
+    ExpectError(doc, message);
+  }
   void ExpectError(const Json& doc, std::string_view message) {
     auto r = Parse(doc.dump());
     ASSERT_FALSE(r.has_value()) << doc.dump();
@@ -71,18 +78,10 @@ TEST_F(EvidenceTest, RefusesUnknownMissingAndRepeatedKeys) {
 }
 
 TEST_F(EvidenceTest, RefusesWrongFormatSourceAndTypes) {
-  Json doc = Doc();
-  doc["format"] = "vmm-evidence/2";
-  ExpectError(doc, "is not vmm-evidence/1");
-  doc = Doc();
-  doc["source"] = "host";
-  ExpectError(doc, "source \"host\"");
-  doc = Doc();
-  doc["ca_chain"] = "x";
-  ExpectError(doc, "ca_chain: not an array");
-  doc = Doc();
-  doc["ak"]["certificate"] = "hello";
-  ExpectError(doc, "ak.certificate: not a PEM certificate");
+  ExpectErrorWith("/format", "vmm-evidence/2", "is not vmm-evidence/1");
+  ExpectErrorWith("/source", "host", "source \"host\"");
+  ExpectErrorWith("/ca_chain", "x", "ca_chain: not an array");
+  ExpectErrorWith("/ak/certificate", "hello", "ak.certificate: not a PEM certificate");
 }
 
 TEST_F(EvidenceTest, RefusesBadBase64) {
@@ -94,23 +93,15 @@ TEST_F(EvidenceTest, RefusesBadBase64) {
 }
 
 TEST_F(EvidenceTest, RefusesBadHexAndPcrKeys) {
-  Json doc = Doc();
-  doc["nonce"] = "ABCD";
-  ExpectError(doc, "nonce: not lowercase hex");
-  doc = Doc();
-  doc["nonce"] = "abc";
-  ExpectError(doc, "odd number");
+  ExpectErrorWith("/nonce", "ABCD", "nonce: not lowercase hex");
+  ExpectErrorWith("/nonce", "abc", "odd number");
   for (const char* key : {"01", "24", "x", "-1", ""}) {
-    doc = Doc();
-    doc["pcrs"]["sha256"][key] = std::string(64, '0');
-    ExpectError(doc, "is not a PCR index");
+    ExpectErrorWith("/pcrs/sha256/" + std::string(key), std::string(64, '0'), "is not a PCR index");
   }
-  doc = Doc();
-  doc["pcrs"]["sha256"]["0"] = std::string(62, '0');
-  ExpectError(doc, "pcrs.sha256.0: 31 bytes");
-  doc = Doc();
-  doc["pcrs"]["md5"] = Json::object();
-  ExpectError(doc, "unknown bank \"md5\"");
+  ExpectErrorWith("/pcrs/sha256/0", std::string(62, '0'), "pcrs.sha256.0: 31 bytes");
+  ExpectErrorWith("/pcrs/sha256/0", std::string(64, 'g'), "pcrs.sha256.0: not lowercase hex");
+  ExpectErrorWith("/pcrs/sha256/0", 7, "pcrs.sha256.0: not a string");
+  ExpectErrorWith("/pcrs/md5", Json::object(), "unknown bank \"md5\"");
 }
 
 TEST_F(EvidenceTest, RefusesTooManyChainCertificatesOversizeAndDeepNesting) {
@@ -122,6 +113,101 @@ TEST_F(EvidenceTest, RefusesTooManyChainCertificatesOversizeAndDeepNesting) {
   std::string deep(100, '[');
   EXPECT_THAT(Parse(deep).error().message(), HasSubstr("nested deeper"));
   EXPECT_THAT(Parse("").error().message(), HasSubstr("not valid JSON"));
+}
+
+// The reader refuses, as malformed JSON, too deep or with a repeated key, exactly the documents
+// base/strict_json.h (nlohmann, which the reader replaced) refuses, with the same key.
+TEST(EvidenceJson, RefusesWhatTheStrictNlohmannReaderRefuses) {
+  const std::string_view kDocs[] = {
+      "",
+      "   ",
+      "{}",
+      "\xEF\xBB\xBF{}",
+      "{} x",
+      std::string_view("{\"a\":\"\0\"}", 8),
+      "{\"a\":\"\\u0000\"}",
+      " {\"a\" : 1 , \"b\":[ ] }\r\n\t",
+      "{\"a\":\"\\udc00\"}",
+      "{\"a\":\"\\ud800\"}",
+      "{\"a\":\"\\ud800x\"}",
+      "{\"a\":\"\\ud83d\\ude00\"}",
+      "{\"a\":\"\xC0\x80\"}",
+      "{\"a\":\"\xED\xA0\x80\"}",
+      "{\"\xF4\x90\x80\x80\":1}",
+      "{\"a\":\"\xE2\x82\xAC\"}",
+      "{\"a\":\"tab\tin\"}",
+      "[\"\\x\"]",
+      "[[[[[[[[[]]]]]]]]]",
+      "[[[[[[[[[1]]]]]]]]]",
+      "[[[[[[[[{}]]]]]]]]",
+      "[[[[[[[[{\"a\":1}]]]]]]]]",
+      "[[[[[[[[[[",
+      "[1,,[[[[[[[[[[[",
+      "{\"a\":1,\"a\":2}",
+      "{\"a\":{\"x\":1,\"x\":2},\"b\":1,\"b\":2}",
+      "{\"b\":1,\"a\":{\"x\":1},\"b\":2,\"a\":3}",
+      "[{\"k\":1},{\"k\":1,\"j\":[{\"z\":0,\"z\":1}],\"k\":2}]",
+      "{\"a\":1,\"a\":2",
+      "{\"a\":1,\"a\":[[[[[[[[[1]]]]]]]]]}",
+      "{\"s\\u0061\":1,\"sa\":2}",
+      "[1,2",
+      "[1,]",
+      "01",
+      "-",
+      "[.5]",
+      "[1.]",
+      "[1e400]",
+      "[-1e-400]",
+      "[1.8e308]",
+      "[2e308]",
+      "[123456789012345678901234567890]",
+      "tru",
+      "nul",
+      "\"\\u00e9\"",
+  };
+  for (std::string_view doc : kDocs) {
+    SCOPED_TRACE(testing::PrintToString(std::string(doc)));
+    StrictJson want = ParseStrictJson(doc, 8);
+    Result<Evidence> got = ParseEvidence(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(doc.data()), doc.size()));
+    ASSERT_FALSE(got.has_value());
+    const std::string message = got.error().message();
+    switch (want.problem) {
+      case StrictJson::Problem::kInvalid:
+        EXPECT_THAT(message, HasSubstr("not valid JSON"));
+        break;
+      case StrictJson::Problem::kTooDeep:
+        EXPECT_THAT(message, HasSubstr("nested deeper than 8 levels"));
+        break;
+      case StrictJson::Problem::kRepeatedKey:
+        EXPECT_THAT(message, HasSubstr("the key \"" + want.repeated_key + "\" is repeated"));
+        break;
+      case StrictJson::Problem::kNone:
+        EXPECT_THAT(message, ::testing::Not(HasSubstr("JSON")));
+        EXPECT_THAT(message, ::testing::Not(HasSubstr("nested")));
+        EXPECT_THAT(message, ::testing::Not(HasSubstr("repeated")));
+        break;
+    }
+  }
+  // Stricter in one place: nlohmann ends its input at a NUL byte, so it ignored anything after
+  // one that follows the document; the reader refuses that as trailing bytes.
+  const std::string_view nul_tail("{}\0x", 4);
+  EXPECT_EQ(ParseStrictJson(nul_tail, 8).problem, StrictJson::Problem::kNone);
+  EXPECT_THAT(ParseEvidence(std::span<const uint8_t>(
+                                reinterpret_cast<const uint8_t*>(nul_tail.data()), nul_tail.size()))
+                  .error()
+                  .message(),
+              HasSubstr("not valid JSON"));
+}
+
+TEST_F(EvidenceTest, ReportsTheFirstUnknownKeyByNameAndAcceptsAByteOrderMark) {
+  Json doc = Doc();
+  doc["zz"] = 1;
+  doc["aa"] = 2;
+  ExpectError(doc, "unknown key \"aa\"");
+  auto back = Parse("\xEF\xBB\xBF" + SerializeEvidence(evidence_));
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  ExpectSameContent(*back, evidence_);
 }
 
 }  // namespace

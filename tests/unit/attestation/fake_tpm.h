@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "attestation/appraisal.h"
 #include "attestation/event_log.h"
 #include "attestation/evidence.h"
 #include "attestation/ossl.h"
@@ -388,6 +389,17 @@ inline Evidence MakeEvidence(const FakeTpm& tpm, const TestCa& ca, const Bytes& 
   }
   e.ca_chain_pem = {ca.pem()};
   return e;
+}
+
+// The reference-value policy of a log, as the tenant makes it (`vmm measure --policy-out`, or
+// PolicyFromEventLog of the parsed log); throws when the log is not of the manager's scheme.
+inline Policy PolicyOfLog(std::span<const uint8_t> log_bytes, std::string id) {
+  auto log = ParseEventLog(log_bytes);
+  if (!log) throw std::runtime_error("fake TPM: the log does not parse: " + log.error().message());
+  auto policy = PolicyFromEventLog(*log, std::move(id));
+  if (!policy)
+    throw std::runtime_error("fake TPM: no policy of the log: " + policy.error().message());
+  return std::move(*policy);
 }
 
 }  // namespace vmm::attestation::fake

@@ -10,6 +10,7 @@
 
 #include "attestation/appraisal.h"
 #include "attestation/event_log.h"
+#include "tests/unit/attestation/expect_evidence.h"
 
 namespace vmm::attestation {
 namespace {
@@ -80,10 +81,16 @@ std::vector<Check> Appraise(const Policy& p, const Boot& b) {
 
 // A copy: callers often pass the temporary result of Appraise.
 Check Find(const std::vector<Check>& checks, std::string_view name) {
-  auto it =
-      std::find_if(checks.begin(), checks.end(), [name](const Check& c) { return c.name == name; });
-  EXPECT_NE(it, checks.end()) << name;
-  return it == checks.end() ? Check{} : *it;
+  return FindCheck(checks, name);
+}
+
+// The check `name` failed, at `pcr`, saying `why`.
+void ExpectFails(const std::vector<Check>& checks, std::string_view name, uint32_t pcr,
+                 std::string_view why) {
+  const Check& c = FindCheck(checks, name);
+  EXPECT_EQ(c.status, CheckStatus::kFail) << name;
+  EXPECT_EQ(c.pcr, pcr) << name;
+  EXPECT_NE(c.reason.find(why), std::string::npos) << c.reason;
 }
 
 // The names of the checks that did not pass.
@@ -169,10 +176,7 @@ TEST(Appraisal, CommandLineInitramfsAndCrtm) {
 
   Boot cmdline = boot;
   cmdline.cmdline = "console=ttyS0 init=/bin/sh";
-  const Check c = Find(Appraise(policy, cmdline), "policy-cmdline");
-  EXPECT_EQ(c.status, CheckStatus::kFail);
-  EXPECT_EQ(c.pcr, 8u);
-  EXPECT_NE(c.reason.find("is not an allowed command line"), std::string::npos) << c.reason;
+  ExpectFails(Appraise(policy, cmdline), "policy-cmdline", 8, "is not an allowed command line");
 
   Boot with_initramfs = boot;
   with_initramfs.initramfs = "an initramfs";
@@ -184,10 +188,7 @@ TEST(Appraisal, CommandLineInitramfsAndCrtm) {
 
   Boot crtm = boot;
   crtm.version = "vmm 0.9.1";
-  const Check v = Find(Appraise(policy, crtm), "policy-crtm");
-  EXPECT_EQ(v.status, CheckStatus::kFail);
-  EXPECT_EQ(v.pcr, 0u);
-  EXPECT_NE(v.reason.find("not an allowed CRTM version"), std::string::npos) << v.reason;
+  ExpectFails(Appraise(policy, crtm), "policy-crtm", 0, "not an allowed CRTM version");
   policy.crtm_versions.push_back("vmm 0.9.1");
   EXPECT_EQ(Find(Appraise(policy, crtm), "policy-crtm").status, CheckStatus::kPass);
 }

@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "attestation/quote.h"
+#include "tests/unit/attestation/expect_evidence.h"
 #include "tests/unit/attestation/fake_tpm.h"
 
 namespace vmm::attestation {
@@ -30,12 +31,7 @@ class VerifyTest : public ::testing::Test {
     return Verify(e, options);
   }
   static const Check& Find(const VerifyResult& r, std::string_view name) {
-    for (const Check& c : r.checks) {
-      if (c.name == name) return c;
-    }
-    static Check none{"(absent)", CheckStatus::kSkip, "", Claim::kNone, {}, {}};
-    ADD_FAILURE() << "no check " << name;
-    return none;
+    return FindCheck(r.checks, name);
   }
   // The one failing check, and its reason.
   static void ExpectOnlyFailure(const VerifyResult& r, std::string_view name,
@@ -85,11 +81,8 @@ TEST_F(VerifyTest, ValidBundleWithoutPolicyPassesEveryCheckButAppraisal) {
 
 TEST_F(VerifyTest, ValidBundleWithPolicyIsAffirming) {
   Evidence e = MakeEvidence(tpm_, ca_, kNonce);
-  auto log = ParseEventLog(e.event_log);
-  ASSERT_TRUE(log.has_value());
-  auto policy = PolicyFromEventLog(*log, "test-policy");
-  ASSERT_TRUE(policy.has_value()) << policy.error().message();
-  VerifyOptions options{ca_.pem(), kNonce, &*policy, std::nullopt};
+  const Policy policy = PolicyOfLog(e.event_log, "test-policy");
+  VerifyOptions options{ca_.pem(), kNonce, &policy, std::nullopt};
   VerifyResult r = Verify(e, options);
   for (const Check& c : r.checks)
     EXPECT_EQ(c.status, CheckStatus::kPass) << c.name << ": " << c.reason;
@@ -211,32 +204,27 @@ TEST_F(VerifyTest, CertificatesCheckedAtAGivenTime) {
   EXPECT_THAT(Find(r, "ak-certificate").reason, HasSubstr("not yet valid"));
 }
 
-TEST_F(VerifyTest, AkCertificateWithoutDigitalSignatureFails) {
-  EvidenceParts parts;
-  parts.ak_cert.key_usage = "critical,keyAgreement";
-  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "ak-certificate",
-                    "lacks digitalSignature");
-}
-
-TEST_F(VerifyTest, AkCertificateWithoutTheAikEkuFails) {
-  EvidenceParts parts;
-  parts.ak_cert.eku = "clientAuth";
-  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "ak-certificate",
-                    "tcg-kp-AIKCertificate");
-}
-
-TEST_F(VerifyTest, EkCertificateWithTheWrongKeyUsageFails) {
-  EvidenceParts parts;
-  parts.ek_cert.key_usage = "critical,digitalSignature";
-  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "ek-certificate",
-                    "lacks keyAgreement");
-}
-
-TEST_F(VerifyTest, EkCertificateWithoutTheEkEkuFails) {
-  EvidenceParts parts;
-  parts.ek_cert.eku = "2.23.133.8.3";
-  ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)), "ek-certificate",
-                    "tcg-kp-EKCertificate");
+// Each profile rule of the AK and EK certificates (key usage, extended key usage), broken alone,
+// fails its certificate's check and nothing else.
+TEST_F(VerifyTest, CertificatesOutsideTheirProfileFail) {
+  const struct {
+    bool ak;  // the AK certificate, else the EK certificate
+    std::string CertSpec::*field;
+    const char* value;
+    const char* why;
+  } kCases[] = {
+      {true, &CertSpec::key_usage, "critical,keyAgreement", "lacks digitalSignature"},
+      {true, &CertSpec::eku, "clientAuth", "tcg-kp-AIKCertificate"},
+      {false, &CertSpec::key_usage, "critical,digitalSignature", "lacks keyAgreement"},
+      {false, &CertSpec::eku, "2.23.133.8.3", "tcg-kp-EKCertificate"},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.value);
+    EvidenceParts parts;
+    (c.ak ? parts.ak_cert : parts.ek_cert).*c.field = c.value;
+    ExpectOnlyFailure(Run(MakeEvidence(tpm_, ca_, kNonce, parts)),
+                      c.ak ? "ak-certificate" : "ek-certificate", c.why);
+  }
 }
 
 TEST_F(VerifyTest, AkAndEkOfDifferentVmsFailBinding) {
@@ -256,10 +244,8 @@ TEST_F(VerifyTest, NoEkCertificateIsAWarning) {
   EvidenceParts parts;
   parts.with_ek = false;
   Evidence e = MakeEvidence(tpm_, ca_, kNonce, parts);
-  auto log = ParseEventLog(e.event_log);
-  auto policy = PolicyFromEventLog(*log, "p");
-  ASSERT_TRUE(policy.has_value());
-  VerifyResult r = Verify(e, VerifyOptions{ca_.pem(), kNonce, &*policy, std::nullopt});
+  const Policy policy = PolicyOfLog(e.event_log, "p");
+  VerifyResult r = Verify(e, VerifyOptions{ca_.pem(), kNonce, &policy, std::nullopt});
   EXPECT_EQ(Find(r, "ek-certificate").status, CheckStatus::kSkip);
   EXPECT_EQ(Find(r, "ek-certificate").reason, "the bundle has no EK certificate");
   EXPECT_EQ(Find(r, "ak-binding").status, CheckStatus::kSkip);
@@ -469,11 +455,7 @@ using namespace fake;  // NOLINT: the fake TPM's helpers
 class PolicyVerifyTest : public VerifyTest {
  protected:
   VerifyResult RunAgainstPolicyOf(const BootImages& expected, const BootImages& booted) {
-    auto log = ParseEventLog(MakeBootLog(expected));
-    EXPECT_TRUE(log.has_value());
-    auto policy = PolicyFromEventLog(*log, "tenant");
-    EXPECT_TRUE(policy.has_value()) << policy.error().message();
-    policy_ = *policy;
+    policy_ = PolicyOfLog(MakeBootLog(expected), "tenant");
     EvidenceParts parts;
     parts.images = booted;
     return Verify(MakeEvidence(tpm_, ca_, kNonce, parts),
