@@ -200,13 +200,17 @@ std::vector<Refusal> CheckLaunch(const LaunchPolicy& p, const LaunchRequest& r) 
 }
 
 ApiRole RoleFor(const LaunchPolicy& p, uint32_t uid, uint32_t gid,
-                std::span<const uint32_t> supplementary_gids) {
+                std::span<const uint32_t> supplementary_gids, std::string_view vm_name,
+                std::string_view vm_uuid) {
+  auto here = [&](const RoleBinding& b) {
+    return !b.vm || (!b.vm->empty() && (*b.vm == vm_name || *b.vm == vm_uuid));
+  };
   for (const RoleBinding& b : p.roles) {
-    if (b.uid && *b.uid == uid) return b.role;
+    if (b.uid && *b.uid == uid && here(b)) return b.role;
   }
   ApiRole best = ApiRole::kNone;
   for (const RoleBinding& b : p.roles) {
-    if (!b.gid) continue;
+    if (!b.gid || !here(b)) continue;
     const bool member =
         *b.gid == gid || std::find(supplementary_gids.begin(), supplementary_gids.end(), *b.gid) !=
                              supplementary_gids.end();

@@ -34,7 +34,8 @@
 //        absolute, symlinks followed): an exact path, a directory ending in "/" (any file
 //        below it), or "*" (any file); and when that entry says read_only true, the disk
 //        must be read-only. The first matching entry decides.
-//   "roles": [{"uid": N | "gid": N, "role": "admin"|"operator"|"tenant"|"auditor"}]  optional
+//   "roles": [{"uid": N | "gid": N, "role": "admin"|"operator"|"tenant"|"auditor",
+//              "vm": NAME-OR-UUID (optional: the binding holds only on that VM)}]  optional
 //
 // Ownership: plain values throughout; nothing refers to the parsed text after parsing.
 #pragma once
@@ -86,6 +87,7 @@ struct RoleBinding {
   std::optional<uint32_t> uid;  // exactly one of uid, gid
   std::optional<uint32_t> gid;
   ApiRole role = ApiRole::kNone;
+  std::optional<std::string> vm;  // only on the VM of this name or UUID (a tenant's own VM)
 };
 
 struct LaunchPolicy {
@@ -143,8 +145,10 @@ std::vector<Refusal> CheckLaunch(const LaunchPolicy& policy, const LaunchRequest
 // The role of a peer: a binding for its uid wins over any binding for its groups (so a uid
 // can be given less than its groups would give it); among the bindings of its groups (gid and
 // supplementary) the most privileged wins, as group memberships add up. kNone: no binding.
+// Bindings with a `vm` hold only on the VM whose --name or --uuid it names.
 ApiRole RoleFor(const LaunchPolicy& policy, uint32_t uid, uint32_t gid,
-                std::span<const uint32_t> supplementary_gids);
+                std::span<const uint32_t> supplementary_gids, std::string_view vm_name = "",
+                std::string_view vm_uuid = "");
 
 // A policy (JSON text, ending in a newline) that admits exactly this VM: its kernel and
 // initramfs, each token of its command line, its vCPUs and memory as limits, its protections

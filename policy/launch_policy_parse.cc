@@ -4,8 +4,10 @@
 #include <initializer_list>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <utility>
 
+#include "base/enum_names.h"
 #include "base/hex.h"
 #include "base/strict_json.h"
 #include "policy/launch_policy.h"
@@ -215,8 +217,13 @@ Result<DiskRule> ParseDiskRule(const json& e, const std::string& at) {
   return r;
 }
 
+constexpr NamedValue<ApiRole> kRoleNames[] = {{ApiRole::kAdmin, "admin"},
+                                              {ApiRole::kOperator, "operator"},
+                                              {ApiRole::kTenant, "tenant"},
+                                              {ApiRole::kAuditor, "auditor"}};
+
 Result<RoleBinding> ParseRole(const json& e, const std::string& at) {
-  RETURN_IF_ERROR(CheckObject(e, at, {"role"}, {"uid", "gid"}));
+  RETURN_IF_ERROR(CheckObject(e, at, {"role"}, {"uid", "gid", "vm"}));
   if (e.contains("uid") == e.contains("gid")) {
     return Bad(at, "needs exactly one of \"uid\" and \"gid\"");
   }
@@ -231,8 +238,11 @@ Result<RoleBinding> ParseRole(const json& e, const std::string& at) {
   }
   ASSIGN_OR_RETURN(std::string role,
                    GetChoice(e["role"], at + ".role", {"admin", "operator", "tenant", "auditor"}));
-  for (ApiRole r : {ApiRole::kAdmin, ApiRole::kOperator, ApiRole::kTenant, ApiRole::kAuditor}) {
-    if (RoleName(r) == role) b.role = r;
+  b.role = ValueNamed(kRoleNames, role).value_or(ApiRole::kNone);
+  if (e.contains("vm")) {
+    ASSIGN_OR_RETURN(std::string vm, GetText(e["vm"], at + ".vm"));
+    if (vm.empty() || vm.size() > 64) return Bad(at + ".vm", "a VM name or UUID, 1 to 64 bytes");
+    b.vm = std::move(vm);
   }
   return b;
 }
@@ -248,21 +258,7 @@ Result<std::string> Sha256Hex(std::string_view bytes) {
 
 }  // namespace
 
-std::string_view RoleName(ApiRole role) {
-  switch (role) {
-    case ApiRole::kAdmin:
-      return "admin";
-    case ApiRole::kOperator:
-      return "operator";
-    case ApiRole::kTenant:
-      return "tenant";
-    case ApiRole::kAuditor:
-      return "auditor";
-    case ApiRole::kNone:
-      break;
-  }
-  return "none";
-}
+std::string_view RoleName(ApiRole role) { return NameOf(kRoleNames, role, "none"); }
 
 Result<LaunchPolicy> ParseLaunchPolicy(std::string_view text) {
   if (text.size() > kMaxLaunchPolicyBytes) {
@@ -357,15 +353,15 @@ Result<LaunchPolicy> ParseLaunchPolicy(std::string_view text) {
 
   if (doc.contains("roles")) {
     ASSIGN_OR_RETURN(const json* roles, GetArray(doc["roles"], "roles"));
-    std::set<std::pair<bool, uint32_t>> bound;  // (is uid, id)
+    std::set<std::tuple<bool, uint32_t, std::string>> bound;  // (is uid, id, vm)
     for (size_t i = 0; i < roles->size(); ++i) {
       const std::string at = Index("roles", i);
       ASSIGN_OR_RETURN(RoleBinding b, ParseRole((*roles)[i], at));
       const bool is_uid = b.uid.has_value();
       const uint32_t id = is_uid ? *b.uid : *b.gid;
-      if (!bound.insert({is_uid, id}).second) {
-        return Bad(
-            at, std::string(is_uid ? "uid " : "gid ") + std::to_string(id) + " already has a role");
+      if (!bound.insert({is_uid, id, b.vm.value_or("")}).second) {
+        return Bad(at, std::string(is_uid ? "uid " : "gid ") + std::to_string(id) +
+                           " already has a role" + (b.vm ? " on VM '" + *b.vm + "'" : ""));
       }
       p.roles.push_back(b);
     }

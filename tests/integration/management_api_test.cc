@@ -11,6 +11,9 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <sstream>
+
+#include <sys/stat.h>
 
 #include "tests/integration/background_vm.h"
 #include "tests/integration/vmm_process.h"
@@ -118,6 +121,127 @@ TEST(ManagementApiKvm, InfoPauseResumeCountersCurlAndShutdownByThePowerButton) {
   EXPECT_NE(ReadText(t.dir.File("serial.txt")).find("testguest: power button pressed"),
             std::string::npos)
       << t.Log();
+}
+
+// Roles from the launch policy, with real uids: the tenant of this VM attests (and reads its
+// info) but cannot shut it down; a tenant bound to another VM gets nothing; root (admin) does
+// everything, through curl too. Every call is in the audit log with its caller.
+TEST(ManagementApiKvm, RolesFromThePolicyWithRealUids) {
+  if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)";
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as other uids";
+  if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "needs setpriv (util-linux)";
+  constexpr char kTenant[] = "65534", kOtherTenant[] = "65533";
+  testing_util::TempDir d("vmm-api-roles");
+  ASSERT_EQ(chmod(d.path().c_str(), 0711), 0);
+  const std::string vmm = BinDir() + "/vmm";
+  ASSERT_EQ(mkdir(d.File("vtpm").c_str(), 0700), 0);
+  const std::string tpm = "state=" + d.File("vtpm/state") + ",key=" + d.File("vtpm/key");
+  ProcessResult provision = RunProcess(
+      {vmm, "vtpm", "provision", "--vm", tpm, "--ca", d.File("ca"), "--vm-id", "roles"}, 120);
+  ASSERT_EQ(provision.exit_code, 0) << provision.err;
+  const std::vector<std::string> vm = {
+      "--kernel", BinDir() + "/testguest.elf", "--tpm", tpm, "--cmdline", "linger=300"};
+  std::vector<std::string> init = {vmm, "policy", "init", "--out", d.File("policy.json")};
+  init.insert(init.end(), vm.begin(), vm.end());
+  ProcessResult made = RunProcess(init, 60);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  nlohmann::json policy = nlohmann::json::parse(ReadText(d.File("policy.json")));
+  policy["roles"] = nlohmann::json::array(
+      {{{"uid", 0}, {"role", "admin"}},
+       {{"uid", std::stoi(kTenant)}, {"role", "tenant"}, {"vm", "api-test"}},
+       {{"uid", std::stoi(kOtherTenant)}, {"role", "tenant"}, {"vm", "another-vm"}}});
+  std::ofstream(d.File("roles.json")) << policy.dump(2);
+
+  std::vector<std::string> run = vm;
+  run.insert(run.end(), {"--policy", d.File("roles.json"), "--api-socket", d.File("api.sock"),
+                         "--api-socket-mode", "0666", "--name", "api-test", "--audit-log",
+                         d.File("audit.jsonl")});
+  BackgroundVm guest(run, d.File("serial.txt"), d.File("vmm.err"));
+  std::string serial;
+  for (int i = 0; i < 1200 && guest.running(); ++i) {
+    serial = ReadText(d.File("serial.txt"));
+    if (serial.find("testguest: lingering") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(serial.find("testguest: lingering"), std::string::npos)
+      << serial << ReadText(d.File("vmm.err"));
+  ASSERT_EQ(mkdir(d.File("out").c_str(), 0777), 0);
+  ASSERT_EQ(chmod(d.File("out").c_str(), 0777), 0);
+  auto as = [&](const char* uid, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/setpriv", std::string("--reuid=") + uid,
+                                     std::string("--regid=") + uid, "--clear-groups", vmm};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProcess(argv, 60);
+  };
+  const std::string sock = d.File("api.sock");
+  ProcessResult info = as(kTenant, {"ctl", "--api-socket", sock, "info"});
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  ProcessResult attest = as(kTenant, {"attest", "--api-socket", sock, "--nonce", "c0ffee", "--out",
+                                      d.File("out/evidence.json")});
+  EXPECT_EQ(attest.exit_code, 0) << attest.err;
+  ProcessResult shutdown = as(kTenant, {"ctl", "--api-socket", sock, "shutdown"});
+  EXPECT_EQ(shutdown.exit_code, 1);
+  EXPECT_NE(shutdown.err.find("the tenant role may not call vm.shutdown (HTTP 403)"),
+            std::string::npos)
+      << shutdown.err;
+  ProcessResult other = as(kOtherTenant, {"ctl", "--api-socket", sock, "info"});
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.err.find("has no role on this VM's API (HTTP 403)"), std::string::npos)
+      << other.err;
+  if (access("/usr/bin/curl", X_OK) == 0) {
+    ProcessResult curl = RunProcess({"/usr/bin/curl", "-s", "-w", "\n%{http_code}", "--unix-socket",
+                                     sock, "http://localhost/api/v1/vm.info"},
+                                    30);
+    EXPECT_NE(curl.out.find("\n200"), std::string::npos) << curl.out;
+  }
+  ProcessResult down = RunProcess({vmm, "ctl", "--api-socket", sock, "shutdown"}, 30);
+  EXPECT_EQ(down.exit_code, 0) << down.err;
+  EXPECT_EQ(guest.Wait(60), 0) << ReadText(d.File("vmm.err"));
+
+  // The audit log names each caller; it verifies intact.
+  const std::string log = ReadText(d.File("audit.jsonl"));
+  auto has = [&](const std::string& action, const char* uid, bool ok) {
+    std::istringstream lines(log);
+    for (std::string line; std::getline(lines, line);) {
+      auto rec = nlohmann::json::parse(line, nullptr, false);
+      if (rec.is_object() && rec.value("action", "") == action &&
+          rec["who"]["uid"] == std::stoul(uid) &&
+          rec.value("result", "") == (ok ? "success" : "failure")) {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("attest", kTenant, true)) << log;
+  EXPECT_TRUE(has("shutdown", kTenant, false)) << log;
+  EXPECT_TRUE(has("info", kOtherTenant, false)) << log;
+  EXPECT_TRUE(has("shutdown", "0", true)) << log;
+  EXPECT_TRUE(has("start", "0", true)) << log;
+  ProcessResult verify = RunProcess({vmm, "audit", "verify", d.File("audit.jsonl")}, 30);
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+// A kernel the launch policy does not list: vmm run refuses it naming the rule, exits 2, and
+// the refusal is the start's record in the audit log (no /dev/kvm needed: nothing starts).
+TEST(LaunchPolicyAudit, ARefusedStartIsInTheAuditLog) {
+  testing_util::TempDir d("vmm-policy-audit");
+  const std::string vmm = BinDir() + "/vmm";
+  ProcessResult made = RunProcess({vmm, "policy", "init", "--out", d.File("policy.json"),
+                                   "--kernel", BinDir() + "/testguest.elf"},
+                                  60);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ProcessResult run =
+      RunProcess({vmm, "run", "--policy", d.File("policy.json"), "--kernel",
+                  BinDir() + "/testguest32.elf", "--audit-log", d.File("audit.jsonl")},
+                 60);
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_NE(run.err.find("refuses this VM: kernels: "), std::string::npos) << run.err;
+  const std::string log = ReadText(d.File("audit.jsonl"));
+  EXPECT_NE(log.find("\"action\":\"start\""), std::string::npos) << log;
+  EXPECT_NE(log.find("kernels: "), std::string::npos) << log;
+  EXPECT_NE(log.find("\"result\":\"failure\""), std::string::npos) << log;
+  ProcessResult verify = RunProcess({vmm, "audit", "verify", d.File("audit.jsonl")}, 30);
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 TEST(ManagementApiKvm, AGuestThatIgnoresThePowerButtonIsStoppedAtTheDeadline) {

@@ -54,22 +54,6 @@ constexpr ApiEndpoint kEndpoints[] = {
 
 }  // namespace
 
-std::string_view ApiRoleName(ApiRole role) {
-  switch (role) {
-    case ApiRole::kAdmin:
-      return "admin";
-    case ApiRole::kOperator:
-      return "operator";
-    case ApiRole::kTenant:
-      return "tenant";
-    case ApiRole::kAuditor:
-      return "auditor";
-    case ApiRole::kNone:
-      break;
-  }
-  return "none";
-}
-
 std::span<const ApiEndpoint> ApiEndpoints() { return kEndpoints; }
 
 std::function<ApiRole(const ApiPeer&)> OwnerIsAdmin(uint32_t owner_uid) {
@@ -334,6 +318,11 @@ ApiPeer PeerOf(int sock) {
   } else {
     peer.uid = peer.gid = static_cast<uint32_t>(-1);  // no role can match
   }
+  gid_t groups[256];
+  socklen_t groups_len = sizeof(groups);
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups, &groups_len) == 0) {
+    peer.groups.assign(groups, groups + groups_len / sizeof(gid_t));
+  }  // more than 256 groups (ERANGE): the primary gid alone decides
   char label[256];
   socklen_t label_len = sizeof(label);
   if (getsockopt(sock, SOL_SOCKET, SO_PEERSEC, label, &label_len) == 0 && label_len > 0 &&

@@ -41,8 +41,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
+#include "policy/launch_policy.h"
 #include "vmm/manager/attest.h"
 
 namespace vmm {
@@ -54,15 +56,17 @@ inline constexpr size_t kMaxApiPending = 16;       // connections waiting for th
 inline constexpr uint32_t kDefaultShutdownDeadlineSec = 10;
 inline constexpr uint32_t kMaxShutdownDeadlineSec = 300;
 
-enum class ApiRole { kNone, kAdmin, kOperator, kTenant, kAuditor };
-std::string_view ApiRoleName(ApiRole role);
+// The roles are the launch policy's (policy/launch_policy.h), which binds them to uids and gids.
+using ApiRole = policy::ApiRole;
+inline std::string_view ApiRoleName(ApiRole role) { return policy::RoleName(role); }
 
 // The caller, as the kernel reports it for the connection.
 struct ApiPeer {
   uint32_t uid = 0;
   uint32_t gid = 0;
   int32_t pid = 0;
-  std::string context;  // SO_PEERSEC; empty where no LSM labels sockets
+  std::vector<uint32_t> groups;  // SO_PEERGROUPS: the supplementary groups at connect time
+  std::string context;           // SO_PEERSEC; empty where no LSM labels sockets
 };
 
 enum class ApiAction {

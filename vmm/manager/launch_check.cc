@@ -92,6 +92,7 @@ Result<LaunchDecision> DecideLaunch(const std::string& policy_flag, const VmConf
   ASSIGN_OR_RETURN(policy::LaunchRequest request, LaunchRequestFor(cfg, plan));
   d.policy_digest = p.digest;
   d.refusals = policy::CheckLaunch(p, request);
+  d.policy = std::move(p);
   return d;
 }
 

@@ -7,6 +7,7 @@
 //   ... MeasureVm(cfg, plan, d.policy_digest) ...          // PCR 1 names the policy
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@ struct LaunchDecision {
   std::string policy_path;    // empty: no launch policy
   std::string policy_digest;  // SHA-256 hex of the file; empty with no policy
   std::vector<policy::Refusal> refusals;
+  std::optional<policy::LaunchPolicy> policy;  // the parsed policy (its API roles)
 };
 
 // `policy_flag`: --policy, or empty for the host default (policy::kDefaultLaunchPolicyPath),

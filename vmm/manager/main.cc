@@ -39,8 +39,8 @@
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
 #include "vmm/manager/exit_status.h"
-#include "vmm/manager/lifecycle.h"
 #include "vmm/manager/launch_check.h"
+#include "vmm/manager/lifecycle.h"
 #include "vmm/manager/measured_boot.h"
 #include "vmm/manager/policy_cli.h"
 #include "vmm/manager/vtpm_cli.h"
@@ -81,6 +81,8 @@ struct RunFlags {
   // Run() or Measure() found, measured into PCR 1 (launch_check.h).
   std::string launch_policy;
   std::string launch_policy_digest;
+  // The policy that admitted the VM: its `roles` authorise the API's callers.
+  std::shared_ptr<const policy::LaunchPolicy> admitting_policy;
 };
 
 // Where `vmm run` keeps its audit log when --audit-log is not given: the host's for root, the
@@ -282,17 +284,21 @@ int Run(const RunFlags& given) {
   // refusal is the start's audit record.
   auto launch = DecideLaunch(given.launch_policy, *cfg, *plan);
   if (!launch) {
-    run_audit.Warn(run_audit.Record("start", false, launch.error().ToString(),
-                                    run_audit.start_details));
+    run_audit.Warn(
+        run_audit.Record("start", false, launch.error().ToString(), run_audit.start_details));
     return Fail(launch.error());
   }
   flags.launch_policy_digest = launch->policy_digest;
+  if (launch->policy) {
+    flags.admitting_policy = std::make_shared<const policy::LaunchPolicy>(*launch->policy);
+  }
   if (!launch->policy_digest.empty()) {
     run_audit.start_details.emplace_back("policy_sha256", launch->policy_digest);
   }
   if (!launch->refusals.empty()) {
     std::string reason = "launch policy '" + launch->policy_path + "' refuses this VM:";
-    for (const policy::Refusal& r : launch->refusals) reason += " " + r.rule + ": " + r.message + ";";
+    for (const policy::Refusal& r : launch->refusals)
+      reason += " " + r.rule + ": " + r.message + ";";
     run_audit.Warn(run_audit.Record("start", false, reason, run_audit.start_details));
     return ReportRefusals(*launch);
   }
@@ -577,6 +583,14 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     ApiServer::Handlers handlers;
     Lifecycle* lc = &*lifecycle;
     handlers.lifecycle = [lc](const LifecycleRequest& r) { return lc->Submit(r); };
+    // Roles from the launch policy (tenants bound to this VM by name or UUID); a policy without
+    // roles, or none, leaves the API to the manager's own uid (ApiServer::Serve's default).
+    if (flags.admitting_policy && !flags.admitting_policy->roles.empty()) {
+      handlers.authorize = [p = flags.admitting_policy, name = flags.name,
+                            uuid = flags.uuid](const ApiPeer& peer) {
+        return policy::RoleFor(*p, peer.uid, peer.gid, peer.groups, name, uuid);
+      };
+    }
     handlers.info = [&flags, &cfg_in, &plan, lc, started] {
       return VmInfoJson(flags, cfg_in, plan, lc->state(), started);
     };

@@ -67,7 +67,7 @@ int PolicyCli::Check() {
   }
   auto request = RequestFor(**vm);
   if (!request) return Fail(request.error());
-  LaunchDecision d{policy_path_, p->digest, policy::CheckLaunch(*p, *request)};
+  LaunchDecision d{policy_path_, p->digest, policy::CheckLaunch(*p, *request), *p};
   if (!d.refusals.empty()) return ReportRefusals(d);
   std::printf("launch policy '%s' (sha256 %s) admits this VM\n", policy_path_.c_str(),
               p->digest.c_str());

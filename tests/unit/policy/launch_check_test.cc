@@ -151,6 +151,42 @@ TEST(RoleFor, UidWinsThenTheMostPrivilegedGroup) {
   EXPECT_EQ(RoleName(ApiRole::kNone), "none");
 }
 
+// A tenant bound to one VM (by name or UUID) has no role on any other VM of the host.
+TEST(RoleFor, ATenantBoundToAVmHasNoRoleOnAnother) {
+  auto p = ParseLaunchPolicy(R"({"kernels": [], "initramfs": {"allow_none": true, "images": []},
+    "cmdline": {"allow_any": true, "params": []}, "limits": {"max_cpus": 1, "max_memory": "1G"},
+    "require": {"tpm": "optional", "selinux": "any", "landlock_abi_min": 0, "kvm_compat": true},
+    "devices": {"rng": true, "disks": {"max_count": 0, "images": []}},
+    "roles": [{"uid": 0, "role": "admin"},
+              {"uid": 1001, "role": "tenant", "vm": "web-1"},
+              {"uid": 1001, "role": "auditor", "vm": "5b0c6f4e-8f2a-4c1d-9e3b-7a6d5c4b3a29"},
+              {"gid": 50, "role": "operator", "vm": "db-1"}]})");
+  ASSERT_TRUE(p) << p.error().ToString();
+  EXPECT_EQ(RoleFor(*p, 1001, 100, {}, "web-1", "0b4e61b2-0000-4000-8000-5f0c1a2b3c4d"),
+            ApiRole::kTenant);
+  EXPECT_EQ(RoleFor(*p, 1001, 100, {}, "web-2", "0b4e61b2-0000-4000-8000-5f0c1a2b3c4d"),
+            ApiRole::kNone);
+  EXPECT_EQ(RoleFor(*p, 1001, 100, {}, "other", "5b0c6f4e-8f2a-4c1d-9e3b-7a6d5c4b3a29"),
+            ApiRole::kAuditor);
+  const std::vector<uint32_t> groups = {50};
+  EXPECT_EQ(RoleFor(*p, 2000, 100, groups, "db-1", ""), ApiRole::kOperator);
+  EXPECT_EQ(RoleFor(*p, 2000, 100, groups, "web-1", ""), ApiRole::kNone);
+  EXPECT_EQ(RoleFor(*p, 0, 0, {}, "anything", ""), ApiRole::kAdmin);
+  // The same uid twice on one VM is refused; an empty VM name too.
+  for (const char* roles :
+       {R"([{"uid": 7, "role": "tenant", "vm": "a"}, {"uid": 7, "role": "admin", "vm": "a"}])",
+        R"([{"uid": 7, "role": "tenant", "vm": ""}])",
+        R"([{"uid": 7, "role": "tenant", "vm": 5}])"}) {
+    auto bad = ParseLaunchPolicy(
+        std::string(R"({"kernels": [], "initramfs": {"allow_none": true, "images": []},
+    "cmdline": {"allow_any": true, "params": []}, "limits": {"max_cpus": 1, "max_memory": "1G"},
+    "require": {"tpm": "optional", "selinux": "any", "landlock_abi_min": 0, "kvm_compat": true},
+    "devices": {"rng": true, "disks": {"max_count": 0, "images": []}}, "roles": )") +
+        roles + "}");
+    EXPECT_FALSE(bad) << roles;
+  }
+}
+
 TEST(PolicyForRequest, AdmitsExactlyThatVm) {
   LaunchRequest r = Admitted();
   r.cmdline = "console=ttyS0 root=\"/dev/vda 1\" ro ro";
