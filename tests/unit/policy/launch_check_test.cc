@@ -153,9 +153,11 @@ TEST(RoleFor, UidWinsThenTheMostPrivilegedGroup) {
 
 // A tenant bound to one VM (by name or UUID) has no role on any other VM of the host.
 TEST(RoleFor, ATenantBoundToAVmHasNoRoleOnAnother) {
-  auto p = ParseLaunchPolicy(R"({"kernels": [], "initramfs": {"allow_none": true, "images": []},
+  auto p = ParseLaunchPolicy(
+      R"({"format": "vmm-launch-policy/1",
+    "kernels": [{"sha256": "0000000000000000000000000000000000000000000000000000000000000000"}], "initramfs": {"allow_none": true, "images": []},
     "cmdline": {"allow_any": true, "params": []}, "limits": {"max_cpus": 1, "max_memory": "1G"},
-    "require": {"tpm": "optional", "selinux": "any", "landlock_abi_min": 0, "kvm_compat": true},
+    "require": {"tpm": "optional", "selinux": "any", "landlock_abi_min": 0, "kvm_compat": "allowed"},
     "devices": {"rng": true, "disks": {"max_count": 0, "images": []}},
     "roles": [{"uid": 0, "role": "admin"},
               {"uid": 1001, "role": "tenant", "vm": "web-1"},
@@ -177,13 +179,15 @@ TEST(RoleFor, ATenantBoundToAVmHasNoRoleOnAnother) {
        {R"([{"uid": 7, "role": "tenant", "vm": "a"}, {"uid": 7, "role": "admin", "vm": "a"}])",
         R"([{"uid": 7, "role": "tenant", "vm": ""}])",
         R"([{"uid": 7, "role": "tenant", "vm": 5}])"}) {
-    auto bad = ParseLaunchPolicy(
-        std::string(R"({"kernels": [], "initramfs": {"allow_none": true, "images": []},
+    auto bad = ParseLaunchPolicy(std::string(R"({"format": "vmm-launch-policy/1",
+    "kernels": [{"sha256": "0000000000000000000000000000000000000000000000000000000000000000"}],
+    "initramfs": {"allow_none": true, "images": []},
     "cmdline": {"allow_any": true, "params": []}, "limits": {"max_cpus": 1, "max_memory": "1G"},
-    "require": {"tpm": "optional", "selinux": "any", "landlock_abi_min": 0, "kvm_compat": true},
+    "require": {"tpm": "optional", "selinux": "any", "landlock_abi_min": 0, "kvm_compat": "allowed"},
     "devices": {"rng": true, "disks": {"max_count": 0, "images": []}}, "roles": )") +
-        roles + "}");
-    EXPECT_FALSE(bad) << roles;
+                                 roles + "}");
+    ASSERT_FALSE(bad) << roles;
+    EXPECT_NE(bad.error().ToString().find("roles["), std::string::npos) << bad.error().ToString();
   }
 }
 
