@@ -95,7 +95,9 @@ echo "bench/api: $seconds s a figure, 1 and $clients clients; $(grep -m1 'model 
   "$cpus CPUs, load average $(cut -d' ' -f1 /proc/loadavg); $pinned, api_bench on CPU $core_client"
 results=$dir/results
 : >"$results"
-if ! why=$(start_vm); then
+# Not in a subshell: start_vm sets vm_pid, which cleanup stops.
+if ! start_vm >"$dir/why"; then
+  why=$(cat "$dir/why")
   echo "bench/api: the VM cannot run here ($why): our figures are skipped"
   echo "vm.info, 1 client|cannot run: $why" >>"$results"
   print_table "$results"
