@@ -27,6 +27,20 @@ bench_deps_or_warn() {
     echo "$0: scripts/install-deps.sh failed; going on with what is installed" >&2
 }
 
+# bench_begin_warn USAGE N...: bench_counts, then bench_deps_or_warn; sets bin to the folder of
+# the binaries (VMM_BENCH_BIN, default build/bin).
+# shellcheck disable=SC2034  # bin: read by the sourcing script
+bench_begin_warn() {
+  bench_counts "$@"
+  bench_deps_or_warn
+  bin=${VMM_BENCH_BIN:-build/bin}
+}
+
+# bench_need_tool WHO TOOL PACKAGE: exits 1, saying so as WHO, unless TOOL is on PATH.
+bench_need_tool() {
+  command -v "$2" >/dev/null || { echo "$1: $2 is not installed (Debian package $3)" >&2; exit 1; }
+}
+
 # bench_build TARGET...: configures build/ and builds only TARGETs (-j2, quietly), unless
 # VMM_SKIP_BUILD=1.
 bench_build() {

@@ -30,11 +30,9 @@ set -euo pipefail
 rounds="${1:-3}"
 seconds="${2:-2}"
 boot_runs="${3:-5}"
-bench_counts "[ROUNDS [SECONDS [BOOT_RUNS]]]" "$rounds" "$seconds" "$boot_runs"
-bench_deps_or_warn
-bin=${VMM_BENCH_BIN:-build/bin}
+bench_begin_warn "[ROUNDS [SECONDS [BOOT_RUNS]]]" "$rounds" "$seconds" "$boot_runs"
 bench_build measure_hash vmm vmm-vcpu vmm-vtpm vmm-device boot_bench testguest
-command -v openssl >/dev/null || { echo "bench/measure: openssl is not installed (Debian package openssl)" >&2; exit 1; }
+bench_need_tool bench/measure openssl openssl
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/bench-measure.XXXXXX")"
 trap 'rm -rf "$dir"' EXIT

@@ -28,11 +28,9 @@ set -euo pipefail
 rounds="${1:-3}"
 seconds="${2:-2}"
 invocations="${3:-100}"
-bench_counts "[ROUNDS [SECONDS [INVOCATIONS]]]" "$rounds" "$seconds" "$invocations"
-bench_deps_or_warn
-bin=${VMM_BENCH_BIN:-build/bin}
+bench_begin_warn "[ROUNDS [SECONDS [INVOCATIONS]]]" "$rounds" "$seconds" "$invocations"
 bench_build verify_bench vmm-verify vmm vmm-vcpu vmm-vtpm vmm-device testguest
-command -v openssl >/dev/null || { echo "bench/verify: openssl is not installed (Debian package openssl)" >&2; exit 1; }
+bench_need_tool bench/verify openssl openssl
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/bench-verify.XXXXXX")"
 vm_pid=

@@ -345,17 +345,8 @@ VmSpec SpecFromConfig(const VmConfig& cfg) {
 }
 
 std::string SerialToString(const VmConfig& cfg) {
-  switch (cfg.serial) {
-    case SerialMode::kTty:
-      return "tty";
-    case SerialMode::kNull:
-      return "null";
-    case SerialMode::kOff:
-      return "off";
-    case SerialMode::kFile:
-      return "file=" + cfg.serial_path;
-  }
-  return "tty";
+  std::string name(SerialModeName(cfg.serial));
+  return cfg.serial == SerialMode::kFile ? name + "=" + cfg.serial_path : name;
 }
 
 std::string ConfigToJson(const VmConfig& cfg) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "base/enum_names.h"
 #include "base/hex.h"
 
 namespace vmm {
@@ -43,17 +44,13 @@ std::string Sha256Hex(std::span<const uint8_t> bytes) {
   return HexBytes(std::span<const uint8_t>(md, len));
 }
 
-std::string_view VmStateName(VmState state) {
-  switch (state) {
-    case VmState::kRunning:
-      return "running";
-    case VmState::kPaused:
-      return "paused";
-    case VmState::kShuttingDown:
-      return "shutting-down";
-  }
-  return "unknown";
-}
+constexpr NamedValue<VmState> kVmStateNames[] = {
+    {VmState::kRunning, "running"},
+    {VmState::kPaused, "paused"},
+    {VmState::kShuttingDown, "shutting-down"},
+};
+
+std::string_view VmStateName(VmState state) { return NameOf(kVmStateNames, state, "unknown"); }
 
 namespace {
 

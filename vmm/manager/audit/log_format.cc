@@ -7,6 +7,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "base/enum_names.h"
 #include "base/hex.h"
 #include "base/strict_json.h"
 
@@ -180,19 +181,14 @@ const std::string& GenesisPrev() {
   return kGenesis;
 }
 
-const char* RecordTypeName(RecordType type) {
-  switch (type) {
-    case RecordType::kOpen:
-      return "open";
-    case RecordType::kEvent:
-      return "event";
-    case RecordType::kCheckpoint:
-      return "checkpoint";
-    case RecordType::kTornTail:
-      return "torn-tail";
-  }
-  return "?";
-}
+constexpr NamedValue<RecordType> kRecordTypeNames[] = {
+    {RecordType::kOpen, "open"},
+    {RecordType::kEvent, "event"},
+    {RecordType::kCheckpoint, "checkpoint"},
+    {RecordType::kTornTail, "torn-tail"},
+};
+
+const char* RecordTypeName(RecordType type) { return NameOf(kRecordTypeNames, type, "?"); }
 
 std::string Sha256Hex(std::string_view bytes) {
   uint8_t md[SHA256_DIGEST_LENGTH];

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "base/enum_names.h"
+
 namespace vmm::audit {
 namespace {
 
@@ -36,30 +38,22 @@ Result<Anchor> ParseAnchor(std::string_view text) {
   return a;
 }
 
-const char* FindingKindName(FindingKind kind) {
-  switch (kind) {
-    case FindingKind::kTampered:
-      return "tampered";
-    case FindingKind::kTorn:
-      return "torn";
-    case FindingKind::kIncomplete:
-      return "incomplete";
-    case FindingKind::kNote:
-      return "note";
-  }
-  return "?";
-}
+constexpr NamedValue<FindingKind> kFindingKindNames[] = {
+    {FindingKind::kTampered, "tampered"},
+    {FindingKind::kTorn, "torn"},
+    {FindingKind::kIncomplete, "incomplete"},
+    {FindingKind::kNote, "note"},
+};
+constexpr NamedValue<VerifyStatus> kVerifyStatusNames[] = {
+    {VerifyStatus::kIntact, "intact"},
+    {VerifyStatus::kTampered, "tampered"},
+    {VerifyStatus::kIncomplete, "incomplete"},
+};
+
+const char* FindingKindName(FindingKind kind) { return NameOf(kFindingKindNames, kind, "?"); }
 
 const char* VerifyStatusName(VerifyStatus status) {
-  switch (status) {
-    case VerifyStatus::kIntact:
-      return "intact";
-    case VerifyStatus::kTampered:
-      return "tampered";
-    case VerifyStatus::kIncomplete:
-      return "incomplete";
-  }
-  return "?";
+  return NameOf(kVerifyStatusNames, status, "?");
 }
 
 VerifyStatus VerifyReport::status() const {
