@@ -629,6 +629,12 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     run_audit.relay = relay->get();
     handlers.audit = [&run_audit](const ApiPeer& peer, ApiRole role, std::string_view endpoint,
                                   int status, std::string_view error) {
+      // A read that succeeded (ping, info, counters) changes nothing and is not recorded, as
+      // libvirt records no queries; every refusal, lifecycle action, quote and key export is.
+      if (status < 300 &&
+          (endpoint == "vmm.ping" || endpoint == "vm.info" || endpoint == "vm.counters")) {
+        return;
+      }
       // "vm.pause" -> "pause", "vm.tpm.ek" -> "tpm-ek": libvirt's op= words where they exist.
       std::string action(endpoint.substr(endpoint.find('.') + 1));
       std::replace(action.begin(), action.end(), '.', '-');
