@@ -29,7 +29,10 @@ namespace {
 
 using nlohmann::json;
 
-std::string ErrorJson(const std::string& message) { return json{{"error", message}}.dump() + "\n"; }
+// A message may quote the client's bytes (its path): not UTF-8 is replaced, never thrown.
+std::string ErrorJson(const std::string& message) {
+  return json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
 
 constexpr uint32_t kEveryRole = RoleBit(ApiRole::kAdmin) | RoleBit(ApiRole::kOperator) |
                                 RoleBit(ApiRole::kTenant) | RoleBit(ApiRole::kAuditor);

@@ -364,7 +364,7 @@ std::string ConfigToJson(const VmConfig& cfg) {
   doc["disk"] = disks;
   doc["rng"] = cfg.rng;
   doc["tpm"] = TpmToString(cfg.tpm);
-  return doc.dump(2);
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);  // paths: any bytes
 }
 
 }  // namespace vmm

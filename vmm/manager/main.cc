@@ -384,7 +384,8 @@ std::string VmInfoJson(const RunFlags& flags, const VmConfig& cfg, const BootPla
       {"kvm_compat", plan.kvm_compat},
   };
   doc["config"] = nlohmann::json::parse(ConfigToJson(cfg), nullptr, false);
-  return doc.dump() + "\n";
+  // Paths are the operator's bytes, not always UTF-8: replaced, never thrown.
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 // The API's vm.tpm.ek and vm.tpm.ak: the certificates in the vTPM's NV, as PEM.

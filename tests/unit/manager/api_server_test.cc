@@ -273,6 +273,15 @@ TEST(ApiAuthorisation, EachRoleReachesExactlyItsEndpoints) {
   }
 }
 
+// A path that is not UTF-8 (api_request_fuzzer found it) gets a JSON error, not an exception.
+TEST(ApiAuthorisation, APathThatIsNotUtf8GetsAJsonError) {
+  ApiHandlers h;
+  h.authorize = [](const ApiPeer&) { return ApiRole::kAdmin; };
+  ApiResponse r = HandleApiCall({"GET", "\xbd\xf5>\xf5", "", ApiPeer{}}, h);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(ErrorOf(r).find("no endpoint GET"), std::string::npos) << r.body;
+}
+
 TEST(ApiAuthorisation, WithoutAPolicyOnlyTheManagersUidIsAdmin) {
   ApiHandlers h;
   ApiCall call{"GET", "/api/v1/vmm.ping", "", ApiPeer{}};
