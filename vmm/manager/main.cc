@@ -368,24 +368,28 @@ Result<std::string> PassFile(const std::string& path, int flags, std::vector<Uni
 // The manager: starts the device processes and the VM process (vmm-vcpu), each confined,
 // forwards SIGINT/SIGTERM to the VM process, stops everything when any of them ends, and
 // exits with the VM's status.
-// The API's vm.info: who the VM is, its state, and what it booted.
-std::string VmInfoJson(const RunFlags& flags, const VmConfig& cfg, const BootPlan& plan,
-                       VmState state, const std::string& started) {
+// The API's vm.info without its state: who the VM is and what it booted. Made once at start
+// (the image digests are the start's audit details, hashed once); each call adds the state.
+nlohmann::json VmInfo(const RunFlags& flags, const VmConfig& cfg, const BootPlan& plan,
+                      const std::vector<std::pair<std::string, std::string>>& start_details,
+                      const std::string& started) {
+  auto detail = [&](const char* key) {
+    for (const auto& [k, v] : start_details) {
+      if (k == key) return nlohmann::json(v);
+    }
+    return nlohmann::json(nullptr);
+  };
   nlohmann::json doc = {
       {"name", flags.name},
       {"uuid", flags.uuid},
-      {"state", VmStateName(state)},
       {"started", started},
       {"vmm_version", VMM_VERSION},
-      {"kernel_sha256", Sha256Hex(plan.kernel_bytes)},
-      {"initramfs_sha256", plan.initrd_bytes.empty()
-                               ? nlohmann::json(nullptr)
-                               : nlohmann::json(Sha256Hex(plan.initrd_bytes))},
+      {"kernel_sha256", detail("kernel_sha256")},
+      {"initramfs_sha256", detail("initramfs_sha256")},
       {"kvm_compat", plan.kvm_compat},
   };
   doc["config"] = nlohmann::json::parse(ConfigToJson(cfg), nullptr, false);
-  // Paths are the operator's bytes, not always UTF-8: replaced, never thrown.
-  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return doc;
 }
 
 // The API's vm.tpm.ek and vm.tpm.ak: the certificates in the vTPM's NV, as PEM.
@@ -592,8 +596,11 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
         return policy::RoleFor(*p, peer.uid, peer.gid, peer.groups, name, uuid);
       };
     }
-    handlers.info = [&flags, &cfg_in, &plan, lc, started] {
-      return VmInfoJson(flags, cfg_in, plan, lc->state(), started);
+    handlers.info = [lc, info = VmInfo(flags, cfg_in, plan, run_audit.start_details, started)] {
+      nlohmann::json doc = info;
+      doc["state"] = VmStateName(lc->state());
+      // Paths are the operator's bytes, not always UTF-8: replaced, never thrown.
+      return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     };
     handlers.counters = [lc, &attests_ok, &attests_failed] {
       const LifecycleCounts c = lc->counts();
