@@ -1,6 +1,4 @@
 // ParseLaunchPolicy: the "vmm-launch-policy/1" file, strictly (launch_policy.h has the format).
-#include <openssl/evp.h>
-
 #include <initializer_list>
 #include <limits>
 #include <set>
@@ -9,6 +7,7 @@
 
 #include "base/enum_names.h"
 #include "base/hex.h"
+#include "base/sha256.h"
 #include "base/strict_json.h"
 #include "policy/launch_policy.h"
 
@@ -247,15 +246,6 @@ Result<RoleBinding> ParseRole(const json& e, const std::string& at) {
   return b;
 }
 
-Result<std::string> Sha256Hex(std::string_view bytes) {
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1) {
-    return Error(ErrorKind::kInternal, "launch policy: SHA-256 failed (OpenSSL)");
-  }
-  return HexBytes(std::span<const uint8_t>(md, len));
-}
-
 }  // namespace
 
 std::string_view RoleName(ApiRole role) { return NameOf(kRoleNames, role, "none"); }
@@ -285,7 +275,9 @@ Result<LaunchPolicy> ParseLaunchPolicy(std::string_view text) {
     return Bad("format", "\"" + format + "\" is not \"" + std::string(kLaunchPolicyFormat) + "\"");
   }
   LaunchPolicy p;
-  ASSIGN_OR_RETURN(p.digest, Sha256Hex(text));
+  p.digest = Sha256Hex(text);
+  if (p.digest.empty())
+    return Error(ErrorKind::kInternal, "launch policy: SHA-256 failed (OpenSSL)");
   if (doc.contains("id")) {
     ASSIGN_OR_RETURN(p.id, GetText(doc["id"], "id"));
   }

@@ -3,7 +3,6 @@
 // and `vmm run` admit for the same VM; the policy's digest is in PCR 1's configuration event,
 // the same for `vmm measure` and `vmm run`.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "attestation/appraisal.h"
+#include "base/sha256.h"
 #include "tests/integration/vmm_process.h"
 #include "tests/unit/boot/test_images.h"
 
@@ -34,19 +34,6 @@ std::string FreshPath(const std::string& name) {
 std::string ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::string Sha256Hex(const std::string& bytes) {
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EXPECT_EQ(EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr), 1);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    hex += kDigits[md[i] >> 4];
-    hex += kDigits[md[i] & 0xf];
-  }
-  return hex;
 }
 
 std::vector<std::string> Vm(const std::string& kernel, const std::string& cmdline) {

@@ -1,6 +1,5 @@
 #include "vmm/manager/launch_check.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -9,7 +8,7 @@
 #include <memory>
 #include <span>
 
-#include "base/hex.h"
+#include "base/sha256.h"
 #include "sandbox/confine.h"
 #include "sandbox/landlock.h"
 #include "vmm/manager/exit_status.h"
@@ -17,13 +16,10 @@
 namespace vmm {
 namespace {
 
-Result<std::string> Sha256Hex(std::span<const uint8_t> bytes) {
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1) {
-    return Error(ErrorKind::kInternal, "launch policy: SHA-256 failed (OpenSSL)");
-  }
-  return HexBytes(std::span<const uint8_t>(md, len));
+Result<std::string> ImageDigest(std::span<const uint8_t> bytes) {
+  std::string digest = Sha256Hex(bytes);
+  if (digest.empty()) return Error(ErrorKind::kInternal, "launch policy: SHA-256 failed (OpenSSL)");
+  return digest;
 }
 
 // The path with symlinks followed, as the policy's disk rules compare it; a path that does not
@@ -37,9 +33,9 @@ std::string Resolved(const std::string& path) {
 
 Result<policy::LaunchRequest> LaunchRequestFor(const VmConfig& cfg, const BootPlan& plan) {
   policy::LaunchRequest r;
-  ASSIGN_OR_RETURN(r.kernel_sha256, Sha256Hex(plan.kernel_bytes));
+  ASSIGN_OR_RETURN(r.kernel_sha256, ImageDigest(plan.kernel_bytes));
   if (!cfg.initramfs.empty()) {
-    ASSIGN_OR_RETURN(r.initramfs_sha256, Sha256Hex(plan.initrd_bytes));
+    ASSIGN_OR_RETURN(r.initramfs_sha256, ImageDigest(plan.initrd_bytes));
   }
   r.cmdline = cfg.cmdline;
   r.cpus = cfg.cpus;

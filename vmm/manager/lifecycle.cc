@@ -1,6 +1,5 @@
 #include "vmm/manager/lifecycle.h"
 
-#include <openssl/evp.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -35,13 +34,6 @@ bool IsVmUuid(std::string_view t) {
     if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
-}
-
-std::string Sha256Hex(std::span<const uint8_t> bytes) {
-  uint8_t md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1) return "";
-  return HexBytes(std::span<const uint8_t>(md, len));
 }
 
 constexpr NamedValue<VmState> kVmStateNames[] = {

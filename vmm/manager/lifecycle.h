@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/sha256.h"  // Sha256Hex: the digests vm.info reports, as vmm measure does
 #include "base/unique_fd.h"
 #include "vmm/manager/api_server.h"
 
@@ -36,8 +37,6 @@ namespace vmm {
 // a random RFC 4122 version 4 UUID, lower-case).
 std::string NewVmUuid();
 bool IsVmUuid(std::string_view text);
-// The SHA-256 of `bytes` in lower-case hex (the digests vm.info reports, as vmm measure does).
-std::string Sha256Hex(std::span<const uint8_t> bytes);
 
 enum class VmState { kRunning, kPaused, kShuttingDown };
 std::string_view VmStateName(VmState state);

@@ -1,6 +1,5 @@
 #include "vmm/manager/audit/log_format.h"
 
-#include <openssl/sha.h>
 #include <time.h>
 
 #include <cstdio>
@@ -189,12 +188,6 @@ constexpr NamedValue<RecordType> kRecordTypeNames[] = {
 };
 
 const char* RecordTypeName(RecordType type) { return NameOf(kRecordTypeNames, type, "?"); }
-
-std::string Sha256Hex(std::string_view bytes) {
-  uint8_t md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), md);
-  return HexBytes(md);
-}
 
 std::string SerializeRecord(const Record& r) {
   OrderedJson j;

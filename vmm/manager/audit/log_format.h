@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/sha256.h"
 #include "vmm/manager/audit/audit_event.h"
 
 namespace vmm::audit {
@@ -69,8 +70,6 @@ std::string SerializeRecord(const Record& record);
 // ranges. The error says which rule failed.
 Result<Record> ParseRecord(std::string_view line);
 
-// SHA-256 of the bytes, lowercase hex.
-std::string Sha256Hex(std::string_view bytes);
 inline std::string LineHash(std::string_view line) { return Sha256Hex(line); }
 
 // The bytes a checkpoint's signature covers: every field of the checkpoint but "sig".
