@@ -17,12 +17,14 @@ namespace {
 // AR4SI values (draft-ietf-rats-ar4si §2.3.4): 2 affirming, 3 "approved boot-time" executables
 // (we attest the boot, not the runtime), 96 contraindicated, 97 not recognized, 99
 // cryptographic validation of the evidence failed, 1 unexpected evidence.
-constexpr int kAffirming = 2;
-constexpr int kApprovedBoot = 3;
-constexpr int kUnexpectedEvidence = 1;
-constexpr int kContraindicated = 96;
-constexpr int kUnrecognized = 97;
-constexpr int kCryptoFailed = 99;
+enum Ar4siValue : int {
+  kUnexpectedEvidence = 1,
+  kAffirming = 2,
+  kApprovedBoot = 3,
+  kContraindicated = 96,
+  kUnrecognized = 97,
+  kCryptoFailed = 99,
+};
 
 // Checks of the evidence's integrity and freshness: if one fails, nothing the evidence says can
 // be trusted, so every appraised claim reports the failed validation.

@@ -41,11 +41,13 @@
 
 namespace {
 
-constexpr int kExitFailLine = 123;
-constexpr int kExitTimeout = 124;
-constexpr int kExitInternal = 125;
-constexpr int kExitCannotRun = 126;
-constexpr int kExitNotFound = 127;
+enum ExitStatus : int {
+  kExitFailLine = 123,
+  kExitTimeout,
+  kExitInternal,
+  kExitCannotRun,  // as a shell says of a command it cannot execute
+  kExitNotFound,   // and of one it cannot find
+};
 
 using Clock = std::chrono::steady_clock;
 
