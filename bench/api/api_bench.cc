@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -130,43 +131,26 @@ double Percentile(const std::vector<uint64_t>& sorted, double p) {
   return static_cast<double>(sorted[std::min(i, sorted.size() - 1)]) / 1000.0;
 }
 
-int Usage() {
-  std::fprintf(stderr,
-               "usage: api_bench --socket PATH [--method GET|PUT] [--path P] [--body JSON] "
-               "[--clients 1..64] [--seconds S] [--max-requests R]\n");
-  return 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) return Usage();
-    std::string v = argv[++i];
-    if (a == "--socket") {
-      o.socket = v;
-    } else if (a == "--method") {
-      o.method = v;
-    } else if (a == "--path") {
-      o.path = v;
-    } else if (a == "--body") {
-      o.body = v;
-    } else if (a == "--clients") {
-      o.clients = std::atoi(v.c_str());
-    } else if (a == "--seconds") {
-      o.seconds = std::atof(v.c_str());
-    } else if (a == "--max-requests") {
-      o.max_requests = std::atol(v.c_str());
-    } else {
-      return Usage();
-    }
-  }
-  if (o.socket.empty() || o.socket.size() >= sizeof(sockaddr_un{}.sun_path) || o.clients < 1 ||
-      o.clients > 64 || !(o.seconds > 0 && o.seconds <= 3600) || o.max_requests < 0 ||
-      (o.method != "GET" && o.method != "PUT")) {
-    return Usage();
+  CLI::App app{"Drives the management API with fixed HTTP/1.1 requests", "api_bench"};
+  app.add_option("--socket", o.socket, "the API's unix socket")
+      ->required()
+      ->check([](const std::string& s) {
+        return s.size() < sizeof(sockaddr_un{}.sun_path) ? "" : "longer than a socket path";
+      });
+  app.add_option("--method", o.method)->check(CLI::IsMember({"GET", "PUT"}));
+  app.add_option("--path", o.path);
+  app.add_option("--body", o.body, "JSON body");
+  app.add_option("--clients", o.clients, "concurrent clients")->check(CLI::Range(1, 64));
+  app.add_option("--seconds", o.seconds)->check(CLI::Range(0.001, 3600.0));
+  app.add_option("--max-requests", o.max_requests, "0: no limit")->check(CLI::NonNegativeNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
   }
   std::string request = o.method + " " + o.path +
                         " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"

@@ -23,9 +23,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../common/bench.sh"  # sets root and cds there
 seconds="${1:-3}"
 clients="${2:-8}"
-bench_counts "[SECONDS [CLIENTS]]" "$seconds" "$clients"
-bench_deps_or_warn
-bin=${VMM_BENCH_BIN:-build/bin}
+bench_begin_warn "[SECONDS [CLIENTS]]" "$seconds" "$clients"
 bench_build api_bench vmm vmm-vcpu vmm-vtpm vmm-device testguest
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/bench-api.XXXXXX")"
@@ -61,7 +59,7 @@ print_table() {  # FILE: api_bench lines tagged "LABEL|..."
 # not and returns 1 when it cannot.
 core_vm=0 core_client=0
 start_vm() {
-  local tpm tries=0
+  local tpm
   if ! { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then echo "no usable /dev/kvm"; return 1; fi
   for f in vmm vmm-vcpu vmm-vtpm vmm-device testguest.elf api_bench; do
     [ -e "$bin/$f" ] || { echo "$bin/$f is not built"; return 1; }
@@ -77,14 +75,7 @@ start_vm() {
   "${pin[@]}" "$bin/vmm" run --kernel "$bin/testguest.elf" --cpus 1 --memory 256M --tpm "$tpm" \
     --cmdline "expect_tpm=crb linger=600" --api-socket "$dir/api.sock" >"$dir/serial.log" 2>&1 &
   vm_pid=$!
-  until grep -q '^testguest: result' "$dir/serial.log"; do
-    if ! kill -0 "$vm_pid" 2>/dev/null || [ "$tries" -ge 600 ]; then
-      echo "the test guest did not reach its result line: $(tail -n1 "$dir/serial.log")"
-      return 1
-    fi
-    tries=$((tries + 1))
-    sleep 0.1
-  done
+  bench_wait_guest "$dir/serial.log" "$vm_pid" || return 1
 }
 
 cpus=$(nproc)

@@ -36,6 +36,20 @@ bench_begin_warn() {
   bin=${VMM_BENCH_BIN:-build/bin}
 }
 
+# bench_wait_guest LOG PID: waits (up to 60 s) until the test guest's result line is in LOG;
+# says why and returns 1 when process PID ended first or the time ran out.
+bench_wait_guest() {
+  local tries=0
+  until grep -q '^testguest: result' "$1"; do
+    if ! kill -0 "$2" 2>/dev/null || [ "$tries" -ge 600 ]; then
+      echo "the test guest did not reach its result line: $(tail -n1 "$1")"
+      return 1
+    fi
+    tries=$((tries + 1))
+    sleep 0.1
+  done
+}
+
 # bench_need_tool WHO TOOL PACKAGE: exits 1, saying so as WHO, unless TOOL is on PATH.
 bench_need_tool() {
   command -v "$2" >/dev/null || { echo "$1: $2 is not installed (Debian package $3)" >&2; exit 1; }

@@ -16,6 +16,7 @@
 // Exit status: 0, 1 when reading or hashing failed, 2 usage.
 #include <time.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -88,31 +89,19 @@ std::optional<std::string> Hash(std::span<const uint16_t> algs, std::span<const 
   return value;
 }
 
-int Usage() {
-  std::fprintf(stderr, "usage: measure_hash --kernel FILE --initramfs FILE [--seconds S]\n");
-  return 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) return Usage();
-    if (a == "--kernel") {
-      o.kernel = argv[++i];
-    } else if (a == "--initramfs") {
-      o.initramfs = argv[++i];
-    } else if (a == "--seconds") {
-      char* end = nullptr;
-      o.seconds = std::strtod(argv[++i], &end);
-      if (*end != '\0' || !(o.seconds > 0) || o.seconds > 600) return Usage();
-    } else {
-      return Usage();
-    }
+  CLI::App app{"Times measured boot's hashing through the code vmm run uses", "measure_hash"};
+  app.add_option("--kernel", o.kernel, "kernel image")->required();
+  app.add_option("--initramfs", o.initramfs, "initramfs")->required();
+  app.add_option("--seconds", o.seconds, "CPU seconds a figure")->check(CLI::Range(0.001, 600.0));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
   }
-  if (o.kernel.empty() || o.initramfs.empty()) return Usage();
 
   // As `vmm run` with --tpm ephemeral and the host's kvm_pvm decision: PlanBoot reads and
   // checks both files (the kernel must be a bootable image).

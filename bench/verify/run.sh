@@ -43,7 +43,7 @@ trap cleanup EXIT
 # real_bundle: writes $dir/evidence.json, ca.pem, policy.json, nonce from a vTPM quoted through
 # the manager of a running test guest; prints why not and returns 1 when it cannot.
 real_bundle() {
-  local tpm vm tries=0 nonce
+  local tpm vm nonce
   if ! { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then echo "no usable /dev/kvm"; return 1; fi
   for f in vmm vmm-vcpu vmm-vtpm vmm-device testguest.elf; do
     [ -e "$bin/$f" ] || { echo "$bin/$f is not built"; return 1; }
@@ -59,14 +59,7 @@ real_bundle() {
   "$bin/vmm" run --kernel "$bin/testguest.elf" "${vm[@]}" --api-socket "$dir/api.sock" \
     >"$dir/serial.log" 2>&1 &
   vm_pid=$!
-  until grep -q '^testguest: result' "$dir/serial.log"; do
-    if ! kill -0 "$vm_pid" 2>/dev/null || [ "$tries" -ge 600 ]; then
-      echo "the test guest did not reach its result line: $(tail -n1 "$dir/serial.log")"
-      return 1
-    fi
-    tries=$((tries + 1))
-    sleep 0.1
-  done
+  bench_wait_guest "$dir/serial.log" "$vm_pid" || return 1
   nonce=$(openssl rand -hex 16)
   "$bin/vmm" attest --api-socket "$dir/api.sock" --nonce "$nonce" --out "$dir/evidence.json" \
     --ca "$dir/ca" >"$dir/attest.log" 2>&1 ||

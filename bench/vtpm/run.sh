@@ -25,8 +25,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../common/bench.sh"  # sets root and cds there
 iterations="${1:-200}"
 rounds="${2:-3}"
-bench_counts "[ITERATIONS [ROUNDS]]" "$iterations" "$rounds"
-bench_deps_or_warn
+bench_begin_warn "[ITERATIONS [ROUNDS]]" "$iterations" "$rounds"
 # shellcheck source=bench/common/peer.sh disable=SC1091  # checked on its own
 . bench/common/peer.sh
 swtpm=${SWTPM:-swtpm}
