@@ -3,7 +3,6 @@
 // for a guest that powers off when it is pressed and for one that ignores it (stopped at the
 // deadline). The authorisation by role is tested in tests/unit/manager/api_server_test.cc
 // with two real uids. Needs /dev/kvm.
-#include <openssl/evp.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -16,8 +15,8 @@
 
 #include <sys/stat.h>
 
+#include "base/sha256.h"
 #include "tests/integration/background_vm.h"
-#include "tests/integration/vmm_process.h"
 #include "tests/unit/common/temp_dir.h"
 
 namespace vmm::testing {
@@ -25,19 +24,23 @@ namespace {
 
 constexpr char kUuid[] = "5b0c6f4e-8f2a-4c1d-9e3b-7a6d5c4b3a29";
 
-std::string Sha256OfFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  static const char* digits = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    hex += digits[md[i] >> 4];
-    hex += digits[md[i] & 15];
-  }
-  return hex;
+std::string Sha256OfFile(const std::string& path) { return Sha256Hex(ReadText(path)); }
+
+// `vmm policy init` for the test guest's 64-bit kernel into DIR/policy.json; returns its path.
+std::string InitTestGuestPolicy(const testing_util::TempDir& d) {
+  ProcessResult made = RunProcess({BinDir() + "/vmm", "policy", "init", "--out",
+                                   d.File("policy.json"), "--kernel", BinDir() + "/testguest.elf"},
+                                  60);
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  return d.File("policy.json");
+}
+
+// A run of `vmm run` that the policy refuses: the test guest's 32-bit kernel.
+std::vector<std::string> RefusedRun(const testing_util::TempDir& d, const std::string& policy) {
+  return {BinDir() + "/vmm", "run",
+          "--policy",        policy,
+          "--kernel",        BinDir() + "/testguest32.elf",
+          "--audit-log",     d.File("audit.jsonl")};
 }
 
 // Boots the test guest so that it lingers, with an API socket; waits for its result line.
@@ -227,14 +230,8 @@ TEST(ManagementApiKvm, RolesFromThePolicyWithRealUids) {
 TEST(LaunchPolicyAudit, ARefusedStartIsInTheAuditLog) {
   testing_util::TempDir d("vmm-policy-audit");
   const std::string vmm = BinDir() + "/vmm";
-  ProcessResult made = RunProcess({vmm, "policy", "init", "--out", d.File("policy.json"),
-                                   "--kernel", BinDir() + "/testguest.elf"},
-                                  60);
-  ASSERT_EQ(made.exit_code, 0) << made.err;
-  ProcessResult run =
-      RunProcess({vmm, "run", "--policy", d.File("policy.json"), "--kernel",
-                  BinDir() + "/testguest32.elf", "--audit-log", d.File("audit.jsonl")},
-                 60);
+  const std::string policy = InitTestGuestPolicy(d);
+  ProcessResult run = RunProcess(RefusedRun(d, policy), 60);
   EXPECT_EQ(run.exit_code, 2) << run.err;
   EXPECT_NE(run.err.find("refuses this VM: kernels: "), std::string::npos) << run.err;
   const std::string log = ReadText(d.File("audit.jsonl"));
@@ -252,14 +249,7 @@ TEST(LaunchPolicyAudit, ARefusedStartIsInTheAuditLog) {
 TEST(LaunchPolicyAudit, VmmKilledWhileWritingNeverLeavesALogVerifyCannotExplain) {
   testing_util::TempDir d("vmm-audit-kill");
   const std::string vmm = BinDir() + "/vmm";
-  ProcessResult made = RunProcess({vmm, "policy", "init", "--out", d.File("policy.json"),
-                                   "--kernel", BinDir() + "/testguest.elf"},
-                                  60);
-  ASSERT_EQ(made.exit_code, 0) << made.err;
-  const std::vector<std::string> refused = {vmm,           "run",
-                                            "--policy",    d.File("policy.json"),
-                                            "--kernel",    BinDir() + "/testguest32.elf",
-                                            "--audit-log", d.File("audit.jsonl")};
+  const std::vector<std::string> refused = RefusedRun(d, InitTestGuestPolicy(d));
   // How long a whole refused run takes on this host now: the kills land within that time.
   int64_t slowest_ms = 1;
   for (int i = 0; i < 3; ++i) {
