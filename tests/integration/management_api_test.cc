@@ -17,6 +17,7 @@
 
 #include "base/sha256.h"
 #include "tests/integration/background_vm.h"
+#include "tests/integration/vmm_process.h"
 #include "tests/unit/common/temp_dir.h"
 
 namespace vmm::testing {
