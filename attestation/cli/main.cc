@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <string>
 #include <vector>
+#include "base/cli.h"
 
 #include "attestation/appraisal.h"
 #include "attestation/cert_checks.h"
@@ -324,13 +326,7 @@ int Main(int argc, char** argv) {
       "Exit status: 0 written; 1 the output holds no valid guest evidence for this nonce; 2 "
       "usage or I/O error.");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "vmm-verify: %s\nRun 'vmm-verify --help' for usage.\n", e.what());
-    return kExitUsage;
-  }
+  if (std::optional<int> done = ParseCommandLine(app, argc, argv, "vmm-verify")) return *done;
   if (unpack->parsed()) return RunUnpack(unpack_evidence, unpack_dir);
   if (pack->parsed()) return RunPack(pack_dir, pack_out, pack_source);
   if (from_guest->parsed()) return RunFromGuest(guest);

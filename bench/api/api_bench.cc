@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -24,6 +25,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "base/cli.h"
 
 namespace {
 
@@ -147,11 +149,7 @@ int main(int argc, char** argv) {
   app.add_option("--clients", o.clients, "concurrent clients")->check(CLI::Range(1, 64));
   app.add_option("--seconds", o.seconds)->check(CLI::Range(0.001, 3600.0));
   app.add_option("--max-requests", o.max_requests, "0: no limit")->check(CLI::NonNegativeNumber);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  if (std::optional<int> done = vmm::ParseCommandLine(app, argc, argv, "api_bench")) return *done;
   std::string request = o.method + " " + o.path +
                         " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                         "Content-Type: application/json\r\nContent-Length: " +

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,7 @@
 #include <span>
 #include <string>
 #include <vector>
+#include "base/cli.h"
 
 #include "attestation/event_log.h"
 #include "base/hex.h"
@@ -97,11 +99,8 @@ int main(int argc, char** argv) {
   app.add_option("--kernel", o.kernel, "kernel image")->required();
   app.add_option("--initramfs", o.initramfs, "initramfs")->required();
   app.add_option("--seconds", o.seconds, "CPU seconds a figure")->check(CLI::Range(0.001, 600.0));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  if (std::optional<int> done = vmm::ParseCommandLine(app, argc, argv, "measure_hash"))
+    return *done;
 
   // As `vmm run` with --tpm ephemeral and the host's kvm_pvm decision: PlanBoot reads and
   // checks both files (the kernel must be a bootable image).

@@ -19,12 +19,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+#include "base/cli.h"
 
 #include "base/unix_socket.h"
 #include "base/version.h"
@@ -206,13 +208,7 @@ int Main(int argc, char** argv) {
     }
     subcommands.emplace_back(sub, &kind);
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "vmm-device: error: %s\nRun 'vmm-device --help' for usage.\n", e.what());
-    return kExitUsage;
-  }
+  if (std::optional<int> done = ParseCommandLine(app, argc, argv, "vmm-device")) return *done;
   for (const auto& [sub, kind] : subcommands) {
     if (sub->parsed()) f.kind = kind;
   }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include "base/cli.h"
 
 #include "attestation/appraisal.h"
 #include "attestation/evidence.h"
@@ -1149,13 +1151,9 @@ int Main(int argc, char** argv) {
         return std::optional<VmConfig>(std::move(vm));
       });
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "vmm: error: %s\nRun 'vmm --help' or 'vmm run --help' for usage.\n",
-                 e.what());
-    return kExitUsage;
+  if (std::optional<int> done =
+          ParseCommandLine(app, argc, argv, "vmm", "vmm --help' or 'vmm run --help")) {
+    return *done;
   }
   if (run->parsed()) return Run(flags);
   if (measure->parsed()) return Measure(measure_flags, measure_out);

@@ -17,11 +17,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
+#include "base/cli.h"
 
 #include "base/version.h"
 #include "sandbox/confine.h"
@@ -88,11 +90,7 @@ int Main(int argc, char** argv) {
                  "The VM spec (vmm/contract/vm_spec.h, version " + std::to_string(kVmSpecVersion) +
                      "): what to boot and the fds to use")
       ->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitUsage;
-  }
+  if (std::optional<int> done = ParseCommandLine(app, argc, argv, "vmm-vcpu")) return *done;
   // As pid 1 of its namespace this process gets only the signals it has handlers for;
   // the manager forwards SIGINT and SIGTERM and sends SIGPWR for the ACPI power button, which
   // Machine::Run takes through a signalfd.

@@ -35,11 +35,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
+#include "base/cli.h"
 
 #include "base/unix_socket.h"
 #include "base/version.h"
@@ -207,11 +209,7 @@ int Main(int argc, char** argv) {
                  "Started by vmm: the VM process's data channel (locality 0)");
   app.add_option("--state-dir-fd", f.state_dir_fd, "Started by vmm: the state directory");
   app.add_option("--key-fd", f.key_fd, "Started by vmm: a pipe holding the 32-byte key");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitUsage;
-  }
+  if (std::optional<int> done = ParseCommandLine(app, argc, argv, "vmm-vtpm")) return *done;
   const bool by_manager = f.control_fd >= 0 || f.data_fd >= 0 || f.guest_fd >= 0;
   const bool standalone = !f.ctrl.empty() || !f.server.empty();
   if (by_manager == standalone) {
