@@ -17,8 +17,7 @@ namespace vmm {
 
 // `usage` is the command that shows the usage (default "PROG --help").
 inline std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv,
-                                           const std::string& prog,
-                                           const std::string& usage = "") {
+                                           const std::string& prog, const std::string& usage = "") {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -86,20 +86,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   backend.device = &crb;
 
   uint8_t buf[16];
-  for (FuzzReader in{data + 2, size - 2}; in.left() >= 7;) {
-    const uint8_t op = in.U8();
-    const uint16_t raw = in.U16();
-    const uint32_t value = in.U32();
+  for (FuzzReader in{data + 2, size - 2}; in.left() >= FuzzReader::kAccessBytes;) {
+    const auto [op, raw, value] = in.NextAccess();
     const uint64_t offset = PickOffset(op, raw);
     const size_t width = kWidths[(op >> 3) & 7];
     switch (op & 7) {
       case 0: {  // read: exactly `width` bytes written
-        std::memset(buf, 0xEE, sizeof(buf));
-        crb.Read(offset, std::span<uint8_t>(buf, width));
-        for (size_t i = width; i < sizeof(buf); ++i) CHECK(buf[i] == 0xEE);
-        if (width == 4 && offset == kCrbIntfId) CHECK(buf[0] == 0x11 && buf[3] == kCrbRid);
-        if (width == 4 && offset == kCrbCtrlSts) CHECK((buf[0] & ~3) == 0 && buf[1] == 0);
-        if (width == 4 && offset == kCrbLocState) CHECK(buf[0] & kCrbLocStateRegValid);
+        const uint8_t* b =
+            CheckedRead(width, [&](std::span<uint8_t> out) { crb.Read(offset, out); });
+        if (width == 4 && offset == kCrbIntfId) CHECK(b[0] == 0x11 && b[3] == kCrbRid);
+        if (width == 4 && offset == kCrbCtrlSts) CHECK((b[0] & ~3) == 0 && b[1] == 0);
+        if (width == 4 && offset == kCrbLocState) CHECK(b[0] & kCrbLocStateRegValid);
         break;
       }
       case 1: {

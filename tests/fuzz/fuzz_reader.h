@@ -17,6 +17,15 @@ struct FuzzReader {
   uint16_t U16() { return static_cast<uint16_t>(U8() | (U8() << 8)); }
   uint32_t U32() { return U16() | (static_cast<uint32_t>(U16()) << 16); }
   uint64_t U64() { return U32() | (static_cast<uint64_t>(U32()) << 32); }
+  // One register access of a device fuzzer: an op byte (its kind and width bits are the
+  // fuzzer's own), a raw offset the fuzzer maps onto its registers, and a value to write.
+  struct Access {
+    uint8_t op;
+    uint16_t raw;
+    uint32_t value;
+  };
+  static constexpr size_t kAccessBytes = 7;
+  Access NextAccess() { return {U8(), U16(), U32()}; }  // in order: a braced list is sequenced
   std::vector<uint8_t> Bytes(size_t n) {
     n = std::min(n, size - std::min(pos, size));
     std::vector<uint8_t> v(data + pos, data + pos + n);

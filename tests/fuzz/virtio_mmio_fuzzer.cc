@@ -163,20 +163,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_info = &info;
 
   uint8_t buf[16];
-  for (FuzzReader in{data + 4, size - 4}; in.left() >= 7;) {
-    const uint8_t op = in.U8();
-    const uint16_t raw = in.U16();
-    const uint32_t value = in.U32();
+  for (FuzzReader in{data + 4, size - 4}; in.left() >= FuzzReader::kAccessBytes;) {
+    const auto [op, raw, value] = in.NextAccess();
     const uint64_t offset = PickOffset(op, raw);
     const size_t width = kWidths[(op >> 2) & 7];
     switch (op & 3) {
       case 0: {  // read: every byte of the access is written
-        std::memset(buf, 0xEE, sizeof(buf));
-        t.Read(offset, std::span<uint8_t>(buf, width));
-        for (size_t i = width; i < sizeof(buf); ++i) CHECK(buf[i] == 0xEE);
+        const uint8_t* b = CheckedRead(width, [&](std::span<uint8_t> out) { t.Read(offset, out); });
         if (width == 4 && offset < 0x100) {
           uint32_t v;
-          std::memcpy(&v, buf, 4);
+          std::memcpy(&v, b, 4);
           if (offset == kMmioRegMagicValue) CHECK(v == kMmioMagicValue);
           if (offset == kMmioRegVersion) CHECK(v == kMmioVersion);
           if (offset == kMmioRegInterruptStatus) CHECK((v & ~3u) == 0);
