@@ -21,38 +21,36 @@ static_assert(kBlkKind.config_size == virtio::kBlkConfigSize);
 static_assert(kRngKind.virtio_id == virtio::kVirtioIdEntropy);
 static_assert(kRngKind.config_size == 0);  // §5.4.4: none
 
-class BlkVhostDevice final : public vhost_user::VirtioDevice {
+// A device core as a vhost-user device: the name and queue count from the device table, the
+// rest from the core. A core without a config space (rng, §5.4.4) or without feature
+// negotiation beyond the transport's has none here either.
+template <typename Core, DeviceType kType>
+class CoreVhostDevice final : public vhost_user::VirtioDevice {
  public:
-  explicit BlkVhostDevice(virtio::BlkDevice& blk) : blk_(blk) {}
-  const char* name() const override { return kBlkKind.name.data(); }
-  uint64_t features() const override { return blk_.features(); }
-  uint32_t num_queues() const override { return kBlkKind.num_queues; }
-  std::span<const uint8_t> config() const override { return blk_.config(); }
-  void SetDriverFeatures(uint64_t acked) override { blk_.SetDriverFeatures(acked); }
-  virtio::QueueLimits queue_limits() const override { return blk_.queue_limits(); }
+  explicit CoreVhostDevice(Core& core) : core_(core) {}
+  const char* name() const override { return GetDeviceKind(kType).name.data(); }
+  uint64_t features() const override { return core_.features(); }
+  uint32_t num_queues() const override { return GetDeviceKind(kType).num_queues; }
+  std::span<const uint8_t> config() const override {
+    if constexpr (requires { core_.config(); }) {
+      return core_.config();
+    } else {
+      return {};
+    }
+  }
+  void SetDriverFeatures(uint64_t acked) override {
+    if constexpr (requires { core_.SetDriverFeatures(acked); }) core_.SetDriverFeatures(acked);
+  }
+  virtio::QueueLimits queue_limits() const override { return core_.queue_limits(); }
   Result<virtio::QueueRun> ProcessQueue(uint32_t, virtio::SplitQueue& q) override {
-    return blk_.ProcessQueue(q);
+    return core_.ProcessQueue(q);
   }
 
  private:
-  virtio::BlkDevice& blk_;
+  Core& core_;
 };
 
-class RngVhostDevice final : public vhost_user::VirtioDevice {
- public:
-  explicit RngVhostDevice(virtio::RngDevice& rng) : rng_(rng) {}
-  const char* name() const override { return kRngKind.name.data(); }
-  uint64_t features() const override { return rng_.features(); }
-  uint32_t num_queues() const override { return kRngKind.num_queues; }
-  std::span<const uint8_t> config() const override { return {}; }  // §5.4.4: none
-  void SetDriverFeatures(uint64_t) override {}
-  virtio::QueueLimits queue_limits() const override { return rng_.queue_limits(); }
-  Result<virtio::QueueRun> ProcessQueue(uint32_t, virtio::SplitQueue& q) override {
-    return rng_.ProcessQueue(q);
-  }
-
- private:
-  virtio::RngDevice& rng_;
-};
+using BlkVhostDevice = CoreVhostDevice<virtio::BlkDevice, DeviceType::kBlk>;
+using RngVhostDevice = CoreVhostDevice<virtio::RngDevice, DeviceType::kRng>;
 
 }  // namespace vmm::device
