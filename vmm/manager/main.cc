@@ -451,6 +451,11 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     SetChildSelinuxLevel(pair->Level());
     std::fprintf(stderr, "vmm: selinux: this VM's processes and files at %s\n",
                  pair->Level().c_str());
+    auto sockets = CreateSocketsAtLevel(pair->Level());
+    if (!sockets) {
+      std::fprintf(stderr, "vmm: selinux: %s: the children's sockets keep the manager's level\n",
+                   sockets.error().ToString().c_str());
+    }
   } else {
     std::fprintf(stderr, "vmm: selinux: off on this host: no MCS labels\n");
   }

@@ -120,6 +120,26 @@ uint32_t RandomBelow(uint32_t n) {
   }
 }
 
+std::optional<std::string> WithLevel(std::string_view context, std::string_view level) {
+  std::string_view type = ContextType(context);
+  if (type.empty()) return std::nullopt;
+  const size_t level_at = static_cast<size_t>(type.data() + type.size() - context.data()) + 1;
+  return std::string(context.substr(0, level_at)) + std::string(level);
+}
+
+Result<std::string> CreateSocketsAtLevel(std::string_view level) {
+  if (!SelinuxEnabled()) return std::string("SELinux off");
+  char* own = nullptr;
+  if (getcon(&own) != 0 || own == nullptr) return ErrnoError("getcon");
+  auto context = WithLevel(own, level);
+  freecon(own);
+  if (!context) return Error(ErrorKind::kSystem, "getcon: a context without a level");
+  if (setsockcreatecon(context->c_str()) != 0) {
+    return Error(ErrorKind::kSystem, "setsockcreatecon " + *context, errno);
+  }
+  return "sockets created as " + *context;
+}
+
 bool SelinuxEnabled() { return is_selinux_enabled() > 0; }
 
 Result<std::string> LabelVmFile(int fd, std::string_view type, std::string_view level) {

@@ -57,6 +57,15 @@ Result<std::string> LabelVmFile(int fd, std::string_view type, std::string_view 
 // directory, whose files from an earlier run carry that run's pair). Symlinks are left alone.
 Result<std::string> LabelVmDir(int dir_fd, std::string_view type, std::string_view level);
 
+// Makes every socket this process creates from now on carry `level` (setsockcreatecon with
+// the process's own user, role and type): a constrained child may not use a socket pair of
+// the manager's whole range. Returns the context set, or "SELinux off".
+Result<std::string> CreateSocketsAtLevel(std::string_view level);
+
+// The context `context` with its level replaced by `level` ("u:r:t:s0-s0:c0.c1023", "s0:c1,c2"
+// -> "u:r:t:s0:c1,c2"). None if `context` has fewer than four fields.
+std::optional<std::string> WithLevel(std::string_view context, std::string_view level);
+
 // True when the host runs SELinux (enabled, enforcing or permissive).
 bool SelinuxEnabled();
 

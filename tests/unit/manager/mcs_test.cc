@@ -86,6 +86,13 @@ TEST(McsPair, InUseReadsRoleDomainsFromProc) {
   EXPECT_TRUE(McsPairsInUse(root).empty());
 }
 
+TEST(McsPair, WithLevelReplacesOnlyTheLevel) {
+  EXPECT_EQ(WithLevel("system_u:system_r:vmm_manager_t:s0-s0:c0.c1023", "s0:c1,c2"),
+            "system_u:system_r:vmm_manager_t:s0:c1,c2");
+  EXPECT_EQ(WithLevel("u:r:t:s0", "s0:c3,c4"), "u:r:t:s0:c3,c4");
+  EXPECT_FALSE(WithLevel("u:r:t", "s0:c1,c2").has_value());
+}
+
 TEST(McsPair, LabellingIsANoteWhereSelinuxIsOff) {
   if (SelinuxEnabled()) GTEST_SKIP() << "SELinux is enabled on this host";
   auto r = LabelVmFile(0, "vmm_image_t", "s0:c1,c2");
