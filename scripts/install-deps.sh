@@ -18,6 +18,8 @@ PACKAGES=(
   swtpm swtpm-tools tpm2-tools openssl
   # real firmware event logs for attestation/ (scripts/make-eventlog-samples.sh boots OVMF)
   ovmf
+  # the SELinux policy module (selinux/) and its setools analysis (tests/selinux)
+  selinux-policy-dev selinux-policy-default checkpolicy setools policycoreutils semodule-utils
   # the shellcheck_scripts test: every script of scripts/, bench/ and tests/
   shellcheck
 )

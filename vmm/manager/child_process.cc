@@ -84,12 +84,23 @@ ChildExit ManagedChild::Stop(int grace_ms) {
   return e;
 }
 
+namespace {
+std::string& SelinuxLevelStorage() {
+  static std::string level = "s0";
+  return level;
+}
+}  // namespace
+
+void SetChildSelinuxLevel(std::string level) { SelinuxLevelStorage() = std::move(level); }
+const std::string& ChildSelinuxLevel() { return SelinuxLevelStorage(); }
+
 Result<ManagedChild> SpawnManagedChild(sandbox::ConfineOptions o, const std::string& binary,
                                        const std::vector<std::string>& argv,
                                        const std::string& label) {
   o.log = [label](const std::string& note) {
     std::fprintf(stderr, "vmm: %s: %s\n", label.c_str(), note.c_str());
   };
+  o.selinux_level = ChildSelinuxLevel();
   ManagedChild child;
   ASSIGN_OR_RETURN(child.log, sandbox::ChildLog::Create("vmm: " + label + ": "));
   o.stderr_fd = child.log.write_end();

@@ -31,6 +31,12 @@ struct ChildExit {
   bool Succeeded() const { return how == How::kExited && status == 0; }
 };
 
+// The MCS level every child of this manager's VM is started at (its exec context's level,
+// ConfineOptions::selinux_level): "s0" until set. A manager process runs one VM, so this is
+// set once, before the first child starts, to the VM's pair (mcs.h, ARCHITECTURE.md §11).
+void SetChildSelinuxLevel(std::string level);
+const std::string& ChildSelinuxLevel();
+
 // Reaps the child behind `pidfd` (blocking until it ended) and says how it ended.
 ChildExit DescribeExit(int pidfd);
 

@@ -14,6 +14,8 @@
 #include "vmm/contract/layout.h"
 #include "vmm/device/blk/blk.h"
 #include "vmm/formats/virtio/features.h"
+#include "vmm/manager/child_process.h"
+#include "vmm/manager/mcs.h"
 
 namespace vmm {
 Result<std::string> SiblingBinary(const std::string& name) {
@@ -121,6 +123,10 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
       if (!image.valid()) {
         return fail(Error(ErrorKind::kInvalidArgument, "--disk '" + d.path + "'", errno));
       }
+      // A read-only image may be shared between VMs: level s0, which every pair dominates
+      // (libvirt labels shareable read-only disks the same way).
+      auto label = LabelVmFile(image.get(), "vmm_image_t", d.readonly ? "s0" : ChildSelinuxLevel());
+      if (!label) return fail(label.error().Wrap("--disk '" + d.path + "'"));
       args = {"--serial", dev.name};
       if (d.readonly) args.push_back("--readonly");
     }

@@ -43,6 +43,7 @@
 #include "vmm/manager/exit_status.h"
 #include "vmm/manager/launch_check.h"
 #include "vmm/manager/lifecycle.h"
+#include "vmm/manager/mcs.h"
 #include "vmm/manager/measured_boot.h"
 #include "vmm/manager/policy_cli.h"
 #include "vmm/manager/vtpm_cli.h"
@@ -308,6 +309,10 @@ int Run(const RunFlags& given) {
     std::printf("configuration:\n%s\n%s", ConfigToJson(*cfg).c_str(),
                 DescribeBootPlan(*plan).c_str());
     if (flags.profile) std::printf("profile: %s\n", symbols_note.c_str());
+    std::printf("%s\n", SelinuxEnabled()
+                            ? "selinux: each process and file of the VM at a free MCS pair "
+                              "s0:cA,cB, chosen at start"
+                            : "selinux: off on this host: no MCS labels");
     for (const PlannedDevice& dev : PlanDevices(*cfg)) {
       std::printf("%s\n", DescribePlannedDevice(dev).c_str());
     }
@@ -389,6 +394,7 @@ nlohmann::json VmInfo(const RunFlags& flags, const VmConfig& cfg, const BootPlan
       {"kernel_sha256", detail("kernel_sha256")},
       {"initramfs_sha256", detail("initramfs_sha256")},
       {"kvm_compat", plan.kvm_compat},
+      {"selinux_level", SelinuxEnabled() ? nlohmann::json(ChildSelinuxLevel()) : nullptr},
   };
   doc["config"] = nlohmann::json::parse(ConfigToJson(cfg), nullptr, false);
   return doc;
@@ -439,6 +445,22 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   const bool kvm_compat = plan.kvm_compat;
   auto kvm = kvm::Kvm::Open();  // checks /dev/kvm and its API before anything starts
   if (!kvm) return Fail(kvm.error());
+  // sVirt: a category pair no running VM holds, for every child and file of this VM
+  // (ARCHITECTURE.md §11). Without SELinux, one line says so and nothing is labelled.
+  if (SelinuxEnabled()) {
+    auto pair = PickMcsPair(McsPairsInUse(), RandomBelow);
+    if (!pair) return Fail(pair.error().Wrap("selinux"));
+    SetChildSelinuxLevel(pair->Level());
+    std::fprintf(stderr, "vmm: selinux: this VM's processes and files at %s\n",
+                 pair->Level().c_str());
+    auto sockets = CreateSocketsAtLevel(pair->Level());
+    if (!sockets) {
+      std::fprintf(stderr, "vmm: selinux: %s: the children's sockets keep the manager's level\n",
+                   sockets.error().ToString().c_str());
+    }
+  } else {
+    std::fprintf(stderr, "vmm: selinux: off on this host: no MCS labels\n");
+  }
   // --event-log-out: created now (never over an existing file), filled once the log exists.
   UniqueFd log_copy;
   if (!flags.event_log_out.empty()) {
@@ -448,6 +470,8 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
       return Fail(Error(ErrorKind::kInvalidArgument,
                         "--event-log-out '" + flags.event_log_out + "'", errno));
     }
+    auto label = LabelVmFile(log_copy.get(), "vmm_event_log_t", ChildSelinuxLevel());
+    if (!label) return Fail(label.error().Wrap("--event-log-out '" + flags.event_log_out + "'"));
   }
   VmConfig cfg = cfg_in;
   std::vector<UniqueFd> passed;  // our copies of the fds the VM process gets

@@ -19,6 +19,7 @@
 #include "base/hex.h"
 #include "sandbox/confine.h"
 #include "vmm/manager/device_processes.h"
+#include "vmm/manager/mcs.h"
 #include "vtpm/protocol/swtpm_client.h"
 #include "vtpm/protocol/tpm_command.h"
 #include "vtpm/state/sealed_state.h"
@@ -115,6 +116,8 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
                    errno);
     }
     ASSIGN_OR_RETURN(state_dir, OpenStateDir(tpm.state_dir, "--tpm"));
+    auto label = LabelVmDir(state_dir.get(), "vmm_vtpm_state_t", ChildSelinuxLevel());
+    if (!label) return label.error().Wrap("--tpm: state directory '" + tpm.state_dir + "'");
     ASSIGN_OR_RETURN(auto key_parent, OpenParent(tpm.key_file, "--tpm: key file"));
     auto key = vtpm::LoadOrCreateKeyFile(key_parent.first.get(), key_parent.second);
     if (!key) {
