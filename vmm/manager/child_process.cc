@@ -84,9 +84,19 @@ ChildExit ManagedChild::Stop(int grace_ms) {
   return e;
 }
 
+namespace {
+int g_child_cgroup_fd = -1;  // ChildCgroupScope's; the manager spawns from one thread only
+}  // namespace
+
+ChildCgroupScope::ChildCgroupScope(int cgroup_fd) : previous_(g_child_cgroup_fd) {
+  g_child_cgroup_fd = cgroup_fd;
+}
+ChildCgroupScope::~ChildCgroupScope() { g_child_cgroup_fd = previous_; }
+
 Result<ManagedChild> SpawnManagedChild(sandbox::ConfineOptions o, const std::string& binary,
                                        const std::vector<std::string>& argv,
                                        const std::string& label) {
+  if (o.cgroup_fd < 0) o.cgroup_fd = g_child_cgroup_fd;
   o.log = [label](const std::string& note) {
     std::fprintf(stderr, "vmm: %s: %s\n", label.c_str(), note.c_str());
   };
