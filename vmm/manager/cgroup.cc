@@ -269,7 +269,10 @@ Result<std::unique_ptr<VmCgroup>> VmCgroup::Create(const CgroupHost& host,
   ASSIGN_OR_RETURN(std::vector<std::string> available, ParseControllerList(available_text));
   if (std::vector<std::string> missing = Missing(needed, available); !missing.empty()) {
     return Unsupported("our cgroup " + *own + " (" + *dir + ") has no " + Join(missing, ", ") +
-                       " controller (the host keeps it on cgroup v1, or did not delegate it)");
+                       (missing.size() == 1
+                            ? " controller (the host keeps it on cgroup v1, or did not delegate it)"
+                            : " controllers (the host keeps them on cgroup v1, or did not "
+                              "delegate them)"));
   }
   for (const char* name : {".", "cgroup.procs", "cgroup.subtree_control"}) {
     if (faccessat(parent.get(), name, W_OK, 0) != 0) {
