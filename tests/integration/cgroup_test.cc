@@ -90,7 +90,7 @@ TEST(CgroupKvm, TheVmsProcessesRunInItsCgroupWithThePolicysLimits) {
                                        "--cmdline", "linger=300",
                                        "--memory",  "128M",
                                        "--tpm",     "ephemeral",
-                                       "--rng",     "on"};
+                                       "--rng"};
   std::vector<std::string> init = {vmm, "policy", "init", "--out", d.File("policy.json")};
   init.insert(init.end(), vm.begin(), vm.end());
   ProcessResult made = RunProcess(init, 60);

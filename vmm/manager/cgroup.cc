@@ -36,6 +36,14 @@ std::vector<std::string_view> SplitSpaces(std::string_view line) {
   return out;
 }
 
+// The kernel shows no control characters in these files (mountinfo escapes them; cgroup names
+// cannot hold a newline), so one is a sign of a file that is not what it claims.
+bool HasControl(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) == 0x7f;
+  });
+}
+
 bool IsDecimal(std::string_view s) {
   return !s.empty() && s.size() <= 10 &&
          std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -149,6 +157,7 @@ Result<std::vector<Cgroup2Mount>> ParseCgroup2Mounts(std::string_view text) {
     const auto bad = [number](const std::string& what) {
       return InvalidArgument("mountinfo line " + std::to_string(number) + ": " + what);
     };
+    if (HasControl(line)) return bad("a control character");
     const std::vector<std::string_view> f = SplitSpaces(line);
     // id parent major:minor root mount-point options [optional fields...] - type source super
     const auto dash = std::find(f.begin(), f.end(), "-");
@@ -191,7 +200,7 @@ Result<std::string> ParseOwnCgroup(std::string_view text) {
     if (path.ends_with(" (deleted)")) {
       return InvalidArgument("/proc/self/cgroup: our cgroup v2 was removed");
     }
-    if (!IsPlainCgroupPath(path)) {
+    if (!IsPlainCgroupPath(path) || HasControl(path)) {
       return InvalidArgument("/proc/self/cgroup: the cgroup v2 path '" + std::string(path) +
                              "' is not a plain path below this cgroup namespace's root");
     }

@@ -46,6 +46,7 @@ TEST(Cgroup2Mounts, RefusesWhatIsNotMountinfo) {
            "30 22 0:26 / /sys/fs/cgroup\\000 rw - cgroup2 cgroup2 rw\n",  // NUL
            "30 22 0:26 / sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",        // relative
            "30 22 0:26 / /a  rw - cgroup2 cgroup2 rw\n",                  // two spaces
+           "30 22 0:26 / /a\tb rw - cgroup2 cgroup2 rw\n",                // a raw tab
        }) {
     auto r = ParseCgroup2Mounts(bad);
     EXPECT_FALSE(r.has_value()) << bad;
