@@ -503,6 +503,8 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   if (*cgroup) {
     in_cgroup.emplace((*cgroup)->fd());
     for (auto& detail : (*cgroup)->AuditDetails()) run_audit.start_details.push_back(detail);
+  } else if (flags.admitting_policy && flags.admitting_policy->cgroup) {
+    run_audit.start_details.emplace_back("cgroup", "none");  // the policy's limits not applied
   }
 
   // The vTPM first, started (TPM2_Startup at locality 3) before any other process exists;
