@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <limits>
 
 #include "policy/launch_policy.h"
 
@@ -239,15 +240,24 @@ std::string PolicyForRequest(const LaunchRequest& r) {
       (*it)["read_only"] = false;  // one writable use: the entry cannot require read-only
     }
   }
+  // The cgroup limits fit this VM: all its vCPUs' time, its memory with room for the VMM's own
+  // processes, and twice the floor's margin of tasks.
+  constexpr uint64_t kMemoryRoom = 256ull << 20;
+  const uint64_t cpus = std::max<uint32_t>(r.cpus, 1);
+  const uint64_t memory = std::max<uint64_t>(r.memory, 1);
+  Json cgroup = {{"cpu_max", cpus}};
+  if (memory <= std::numeric_limits<uint64_t>::max() - kMemoryRoom) {
+    cgroup["memory_max"] = memory + kMemoryRoom;
+  }
+  cgroup["pids_max"] = cpus + r.disks.size() + 2 * kCgroupPidsBase;
+  Json limits = {{"max_cpus", cpus}, {"max_memory", memory}, {"cgroup", cgroup}};
   Json doc = {
       {"format", kLaunchPolicyFormat},
       {"id", "vmm policy init"},
       {"kernels", Json::array({{{"sha256", r.kernel_sha256}}})},
       {"initramfs", {{"allow_none", r.initramfs_sha256.empty()}, {"images", images}}},
       {"cmdline", {{"allow_any", false}, {"params", params}}},
-      {"limits",
-       {{"max_cpus", std::max<uint32_t>(r.cpus, 1)},
-        {"max_memory", std::max<uint64_t>(r.memory, 1)}}},
+      {"limits", limits},
       {"require",
        {{"tpm", r.tpm == LaunchRequest::Tpm::kOff ? "optional" : "required-measured-boot"},
         {"selinux", r.selinux_enforcing ? "enforcing" : "any"},

@@ -23,7 +23,19 @@
 //        every token must match a pattern: "key" (the bare key, no value), "key=value"
 //        (exactly), "key=*" (any value). Keys compare with '-' and '_' as the same character,
 //        as the kernel compares them. A "--" and the init arguments after it are tokens too.
-//   "limits": {"max_cpus": N >= 1, "max_memory": bytes (integer) or "512M" / "4G" (K,M,G,T)}
+//   "limits": {"max_cpus": N >= 1, "max_memory": bytes (integer) or "512M" / "4G" (K,M,G,T),
+//              "cgroup": {...} optional, below}
+//   "limits.cgroup": the VM's cgroup v2 limits (ARCHITECTURE.md §9), applied where the host
+//        delegates a cgroup to the manager; every key optional, at least one:
+//          "cpu_max": CPUs as a number (1.5: one and a half CPUs' time, period 100 ms), or
+//                     the kernel's cpu.max text "QUOTA PERIOD" in microseconds
+//                     (PERIOD 1000..1000000, QUOTA 1000..65535 * PERIOD)
+//          "memory_max": bytes or a size, as max_memory; at least max_memory +
+//                     kCgroupMemoryOverhead: guest RAM is charged to the VM's cgroup along
+//                     with its processes' own memory
+//          "pids_max": N, at least max_cpus + devices.disks.max_count + kCgroupPidsBase: the
+//                     VM's tasks (threads count) are its vCPU threads, its processes, and a few
+//                     more; at most 4194304
 //   "require": {"tpm": "required-measured-boot" | "optional",
 //               "selinux": "enforcing" | "any",        the host's SELinux, at launch
 //               "landlock_abi_min": N >= 0,             the host kernel's Landlock ABI, 0 none
@@ -83,6 +95,25 @@ struct DiskRule {
 
 enum class TpmRequirement { kOptional, kRequiredMeasuredBoot };
 
+// limits.cgroup's floors: what the VMM's own processes need beside guest RAM and vCPUs.
+inline constexpr uint64_t kCgroupMemoryOverhead = 64ull << 20;
+inline constexpr uint64_t kCgroupPidsBase = 8;
+inline constexpr uint64_t kCgroupPidsLimit = 4194304;  // the kernel's PID_MAX_LIMIT
+inline constexpr uint64_t kCgroupCpuPeriodDefault = 100000;
+
+// The VM's cgroup v2 limits: each unset one is left at the kernel's "max".
+struct CgroupLimits {
+  struct Cpu {
+    uint64_t quota_us = 0;
+    uint64_t period_us = kCgroupCpuPeriodDefault;
+  };
+  std::optional<Cpu> cpu;
+  std::optional<uint64_t> memory_max;  // bytes
+  std::optional<uint64_t> pids_max;
+};
+// cpu.max's text: "QUOTA PERIOD".
+std::string CpuMaxText(const CgroupLimits::Cpu& cpu);
+
 struct RoleBinding {
   std::optional<uint32_t> uid;  // exactly one of uid, gid
   std::optional<uint32_t> gid;
@@ -100,6 +131,7 @@ struct LaunchPolicy {
   std::vector<CmdlinePattern> cmdline_params;
   uint32_t max_cpus = 0;
   uint64_t max_memory = 0;
+  std::optional<CgroupLimits> cgroup;  // limits.cgroup
   TpmRequirement tpm = TpmRequirement::kRequiredMeasuredBoot;
   bool selinux_enforcing = true;
   int landlock_abi_min = 0;
@@ -151,9 +183,10 @@ ApiRole RoleFor(const LaunchPolicy& policy, uint32_t uid, uint32_t gid,
                 std::string_view vm_uuid = "");
 
 // A policy (JSON text, ending in a newline) that admits exactly this VM: its kernel and
-// initramfs, each token of its command line, its vCPUs and memory as limits, its protections
-// as requirements (the host's SELinux and Landlock as found), its devices and disks; and the
-// role admin for uid 0. ParseLaunchPolicy accepts it and CheckLaunch admits `request`.
+// initramfs, each token of its command line, its vCPUs and memory as limits (and cgroup limits
+// sized for them: its vCPUs' time, its memory + 256 MiB, its vCPUs + disks + 16 tasks), its
+// protections as requirements (the host's SELinux and Landlock as found), its devices and disks;
+// and the role admin for uid 0. ParseLaunchPolicy accepts it and CheckLaunch admits `request`.
 std::string PolicyForRequest(const LaunchRequest& request);
 
 // The kernel's split of a command line (quotes grouped, quotes around a value dropped), as

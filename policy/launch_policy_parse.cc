@@ -1,4 +1,5 @@
 // ParseLaunchPolicy: the "vmm-launch-policy/1" file, strictly (launch_policy.h has the format).
+#include <cmath>
 #include <initializer_list>
 #include <limits>
 #include <set>
@@ -194,6 +195,87 @@ Result<uint64_t> ParseMemory(const json& j, const std::string& path) {
   return v;
 }
 
+std::string Mib(uint64_t n) {
+  return n % (1ull << 20) == 0 ? std::to_string(n >> 20) + " MiB" : std::to_string(n) + " bytes";
+}
+
+// "QUOTA PERIOD": two decimal numbers of at most 12 digits, one space between.
+Result<CgroupLimits::Cpu> ParseCpuMaxText(const std::string& s, const std::string& path) {
+  const auto bad = [&] {
+    return Bad(path, "\"" + s +
+                         "\" is not cpu.max text \"QUOTA PERIOD\" (microseconds, e.g. "
+                         "\"200000 100000\") or a number of CPUs");
+  };
+  const size_t space = s.find(' ');
+  if (space == std::string::npos || space == 0 || space + 1 >= s.size()) return bad();
+  uint64_t parts[2] = {0, 0};
+  const std::string_view texts[2] = {std::string_view(s).substr(0, space),
+                                     std::string_view(s).substr(space + 1)};
+  for (int i = 0; i < 2; ++i) {
+    if (texts[i].empty() || texts[i].size() > 12) return bad();
+    for (char c : texts[i]) {
+      if (c < '0' || c > '9') return bad();
+      parts[i] = parts[i] * 10 + static_cast<uint64_t>(c - '0');
+    }
+  }
+  CgroupLimits::Cpu cpu{parts[0], parts[1]};
+  if (cpu.period_us < 1000 || cpu.period_us > 1000000) {
+    return Bad(path, "the period " + std::to_string(cpu.period_us) + " is outside 1000..1000000");
+  }
+  if (cpu.quota_us < 1000 || cpu.quota_us > 65535 * cpu.period_us) {
+    return Bad(path, "the quota " + std::to_string(cpu.quota_us) + " is outside 1000.." +
+                         std::to_string(65535 * cpu.period_us) + " (65535 CPUs)");
+  }
+  return cpu;
+}
+
+Result<CgroupLimits::Cpu> ParseCpuMax(const json& j, const std::string& path) {
+  if (j.is_string()) return ParseCpuMaxText(j.get<std::string>(), path);
+  if (!j.is_number()) {
+    return Bad(path,
+               std::string("must be a number of CPUs or \"QUOTA PERIOD\", not ") + TypeName(j));
+  }
+  const double cpus = j.get<double>();
+  if (!std::isfinite(cpus) || cpus < 0.01 || cpus > 65535) {
+    return Bad(path, "CPUs must be 0.01 to 65535");
+  }
+  CgroupLimits::Cpu cpu;
+  cpu.quota_us = static_cast<uint64_t>(std::llround(cpus * kCgroupCpuPeriodDefault));
+  return cpu;
+}
+
+Result<CgroupLimits> ParseCgroup(const json& j, const LaunchPolicy& p, uint64_t disks) {
+  const std::string path = "limits.cgroup";
+  RETURN_IF_ERROR(CheckObject(j, path, {}, {"cpu_max", "memory_max", "pids_max"}));
+  if (j.empty()) return Bad(path, "names no limit: give cpu_max, memory_max or pids_max");
+  CgroupLimits c;
+  if (j.contains("cpu_max")) {
+    ASSIGN_OR_RETURN(c.cpu, ParseCpuMax(j["cpu_max"], path + ".cpu_max"));
+  }
+  if (j.contains("memory_max")) {
+    ASSIGN_OR_RETURN(uint64_t m, ParseMemory(j["memory_max"], path + ".memory_max"));
+    if (p.max_memory > std::numeric_limits<uint64_t>::max() - kCgroupMemoryOverhead ||
+        m < p.max_memory + kCgroupMemoryOverhead) {
+      return Bad(path + ".memory_max",
+                 Mib(m) + " is less than limits.max_memory (" + Mib(p.max_memory) + ") + " +
+                     Mib(kCgroupMemoryOverhead) +
+                     ": guest RAM is charged to the VM's cgroup, with its processes' memory");
+    }
+    c.memory_max = m;
+  }
+  if (j.contains("pids_max")) {
+    const uint64_t floor = p.max_cpus + disks + kCgroupPidsBase;
+    ASSIGN_OR_RETURN(c.pids_max, GetUint(j["pids_max"], path + ".pids_max", 1, kCgroupPidsLimit));
+    if (*c.pids_max < floor) {
+      return Bad(path + ".pids_max",
+                 std::to_string(*c.pids_max) + " is less than limits.max_cpus + " +
+                     "devices.disks.max_count + " + std::to_string(kCgroupPidsBase) + " = " +
+                     std::to_string(floor) + ": a VM's tasks are its vCPU threads and processes");
+    }
+  }
+  return c;
+}
+
 Result<DiskRule> ParseDiskRule(const json& e, const std::string& at) {
   RETURN_IF_ERROR(CheckObject(e, at, {"path", "read_only"}));
   DiskRule r;
@@ -250,6 +332,10 @@ Result<RoleBinding> ParseRole(const json& e, const std::string& at) {
 
 std::string_view RoleName(ApiRole role) { return NameOf(kRoleNames, role, "none"); }
 
+std::string CpuMaxText(const CgroupLimits::Cpu& cpu) {
+  return std::to_string(cpu.quota_us) + " " + std::to_string(cpu.period_us);
+}
+
 Result<LaunchPolicy> ParseLaunchPolicy(std::string_view text) {
   if (text.size() > kMaxLaunchPolicyBytes) {
     return Bad("the file", std::to_string(text.size()) + " bytes, more than the " +
@@ -305,7 +391,7 @@ Result<LaunchPolicy> ParseLaunchPolicy(std::string_view text) {
   }
 
   const json& limits = doc["limits"];
-  RETURN_IF_ERROR(CheckObject(limits, "limits", {"max_cpus", "max_memory"}));
+  RETURN_IF_ERROR(CheckObject(limits, "limits", {"max_cpus", "max_memory"}, {"cgroup"}));
   ASSIGN_OR_RETURN(uint64_t max_cpus, GetUint(limits["max_cpus"], "limits.max_cpus", 1, 65535));
   p.max_cpus = static_cast<uint32_t>(max_cpus);
   ASSIGN_OR_RETURN(p.max_memory, ParseMemory(limits["max_memory"], "limits.max_memory"));
@@ -341,6 +427,10 @@ Result<LaunchPolicy> ParseLaunchPolicy(std::string_view text) {
     ASSIGN_OR_RETURN(DiskRule rule, ParseDiskRule((*images)[i], at));
     if (!seen_paths.insert(rule.path).second) return Bad(at + ".path", "listed twice");
     p.disk_images.push_back(std::move(rule));
+  }
+
+  if (limits.contains("cgroup")) {
+    ASSIGN_OR_RETURN(p.cgroup, ParseCgroup(limits["cgroup"], p, p.max_disks));
   }
 
   if (doc.contains("roles")) {

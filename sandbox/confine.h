@@ -69,6 +69,9 @@ struct ConfineOptions {
   // for, except SIGKILL/SIGSTOP from an ancestor namespace (pid_namespaces(7)).
   int parent_death_signal = SIGKILL;
   std::string selinux_level = "s0";  // per-VM MCS level for the exec context (SpawnRole)
+  // SpawnConfined/SpawnRole: a cgroup v2 directory fd; the child is cloned into that cgroup
+  // (clone3 CLONE_INTO_CGROUP, Linux 5.7), so it never runs outside it. -1: the caller's.
+  int cgroup_fd = -1;
   // SpawnConfined/SpawnRole: made the child's fd 2 before anything else, e.g. the write end
   // of a ChildLog, so that the child's lines reach the parent whatever its rlimits
   // (child_log.h). -1: the child keeps the parent's stderr. Keep STDERR_FILENO in keep_fds.

@@ -149,6 +149,23 @@ struct SpawnArgs {
   FailChild(status, Error(ErrorKind::kSystem, "spawn " + o.role + ": execve", rc), kExitExecFailed);
 }
 
+// clone3's argument (linux/sched.h, struct clone_args, CLONE_ARGS_SIZE_VER2), spelled out so
+// that glibc's <sched.h> and the kernel's header need not meet in one file.
+struct CloneArgs {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+      set_tid_size, cgroup;
+};
+constexpr uint64_t kCloneIntoCgroup = 0x200000000ULL;
+
+// Like the raw clone above (no stack: the child runs on a copy of ours), into `cgroup_fd`.
+long Clone3IntoCgroup(unsigned long flags, int cgroup_fd) {
+  CloneArgs args{};
+  args.flags = flags | kCloneIntoCgroup;
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  return syscall(SYS_clone3, &args, sizeof(args));
+}
+
 std::string DescribeWait(int wstatus) {
   if (WIFEXITED(wstatus)) return "exited with " + std::to_string(WEXITSTATUS(wstatus));
   if (WIFSIGNALED(wstatus)) {
@@ -177,10 +194,14 @@ Result<pid_t> Spawn(const ConfineOptions& o, std::function<int()> body, bool exe
   if (o.new_user_ns) flags |= CLONE_NEWUSER;
   // Raw clone (as minijail and sandbox2 do): glibc's clone() wants a separate stack, and
   // fork() has no namespace flags. With no stack given, the child runs on a copy of ours.
-  long pid = syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
+  // Into a cgroup: clone3 with CLONE_INTO_CGROUP, the only way the child is in it from its
+  // first instruction (writing its pid to cgroup.procs afterwards would race with the child).
+  long pid = o.cgroup_fd >= 0 ? Clone3IntoCgroup(flags & ~0xffUL, o.cgroup_fd)
+                              : syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
   if (pid < 0) {
     return ErrnoError("spawn " + o.role + ": clone(CLONE_NEWPID" +
-                      std::string(o.new_user_ns ? "|CLONE_NEWUSER" : "") + ")");
+                      std::string(o.new_user_ns ? "|CLONE_NEWUSER" : "") +
+                      (o.cgroup_fd >= 0 ? "|CLONE_INTO_CGROUP" : "") + ")");
   }
   if (pid == 0) ChildMain(args);
   write_end.reset();

@@ -403,6 +403,9 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+# A cgroup v2 hierarchy with every controller, as a systemd host has: the command runs in its
+# root, so vmm can make per-VM cgroups with limits (the CgroupKvm tests).
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || echo "nested-kvm: no cgroup2"
 hostname nested-kvm
 
 fail() {

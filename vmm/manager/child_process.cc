@@ -89,14 +89,21 @@ std::string& SelinuxLevelStorage() {
   static std::string level = "s0";
   return level;
 }
+int g_child_cgroup_fd = -1;  // ChildCgroupScope's; the manager spawns from one thread only
 }  // namespace
 
 void SetChildSelinuxLevel(std::string level) { SelinuxLevelStorage() = std::move(level); }
 const std::string& ChildSelinuxLevel() { return SelinuxLevelStorage(); }
 
+ChildCgroupScope::ChildCgroupScope(int cgroup_fd) : previous_(g_child_cgroup_fd) {
+  g_child_cgroup_fd = cgroup_fd;
+}
+ChildCgroupScope::~ChildCgroupScope() { g_child_cgroup_fd = previous_; }
+
 Result<ManagedChild> SpawnManagedChild(sandbox::ConfineOptions o, const std::string& binary,
                                        const std::vector<std::string>& argv,
                                        const std::string& label) {
+  if (o.cgroup_fd < 0) o.cgroup_fd = g_child_cgroup_fd;
   o.log = [label](const std::string& note) {
     std::fprintf(stderr, "vmm: %s: %s\n", label.c_str(), note.c_str());
   };

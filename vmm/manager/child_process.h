@@ -58,6 +58,20 @@ struct ManagedChild {
   ChildExit Stop(int grace_ms);
 };
 
+// While one exists, every SpawnManagedChild clones its child into the cgroup `cgroup_fd` (a
+// VmCgroup's, cgroup.h), unless its options name another. One manager runs one VM, so the
+// VM's cgroup is the process's setting rather than a parameter of every start function.
+class ChildCgroupScope {
+ public:
+  explicit ChildCgroupScope(int cgroup_fd);
+  ~ChildCgroupScope();
+  ChildCgroupScope(const ChildCgroupScope&) = delete;
+  ChildCgroupScope& operator=(const ChildCgroupScope&) = delete;
+
+ private:
+  int previous_;
+};
+
 // sandbox::SpawnRole(o, binary, argv) with the child's stderr on a new ChildLog whose lines
 // reach our stderr as "vmm: <label>: ...", o.log's notes likewise, and a pidfd. On failure
 // nothing is left running, and whatever the child said before it failed is forwarded.

@@ -37,6 +37,7 @@
 #include "vmm/manager/audit/audit_trail.h"
 #include "vmm/manager/audit_cli.h"
 #include "vmm/manager/audit_relay.h"
+#include "vmm/manager/cgroup.h"
 #include "vmm/manager/child_process.h"
 #include "vmm/manager/config.h"
 #include "vmm/manager/device_processes.h"
@@ -80,6 +81,8 @@ struct RunFlags {
   std::string uuid;              // default: a new random one
   std::string audit_log;         // default: DefaultAuditLog()
   std::string audit_key;         // signs the log's checkpoints
+  std::string cgroup = "auto";   // --cgroup: the launch policy's cgroup limits (cgroup.h)
+  CgroupMode cgroup_mode = CgroupMode::kAuto;
   // --policy (empty: the host default if it exists), and the admitting policy's SHA-256 that
   // Run() or Measure() found, measured into PCR 1 (launch_check.h).
   std::string launch_policy;
@@ -188,6 +191,7 @@ Result<ApiSocketOptions> CheckIdentityAndSocket(RunFlags& flags) {
     return InvalidArgument("--uuid '" + flags.uuid +
                            "': an RFC 4122 UUID in lower case, like 0b4e61b2-...-5f0c1a2b3c4d");
   }
+  ASSIGN_OR_RETURN(flags.cgroup_mode, ParseCgroupMode(flags.cgroup));
   ApiSocketOptions o;
   if (!flags.api_socket_mode.empty()) {
     char* end = nullptr;
@@ -511,6 +515,22 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     auto bound = ApiServer::Bind(flags.api_socket, api_options);
     if (!bound) return Fail(bound.error());
     api = std::move(bound).value();
+  }
+
+  // The VM's cgroup with the policy's limits, if the host delegates one: every child is cloned
+  // into it (ARCHITECTURE.md §9), and it is removed when `cgroup` goes, after they are reaped.
+  std::string cgroup_note;
+  auto cgroup = SetUpVmCgroup(
+      flags.cgroup_mode, flags.admitting_policy ? flags.admitting_policy->cgroup : std::nullopt,
+      flags.uuid, CgroupHost{}, &cgroup_note);
+  if (!cgroup) return Fail(cgroup.error());
+  if (!cgroup_note.empty()) std::fprintf(stderr, "vmm: cgroup: %s\n", cgroup_note.c_str());
+  std::optional<ChildCgroupScope> in_cgroup;
+  if (*cgroup) {
+    in_cgroup.emplace((*cgroup)->fd());
+    for (auto& detail : (*cgroup)->AuditDetails()) run_audit.start_details.push_back(detail);
+  } else if (flags.admitting_policy && flags.admitting_policy->cgroup) {
+    run_audit.start_details.emplace_back("cgroup", "none");  // the policy's limits not applied
   }
 
   // The vTPM first, started (TPM2_Startup at locality 3) before any other process exists;
@@ -1082,6 +1102,12 @@ int Main(int argc, char** argv) {
   run->add_option("--uuid", flags.uuid,
                   "The VM's UUID on the API and in audit records (default: a new random one)")
       ->type_name("UUID");
+  run->add_option("--cgroup", flags.cgroup,
+                  "The launch policy's cgroup v2 limits (limits.cgroup: CPU, memory, tasks): "
+                  "auto (default) applies them in a cgroup vmm-UUID of the VM's own where the "
+                  "host delegates a cgroup to vmm, and says in one line why not elsewhere; "
+                  "required refuses to start the VM without them; off ignores them")
+      ->type_name("off|auto|required");
   run->add_flag("--dry-run", flags.dry_run,
                 "Check the configuration and the kernel, print the boot plan, do not start the VM");
 

@@ -204,6 +204,12 @@ TEST(PolicyForRequest, AdmitsExactlyThatVm) {
   EXPECT_EQ(Rules(*p, r), Rule{});
   EXPECT_EQ(RoleFor(*p, 0, 0, {}), ApiRole::kAdmin);
   EXPECT_EQ(RoleFor(*p, 1000, 1000, {}), ApiRole::kNone);
+  // Cgroup limits sized for the VM: its vCPUs' time, room beside its RAM, its tasks.
+  ASSERT_TRUE(p->cgroup.has_value());
+  ASSERT_TRUE(p->cgroup->cpu.has_value());
+  EXPECT_EQ(p->cgroup->cpu->quota_us, r.cpus * kCgroupCpuPeriodDefault);
+  EXPECT_EQ(p->cgroup->memory_max, r.memory + (256ull << 20));
+  EXPECT_EQ(p->cgroup->pids_max, r.cpus + r.disks.size() + 2 * kCgroupPidsBase);
 
   // Any change to the VM is refused by its rule.
   auto changed = [&](std::function<void(LaunchRequest&)> edit) {

@@ -90,6 +90,30 @@ TEST(LaunchPolicy, ParsesEveryField) {
   EXPECT_EQ(p->roles[1].role, ApiRole::kAuditor);
 }
 
+TEST(LaunchPolicy, ParsesCgroupLimits) {
+  json doc = ValidPolicy();  // 2 CPUs, 1 GiB, 1 disk
+  doc["limits"]["cgroup"] = {{"cpu_max", 1.5}, {"memory_max", "1088M"}, {"pids_max", 11}};
+  auto p = ParseLaunchPolicy(doc.dump());
+  ASSERT_TRUE(p.has_value()) << p.error().message();
+  ASSERT_TRUE(p->cgroup.has_value());
+  ASSERT_TRUE(p->cgroup->cpu.has_value());
+  EXPECT_EQ(CpuMaxText(*p->cgroup->cpu), "150000 100000");
+  EXPECT_EQ(p->cgroup->memory_max, (1ull << 30) + kCgroupMemoryOverhead);
+  EXPECT_EQ(p->cgroup->pids_max, 2 + 1 + kCgroupPidsBase);
+
+  doc["limits"]["cgroup"] = {{"cpu_max", "50000 250000"}};
+  p = ParseLaunchPolicy(doc.dump());
+  ASSERT_TRUE(p.has_value()) << p.error().message();
+  EXPECT_EQ(CpuMaxText(*p->cgroup->cpu), "50000 250000");
+  EXPECT_FALSE(p->cgroup->memory_max.has_value());
+  EXPECT_FALSE(p->cgroup->pids_max.has_value());
+
+  doc["limits"].erase("cgroup");
+  p = ParseLaunchPolicy(doc.dump());
+  ASSERT_TRUE(p.has_value());
+  EXPECT_FALSE(p->cgroup.has_value());
+}
+
 TEST(LaunchPolicy, DigestIsSha256OfTheExactBytes) {
   const std::string text = ValidPolicy().dump();
   auto p = ParseLaunchPolicy(text);
@@ -195,6 +219,75 @@ const BadCase kBadCases[] = {
     {"ZeroMemory", [](json& d) { d["limits"]["max_memory"] = "0G"; }, "must be more than 0"},
     {"MemoryBool", [](json& d) { d["limits"]["max_memory"] = true; },
      "limits.max_memory: must be bytes or a size"},
+    {"CgroupUnknownKey",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"cpu_weight", 100}};
+     },
+     "limits.cgroup.cpu_weight: unknown key"},
+    {"CgroupEmpty", [](json& d) { d["limits"]["cgroup"] = json::object(); },
+     "limits.cgroup: names no limit"},
+    {"CgroupNotObject", [](json& d) { d["limits"]["cgroup"] = 2; },
+     "limits.cgroup: must be an object"},
+    {"CgroupCpuZero",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"cpu_max", 0}};
+     },
+     "limits.cgroup.cpu_max: CPUs must be 0.01 to 65535"},
+    {"CgroupCpuBool",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"cpu_max", true}};
+     },
+     "limits.cgroup.cpu_max: must be a number of CPUs"},
+    {"CgroupCpuMaxWord",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"cpu_max", "max 100000"}};
+     },
+     "limits.cgroup.cpu_max: \"max 100000\" is not cpu.max text"},
+    {"CgroupCpuTwoSpaces",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"cpu_max", "1000  1000"}};
+     },
+     "is not cpu.max text"},
+    {"CgroupCpuLongNumber",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"cpu_max", "99999999999999999999 100000"}};
+     },
+     "is not cpu.max text"},
+    {"CgroupCpuShortPeriod",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"cpu_max", "1000 999"}};
+     },
+     "limits.cgroup.cpu_max: the period 999 is outside 1000..1000000"},
+    {"CgroupCpuSmallQuota",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"cpu_max", "999 100000"}};
+     },
+     "limits.cgroup.cpu_max: the quota 999 is outside"},
+    {"CgroupMemoryBelowGuest",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"memory_max", "1G"}};
+     },
+     "limits.cgroup.memory_max: 1024 MiB is less than limits.max_memory (1024 MiB) + 64 MiB"},
+    {"CgroupMemoryBadSize",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"memory_max", "2Gi"}};
+     },
+     "limits.cgroup.memory_max: \"2Gi\" is not a size"},
+    {"CgroupPidsTooFew",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"pids_max", 10}};
+     },
+     "limits.cgroup.pids_max: 10 is less than limits.max_cpus + devices.disks.max_count + 8 = 11"},
+    {"CgroupPidsHuge",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"pids_max", 5000000}};
+     },
+     "limits.cgroup.pids_max: 5000000 is outside 1..4194304"},
+    {"CgroupPidsString",
+     [](json& d) {
+       d["limits"]["cgroup"] = {{"pids_max", "64"}};
+     },
+     "limits.cgroup.pids_max: must be a whole number"},
     {"UnknownTpm", [](json& d) { d["require"]["tpm"] = "required"; },
      "require.tpm: \"required\" is not one of \"required-measured-boot\", \"optional\""},
     {"UnknownSelinux", [](json& d) { d["require"]["selinux"] = "permissive"; },
