@@ -2,6 +2,7 @@
 // only its own files, and paths that the profile language would misread are refused.
 #include "vmm/manager/apparmor_profile.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,7 +87,9 @@ TEST(AppArmorProfile, RefusesPathsTheProfileLanguageWouldMisread) {
     vm.devices.push_back({.name = "blk0", .role = "device-blk", .image = bad});
     auto text = VmAppArmorProfiles(vm);
     EXPECT_FALSE(text.has_value()) << "accepted '" << bad << "':\n" << *text;
-    if (!text) EXPECT_EQ(text.error().kind(), ErrorKind::kInvalidArgument);
+    if (!text) {
+      EXPECT_EQ(text.error().kind(), ErrorKind::kInvalidArgument);
+    }
   }
 }
 
