@@ -72,6 +72,10 @@ struct ConfineOptions {
   // SpawnConfined/SpawnRole: a cgroup v2 directory fd; the child is cloned into that cgroup
   // (clone3 CLONE_INTO_CGROUP, Linux 5.7), so it never runs outside it. -1: the caller's.
   int cgroup_fd = -1;
+  // SpawnRole: the AppArmor profile the child is exec'd into (SetAppArmorExecProfile, the
+  // VM's generated profile, ARCHITECTURE.md "AppArmor"); empty: none. The caller decides whether
+  // AppArmor is on; a profile that cannot be set fails the spawn.
+  std::string apparmor_profile = {};
   // SpawnConfined/SpawnRole: made the child's fd 2 before anything else, e.g. the write end
   // of a ChildLog, so that the child's lines reach the parent whatever its rlimits
   // (child_log.h). -1: the child keeps the parent's stderr. Keep STDERR_FILENO in keep_fds.
@@ -92,7 +96,8 @@ Result<void> Confine(const ConfineOptions& options);
 Result<pid_t> SpawnConfined(const ConfineOptions& options, std::function<int()> body);
 
 // Clones a child as above, sets PR_SET_PDEATHSIG, closes every fd not in keep_fds (which
-// stay open across exec), sets the role's SELinux exec context and execs `path` with
+// stay open across exec), sets the role's SELinux exec context and options.apparmor_profile
+// (if any) for the exec, and execs `path` with
 // ChildEnvironment(). The role binary then calls Confine() first thing. Returns the
 // child's pid once exec succeeded.
 Result<pid_t> SpawnRole(const ConfineOptions& options, const std::string& path,

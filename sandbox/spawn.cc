@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "base/unique_fd.h"
+#include "sandbox/apparmor.h"
 #include "sandbox/confine.h"
 
 namespace vmm::sandbox {
@@ -144,6 +145,11 @@ struct SpawnArgs {
   auto selinux = SetSelinuxExecContext(o.role, o.selinux_level);
   if (!selinux) fail(selinux.error().Wrap("confine " + o.role + ": selinux"));
   status.Note("selinux: " + *selinux);
+  if (!o.apparmor_profile.empty()) {
+    auto apparmor = SetAppArmorExecProfile(o.apparmor_profile);
+    if (!apparmor) fail(apparmor.error().Wrap("confine " + o.role + ": apparmor"));
+    status.Note("apparmor: " + *apparmor);
+  }
   status.Confined();  // as far as this side goes; the role binary calls Confine()
   int rc = a.body();  // returns only if execve failed; the status fd closes on success
   FailChild(status, Error(ErrorKind::kSystem, "spawn " + o.role + ": execve", rc), kExitExecFailed);

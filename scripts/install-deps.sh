@@ -22,6 +22,9 @@ PACKAGES=(
   selinux-policy-dev selinux-policy-default checkpolicy setools policycoreutils semodule-utils
   # the shellcheck_scripts test: every script of scripts/, bench/ and tests/
   shellcheck
+  # AppArmor: libapparmor for the manager (aa_is_enabled), apparmor_parser for the profiles'
+  # compile check and the enforcing-kernel test (tests/mac/)
+  apparmor apparmor-utils libapparmor-dev
 )
 
 missing=()

@@ -20,7 +20,7 @@ declare -A allowed=(
   [vmm-vcpu]="$common"
   [vmm-device]="$common"
   [vmm-vtpm]="$common|libtpms|libcrypto"
-  [vmm]="$common|libcrypto|libtss2-esys|libtss2-mu|libtss2-rc|libcpp-httplib|libaudit"
+  [vmm]="$common|libcrypto|libtss2-esys|libtss2-mu|libtss2-rc|libcpp-httplib|libaudit|libapparmor"
   # The tenant's verifier: no sandbox libraries, no TSS beyond marshalling.
   [vmm-verify]="linux-vdso|ld-linux.*|libc|libm|libstdc\+\+|libgcc_s|libasan|libubsan|libcrypto|libtss2-mu"
 )

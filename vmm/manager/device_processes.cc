@@ -16,6 +16,7 @@
 #include "vmm/formats/virtio/features.h"
 #include "vmm/manager/child_process.h"
 #include "vmm/manager/mcs.h"
+#include "vmm/manager/apparmor_profile.h"
 
 namespace vmm {
 Result<std::string> SiblingBinary(const std::string& name) {
@@ -33,7 +34,8 @@ Result<std::string> SiblingBinary(const std::string& name) {
 namespace {
 
 Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
-                            std::vector<std::string> args, UniqueFd image) {
+                            std::vector<std::string> args, UniqueFd image,
+                            const std::string& apparmor_vm_id) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     return Error(ErrorKind::kSystem, "socketpair", errno);
@@ -43,6 +45,7 @@ Result<DeviceProcess> Spawn(const std::string& binary, DeviceProcess dev,
   sandbox::ConfineOptions o;
   o.role = role;
   o.keep_fds = {STDERR_FILENO, theirs.get()};
+  if (!apparmor_vm_id.empty()) o.apparmor_profile = AppArmorProfileName(apparmor_vm_id, dev.name);
   std::vector<std::string> argv = {"vmm-device", std::string(dev.kind->name), "--fd",
                                    std::to_string(theirs.get())};
   if (image.valid()) {
@@ -103,7 +106,8 @@ Result<void> CheckDiskImages(const VmConfig& cfg) {
   return Ok();
 }
 
-Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
+Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
+                                                        const std::string& apparmor_vm_id) {
   std::vector<DeviceProcess> out;
   if (cfg.disks.empty() && !cfg.rng) return out;
   ASSIGN_OR_RETURN(std::string binary, SiblingBinary("vmm-device"));
@@ -130,7 +134,7 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
       args = {"--serial", dev.name};
       if (d.readonly) args.push_back("--readonly");
     }
-    auto spawned = Spawn(binary, std::move(dev), args, std::move(image));
+    auto spawned = Spawn(binary, std::move(dev), args, std::move(image), apparmor_vm_id);
     if (!spawned) return fail(spawned.error());
     out.push_back(std::move(spawned).value());
   }

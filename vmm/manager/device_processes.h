@@ -54,7 +54,10 @@ Result<void> CheckDiskImages(const VmConfig& cfg);
 
 // Opens each disk image and spawns its device process, then the rng's (PlanDevices' order). The
 // caller must be single-threaded (SpawnRole). On error the processes already started are killed.
-Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg);
+// With `apparmor_vm_id`, each process is exec'd into its VM's AppArmor profile
+// vmm-<id>-<name> (apparmor_vm.h, ARCHITECTURE.md "AppArmor").
+Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
+                                                        const std::string& apparmor_vm_id = "");
 
 // Reaps a device process that ended (ManagedChild::Reap), its text prefixed for the VM's
 // stop message: "device process blk0 (pid 12) was killed by SIGSYS: its seccomp filter

@@ -33,6 +33,8 @@
 #include "sandbox/roles.h"
 #include "vmm/contract/layout.h"
 #include "vmm/manager/api_server.h"
+#include "vmm/manager/apparmor_cli.h"
+#include "vmm/manager/apparmor_vm.h"
 #include "vmm/manager/attest.h"
 #include "vmm/manager/audit/audit_trail.h"
 #include "vmm/manager/audit_cli.h"
@@ -83,6 +85,7 @@ struct RunFlags {
   std::string audit_key;         // signs the log's checkpoints
   std::string cgroup = "auto";   // --cgroup: the launch policy's cgroup limits (cgroup.h)
   CgroupMode cgroup_mode = CgroupMode::kAuto;
+  std::string apparmor = "auto";  // --apparmor: auto, on, off (apparmor_vm.h)
   // --policy (empty: the host default if it exists), and the admitting policy's SHA-256 that
   // Run() or Measure() found, measured into PCR 1 (launch_check.h).
   std::string launch_policy;
@@ -465,6 +468,14 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   } else {
     std::fprintf(stderr, "vmm: selinux: off on this host: no MCS labels\n");
   }
+  // The VM's AppArmor profiles, loaded before any child exists and removed when this returns.
+  auto apparmor_mode = ParseAppArmorMode(flags.apparmor);
+  if (!apparmor_mode) return Fail(apparmor_mode.error());
+  auto apparmor = VmAppArmor::Load(cfg_in, kvm_compat, *apparmor_mode, [](const std::string& l) {
+    std::fprintf(stderr, "vmm: %s\n", l.c_str());
+  });
+  if (!apparmor) return Fail(apparmor.error());
+  const std::string apparmor_id = *apparmor ? (*apparmor)->id() : "";
   // --event-log-out: created now (never over an existing file), filled once the log exists.
   UniqueFd log_copy;
   if (!flags.event_log_out.empty()) {
@@ -539,7 +550,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   std::string event_log;
   std::vector<uint8_t> measured_log;  // the host's copy of the log the VM gets
   if (cfg.tpm.enabled()) {
-    auto started = StartVtpmProcess(cfg.tpm);
+    auto started = StartVtpmProcess(cfg.tpm, apparmor_id);
     if (!started) return Fail(started.error().Wrap("starting the vTPM process"));
     tpm = std::move(started).value();
     if (auto up = StartupTpm(tpm); !up) {
@@ -566,7 +577,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     passed.push_back(std::move(*log_fd));
     measured_log = boot->log;
   }
-  auto devices = StartDeviceProcesses(cfg);
+  auto devices = StartDeviceProcesses(cfg, apparmor_id);
   if (!devices) {
     StopVtpmProcess(tpm, 0);
     return Fail(devices.error());
@@ -578,6 +589,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   spec.event_log = event_log;
   sandbox::ConfineOptions o;
   o.role = std::string(sandbox::VcpuRole(kvm_compat));
+  if (!apparmor_id.empty()) o.apparmor_profile = AppArmorProfileName(apparmor_id, "vcpu");
   o.keep_fds = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
   for (const UniqueFd& fd : passed) o.keep_fds.push_back(fd.get());
   for (DeviceProcess& d : *devices) {
@@ -1026,6 +1038,11 @@ int Main(int argc, char** argv) {
   RunFlags flags;
   CLI::App* run = app.add_subcommand("run", "Boot a VM and run it until it powers off");
   add_vm_flags(run, flags);
+  run->add_option("--apparmor", flags.apparmor,
+                  "AppArmor: auto (each child under its VM's generated profile where AppArmor is "
+                  "the host's LSM, default), on (fail without it), off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->type_name("MODE");
   // The launch policy, for run and measure (whose PCR 1 names it).
   auto add_policy_flag = [](CLI::App* sub, RunFlags& f) {
     sub->add_option("--policy", f.launch_policy,
@@ -1189,6 +1206,7 @@ int Main(int argc, char** argv) {
   show->add_option("ROLE", role, "One of: " + roles)->required();
 
   VtpmCli vtpm(app);
+  AppArmorCli apparmor(app);
   AuditCli audit(app);
   RunFlags policy_vm;  // vmm policy check|init: the VM, given as to vmm run
   PolicyCli policy(
@@ -1212,6 +1230,7 @@ int Main(int argc, char** argv) {
     if (sub->parsed()) return Ctl(ctl_flags, action);
   }
   if (vtpm.parsed()) return vtpm.Run();
+  if (apparmor.parsed()) return apparmor.Run();
   if (audit.parsed()) return audit.Run();
   if (policy.parsed()) return policy.Run();
   if (show->parsed()) {

@@ -18,6 +18,7 @@
 #include "base/bytes.h"
 #include "base/hex.h"
 #include "sandbox/confine.h"
+#include "vmm/manager/apparmor_profile.h"
 #include "vmm/manager/device_processes.h"
 #include "vmm/manager/mcs.h"
 #include "vtpm/protocol/swtpm_client.h"
@@ -93,7 +94,7 @@ Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag) {
   return Ok();
 }
 
-Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
+Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm, const std::string& apparmor_vm_id) {
   if (!tpm.enabled()) return InvalidArgument("no vTPM configured");
   ASSIGN_OR_RETURN(std::string binary, SiblingBinary("vmm-vtpm"));
   ASSIGN_OR_RETURN(auto control, SocketPair());
@@ -108,6 +109,7 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
                                    std::to_string(guest.second.get())};
   sandbox::ConfineOptions o;
   o.role = "vtpm";
+  if (!apparmor_vm_id.empty()) o.apparmor_profile = AppArmorProfileName(apparmor_vm_id, "vtpm");
   o.keep_fds = {STDERR_FILENO, control.second.get(), data.second.get(), guest.second.get()};
   UniqueFd state_dir, key_pipe;
   if (tpm.mode == TpmConfig::Mode::kPersistent) {

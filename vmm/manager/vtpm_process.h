@@ -45,7 +45,8 @@ Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag);
 // Opens the state directory (created 0700 if missing; refused as CheckTpmPaths says, on
 // the opened fd) and the key (created 0600 if missing) for a persistent vTPM, and spawns
 // `vmm-vtpm`. Bad paths are kInvalidArgument.
-Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm);
+// With `apparmor_vm_id`, it is exec'd into the AppArmor profile vmm-<id>-vtpm.
+Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm, const std::string& apparmor_vm_id = "");
 
 // As platform firmware does before the OS: CMD_INIT, locality 3 (the S-CRTM's, ARCHITECTURE.md
 // §4), TPM2_Startup(SU_CLEAR); the PCR banks of measured boot (SHA-256 and SHA-384, every other
