@@ -11,8 +11,10 @@
 set -euo pipefail
 
 src=${1:?usage: policy_analysis.sh SOURCE_DIR [WORK_DIR]}
-devel_makefile=/usr/share/selinux/devel/Makefile
-store=/var/lib/selinux/default
+# shellcheck source-path=SCRIPTDIR source=policy_lib.sh
+. "$(dirname "$0")/policy_lib.sh"
+devel_makefile=$vmm_selinux_devel_makefile
+store=$vmm_selinux_store
 
 skip() {
   echo "SKIP: $*"
@@ -34,28 +36,8 @@ if [ -n "${VMM_SELINUX_EXTRA_TE:-}" ]; then
   echo "note: appending to vmm.te: $VMM_SELINUX_EXTRA_TE"
   printf '%s\n' "$VMM_SELINUX_EXTRA_TE" >>"$work/module/vmm.te"
 fi
-make -s -C "$work/module" -f "$devel_makefile" vmm.pp >"$work/build.log" 2>&1 || {
-  cat "$work/build.log"
-  echo "FAIL: the module does not build"
-  exit 1
-}
-
-# A copy of the installed store and configuration under a root of our own: semodule links
-# the module with every installed one and writes the binary policy there, never to the host.
-root=$work/root
-mkdir -p "$root/var/lib/selinux" "$root/etc/selinux"
-cp -a "$store" "$root/var/lib/selinux/"
-cp -a /etc/selinux/default "$root/etc/selinux/"
-if ! semodule -p "$root" -s default -n -i "$work/module/vmm.pp" >"$work/semodule.log" 2>&1; then
-  cat "$work/semodule.log"
-  echo "FAIL: semodule could not link the module with the reference policy"
-  exit 1
-fi
-policy=$(find "$root/etc/selinux/default/policy" -name 'policy.*' | head -1)
-[ -n "$policy" ] || {
-  echo "FAIL: no binary policy was written"
-  exit 1
-}
+vmm_selinux_build_module "$work/module" vmm || exit 1
+policy=$(vmm_selinux_link "$work/root" "$work/module/vmm.pp") || exit 1
 echo "policy: $(seinfo "$policy" | grep -E 'Policy Version|Types:' | tr -s ' ' | tr '\n' ' ')"
 
 /usr/bin/python3 "$(dirname "$0")/policy_assertions.py" "$policy"
