@@ -273,7 +273,10 @@ int Run(const RunFlags& given) {
     o.path = flags.audit_log.empty() ? DefaultAuditLog() : flags.audit_log;
     o.checkpoint_key = flags.audit_key;
     if (flags.audit_log.empty()) {
-      if (auto made = MakeAuditDirectory(o.path); !made) return Fail(made.error());
+      if (auto made = MakeAuditDirectory(o.path); !made) {
+        return Fail(made.error().Wrap("the default audit log '" + o.path +
+                                      "' (from $XDG_STATE_HOME or $HOME; give --audit-log)"));
+      }
     }
     auto opened = audit::AuditTrail::Open(o);
     if (!opened) return Fail(opened.error().Wrap("--audit-log '" + o.path + "'"));
