@@ -47,6 +47,7 @@ class BackgroundVm {
   }
   ~BackgroundVm() { Stop(); }
   bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
   // Waits up to `seconds` for vmm to exit on its own; its exit status, or -1 (still running or
   // killed by a signal).

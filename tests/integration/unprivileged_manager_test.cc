@@ -3,13 +3,18 @@
 // entropy device and a persistent vTPM, to PASS; its children get user namespaces. Needs
 // /dev/kvm, root (to become that user) and setpriv.
 #include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/background_vm.h"
@@ -78,6 +83,78 @@ TEST(UnprivilegedManagerKvm, TestGuestPassesStartedByAUserInTheKvmGroup) {
   struct stat st {};
   ASSERT_EQ(stat(d.File("vtpm").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, kUser);
+}
+
+// The lines of /proc/PID/status named in `keys`, "Key:\tvalue" -> {Key, value}.
+std::map<std::string, std::string> ProcStatus(pid_t pid) {
+  std::map<std::string, std::string> out;
+  std::istringstream lines(ReadText("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(lines, line);) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    out[line.substr(0, colon)] = value;
+  }
+  return out;
+}
+
+// A root-started manager becomes --user before it starts any child, with no capability left
+// and no way to gain one, while the VM runs (read from /proc while the guest lingers); the
+// test guest still passes with a disk, rng and a persistent vTPM opened as root, and root
+// still has the API.
+TEST(UnprivilegedManagerKvm, RootStartedManagerDropsToItsUserWithNoCapabilities) {
+  if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)";
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the test is about what root drops";
+  if (getpwuid(kUser) == nullptr) GTEST_SKIP() << "no user with uid " << kUser;
+  const std::string user = getpwuid(kUser)->pw_name;
+  testing_util::TempDir d("vmm-drop");
+  ASSERT_EQ(chmod(d.path().c_str(), 0711), 0);  // the child binaries' user passes through it
+  { std::ofstream(d.File("disk.img"), std::ios::binary) << std::string(1 << 20, '\0'); }
+  ASSERT_EQ(chmod(d.File("disk.img").c_str(), 0600), 0);  // root's: opened before the drop
+  BackgroundVm vm({"--user", user, "--kernel", BinDir() + "/testguest.elf", "--disk",
+                   "path=" + d.File("disk.img"), "--rng", "--tpm",
+                   "state=" + d.File("vtpm") + ",key=" + d.File("vtpm.key"), "--api-socket",
+                   d.File("api.sock"), "--audit-log", d.File("audit.jsonl"), "--cmdline",
+                   "expect_virtio=blk,rng expect_tpm=crb linger=300"},
+                  d.File("serial.txt"), d.File("vmm.err"));
+  ASSERT_TRUE(vm.started());
+  std::string serial;
+  for (int i = 0; i < 1200 && vm.running(); ++i) {
+    serial = ReadText(d.File("serial.txt"));
+    if (serial.find("testguest: lingering") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(serial.find("testguest: lingering"), std::string::npos)
+      << serial << ReadText(d.File("vmm.err"));
+  EXPECT_NE(serial.find("testguest: result PASS"), std::string::npos) << serial;
+  const std::map<std::string, std::string> st = ProcStatus(vm.pid());
+  const std::string uid = std::to_string(kUser);
+  EXPECT_EQ(st.at("Uid"), uid + "\t" + uid + "\t" + uid + "\t" + uid);
+  for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+    EXPECT_EQ(st.at(set), "0000000000000000") << set;
+  }
+  EXPECT_EQ(st.at("NoNewPrivs"), "1");
+  // Root, who started it, still has the API; the VM stops through it.
+  ProcessResult down =
+      RunProcess({BinDir() + "/vmm", "ctl", "--api-socket", d.File("api.sock"), "shutdown"}, 30);
+  EXPECT_EQ(down.exit_code, 0) << down.err;
+  EXPECT_EQ(vm.Wait(120), 0) << ReadText(d.File("vmm.err"));
+  struct stat sd {};
+  ASSERT_EQ(stat(d.File("vtpm").c_str(), &sd), 0);
+  EXPECT_EQ(sd.st_uid, kUser) << "the vTPM state directory made for the manager's user";
+}
+
+// --user naming no user is refused before anything starts; without root, --user cannot name
+// another user.
+TEST(UnprivilegedManager, UnknownOrForeignUserIsRefused) {
+  ProcessResult r = RunVmm({"--user", "no-such-user-vmm", "--kernel", BinDir() + "/testguest.elf"});
+  if (geteuid() == 0) {
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--user 'no-such-user-vmm': no such user"), std::string::npos) << r.err;
+  } else {
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+  }
 }
 
 }  // namespace

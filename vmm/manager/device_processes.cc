@@ -101,8 +101,26 @@ Result<void> CheckDiskImages(const VmConfig& cfg) {
   return Ok();
 }
 
+Result<std::vector<UniqueFd>> OpenDiskImages(const VmConfig& cfg) {
+  std::vector<UniqueFd> images;
+  for (const DiskConfig& d : cfg.disks) {
+    images.emplace_back(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    if (!images.back().valid()) {
+      return Error(ErrorKind::kInvalidArgument, "--disk '" + d.path + "'", errno);
+    }
+  }
+  return images;
+}
+
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> images, OpenDiskImages(cfg));
+  return StartDeviceProcesses(cfg, std::move(images));
+}
+
+Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
+                                                        std::vector<UniqueFd> images) {
   std::vector<DeviceProcess> out;
+  if (images.size() != cfg.disks.size()) return InvalidArgument("one image fd per disk needed");
   if (cfg.disks.empty() && !cfg.rng) return out;
   ASSIGN_OR_RETURN(std::string binary, SiblingBinary("vmm-device"));
   auto fail = [&out](Error e) {
@@ -117,10 +135,7 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg) {
     std::vector<std::string> args;
     if (p.disk != nullptr) {
       const DiskConfig& d = *p.disk;
-      image.reset(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-      if (!image.valid()) {
-        return fail(Error(ErrorKind::kInvalidArgument, "--disk '" + d.path + "'", errno));
-      }
+      image = std::move(images[static_cast<size_t>(p.disk - cfg.disks.data())]);
       args = {"--serial", dev.name};
       if (d.readonly) args.push_back("--readonly");
     }

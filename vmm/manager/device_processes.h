@@ -55,6 +55,11 @@ Result<void> CheckDiskImages(const VmConfig& cfg);
 // Opens each disk image and spawns its device process, then the rng's (PlanDevices' order). The
 // caller must be single-threaded (SpawnRole). On error the processes already started are killed.
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg);
+// The same with the images already open, one fd per cfg.disks entry in its order
+// (OpenDiskImages): a manager that drops its privileges opens them first (ARCHITECTURE.md §1).
+Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
+                                                        std::vector<UniqueFd> images);
+Result<std::vector<UniqueFd>> OpenDiskImages(const VmConfig& cfg);
 
 // Reaps a device process that ended (ManagedChild::Reap), its text prefixed for the VM's
 // stop message: "device process blk0 (pid 12) was killed by SIGSYS: its seccomp filter
