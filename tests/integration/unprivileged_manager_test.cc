@@ -157,5 +157,19 @@ TEST(UnprivilegedManager, UnknownOrForeignUserIsRefused) {
   }
 }
 
+// The manager's own filter is printable like a role's: kill by default, and no rule for
+// execve, ptrace, open for writing or new sockets.
+TEST(UnprivilegedManager, SandboxShowManagerPrintsItsFilter) {
+  ProcessResult r = RunProcess({BinDir() + "/vmm", "sandbox", "show", "manager"}, 30);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("# policy manager: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("any other syscall: KILL_PROCESS"), std::string::npos) << r.out;
+  for (const char* absent : {"allow  execve ", "allow  ptrace ", "allow  socket ",
+                             "allow  connect ", "allow  ioctl ", "allow  setuid "}) {
+    EXPECT_EQ(r.out.find(absent), std::string::npos) << absent;
+  }
+  EXPECT_NE(r.out.find("errno  socket"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace vmm::testing

@@ -1180,6 +1180,7 @@ int Main(int argc, char** argv) {
       "show", "Print a role's seccomp filter, one syscall a line with the reason beside it");
   std::string roles;
   for (const std::string& r : sandbox::RoleNames()) roles += (roles.empty() ? "" : ", ") + r;
+  roles += std::string(", ") + std::string(sandbox::kManagerRole);  // the manager's own filter
   show->add_option("ROLE", role, "One of: " + roles)->required();
 
   VtpmCli vtpm(app);

@@ -7,6 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "sandbox/roles.h"
+
 namespace vmm {
 namespace {
 
@@ -117,6 +119,17 @@ Result<void> DropPrivileges(const ManagerUser& user) {
     return Error(ErrorKind::kInternal, "dropping privileges: a capability is left");
   if (setuid(0) == 0)
     return Error(ErrorKind::kInternal, "dropping privileges: setuid(0) succeeded");
+  return Ok();
+}
+
+Result<void> ConfineManager(int api_socket) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return ErrnoError("confining the manager: PR_SET_NO_NEW_PRIVS");
+  }
+  ASSIGN_OR_RETURN(sandbox::Policy policy, sandbox::PolicyForRole(sandbox::kManagerRole));
+  // No API: a value no fd has (accept on it fails with EBADF).
+  const uint64_t api = api_socket >= 0 ? static_cast<uint64_t>(api_socket) : 0x7fffffffULL;
+  RETURN_IF_ERROR(policy.Apply({{"api_socket", api}}));
   return Ok();
 }
 
