@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -185,6 +186,77 @@ Result<Policy> ManagerApiThreadPolicy() {
   return b.Build();
 }
 
+// --- manager role (ARCHITECTURE.md §1): the manager's main thread once every child runs.
+Result<PolicyBuilder> ManagerBuilder() {
+  PolicyBuilder b = Base(std::string(kManagerRole));
+  b.AllowThreads()        // the API's accept and worker threads
+      .AllowGetrandom();  // OpenSSL: checkpoint signatures of the audit log, TSS2 sessions
+  // Sockets it holds (no socket(), connect() or bind()): the vTPM's channels, the API's
+  // connections, and the audit netlink socket opened at start, which sendto addresses.
+  b.Allow("sendmsg", "the vTPM's channels, the API's connections");
+  b.Allow("recvmsg", "same");
+  b.Allow("sendto", "same, and Linux audit records to the kernel (netlink, opened at start)");
+  b.Allow("recvfrom", "same: the kernel's audit acknowledgements");
+  // Everything the API threads' own filter allows (ManagerApiThreadPolicy): filters stack, and
+  // the stricter one must be reachable through this one.
+  b.AllowIf("accept", {ArgEqParam(0, "api_socket")}, "connections on the API socket only");
+  b.AllowIf("accept4", {ArgEqParam(0, "api_socket")}, "same");
+  b.Allow("poll", "the main loop: pidfds, signalfd, children's logs, API messages");
+  b.Allow("ppoll", "same, where glibc uses ppoll");
+  b.Allow("select", "cpp-httplib waits on the listening socket (select_read)");
+  b.Allow("pselect6", "same, where glibc uses pselect6");
+  b.Allow("getsockopt", "SO_PEERCRED and SO_PEERSEC: who is calling the API");
+  b.Allow("setsockopt", "cpp-httplib's per-connection timeouts (SO_RCVTIMEO, SO_SNDTIMEO)");
+  b.Allow("shutdown", "end an API connection");
+  b.Allow("fsync", "the audit log: each record reaches the disk before it counts");
+  b.Allow("fdatasync", "same");
+  b.Allow("sched_yield", "glibc's and OpenSSL's spin paths");
+  b.Allow("capget", "read-only: its own capability sets (the API thread checks they are empty)");
+  // The API thread confines itself further (ConfineApiThread): no_new_privs, an empty capability
+  // set, Landlock with no filesystem access, then its own filter.
+  b.AllowIf("prctl", {ArgEq(0, PR_SET_NO_NEW_PRIVS, "PR_SET_NO_NEW_PRIVS")},
+            "the API thread sets no_new_privs before its filter");
+  b.AllowIf("prctl", {ArgEq(0, PR_CAPBSET_READ, "PR_CAPBSET_READ")},
+            "libcap-ng reads the bounding set (the API thread)");
+  b.AllowIf("prctl", {ArgEq(0, PR_CAPBSET_DROP, "PR_CAPBSET_DROP")},
+            "libcap-ng clears the API thread's bounding set (only narrows)");
+  b.AllowIf("prctl", {ArgEq(0, PR_CAP_AMBIENT, "PR_CAP_AMBIENT")},
+            "libcap-ng clears the ambient set (only narrows)");
+  b.AllowIf("prctl", {ArgEq(0, PR_GET_SECUREBITS, "PR_GET_SECUREBITS")}, "libcap-ng reads them");
+  b.Allow("capset", "the API thread clears its capability sets (already empty: no gain)");
+  b.Allow("landlock_create_ruleset", "the API thread's Landlock domain (only narrows)");
+  b.Allow("landlock_add_rule", "same");
+  b.Allow("landlock_restrict_self", "same");
+  b.Allow("seccomp", "the API thread's own, tighter filter (filters only stack)");
+  // Supervising the children, all started before this filter.
+  b.Allow("kill",
+          "forward SIGINT/SIGTERM and lifecycle signals to the VM process; kill a "
+          "child that fails (all its children are its own uid's, outside its namespaces)");
+  b.Allow("waitid", "reap a child through its pidfd (P_PIDFD)");
+  b.Allow("wait4", "reap a child that failed to start");
+  b.AllowIf("signalfd4", {ArgEq(3, SFD_CLOEXEC, "SFD_CLOEXEC")}, "SIGINT/SIGTERM in the main loop");
+  b.Allow("getuid", "its own uid and gid: the subject of its own audit records");
+  b.Allow("getgid", "same");
+  b.Allow("geteuid", "the API socket's owner is admin (OwnerIsAdmin(geteuid()))");
+  b.Allow("getegid", "same, read-only");
+  b.Allow("unlink", "remove the API socket at the end (its directory may refuse: harmless)");
+  b.Allow("unlinkat", "same, where glibc uses unlinkat");
+  b.AllowFcntl({F_DUPFD_CLOEXEC});
+  b.Allow("flock", "the audit log: one writer at a time (AuditTrail)");
+  // libcap-ng, as the API thread clears its capabilities, reads /proc/<tid>/status and names
+  // the program from /proc/self/exe; read-only opens, no creation, no write.
+  b.AllowRisky("openat",
+               {ArgMaskedEq(2, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, O_RDONLY, "read only")},
+               "libcap-ng reads /proc/<tid>/status in the API thread before its own filter");
+  b.Allow("newfstatat", "fstat of an fd it holds (stdio, libcap-ng)");
+  b.Allow("fstat", "same");
+  b.Allow("readlink", "libcap-ng names the program (/proc/self/exe)");
+  b.ReturnErrno("socket", EACCES, "libcap-ng's syslog line: refused, no new socket");
+  // Not here: execve, clone of a process or a namespace, open/openat, socket/connect/bind,
+  // ioctl (no KVM), ptrace, mount, setuid and friends, module loading, bpf, perf.
+  return b;
+}
+
 namespace {
 
 struct RoleEntry {
@@ -246,6 +318,7 @@ std::vector<std::string> RoleNames() {
 }
 
 Result<PolicyBuilder> BuilderForRole(std::string_view role) {
+  if (role == kManagerRole) return ManagerBuilder();
   ASSIGN_OR_RETURN(const RoleEntry* r, Find(role));
   return r->builder();
 }

@@ -33,6 +33,10 @@ inline constexpr int kVtpmStateReadFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
 inline constexpr int kVtpmStateWriteFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
 
 inline constexpr std::string_view kVcpuKvmPvmRole = "vcpu-kvm-pvm";
+// The manager's own filter once its children run (not a child role, so not in RoleNames();
+// PolicyForRole and `vmm sandbox show manager` know it). Parameter $api_socket: the API's
+// listening socket, or -1 without one. ARCHITECTURE.md §1.
+inline constexpr std::string_view kManagerRole = "manager";
 
 std::vector<std::string> RoleNames();
 

@@ -473,6 +473,8 @@ struct ApiServer::Impl {
 
 ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+int ApiServer::listen_fd() const { return impl_->server.listen_fd(); }
+
 ApiServer::~ApiServer() {
   if (!impl_) return;
   if (impl_->thread.joinable()) {

@@ -169,6 +169,8 @@ class ApiServer {
   // Serves the socket on a new thread (once). With `confine`, the worker confines itself
   // (ConfineApiThread) before it serves its first request.
   void Serve(Handlers handlers, bool confine = false);
+  // The listening socket (the manager's filter admits accept on it only).
+  int listen_fd() const;
   // Stops serving, joins the thread, removes the socket.
   ~ApiServer();
 

@@ -14,9 +14,9 @@
 #include "vmm/contract/layout.h"
 #include "vmm/device/blk/blk.h"
 #include "vmm/formats/virtio/features.h"
+#include "vmm/manager/apparmor_profile.h"
 #include "vmm/manager/child_process.h"
 #include "vmm/manager/mcs.h"
-#include "vmm/manager/apparmor_profile.h"
 
 namespace vmm {
 Result<std::string> SiblingBinary(const std::string& name) {
@@ -106,9 +106,33 @@ Result<void> CheckDiskImages(const VmConfig& cfg) {
   return Ok();
 }
 
+Result<std::vector<UniqueFd>> OpenDiskImages(const VmConfig& cfg) {
+  std::vector<UniqueFd> images;
+  for (const DiskConfig& d : cfg.disks) {
+    images.emplace_back(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    if (!images.back().valid()) {
+      return Error(ErrorKind::kInvalidArgument, "--disk '" + d.path + "'", errno);
+    }
+    // A read-only image may be shared between VMs: level s0, which every pair dominates
+    // (libvirt labels shareable read-only disks the same way).
+    auto label =
+        LabelVmFile(images.back().get(), "vmm_image_t", d.readonly ? "s0" : ChildSelinuxLevel());
+    if (!label) return label.error().Wrap("--disk '" + d.path + "'");
+  }
+  return images;
+}
+
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
                                                         const std::string& apparmor_vm_id) {
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> images, OpenDiskImages(cfg));
+  return StartDeviceProcesses(cfg, std::move(images), apparmor_vm_id);
+}
+
+Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
+                                                        std::vector<UniqueFd> images,
+                                                        const std::string& apparmor_vm_id) {
   std::vector<DeviceProcess> out;
+  if (images.size() != cfg.disks.size()) return InvalidArgument("one image fd per disk needed");
   if (cfg.disks.empty() && !cfg.rng) return out;
   ASSIGN_OR_RETURN(std::string binary, SiblingBinary("vmm-device"));
   auto fail = [&out](Error e) {
@@ -123,14 +147,7 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
     std::vector<std::string> args;
     if (p.disk != nullptr) {
       const DiskConfig& d = *p.disk;
-      image.reset(open(d.path.c_str(), (d.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-      if (!image.valid()) {
-        return fail(Error(ErrorKind::kInvalidArgument, "--disk '" + d.path + "'", errno));
-      }
-      // A read-only image may be shared between VMs: level s0, which every pair dominates
-      // (libvirt labels shareable read-only disks the same way).
-      auto label = LabelVmFile(image.get(), "vmm_image_t", d.readonly ? "s0" : ChildSelinuxLevel());
-      if (!label) return fail(label.error().Wrap("--disk '" + d.path + "'"));
+      image = std::move(images[static_cast<size_t>(p.disk - cfg.disks.data())]);
       args = {"--serial", dev.name};
       if (d.readonly) args.push_back("--readonly");
     }

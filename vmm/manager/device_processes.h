@@ -58,6 +58,14 @@ Result<void> CheckDiskImages(const VmConfig& cfg);
 // vmm-<id>-<name> (apparmor_vm.h, ARCHITECTURE.md "AppArmor").
 Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
                                                         const std::string& apparmor_vm_id = "");
+// The same with the images already open, one fd per cfg.disks entry in its order
+// (OpenDiskImages): a manager that drops its privileges opens them first (ARCHITECTURE.md §1).
+Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
+                                                        std::vector<UniqueFd> images,
+                                                        const std::string& apparmor_vm_id = "");
+// Opens each disk image and labels it for this VM (SELinux: the VM's MCS level, ARCHITECTURE.md
+// §11; a read-only image at s0).
+Result<std::vector<UniqueFd>> OpenDiskImages(const VmConfig& cfg);
 
 // Reaps a device process that ended (ManagedChild::Reap), its text prefixed for the VM's
 // stop message: "device process blk0 (pid 12) was killed by SIGSYS: its seccomp filter

@@ -49,6 +49,7 @@
 #include "vmm/manager/mcs.h"
 #include "vmm/manager/measured_boot.h"
 #include "vmm/manager/policy_cli.h"
+#include "vmm/manager/privilege.h"
 #include "vmm/manager/vtpm_cli.h"
 #include "vmm/manager/vtpm_commands.h"
 #include "vmm/manager/vtpm_process.h"
@@ -92,6 +93,9 @@ struct RunFlags {
   std::string launch_policy_digest;
   // The policy that admitted the VM: its `roles` authorise the API's callers.
   std::shared_ptr<const policy::LaunchPolicy> admitting_policy;
+  // --user: whom a root-started manager becomes (privilege.h); Run() resolves it.
+  std::string user;
+  std::optional<ManagerUser> drop_to;
 };
 
 // Where `vmm run` keeps its audit log when --audit-log is not given: the host's for root, the
@@ -267,6 +271,15 @@ int Run(const RunFlags& given) {
   if (!cfg) return Fail(cfg.error());
   auto plan = PlanBoot(SpecFromConfig(*cfg), kvm::DetectFlavor());
   if (!plan) return Fail(plan.error());
+  // --- privilege drop (ARCHITECTURE.md §1): whom to become, checked before anything starts.
+  std::string user_note;
+  auto drop_to = ResolveManagerUser(flags.user, user_note);
+  if (!drop_to) return Fail(drop_to.error());
+  flags.drop_to = std::move(drop_to).value();
+  if (!user_note.empty() && !flags.dry_run) {
+    std::fprintf(stderr, "vmm: warning: %s\n", user_note.c_str());
+  }
+  // --- end privilege drop
   if (auto disks = CheckDiskImages(*cfg); !disks) return Fail(disks.error());
   if (auto tpm = CheckTpmPaths(cfg->tpm, "--tpm"); !tpm) return Fail(tpm.error());
   if (!given.event_log_out.empty() && !cfg->tpm.enabled()) {
@@ -283,7 +296,10 @@ int Run(const RunFlags& given) {
     o.path = flags.audit_log.empty() ? DefaultAuditLog() : flags.audit_log;
     o.checkpoint_key = flags.audit_key;
     if (flags.audit_log.empty()) {
-      if (auto made = MakeAuditDirectory(o.path); !made) return Fail(made.error());
+      if (auto made = MakeAuditDirectory(o.path); !made) {
+        return Fail(made.error().Wrap("the default audit log '" + o.path +
+                                      "' (from $XDG_STATE_HOME or $HOME; give --audit-log)"));
+      }
     }
     auto opened = audit::AuditTrail::Open(o);
     if (!opened) return Fail(opened.error().Wrap("--audit-log '" + o.path + "'"));
@@ -544,13 +560,31 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     run_audit.start_details.emplace_back("cgroup", "none");  // the policy's limits not applied
   }
 
+  // --- privilege drop (ARCHITECTURE.md §1): what the children need is open; the manager
+  // becomes its user before it starts any, so that it owns them and they get user namespaces.
+  VtpmFiles tpm_files;
+  std::vector<UniqueFd> images;
+  {
+    const uid_t owner = flags.drop_to ? flags.drop_to->uid : static_cast<uid_t>(-1);
+    const gid_t group = flags.drop_to ? flags.drop_to->gid : static_cast<gid_t>(-1);
+    auto files = cfg.tpm.enabled() ? OpenVtpmFiles(cfg.tpm, owner, group) : VtpmFiles{};
+    if (!files) return Fail(files.error());
+    tpm_files = std::move(files).value();
+    auto opened = OpenDiskImages(cfg);
+    if (!opened) return Fail(opened.error());
+    images = std::move(opened).value();
+    if (flags.drop_to) {
+      if (auto dropped = DropPrivileges(*flags.drop_to); !dropped) return Fail(dropped.error());
+    }
+  }
+  // --- end privilege drop
   // The vTPM first, started (TPM2_Startup at locality 3) before any other process exists;
   // then the device processes (SpawnRole needs a single-threaded caller; we stay one).
   VtpmProcess tpm;
   std::string event_log;
   std::vector<uint8_t> measured_log;  // the host's copy of the log the VM gets
   if (cfg.tpm.enabled()) {
-    auto started = StartVtpmProcess(cfg.tpm, apparmor_id);
+    auto started = StartVtpmProcess(cfg.tpm, std::move(tpm_files), apparmor_id);
     if (!started) return Fail(started.error().Wrap("starting the vTPM process"));
     tpm = std::move(started).value();
     if (auto up = StartupTpm(tpm); !up) {
@@ -577,7 +611,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     passed.push_back(std::move(*log_fd));
     measured_log = boot->log;
   }
-  auto devices = StartDeviceProcesses(cfg, apparmor_id);
+  auto devices = StartDeviceProcesses(cfg, std::move(images), apparmor_id);
   if (!devices) {
     StopVtpmProcess(tpm, 0);
     return Fail(devices.error());
@@ -652,6 +686,12 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
       handlers.authorize = [p = flags.admitting_policy, name = flags.name,
                             uuid = flags.uuid](const ApiPeer& peer) {
         return policy::RoleFor(*p, peer.uid, peer.gid, peer.groups, name, uuid);
+      };
+    } else if (flags.drop_to) {
+      // --- privilege drop: the uid that started the manager (root) stays its admin, beside
+      // the uid it became.
+      handlers.authorize = [self = flags.drop_to->uid](const ApiPeer& peer) {
+        return peer.uid == 0 || peer.uid == self ? ApiRole::kAdmin : ApiRole::kNone;
       };
     }
     handlers.info = [lc, info = VmInfo(flags, cfg_in, plan, run_audit.start_details, started)] {
@@ -1109,6 +1149,12 @@ int Main(int argc, char** argv) {
                   "hash-chained JSON-lines log that vmm audit verify checks (default "
                   "/var/log/vmm/audit.jsonl for root, else ~/.local/state/vmm/audit.jsonl)")
       ->type_name("FILE");
+  run->add_option("--user", flags.user,
+                  "Started as root: become USER (no capabilities, no new privileges) once "
+                  "/dev/kvm, the images, the vTPM's files, the API socket and the audit log are "
+                  "open, before any child starts (default: the system user vmm if it exists, "
+                  "else stay root with a warning; root: stay root)")
+      ->type_name("USER");
   run->add_option("--audit-key", flags.audit_key,
                   "Sign the audit log's checkpoints with this EC P-256 private key (PEM, mode "
                   "0600)")
@@ -1203,6 +1249,7 @@ int Main(int argc, char** argv) {
       "show", "Print a role's seccomp filter, one syscall a line with the reason beside it");
   std::string roles;
   for (const std::string& r : sandbox::RoleNames()) roles += (roles.empty() ? "" : ", ") + r;
+  roles += std::string(", ") + std::string(sandbox::kManagerRole);  // the manager's own filter
   show->add_option("ROLE", role, "One of: " + roles)->required();
 
   VtpmCli vtpm(app);

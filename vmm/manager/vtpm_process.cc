@@ -94,7 +94,49 @@ Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag) {
   return Ok();
 }
 
+Result<VtpmFiles> OpenVtpmFiles(const TpmConfig& tpm, uid_t owner, gid_t group) {
+  VtpmFiles files;
+  if (tpm.mode != TpmConfig::Mode::kPersistent) return files;
+  if (mkdir(tpm.state_dir.c_str(), 0700) == 0) {
+    if (owner != static_cast<uid_t>(-1) && chown(tpm.state_dir.c_str(), owner, group) != 0) {
+      return Error(ErrorKind::kSystem,
+                   "--tpm: giving the state directory '" + tpm.state_dir + "' to uid " +
+                       std::to_string(owner),
+                   errno);
+    }
+  } else if (errno != EEXIST) {
+    return Error(ErrorKind::kInvalidArgument, "--tpm: state directory '" + tpm.state_dir + "'",
+                 errno);
+  }
+  ASSIGN_OR_RETURN(files.state_dir, OpenStateDir(tpm.state_dir, "--tpm"));
+  auto label = LabelVmDir(files.state_dir.get(), "vmm_vtpm_state_t", ChildSelinuxLevel());
+  if (!label) return label.error().Wrap("--tpm: state directory '" + tpm.state_dir + "'");
+  ASSIGN_OR_RETURN(auto key_parent, OpenParent(tpm.key_file, "--tpm: key file"));
+  auto key = vtpm::LoadOrCreateKeyFile(key_parent.first.get(), key_parent.second);
+  if (!key) {
+    return Error(ErrorKind::kInvalidArgument,
+                 "--tpm: key file '" + tpm.key_file + "': " + key.error().ToString());
+  }
+  // The key reaches the vTPM process through a pipe, never as a file it could open.
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return Error(ErrorKind::kSystem, "pipe2", errno);
+  UniqueFd r(p[0]), w(p[1]);
+  if (write(w.get(), key->bytes().data(), key->bytes().size()) !=
+      static_cast<ssize_t>(key->bytes().size())) {
+    return Error(ErrorKind::kSystem, "writing the vTPM key to its pipe", errno);
+  }
+  files.key_pipe = std::move(r);
+  return files;
+}
+
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm, const std::string& apparmor_vm_id) {
+  if (!tpm.enabled()) return InvalidArgument("no vTPM configured");
+  ASSIGN_OR_RETURN(VtpmFiles files, OpenVtpmFiles(tpm));
+  return StartVtpmProcess(tpm, std::move(files), apparmor_vm_id);
+}
+
+Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm, VtpmFiles files,
+                                     const std::string& apparmor_vm_id) {
   if (!tpm.enabled()) return InvalidArgument("no vTPM configured");
   ASSIGN_OR_RETURN(std::string binary, SiblingBinary("vmm-vtpm"));
   ASSIGN_OR_RETURN(auto control, SocketPair());
@@ -111,30 +153,11 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm, const std::string& ap
   o.role = "vtpm";
   if (!apparmor_vm_id.empty()) o.apparmor_profile = AppArmorProfileName(apparmor_vm_id, "vtpm");
   o.keep_fds = {STDERR_FILENO, control.second.get(), data.second.get(), guest.second.get()};
-  UniqueFd state_dir, key_pipe;
+  UniqueFd state_dir = std::move(files.state_dir), key_pipe = std::move(files.key_pipe);
   if (tpm.mode == TpmConfig::Mode::kPersistent) {
-    if (mkdir(tpm.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      return Error(ErrorKind::kInvalidArgument, "--tpm: state directory '" + tpm.state_dir + "'",
-                   errno);
+    if (!state_dir.valid() || !key_pipe.valid()) {
+      return InvalidArgument("--tpm: the state directory and key were not opened");
     }
-    ASSIGN_OR_RETURN(state_dir, OpenStateDir(tpm.state_dir, "--tpm"));
-    auto label = LabelVmDir(state_dir.get(), "vmm_vtpm_state_t", ChildSelinuxLevel());
-    if (!label) return label.error().Wrap("--tpm: state directory '" + tpm.state_dir + "'");
-    ASSIGN_OR_RETURN(auto key_parent, OpenParent(tpm.key_file, "--tpm: key file"));
-    auto key = vtpm::LoadOrCreateKeyFile(key_parent.first.get(), key_parent.second);
-    if (!key) {
-      return Error(ErrorKind::kInvalidArgument,
-                   "--tpm: key file '" + tpm.key_file + "': " + key.error().ToString());
-    }
-    // The key reaches the vTPM process through a pipe, never as a file it could open.
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) return Error(ErrorKind::kSystem, "pipe2", errno);
-    UniqueFd r(p[0]), w(p[1]);
-    if (write(w.get(), key->bytes().data(), key->bytes().size()) !=
-        static_cast<ssize_t>(key->bytes().size())) {
-      return Error(ErrorKind::kSystem, "writing the vTPM key to its pipe", errno);
-    }
-    key_pipe = std::move(r);
     argv.insert(argv.end(), {"--state-dir-fd", std::to_string(state_dir.get()), "--key-fd",
                              std::to_string(key_pipe.get())});
     o.keep_fds.push_back(state_dir.get());

@@ -45,8 +45,20 @@ Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag);
 // Opens the state directory (created 0700 if missing; refused as CheckTpmPaths says, on
 // the opened fd) and the key (created 0600 if missing) for a persistent vTPM, and spawns
 // `vmm-vtpm`. Bad paths are kInvalidArgument.
-// With `apparmor_vm_id`, it is exec'd into the AppArmor profile vmm-<id>-vtpm.
+// With `apparmor_vm_id`, the process is exec'd into its VM's profile vmm-<id>-vtpm.
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm, const std::string& apparmor_vm_id = "");
+
+// The same in two steps, for a manager that drops its privileges in between (ARCHITECTURE.md
+// §1): the state directory and the key (read into a pipe) are opened first; a state directory
+// made here is given to `owner` (the uid the vTPM process will run as; -1: left as made).
+struct VtpmFiles {
+  UniqueFd state_dir;  // none for an ephemeral vTPM
+  UniqueFd key_pipe;
+};
+Result<VtpmFiles> OpenVtpmFiles(const TpmConfig& tpm, uid_t owner = static_cast<uid_t>(-1),
+                                gid_t group = static_cast<gid_t>(-1));
+Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm, VtpmFiles files,
+                                     const std::string& apparmor_vm_id = "");
 
 // As platform firmware does before the OS: CMD_INIT, locality 3 (the S-CRTM's, ARCHITECTURE.md
 // §4), TPM2_Startup(SU_CLEAR); the PCR banks of measured boot (SHA-256 and SHA-384, every other

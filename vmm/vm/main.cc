@@ -13,6 +13,7 @@
 // are fds this process inherited. Exit status as `vmm run`'s: 0 powered off, 1 failed,
 // 2 bad input (a spec refused included), 128+N stopped by signal N.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -136,7 +137,8 @@ int Main(int argc, char** argv) {
   }
   std::unique_ptr<Machine> machine;
   {
-    auto kvm = kvm::Kvm::Open("/proc/self/fd/" + std::to_string(kvm_fd));
+    // The manager's fd itself, not reopened: a manager that dropped root need not be able to.
+    auto kvm = kvm::Kvm::FromFd(UniqueFd(fcntl(kvm_fd, F_DUPFD_CLOEXEC, 0)));
     if (!kvm) return Fail(kvm.error());
     auto m = Machine::Create(spec, std::move(plan).value(), *kvm, options, std::move(links),
                              UniqueFd(spec.tpm_fd));

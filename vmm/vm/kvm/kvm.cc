@@ -38,9 +38,8 @@ const char* FlavorName(KvmFlavor flavor) {
 }
 
 Result<Kvm> Kvm::Open(const std::string& path) {
-  Kvm kvm;
-  kvm.fd_.reset(open(path.c_str(), O_RDWR | O_CLOEXEC));
-  if (!kvm.fd_.valid()) {
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) {
     int err = errno;
     if (err == ENOENT) {
       return Error(ErrorKind::kUnsupported,
@@ -50,6 +49,12 @@ Result<Kvm> Kvm::Open(const std::string& path) {
     }
     return Error(ErrorKind::kSystem, "cannot open " + path, err);
   }
+  return FromFd(std::move(fd));
+}
+
+Result<Kvm> Kvm::FromFd(UniqueFd fd) {
+  Kvm kvm;
+  kvm.fd_ = std::move(fd);
   int version = ioctl(kvm.fd_.get(), KVM_GET_API_VERSION, 0);
   if (version != KVM_API_VERSION) {
     return Error(ErrorKind::kUnsupported, "KVM API version " + std::to_string(version) +

@@ -33,6 +33,9 @@ class Kvm {
  public:
   // Opens /dev/kvm (or `path`) and checks the API version and the capabilities we rely on.
   static Result<Kvm> Open(const std::string& path = "/dev/kvm");
+  // The same checks on an fd of /dev/kvm opened by someone else (the VM process's, opened by
+  // the manager: its own user may not be allowed to open /dev/kvm, ARCHITECTURE.md §1).
+  static Result<Kvm> FromFd(UniqueFd fd);
 
   int fd() const { return fd_.get(); }
   size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }

@@ -1,0 +1,50 @@
+// The manager's own privileges (ARCHITECTURE.md §1): a root-started `vmm run` opens what it
+// needs (/dev/kvm, images, the vTPM's state and key, the API socket, the audit log), then
+// becomes a dedicated user with no capabilities before it starts any child.
+//
+//   ASSIGN_OR_RETURN(std::optional<ManagerUser> user, ResolveManagerUser(flag, note));
+//   ... open everything ...
+//   if (user) RETURN_IF_ERROR(DropPrivileges(*user));
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace vmm {
+
+inline constexpr char kDefaultManagerUser[] = "vmm";
+
+struct ManagerUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // the user's supplementary groups (getgrouplist)
+};
+
+// Whom the manager becomes. `flag` is --user ("" when not given). Not root: none (the
+// manager already runs as its caller; --user naming another user is an error). Root:
+//   --user NAME  that user; an unknown name, or one that is uid 0 other than "root", is an error;
+//   --user root  none: the manager stays root, on purpose;
+//   no --user    the "vmm" system user if it exists, else none, with `note` saying so.
+Result<std::optional<ManagerUser>> ResolveManagerUser(const std::string& flag, std::string& note);
+
+// Irreversibly becomes `user`: the ambient and bounding capability sets cleared while still
+// root, then the supplementary groups, gid and uid (real, effective and saved), then every
+// capability set checked empty, then PR_SET_NO_NEW_PRIVS. The caller must be single-threaded
+// (capabilities are per thread). Each failure names its step.
+Result<void> DropPrivileges(const ManagerUser& user);
+
+// NOT CALLED YET by `vmm run`: with it, some runs (vTPM, hostile guest, SIGTERM) still end
+// in SIGSYS; the rules missing are not found yet (ARCHITECTURE.md §1).
+// Loads the manager's own seccomp filter (sandbox role "manager", kill by default) into the
+// calling process, which must be single-threaded: called once every child runs and before the
+// API threads start, which inherit it and add their own. `api_socket`: the API's listening
+// socket, or -1. Sets PR_SET_NO_NEW_PRIVS first.
+Result<void> ConfineManager(int api_socket);
+
+}  // namespace vmm
