@@ -94,7 +94,7 @@ Result<void> CheckTpmPaths(const TpmConfig& tpm, const std::string& flag) {
 
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm) {
   if (!tpm.enabled()) return InvalidArgument("no vTPM configured");
-  ASSIGN_OR_RETURN(std::string binary, SiblingBinary("vmm-vtpm"));
+  ASSIGN_OR_RETURN(std::string binary, RoleBinary("vmm-vtpm"));
   ASSIGN_OR_RETURN(auto control, SocketPair());
   ASSIGN_OR_RETURN(auto data, SocketPair());
   ASSIGN_OR_RETURN(auto guest, SocketPair());
