@@ -20,6 +20,8 @@ PACKAGES=(
   ovmf
   # the shellcheck_scripts test: every script of scripts/, bench/ and tests/
   shellcheck
+  # the Debian package (debian/, man pages from --help) and its install test (package_install)
+  dpkg-dev debhelper fakeroot help2man debootstrap
 )
 
 missing=()
