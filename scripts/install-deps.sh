@@ -21,7 +21,7 @@ PACKAGES=(
   # the shellcheck_scripts test: every script of scripts/, bench/ and tests/
   shellcheck
   # the Debian package (debian/, man pages from --help) and its install test (package_install)
-  dpkg-dev debhelper fakeroot help2man debootstrap
+  dpkg-dev debhelper fakeroot help2man debootstrap ccache
 )
 
 missing=()

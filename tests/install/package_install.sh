@@ -35,7 +35,7 @@ if command -v ccache >/dev/null; then
   export CCACHE_DIR="${CCACHE_DIR:-$work/ccache}" CCACHE_BASEDIR="${CCACHE_BASEDIR:-$work/src}"
 fi
 say "dpkg-buildpackage -us -uc -b (log: $work/build.log)"
-if ! (cd "$work/src" && DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -us -uc -b) \
+if ! (cd "$work/src" && DEB_BUILD_OPTIONS="nocheck parallel=${VMM_PACKAGE_JOBS:-$(nproc)}" dpkg-buildpackage -us -uc -b) \
     >"$work/build.log" 2>&1; then
   tail -40 "$work/build.log"
   echo "package_install: FAIL: dpkg-buildpackage failed"
@@ -72,7 +72,13 @@ mounts=()
 cleanup() {
   local i
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[i]}" 2>/dev/null || true; done
-  rm -rf "$root"
+  # Never delete through a mount that is still there (the host's /dev, /sys or /proc).
+  if awk -v r="$root" '$2 == r || index($2, r "/") == 1 { found = 1 } END { exit !found }' \
+       /proc/self/mounts; then
+    echo "package_install: $root still has mounts; not removed" >&2
+  else
+    rm -rf "$root"
+  fi
 }
 trap cleanup EXIT
 rm -rf "$root"
@@ -83,7 +89,8 @@ cp -a "$work/base" "$root"
 # needs: /dev/kvm bound from the host, null, zero, urandom.
 mount --bind "$root" "$root" && mounts+=("$root")
 mount -t proc proc "$root/proc" && mounts+=("$root/proc")
-mount --rbind -o ro /sys "$root/sys" && mounts+=("$root/sys")
+mount --rbind /sys "$root/sys" && mounts+=("$root/sys")
+mount -o remount,bind,ro "$root/sys"
 mount -t tmpfs -o mode=0755,nosuid dev "$root/dev" && mounts+=("$root/dev")
 for node in kvm null zero urandom random; do
   touch "$root/dev/$node"
