@@ -46,26 +46,41 @@ say "built $(basename "$deb"): $(du -k "$deb" | cut -f1) KiB in $(($(now) - t0))
 dpkg-deb --info "$deb" | sed -n 's/^ \(Installed-Size\|Depends\):/  \1:/p'
 rm -rf "$work/src"
 
-# 2. The clean root: Debian 12 minbase plus the package's runtime dependencies, made once and
-# kept as base/ (keyed by the Depends line); each run installs into a fresh copy of it.
-depends=$(dpkg-deb -f "$deb" Depends)
-packages=$(printf '%s\n' "$depends" | tr ',' '\n' | sed 's/[(|].*//; s/ //g' | grep -v '^$' | sort -u | tr '\n' ' ')
-if [ "$(cat "$work/base.stamp" 2>/dev/null)" != "$depends" ]; then
+# 2. The clean root: Debian 12 minbase, made once and kept as base/ (base.stamp names the suite
+# and mirror), plus the package's runtime dependencies, added to base/ when the .deb's Depends
+# name one it lacks; each run installs into a fresh copy of it.
+want="debootstrap --variant=minbase bookworm $mirror"
+if [ "$(cat "$work/base.stamp" 2>/dev/null)" != "$want" ]; then
   t0=$(now)
   rm -rf "$work/base" "$work/base.stamp"
-  say "debootstrap --variant=minbase bookworm from $mirror"
+  say "$want"
   debootstrap --variant=minbase bookworm "$work/base" "$mirror" >"$work/debootstrap.log" 2>&1 ||
     { tail -5 "$work/debootstrap.log"; rm -rf "$work/base"; skip "debootstrap from $mirror failed (offline?)"; }
+  printf '%s' "$want" >"$work/base.stamp"
+  say "minbase made in $(($(now) - t0)) s"
+fi
+packages=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/[(|].*//; s/ //g' | grep -v '^$' | sort -u)
+missing=()
+for p in $packages; do
+  # shellcheck disable=SC2016  # ${Status} is dpkg-query's format, not the shell's
+  chroot "$work/base" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  t0=$(now)
   cp /etc/resolv.conf "$work/base/etc/resolv.conf"
   mount -t proc proc "$work/base/proc"
-  # shellcheck disable=SC2086  # the package names, one word each
-  chroot "$work/base" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages" \
-    >>"$work/debootstrap.log" 2>&1 || { umount "$work/base/proc"; tail -5 "$work/debootstrap.log"; skip "installing $packages into the base failed"; }
+  if ! chroot "$work/base" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"' \
+      sh "${missing[@]}" >>"$work/debootstrap.log" 2>&1; then
+    umount "$work/base/proc"
+    tail -5 "$work/debootstrap.log"
+    skip "installing ${missing[*]} into the base failed (offline?)"
+  fi
   umount "$work/base/proc"
   chroot "$work/base" apt-get clean
-  printf '%s' "$depends" >"$work/base.stamp"
-  say "base root made in $(($(now) - t0)) s: $(du -sm "$work/base" | cut -f1) MiB"
+  say "runtime dependencies added to the base in $(($(now) - t0)) s: ${missing[*]}"
 fi
+say "base root: $(du -sm "$work/base" | cut -f1) MiB"
 
 root="$work/root"
 mounts=()
