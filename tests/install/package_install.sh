@@ -2,7 +2,11 @@
 # Builds the Debian package from the tree (dpkg-buildpackage), installs it into a clean Debian 12
 # root (debootstrap minbase from the mirror apt uses, cached) and boots the installed test guest
 # with the installed vmm: README.md "Installing". Registered as ctest package_install.
-#   tests/install/package_install.sh SOURCE_DIR WORK_DIR
+#   tests/install/package_install.sh SOURCE_DIR WORK_DIR [BUILD_DIR]
+# With BUILD_DIR (ctest passes its own build tree) the .deb packages that tree as built and
+# tested (debian/rules: VMM_PREBUILT_BUILD_DIR), when it is configured as the package needs
+# (prefix /usr, the package's systemd directories, an optimised build, the test guest, no
+# sanitizers); otherwise, or with VMM_PACKAGE_FROM_SOURCE=1, dpkg-buildpackage compiles the tree.
 # WORK_DIR keeps what is worth keeping between runs: the base root (base/, with the package's
 # runtime dependencies), a compiler cache when the caller has none (ccache/), the last .deb.
 # Exit 77 (skipped) with the reason when this host cannot: not root, no /dev/kvm, no
@@ -10,6 +14,7 @@
 set -euo pipefail
 src="$(cd "$1" && pwd)"
 work="$2"
+build="${3:-}"
 mirror="${VMM_DEBOOTSTRAP_MIRROR:-http://deb.debian.org/debian}"
 skip() { echo "package_install: SKIPPED: $*"; exit 77; }
 say() { printf 'package_install: %s\n' "$*"; }
@@ -25,8 +30,44 @@ work="$(cd "$work" && pwd)"
 
 # 1. The package, from a copy of the tree (tracked and new files, as git sees them), so that
 # the build's files stay out of the checkout. The copy's path never changes and the compiler
-# cache hashes relative paths, so a rebuild is mostly cache hits.
+# cache hashes relative paths, so a rebuild is mostly cache hits. With a usable BUILD_DIR
+# nothing is compiled: the package holds that tree's installed files.
+prebuilt_mismatch() {  # prints why BUILD_DIR cannot be packaged, nothing when it can
+  local cache="$1/CMakeCache.txt" key want got
+  [ -r "$cache" ] || { echo "$1 has no CMakeCache.txt"; return; }
+  for want in CMAKE_INSTALL_PREFIX=/usr VMM_SYSTEMD_UNIT_DIR=/lib/systemd/system \
+              VMM_SYSTEMD_LIB_DIR=/usr/lib VMM_BUILD_GUEST=ON VMM_SANITIZE=OFF VMM_FUZZ=OFF; do
+    key="${want%%=*}"
+    got=$(sed -n "s/^$key:[A-Z]*=//p" "$cache")
+    [ "$got" = "${want#*=}" ] || { echo "$key is '$got', the package needs '${want#*=}'"; return; }
+  done
+  got=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$cache")
+  case "$got" in "" | RelWithDebInfo | Release) ;; *) echo "CMAKE_BUILD_TYPE is '$got', not an optimised build"; return ;; esac
+  got=$(sed -n 's/^CMAKE_HOME_DIRECTORY:[A-Z]*=//p' "$cache")
+  [ "$got" -ef "$src" ] || echo "it was configured from '$got', not from $src"
+}
+mode=source
+if [ "${VMM_PACKAGE_FROM_SOURCE:-0}" = 1 ]; then
+  say "mode: from source (VMM_PACKAGE_FROM_SOURCE=1)"
+elif [ -z "$build" ]; then
+  say "mode: from source (no build directory given)"
+else
+  build="$(cd "$build" && pwd)"
+  why=$(prebuilt_mismatch "$build")
+  if [ -n "$why" ]; then
+    say "mode: from source, the build tree $build cannot be packaged as built: $why"
+  else
+    mode=prebuilt
+    say "mode: prebuilt, the .deb packages $build as built and tested (nothing recompiled)"
+  fi
+fi
 t0=$(now)
+if [ "$mode" = prebuilt ]; then
+  # Up to date with the checkout (a no-op right after the build the suite ran).
+  cmake --build "$build" -j "${VMM_PACKAGE_JOBS:-$(nproc)}" >"$work/prebuilt-build.log" 2>&1 ||
+    { tail -20 "$work/prebuilt-build.log"; echo "package_install: FAIL: cmake --build $build"; exit 1; }
+  export VMM_PREBUILT_BUILD_DIR="$build"
+fi
 rm -rf "$work/src" "$work"/vmm_*.deb "$work"/vmm-dbgsym_* "$work"/vmm_*.buildinfo "$work"/vmm_*.changes
 mkdir -p "$work/src"
 git -C "$src" ls-files -z --cached --others --exclude-standard |
@@ -42,7 +83,7 @@ if ! (cd "$work/src" && DEB_BUILD_OPTIONS="nocheck parallel=${VMM_PACKAGE_JOBS:-
   exit 1
 fi
 deb=$(ls "$work"/vmm_*_amd64.deb)
-say "built $(basename "$deb"): $(du -k "$deb" | cut -f1) KiB in $(($(now) - t0)) s"
+say "built $(basename "$deb") ($mode): $(du -k "$deb" | cut -f1) KiB; package step took $(($(now) - t0)) s"
 dpkg-deb --info "$deb" | sed -n 's/^ \(Installed-Size\|Depends\):/  \1:/p'
 rm -rf "$work/src"
 
