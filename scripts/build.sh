@@ -7,5 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${1:-build}"
 shift || true
 case "$dir" in /*) ;; *) dir="$root/$dir" ;; esac
-cmake -S "$root" -B "$dir" "$@" >/dev/null
+# Install paths as the Debian package has them (debian/rules), so that the package test can
+# package this tree as built (tests/install/package_install.sh); a later -D of the caller wins.
+# The build tree never installs anything by itself.
+cmake -S "$root" -B "$dir" -DCMAKE_INSTALL_PREFIX=/usr -DVMM_SYSTEMD_UNIT_DIR=/lib/systemd/system \
+  -DVMM_SYSTEMD_LIB_DIR=/usr/lib "$@" >/dev/null
 cmake --build "$dir" -j "$(nproc)"

@@ -25,6 +25,8 @@ PACKAGES=(
   # AppArmor: libapparmor for the manager (aa_is_enabled), apparmor_parser for the profiles'
   # compile check and the enforcing-kernel test (tests/mac/)
   apparmor apparmor-utils libapparmor-dev
+  # the Debian package (debian/, man pages from --help) and its install test (package_install)
+  dpkg-dev debhelper fakeroot help2man debootstrap ccache
 )
 
 missing=()

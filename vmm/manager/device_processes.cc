@@ -19,16 +19,21 @@
 #include "vmm/manager/mcs.h"
 
 namespace vmm {
-Result<std::string> SiblingBinary(const std::string& name) {
+Result<std::string> RoleBinary(const std::string& name) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return Error(ErrorKind::kSystem, "readlink /proc/self/exe", errno);
-  std::string path(self, static_cast<size_t>(n));
-  path = path.substr(0, path.rfind('/') + 1) + name;
-  if (access(path.c_str(), X_OK) != 0) {
-    return Error(ErrorKind::kNotFound, "'" + path + "' (installed beside vmm)", errno);
-  }
-  return path;
+  std::string dir(self, static_cast<size_t>(n));
+  dir = dir.substr(0, dir.rfind('/') + 1);
+  // The installed layout first (bin/vmm, libexec/vmm/vmm-vcpu: the relative path is fixed at
+  // configure time, so a staged or relocated tree works too), then the build tree's bin/.
+  const std::string installed = dir + VMM_ROLE_DIR_FROM_BINDIR "/" + name;
+  if (access(installed.c_str(), X_OK) == 0) return installed;
+  const std::string sibling = dir + name;
+  if (access(sibling.c_str(), X_OK) == 0) return sibling;
+  return Error(ErrorKind::kNotFound,
+               "'" + name + "': neither '" + installed + "' nor '" + sibling + "' is executable",
+               errno);
 }
 
 namespace {
@@ -134,7 +139,7 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
   std::vector<DeviceProcess> out;
   if (images.size() != cfg.disks.size()) return InvalidArgument("one image fd per disk needed");
   if (cfg.disks.empty() && !cfg.rng) return out;
-  ASSIGN_OR_RETURN(std::string binary, SiblingBinary("vmm-device"));
+  ASSIGN_OR_RETURN(std::string binary, RoleBinary("vmm-device"));
   auto fail = [&out](Error e) {
     ReapDeviceProcesses(out, 0);
     return e;

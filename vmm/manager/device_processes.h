@@ -45,8 +45,10 @@ struct DeviceProcess {
   DeviceSpec Spec() const;
 };
 
-// A program installed beside the running one (vmm-device, vmm-vcpu): build/bin or bin/.
-Result<std::string> SiblingBinary(const std::string& name);
+// A role binary (vmm-vcpu, vmm-device, vmm-vtpm), found from the running manager's own path
+// (/proc/self/exe, never the environment): the installed libexec directory (bin/vmm ->
+// libexec/vmm/NAME, README.md "Installing"), else beside the manager (build/bin).
+Result<std::string> RoleBinary(const std::string& name);
 
 // Bad input before anything starts: each disk image must be a regular file or block device
 // we can open as asked (read-write unless readonly=on).

@@ -533,7 +533,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
         pass(symbols, O_RDONLY, "--profile-symbols")}) {
     if (!r) return Fail(r.error());
   }
-  auto vcpu_binary = SiblingBinary("vmm-vcpu");
+  auto vcpu_binary = RoleBinary("vmm-vcpu");
   if (!vcpu_binary) return Fail(vcpu_binary.error());
   // The API socket is bound before anything starts (a bad path fails first) and served once
   // every child exists.

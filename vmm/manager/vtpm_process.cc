@@ -138,7 +138,7 @@ Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm, const std::string& ap
 Result<VtpmProcess> StartVtpmProcess(const TpmConfig& tpm, VtpmFiles files,
                                      const std::string& apparmor_vm_id) {
   if (!tpm.enabled()) return InvalidArgument("no vTPM configured");
-  ASSIGN_OR_RETURN(std::string binary, SiblingBinary("vmm-vtpm"));
+  ASSIGN_OR_RETURN(std::string binary, RoleBinary("vmm-vtpm"));
   ASSIGN_OR_RETURN(auto control, SocketPair());
   ASSIGN_OR_RETURN(auto data, SocketPair());
   ASSIGN_OR_RETURN(auto guest, SocketPair());
