@@ -62,6 +62,18 @@ class BackgroundVm {
     }
     return -1;
   }
+  // Reads the console file `out` until it holds `marker` (the test guest's "testguest:
+  // lingering", say), vmm ends, or `seconds` pass; returns the console as last read.
+  std::string WaitForConsole(const std::string& out, const std::string& marker,
+                             int seconds = 120) const {
+    std::string text;
+    for (int i = 0; i < seconds * 10 && running(); ++i) {
+      text = ReadText(out);
+      if (text.find(marker) != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return text;
+  }
   // SIGTERM, then SIGKILL if it is still there 30 s later.
   void Stop() {
     if (pid_ <= 0) return;

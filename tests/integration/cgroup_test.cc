@@ -104,12 +104,7 @@ TEST(CgroupKvm, TheVmsProcessesRunInItsCgroupWithThePolicysLimits) {
   run.insert(run.end(), {"--policy", d.File("cgroup.json"), "--cgroup", "required", "--uuid", kUuid,
                          "--audit-log", d.File("audit.jsonl")});
   BackgroundVm guest(run, d.File("serial.txt"), d.File("vmm.err"));
-  std::string serial;
-  for (int i = 0; i < 1200 && guest.running(); ++i) {
-    serial = ReadText(d.File("serial.txt"));
-    if (serial.find("testguest: lingering") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string serial = guest.WaitForConsole(d.File("serial.txt"), "testguest: lingering");
   ASSERT_NE(serial.find("testguest: lingering"), std::string::npos)
       << serial << ReadText(d.File("vmm.err"));
 

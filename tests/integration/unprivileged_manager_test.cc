@@ -119,12 +119,7 @@ TEST(UnprivilegedManagerKvm, RootStartedManagerDropsToItsUserWithNoCapabilities)
                    "expect_virtio=blk,rng expect_tpm=crb linger=300"},
                   d.File("serial.txt"), d.File("vmm.err"));
   ASSERT_TRUE(vm.started());
-  std::string serial;
-  for (int i = 0; i < 1200 && vm.running(); ++i) {
-    serial = ReadText(d.File("serial.txt"));
-    if (serial.find("testguest: lingering") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string serial = vm.WaitForConsole(d.File("serial.txt"), "testguest: lingering");
   ASSERT_NE(serial.find("testguest: lingering"), std::string::npos)
       << serial << ReadText(d.File("vmm.err"));
   EXPECT_NE(serial.find("testguest: result PASS"), std::string::npos) << serial;
