@@ -152,6 +152,25 @@ TEST(UnprivilegedManager, UnknownOrForeignUserIsRefused) {
   }
 }
 
+// A launch policy's cgroup limits with --user: `--cgroup required` refuses (exit 2) naming why,
+// rather than failing later when the user cannot place the children in the cgroup; no child
+// starts, so no /dev/kvm is needed.
+TEST(UnprivilegedManager, CgroupLimitsWithUserAreRefusedWhenRequired) {
+  if (geteuid() != 0) GTEST_SKIP() << "--user is for a manager started as root";
+  testing_util::TempDir d("vmm-drop-cgroup");
+  ProcessResult init = RunProcess({BinDir() + "/vmm", "policy", "init", "--kernel",
+                                   BinDir() + "/testguest.elf", "--out", d.File("policy.json")},
+                                  60);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  ProcessResult r =
+      RunVmm({"--user", "nobody", "--policy", d.File("policy.json"), "--cgroup", "required",
+              "--kernel", BinDir() + "/testguest.elf", "--audit-log", d.File("audit.jsonl")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--cgroup required: cgroup limits not with --user nobody"),
+            std::string::npos)
+      << r.err;
+}
+
 // The manager's own filter is printable like a role's: kill by default, and no rule for
 // execve, ptrace, open for writing or new sockets.
 TEST(UnprivilegedManager, SandboxShowManagerPrintsItsFilter) {

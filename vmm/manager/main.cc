@@ -547,11 +547,28 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   // The VM's cgroup with the policy's limits, if the host delegates one: every child is cloned
   // into it (ARCHITECTURE.md §9), and it is removed when `cgroup` goes, after they are reaped.
   std::string cgroup_note;
+  CgroupMode cgroup_mode = flags.cgroup_mode;
+  if (flags.drop_to && cgroup_mode != CgroupMode::kOff && flags.admitting_policy &&
+      flags.admitting_policy->cgroup) {
+    // A manager that became --user may not clone its children into a cgroup root made: the
+    // kernel also wants write access to the cgroup.procs of the common ancestor. Not yet.
+    const std::string why = "not with --user " + flags.drop_to->name +
+                            " yet (the user could not place the VM's processes in it; "
+                            "--user root keeps the limits)";
+    if (cgroup_mode == CgroupMode::kRequired) {
+      return Fail(Error(ErrorKind::kInvalidArgument, "--cgroup required: cgroup limits " + why));
+    }
+    std::fprintf(stderr, "vmm: cgroup: no cgroup limits for this VM: %s\n", why.c_str());
+    cgroup_mode = CgroupMode::kOff;
+  }
+  const bool said_why = cgroup_mode != flags.cgroup_mode;
   auto cgroup = SetUpVmCgroup(
-      flags.cgroup_mode, flags.admitting_policy ? flags.admitting_policy->cgroup : std::nullopt,
+      cgroup_mode, flags.admitting_policy ? flags.admitting_policy->cgroup : std::nullopt,
       flags.uuid, CgroupHost{}, &cgroup_note);
   if (!cgroup) return Fail(cgroup.error());
-  if (!cgroup_note.empty()) std::fprintf(stderr, "vmm: cgroup: %s\n", cgroup_note.c_str());
+  if (!cgroup_note.empty() && !said_why) {
+    std::fprintf(stderr, "vmm: cgroup: %s\n", cgroup_note.c_str());
+  }
   std::optional<ChildCgroupScope> in_cgroup;
   if (*cgroup) {
     in_cgroup.emplace((*cgroup)->fd());
