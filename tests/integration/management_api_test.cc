@@ -238,30 +238,42 @@ TEST(LaunchPolicyAudit, ARefusedStartIsInTheAuditLog) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
-// vmm itself killed (SIGKILL) at random moments while it writes its audit records, 200 times
-// on one log: `vmm audit verify` never finds tampering, only torn writes and sessions without
-// their final checkpoint, which it explains (exit 0 or 3). The runs are refused starts (a
-// kernel outside the policy), which write open, start and the final checkpoint without KVM.
+// vmm itself killed (SIGKILL) at random moments while it writes its audit records, 180 times
+// on one log, with 20 whole runs among them: `vmm audit verify` never finds tampering, only torn
+// writes and sessions without their final checkpoint, which it explains (exit 0 or 3). The runs are
+// refused starts (a kernel outside the policy), which write open, start and the final checkpoint
+// without KVM.
 TEST(LaunchPolicyAudit, VmmKilledWhileWritingNeverLeavesALogVerifyCannotExplain) {
   testing_util::TempDir d("vmm-audit-kill");
   const std::string vmm = BinDir() + "/vmm";
   const std::vector<std::string> refused = RefusedRun(d, InitTestGuestPolicy(d));
-  // How long a whole refused run takes on this host now: the kills land within that time.
-  int64_t slowest_ms = 1;
+  // How long a whole refused run takes on this host now, at the fastest of three: the kills
+  // land within that time (the host's load changes; the whole runs below cover a slower one).
+  int64_t fastest_ms = 30000;
   for (int i = 0; i < 3; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     ProcessResult whole = RunProcess(refused, 30);
     EXPECT_EQ(whole.exit_code, 2) << whole.err;
-    slowest_ms = std::max<int64_t>(
-        slowest_ms,
+    fastest_ms = std::min<int64_t>(
+        fastest_ms,
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
             .count());
   }
+  fastest_ms = std::max<int64_t>(fastest_ms, 1);
   unsigned seed = 12345;
   int killed = 0;
   for (int i = 0; i < 200; ++i) {
+    if (i % 10 == 9) {
+      // Every tenth run is left to finish, so that the log also holds whole sessions between
+      // the torn ones, however slow the host has become since the runs were timed.
+      ProcessResult whole = RunProcess(refused, 30);
+      EXPECT_EQ(whole.exit_code, 2) << whole.err;
+      continue;
+    }
     seed = seed * 1103515245u + 12345u;
-    const int after_ms = static_cast<int>((seed >> 16) % static_cast<unsigned>(slowest_ms));
+    // Within the middle of a run, where it opens the log and writes its records.
+    const int after_ms =
+        static_cast<int>(fastest_ms / 2 + (seed >> 16) % static_cast<unsigned>(fastest_ms));
     ProcessResult r = RunProcess(refused, 30, SIGKILL, after_ms);
     if (r.signal == SIGKILL) {
       ++killed;
@@ -272,8 +284,10 @@ TEST(LaunchPolicyAudit, VmmKilledWhileWritingNeverLeavesALogVerifyCannotExplain)
   ProcessResult verify = RunProcess({vmm, "audit", "verify", d.File("audit.jsonl")}, 60);
   EXPECT_TRUE(verify.exit_code == 0 || verify.exit_code == 3) << verify.out << verify.err;
   EXPECT_EQ(verify.out.find("result: tampered"), std::string::npos) << verify.out;
-  std::printf("vmm killed %d times of 200 (within %lld ms of its start); verify: exit %d\n", killed,
-              static_cast<long long>(slowest_ms), verify.exit_code);
+  std::printf(
+      "vmm killed %d times of 180 (0.5 to 1.5 times %lld ms, its fastest whole run, after its "
+      "start); verify: exit %d\n",
+      killed, static_cast<long long>(fastest_ms), verify.exit_code);
   EXPECT_GE(killed, 50) << "the kills did not land while vmm ran";
   // Sessions the log holds: runs that got as far as opening it (killed or not).
   size_t sessions = 0;
@@ -284,7 +298,6 @@ TEST(LaunchPolicyAudit, VmmKilledWhileWritingNeverLeavesALogVerifyCannotExplain)
   }
   std::printf("%s", verify.out.substr(0, verify.out.find('\n') + 1).c_str());
   EXPECT_GE(sessions, 50u) << "too few runs reached the log: " << verify.out;
-  EXPECT_LT(killed, 200) << "no run got as far as its final checkpoint";
 }
 
 TEST(ManagementApiKvm, AGuestThatIgnoresThePowerButtonIsStoppedAtTheDeadline) {
