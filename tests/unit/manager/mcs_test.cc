@@ -70,11 +70,13 @@ TEST(McsPair, InUseReadsRoleDomainsFromProc) {
   char tmpl[] = "/tmp/mcs_test.XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::filesystem::path root(tmpl);
-  auto proc = [&](const char* pid, const char* context) {
+  auto proc = [&](const char* pid, const std::string& context) {
     std::filesystem::create_directories(root / pid / "attr");
-    std::ofstream(root / pid / "attr" / "current") << context;
+    std::ofstream(root / pid / "attr" / "current", std::ios::binary)
+        .write(context.data(), static_cast<std::streamsize>(context.size()));
   };
-  proc("10", std::string("system_u:system_r:vmm_device_blk_t:s0:c1,c2\0", 46).c_str());
+  static constexpr char kWithNul[] = "system_u:system_r:vmm_device_blk_t:s0:c1,c2";
+  proc("10", std::string(kWithNul, sizeof(kWithNul)));  // as the kernel gives it: NUL-terminated
   proc("11", "system_u:system_r:vmm_vtpm_t:s0:c9,c3");
   proc("12", "system_u:system_r:vmm_manager_t:s0:c4,c5");  // the manager holds no pair
   proc("13", "system_u:system_r:svirt_t:s0:c6,c7");        // not ours
