@@ -161,16 +161,14 @@ PolicyBuilder Vtpm(bool state_dir) {
 
 }  // namespace
 
-// The manager's API threads (vmm/manager/api_server.h): the accept loop and its one worker.
-// Not a process role: the filter is loaded into those threads only.
-Result<Policy> ManagerApiThreadPolicy() {
-  PolicyBuilder b = Base("manager-api");
-  b.AllowThreads()        // the accept loop starts the worker
-      .AllowSocketIo()    // HTTP on accepted connections; the vTPM's data channel; audit netlink
-      .AllowGetrandom();  // TSS2/OpenSSL on the attest path
+namespace {
+
+// What serving the management API takes, beyond the base set: the API threads' own filter and
+// the manager role (which must let through everything the stricter, stacked filter allows).
+void AllowApiServing(PolicyBuilder& b) {
   b.AllowIf("accept", {ArgEqParam(0, "api_socket")}, "connections on the API socket only");
   b.AllowIf("accept4", {ArgEqParam(0, "api_socket")}, "same");
-  b.Allow("poll", "wait on one connection with a deadline (DeadlineStream)");
+  b.Allow("poll", "wait on a connection with a deadline (DeadlineStream); the manager's loop");
   b.Allow("ppoll", "same, where glibc uses ppoll");
   b.Allow("select", "cpp-httplib waits on the listening socket (select_read)");
   b.Allow("pselect6", "same, where glibc uses pselect6");
@@ -181,6 +179,18 @@ Result<Policy> ManagerApiThreadPolicy() {
   b.Allow("fdatasync", "same");
   b.Allow("sched_yield", "glibc's and OpenSSL's spin paths");
   b.Allow("capget", "read-only: its own capability sets (all empty; tests check them)");
+}
+
+}  // namespace
+
+// The manager's API threads (vmm/manager/api_server.h): the accept loop and its one worker.
+// Not a process role: the filter is loaded into those threads only.
+Result<Policy> ManagerApiThreadPolicy() {
+  PolicyBuilder b = Base("manager-api");
+  b.AllowThreads()        // the accept loop starts the worker
+      .AllowSocketIo()    // HTTP on accepted connections; the vTPM's data channel; audit netlink
+      .AllowGetrandom();  // TSS2/OpenSSL on the attest path
+  AllowApiServing(b);
   // Not here: open/openat (Landlock denies files too), socket/connect/bind, execve, kill, ptrace,
   // ioctl: lifecycle actions go to the manager's main thread as messages on a pipe.
   return b.Build();
@@ -199,19 +209,7 @@ Result<PolicyBuilder> ManagerBuilder() {
   b.Allow("recvfrom", "same: the kernel's audit acknowledgements");
   // Everything the API threads' own filter allows (ManagerApiThreadPolicy): filters stack, and
   // the stricter one must be reachable through this one.
-  b.AllowIf("accept", {ArgEqParam(0, "api_socket")}, "connections on the API socket only");
-  b.AllowIf("accept4", {ArgEqParam(0, "api_socket")}, "same");
-  b.Allow("poll", "the main loop: pidfds, signalfd, children's logs, API messages");
-  b.Allow("ppoll", "same, where glibc uses ppoll");
-  b.Allow("select", "cpp-httplib waits on the listening socket (select_read)");
-  b.Allow("pselect6", "same, where glibc uses pselect6");
-  b.Allow("getsockopt", "SO_PEERCRED and SO_PEERSEC: who is calling the API");
-  b.Allow("setsockopt", "cpp-httplib's per-connection timeouts (SO_RCVTIMEO, SO_SNDTIMEO)");
-  b.Allow("shutdown", "end an API connection");
-  b.Allow("fsync", "the audit log: each record reaches the disk before it counts");
-  b.Allow("fdatasync", "same");
-  b.Allow("sched_yield", "glibc's and OpenSSL's spin paths");
-  b.Allow("capget", "read-only: its own capability sets (the API thread checks they are empty)");
+  AllowApiServing(b);
   // The API thread confines itself further (ConfineApiThread): no_new_privs, an empty capability
   // set, Landlock with no filesystem access, then its own filter.
   b.AllowIf("prctl", {ArgEq(0, PR_SET_NO_NEW_PRIVS, "PR_SET_NO_NEW_PRIVS")},
