@@ -1,6 +1,7 @@
 // uds_exchange SOCKET HEX [N]: connects to a Unix stream socket, sends the bytes HEX spells,
-// reads up to N bytes (default 64, 5 s at most) and prints them as hex. The AppArmor guest
-// test (apparmor-guest.sh) speaks to the back-ends with it: busybox has no Unix socket client.
+// reads up to N bytes (default 64, 5 s at most) and prints them as hex. The AppArmor and SELinux
+// guest tests (tests/mac/apparmor-guest.sh, tests/selinux/selinux-guest.sh) speak to the
+// back-ends with it: busybox has no Unix socket client.
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,10 @@ int main(int argc, char** argv) {
   strcpy(addr.sun_path, argv[1]);
   unsigned char out[512], in[512];
   size_t n = strlen(argv[2]) / 2, want = argc > 3 ? (size_t)atoi(argv[3]) : 64;
-  if (n > sizeof(out) || want > sizeof(in)) return 2;
-  for (size_t i = 0; i < n; ++i) sscanf(argv[2] + 2 * i, "%2hhx", &out[i]);
+  if (strlen(argv[2]) % 2 != 0 || n > sizeof(out) || want > sizeof(in)) return 2;
+  for (size_t i = 0; i < n; ++i) {
+    if (sscanf(argv[2] + 2 * i, "%2hhx", &out[i]) != 1) return 2;
+  }
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   if (fd < 0 || connect(fd, (struct sockaddr*)&addr, sizeof(addr)) != 0) {
     perror("connect");

@@ -111,7 +111,7 @@ if wait_socket /vm/run/a-blk0.sock; then
   echo "  running as $BLK_A: pids $(domain_pids "$BLK_A" | tr '\n' ' ')"
   # VHOST_USER_GET_FEATURES (1), then GET_CONFIG (24) of the first 8 bytes: virtio-blk's
   # capacity, 2048 sectors of the 1 MiB image, read from the image the back-end holds.
-  reply=$("$S/bin/uds_roundtrip" /vm/run/a-blk0.sock \
+  reply=$("$S/bin/uds_exchange" /vm/run/a-blk0.sock \
     010000000100000000000000180000000100000014000000000000000800000000000000""0000000000000000 52)
   case $reply in
   010000000500000008000000????????????????180000000500000014000000000000000800000000000000""0008000000000000)
@@ -136,14 +136,14 @@ as "$VTPM_A" "$B/vmm-vtpm" --ctrl unix:/vm/run/a-tpm.ctrl --state /vm/a/tpm --ke
 if wait_socket /vm/run/a-tpm.ctrl; then
   echo "  running as $VTPM_A: pids $(domain_pids "$VTPM_A" | tr '\n' ' ')"
   # CMD_INIT (2) with no flags: libtpms manufactures the TPM and stores its permanent state.
-  init=$("$S/bin/uds_roundtrip" /vm/run/a-tpm.ctrl 0000000200000000 4)
+  init=$("$S/bin/uds_exchange" /vm/run/a-tpm.ctrl 0000000200000000 4)
   saved=$(ls /vm/a/tpm)
   if [ "$init" = 00000000 ] && [ -n "$saved" ]; then
     ok "vTPM A saved its state in A's directory: $(echo "$saved" | tr '\n' ' ')"
   else
     bad "vTPM A: CMD_INIT answered '$init', state directory holds '$saved'"
   fi
-  "$S/bin/uds_roundtrip" /vm/run/a-tpm.ctrl 00000003 4 >/dev/null # CMD_SHUTDOWN
+  "$S/bin/uds_exchange" /vm/run/a-tpm.ctrl 00000003 4 >/dev/null # CMD_SHUTDOWN
 else
   bad "vTPM A did not listen"
 fi

@@ -50,7 +50,7 @@ policy=$(vmm_selinux_link "$STAGE/root" "$STAGE/module/vmm.pp" "$STAGE/module/vm
 cp "$policy" "$STAGE/policy"
 rm -rf "$STAGE/root"
 cp "$(command -v chcon)" "$STAGE/bin/"
-gcc -static -O2 -Wall -Wextra -Werror -o "$STAGE/bin/uds_roundtrip" "$HERE/uds_roundtrip.c"
+gcc -static -O2 -Wall -Wextra -Werror -o "$STAGE/bin/uds_exchange" "$ROOT/tests/mac/uds_exchange.c"
 echo "selinux-guest: policy $(basename "$policy") ($(stat -c %s "$STAGE/policy") bytes): reference policy + vmm + vmm_guest_test"
 
 rel() { echo "${1#"$ROOT"/}"; }
