@@ -241,6 +241,9 @@ Result<PolicyBuilder> ManagerBuilder() {
   b.Allow("unlinkat", "same, where glibc uses unlinkat");
   b.AllowFcntl({F_DUPFD_CLOEXEC});
   b.Allow("flock", "the audit log: one writer at a time (AuditTrail)");
+  b.Allow("pread64",
+          "the audit log's last records, through the fd it holds, when another writer appended "
+          "(AuditTrail::ScanTail)");
   // libcap-ng, as the API thread clears its capabilities, reads /proc/<tid>/status and names
   // the program from /proc/self/exe; read-only opens, no creation, no write.
   b.AllowRisky("openat",

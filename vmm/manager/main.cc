@@ -693,8 +693,8 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   }
   const std::string started = NowRfc3339();
   std::atomic<uint64_t> attests_ok{0}, attests_failed{0};
+  ApiServer::Handlers handlers;
   if (api) {
-    ApiServer::Handlers handlers;
     Lifecycle* lc = &*lifecycle;
     handlers.lifecycle = [lc](const LifecycleRequest& r) { return lc->Submit(r); };
     // Roles from the launch policy (tenants bound to this VM by name or UUID); a policy without
@@ -767,8 +767,26 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
           {{"role", std::string(ApiRoleName(role))}, {"http_status", std::to_string(status)}},
           who));
     };
-    api->Serve(std::move(handlers), /*confine=*/true);
   }
+  // --- the manager's own confinement (ARCHITECTURE.md §1): every child runs and every file,
+  // socket and pipe the manager will use is open; nothing from the API or the guest has been
+  // read yet (the API thread starts below, and inherits this filter). From here on it cannot
+  // exec, open a file for writing, make a socket or trace anything, root or not.
+  if (*apparmor) {
+    if (auto r = (*apparmor)->PrepareRemovalWithoutExec(); !r) {
+      std::fprintf(stderr, "vmm: warning: %s: the VM's AppArmor profiles may stay loaded\n",
+                   r.error().ToString().c_str());
+    }
+  }
+  if (auto confined = ConfineManager(api ? api->listen_fd() : -1); !confined) {
+    (*relay)->Close();
+    kill(vcpu_pid, SIGKILL);
+    vcpu.Reap();
+    ReapDeviceProcesses(*devices, 0);
+    StopVtpmProcess(tpm, 0);
+    return ::vmm::Fail(confined.error().Wrap("the VM was stopped"));
+  }
+  if (api) api->Serve(std::move(handlers), /*confine=*/true);
 
   sigset_t stop;
   sigemptyset(&stop);
