@@ -46,4 +46,7 @@ Result<void> DropPrivileges(const ManagerUser& user);
 // PR_SET_NO_NEW_PRIVS first.
 Result<void> ConfineManager(int api_socket);
 
+// Whether ConfineManager has loaded the filter in this process.
+bool ManagerConfined();
+
 }  // namespace vmm
