@@ -129,6 +129,19 @@ const std::vector<Forbidden>& ManagerForbidden() {
        [] {
          return syscall(SYS_openat, AT_FDCWD, "/nonexistent-vmm/x", O_WRONLY | O_CREAT, 0600);
        }},
+      {"openat_rdonly", [] { return syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY); }},
+      {"newfstatat_path",
+       [] {
+         struct stat st;
+         return syscall(SYS_newfstatat, AT_FDCWD, "/etc/passwd", &st, 0);
+       }},
+      {"readlink",
+       [] {
+         char b[8];
+         return syscall(SYS_readlink, "/proc/self/exe", b, sizeof(b));
+       }},
+      {"prctl_cap_ambient_raise",
+       [] { return syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, 63, 0, 0); }},
       {"openat_rdwr", [] { return syscall(SYS_openat, AT_FDCWD, "/nonexistent-vmm/x", O_RDWR); }},
       {"openat_append",
        [] { return syscall(SYS_openat, AT_FDCWD, "/nonexistent-vmm/x", O_RDONLY | O_APPEND); }},
