@@ -228,9 +228,9 @@ Result<PolicyBuilder> ManagerBuilder() {
   b.Allow("landlock_restrict_self", "same");
   b.Allow("seccomp", "the API thread's own, tighter filter (filters only stack)");
   // Supervising the children, all started before this filter.
-  b.Allow("kill",
-          "forward SIGINT/SIGTERM and lifecycle signals to the VM process; kill a "
-          "child that fails (all its children are its own uid's, outside its namespaces)");
+  b.Allow("pidfd_send_signal",
+          "forward SIGINT/SIGTERM and lifecycle signals to the VM process, kill a child that "
+          "fails: through the pidfds it holds, one per child; no kill(2), which names any pid");
   b.Allow("waitid", "reap a child through its pidfd (P_PIDFD)");
   b.Allow("wait4", "reap a child that failed to start");
   b.AllowIf("signalfd4", {ArgEq(3, SFD_CLOEXEC, "SFD_CLOEXEC")}, "SIGINT/SIGTERM in the main loop");

@@ -685,7 +685,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   Result<void> recorded =
       relay ? run_audit.Record("start", true, "", started_details) : Result<void>(relay.error());
   if (!recorded) {
-    kill(vcpu_pid, SIGKILL);
+    vcpu.Signal(SIGKILL);
     vcpu.Reap();
     ReapDeviceProcesses(*devices, 0);
     StopVtpmProcess(tpm, 0);
@@ -780,7 +780,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   }
   if (auto confined = ConfineManager(api ? api->listen_fd() : -1); !confined) {
     (*relay)->Close();
-    kill(vcpu_pid, SIGKILL);
+    vcpu.Signal(SIGKILL);
     vcpu.Reap();
     ReapDeviceProcesses(*devices, 0);
     StopVtpmProcess(tpm, 0);
@@ -823,7 +823,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     if (fds[lifecycle_index + 1].revents & POLLIN) (*relay)->Drain();
     if (fds[lifecycle_index].revents & POLLIN) {
       lifecycle->Serve([&](const Transition& t) {
-        for (int sig : t.signals) kill(vcpu_pid, sig);
+        for (int sig : t.signals) vcpu.Signal(sig);
         if (t.deadline_sec > 0) {
           shutdown_deadline_ms = MonotonicMs() + int64_t{t.deadline_sec} * 1000;
           std::fprintf(stderr,
@@ -837,7 +837,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
       std::fprintf(stderr,
                    "vmm: the guest did not power off before the shutdown deadline; stopping "
                    "the VM\n");
-      kill(vcpu_pid, SIGTERM);
+      vcpu.Signal(SIGTERM);
       shutdown_deadline_ms = 0;
       forced_stop = true;
     }
@@ -847,9 +847,9 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si;
       if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
-        kill(vcpu_pid, static_cast<int>(si.ssi_signo));
+        vcpu.Signal(static_cast<int>(si.ssi_signo));
         // A paused VM process must run to take the signal.
-        if (lifecycle->state() == VmState::kPaused) kill(vcpu_pid, SIGCONT);
+        if (lifecycle->state() == VmState::kPaused) vcpu.Signal(SIGCONT);
       }
     }
     if (fds[0].revents & POLLIN) {
@@ -881,7 +881,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
       device_died = true;
     }
     if (device_died) {
-      kill(vcpu_pid, SIGKILL);
+      vcpu.Signal(SIGKILL);
       vcpu.Reap();
       code = kExitFailed;
       break;

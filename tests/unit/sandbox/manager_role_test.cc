@@ -45,9 +45,9 @@ void Must(bool ok, const char* what) {
 }
 
 // What the manager does after its confinement point, each through the fd it already holds:
-// supervise a child (kill, waitid), wait with poll, take SIGTERM on a signalfd, append to and
-// read back the audit log (flock, pread64, fsync), accept on the API socket, remove it at the
-// end; and a new socket is refused with EACCES, not made.
+// supervise a child (pidfd_send_signal, waitid), wait with poll, take SIGTERM on a signalfd, append
+// to and read back the audit log (flock, pread64, fsync), accept on the API socket, remove it at
+// the end; and a new socket is refused with EACCES, not made.
 [[noreturn]] void ActAsTheManager(const std::string& sock_path, const std::string& log_path) {
   const int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   sockaddr_un sa{};
@@ -85,7 +85,8 @@ void Must(bool ok, const char* what) {
        "socket(AF_INET) refused with EACCES");
   Must(syscall(SYS_socket, AF_NETLINK, SOCK_RAW, 0) < 0 && errno == EACCES,
        "socket(AF_NETLINK) refused with EACCES");
-  Must(kill(child, SIGKILL) == 0, "kill a child");
+  Must(syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0,
+       "pidfd_send_signal to a child");
   pollfd p{pidfd, POLLIN, 0};
   Must(poll(&p, 1, 10000) == 1, "poll on the child's pidfd");
   siginfo_t si{};
@@ -121,6 +122,8 @@ const std::vector<Forbidden>& ManagerForbidden() {
        [] { return syscall(SYS_clone, CLONE_VM | CLONE_VFORK | SIGCHLD, nullptr, nullptr); }},
       {"clone_process",
        [] { return syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr); }},
+      {"kill", [] { return syscall(SYS_kill, getppid(), 0); }},
+      {"tgkill_other_process", [] { return syscall(SYS_tgkill, getppid(), getppid(), 0); }},
       {"ptrace", [] { return syscall(SYS_ptrace, PTRACE_PEEKDATA, getppid(), nullptr, nullptr); }},
       {"process_vm_readv",
        [] { return syscall(SYS_process_vm_readv, getppid(), nullptr, 0, nullptr, 0, 0); }},
