@@ -47,8 +47,12 @@ void Must(bool ok, const char* what) {
 // What the manager does after its confinement point, each through the fd it already holds:
 // supervise a child (pidfd_send_signal, waitid), wait with poll, take SIGTERM on a signalfd, append
 // to and read back the audit log (flock, pread64, fsync), accept on the API socket, remove it at
-// the end; and a new socket is refused with EACCES, not made.
-[[noreturn]] void ActAsTheManager(const std::string& sock_path, const std::string& log_path) {
+// the end, remove a directory as the cgroup's is (unlinkat AT_REMOVEDIR); and a new socket is
+// refused with EACCES, not made. `dir` holds the other two; it is removed too (the
+// death-test child's own TempDir never runs its destructor).
+[[noreturn]] void ActAsTheManager(const std::string& dir) {
+  const std::string sock_path = dir + "/api.sock";
+  const std::string log_path = dir + "/audit.jsonl";
   const int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
@@ -94,14 +98,14 @@ void Must(bool ok, const char* what) {
            si.si_status == SIGKILL,
        "waitid through the pidfd");
   Must(unlink(sock_path.c_str()) == 0 && unlink(log_path.c_str()) == 0, "unlink");
+  Must(unlinkat(AT_FDCWD, dir.c_str(), AT_REMOVEDIR) == 0, "unlinkat of a directory");
   _exit(0);
 }
 
 TEST(ManagerRole, WhatTheManagerDoesAfterConfinementWorksUnderItsFilter) {
   testing_util::UseThreadsafeDeathTests();
   vmm::testing_util::TempDir d("vmm-manager-role");
-  EXPECT_EXIT(ActAsTheManager(d.File("api.sock"), d.File("audit.jsonl")),
-              testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(ActAsTheManager(d.path()), testing::ExitedWithCode(0), "");
 }
 
 struct Forbidden {
