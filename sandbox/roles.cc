@@ -215,21 +215,22 @@ Result<PolicyBuilder> ManagerBuilder() {
   b.AllowIf("prctl", {ArgEq(0, PR_SET_NO_NEW_PRIVS, "PR_SET_NO_NEW_PRIVS")},
             "the API thread sets no_new_privs before its filter");
   b.AllowIf("prctl", {ArgEq(0, PR_CAPBSET_READ, "PR_CAPBSET_READ")},
-            "libcap-ng reads the bounding set (the API thread)");
+            "the API thread reads its bounding set");
   b.AllowIf("prctl", {ArgEq(0, PR_CAPBSET_DROP, "PR_CAPBSET_DROP")},
-            "libcap-ng clears the API thread's bounding set (only narrows)");
-  b.AllowIf("prctl", {ArgEq(0, PR_CAP_AMBIENT, "PR_CAP_AMBIENT")},
-            "libcap-ng clears the ambient set (only narrows)");
-  b.AllowIf("prctl", {ArgEq(0, PR_GET_SECUREBITS, "PR_GET_SECUREBITS")}, "libcap-ng reads them");
-  b.Allow("capset", "the API thread clears its capability sets (already empty: no gain)");
+            "the API thread clears its bounding set (only narrows)");
+  b.AllowIf("prctl",
+            {ArgEq(0, PR_CAP_AMBIENT, "PR_CAP_AMBIENT"),
+             ArgEq(1, PR_CAP_AMBIENT_CLEAR_ALL, "PR_CAP_AMBIENT_CLEAR_ALL")},
+            "the API thread clears its ambient set (only narrows)");
+  b.Allow("capset", "the API thread clears its capability sets (only narrows: no gain)");
   b.Allow("landlock_create_ruleset", "the API thread's Landlock domain (only narrows)");
   b.Allow("landlock_add_rule", "same");
   b.Allow("landlock_restrict_self", "same");
   b.Allow("seccomp", "the API thread's own, tighter filter (filters only stack)");
   // Supervising the children, all started before this filter.
-  b.Allow("kill",
-          "forward SIGINT/SIGTERM and lifecycle signals to the VM process; kill a "
-          "child that fails (all its children are its own uid's, outside its namespaces)");
+  b.Allow("pidfd_send_signal",
+          "forward SIGINT/SIGTERM and lifecycle signals to the VM process, kill a child that "
+          "fails: through the pidfds it holds, one per child; no kill(2), which names any pid");
   b.Allow("waitid", "reap a child through its pidfd (P_PIDFD)");
   b.Allow("wait4", "reap a child that failed to start");
   b.AllowIf("signalfd4", {ArgEq(3, SFD_CLOEXEC, "SFD_CLOEXEC")}, "SIGINT/SIGTERM in the main loop");
@@ -241,17 +242,17 @@ Result<PolicyBuilder> ManagerBuilder() {
   b.Allow("unlinkat", "same, where glibc uses unlinkat");
   b.AllowFcntl({F_DUPFD_CLOEXEC});
   b.Allow("flock", "the audit log: one writer at a time (AuditTrail)");
-  // libcap-ng, as the API thread clears its capabilities, reads /proc/<tid>/status and names
-  // the program from /proc/self/exe; read-only opens, no creation, no write.
-  b.AllowRisky("openat",
-               {ArgMaskedEq(2, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, O_RDONLY, "read only")},
-               "libcap-ng reads /proc/<tid>/status in the API thread before its own filter");
-  b.Allow("newfstatat", "fstat of an fd it holds (stdio, libcap-ng)");
-  b.Allow("fstat", "same");
-  b.Allow("readlink", "libcap-ng names the program (/proc/self/exe)");
-  b.ReturnErrno("socket", EACCES, "libcap-ng's syslog line: refused, no new socket");
-  // Not here: execve, clone of a process or a namespace, open/openat, socket/connect/bind,
-  // ioctl (no KVM), ptrace, mount, setuid and friends, module loading, bpf, perf.
+  b.Allow("pread64",
+          "the audit log's last records, through the fd it holds, when another writer appended "
+          "(AuditTrail::ScanTail)");
+  // No path at all: every file it uses is open before this filter.
+  b.AllowIf("newfstatat", {ArgEq(3, AT_EMPTY_PATH, "AT_EMPTY_PATH")},
+            "fstat of an fd it holds (stdio's first write, the audit log's size)");
+  b.Allow("fstat", "same, where glibc uses fstat");
+  b.ReturnErrno("socket", EACCES, "a library's syslog line: refused, no new socket");
+  // Not here: execve, clone of a process or a namespace, open/openat (no file is opened after
+  // this point), socket/connect/bind, ioctl (no KVM), ptrace, mount, setuid and friends, module
+  // loading, bpf, perf.
   return b;
 }
 

@@ -100,9 +100,9 @@ std::map<std::string, std::string> ProcStatus(pid_t pid) {
 }
 
 // A root-started manager becomes --user before it starts any child, with no capability left
-// and no way to gain one, while the VM runs (read from /proc while the guest lingers); the
-// test guest still passes with a disk, rng and a persistent vTPM opened as root, and root
-// still has the API.
+// and no way to gain one, and runs under its own seccomp filter, while the VM runs (read from /proc
+// while the guest lingers); the test guest still passes with a disk, rng and a persistent vTPM
+// opened as root, and root still has the API.
 TEST(UnprivilegedManagerKvm, RootStartedManagerDropsToItsUserWithNoCapabilities) {
   if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)";
   if (geteuid() != 0) GTEST_SKIP() << "needs root: the test is about what root drops";
@@ -130,6 +130,10 @@ TEST(UnprivilegedManagerKvm, RootStartedManagerDropsToItsUserWithNoCapabilities)
     EXPECT_EQ(st.at(set), "0000000000000000") << set;
   }
   EXPECT_EQ(st.at("NoNewPrivs"), "1");
+  // Its own seccomp filter (role "manager") is loaded: mode 2 (filter), at least that one.
+  EXPECT_EQ(st.at("Seccomp"), "2");
+  ASSERT_EQ(st.count("Seccomp_filters"), 1u) << "a kernel older than 5.9 does not show it";
+  EXPECT_GE(std::stoi(st.at("Seccomp_filters")), 1);
   // Root, who started it, still has the API; the VM stops through it.
   ProcessResult down =
       RunProcess({BinDir() + "/vmm", "ctl", "--api-socket", d.File("api.sock"), "shutdown"}, 30);

@@ -1,11 +1,12 @@
 #include "vmm/manager/api_server.h"
 
-#include <cap-ng.h>
 #include <httplib.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -598,17 +599,43 @@ void ApiServer::Serve(Handlers handlers, bool confine) {
   });
 }
 
+namespace {
+
+// Clears the calling thread's capabilities with the raw calls, not libcap-ng: libcap-ng reads
+// /proc/<tid>/status and /proc/self/exe, and the manager's own filter, which this thread runs
+// under already, lets it open no file at all (ARCHITECTURE.md §2 step 5). The bounding set
+// needs CAP_SETPCAP to change; without it (a manager that is not root) it is left, which gains
+// nothing under no_new_privs and a filter without execve.
+Result<void> ClearThreadCapabilities() {
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
+    return ErrnoError("the API thread: PR_CAP_AMBIENT_CLEAR_ALL");
+  }
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};  // pid 0: this thread
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &hdr, data) != 0) return ErrnoError("the API thread: capget");
+  if (data[CAP_TO_INDEX(CAP_SETPCAP)].effective & CAP_TO_MASK(CAP_SETPCAP)) {
+    for (int cap = 0; cap < 64; ++cap) {
+      const int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+      if (r < 0) break;  // EINVAL past the kernel's last capability
+      if (r == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+        return ErrnoError("the API thread: PR_CAPBSET_DROP " + std::to_string(cap));
+      }
+    }
+  }
+  __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capset, &hdr, none) != 0) return ErrnoError("the API thread: capset");
+  return Ok();
+}
+
+}  // namespace
+
 Result<void> ConfineApiThread(int api_socket) {
   // Capabilities and no_new_privs are per thread; so are Landlock domains and, without TSYNC,
   // seccomp filters. The worker thread started later inherits all four.
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     return Error(ErrorKind::kSystem, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
   }
-  capng_setpid(static_cast<int>(gettid()));
-  capng_clear(CAPNG_SELECT_BOTH);
-  if (capng_apply(CAPNG_SELECT_BOTH) != 0) {
-    return Error(ErrorKind::kSystem, "dropping the API thread's capabilities (capng_apply)");
-  }
+  RETURN_IF_ERROR(ClearThreadCapabilities());
   if (auto abi = sandbox::LandlockAbi(); abi) {
     RETURN_IF_ERROR(sandbox::RestrictFilesystem(*abi, {}));
   }

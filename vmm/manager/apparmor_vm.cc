@@ -155,7 +155,10 @@ Result<std::unique_ptr<VmAppArmor>> VmAppArmor::Load(const VmConfig& cfg, bool k
   RETURN_IF_ERROR(MakeDirs(kAppArmorRunDir));
   std::string file = std::string(kAppArmorRunDir) + "/vmm-" + id;
   RETURN_IF_ERROR(WriteNewFile(file, text));
-  std::unique_ptr<VmAppArmor> loaded(new VmAppArmor(id, file));
+  std::vector<std::string> names = {AppArmorProfileName(vm.id, "vcpu")};
+  for (const AppArmorDevice& d : vm.devices) names.push_back(AppArmorProfileName(vm.id, d.name));
+  if (vm.vtpm) names.push_back(AppArmorProfileName(vm.id, "vtpm"));
+  std::unique_ptr<VmAppArmor> loaded(new VmAppArmor(id, file, std::move(names)));
   auto r = RunAppArmorParser({"--replace", "--skip-cache", file});
   if (!r) {
     unlink(file.c_str());
@@ -166,9 +169,40 @@ Result<std::unique_ptr<VmAppArmor>> VmAppArmor::Load(const VmConfig& cfg, bool k
   return loaded;
 }
 
+Result<void> VmAppArmor::PrepareRemovalWithoutExec() {
+  no_exec_ = true;
+  char* mount = nullptr;
+  if (aa_find_mountpoint(&mount) != 0) return ErrnoError("apparmor: finding apparmorfs");
+  const std::string path = std::string(mount) + "/.remove";
+  std::free(mount);
+  remove_.reset(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!remove_.valid()) return ErrnoError("apparmor: opening " + path);
+  return Ok();
+}
+
 VmAppArmor::~VmAppArmor() {
   if (file_.empty()) return;
-  (void)RunAppArmorParser({"--remove", file_});
+  bool left = false;
+  if (remove_.valid()) {
+    // One write per profile, its name as apparmor_parser --remove writes it. The kernel checks
+    // the writer's right to manage policy (CAP_MAC_ADMIN): a manager that became --user may
+    // be refused, and then says so and keeps the file for the command below.
+    for (const std::string& name : names_) {
+      if (write(remove_.get(), name.data(), name.size()) < 0 && errno != ENOENT) {
+        std::fprintf(stderr, "vmm: warning: apparmor: removing profile %s: %s\n", name.c_str(),
+                     std::strerror(errno));
+        left = true;
+      }
+    }
+  }
+  if (left || (no_exec_ && !remove_.valid())) {
+    std::fprintf(stderr,
+                 "vmm: warning: apparmor: the VM's profiles stay loaded; remove them with "
+                 "apparmor_parser --remove %s\n",
+                 file_.c_str());
+    return;
+  }
+  if (!remove_.valid()) (void)RunAppArmorParser({"--remove", file_});
   unlink(file_.c_str());
 }
 

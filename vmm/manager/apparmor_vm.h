@@ -13,6 +13,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
 
 #include "base/result.h"
 #include "vmm/manager/apparmor_profile.h"
@@ -47,10 +50,19 @@ class VmAppArmor {
 
   const std::string& id() const { return id_; }
 
+  // Opens AppArmor's .remove interface now, so that the destructor removes the profiles by
+  // writing their names to it instead of running apparmor_parser: a manager under its own
+  // seccomp filter may no longer exec or open files for writing (ARCHITECTURE.md §1).
+  Result<void> PrepareRemovalWithoutExec();
+
  private:
-  VmAppArmor(std::string id, std::string file) : id_(std::move(id)), file_(std::move(file)) {}
+  VmAppArmor(std::string id, std::string file, std::vector<std::string> names)
+      : id_(std::move(id)), file_(std::move(file)), names_(std::move(names)) {}
   std::string id_;
   std::string file_;
+  std::vector<std::string> names_;  // the profiles in file_
+  UniqueFd remove_;                 // <apparmorfs>/.remove, or invalid: run the parser
+  bool no_exec_ = false;            // PrepareRemovalWithoutExec was called: never the parser
 };
 
 // Runs `apparmor_parser ARGS...` and waits; an error quotes its exit status.

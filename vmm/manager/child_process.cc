@@ -73,10 +73,14 @@ ChildExit ManagedChild::Reap() {
   return e;
 }
 
+void ManagedChild::Signal(int sig) const {
+  if (running()) (void)syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0);
+}
+
 ChildExit ManagedChild::Stop(int grace_ms) {
   bool killed = false;
   if (running() && !WaitForExit(pidfd.get(), log, grace_ms)) {
-    kill(pid, SIGKILL);
+    Signal(SIGKILL);
     killed = true;
   }
   ChildExit e = Reap();

@@ -50,6 +50,10 @@ struct ManagedChild {
   sandbox::ChildLog log;  // its stderr: poll log.fd(), log.Forward() to ours, prefixed
 
   bool running() const { return pid > 0; }
+  // Sends `sig` through the pidfd (pidfd_send_signal), never by pid: the manager's own filter
+  // has no kill(2) (ARCHITECTURE.md §2 step 5), and a pidfd cannot name a recycled pid.
+  // Nothing once reaped.
+  void Signal(int sig) const;
   // Blocks until it ended, reaps it, then forwards the rest of its log. kUnknown with
   // "already reaped" when it was.
   ChildExit Reap();

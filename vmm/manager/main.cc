@@ -685,7 +685,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   Result<void> recorded =
       relay ? run_audit.Record("start", true, "", started_details) : Result<void>(relay.error());
   if (!recorded) {
-    kill(vcpu_pid, SIGKILL);
+    vcpu.Signal(SIGKILL);
     vcpu.Reap();
     ReapDeviceProcesses(*devices, 0);
     StopVtpmProcess(tpm, 0);
@@ -693,8 +693,8 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   }
   const std::string started = NowRfc3339();
   std::atomic<uint64_t> attests_ok{0}, attests_failed{0};
+  ApiServer::Handlers handlers;
   if (api) {
-    ApiServer::Handlers handlers;
     Lifecycle* lc = &*lifecycle;
     handlers.lifecycle = [lc](const LifecycleRequest& r) { return lc->Submit(r); };
     // Roles from the launch policy (tenants bound to this VM by name or UUID); a policy without
@@ -767,8 +767,26 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
           {{"role", std::string(ApiRoleName(role))}, {"http_status", std::to_string(status)}},
           who));
     };
-    api->Serve(std::move(handlers), /*confine=*/true);
   }
+  // --- the manager's own confinement (ARCHITECTURE.md §1): every child runs and every file,
+  // socket and pipe the manager will use is open; nothing from the API or the guest has been
+  // read yet (the API thread starts below, and inherits this filter). From here on it cannot
+  // exec, open a file for writing, make a socket or trace anything, root or not.
+  if (*apparmor) {
+    if (auto r = (*apparmor)->PrepareRemovalWithoutExec(); !r) {
+      std::fprintf(stderr, "vmm: warning: %s: the VM's AppArmor profiles may stay loaded\n",
+                   r.error().ToString().c_str());
+    }
+  }
+  if (auto confined = ConfineManager(api ? api->listen_fd() : -1); !confined) {
+    (*relay)->Close();
+    vcpu.Signal(SIGKILL);
+    vcpu.Reap();
+    ReapDeviceProcesses(*devices, 0);
+    StopVtpmProcess(tpm, 0);
+    return ::vmm::Fail(confined.error().Wrap("the VM was stopped"));
+  }
+  if (api) api->Serve(std::move(handlers), /*confine=*/true);
 
   sigset_t stop;
   sigemptyset(&stop);
@@ -805,7 +823,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     if (fds[lifecycle_index + 1].revents & POLLIN) (*relay)->Drain();
     if (fds[lifecycle_index].revents & POLLIN) {
       lifecycle->Serve([&](const Transition& t) {
-        for (int sig : t.signals) kill(vcpu_pid, sig);
+        for (int sig : t.signals) vcpu.Signal(sig);
         if (t.deadline_sec > 0) {
           shutdown_deadline_ms = MonotonicMs() + int64_t{t.deadline_sec} * 1000;
           std::fprintf(stderr,
@@ -819,7 +837,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
       std::fprintf(stderr,
                    "vmm: the guest did not power off before the shutdown deadline; stopping "
                    "the VM\n");
-      kill(vcpu_pid, SIGTERM);
+      vcpu.Signal(SIGTERM);
       shutdown_deadline_ms = 0;
       forced_stop = true;
     }
@@ -829,9 +847,9 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si;
       if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
-        kill(vcpu_pid, static_cast<int>(si.ssi_signo));
+        vcpu.Signal(static_cast<int>(si.ssi_signo));
         // A paused VM process must run to take the signal.
-        if (lifecycle->state() == VmState::kPaused) kill(vcpu_pid, SIGCONT);
+        if (lifecycle->state() == VmState::kPaused) vcpu.Signal(SIGCONT);
       }
     }
     if (fds[0].revents & POLLIN) {
@@ -863,7 +881,7 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
       device_died = true;
     }
     if (device_died) {
-      kill(vcpu_pid, SIGKILL);
+      vcpu.Signal(SIGKILL);
       vcpu.Reap();
       code = kExitFailed;
       break;
@@ -1287,7 +1305,13 @@ int Main(int argc, char** argv) {
           ParseCommandLine(app, argc, argv, "vmm", "vmm --help' or 'vmm run --help")) {
     return *done;
   }
-  if (run->parsed()) return Run(flags);
+  if (run->parsed()) {
+    const int code = Run(flags);
+    // Under its own filter, exit handlers (a sanitizer build's leak checker) would make calls
+    // the filter refuses: everything of the run is closed by now, so end as the children do.
+    if (ManagerConfined()) sandbox::ExitConfined(code);
+    return code;
+  }
   if (measure->parsed()) return Measure(measure_flags, measure_out);
   if (attest->parsed()) return Attest(attest_flags);
   for (const auto& [sub, action] : ctl_subs) {

@@ -12,6 +12,8 @@
 namespace vmm {
 namespace {
 
+bool g_confined = false;  // set once, by the single-threaded caller of ConfineManager
+
 Result<ManagerUser> LookUp(const std::string& name) {
   passwd pw{}, *found = nullptr;
   std::vector<char> buf(16384);
@@ -130,7 +132,10 @@ Result<void> ConfineManager(int api_socket) {
   // No API: a value no fd has (accept on it fails with EBADF).
   const uint64_t api = api_socket >= 0 ? static_cast<uint64_t>(api_socket) : 0x7fffffffULL;
   RETURN_IF_ERROR(policy.Apply({{"api_socket", api}}));
+  g_confined = true;
   return Ok();
 }
+
+bool ManagerConfined() { return g_confined; }
 
 }  // namespace vmm

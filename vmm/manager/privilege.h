@@ -39,12 +39,14 @@ Result<std::optional<ManagerUser>> ResolveManagerUser(const std::string& flag, s
 // (capabilities are per thread). Each failure names its step.
 Result<void> DropPrivileges(const ManagerUser& user);
 
-// NOT CALLED YET by `vmm run`: with it, some runs (vTPM, hostile guest, SIGTERM) still end
-// in SIGSYS; the rules missing are not found yet (ARCHITECTURE.md §1).
 // Loads the manager's own seccomp filter (sandbox role "manager", kill by default) into the
-// calling process, which must be single-threaded: called once every child runs and before the
-// API threads start, which inherit it and add their own. `api_socket`: the API's listening
-// socket, or -1. Sets PR_SET_NO_NEW_PRIVS first.
+// calling process, which must be single-threaded. `vmm run` calls it in every run, root or not,
+// once every child runs and before the API threads start, which inherit it and add their own
+// (ARCHITECTURE.md §1). `api_socket`: the API's listening socket, or -1. Sets
+// PR_SET_NO_NEW_PRIVS first.
 Result<void> ConfineManager(int api_socket);
+
+// Whether ConfineManager has loaded the filter in this process.
+bool ManagerConfined();
 
 }  // namespace vmm
