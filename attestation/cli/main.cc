@@ -267,17 +267,6 @@ int RunServe(const ServeFlags& f) {
   BrokerConfig config;
   config.nonce_lifetime = std::chrono::seconds(f.nonce_lifetime);
   config.max_outstanding = f.max_outstanding;
-  auto ca = ReadFile(f.ca, 1u << 20);
-  if (!ca) return Usage(ca.error().ToString());
-  config.ca_pem.assign(ca->begin(), ca->end());
-  if (auto anchor = LoadAnchor(config.ca_pem, {}, std::nullopt); !anchor) {
-    return Usage("--ca " + f.ca + ": " + anchor.error().message());
-  }
-  auto policy_bytes = ReadFile(f.policy, kMaxPolicyBytes);
-  if (!policy_bytes) return Usage(policy_bytes.error().ToString());
-  auto policy = ParsePolicy(*policy_bytes);
-  if (!policy) return Usage("--policy " + f.policy + ": " + policy.error().message());
-  config.policy = std::move(*policy);
   for (const std::string& spec : f.secrets) {
     const size_t eq = spec.find('=');
     if (eq == std::string::npos) return Usage("--secret " + spec + ": give NAME=FILE");
@@ -293,6 +282,17 @@ int RunServe(const ServeFlags& f) {
     }
     config.secrets[name] = std::move(*bytes);
   }
+  auto ca = ReadFile(f.ca, 1u << 20);
+  if (!ca) return Usage(ca.error().ToString());
+  config.ca_pem.assign(ca->begin(), ca->end());
+  if (auto anchor = LoadAnchor(config.ca_pem, {}, std::nullopt); !anchor) {
+    return Usage("--ca " + f.ca + ": " + anchor.error().message());
+  }
+  auto policy_bytes = ReadFile(f.policy, kMaxPolicyBytes);
+  if (!policy_bytes) return Usage(policy_bytes.error().ToString());
+  auto policy = ParsePolicy(*policy_bytes);
+  if (!policy) return Usage("--policy " + f.policy + ": " + policy.error().message());
+  config.policy = std::move(*policy);
   int log_fd = -1;
   if (!f.log.empty()) {
     log_fd = open(f.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);

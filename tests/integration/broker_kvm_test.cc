@@ -143,6 +143,52 @@ bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// Flags that do not make a broker or a client: exit 2 and a message naming the flag, before any
+// socket is bound or any VM is asked.
+TEST(BrokerCli, UsageErrorsExit2NamingTheFlag) {
+  testing_util::TempDir d("vmm-broker-cli");
+  std::ofstream(d.File("s")) << "x";
+  const std::string verify = BinDir() + "/vmm-verify", vmm = BinDir() + "/vmm";
+  struct Case {
+    std::vector<std::string> argv;
+    std::string message;
+  };
+  const std::vector<std::string> serve = {
+      verify, "serve", "--policy", d.File("none.json"), "--ca", d.File("none.pem")};
+  auto with = [](std::vector<std::string> base, std::vector<std::string> more) {
+    base.insert(base.end(), more.begin(), more.end());
+    return base;
+  };
+  for (const Case& c : std::vector<Case>{
+           {with(serve, {"--listen", "tcp:localhost:1", "--secret", "a=" + d.File("s")}),
+            "is not a numeric IPv4 address"},
+           {with(serve, {"--listen", "unix:" + d.File("b.sock"), "--secret", "a=" + d.File("s")}),
+            "cannot open"},
+           {with(serve, {"--listen", "unix:" + d.File("b.sock")}), "--secret is required"},
+           {{vmm, "attest", "--api-socket", d.File("api.sock"), "--broker",
+             "unix:" + d.File("b.sock"), "--secret", "disk"},
+            "go together"},
+           {{vmm, "attest", "--api-socket", d.File("api.sock"), "--broker",
+             "unix:" + d.File("b.sock"), "--secret", "../disk", "--secret-out", d.File("o")},
+            "--secret: a secret's name may hold only"},
+           {{vmm, "attest", "--api-socket", d.File("api.sock"), "--broker", "unix:" + d.File("b"),
+             "--secret", "disk", "--secret-out", d.File("o"), "--nonce", "00"},
+            "--nonce and --out are for a bundle"},
+           {{vmm, "attest", "--api-socket", d.File("api.sock")}, "--nonce and --out are required"},
+       }) {
+    ProcessResult r = RunProcess(c.argv, 30);
+    EXPECT_EQ(r.exit_code, 2) << c.argv[1] << " " << c.message << ": " << r.err;
+    EXPECT_TRUE(Contains(r.err, c.message)) << r.err;
+  }
+  EXPECT_NE(access(d.File("o").c_str(), F_OK), 0);
+  // A secret file larger than the limit.
+  std::ofstream(d.File("big")) << std::string(attestation::kMaxSecretBytes + 1, 'x');
+  ProcessResult big = RunProcess(
+      with(serve, {"--listen", "unix:" + d.File("b.sock"), "--secret", "a=" + d.File("big")}), 30);
+  EXPECT_EQ(big.exit_code, 2);
+  EXPECT_TRUE(Contains(big.err, "larger than 65536 bytes")) << big.err;
+}
+
 TEST(BrokerKvm, ReleasesOnlyToAffirmingFreshEvidenceBoundToTheClientsKey) {
   if (!HaveKvm()) GTEST_SKIP() << "needs /dev/kvm (absent or not accessible on this host)";
   testing_util::TempDir d("vmm-broker");
