@@ -130,7 +130,12 @@ Result<void> WriteFrame(int fd, std::string_view body, Deadline deadline) {
 
 Result<UniqueFd> ListenBroker(const BrokerAddress& address) {
   if (address.kind == BrokerAddress::Kind::kUnix) {
-    ASSIGN_OR_RETURN(UniqueFd fd, ListenUnix(address.path, 64, ErrorKind::kInvalidArgument));
+    // Created 0600 (the umask is process-wide: vmm-verify serve is single-threaded here), so
+    // that no other user can connect between bind and chmod.
+    const mode_t old_mask = umask(0177);
+    auto fd = ListenUnix(address.path, 64, ErrorKind::kInvalidArgument);
+    umask(old_mask);
+    if (!fd) return fd.error();
     if (chmod(address.path.c_str(), 0600) != 0) return ErrnoError("chmod " + address.path);
     return fd;
   }

@@ -2,6 +2,7 @@
 // decisions of KeyBroker against evidence from the software TPM of fake_tpm.h, with the client
 // (FetchSecret) talking to it in process or over a real unix socket.
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -383,6 +384,9 @@ TEST_F(BrokerTest, OverAUnixSocketThroughARecordingRelay) {
   ASSERT_TRUE(address.has_value());
   auto listener = ListenBroker(*address);
   ASSERT_TRUE(listener.has_value()) << listener.error().message();
+  struct stat st {};
+  ASSERT_EQ(stat(dir.File("broker.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
   int log_pipe[2];
   ASSERT_EQ(pipe(log_pipe), 0);
   std::atomic<bool> stop{false};
