@@ -2,12 +2,15 @@
 // tss2-mu, nlohmann-json and attestation/ only, nothing of the VMM (ARCHITECTURE.md §7), so a
 // tenant can build and run it on a machine of their own.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -16,6 +19,9 @@
 #include "base/cli.h"
 
 #include "attestation/appraisal.h"
+#include "attestation/broker.h"
+#include "attestation/broker_io.h"
+#include "attestation/broker_server.h"
 #include "attestation/cert_checks.h"
 #include "attestation/ear.h"
 #include "attestation/evidence.h"
@@ -244,6 +250,76 @@ int RunFromGuest(const FromGuestFlags& f) {
   return 0;
 }
 
+struct ServeFlags {
+  std::string listen, policy, ca, log;
+  std::vector<std::string> secrets;
+  uint32_t nonce_lifetime = 60;
+  size_t max_outstanding = 1024;
+  uint32_t connection_timeout = 10;
+};
+
+std::atomic<bool> g_stop{false};
+
+// vmm-verify serve: the key broker (README "Key broker").
+int RunServe(const ServeFlags& f) {
+  auto address = ParseBrokerAddress(f.listen);
+  if (!address) return Usage("--listen: " + address.error().message());
+  BrokerConfig config;
+  config.nonce_lifetime = std::chrono::seconds(f.nonce_lifetime);
+  config.max_outstanding = f.max_outstanding;
+  for (const std::string& spec : f.secrets) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos) return Usage("--secret " + spec + ": give NAME=FILE");
+    const std::string name = spec.substr(0, eq), path = spec.substr(eq + 1);
+    if (auto ok = CheckSecretName(name); !ok)
+      return Usage("--secret " + spec + ": " + ok.error().message());
+    if (config.secrets.contains(name)) return Usage("--secret " + name + " given twice");
+    auto bytes = ReadFile(path, kMaxSecretBytes);
+    if (!bytes) return Usage(bytes.error().ToString());
+    if (bytes->size() > kMaxSecretBytes) {
+      return Usage("--secret " + spec + ": larger than " + std::to_string(kMaxSecretBytes) +
+                   " bytes");
+    }
+    config.secrets[name] = std::move(*bytes);
+  }
+  auto ca = ReadFile(f.ca, 1u << 20);
+  if (!ca) return Usage(ca.error().ToString());
+  config.ca_pem.assign(ca->begin(), ca->end());
+  if (auto anchor = LoadAnchor(config.ca_pem, {}, std::nullopt); !anchor) {
+    return Usage("--ca " + f.ca + ": " + anchor.error().message());
+  }
+  auto policy_bytes = ReadFile(f.policy, kMaxPolicyBytes);
+  if (!policy_bytes) return Usage(policy_bytes.error().ToString());
+  auto policy = ParsePolicy(*policy_bytes);
+  if (!policy) return Usage("--policy " + f.policy + ": " + policy.error().message());
+  config.policy = std::move(*policy);
+  int log_fd = -1;
+  if (!f.log.empty()) {
+    log_fd = open(f.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (log_fd < 0) return Usage(ErrnoError("cannot open --log " + f.log).ToString());
+  }
+  auto listener = ListenBroker(*address);
+  if (!listener) return Usage("--listen " + f.listen + ": " + listener.error().ToString());
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_stop.store(true); };
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  std::fprintf(stderr, "vmm-verify: serving %zu secret(s) on %s\n", config.secrets.size(),
+               address->ToString().c_str());
+  KeyBroker broker(std::move(config));
+  ServeLimits limits;
+  limits.connection_timeout = std::chrono::seconds(f.connection_timeout);
+  auto served = ServeBroker(listener->get(), broker, log_fd, g_stop, limits);
+  if (address->kind == BrokerAddress::Kind::kUnix) unlink(address->path.c_str());
+  if (log_fd >= 0) close(log_fd);
+  if (!served) {
+    std::fprintf(stderr, "vmm-verify: %s\n", served.error().ToString().c_str());
+    return kExitNotAffirming;
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{
       "vmm-verify: check a vmm-evidence/1 bundle (a vTPM quote, its event log and certificates) "
@@ -326,7 +402,43 @@ int Main(int argc, char** argv) {
       "Exit status: 0 written; 1 the output holds no valid guest evidence for this nonce; 2 "
       "usage or I/O error.");
 
+  ServeFlags serve_flags;
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "Run the key broker: release each --secret only to a client whose evidence, bound to the "
+      "broker's fresh nonce and the client's key, verifies affirming against --ca and --policy "
+      "(protocol vmm-broker/1, README \"Key broker\")");
+  serve->add_option("--listen", serve_flags.listen, "unix:PATH or tcp:A.B.C.D:PORT")
+      ->required()
+      ->type_name("ADDR");
+  serve->add_option("--policy", serve_flags.policy, "Reference-value policy (vmm-policy/1)")
+      ->required()
+      ->type_name("FILE");
+  serve->add_option("--ca", serve_flags.ca, "The vTPM CA certificate you trust (PEM)")
+      ->required()
+      ->type_name("CERT");
+  serve->add_option("--secret", serve_flags.secrets, "A secret to release: its name and file")
+      ->required()
+      ->type_name("NAME=FILE");
+  serve->add_option("--log", serve_flags.log, "Append one JSON line per decision to FILE")
+      ->type_name("FILE");
+  serve->add_option("--nonce-lifetime", serve_flags.nonce_lifetime, "Seconds a challenge lives")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  serve
+      ->add_option("--max-outstanding", serve_flags.max_outstanding,
+                   "Challenges that may be outstanding at once")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  serve
+      ->add_option("--connection-timeout", serve_flags.connection_timeout,
+                   "Seconds one connection may take")
+      ->check(CLI::Range(1, 600))
+      ->capture_default_str();
+  serve->footer("Exit status: 0 stopped by SIGTERM or SIGINT; 1 serving failed; 2 usage error.");
+
   if (std::optional<int> done = ParseCommandLine(app, argc, argv, "vmm-verify")) return *done;
+  if (serve->parsed()) return RunServe(serve_flags);
   if (unpack->parsed()) return RunUnpack(unpack_evidence, unpack_dir);
   if (pack->parsed()) return RunPack(pack_dir, pack_out, pack_source);
   if (from_guest->parsed()) return RunFromGuest(guest);

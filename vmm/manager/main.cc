@@ -25,6 +25,9 @@
 #include "base/cli.h"
 
 #include "attestation/appraisal.h"
+#include "attestation/broker_client.h"
+#include "attestation/broker_io.h"
+#include "attestation/broker_protocol.h"
 #include "attestation/evidence.h"
 #include "base/hex.h"
 #include "base/version.h"
@@ -971,20 +974,120 @@ struct AttestFlags {
   std::string pcrs;
   std::string out;
   std::string ca_dir = kDefaultVtpmCaDir;
+  std::string broker;  // with --secret and --secret-out: ask a key broker instead
+  std::string secret;
+  std::string secret_out;
 };
+
+// Asks the VM's manager for a quote over `request` and adds the host CA's certificate to the
+// bundle (a verifier anchors on its own copy); `ca_note` says why none was added.
+Result<attestation::Evidence> QuoteThroughManager(const AttestFlags& flags,
+                                                  const QuoteRequest& request,
+                                                  std::string* ca_note) {
+  auto response =
+      CallApi(flags.api_socket, "PUT", "/api/v1/vm.attest", AttestRequestToJson(request), 60);
+  if (!response) return response.error();
+  if (response->status != 200) {
+    const std::string message = ApiErrorMessage(*response);
+    const ErrorKind kind =
+        response->status == 400 ? ErrorKind::kInvalidArgument : ErrorKind::kProtocol;
+    return Error(kind,
+                 "the VM's manager answered " + std::to_string(response->status) + ": " + message);
+  }
+  auto evidence = attestation::ParseEvidence(
+      std::span(reinterpret_cast<const uint8_t*>(response->body.data()), response->body.size()));
+  if (!evidence) return evidence.error().Wrap("the VM's manager sent a bad bundle");
+  if (evidence->nonce != request.nonce) {
+    return Error(ErrorKind::kProtocol, "the bundle is for another nonce");
+  }
+  const std::string ca_path = flags.ca_dir + "/" + std::string(vtpm::kHostCaCertFile);
+  auto ca = ReadFileLimited(ca_path, 64 * 1024, "--ca");
+  const std::string ca_pem = ca ? std::string(ca->begin(), ca->end()) : std::string();
+  if (ca && ca_pem.find("-----BEGIN CERTIFICATE-----") != std::string::npos) {
+    evidence->ca_chain_pem.push_back(ca_pem);
+  } else {
+    *ca_note = " (no CA certificate in the bundle: " +
+               (ca ? ca_path + " is not a PEM certificate" : ca.error().ToString()) + ")";
+  }
+  return evidence;
+}
+
+Result<PcrSelection> AttestSelection(const AttestFlags& flags) {
+  if (flags.pcrs.empty()) return DefaultQuoteSelection();
+  auto pcrs = ParsePcrSelection(flags.pcrs);
+  if (!pcrs) return pcrs.error().Wrap("--pcrs");
+  return pcrs;
+}
+
+// vmm attest --broker: runs the key broker's protocol (README "Key broker"), quoting through
+// the manager with SHA-256(broker nonce || this process's ephemeral key) as the nonce.
+int AttestForSecret(const AttestFlags& flags) {
+  auto address = attestation::ParseBrokerAddress(flags.broker);
+  if (!address) return Fail(address.error().Wrap("--broker"));
+  if (auto ok = attestation::CheckSecretName(flags.secret); !ok) {
+    return Fail(ok.error().Wrap("--secret"));
+  }
+  auto selection = AttestSelection(flags);
+  if (!selection) return Fail(selection.error());
+  UniqueFd out(open(flags.secret_out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!out.valid()) {
+    return Fail(
+        Error(ErrorKind::kInvalidArgument, "--secret-out '" + flags.secret_out + "'", errno));
+  }
+  auto fail_out = [&](const Error& e) {
+    unlink(flags.secret_out.c_str());
+    return Fail(e);
+  };
+  attestation::BrokerTransport send = [&](std::string_view body) {
+    return attestation::Exchange(*address, body, 60);
+  };
+  std::string ca_note;
+  attestation::QuoteForData quote =
+      [&](std::span<const uint8_t> data) -> Result<std::vector<uint8_t>> {
+    QuoteRequest request{std::vector<uint8_t>(data.begin(), data.end()), *selection};
+    RETURN_IF_ERROR(CheckQuoteRequest(request));
+    ASSIGN_OR_RETURN(attestation::Evidence evidence, QuoteThroughManager(flags, request, &ca_note));
+    const std::string text = attestation::SerializeEvidence(evidence);
+    return std::vector<uint8_t>(text.begin(), text.end());
+  };
+  auto outcome = attestation::FetchSecret(flags.secret, send, quote);
+  if (!outcome) return fail_out(outcome.error());
+  const std::vector<uint8_t>& secret = outcome->secret;
+  if (write(out.get(), secret.data(), secret.size()) != static_cast<ssize_t>(secret.size()) ||
+      fsync(out.get()) != 0) {
+    return fail_out(
+        Error(ErrorKind::kSystem, "writing --secret-out '" + flags.secret_out + "'", errno));
+  }
+  std::fprintf(stderr, "vmm attest: the broker at %s released \"%s\" (%zu bytes) to %s%s\n",
+               address->ToString().c_str(), flags.secret.c_str(), secret.size(),
+               flags.secret_out.c_str(), ca_note.c_str());
+  return 0;
+}
 
 // vmm attest: asks a running VM's manager for a quote and writes the evidence bundle.
 int Attest(const AttestFlags& flags) {
+  const bool broker = !flags.broker.empty() || !flags.secret.empty() || !flags.secret_out.empty();
+  if (broker) {
+    if (flags.broker.empty() || flags.secret.empty() || flags.secret_out.empty()) {
+      return Fail(InvalidArgument("--broker, --secret and --secret-out go together"));
+    }
+    if (!flags.nonce.empty() || !flags.out.empty()) {
+      return Fail(InvalidArgument("--nonce and --out are for a bundle; --broker makes its own"));
+    }
+    return AttestForSecret(flags);
+  }
+  if (flags.nonce.empty() || flags.out.empty()) {
+    return Fail(
+        InvalidArgument("--nonce and --out are required (or --broker, --secret and "
+                        "--secret-out)"));
+  }
   QuoteRequest request;
   auto nonce = ParseHexBytes(flags.nonce);
   if (!nonce) return Fail(InvalidArgument("--nonce: not hex (two digits a byte)"));
   request.nonce = std::move(*nonce);
-  request.pcrs = DefaultQuoteSelection();
-  if (!flags.pcrs.empty()) {
-    auto pcrs = ParsePcrSelection(flags.pcrs);
-    if (!pcrs) return Fail(pcrs.error().Wrap("--pcrs"));
-    request.pcrs = std::move(*pcrs);
-  }
+  auto selection = AttestSelection(flags);
+  if (!selection) return Fail(selection.error());
+  request.pcrs = std::move(*selection);
   if (auto ok = CheckQuoteRequest(request); !ok) return Fail(ok.error());
   // Refuse an existing --out before the VM does any work.
   UniqueFd out(open(flags.out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
@@ -995,33 +1098,9 @@ int Attest(const AttestFlags& flags) {
     unlink(flags.out.c_str());
     return Fail(e);
   };
-  auto response =
-      CallApi(flags.api_socket, "PUT", "/api/v1/vm.attest", AttestRequestToJson(request), 60);
-  if (!response) return fail_out(response.error());
-  if (response->status != 200) {
-    const std::string message = ApiErrorMessage(*response);
-    const ErrorKind kind =
-        response->status == 400 ? ErrorKind::kInvalidArgument : ErrorKind::kProtocol;
-    return fail_out(Error(
-        kind, "the VM's manager answered " + std::to_string(response->status) + ": " + message));
-  }
-  auto evidence = attestation::ParseEvidence(
-      std::span(reinterpret_cast<const uint8_t*>(response->body.data()), response->body.size()));
-  if (!evidence) return fail_out(evidence.error().Wrap("the VM's manager sent a bad bundle"));
-  if (evidence->nonce != request.nonce) {
-    return fail_out(Error(ErrorKind::kProtocol, "the bundle is for another nonce"));
-  }
-  // The host CA's certificate completes the chain (a verifier anchors on its own copy).
   std::string ca_note;
-  const std::string ca_path = flags.ca_dir + "/" + std::string(vtpm::kHostCaCertFile);
-  auto ca = ReadFileLimited(ca_path, 64 * 1024, "--ca");
-  const std::string ca_pem = ca ? std::string(ca->begin(), ca->end()) : std::string();
-  if (ca && ca_pem.find("-----BEGIN CERTIFICATE-----") != std::string::npos) {
-    evidence->ca_chain_pem.push_back(ca_pem);
-  } else {
-    ca_note = " (no CA certificate in the bundle: " +
-              (ca ? ca_path + " is not a PEM certificate" : ca.error().ToString()) + ")";
-  }
+  auto evidence = QuoteThroughManager(flags, request, &ca_note);
+  if (!evidence) return fail_out(evidence.error());
   const std::string text = attestation::SerializeEvidence(*evidence);
   if (write(out.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
       fsync(out.get()) != 0) {
@@ -1220,15 +1299,24 @@ int Main(int argc, char** argv) {
   attest
       ->add_option("--nonce", attest_flags.nonce,
                    "The verifier's fresh nonce, 1 to 32 bytes in hex (the quote's extraData)")
-      ->type_name("HEX")
-      ->required();
+      ->type_name("HEX");
   attest
       ->add_option("--pcrs", attest_flags.pcrs,
                    "PCRs to quote, tpm2-tools syntax (default sha256:0-9+sha384:0-9)")
       ->type_name("LIST");
   attest->add_option("--out", attest_flags.out, "Write the bundle to FILE (must not exist)")
-      ->type_name("FILE")
-      ->required();
+      ->type_name("FILE");
+  attest
+      ->add_option("--broker", attest_flags.broker,
+                   "Instead of --nonce and --out: get a secret from the key broker at ADDR "
+                   "(vmm-verify serve; unix:PATH or tcp:A.B.C.D:PORT)")
+      ->type_name("ADDR");
+  attest->add_option("--secret", attest_flags.secret, "With --broker: the secret's name")
+      ->type_name("NAME");
+  attest
+      ->add_option("--secret-out", attest_flags.secret_out,
+                   "With --broker: write the released secret to FILE (mode 0600, must not exist)")
+      ->type_name("FILE");
   attest
       ->add_option("--ca", attest_flags.ca_dir,
                    "The host's vTPM CA directory: its certificate is added to the bundle")
@@ -1236,7 +1324,7 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   attest->footer(
       "Exit status: 0 written; 1 the VM could not be quoted (no vTPM, no AK certificate, "
-      "no answer); 2 bad input.");
+      "no answer) or the broker withheld the secret; 2 bad input.");
 
   CtlFlags ctl_flags;
   CLI::App* ctl = app.add_subcommand(
