@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/unique_fd.h"
 #include "sandbox/landlock.h"
 
 namespace vmm::sandbox {
@@ -74,17 +75,37 @@ bool RootIsInitramfs() {
   return fs.f_type == RAMFS_MAGIC || fs.f_type == TMPFS_MAGIC;
 }
 
-Result<void> PivotToEmptyRoot(std::string* note) {
+Result<void> PivotToEmptyRoot(const std::string& bind_dir, std::string* note) {
   // Nothing mounted from here on may propagate back to the host, where / is usually a
   // shared mount (systemd); pivot_root(2) also fails with EINVAL on a shared parent.
   RETURN_IF_ERROR(SysCheck(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr),
                            "make / private (MS_REC|MS_PRIVATE)"));
   const char* mp = PickMountPoint();
   if (mp == nullptr) return Error(ErrorKind::kNotFound, "no directory to mount the new root on");
+  // Opened before the tmpfs goes over the mount point, which may hide the directory (/tmp).
+  UniqueFd bind_src;
+  if (!bind_dir.empty()) {
+    bind_src.reset(open(bind_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!bind_src.valid()) return ErrnoError("open the socket directory '" + bind_dir + "'");
+  }
   RETURN_IF_ERROR(SysCheck(mount("vmm-sandbox", mp, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                                  "size=4k,nr_inodes=2,mode=0555"),
                            "mount tmpfs"));
   RETURN_IF_ERROR(SysCheck(chdir(mp), "chdir to the new root"));
+  if (!bind_dir.empty()) {
+    // The tmpfs has room for this one directory (nr_inodes=2). Only sockets in it can be
+    // reached: a bind of the directory, not of anything above it, so ".." stops at it.
+    const char* inside = kBoundDirInside + 1;  // relative to the new root
+    RETURN_IF_ERROR(SysCheck(mkdir(inside, 0555), "mkdir the bound directory's mount point"));
+    const std::string src = "/proc/self/fd/" + std::to_string(bind_src.get());
+    RETURN_IF_ERROR(SysCheck(mount(src.c_str(), inside, nullptr, MS_BIND | MS_REC, nullptr),
+                             "bind the socket directory"));
+    bind_src.reset();
+    RETURN_IF_ERROR(SysCheck(
+        mount(nullptr, inside, nullptr,
+              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
+        "remount the socket directory read-only"));
+  }
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
   // only the tmpfs (pivot_root(2), NOTES). No put_old directory is needed.
   if (syscall(SYS_pivot_root, ".", ".") == 0) {
@@ -279,7 +300,7 @@ Result<void> Confine(const ConfineOptions& o) {
   // Before pivot_root: a directory fd into the host tree would survive it (fchdir, "..").
   CONFINE_STEP("close fds", CloseFdsExcept(o.keep_fds));
   std::string root_note;
-  CONFINE_STEP("pivot_root", PivotToEmptyRoot(&root_note));
+  CONFINE_STEP("pivot_root", PivotToEmptyRoot(o.bind_dir, &root_note));
   Log(o, "root: " + root_note);
   CONFINE_STEP("rlimits", ApplyRlimits(limits));
   CONFINE_STEP("capabilities", DropCapabilities());

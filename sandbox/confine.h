@@ -54,6 +54,8 @@
 
 namespace vmm::sandbox {
 
+inline constexpr const char* kBoundDirInside = "/uds";
+
 struct ConfineOptions {
   std::string role = {};              // one of RoleNames()
   std::vector<int> keep_fds = {};     // every other fd is closed (close_range(2))
@@ -64,6 +66,10 @@ struct ConfineOptions {
   // dir). Landlock is then required, as it is for any policy that allows a path-taking
   // syscall (openat, renameat, ...): Confine fails on a kernel without it.
   std::vector<int> landlock_file_dirs = {};
+  // A host directory bound (read-only, nosuid, nodev, noexec) at kBoundDirInside in the new
+  // root: the directory of the unix sockets a vsock device connects to (ARCHITECTURE.md §1).
+  // Empty: none; the root stays empty.
+  std::string bind_dir = {};
   bool new_user_ns = ::geteuid() != 0;  // the spawner adds a user namespace (uid 0 inside)
   // SIGKILL: the child is pid 1 of its namespace, which ignores signals it has no handler
   // for, except SIGKILL/SIGSTOP from an ancestor namespace (pid_namespaces(7)).

@@ -103,6 +103,28 @@ PolicyBuilder DeviceRng() {
   return b;
 }
 
+// virtio-vsock with unix sockets on the host side (vmm/device/vsock/): it accepts host
+// clients on a listener bound before confinement and connects to the host's listeners in
+// the one directory Confine binds into its root (ConfineOptions::bind_dir).
+PolicyBuilder DeviceVsock() {
+  PolicyBuilder b = Device("device-vsock");
+  b.AllowIf("socket",
+            {ArgEq(0, AF_UNIX, "AF_UNIX"),
+             ArgEq(1, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                   "SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC"),
+             ArgEq(2, 0, "protocol 0")},
+            "a unix stream socket for a guest's connection to a host port")
+      // connect's address is a pointer seccomp cannot read: the path is bounded by the mount
+      // namespace instead (an empty root holding only the bound socket directory), and the
+      // network namespace is empty, so only a unix socket in that directory is reachable.
+      .AllowRisky("connect", {}, "to the host's listener for a port, beneath the bound directory")
+      .AllowIf("accept4", {ArgEq(3, SOCK_NONBLOCK | SOCK_CLOEXEC, "SOCK_NONBLOCK|SOCK_CLOEXEC")},
+               "a host client on the listener bound before confinement")
+      .AllowIf("shutdown", {ArgEq(1, SHUT_WR, "SHUT_WR")},
+               "pass on a guest's SHUTDOWN(SEND) to the host side");
+  return b;
+}
+
 // `state_dir`: the process holds a state directory fd ($state_dir_fd). Without one
 // (ephemeral) no path-taking rule is added at all: a placeholder dirfd that "matches
 // nothing" would match the register value a caller can choose (-1 is all ones), and an
@@ -286,6 +308,11 @@ const std::vector<RoleEntry>& Roles() {
       {"device-blk", DeviceBlk, {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_NPROC, 0}}},
       {"device-rng",
        DeviceRng,
+       {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_FSIZE, 0}, {RLIMIT_NPROC, 0}}},
+      // fds: the session, guest RAM, 6 eventfds, the listener, up to 64 connections and 16
+      // clients half-way through their CONNECT line.
+      {"device-vsock",
+       DeviceVsock,
        {{RLIMIT_CORE, 0}, {RLIMIT_NOFILE, 128}, {RLIMIT_FSIZE, 0}, {RLIMIT_NPROC, 0}}},
       // State blobs (permanent + volatile) are tens of KiB; 4 MiB leaves room for NV growth.
       // The persistent vTPM's filter (what `vmm sandbox show vtpm` prints); an ephemeral

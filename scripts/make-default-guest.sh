@@ -31,7 +31,7 @@ CHECKS_DIR=${DEFAULT_GUEST_CHECKS_DIR:-$ROOT/tests/linux/checks.d}
 # Modules the initramfs loads (with their dependencies from modules.dep, in order).
 # A module the kernel has built in is skipped.
 WANT_MODULES=(virtio_ring virtio virtio_mmio virtio_pci_legacy_dev virtio_pci_modern_dev
-    virtio_pci virtio_blk virtio-rng)
+    virtio_pci virtio_blk virtio-rng vmw_vsock_virtio_transport)
 
 say() { ((QUIET)) || printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }

@@ -8,7 +8,8 @@
 #      inside a QEMU TCG guest with nested SVM (scripts/nested-kvm.sh), so they run rather
 #      than skip, and so a kvm_pvm host also checks the VMX/SVM behaviour
 #   6. Debian's kernel under QEMU TCG with our confined vhost-user back-ends
-#      (scripts/linux-backends.sh: vmm-device blk and rng, about 10 s)
+#      (scripts/linux-backends.sh: vmm-device blk and rng, about 10 s), and QEMU's
+#      vhost-user-vsock-pci with vmm-device vsock (scripts/linux-vsock.sh, about 25 s)
 # Environment: VMM_SKIP_INSTALL=1 skips step 1; VMM_FUZZ_SECONDS (default 20) per fuzzer;
 # VMM_NESTED=0 skips step 5 (the KVM tests then show as skipped).
 set -uo pipefail
@@ -118,6 +119,14 @@ cat build/linux-backends.log
 record_exit "Linux + vhost-user back-ends" "$rc" 77 \
   "$(grep -o 'PASS in [0-9]* ms' build/linux-backends.log)" "qemu-system-x86_64 missing" \
   "exit $rc; see build/linux-backends.log"
+
+stage "Linux under QEMU TCG with the confined vsock back-end (scripts/linux-vsock.sh)"
+"$root/scripts/linux-vsock.sh" >build/linux-vsock.log 2>&1
+rc=$?
+cat build/linux-vsock.log
+record_exit "Linux + vhost-user vsock" "$rc" 77 \
+  "$(grep -o 'PASS in [0-9]* ms' build/linux-vsock.log)" "qemu-system-x86_64, gcc or python3 missing" \
+  "exit $rc; see build/linux-vsock.log"
 
 printf '\n==== summary ====\n'
 printf '%s\n' "${summary[@]}"

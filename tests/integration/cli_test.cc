@@ -172,7 +172,7 @@ TEST(VmmCli, MissingConfigFile) {
 }
 
 TEST(VmmCli, SandboxShowPrintsEveryRolesFilter) {
-  for (const char* role : {"vcpu", "device-blk", "device-rng", "vtpm"}) {
+  for (const char* role : {"vcpu", "device-blk", "device-rng", "device-vsock", "vtpm"}) {
     ProcessResult r = RunProcess({BinDir() + "/vmm", "sandbox", "show", role}, 10);
     EXPECT_EQ(r.exit_code, 0) << role << ": " << r.err;
     EXPECT_NE(r.out.find("exit_group"), std::string::npos) << role;

@@ -9,6 +9,7 @@
 #include "vmm/device/blk/blk.h"
 #include "vmm/device/rng/rng.h"
 #include "vmm/device/vhost_user_backend.h"
+#include "vmm/device/vsock/vsock_device.h"
 #include "vmm/formats/virtio/features.h"
 
 namespace vmm::device {
@@ -20,6 +21,10 @@ static_assert(kBlkKind.virtio_id == virtio::kVirtioIdBlock);
 static_assert(kBlkKind.config_size == virtio::kBlkConfigSize);
 static_assert(kRngKind.virtio_id == virtio::kVirtioIdEntropy);
 static_assert(kRngKind.config_size == 0);  // §5.4.4: none
+inline constexpr const DeviceKind& kVsockKind = GetDeviceKind(DeviceType::kVsock);
+static_assert(kVsockKind.virtio_id == vsock::kVirtioIdVsock);
+static_assert(kVsockKind.config_size == vsock::kConfigSize);
+static_assert(kVsockKind.num_queues == vsock::kNumQueues);
 
 // A device core as a vhost-user device: the name and queue count from the device table, the
 // rest from the core. A core without a config space (rng, §5.4.4) or without feature

@@ -2,6 +2,7 @@
 //
 //   vmm-device blk --socket /run/vm1/blk.sock --image disk.img     # standalone
 //   vmm-device rng --fd 3                                          # started by the manager
+//   vmm-device vsock --socket /run/vm1/vsock.sock --guest-cid 3 --uds-path /run/vm1/v.sock
 //
 // Standalone, it listens on the socket path, accepts one front-end (our vmm, QEMU's
 // vhost-user-blk-pci, Cloud Hypervisor's --disk vhost_user=true), then confines a child
@@ -22,6 +23,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
@@ -51,6 +53,8 @@ struct Flags {
   int image_fd = -1;
   bool readonly = false;
   std::string serial;
+  uint64_t guest_cid = 0;
+  std::string uds_path;
 };
 
 int Fail(const Error& e) {
@@ -78,7 +82,33 @@ struct Device {
   std::optional<virtio::RngDevice> rng;
   std::unique_ptr<vhost_user::VirtioDevice> vhost;
   int image_fd = -1;
+  int listener_fd = -1;  // vsock: host clients connect here
+  std::string bind_dir;  // vsock: the directory of --uds-path, bound into the sandbox
 };
+
+// vsock: the listener at --uds-path, bound now (no socket can be bound once confined), and
+// the directory of the host's per-port listeners, which Confine binds at kBoundDirInside.
+// Confined, the device reaches "<dir>/<name>_P" as "/uds/<name>_P".
+Result<void> MakeVsock(const Flags& f, Device& d) {
+  if (f.guest_cid < vsock::kMinGuestCid || f.guest_cid > vsock::kMaxGuestCid) {
+    return InvalidArgument("--guest-cid must be between 3 and 4294967294");
+  }
+  if (f.uds_path.empty()) return InvalidArgument("vsock needs --uds-path PATH");
+  std::filesystem::path path = std::filesystem::absolute(f.uds_path).lexically_normal();
+  const std::string name = path.filename().string();
+  if (name.empty()) return InvalidArgument("--uds-path '" + f.uds_path + "' names no file");
+  ASSIGN_OR_RETURN(UniqueFd listener, ListenUnix(path.string(), 16, ErrorKind::kInvalidArgument));
+  if (fcntl(listener.get(), F_SETFL, O_NONBLOCK) != 0) return ErrnoError("--uds-path O_NONBLOCK");
+  std::fprintf(stderr, "vmm-device: vsock: host clients on %s; guest ports at %s_PORT\n",
+               path.c_str(), path.c_str());
+  d.bind_dir = path.parent_path().string();
+  d.listener_fd = listener.get();
+  vsock::VsockDeviceOptions o;
+  o.engine.guest_cid = f.guest_cid;
+  o.connect_prefix = std::string(sandbox::kBoundDirInside) + "/" + name + "_";
+  d.vhost = std::make_unique<vsock::VsockDevice>(std::move(o), std::move(listener));
+  return Ok();
+}
 
 Result<void> MakeBlk(const Flags& f, Device& d) {
   UniqueFd image;
@@ -111,6 +141,9 @@ Result<std::unique_ptr<Device>> MakeDevice(const Flags& f) {
       d->rng.emplace(d->entropy);
       d->vhost = std::make_unique<RngVhostDevice>(*d->rng);
       break;
+    case DeviceType::kVsock:
+      RETURN_IF_ERROR(MakeVsock(f, *d));
+      break;
   }
   return d;
 }
@@ -123,6 +156,8 @@ sandbox::ConfineOptions Confinement(const Flags& f, const Device& d, int sock) {
     o.keep_fds.push_back(d.image_fd);
     o.policy_params[std::string(sandbox::kParamImageFd)] = static_cast<uint64_t>(d.image_fd);
   }
+  if (d.listener_fd >= 0) o.keep_fds.push_back(d.listener_fd);
+  o.bind_dir = d.bind_dir;
   o.log = [](const std::string& note) { std::fprintf(stderr, "vmm-device: %s\n", note.c_str()); };
   return o;
 }
@@ -205,6 +240,16 @@ int Main(int argc, char** argv) {
           ->type_name("N");
       sub->add_flag("--readonly", f.readonly, "Offer VIRTIO_BLK_F_RO and refuse writes");
       sub->add_option("--serial", f.serial, "GET_ID string (at most 20 bytes)")->type_name("ID");
+    }
+    if (kind.type == DeviceType::kVsock) {
+      sub->add_option("--guest-cid", f.guest_cid, "The guest's CID (3 to 4294967294)")
+          ->type_name("N")
+          ->required();
+      sub->add_option("--uds-path", f.uds_path,
+                      "Host clients connect here and send 'CONNECT <port>\\n'; a guest's "
+                      "connection to port P goes to the listener at PATH_P")
+          ->type_name("PATH")
+          ->required();
     }
     subcommands.emplace_back(sub, &kind);
   }

@@ -355,17 +355,27 @@ Result<void> Backend::Run() {
     return Ok();
   };
   RETURN_IF_ERROR(watch_kicks());
+  RETURN_IF_ERROR(device_.Attach(loop));
+  auto serve_pending = [&]() -> Result<void> {
+    const uint64_t pending = device_.PendingQueues();
+    for (uint32_t i = 0; i < rings_.size() && i < 64; ++i) {
+      if (pending & (uint64_t{1} << i)) RETURN_IF_ERROR(Serve(i));
+    }
+    return Ok();
+  };
   for (;;) {
     // The rings' kicks of one wait are served first, then one message, as before.
     ASSIGN_OR_RETURN(size_t ran, loop.RunOnce(-1));
     (void)ran;
     if (failed) return *failed;
+    RETURN_IF_ERROR(serve_pending());
     if (!std::exchange(sock_ready, false)) continue;
     ASSIGN_OR_RETURN(std::optional<Message> m, ReceiveMessage(sock_, Direction::kRequest));
     if (!m) return Ok();  // the front-end hung up
     unwatch_kicks();
     RETURN_IF_ERROR(Handle(*m));
     RETURN_IF_ERROR(watch_kicks());
+    RETURN_IF_ERROR(serve_pending());
   }
 }
 

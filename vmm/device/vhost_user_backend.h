@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "base/event_loop.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vmm/formats/vhost_user/message.h"
@@ -37,6 +38,16 @@ class VirtioDevice {
   virtual void SetDriverFeatures(uint64_t acked) = 0;
   virtual virtio::QueueLimits queue_limits() const = 0;
   virtual Result<virtio::QueueRun> ProcessQueue(uint32_t index, virtio::SplitQueue& queue) = 0;
+  // A device with host-side I/O of its own (vsock's unix sockets) watches its fds on the
+  // session's loop; Run calls this once before the first message. Its callbacks must not
+  // fail the session for what a host peer does.
+  virtual Result<void> Attach(EventLoop& loop) {
+    (void)loop;
+    return Ok();
+  }
+  // Bit i: ring i has work without a kick (host data for vsock's rx ring). The session
+  // serves those rings after every wake-up of its loop.
+  virtual uint64_t PendingQueues() const { return 0; }
 };
 
 struct BackendOptions {

@@ -214,7 +214,7 @@ TEST(VmSpec, RefusesDuplicateDeviceNames) {
 
 TEST(VmSpec, RefusesDevicesTheTableDoesNotDescribe) {
   ExpectRefused(FullJsonWith("/devices/0/kind", "net"),
-                "'devices[0].kind' 'net' is not a device kind (blk, rng)");
+                "'devices[0].kind' 'net' is not a device kind (blk, rng, vsock)");
   ExpectRefused(FullJsonWith("/devices/0/virtio_id", 4),
                 "a blk device has virtio id 2 and 60 bytes of config space, not 4 and 60");
   ExpectRefused(FullJsonWith("/devices/2/config_size", 8),

@@ -14,15 +14,18 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <thread>
 
 #include "base/kvm_abi.h"
+#include "base/unix_socket.h"
 #include "tests/unit/sandbox/sandbox_test_util.h"
 
 namespace vmm::sandbox {
@@ -255,6 +258,33 @@ TEST(SandboxAllowedSyscalls, RngDeviceGetsRandomBytes) {
         _exit(0);
       },
       testing::ExitedWithCode(0), "");
+}
+
+// What vmm/device/vsock/ does after confinement: accept a host client on a listener bound
+// before, connect a unix stream socket to a host listener, pass on SHUTDOWN(SEND).
+TEST(SandboxAllowedSyscalls, VsockDeviceAcceptsConnectsAndShutsDownWriting) {
+  char tmpl[] = "/tmp/vmm-vsock-role-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/l";
+  testing_util::UseThreadsafeDeathTests();
+  EXPECT_EXIT(
+      {
+        auto listener = ListenUnix(path, 4);
+        Must(listener.has_value(), "listen");
+        testing_util::ApplyRoleFilter("device-vsock");
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        Must(s >= 0, "socket AF_UNIX");
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::memcpy(addr.sun_path, path.c_str(), path.size());
+        Must(connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0, "connect");
+        int c = accept4(listener->get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        Must(c >= 0, "accept4");
+        Must(shutdown(s, SHUT_WR) == 0, "shutdown SHUT_WR");
+        _exit(0);
+      },
+      testing::ExitedWithCode(0), "");
+  std::filesystem::remove_all(tmpl);
 }
 
 TEST(SandboxAllowedSyscalls, VtpmReplacesItsStateAtomically) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <linux/kvm.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -108,7 +109,7 @@ TEST(SandboxPolicyDeathTest, ApplyRefusesAMissingParameterAndLoadsNothing) {
 
 TEST(SandboxRoles, NamesAreTheDesignsRoles) {
   EXPECT_EQ(RoleNames(), (std::vector<std::string>{"vcpu", "vcpu-kvm-pvm", "device", "device-blk",
-                                                   "device-rng", "vtpm"}));
+                                                   "device-rng", "device-vsock", "vtpm"}));
 }
 
 TEST(SandboxRoles, UnknownRoleIsAnErrorListingTheRoles) {
@@ -136,6 +137,10 @@ TEST(SandboxRoles, NoRoleAllowsExecutableMemoryOrNewProcesses) {
     for (const char* banned : {"execve", "execveat", "fork", "vfork", "ptrace", "socket", "connect",
                                "mount", "bpf", "personality", "pkey_mprotect", "io_uring_setup",
                                "memfd_create", "prctl", "seccomp", "open"}) {
+      // The vsock back-end connects to the host's unix listeners: socket() only for
+      // AF_UNIX stream sockets (its own test below), connect() within its mount namespace.
+      const std::string_view b(banned);
+      if (role == "device-vsock" && (b == "socket" || b == "connect")) continue;
       EXPECT_FALSE(p->Mentions(banned)) << role << " allows " << banned;
     }
     for (const SyscallRule& r : p->rules()) {
@@ -144,6 +149,26 @@ TEST(SandboxRoles, NoRoleAllowsExecutableMemoryOrNewProcesses) {
         EXPECT_EQ(r.conditions[0].mask & PROT_EXEC, static_cast<uint64_t>(PROT_EXEC));
         EXPECT_EQ(r.conditions[0].value, 0u);
       }
+    }
+  }
+}
+
+TEST(SandboxRoles, VsockDeviceCreatesOnlyUnixStreamSockets) {
+  auto p = PolicyForRole("device-vsock");
+  ASSERT_TRUE(p.has_value());
+  int socket_rules = 0;
+  for (const SyscallRule& r : p->rules()) {
+    if (r.name != "socket") continue;
+    ++socket_rules;
+    ASSERT_EQ(r.conditions.size(), 3u);
+    EXPECT_EQ(r.conditions[0].value, static_cast<uint64_t>(AF_UNIX));
+    EXPECT_EQ(r.conditions[1].value,
+              static_cast<uint64_t>(SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC));
+  }
+  EXPECT_EQ(socket_rules, 1);
+  for (const std::string& role : RoleNames()) {
+    if (role != "device-vsock") {
+      EXPECT_FALSE(PolicyForRole(role)->Mentions("socket")) << role;
     }
   }
 }
@@ -213,7 +238,7 @@ TEST(SandboxRoles, VcpuKvmPvmAddsExactlyTheModulesIoctls) {
 }
 
 TEST(SandboxRoles, DevicesHaveNoIoctlAndNoThreads) {
-  for (const char* role : {"device", "device-blk", "device-rng", "vtpm"}) {
+  for (const char* role : {"device", "device-blk", "device-rng", "device-vsock", "vtpm"}) {
     auto p = PolicyForRole(role);
     ASSERT_TRUE(p.has_value());
     EXPECT_FALSE(p->Mentions("ioctl")) << role;

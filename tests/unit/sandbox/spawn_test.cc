@@ -3,15 +3,20 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
 
+#include "base/unix_socket.h"
 #include "sandbox/confine.h"
 #include "tests/unit/common/in_child.h"
 #include "tests/unit/sandbox/sandbox_test_util.h"
@@ -258,6 +263,55 @@ TEST(SandboxSpawn, SelinuxHookReportsTheHostState) {
   const int code = ExitCodeOf(w);
   if (code == 1) GTEST_SKIP() << "SELinux is enabled here: exec context was set";
   EXPECT_EQ(code, 0);
+}
+
+}  // namespace
+}  // namespace vmm::sandbox
+
+namespace vmm::sandbox {
+namespace {
+
+// ConfineOptions::bind_dir (the vsock back-end's socket directory): a socket in it is
+// reachable at kBoundDirInside, one outside it is not, under the device-vsock filter.
+TEST(SandboxSpawn, BoundDirectoryIsTheOnlyReachableSocketDirectory) {
+  SKIP_UNLESS_SPAWN_WORKS();
+  char inside_tmpl[] = "/tmp/vmm-bind-in-XXXXXX";
+  char outside_tmpl[] = "/tmp/vmm-bind-out-XXXXXX";
+  ASSERT_NE(mkdtemp(inside_tmpl), nullptr);
+  ASSERT_NE(mkdtemp(outside_tmpl), nullptr);
+  const std::string in_path = std::string(inside_tmpl) + "/l_5";
+  const std::string out_path = std::string(outside_tmpl) + "/l_6";
+  auto in = ListenUnix(in_path, 4);
+  auto out = ListenUnix(out_path, 4);
+  ASSERT_TRUE(in && out);
+  auto try_connect = [](const std::string& path) {
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) return false;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    bool ok = connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(s);
+    return ok;
+  };
+  ConfineOptions o = OptionsFor("device-vsock", {STDERR_FILENO}, -1);
+  o.bind_dir = inside_tmpl;
+  auto pid = SpawnConfined(o, [&] {
+    int code = 0;
+    if (!try_connect(std::string(kBoundDirInside) + "/l_5")) code |= 1;
+    if (try_connect(out_path)) code |= 2;                                          // host path
+    if (try_connect(std::string(kBoundDirInside) + "/../" + out_path)) code |= 4;  // climbing
+    if (try_connect(in_path)) code |= 8;  // the host's name for the same socket
+    return code;
+  });
+  ASSERT_TRUE(pid) << pid.error().ToString();
+  int st = testing_util::WaitStatus(*pid);
+  ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
+  EXPECT_EQ(WEXITSTATUS(st), 0) << "bit 1: bound socket unreachable; 2, 4, 8: outside reached";
+  UniqueFd accepted = AcceptConnection(in->get(), /*nonblocking=*/true);
+  EXPECT_TRUE(accepted.valid()) << "the listener in the bound directory saw no connection";
+  std::filesystem::remove_all(inside_tmpl);
+  std::filesystem::remove_all(outside_tmpl);
 }
 
 }  // namespace
