@@ -85,9 +85,9 @@ TEST(AuditLogFormat, ParserIsStrict) {
     s.replace(s.find(from), from.size(), to);
     return s;
   };
-  ExpectRefused("not json", "not JSON");
+  ExpectRefused("not json", "not valid JSON");
   ExpectRefused("[1,2]", "no \"type\"");
-  ExpectRefused(replace("\"v\":1,", "\"v\":1,\"v\":1,"), "repeats the key \"v\"");
+  ExpectRefused(replace("\"v\":1,", "\"v\":1,\"v\":1,"), "the key \"v\" is repeated");
   ExpectRefused(replace("\"v\":1,", "\"v\":1,\"extra\":0,"), "unknown key \"extra\"");
   ExpectRefused(replace("\"v\":1,", ""), "has no \"v\"");
   ExpectRefused(replace("\"v\":1", "\"v\":2"), "is not 1");
