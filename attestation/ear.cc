@@ -9,6 +9,7 @@
 
 #include "attestation/codec.h"
 #include "attestation/ossl.h"
+#include "base/ecdsa_p256.h"
 #include "base/version.h"
 
 namespace vmm::attestation {
@@ -91,28 +92,10 @@ Result<std::string> EarToJwt(const VerifyResult& result, std::span<const uint8_t
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
   };
   std::string input = b64(header) + "." + b64(payload);
-  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  size_t der_len = 0;
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &der_len,
-                     reinterpret_cast<const unsigned char*>(input.data()), input.size()) != 1) {
-    return OpenSslError(ErrorKind::kInternal, "signing the EAR");
-  }
-  std::vector<uint8_t> der(der_len);
-  if (EVP_DigestSign(ctx.get(), der.data(), &der_len,
-                     reinterpret_cast<const unsigned char*>(input.data()), input.size()) != 1) {
-    return OpenSslError(ErrorKind::kInternal, "signing the EAR");
-  }
-  // JWS ES256 wants r||s, each 32 bytes big-endian (RFC 7518 §3.4), not DER.
-  const unsigned char* p = der.data();
-  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
-  if (!sig) return OpenSslError(ErrorKind::kInternal, "decoding the ECDSA signature");
-  uint8_t raw[64];
-  if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), raw, 32) != 32 ||
-      BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), raw + 32, 32) != 32) {
-    return OpenSslError(ErrorKind::kInternal, "encoding the ES256 signature");
-  }
-  return input + "." + Base64Url(raw);
+  // JWS ES256 wants r||s (RFC 7518 §3.4), not DER: SignEcdsaP256 gives that.
+  auto sig = SignEcdsaP256(key.get(), input);
+  if (!sig) return sig.error().Wrap("signing the EAR");
+  return input + "." + Base64Url(*sig);
 }
 
 }  // namespace vmm::attestation

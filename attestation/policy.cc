@@ -225,15 +225,8 @@ Result<Policy> ParsePolicy(std::span<const uint8_t> bytes) {
   StrictJson parsed =
       ParseStrictJson(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
                       static_cast<int>(kMaxDepth));
-  switch (parsed.problem) {
-    case StrictJson::Problem::kTooDeep:
-      return Bad("nested more than " + std::to_string(kMaxDepth) + " levels");
-    case StrictJson::Problem::kInvalid:
-      return Bad("not valid JSON");
-    case StrictJson::Problem::kRepeatedKey:
-      return Bad("repeated key '" + parsed.repeated_key + "'");
-    case StrictJson::Problem::kNone:
-      break;
+  if (parsed.problem != StrictJson::Problem::kNone) {
+    return Bad(StrictJsonProblem(parsed, static_cast<int>(kMaxDepth)));
   }
   try {
     return FromJson(parsed.doc);

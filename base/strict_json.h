@@ -1,9 +1,10 @@
 // JSON from an untrusted source, parsed with nlohmann-json but refusing what nlohmann accepts
 // silently: a key repeated in one object (nlohmann keeps the last one) and nesting deeper than
-// the caller allows. Each caller words its own errors.
+// the caller allows. StrictJsonProblem words a refusal the same way for every caller, which
+// prefixes it with what the document is.
 //
 //   StrictJson parsed = ParseStrictJson(text, /*max_depth=*/8);
-//   if (parsed.problem == StrictJson::Problem::kRepeatedKey) ... parsed.repeated_key ...
+//   if (parsed.problem != StrictJson::Problem::kNone) return Bad(StrictJsonProblem(parsed, 8));
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -57,6 +58,22 @@ inline StrictJson ParseStrictJson(std::string_view text, int max_depth) {
   }
   if (out.problem != StrictJson::Problem::kNone) out.doc = nullptr;
   return out;
+}
+
+// Why ParseStrictJson(..., max_depth) refused the document: "not valid JSON", "nested deeper
+// than N levels" or "the key \"K\" is repeated" (K as JSON writes it); "" when it did not.
+inline std::string StrictJsonProblem(const StrictJson& parsed, int max_depth) {
+  switch (parsed.problem) {
+    case StrictJson::Problem::kInvalid:
+      return "not valid JSON";
+    case StrictJson::Problem::kTooDeep:
+      return "nested deeper than " + std::to_string(max_depth) + " levels";
+    case StrictJson::Problem::kRepeatedKey:
+      return "the key " + nlohmann::json(parsed.repeated_key).dump() + " is repeated";
+    case StrictJson::Problem::kNone:
+      break;
+  }
+  return "";
 }
 
 }  // namespace vmm

@@ -342,15 +342,8 @@ Result<LaunchPolicy> ParseLaunchPolicy(std::string_view text) {
                                std::to_string(kMaxLaunchPolicyBytes) + " allowed");
   }
   StrictJson parsed = ParseStrictJson(text, kMaxDepth);
-  switch (parsed.problem) {
-    case StrictJson::Problem::kNone:
-      break;
-    case StrictJson::Problem::kInvalid:
-      return Bad("the file", "not JSON");
-    case StrictJson::Problem::kTooDeep:
-      return Bad("the file", "nested deeper than " + std::to_string(kMaxDepth) + " levels");
-    case StrictJson::Problem::kRepeatedKey:
-      return Bad("the file", "the key \"" + parsed.repeated_key + "\" appears twice in an object");
+  if (parsed.problem != StrictJson::Problem::kNone) {
+    return Bad("the file", StrictJsonProblem(parsed, kMaxDepth));
   }
   const json& doc = parsed.doc;
   RETURN_IF_ERROR(CheckObject(

@@ -23,16 +23,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "base/cli.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "bench/common/watchdog.h"
@@ -297,53 +301,28 @@ Result<void> Run(const Options& o) {
   return vmm::Ok();
 }
 
-bool ParseU64(const char* s, uint64_t& out) {
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0') return false;
-  out = v;
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o;
-  auto usage = [] {
-    std::fprintf(stderr,
-                 "usage: backend_bench --socket PATH [--name NAME] [--requests N] [--warmup N]\n"
-                 "                     [--span-mib MIB] [--seed S] [--stall S] [--no-flush]\n");
-    return 2;
-  };
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--no-flush") {
-      o.flush = false;
-      continue;
-    }
-    if (i + 1 >= argc) return usage();
-    const char* v = argv[++i];
-    uint64_t n = 0;
-    if (a == "--socket") {
-      o.socket = v;
-    } else if (a == "--name") {
-      o.name = v;
-    } else if (a == "--requests" && ParseU64(v, n) && n > 0) {
-      o.requests = n;
-    } else if (a == "--warmup" && ParseU64(v, n)) {
-      o.warmup = n;
-    } else if (a == "--span-mib" && ParseU64(v, n) && n > 0 && n < (1ull << 40)) {
-      o.span = n << 20;
-    } else if (a == "--seed" && ParseU64(v, n)) {
-      o.seed = n;
-    } else if (a == "--stall" && ParseU64(v, n) && n < 100000) {
-      o.stall_s = static_cast<int>(n);
-    } else {
-      return usage();
-    }
+  uint64_t span_mib = o.span >> 20;
+  CLI::App app{"Times 4 KiB random reads and writes against a vhost-user-blk back-end",
+               "backend_bench"};
+  app.add_option("--socket", o.socket, "the back-end's vhost-user socket")->required();
+  app.add_option("--name", o.name, "the back-end's name in the output");
+  app.add_option("--requests", o.requests, "timed requests of each kind")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  app.add_option("--warmup", o.warmup, "untimed requests first");
+  app.add_option("--span-mib", span_mib, "MiB of the image the offsets cover")
+      ->check(CLI::Range(uint64_t{1}, (uint64_t{1} << 40) - 1));
+  app.add_option("--seed", o.seed, "the offsets' random seed");
+  app.add_option("--stall", o.stall_s, "give up after this many seconds without progress")
+      ->check(CLI::Range(0, 99999));
+  app.add_flag("!--no-flush", o.flush, "do not negotiate VIRTIO_BLK_F_FLUSH");
+  if (std::optional<int> done = vmm::ParseCommandLine(app, argc, argv, "backend_bench")) {
+    return *done;
   }
-  if (o.socket.empty()) return usage();
+  o.span = span_mib << 20;
   auto r = Run(o);
   if (!r) {
     std::fprintf(stderr, "backend_bench: %s: error: %s\n", o.name.c_str(),

@@ -21,6 +21,8 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -28,9 +30,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "base/cli.h"
 #include "bench/common/watchdog.h"
 
 namespace {
@@ -201,38 +205,14 @@ int Run(const Options& o) {
 
 int main(int argc, char** argv) {
   Options o;
-  auto usage = [] {
-    std::fprintf(stderr,
-                 "usage: vtpm_bench --tcti TCTI [--name NAME] [--iterations N] [--warmup N]\n"
-                 "                  [--stall S]\n"
-                 "  e.g. --tcti swtpm:host=127.0.0.1,port=2321\n");
-    return 2;
-  };
-  auto positive = [](const char* s, int min, int* out) {
-    char* end = nullptr;
-    long v = std::strtol(s, &end, 10);
-    if (end == s || *end != '\0' || v < min || v > 10000000) return false;
-    *out = static_cast<int>(v);
-    return true;
-  };
-  for (int i = 1; i < argc; i += 2) {
-    std::string flag = argv[i];
-    if (i + 1 >= argc) return usage();
-    const char* v = argv[i + 1];
-    if (flag == "--tcti") {
-      o.tcti = v;
-    } else if (flag == "--name") {
-      o.name = v;
-    } else if (flag == "--iterations") {
-      if (!positive(v, 1, &o.iterations)) return usage();
-    } else if (flag == "--warmup") {
-      if (!positive(v, 0, &o.warmup)) return usage();
-    } else if (flag == "--stall") {
-      if (!positive(v, 0, &o.stall_s)) return usage();
-    } else {
-      return usage();
-    }
-  }
-  if (o.tcti.empty()) return usage();
+  CLI::App app{"Times TPM2_PCR_Extend, TPM2_GetRandom and TPM2_Quote through a TCTI", "vtpm_bench"};
+  app.add_option("--tcti", o.tcti, "e.g. swtpm:host=127.0.0.1,port=2321")->required();
+  app.add_option("--name", o.name, "the TPM's name in the output");
+  app.add_option("--iterations", o.iterations, "timed calls of each operation")
+      ->check(CLI::Range(1, 10000000));
+  app.add_option("--warmup", o.warmup, "untimed calls first")->check(CLI::Range(0, 10000000));
+  app.add_option("--stall", o.stall_s, "give up after this many seconds without progress")
+      ->check(CLI::Range(0, 10000000));
+  if (std::optional<int> done = vmm::ParseCommandLine(app, argc, argv, "vtpm_bench")) return *done;
   return Run(o);
 }

@@ -8,38 +8,30 @@
 set -u
 S=$1
 B=$2
-fails=0
-ok() { echo "selinux-guest: ok: $*"; }
-bad() { echo "selinux-guest: FAIL: $*"; fails=$((fails + 1)); }
+TAG=selinux-guest
 A=s0:c1,c2
 BL=s0:c3,c4
 U=system_u:system_r
 O=system_u:object_r
+# as CONTEXT COMMAND...: exec COMMAND in CONTEXT, as the manager's SpawnRole does (setexeccon:
+# the process's attr/exec, then exec).
+as() {
+  sh -c 'printf %s "$0" >/proc/self/attr/exec && exec "$@"' "$@"
+}
+pids_of() { label_pids "$1"; }
+# shellcheck source=tests/mac/lib/inside.sh disable=SC1091  # checked on its own
+. tests/mac/lib/inside.sh
 
 mkdir -p /sys/fs/selinux
 mount -t selinuxfs selinuxfs /sys/fs/selinux 2>/dev/null
-# With no audit daemon the kernel prints its audit records through printk_ratelimit() (10 in 5 s):
-# the denials this script reads back must not be dropped.
-echo 0 >/proc/sys/kernel/printk_ratelimit
-[ -e /sys/fs/selinux/load ] || {
-  echo "selinux-guest: FAIL: no selinuxfs: SELinux is not enabled in the guest kernel ($(cat /sys/kernel/security/lsm 2>/dev/null))"
-  exit 1
-}
+[ -e /sys/fs/selinux/load ] ||
+  fatal "no selinuxfs: SELinux is not enabled in the guest kernel ($(cat /sys/kernel/security/lsm 2>/dev/null))"
 # One write(2) of the whole policy, as selinuxfs wants (cat writes in pieces).
-dd if="$S/policy" of=/sys/fs/selinux/load bs=16M count=1 2>/dev/null || {
-  echo "selinux-guest: FAIL: the kernel refused the policy"
-  exit 1
-}
-if [ "$(cat /sys/fs/selinux/enforce)" = 1 ]; then
-  ok "policy loaded, enforcing ($(cat /sys/fs/selinux/policyvers 2>/dev/null) policy version, kernel $(uname -r)); this shell runs as $(cat /proc/self/attr/current)"
-else
-  echo "selinux-guest: FAIL: the kernel is not enforcing"
-  exit 1
-fi
+dd if="$S/policy" of=/sys/fs/selinux/load bs=16M count=1 2>/dev/null || fatal "the kernel refused the policy"
+[ "$(cat /sys/fs/selinux/enforce)" = 1 ] || fatal "the kernel is not enforcing"
+ok "policy loaded, enforcing ($(cat /sys/fs/selinux/policyvers 2>/dev/null) policy version, kernel $(uname -r)); this shell runs as $(cat /proc/self/attr/current)"
 # libselinux (in our binaries) takes SELinux as on only where this file exists.
 mkdir -p /etc/selinux && printf 'SELINUX=enforcing\nSELINUXTYPE=default\n' >/etc/selinux/config
-# Quieten the kernel's audit rate limit: every record must reach dmesg.
-echo 0 >/proc/sys/kernel/printk_ratelimit 2>/dev/null
 
 # The guest's own files carry no labels (initramfs): give the libraries and binaries theirs.
 for d in /lib /lib64 /usr/lib /usr/lib64; do [ -d "$d" ] && "$S/bin/chcon" -R -t lib_t "$d" 2>/dev/null; done
@@ -58,31 +50,13 @@ mount -t tmpfs -o mode=0755 tmpfs /vm
 mkdir -p /vm/run
 for v in a b; do
   case $v in a) l=$A ;; *) l=$BL ;; esac
-  mkdir -p "/vm/$v/tpm"
-  dd if=/dev/zero of="/vm/$v/disk.img" bs=1024 count=1024 2>/dev/null
-  head -c 32 /dev/urandom >"/vm/$v/key"
-  chmod 600 "/vm/$v/key"
+  make_vm_files "/vm/$v"
   if ! "$S/bin/chcon" "$O:vmm_image_t:$l" "/vm/$v/disk.img" ||
     ! "$S/bin/chcon" "$O:vmm_vtpm_state_t:$l" "/vm/$v/tpm" "/vm/$v/key"; then
     bad "labelling VM $v's files"
   fi
 done
 
-# as CONTEXT COMMAND...: exec COMMAND in CONTEXT, as the manager's SpawnRole does (setexeccon:
-# the process's attr/exec, then exec).
-as() {
-  sh -c 'printf %s "$0" >/proc/self/attr/exec && exec "$@"' "$@"
-}
-domain_pids() {
-  for p in /proc/[0-9]*; do
-    case "$(cat "$p/attr/current" 2>/dev/null)" in "$1") echo "${p#/proc/}" ;; esac
-  done
-}
-wait_socket() {
-  i=0
-  while [ ! -S "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  [ -S "$1" ]
-}
 # avc SCONTEXT TCONTEXT: the AVC denial records naming both contexts.
 avc() { dmesg | grep 'avc:  denied' | grep "scontext=$1 " | grep "tcontext=$2 "; }
 # expect_denied WHAT SCONTEXT TCONTEXT COMMAND...: the command, run in SCONTEXT, fails and
@@ -105,24 +79,7 @@ BLK_A=$U:vmm_device_blk_t:$A
 VTPM_A=$U:vmm_vtpm_t:$A
 
 # 1. Allowed: VM A's disk back-end opens A's image, confines itself and answers a front-end.
-as "$BLK_A" "$B/vmm-device" blk --socket /vm/run/a-blk0.sock --image /vm/a/disk.img \
-  </dev/null 2>&1 | sed 's/^/  [a-blk0] /' &
-if wait_socket /vm/run/a-blk0.sock; then
-  echo "  running as $BLK_A: pids $(domain_pids "$BLK_A" | tr '\n' ' ')"
-  # VHOST_USER_GET_FEATURES (1), then GET_CONFIG (24) of the first 8 bytes: virtio-blk's
-  # capacity, 2048 sectors of the 1 MiB image, read from the image the back-end holds.
-  reply=$("$S/bin/uds_exchange" /vm/run/a-blk0.sock \
-    010000000100000000000000180000000100000014000000000000000800000000000000""0000000000000000 52)
-  case $reply in
-  010000000500000008000000????????????????180000000500000014000000000000000800000000000000""0008000000000000)
-    ok "device A serves A's image: GET_FEATURES and GET_CONFIG answered, capacity 2048 sectors"
-    ;;
-  *) bad "device A's answers to GET_FEATURES and GET_CONFIG: '$reply'" ;;
-  esac
-else
-  bad "device A did not listen with A's image"
-fi
-wait
+check_blk_serves "$BLK_A" /vm/run/a-blk0.sock /vm/a
 
 # 2. Denied: VM A's device opening VM B's image and VM B's vTPM key (other category pair).
 expect_denied "device A opens VM B's image" "$BLK_A" "$O:vmm_image_t:$BL" \
@@ -131,23 +88,7 @@ expect_denied "device A opens VM B's vTPM key" "$BLK_A" "$O:vmm_vtpm_state_t:$BL
   "$B/vmm-device" blk --socket /vm/run/a-blk0.sock --image /vm/b/key
 
 # 3. Allowed: VM A's vTPM starts with A's state directory and key, and saves its state.
-as "$VTPM_A" "$B/vmm-vtpm" --ctrl unix:/vm/run/a-tpm.ctrl --state /vm/a/tpm --key /vm/a/key \
-  </dev/null 2>&1 | sed 's/^/  [a-vtpm] /' &
-if wait_socket /vm/run/a-tpm.ctrl; then
-  echo "  running as $VTPM_A: pids $(domain_pids "$VTPM_A" | tr '\n' ' ')"
-  # CMD_INIT (2) with no flags: libtpms manufactures the TPM and stores its permanent state.
-  init=$("$S/bin/uds_exchange" /vm/run/a-tpm.ctrl 0000000200000000 4)
-  saved=$(ls /vm/a/tpm)
-  if [ "$init" = 00000000 ] && [ -n "$saved" ]; then
-    ok "vTPM A saved its state in A's directory: $(echo "$saved" | tr '\n' ' ')"
-  else
-    bad "vTPM A: CMD_INIT answered '$init', state directory holds '$saved'"
-  fi
-  "$S/bin/uds_exchange" /vm/run/a-tpm.ctrl 00000003 4 >/dev/null # CMD_SHUTDOWN
-else
-  bad "vTPM A did not listen"
-fi
-wait
+check_vtpm_saves "$VTPM_A" /vm/run/a-tpm.ctrl /vm/a
 
 # 4. Denied: VM A's vTPM opening A's image (as its key: another type, same pair) and VM B's
 # state directory (same type, other pair); VM A's device opening A's vTPM state.
@@ -160,8 +101,4 @@ expect_denied "device A opens A's vTPM key" "$BLK_A" "$O:vmm_vtpm_state_t:$A" \
 
 echo "selinux-guest: every AVC denial of our domains:"
 dmesg | grep 'avc:  denied' | grep 'scontext=system_u:system_r:vmm_' | sed 's/^.*avc:  denied/  denied/'
-if [ "$fails" -ne 0 ]; then
-  echo "selinux-guest: $fails check(s) failed"
-  exit 1
-fi
-echo "selinux-guest: PASS"
+finish

@@ -344,16 +344,8 @@ Result<VmSpec> ParseVmSpec(std::string_view text) {
   }
   // nlohmann keeps the last of repeated keys; the spec refuses them. A deep document is no spec.
   StrictJson parsed = ParseStrictJson(text, kMaxDepth);
-  switch (parsed.problem) {
-    case StrictJson::Problem::kInvalid:
-      return Bad("not valid JSON");
-    case StrictJson::Problem::kTooDeep:
-      return Bad("nested deeper than a spec is");
-    case StrictJson::Problem::kRepeatedKey:
-      return Bad("the key " + Quoted(parsed.repeated_key) + " is repeated");
-    case StrictJson::Problem::kNone:
-      break;
-  }
+  if (parsed.problem != StrictJson::Problem::kNone)
+    return Bad(StrictJsonProblem(parsed, kMaxDepth));
   Json doc = std::move(parsed.doc);
   ASSIGN_OR_RETURN(VmSpec spec, ReadSpec(doc));
   RETURN_IF_ERROR(ValidateVmSpec(spec));

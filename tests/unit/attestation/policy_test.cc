@@ -305,8 +305,8 @@ TEST(PolicyDocument, RefusesEveryMalformedDocument) {
       {Doc(R"(, "extra": 1)"), "unknown key 'extra'"},
       {R"({"format": "vmm-policy/1", "id": "m", "kernel": {}, "configuration": {}})",
        "missing key 'cmdline'"},
-      {Doc(R"(, "id": "again")"), "repeated key 'id'"},
-      {Doc(R"(, "pcrs": {"sha256": {"1": "%", "1": "%"}})"), "repeated key '1'"},
+      {Doc(R"(, "id": "again")"), "the key \"id\" is repeated"},
+      {Doc(R"(, "pcrs": {"sha256": {"1": "%", "1": "%"}})"), "the key \"1\" is repeated"},
       {Doc("", std::string(63, 'a')), "a sha256 digest is 64 hex digits, not 63"},
       {Doc("", std::string(96, 'a')), "not 96"},
       {Doc("", std::string(63, 'a') + "g"), "is not hex"},
@@ -322,7 +322,7 @@ TEST(PolicyDocument, RefusesEveryMalformedDocument) {
           "configuration": {}})",
        "format must be"},
       {Doc(R"(, "id2": 1)"), "unknown key 'id2'"},
-      {std::string(40, '[') + std::string(40, ']'), "nested more than"},
+      {std::string(40, '[') + std::string(40, ']'), "nested deeper than"},
   };
   for (const auto& [text, want] : cases) {
     std::string doc = text;

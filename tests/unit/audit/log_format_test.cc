@@ -7,13 +7,19 @@
 namespace vmm::audit {
 namespace {
 
-Record SampleRecord() {
+// A record of `type` with the header every record carries; `session` fills its 32 hex digits.
+Record WithHeader(RecordType type, uint64_t seq, char session, std::string prev) {
   Record r;
-  r.type = RecordType::kEvent;
-  r.seq = 7;
+  r.type = type;
+  r.seq = seq;
   r.time = "2025-03-04T05:06:07.089Z";
-  r.session = std::string(32, 'c');
-  r.prev = std::string(64, 'd');
+  r.session = std::string(32, session);
+  r.prev = std::move(prev);
+  return r;
+}
+
+Record SampleRecord() {
+  Record r = WithHeader(RecordType::kEvent, 7, 'c', std::string(64, 'd'));
   r.event = testing::SampleEvent("start");
   r.event.details.emplace_back("disk", "/img/a.raw");
   r.event.details.emplace_back("disk", "/img/b.raw");  // keys may repeat, order is kept
@@ -36,12 +42,7 @@ TEST(AuditLogFormat, EventRoundTripsWithFieldsInOrder) {
 }
 
 TEST(AuditLogFormat, EveryTypeRoundTrips) {
-  Record o;
-  o.type = RecordType::kOpen;
-  o.seq = 1;
-  o.time = "2025-03-04T05:06:07.089Z";
-  o.session = std::string(32, '1');
-  o.prev = GenesisPrev();
+  Record o = WithHeader(RecordType::kOpen, 1, '1', GenesisPrev());
   o.writer_pid = 99;
   o.writer_uid = 0;
   Record c = o;
@@ -84,9 +85,9 @@ TEST(AuditLogFormat, ParserIsStrict) {
     s.replace(s.find(from), from.size(), to);
     return s;
   };
-  ExpectRefused("not json", "not JSON");
+  ExpectRefused("not json", "not valid JSON");
   ExpectRefused("[1,2]", "no \"type\"");
-  ExpectRefused(replace("\"v\":1,", "\"v\":1,\"v\":1,"), "repeats the key \"v\"");
+  ExpectRefused(replace("\"v\":1,", "\"v\":1,\"v\":1,"), "the key \"v\" is repeated");
   ExpectRefused(replace("\"v\":1,", "\"v\":1,\"extra\":0,"), "unknown key \"extra\"");
   ExpectRefused(replace("\"v\":1,", ""), "has no \"v\"");
   ExpectRefused(replace("\"v\":1", "\"v\":2"), "is not 1");
@@ -135,12 +136,7 @@ TEST(AuditLogFormat, GenesisIsTheHashOfItsText) {
 }
 
 TEST(AuditLogFormat, CheckpointMessageCoversEveryFieldButTheSignature) {
-  Record c;
-  c.type = RecordType::kCheckpoint;
-  c.seq = 5;
-  c.time = "2025-03-04T05:06:07.089Z";
-  c.session = std::string(32, '1');
-  c.prev = std::string(64, '2');
+  Record c = WithHeader(RecordType::kCheckpoint, 5, '1', std::string(64, '2'));
   c.alg = "ES256";
   c.key_fpr = std::string(64, '3');
   const std::string base = CheckpointMessage(c);

@@ -131,7 +131,7 @@ TEST(VmSpec, RefusesMissingAndRepeatedKeys) {
   // nlohmann keeps the last of repeated keys; the parser refuses the document instead.
   std::string text = VmSpecToJson(Minimal());
   text.insert(1, "\"cpus\":200,");
-  ExpectRefused(text, "the key 'cpus' is repeated");
+  ExpectRefused(text, "the key \"cpus\" is repeated");
 }
 
 TEST(VmSpec, RefusesBadTypes) {
@@ -186,7 +186,7 @@ TEST(VmSpec, RefusesInputThatIsTooBig) {
   // Deep nesting is refused before it is walked.
   std::string deep =
       "{\"version\":1,\"kernel\":" + std::string(1000, '[') + std::string(1000, ']') + "}";
-  ExpectRefused(deep, "nested deeper than a spec is");
+  ExpectRefused(deep, "nested deeper than 3 levels");
 }
 
 TEST(VmSpec, RefusesBadFdNumbers) {

@@ -129,8 +129,8 @@ TEST(LaunchPolicy, DigestIsSha256OfTheExactBytes) {
 }
 
 TEST(LaunchPolicy, RefusesWhatIsNotAPolicy) {
-  EXPECT_NE(ErrorOf("").find("not JSON"), std::string::npos);
-  EXPECT_NE(ErrorOf("{").find("not JSON"), std::string::npos);
+  EXPECT_NE(ErrorOf("").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(ErrorOf("{").find("not valid JSON"), std::string::npos);
   EXPECT_NE(ErrorOf("[]").find("must be an object"), std::string::npos);
   std::string deep = "{\"id\":" + std::string(20, '[') + std::string(20, ']') + "}";
   EXPECT_NE(ErrorOf(deep).find("nested deeper"), std::string::npos);
@@ -148,7 +148,7 @@ TEST(LaunchPolicy, RefusesAFileOverOneMebibyte) {
 TEST(LaunchPolicy, RefusesARepeatedKey) {
   std::string text = ValidPolicy().dump();
   text.insert(1, R"("id":"a","id":"b",)");
-  EXPECT_NE(ErrorOf(text).find("the key \"id\" appears twice"), std::string::npos);
+  EXPECT_NE(ErrorOf(text).find("the key \"id\" is repeated"), std::string::npos);
 }
 
 struct BadCase {

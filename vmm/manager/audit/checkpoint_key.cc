@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "base/ecdsa_p256.h"
 #include "base/hex.h"
 #include "base/unique_fd.h"
 
@@ -16,7 +17,6 @@ namespace vmm::audit {
 namespace {
 
 constexpr size_t kMaxKeyFileBytes = 16 * 1024;
-constexpr int kCoordinateBytes = 32;
 
 // Reads a small key file; with `private_key`, refuses one that group or others may access.
 Result<std::string> ReadKeyFile(const std::string& path, bool private_key) {
@@ -82,28 +82,9 @@ Result<CheckpointSigner> CheckpointSigner::Load(const std::string& path) {
 }
 
 Result<std::string> CheckpointSigner::Sign(std::string_view message) const {
-  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
-  size_t der_len = 0;
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &der_len,
-                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
-    return Error(ErrorKind::kInternal, "ECDSA signing of an audit checkpoint failed");
-  }
-  std::vector<unsigned char> der(der_len);
-  if (EVP_DigestSign(ctx.get(), der.data(), &der_len,
-                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
-    return Error(ErrorKind::kInternal, "ECDSA signing of an audit checkpoint failed");
-  }
-  const unsigned char* p = der.data();
-  EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
-  if (!sig) return Error(ErrorKind::kInternal, "decoding an ECDSA signature");
-  std::vector<uint8_t> raw(2 * kCoordinateBytes);
-  if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), raw.data(), kCoordinateBytes) != kCoordinateBytes ||
-      BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), raw.data() + kCoordinateBytes, kCoordinateBytes) !=
-          kCoordinateBytes) {
-    return Error(ErrorKind::kInternal, "encoding an ECDSA signature as r || s");
-  }
-  return HexBytes(raw);
+  auto sig = SignEcdsaP256(key_.get(), message);
+  if (!sig) return sig.error().Wrap("signing an audit checkpoint");
+  return HexBytes(*sig);
 }
 
 Result<CheckpointVerifier> CheckpointVerifier::FromPem(std::string_view pem) {
@@ -127,10 +108,11 @@ Result<CheckpointVerifier> CheckpointVerifier::Load(const std::string& path) {
 
 bool CheckpointVerifier::Verify(std::string_view message, std::string_view sig_hex) const {
   auto raw = ParseHexBytes(sig_hex);
-  if (!raw || raw->size() != 2 * kCoordinateBytes) return false;
+  if (!raw || raw->size() != 2 * kEcdsaP256CoordinateBytes) return false;
   EcdsaSigPtr sig(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(raw->data(), kCoordinateBytes, nullptr);
-  BIGNUM* s = BN_bin2bn(raw->data() + kCoordinateBytes, kCoordinateBytes, nullptr);
+  BIGNUM* r = BN_bin2bn(raw->data(), kEcdsaP256CoordinateBytes, nullptr);
+  BIGNUM* s =
+      BN_bin2bn(raw->data() + kEcdsaP256CoordinateBytes, kEcdsaP256CoordinateBytes, nullptr);
   if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
     BN_free(r);
     BN_free(s);

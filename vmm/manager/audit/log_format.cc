@@ -235,16 +235,10 @@ Result<Record> ParseRecord(std::string_view line) {
   if (line.size() > kMaxLineBytes) {
     return Bad("the line is longer than " + std::to_string(kMaxLineBytes) + " bytes");
   }
-  StrictJson parsed = ParseStrictJson(line, /*max_depth=*/4);
-  switch (parsed.problem) {
-    case StrictJson::Problem::kNone:
-      break;
-    case StrictJson::Problem::kInvalid:
-      return Bad("the line is not JSON");
-    case StrictJson::Problem::kTooDeep:
-      return Bad("the line nests deeper than a record does");
-    case StrictJson::Problem::kRepeatedKey:
-      return Bad("the line repeats the key \"" + parsed.repeated_key + "\"");
+  constexpr int kMaxDepth = 4;  // deeper than any record nests
+  StrictJson parsed = ParseStrictJson(line, kMaxDepth);
+  if (parsed.problem != StrictJson::Problem::kNone) {
+    return Bad("the line: " + StrictJsonProblem(parsed, kMaxDepth));
   }
   const Json& doc = parsed.doc;
   if (!doc.is_object() || !doc.contains("type") || !doc.at("type").is_string()) {
