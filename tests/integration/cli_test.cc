@@ -198,7 +198,8 @@ TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
   ExpectContainsAll(
       on.out,
       {"command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
-       "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
+       "cryptomgr.notests=1 "
+       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs "
        "mitigations=off audit=0 tsc=reliable no_timer_check\"\n",
        "kvm_pvm compatibility: on (--kvm-compat on)", "\"kvm-compat\": \"on\""});
 
@@ -220,10 +221,12 @@ TEST(VmmCli, DryRunKvmCompatLeavesTheUsersOwnKeysAlone) {
   ExpectContainsAll(
       r.out,
       {"command line: \"quiet mitigations=auto nopti noxsave clearcpuid=ssse3,popcnt,smap "
-       "cryptomgr.notests=1 initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init "
+       "cryptomgr.notests=1 "
+       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs "
        "audit=0 tsc=reliable no_timer_check\"\n",
        "adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 "
+       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs "
+       "audit=0 "
        "tsc=reliable no_timer_check\" to the command line; leaves out "
        "\"nopti mitigations=off\" (the command line sets the same keys)"});
 }

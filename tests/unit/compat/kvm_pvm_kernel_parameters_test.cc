@@ -7,7 +7,8 @@ namespace {
 
 constexpr char kAll[] =
     "noxsave nopti clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
-    "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init mitigations=off audit=0 "
+    "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs "
+    "mitigations=off audit=0 "
     "tsc=reliable "
     "no_timer_check";
 
@@ -41,11 +42,11 @@ TEST(KvmPvmKernelParameters, AppendedAfterTheUsersWithOneSpace) {
 TEST(KvmPvmKernelParameters, UsersValueForTheSameKeyWins) {
   KernelParameterPlan p = AddKernelParameters("mitigations=auto clearcpuid=avx512f");
   EXPECT_EQ(p.left_out, (Strings{"clearcpuid=ssse3,popcnt,smap", "mitigations=off"}));
-  EXPECT_EQ(
-      p.cmdline,
-      "mitigations=auto clearcpuid=avx512f noxsave nopti cryptomgr.notests=1 "
-      "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init audit=0 tsc=reliable "
-      "no_timer_check");
+  EXPECT_EQ(p.cmdline,
+            "mitigations=auto clearcpuid=avx512f noxsave nopti cryptomgr.notests=1 "
+            "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_"
+            "tracefs audit=0 tsc=reliable "
+            "no_timer_check");
   EXPECT_EQ(p.added.size() + p.left_out.size(), kKernelParameters.size());
 }
 
@@ -64,9 +65,11 @@ TEST(KvmPvmKernelParameters, KeyWithOrWithoutValueIsTheSameKey) {
 
 TEST(KvmPvmKernelParameters, DashesAndUnderscoresInAKeyAreAlike) {
   KernelParameterPlan p = AddKernelParameters("no-timer-check initcall-blacklist=foo");
-  EXPECT_EQ(p.left_out,
-            (Strings{"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init",
-                     "no_timer_check"}));
+  EXPECT_EQ(
+      p.left_out,
+      (Strings{
+          "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs",
+          "no_timer_check"}));
 }
 
 TEST(KvmPvmKernelParameters, PrefixOrValueMatchesAreNotTheKey) {

@@ -40,12 +40,15 @@ inline constexpr std::array<KernelParameter, 9> kKernelParameters = {{
     {"cryptomgr.notests=1",
      "the crypto self-tests run minutes of ring-0 code at kvm_pvm's ~0.75 us per "
      "instruction"},
-    {"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init",
+    {"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs",
      "ftrace's boot-time scan of every function kept the Debian kernel in a soft lockup "
      "(ftrace_check_work_func) for minutes; trace_eval_init's update of every trace event's "
      "enum names (trace_event_update_all, a strncmp per event and map) held event_mutex for "
      "over 4 minutes on a kvm_pvm host while init waited: trace output shows raw enum values "
-     "instead"},
+     "instead; and without trace_eval_init's workqueue, tracer_init_tracefs runs in init "
+     "itself and creates every trace event's tracefs files (thousands of inodes): measured "
+     "on a kvm_pvm host, boot stopped there for over 10 minutes of timer ticks, and passed "
+     "it in seconds without it (the guest has no tracefs)"},
     {"mitigations=off",
      "speculation mitigations add ring-0 work to every kernel entry and exit; this gives up "
      "the guest's own defences between its processes, not the host's isolation of the VM "
