@@ -32,11 +32,11 @@ done
 
 # One VM's profiles with unusual but valid paths (spaces, commas, '#', UTF-8), as vmm writes them.
 "$bin/vmm" apparmor profile --id 0123abcd --disk "/srv/vm a/disk,0#.img" --disk /srv/b.img \
-  --disk-socket /run/vmm/a.sock --rng --tpm-state "/var/lib/vmm/vm é/tpm" \
+  --disk-socket /run/vmm/a.sock --rng --vsock-dir "/run/vmm/vsock/vm 1" --tpm-state "/var/lib/vmm/vm é/tpm" \
   --tpm-key /var/lib/vmm/vm1/key --tpm-socket /run/vmm/tpm.ctrl >"$work/vm" ||
   { echo "FAIL: vmm apparmor profile"; failures=$((failures + 1)); }
 expect_ok "$work/vm" "generated per-VM profiles ($(grep -c '^profile ' "$work/vm") profiles)"
-for name in vcpu blk0 blk1 rng0 vtpm; do
+for name in vcpu blk0 blk1 rng0 vsock0 vtpm; do
   grep -q "^profile vmm-0123abcd-$name " "$work/vm" || { echo "FAIL: no profile vmm-0123abcd-$name"; failures=$((failures + 1)); }
 done
 # A path that would break out of its rule is refused by vmm, not written.

@@ -57,9 +57,10 @@ def expect_none(what, source, target=None, tclass=None, perms=None):
     report(not found, "denied: " + what, "\n".join(str(r) for r in found))
 
 
-roles = ["vmm_vcpu_t", "vmm_vcpu_kvm_pvm_t", "vmm_device_blk_t", "vmm_device_rng_t", "vmm_vtpm_t"]
+roles = ["vmm_vcpu_t", "vmm_vcpu_kvm_pvm_t", "vmm_device_blk_t", "vmm_device_rng_t",
+         "vmm_device_vsock_t", "vmm_vtpm_t"]
 vcpus = roles[:2]
-devices = ["vmm_device_blk_t", "vmm_device_rng_t"]
+devices = ["vmm_device_blk_t", "vmm_device_rng_t", "vmm_device_vsock_t"]
 kvm = ["open", "read", "write", "ioctl"]
 
 # What each role needs.
@@ -77,8 +78,19 @@ for d in roles:
     expect_allow("manager starts " + d, "vmm_manager_t", d, "process", ["transition"])
 for d, exe in [("vmm_vcpu_t", "vmm_vcpu_exec_t"), ("vmm_vcpu_kvm_pvm_t", "vmm_vcpu_exec_t"),
                ("vmm_device_blk_t", "vmm_device_exec_t"), ("vmm_device_rng_t", "vmm_device_exec_t"),
+               ("vmm_device_vsock_t", "vmm_device_exec_t"),
                ("vmm_vtpm_t", "vmm_vtpm_exec_t")]:
     expect_allow(exe + " enters " + d, d, exe, "file", ["entrypoint"])
+expect_allow("device-vsock connects to sockets in its directory", "vmm_device_vsock_t",
+             "vmm_vsock_sock_t", "sock_file", ["write", "getattr"])
+expect_allow("device-vsock binds listeners in its directory", "vmm_device_vsock_t",
+             "vmm_vsock_sock_t", "dir", ["search", "add_name"])
+expect_allow("device-vsock accepts on its listeners", "vmm_device_vsock_t", "vmm_device_vsock_t",
+             "unix_stream_socket", ["listen", "accept"])
+expect_allow("manager creates the vsock directory", "vmm_manager_t", "vmm_vsock_sock_t", "dir",
+             ["create", "add_name", "relabelto"])
+expect_allow("manager creates and removes vsock sockets", "vmm_manager_t", "vmm_vsock_sock_t",
+             "sock_file", ["create", "unlink"])
 for t in ["vmm_image_t", "vmm_vtpm_state_t", "vmm_event_log_t"]:
     expect_allow("manager labels " + t, "vmm_manager_t", t, "file", ["relabelfrom", "relabelto"])
 
@@ -89,6 +101,17 @@ for d in devices + vcpus:
     expect_none(d + " touches vTPM state", d, "vmm_vtpm_state_t")
 expect_none("device-rng touches images", "vmm_device_rng_t", "vmm_image_t")
 expect_none("vtpm touches images", "vmm_vtpm_t", "vmm_image_t")
+expect_none("device-vsock touches images", "vmm_device_vsock_t", "vmm_image_t")
+expect_none("device-vsock reads random devices", "vmm_device_vsock_t", "random_device_t")
+expect_none("device-vsock reaches the manager's API socket", "vmm_device_vsock_t",
+            "vmm_api_socket_t")
+expect_none("device-vsock connects to the manager", "vmm_device_vsock_t", "vmm_manager_t",
+            ["unix_stream_socket"], ["connectto"])
+expect_none("device-vsock reads event logs", "vmm_device_vsock_t", "vmm_event_log_t")
+expect_none("device-vsock writes guest RAM it creates", "vmm_device_vsock_t", "vmm_guest_ram_t",
+            ["file"], ["create", "unlink"])
+for d in ["vmm_device_blk_t", "vmm_device_rng_t", "vmm_vtpm_t"] + vcpus:
+    expect_none(d + " touches vsock sockets", d, "vmm_vsock_sock_t")
 expect_none("vtpm touches guest RAM", "vmm_vtpm_t", "vmm_guest_ram_t")
 expect_none("vtpm reads tmpfs files (memfds)", "vmm_vtpm_t", "tmpfs_t", ["file"],
             ["read", "write", "map"])

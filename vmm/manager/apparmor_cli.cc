@@ -11,7 +11,8 @@ AppArmorCli::AppArmorCli(CLI::App& app) {
   apparmor->require_subcommand(1);
   profile_ = apparmor->add_subcommand(
       "profile",
-      "Print one VM's AppArmor profiles (vmm-ID-vcpu, vmm-ID-blkN, vmm-ID-rng0, vmm-ID-vtpm) as "
+      "Print one VM's AppArmor profiles (vmm-ID-vcpu, vmm-ID-blkN, vmm-ID-rng0, vmm-ID-vsock0, "
+      "vmm-ID-vtpm) as "
       "`vmm run --apparmor` generates them; paths are used as given (absolute, normal)");
   profile_->footer("Exit status: 0 printed; 2 a refused id, path or flag.");
   profile_->add_option("--id", id_, "The VM's id in the profile names: 1-32 of [a-z0-9]")
@@ -23,6 +24,10 @@ AppArmorCli::AppArmorCli(CLI::App& app) {
                    "The listening socket of the disk of the same position (standalone)")
       ->type_name("PATH");
   profile_->add_flag("--rng", rng_, "A virtio-rng device (rng0)");
+  profile_
+      ->add_option("--vsock-dir", vsock_dir_,
+                   "A virtio-vsock device (vsock0) with its unix sockets in this directory")
+      ->type_name("DIR");
   profile_->add_flag("--tpm", tpm_, "A vTPM");
   profile_->add_option("--tpm-state", tpm_state_, "The vTPM's state directory")->type_name("DIR");
   profile_->add_option("--tpm-key", tpm_key_, "The vTPM's key file (standalone)")
@@ -45,6 +50,9 @@ int AppArmorCli::Run() {
                           .socket = i < disk_sockets_.size() ? disk_sockets_[i] : ""});
   }
   if (rng_) vm.devices.push_back({.name = "rng0", .role = "device-rng"});
+  if (!vsock_dir_.empty()) {
+    vm.devices.push_back({.name = "vsock0", .role = "device-vsock", .socket_dir = vsock_dir_});
+  }
   vm.vtpm = tpm_ || !tpm_state_.empty();
   vm.tpm_state_dir = tpm_state_;
   vm.tpm_key_file = tpm_key_;

@@ -30,6 +30,7 @@ class AppArmorCli {
   std::vector<std::string> disks_;
   std::vector<std::string> disk_sockets_;
   bool rng_ = false;
+  std::string vsock_dir_;
   bool tpm_ = false;
   std::string tpm_state_;
   std::string tpm_key_;

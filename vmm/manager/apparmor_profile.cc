@@ -77,13 +77,18 @@ Result<std::string> VmAppArmorProfiles(const AppArmorVm& vm) {
     if (!ValidProcessName(d.name) || d.name == "vcpu" || d.name == "vtpm") {
       return InvalidArgument("device name '" + d.name + "': 1-32 characters of [a-z0-9]");
     }
-    if (d.role != "device-blk" && d.role != "device-rng") {
+    if (d.role != "device-blk" && d.role != "device-rng" && d.role != "device-vsock") {
       return InvalidArgument("device " + d.name + ": role '" + d.role + "'");
     }
     if ((d.role == "device-blk") == d.image.empty()) {
       return InvalidArgument("device " + d.name + ": an image is for blk, and blk needs one");
     }
-    out += "\n" + Header(AppArmorProfileName(vm.id, d.name), "device");
+    const bool vsock = d.role == "device-vsock";
+    if (vsock == d.socket_dir.empty()) {
+      return InvalidArgument("device " + d.name +
+                             ": a socket directory is for vsock, and vsock needs one");
+    }
+    out += "\n" + Header(AppArmorProfileName(vm.id, d.name), vsock ? "vsock" : "device");
     if (!d.image.empty()) {
       // k: the block back-end may lock its image; no other file is open to it.
       ASSIGN_OR_RETURN(std::string r,
@@ -93,6 +98,16 @@ Result<std::string> VmAppArmorProfiles(const AppArmorVm& vm) {
     if (!d.socket.empty()) {
       ASSIGN_OR_RETURN(std::string r, Rule("device " + d.name + " socket", d.socket, "rw"));
       out += r;
+    }
+    if (vsock) {
+      // Before confinement it opens the directory to bind it at /uds and binds its listeners
+      // there; connect needs w on a socket. Only the sockets directly in it, nothing below.
+      std::string dir = d.socket_dir;
+      if (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+      ASSIGN_OR_RETURN(std::string r,
+                       Rule("device " + d.name + " socket directory", dir + "/", "r"));
+      ASSIGN_OR_RETURN(std::string quoted, AppArmorQuotedPath(dir));
+      out += r + "  " + quoted.substr(0, quoted.size() - 1) + "/*\" rw,\n";
     }
     out += "}\n";
   }

@@ -22,11 +22,12 @@
 namespace vmm {
 
 struct AppArmorDevice {
-  std::string name = {};   // the device's name in the VM: "blk0", "rng0"
-  std::string role = {};   // its sandbox role: "device-blk", "device-rng"
-  std::string image = {};  // blk: the image, as realpath resolved it; empty for rng
+  std::string name = {};   // the device's name in the VM: "blk0", "rng0", "vsock0"
+  std::string role = {};   // its sandbox role: "device-blk", "device-rng", "device-vsock"
+  std::string image = {};  // blk: the image, as realpath resolved it; empty otherwise
   bool readonly = false;
-  std::string socket = {};  // a standalone back-end's listening socket; empty under the manager
+  std::string socket = {};      // a standalone back-end's listening socket; empty under the manager
+  std::string socket_dir = {};  // vsock: the directory of its --uds-path (required for vsock)
 };
 
 struct AppArmorVm {

@@ -103,6 +103,42 @@ TEST(AppArmorProfile, QuotesOtherwiseUnusualPaths) {
   }
 }
 
+TEST(AppArmorProfile, AVsockDeviceGetsItsSocketDirectoryOnly) {
+  AppArmorVm vm = TwoDisksAndATpm();
+  vm.devices.push_back(
+      {.name = "vsock0", .role = "device-vsock", .socket_dir = "/run/vmm/vsock/vm 1/"});
+  auto text = VmAppArmorProfiles(vm);
+  ASSERT_TRUE(text.has_value()) << text.error().ToString();
+  std::string vsock0 = ProfileText(*text, "vmm-0123abcd-vsock0");
+  ASSERT_FALSE(vsock0.empty()) << *text;
+  EXPECT_NE(vsock0.find("include <abstractions/vmm/vsock>"), std::string::npos) << vsock0;
+  EXPECT_NE(vsock0.find("\"/run/vmm/vsock/vm 1/\" r,"), std::string::npos) << vsock0;
+  EXPECT_NE(vsock0.find("\"/run/vmm/vsock/vm 1/*\" rw,"), std::string::npos) << vsock0;
+  EXPECT_EQ(vsock0.find(".img"), std::string::npos);
+  EXPECT_EQ(vsock0.find("/var/lib/vmm/vm1/tpm"), std::string::npos);
+  // No other process of the VM names the socket directory.
+  for (const char* other : {"vcpu", "blk0", "blk1", "rng0", "vtpm"}) {
+    std::string p = ProfileText(*text, AppArmorProfileName(vm.id, other));
+    ASSERT_FALSE(p.empty()) << other;
+    EXPECT_EQ(p.find("/run/vmm/vsock"), std::string::npos) << other;
+  }
+}
+
+TEST(AppArmorProfile, RefusesAVsockDeviceWithoutADirectoryOrABadOne) {
+  AppArmorVm vm;
+  vm.id = "ab";
+  vm.devices = {{.name = "vsock0", .role = "device-vsock"}};
+  EXPECT_FALSE(VmAppArmorProfiles(vm).has_value());
+  vm.devices = {{.name = "vsock0", .role = "device-vsock", .socket_dir = "/run/a*"}};
+  EXPECT_FALSE(VmAppArmorProfiles(vm).has_value());
+  vm.devices = {{.name = "vsock0", .role = "device-vsock", .socket_dir = "run/a"}};
+  EXPECT_FALSE(VmAppArmorProfiles(vm).has_value());
+  vm.devices = {{.name = "rng0", .role = "device-rng", .socket_dir = "/run/a"}};
+  EXPECT_FALSE(VmAppArmorProfiles(vm).has_value());
+  vm.devices = {{.name = "vsock0", .role = "device-vsock", .image = "/a", .socket_dir = "/run/a"}};
+  EXPECT_FALSE(VmAppArmorProfiles(vm).has_value());
+}
+
 TEST(AppArmorProfile, RefusesBadIdsNamesAndRoles) {
   AppArmorVm vm;
   for (const char* id : {"", "AB", "a-b", "a b", "a/b", "0123456789abcdef0123456789abcdef0"}) {
