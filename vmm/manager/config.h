@@ -42,7 +42,7 @@ struct TpmConfig {
 };
 std::string TpmToString(const TpmConfig& tpm);
 
-// The VM's virtio-vsock device (`vmm-device vsock`, ARCHITECTURE.md "virtio-vsock"): host
+// The VM's virtio-vsock device (`vmm-device vsock`, ARCHITECTURE.md §3, "Vsock"): host
 // clients connect to `socket` and send "CONNECT <port>\n"; a guest's connection to CID 2 port P
 // goes to the listener at "<socket>_P". --vsock cid=N,socket=PATH
 struct VsockConfig {

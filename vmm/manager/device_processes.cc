@@ -185,7 +185,7 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
     }
     if (p.vsock != nullptr) {
       // The device process binds this listener itself, before it confines itself: the
-      // manager's filter has no bind(2) (ARCHITECTURE.md "virtio-vsock").
+      // manager's filter has no bind(2) (ARCHITECTURE.md §3, "Vsock").
       args = {"--guest-cid", std::to_string(p.vsock->cid), "--uds-path", p.vsock->socket};
     }
     auto spawned = Spawn(binary, std::move(dev), args, std::move(image), apparmor_vm_id);
