@@ -183,6 +183,9 @@ std::vector<Refusal> CheckLaunch(const LaunchPolicy& p, const LaunchRequest& r) 
            "the kvm_pvm compatibility module would run and the policy forbids it");
   }
   if (r.rng && !p.rng_allowed) refuse("devices.rng", "the policy allows no virtio-rng device");
+  if (r.vsock && !p.vsock_allowed) {
+    refuse("devices.vsock", "the policy allows no virtio-vsock device");
+  }
   if (r.disks.size() > p.max_disks) {
     refuse("devices.disks.max_count", std::to_string(r.disks.size()) +
                                           " disks, more than the policy's " +
@@ -263,7 +266,10 @@ std::string PolicyForRequest(const LaunchRequest& r) {
         {"selinux", r.selinux_enforcing ? "enforcing" : "any"},
         {"landlock_abi_min", std::max(r.landlock_abi, 0)},
         {"kvm_compat", r.kvm_compat_on ? "allowed" : "forbidden"}}},
-      {"devices", {{"rng", r.rng}, {"disks", {{"max_count", r.disks.size()}, {"images", disks}}}}},
+      {"devices",
+       {{"rng", r.rng},
+        {"vsock", r.vsock},
+        {"disks", {{"max_count", r.disks.size()}, {"images", disks}}}}},
       {"roles", Json::array({{{"uid", 0}, {"role", "admin"}}})},
   };
   return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";

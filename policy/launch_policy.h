@@ -40,7 +40,7 @@
 //               "selinux": "enforcing" | "any",        the host's SELinux, at launch
 //               "landlock_abi_min": N >= 0,             the host kernel's Landlock ABI, 0 none
 //               "kvm_compat": "allowed" | "forbidden"}  the kvm_pvm compatibility module
-//   "devices": {"rng": bool,
+//   "devices": {"rng": bool, "vsock": bool (optional, absent: false),
 //               "disks": {"max_count": N, "images": [{"path": ABS, "read_only": bool}]}}
 //        A disk is admitted when an entry matches its path (as the manager resolved it:
 //        absolute, symlinks followed): an exact path, a directory ending in "/" (any file
@@ -137,6 +137,7 @@ struct LaunchPolicy {
   int landlock_abi_min = 0;
   bool kvm_compat_allowed = false;
   bool rng_allowed = false;
+  bool vsock_allowed = false;  // devices.vsock, optional
   uint32_t max_disks = 0;
   std::vector<DiskRule> disk_images;
   std::vector<RoleBinding> roles;
@@ -158,6 +159,7 @@ struct LaunchRequest {
   bool kvm_compat_on = false;
   std::vector<Disk> disks;
   bool rng = false;
+  bool vsock = false;
   // The host:
   bool selinux_enforcing = false;
   int landlock_abi = 0;  // 0: no Landlock

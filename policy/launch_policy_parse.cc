@@ -406,8 +406,11 @@ Result<LaunchPolicy> ParseLaunchPolicy(std::string_view text) {
   p.kvm_compat_allowed = compat == "allowed";
 
   const json& devices = doc["devices"];
-  RETURN_IF_ERROR(CheckObject(devices, "devices", {"rng", "disks"}));
+  RETURN_IF_ERROR(CheckObject(devices, "devices", {"rng", "disks"}, {"vsock"}));
   ASSIGN_OR_RETURN(p.rng_allowed, GetBool(devices["rng"], "devices.rng"));
+  if (devices.contains("vsock")) {  // optional: a policy that does not name it allows none
+    ASSIGN_OR_RETURN(p.vsock_allowed, GetBool(devices["vsock"], "devices.vsock"));
+  }
   const json& disks = devices["disks"];
   RETURN_IF_ERROR(CheckObject(disks, "devices.disks", {"max_count", "images"}));
   ASSIGN_OR_RETURN(uint64_t max_disks,

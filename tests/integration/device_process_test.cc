@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -167,6 +168,67 @@ TEST(DeviceProcessKvm, TestGuestDrivesBlkAndRngServedByConfinedProcesses) {
   EXPECT_EQ(marker, "TESTGUEST-VIRTIO-BLK");
 }
 
+// --vsock: the guest reads its CID from the device's config space, the device process runs
+// confined under its own role, and a host client asking for a port the guest does not listen
+// on is hung up on (no "OK") while the VM runs on to its power-off.
+TEST(DeviceProcessKvm, TestGuestReadsItsVsockCidAndAHostConnectIsRefused) {
+  REQUIRE_KVM();
+  char tmpl[] = "/tmp/vmm-vsock-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, sock = dir + "/v.sock";
+  std::vector<ChildReport> reports;
+  std::string reply = "(not read)";
+  ssize_t got = -2;
+  ProcessResult r = RunProcess(
+      {BinDir() + "/vmm", "run", "--kernel", BinDir() + "/testguest.elf", "--vsock",
+       "cid=5,socket=" + sock, "--cmdline", "expect_virtio=vsock expect_vsock_cid=5 linger=5"},
+      60, 0, 2500, [&](pid_t vmm) {
+        for (pid_t c : Children(vmm)) reports.push_back(Inspect(c));
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock.c_str());
+        if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+          const char req[] = "CONNECT 1234\n";
+          EXPECT_EQ(write(fd, req, sizeof(req) - 1), static_cast<ssize_t>(sizeof(req) - 1));
+          timeval tv{10, 0};
+          setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+          char buf[64];
+          got = read(fd, buf, sizeof(buf));
+          reply = got > 0 ? std::string(buf, static_cast<size_t>(got)) : "";
+        }
+        close(fd);
+      });
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ExpectContainsAll(r.out, {"check virtio: ok vsock0 cid=5", "testguest: result PASS"});
+  EXPECT_EQ(got, 0) << "the host client should be hung up on, got '" << reply << "'";
+  bool seen = false;
+  for (const ChildReport& c : reports) {
+    if (c.status.at("Name") != "vmm-device") continue;
+    seen = true;
+    EXPECT_EQ(c.status.at("Seccomp"), "2");
+    EXPECT_EQ(c.status.at("CapEff"), "0000000000000000");
+    EXPECT_TRUE(c.shared_ns.empty()) << "shares namespace " << c.shared_ns.front();
+  }
+  EXPECT_TRUE(seen) << "no vmm-device process for the vsock\n" << r.err;
+  ExpectContainsAll(r.err, {"device-vsock vsock0"});
+  unlink(sock.c_str());
+  rmdir(dir.c_str());
+}
+
+TEST(DeviceProcessKvm, TestGuestFailsOnAnotherVsockCid) {
+  REQUIRE_KVM();
+  char tmpl[] = "/tmp/vmm-vsock-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, sock = dir + "/v.sock";
+  ProcessResult r =
+      RunVmm({"--kernel", BinDir() + "/testguest.elf", "--vsock", "cid=6,socket=" + sock,
+              "--cmdline", "expect_virtio=vsock expect_vsock_cid=5"});
+  ExpectContainsAll(r.out, {"vsock0 cid=6 (want 5)", "testguest: result FAIL"});
+  unlink(sock.c_str());
+  rmdir(dir.c_str());
+}
+
 // The test guest's hostile mode sends malformed virtqueues and register writes to both
 // devices (tests/guest/README.md, "virtio-hostile"): every case must be refused, the
 // devices must work again after a reset, the VM must run to its power-off, and the image
@@ -197,6 +259,39 @@ TEST(DeviceProcessCli, MissingDiskImageIsBadInput) {
   ProcessResult r = RunVmm({"--kernel", HaltingGuest(), "--disk", "path=/nonexistent/disk.img"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("/nonexistent/disk.img"), std::string::npos) << r.err;
+}
+
+TEST(DeviceProcessCli, VsockRefusalsAreBadInput) {
+  const std::string elf = HaltingGuest();
+  char tmpl[] = "/tmp/vmm-vsock-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string file = WriteTempFile("not-a-socket", {});
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"cid=2,socket=" + dir + "/a", "cid 2 is reserved"},
+      {"cid=4294967295,socket=" + dir + "/a", "cid 4294967295 is reserved"},
+      {"cid=5,socket=relative.sock", "is not absolute"},
+      {"cid=5,socket=" + dir + "/missing/a", "does not exist"},
+      {"cid=5,socket=" + file, "exists and is not a socket"},
+      {"socket=" + dir + "/a", "no guest CID"},
+      {"cid=5", "no host socket path"},
+      {"cid=5,socket=" + dir + "/a,port=1", "'port=1' is not cid=N or socket=PATH"},
+  };
+  for (const auto& [value, message] : cases) {
+    ProcessResult r = RunVmm({"--kernel", elf, "--vsock", value, "--dry-run"});
+    EXPECT_EQ(r.exit_code, 2) << value << "\n" << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << value << "\n" << r.err;
+  }
+  ProcessResult two = RunVmm({"--kernel", elf, "--vsock", "cid=5,socket=" + dir + "/a", "--vsock",
+                              "cid=6,socket=" + dir + "/b", "--dry-run"});
+  EXPECT_EQ(two.exit_code, 2) << two.err;
+  ProcessResult ok =
+      RunVmm({"--kernel", elf, "--vsock", "cid=5,socket=" + dir + "/a", "--rng", "--dry-run"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  ExpectContainsAll(ok.out, {"\"vsock\": \"cid=5,socket=" + dir + "/a\"",
+                             "virtio-vsock: guest cid 5, host clients on " + dir + "/a",
+                             "(vmm-device vsock), mmio 0xd0001000 gsi 17"});
+  rmdir(dir.c_str());
 }
 
 TEST(DeviceProcessCli, DryRunListsTheDeviceProcesses) {

@@ -38,11 +38,11 @@ struct DeviceKind {
 
 inline constexpr std::array<DeviceKind, 3> kDeviceKinds = {{
     {DeviceType::kBlk, "blk", 2, 60, 1, "device-blk",
-     kMaxVirtioDevices - 1,  // one slot for the rng
+     kMaxVirtioDevices - 1,  // with the rng or vsock, ValidateConfig counts the slots
      true, "virtio-blk (virtio 1.2 §5.2) over an image file"},
     {DeviceType::kRng, "rng", 4, 0, 1, "device-rng", 1, false,
      "virtio-rng (virtio 1.2 §5.4) from getrandom(2)"},
-    // Served standalone (QEMU's vhost-user-vsock-pci); `vmm run` does not plan it yet.
+    // `vmm run --vsock`, or standalone (QEMU's vhost-user-vsock-pci).
     {DeviceType::kVsock, "vsock", 19, 8, 3, "device-vsock", 1, false,
      "virtio-vsock (virtio 1.2 §5.10) to host unix sockets"},
 }};

@@ -208,6 +208,39 @@ static Result<void> ParseTpm(VmConfig& cfg, std::string_view value) {
   return Ok();
 }
 
+// "cid=N,socket=PATH". The path's file system checks are CheckVsockSocket's.
+static Result<void> ParseVsock(VmConfig& cfg, std::string_view value) {
+  if (cfg.vsock) return InvalidArgument("--vsock: a VM has at most one vsock device");
+  VsockConfig v;
+  bool have_cid = false;
+  for (const auto& [item, key, val, bare] : SplitOptionItems(value)) {
+    if (key == "cid" && !bare) {
+      uint64_t n = 0;
+      auto [end, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
+      if (ec != std::errc() || end != val.data() + val.size() || val.empty()) {
+        return InvalidArgument("--vsock: cid '" + std::string(val) + "' is not a number");
+      }
+      if (n < kMinVsockCid || n > kMaxVsockCid) {
+        return InvalidArgument("--vsock: cid " + std::string(val) +
+                               " is reserved or too large (3 to 4294967294)");
+      }
+      v.cid = n;
+      have_cid = true;
+    } else if (key == "socket" && !bare && !val.empty()) {
+      v.socket = std::string(val);
+    } else {
+      return InvalidArgument("--vsock: '" + std::string(item) + "' is not cid=N or socket=PATH");
+    }
+  }
+  if (!have_cid) return InvalidArgument("--vsock: no guest CID (cid=N)");
+  if (v.socket.empty()) return InvalidArgument("--vsock: no host socket path (socket=PATH)");
+  if (v.socket.front() != '/') {
+    return InvalidArgument("--vsock: socket path '" + v.socket + "' is not absolute");
+  }
+  cfg.vsock = std::move(v);
+  return Ok();
+}
+
 std::string TpmToString(const TpmConfig& tpm) {
   switch (tpm.mode) {
     case TpmConfig::Mode::kOff:
@@ -243,6 +276,8 @@ Result<void> ApplyFlag(VmConfig& cfg, std::string_view name, std::string_view va
     }
   } else if (name == "tpm") {
     RETURN_IF_ERROR(ParseTpm(cfg, value));
+  } else if (name == "vsock") {
+    RETURN_IF_ERROR(ParseVsock(cfg, value));
   } else if (name == "kvm-compat") {
     if (auto mode = Keyword<KvmCompat>(
             value,
@@ -283,7 +318,7 @@ Result<VmConfig> ParseConfigJson(std::string_view text) {
       as_text = std::to_string(value.get<uint64_t>());
     } else if (key == "kernel" || key == "initramfs" || key == "cmdline" || key == "cpus" ||
                key == "memory" || key == "serial" || key == "kvm-compat" || key == "disk" ||
-               key == "rng" || key == "tpm") {
+               key == "rng" || key == "tpm" || key == "vsock") {
       return InvalidArgument("config: '" + key + "' has the wrong type (" +
                              std::string(value.type_name()) + ")");
     }
@@ -325,6 +360,12 @@ Result<void> ValidateConfig(const VmConfig& cfg, const HostLimits& host) {
        cfg.tpm.key_file.find(',') != std::string::npos)) {
     return InvalidArgument("--tpm: paths with commas are not supported");
   }
+  const size_t devices = cfg.disks.size() + (cfg.rng ? 1 : 0) + (cfg.vsock ? 1 : 0);
+  if (devices > kMaxVirtioDevices) {
+    return InvalidArgument("--disk, --rng, --vsock: " + std::to_string(devices) +
+                           " devices are more than the " + std::to_string(kMaxVirtioDevices) +
+                           " virtio-mmio slots");
+  }
   if (cfg.serial == SerialMode::kFile && cfg.serial_path.empty()) {
     return InvalidArgument("--serial: file= needs a path");
   }
@@ -364,6 +405,9 @@ std::string ConfigToJson(const VmConfig& cfg) {
   doc["disk"] = disks;
   doc["rng"] = cfg.rng;
   doc["tpm"] = TpmToString(cfg.tpm);
+  if (cfg.vsock) {
+    doc["vsock"] = "cid=" + std::to_string(cfg.vsock->cid) + ",socket=" + cfg.vsock->socket;
+  }
   return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);  // paths: any bytes
 }
 

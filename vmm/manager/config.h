@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,16 @@ struct TpmConfig {
 };
 std::string TpmToString(const TpmConfig& tpm);
 
+// The VM's virtio-vsock device (`vmm-device vsock`, ARCHITECTURE.md §3, "Vsock"): host
+// clients connect to `socket` and send "CONNECT <port>\n"; a guest's connection to CID 2 port P
+// goes to the listener at "<socket>_P". --vsock cid=N,socket=PATH
+struct VsockConfig {
+  uint64_t cid = 0;    // 3 .. 2^32-2: virtio 1.2 §5.10.4 reserves 0, 1, 2 and U32_MAX
+  std::string socket;  // absolute; created by the device process
+};
+inline constexpr uint64_t kMinVsockCid = 3;
+inline constexpr uint64_t kMaxVsockCid = 0xfffffffeull;
+
 struct VmConfig {
   std::string kernel;
   std::string initramfs;
@@ -50,9 +61,10 @@ struct VmConfig {
   SerialMode serial = SerialMode::kTty;
   std::string serial_path;  // with SerialMode::kFile
   KvmCompat kvm_compat = KvmCompat::kAuto;
-  std::vector<DiskConfig> disks;  // --disk, repeatable
-  bool rng = false;               // --rng: a virtio-rng device (from the host's getrandom)
-  TpmConfig tpm;                  // --tpm
+  std::vector<DiskConfig> disks;     // --disk, repeatable
+  bool rng = false;                  // --rng: a virtio-rng device (from the host's getrandom)
+  TpmConfig tpm;                     // --tpm
+  std::optional<VsockConfig> vsock;  // --vsock (one per VM)
 };
 
 struct HostLimits {

@@ -77,6 +77,10 @@ std::vector<PlannedDevice> PlanDevices(const VmConfig& cfg) {
     const DeviceKind& rng = GetDeviceKind(DeviceType::kRng);
     out.push_back({&rng, std::string(rng.name) + "0", out.size(), nullptr});
   }
+  if (cfg.vsock) {
+    const DeviceKind& vsock = GetDeviceKind(DeviceType::kVsock);
+    out.push_back({&vsock, std::string(vsock.name) + "0", out.size(), nullptr, &cfg.vsock.value()});
+  }
   return out;
 }
 
@@ -84,6 +88,10 @@ std::string DescribePlannedDevice(const PlannedDevice& dev) {
   std::string s =
       "virtio-" + (dev.kind->max_count == 1 ? std::string(dev.kind->name) : dev.name) + ": ";
   if (dev.disk != nullptr) s += dev.disk->path + (dev.disk->readonly ? " (read-only)" : "") + ", ";
+  if (dev.vsock != nullptr) {
+    s += "guest cid " + std::to_string(dev.vsock->cid) + ", host clients on " + dev.vsock->socket +
+         ", guest ports at " + dev.vsock->socket + "_PORT, ";
+  }
   char where[64];
   std::snprintf(where, sizeof(where), "mmio 0x%llx gsi %u",
                 static_cast<unsigned long long>(x86::VirtioMmioBase(dev.slot)),
@@ -107,6 +115,25 @@ Result<void> CheckDiskImages(const VmConfig& cfg) {
     if (fstat(fd.get(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
       return InvalidArgument("--disk '" + d.path + "': not a regular file or block device");
     }
+  }
+  return Ok();
+}
+
+Result<void> CheckVsockSocket(const VmConfig& cfg) {
+  if (!cfg.vsock) return Ok();
+  const std::string& path = cfg.vsock->socket;
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return InvalidArgument("--vsock: '" + path + "' exists and is not a socket");
+    }
+  } else if (errno != ENOENT) {
+    return Error(ErrorKind::kInvalidArgument, "--vsock: socket path '" + path + "'", errno);
+  }
+  const std::string dir = path.substr(0, path.rfind('/') + 1);
+  if (path.back() == '/' || stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return InvalidArgument("--vsock: the directory of socket path '" + path +
+                           "' does not exist (or it names no file)");
   }
   return Ok();
 }
@@ -138,7 +165,7 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
                                                         const std::string& apparmor_vm_id) {
   std::vector<DeviceProcess> out;
   if (images.size() != cfg.disks.size()) return InvalidArgument("one image fd per disk needed");
-  if (cfg.disks.empty() && !cfg.rng) return out;
+  if (cfg.disks.empty() && !cfg.rng && !cfg.vsock) return out;
   ASSIGN_OR_RETURN(std::string binary, RoleBinary("vmm-device"));
   auto fail = [&out](Error e) {
     ReapDeviceProcesses(out, 0);
@@ -155,6 +182,11 @@ Result<std::vector<DeviceProcess>> StartDeviceProcesses(const VmConfig& cfg,
       image = std::move(images[static_cast<size_t>(p.disk - cfg.disks.data())]);
       args = {"--serial", dev.name};
       if (d.readonly) args.push_back("--readonly");
+    }
+    if (p.vsock != nullptr) {
+      // The device process binds this listener itself, before it confines itself: the
+      // manager's filter has no bind(2) (ARCHITECTURE.md §3, "Vsock").
+      args = {"--guest-cid", std::to_string(p.vsock->cid), "--uds-path", p.vsock->socket};
     }
     auto spawned = Spawn(binary, std::move(dev), args, std::move(image), apparmor_vm_id);
     if (!spawned) return fail(spawned.error());

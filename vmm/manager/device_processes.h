@@ -23,12 +23,13 @@
 namespace vmm {
 
 // One virtio device the configuration asks for, in virtio-mmio slot order (disks, then the
-// rng): what StartDeviceProcesses starts and `vmm run --dry-run` lists.
+// rng, then the vsock): what StartDeviceProcesses starts and `vmm run --dry-run` lists.
 struct PlannedDevice {
-  const DeviceKind* kind = nullptr;  // its row of the device table: virtio id, role, ...
-  std::string name;                  // "blk0", "rng0"
-  size_t slot = 0;                   // virtio-mmio slot (x86::VirtioMmioBase, VirtioMmioGsi)
-  const DiskConfig* disk = nullptr;  // with kind->has_image: the disk it serves
+  const DeviceKind* kind = nullptr;    // its row of the device table: virtio id, role, ...
+  std::string name;                    // "blk0", "rng0"
+  size_t slot = 0;                     // virtio-mmio slot (x86::VirtioMmioBase, VirtioMmioGsi)
+  const DiskConfig* disk = nullptr;    // with kind->has_image: the disk it serves
+  const VsockConfig* vsock = nullptr;  // the vsock device's CID and host socket
 };
 std::vector<PlannedDevice> PlanDevices(const VmConfig& cfg);
 
@@ -53,6 +54,8 @@ Result<std::string> RoleBinary(const std::string& name);
 // Bad input before anything starts: each disk image must be a regular file or block device
 // we can open as asked (read-write unless readonly=on).
 Result<void> CheckDiskImages(const VmConfig& cfg);
+// --vsock's socket path: absent or a (stale) socket, in an existing directory.
+Result<void> CheckVsockSocket(const VmConfig& cfg);
 
 // Opens each disk image and spawns its device process, then the rng's (PlanDevices' order). The
 // caller must be single-threaded (SpawnRole). On error the processes already started are killed.

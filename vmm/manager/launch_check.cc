@@ -54,6 +54,7 @@ Result<policy::LaunchRequest> LaunchRequestFor(const VmConfig& cfg, const BootPl
   r.kvm_compat_on = plan.kvm_compat;
   for (const DiskConfig& d : cfg.disks) r.disks.push_back({Resolved(d.path), d.readonly});
   r.rng = cfg.rng;
+  r.vsock = cfg.vsock.has_value();
   r.selinux_enforcing = sandbox::SelinuxEnforcing();
   auto abi = sandbox::LandlockAbi();
   r.landlock_abi = abi ? *abi : 0;

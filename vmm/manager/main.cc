@@ -164,6 +164,10 @@ std::vector<std::pair<std::string, std::string>> StartDetails(const VmConfig& cf
   d.emplace_back("mem_kib", std::to_string(cfg.memory / 1024));
   for (const DiskConfig& disk : cfg.disks) d.emplace_back("disk", disk.path);
   if (cfg.rng) d.emplace_back("rng", "getrandom");
+  if (cfg.vsock) {
+    d.emplace_back("vsock",
+                   "cid=" + std::to_string(cfg.vsock->cid) + ",socket=" + cfg.vsock->socket);
+  }
   if (cfg.tpm.enabled()) {
     d.emplace_back("tpm",
                    cfg.tpm.mode == TpmConfig::Mode::kEphemeral ? "ephemeral" : cfg.tpm.state_dir);
@@ -284,6 +288,7 @@ int Run(const RunFlags& given) {
   }
   // --- end privilege drop
   if (auto disks = CheckDiskImages(*cfg); !disks) return Fail(disks.error());
+  if (auto vsock = CheckVsockSocket(*cfg); !vsock) return Fail(vsock.error());
   if (auto tpm = CheckTpmPaths(cfg->tpm, "--tpm"); !tpm) return Fail(tpm.error());
   if (!given.event_log_out.empty() && !cfg->tpm.enabled()) {
     return Fail(InvalidArgument(
@@ -1149,7 +1154,7 @@ int Main(int argc, char** argv) {
   auto add_vm_flags = [](CLI::App* sub, RunFlags& f) {
     sub->add_option("--config", f.config_path,
                     "JSON file with the settings below as keys (kernel, initramfs, cmdline, cpus, "
-                    "memory, serial, kvm-compat, disk, rng, tpm); flags override it")
+                    "memory, serial, kvm-compat, disk, rng, tpm, vsock); flags override it")
         ->type_name("FILE");
     auto setting = [&, sub](const char* name, const char* help, const char* type) {
       sub->add_option_function<std::string>(
@@ -1175,6 +1180,11 @@ int Main(int argc, char** argv) {
     sub->add_flag_callback(
         "--rng", [&f] { f.settings.emplace_back("rng", "on"); },
         "virtio-rng device served by its own confined process (from the host's getrandom)");
+    setting("vsock",
+            "virtio-vsock device served by its own confined process: cid=N (3 to 4294967294), "
+            "socket=PATH (absolute; host clients connect there and send 'CONNECT <port>\\n'; "
+            "guest connections to CID 2 port P go to the listener at PATH_P)",
+            "cid=N,socket=PATH");
     setting(
         "tpm",
         "TPM 2.0 on the CRB interface, served by its own confined process (vmm-vtpm, "

@@ -1,7 +1,7 @@
 /*
  * check virtio: drives the VMM's virtio-mmio devices the way a driver does
  * (virtio 1.2: §2 basic facilities, §3.1.1 initialization, §4.2 virtio-mmio
- * version 2, §5.2 block, §5.4 entropy). Written from the spec.
+ * version 2, §5.2 block, §5.4 entropy, §5.10 socket: config and queues only). Written from the spec.
  *
  * Discovery probes the fixed windows 0xD0000000 + n * 0x1000 (n = 0..7;
  * the 3..4 GiB range is mapped uncached by head.S) and cross-checks each
@@ -198,6 +198,41 @@ static bool rng_test(struct vdev *v, struct detail *d)
 	return true;
 }
 
+/* ---- socket (§5.10) -------------------------------------------------------- */
+
+/* The config's le64 guest_cid (§5.10.4), read with the §2.5.1 generation loop,
+ * and the three queues (rx, tx, event, §5.10.2) the transport must offer. No
+ * queue is started: without a guest listener the device has nothing to do. */
+static bool vsock_test(struct vdev *v, uint64_t expect_cid, struct detail *d)
+{
+	detail_add(d, "vsock%u", v->n);
+	if (!vdev_negotiate(v, 0, d))
+		return false;
+	uint32_t gen, lo, hi;
+	unsigned tries = 0;
+	do {
+		gen = vio_rd(v, R_CONFIG_GEN);
+		lo = vio_rd(v, R_CONFIG);
+		hi = vio_rd(v, R_CONFIG + 4);
+	} while (gen != vio_rd(v, R_CONFIG_GEN) && ++tries < 100);
+	uint64_t cid = (uint64_t)hi << 32 | lo;
+	detail_add(d, " cid=%lu", (unsigned long)cid);
+	bool ok = true;
+	if (expect_cid && cid != expect_cid) {
+		detail_add(d, " (want %lu)", (unsigned long)expect_cid);
+		ok = false;
+	}
+	for (uint32_t q = 0; q < 4; q++) {
+		vio_wr(v, R_QUEUE_SEL, q);
+		uint32_t max = vio_rd(v, R_QUEUE_NUM_MAX);
+		if ((q < 3) != (max != 0)) {
+			detail_add(d, " queue %u max %u (want 3 queues)", q, max);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
 /* ---- the check ------------------------------------------------------------ */
 
 static bool run_device(const struct platform *p, struct vdev *v, struct detail *d)
@@ -252,6 +287,16 @@ bool check_virtio(struct guest *g, struct detail *d)
 			ok = false;
 			continue;
 		}
+		if (v.device_id == ID_VSOCK) {
+			detail_add(d, "%s", sep);
+			present |= 1u << ID_VSOCK;
+			if (vsock_test(&v, g->opt.expect_vsock_cid, d))
+				found |= 1u << ID_VSOCK;
+			else
+				ok = false;
+			vdev_reset(&v);
+			continue;
+		}
 		if (v.device_id != ID_BLK && v.device_id != ID_RNG) {
 			detail_add(d, "%sslot%u device id %u not tested", sep, n, v.device_id);
 			continue;
@@ -291,7 +336,7 @@ bool check_virtio(struct guest *g, struct detail *d)
 	static const struct {
 		uint32_t id;
 		const char *name;
-	} kinds[] = { { ID_BLK, "blk" }, { ID_RNG, "rng" } };
+	} kinds[] = { { ID_BLK, "blk" }, { ID_RNG, "rng" }, { ID_VSOCK, "vsock" } };
 	for (unsigned i = 0; i < ARRAY_SIZE(kinds); i++) {
 		uint32_t bit = 1u << kinds[i].id;
 		if ((expect & bit) && !(found & bit)) {

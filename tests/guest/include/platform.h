@@ -95,6 +95,7 @@ struct options {
 	bool selftest_linux64; /* selftest=linux64: PVH boot re-enters via startup_64 */
 	uint32_t expect_virtio; /* expect_virtio=blk,rng: bit = virtio device ID; bit 31 = unknown name */
 	uint32_t hostile;       /* hostile=virtio[,ringaddr]: HOSTILE_* bits */
+	uint64_t expect_vsock_cid; /* expect_vsock_cid=N: the vsock config's guest_cid; 0 = not given */
 	uint32_t expect_tpm;    /* expect_tpm=crb: TPM_EXPECT_* */
 	bool tpm_startup_guest; /* tpm_startup=guest: the guest sends TPM2_Startup if needed */
 	bool compat_exercise;   /* compat=exercise: check compat drives the kvm_pvm module */

@@ -61,6 +61,7 @@
 /* §5 device IDs. */
 #define ID_BLK 2
 #define ID_RNG 4
+#define ID_VSOCK 19
 
 /* §5.2.6 block request types and status. */
 #define BLK_T_IN 0
@@ -116,7 +117,7 @@ struct vdev {
 	unsigned n;
 	uint64_t base;
 	uint32_t gsi, device_id;
-	const char *name; /* "blk", "rng" or "dev" */
+	const char *name; /* "blk", "rng", "vsock" or "dev" */
 	uint64_t offered, accepted;
 	uint16_t avail_idx, last_used;
 	struct vring *ring;

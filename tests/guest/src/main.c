@@ -58,7 +58,7 @@ static size_t take_item(const char **s, size_t *len)
 	return n;
 }
 
-/* expect_virtio=blk,rng: a bit per virtio device ID (§5: blk 2, rng 4);
+/* expect_virtio=blk,rng,vsock: a bit per virtio device ID (§5: blk 2, rng 4, vsock 19);
  * an unknown name sets bit 31, which no device can satisfy. */
 static uint32_t parse_virtio_list(const char *s, size_t len)
 {
@@ -70,6 +70,8 @@ static uint32_t parse_virtio_list(const char *s, size_t len)
 			mask |= 1u << 2;
 		else if (n == 3 && !strncmp(item, "rng", 3))
 			mask |= 1u << 4;
+		else if (n == 5 && !strncmp(item, "vsock", 5))
+			mask |= 1u << 19;
 		else if (n)
 			mask |= 1u << 31;
 	}
@@ -129,6 +131,10 @@ static void parse_options(const struct boot_info *bi, struct options *o)
 				o->linger_s = 0;
 		} else if (len > 14 && !strncmp(w, "expect_virtio=", 14)) {
 			o->expect_virtio = parse_virtio_list(w + 14, len - 14);
+		} else if (len > 17 && !strncmp(w, "expect_vsock_cid=", 17)) {
+			uint32_t cid;
+			/* garbage (or a reserved CID) can never be met: no device reports 1 */
+			o->expect_vsock_cid = parse_u32(w + 17, len - 17, &cid) && cid ? cid : 1;
 		} else if (len > 11 && !strncmp(w, "expect_tpm=", 11)) {
 			o->expect_tpm = len == 14 && !strncmp(w + 11, "crb", 3) ? TPM_EXPECT_CRB : TPM_EXPECT_UNKNOWN;
 		} else if (len >= 13 && !strncmp(w, "attest_nonce=", 13)) {

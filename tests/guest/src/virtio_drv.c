@@ -14,7 +14,10 @@ bool vio_probe(struct vdev *v, unsigned n, uint32_t *version)
 		return false;
 	*version = vio_rd(v, R_VERSION);
 	v->device_id = vio_rd(v, R_DEVICE_ID);
-	v->name = v->device_id == ID_BLK ? "blk" : v->device_id == ID_RNG ? "rng" : "dev";
+	v->name = v->device_id == ID_BLK     ? "blk"
+	          : v->device_id == ID_RNG   ? "rng"
+	          : v->device_id == ID_VSOCK ? "vsock"
+	                                     : "dev";
 	return v->device_id != 0; /* §4.2.3.1.1: ID 0 is a placeholder window */
 }
 

@@ -145,5 +145,57 @@ TEST(ConfigToJson, RoundTrips) {
   EXPECT_EQ(back->kvm_compat, KvmCompat::kOff);
 }
 
+TEST(ApplyFlag, VsockTakesCidAndAbsoluteSocket) {
+  VmConfig cfg;
+  ASSERT_TRUE(ApplyFlag(cfg, "vsock", "cid=4294967294,socket=/run/vm/v.sock").has_value());
+  ASSERT_TRUE(cfg.vsock.has_value());
+  EXPECT_EQ(cfg.vsock->cid, 4294967294u);
+  EXPECT_EQ(cfg.vsock->socket, "/run/vm/v.sock");
+  ExpectInvalid(ApplyFlag(cfg, "vsock", "cid=3,socket=/run/vm/w.sock"), "at most one");
+}
+
+TEST(ApplyFlag, VsockRefusals) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"cid=0,socket=/v", "reserved"},
+      {"cid=2,socket=/v", "reserved"},
+      {"cid=4294967295,socket=/v", "reserved"},
+      {"cid=18446744073709551616,socket=/v", "number"},
+      {"cid=-3,socket=/v", "number"},
+      {"cid=,socket=/v", "number"},
+      {"cid=5,socket=v.sock", "not absolute"},
+      {"cid=5", "socket=PATH"},
+      {"socket=/v", "cid=N"},
+      {"cid=5,socket=/v,x=1", "'x=1'"},
+      {"", "cid=N"},
+  };
+  for (const auto& [value, fragment] : cases) {
+    VmConfig cfg;
+    SCOPED_TRACE(value);
+    ExpectInvalid(ApplyFlag(cfg, "vsock", value), fragment);
+    EXPECT_FALSE(cfg.vsock.has_value());
+  }
+}
+
+TEST(ValidateConfig, VsockCountsAgainstTheVirtioSlots) {
+  VmConfig cfg = Valid();
+  cfg.vsock = VsockConfig{5, "/v"};
+  for (size_t i = 0; i < kMaxDisks; ++i) cfg.disks.push_back({"/d" + std::to_string(i), false});
+  ASSERT_EQ(cfg.disks.size() + 1, kMaxVirtioDevices);
+  EXPECT_TRUE(ValidateConfig(cfg, kHost).has_value());
+  cfg.rng = true;
+  ExpectInvalid(ValidateConfig(cfg, kHost), "virtio-mmio slots");
+}
+
+TEST(ParseConfigJson, VsockRoundTrips) {
+  VmConfig cfg = Valid();
+  cfg.vsock = VsockConfig{7, "/run/vm/v.sock"};
+  auto back = ParseConfigJson(ConfigToJson(cfg));
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  ASSERT_TRUE(back->vsock.has_value());
+  EXPECT_EQ(back->vsock->cid, 7u);
+  EXPECT_EQ(back->vsock->socket, "/run/vm/v.sock");
+  EXPECT_FALSE(ParseConfigJson(R"({"vsock": 5})").has_value());
+}
+
 }  // namespace
 }  // namespace vmm

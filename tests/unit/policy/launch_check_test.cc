@@ -85,6 +85,7 @@ TEST(CheckLaunch, RefusesEachRuleByName) {
       {"require.landlock_abi_min", [](LaunchRequest& r) { r.landlock_abi = 0; }},
       {"require.kvm_compat", [](LaunchRequest& r) { r.kvm_compat_on = true; }},
       {"devices.rng", [](LaunchRequest& r) { r.rng = true; }},
+      {"devices.vsock", [](LaunchRequest& r) { r.vsock = true; }},
       {"devices.disks.images", [](LaunchRequest& r) { r.disks[0].path = "/img/other.img"; }},
       {"devices.disks.images", [](LaunchRequest& r) { r.disks[1].path = "/scratch"; }},
       {"devices.disks.images.read_only", [](LaunchRequest& r) { r.disks[0].read_only = false; }},
@@ -243,11 +244,20 @@ TEST(PolicyForRequest, AdmitsExactlyThatVm) {
   EXPECT_EQ(Rules(*q, bare), Rule{});
   LaunchRequest more = bare;
   more.rng = true;
+  more.vsock = true;
   more.kvm_compat_on = true;
   more.initramfs_sha256 = kInitramfs;
   more.disks = {{"/x.img", true}};
-  EXPECT_EQ(Rules(*q, more), (Rule{"initramfs.images", "require.kvm_compat", "devices.rng",
-                                   "devices.disks.max_count", "devices.disks.images"}));
+  EXPECT_EQ(Rules(*q, more),
+            (Rule{"initramfs.images", "require.kvm_compat", "devices.rng", "devices.vsock",
+                  "devices.disks.max_count", "devices.disks.images"}));
+  // A VM with a vsock device gets a policy that allows one.
+  LaunchRequest with_vsock = bare;
+  with_vsock.vsock = true;
+  auto v = ParseLaunchPolicy(PolicyForRequest(with_vsock));
+  ASSERT_TRUE(v.has_value()) << v.error().message();
+  EXPECT_TRUE(v->vsock_allowed);
+  EXPECT_EQ(Rules(*v, with_vsock), Rule{});
 }
 
 }  // namespace
