@@ -96,6 +96,13 @@ Result<AppArmorVm> AppArmorVmFor(const VmConfig& cfg, bool kvm_compat, std::stri
       ASSIGN_OR_RETURN(d.image, Resolve(p.disk->path, "--disk"));
       d.readonly = p.disk->readonly;
     }
+    if (p.vsock != nullptr) {
+      // The device process binds the directory of its socket (ARCHITECTURE.md §3 Vsock).
+      const std::string& sock = p.vsock->socket;
+      const size_t slash = sock.find_last_of('/');
+      const std::string dir = slash == 0 ? "/" : sock.substr(0, slash);
+      ASSIGN_OR_RETURN(d.socket_dir, Resolve(dir, "--vsock socket directory"));
+    }
     vm.devices.push_back(std::move(d));
   }
   vm.vtpm = cfg.tpm.enabled();

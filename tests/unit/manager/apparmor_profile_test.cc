@@ -183,6 +183,22 @@ TEST(AppArmorVm, ResolvesTheConfigurationsPaths) {
   EXPECT_EQ(vm->tpm_state_dir, d + "/tpm");
   EXPECT_TRUE(VmAppArmorProfiles(*vm).has_value());
 
+  // A vsock device gets the resolved directory of its socket, which it binds.
+  ASSERT_EQ(mkdir((d + "/v").c_str(), 0700), 0);
+  ASSERT_EQ(symlink((d + "/v").c_str(), (d + "/vlink").c_str()), 0);
+  cfg.vsock = VsockConfig{.cid = 5, .socket = d + "/vlink/v.sock"};
+  auto with_vsock = AppArmorVmFor(cfg, false, "ab");
+  ASSERT_TRUE(with_vsock.has_value()) << with_vsock.error().ToString();
+  ASSERT_EQ(with_vsock->devices.size(), 3u);
+  EXPECT_EQ(with_vsock->devices[2].role, "device-vsock");
+  EXPECT_EQ(with_vsock->devices[2].socket_dir, d + "/v");
+  EXPECT_TRUE(VmAppArmorProfiles(*with_vsock).has_value());
+  cfg.vsock->socket = d + "/nodir/v.sock";
+  EXPECT_FALSE(AppArmorVmFor(cfg, false, "ab").has_value());
+  cfg.vsock.reset();
+  unlink((d + "/vlink").c_str());
+  rmdir((d + "/v").c_str());
+
   cfg.disks[0].path = d + "/missing.img";
   EXPECT_FALSE(AppArmorVmFor(cfg, false, "ab").has_value());
   unlink((d + "/link.img").c_str());
