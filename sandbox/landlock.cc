@@ -31,12 +31,54 @@ struct RulesetAttr {
   uint64_t scoped;
 };
 
-uint64_t HandledFs(int abi) {
-  uint64_t fs = kFsAbi1;
-  if (abi >= 2) fs |= kFsRefer;
-  if (abi >= 3) fs |= kFsTruncate;
-  if (abi >= 5) fs |= kFsIoctlDev;
-  return fs;
+static_assert(kLandlockRemoveDir == LANDLOCK_ACCESS_FS_REMOVE_DIR);
+static_assert(kLandlockRemoveFile == LANDLOCK_ACCESS_FS_REMOVE_FILE);
+
+// "remove-file+remove-dir": the rights a note names (the ones grants use; others by bit).
+std::string AccessNames(uint64_t access) {
+  std::string out;
+  for (int bit = 0; bit < 64; ++bit) {
+    if (!(access & (1ULL << bit))) continue;
+    if (!out.empty()) out += "+";
+    if ((1ULL << bit) == LANDLOCK_ACCESS_FS_REMOVE_DIR) {
+      out += "remove-dir";
+    } else if ((1ULL << bit) == LANDLOCK_ACCESS_FS_REMOVE_FILE) {
+      out += "remove-file";
+    } else {
+      out += "bit" + std::to_string(bit);
+    }
+  }
+  return out.empty() ? "nothing" : out;
+}
+
+// Makes the ruleset (every right the ABI knows handled), adds `grants` and restricts the
+// calling thread.
+Result<void> Apply(int abi, std::span<const LandlockGrant> grants, bool scope_signals,
+                   bool scope_abstract_unix) {
+  RulesetAttr attr{LandlockHandledFs(abi), 0, 0};
+  size_t size = sizeof(uint64_t);
+  if (abi >= 4) {
+    attr.handled_access_net = kNetBindTcp | kNetConnectTcp;
+    size = 2 * sizeof(uint64_t);
+  }
+  if (abi >= 6) {
+    attr.scoped =
+        (scope_abstract_unix ? kScopeAbstractUnix : 0) | (scope_signals ? kScopeSignal : 0);
+    size = sizeof(RulesetAttr);
+  }
+  UniqueFd ruleset(static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, size, 0)));
+  if (!ruleset.valid()) return ErrnoError("landlock_create_ruleset");
+  for (const LandlockGrant& g : grants) {
+    landlock_path_beneath_attr rule{g.access & attr.handled_access_fs, g.dir};
+    if (rule.allowed_access == 0) continue;  // the kernel refuses an empty rule (ENOMSG)
+    if (syscall(SYS_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_PATH_BENEATH, &rule, 0) != 0) {
+      return ErrnoError("landlock_add_rule (fd " + std::to_string(g.dir) + ")");
+    }
+  }
+  if (syscall(SYS_landlock_restrict_self, ruleset.get(), 0) != 0) {
+    return ErrnoError("landlock_restrict_self");
+  }
+  return Ok();
 }
 
 }  // namespace
@@ -54,33 +96,21 @@ Result<int> LandlockAbi() {
   return Error(ErrorKind::kSystem, "landlock_create_ruleset(VERSION)", errno);
 }
 
-Result<std::string> RestrictFilesystem(int abi, std::span<const int> file_dirs) {
-  RulesetAttr attr{HandledFs(abi), 0, 0};
-  size_t size = sizeof(uint64_t);
-  if (abi >= 4) {
-    attr.handled_access_net = kNetBindTcp | kNetConnectTcp;
-    size = 2 * sizeof(uint64_t);
-  }
-  if (abi >= 6) {
-    attr.scoped = kScopeAbstractUnix | kScopeSignal;
-    size = sizeof(RulesetAttr);
-  }
-  UniqueFd ruleset(static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, size, 0)));
-  if (!ruleset.valid()) return ErrnoError("landlock_create_ruleset");
+uint64_t LandlockHandledFs(int abi) {
+  uint64_t fs = kFsAbi1;
+  if (abi >= 2) fs |= kFsRefer;
+  if (abi >= 3) fs |= kFsTruncate;
+  if (abi >= 5) fs |= kFsIoctlDev;
+  return fs;
+}
 
-  const uint64_t file_access =
-      (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG |
-       LANDLOCK_ACCESS_FS_REMOVE_FILE | kFsTruncate) &
-      attr.handled_access_fs;
-  for (int dir : file_dirs) {
-    landlock_path_beneath_attr rule{file_access, dir};
-    if (syscall(SYS_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_PATH_BENEATH, &rule, 0) != 0) {
-      return ErrnoError("landlock_add_rule (fd " + std::to_string(dir) + ")");
-    }
-  }
-  if (syscall(SYS_landlock_restrict_self, ruleset.get(), 0) != 0) {
-    return ErrnoError("landlock_restrict_self");
-  }
+Result<std::string> RestrictFilesystem(int abi, std::span<const int> file_dirs) {
+  const uint64_t file_access = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+                               LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+                               kFsTruncate;
+  std::vector<LandlockGrant> grants;
+  for (int dir : file_dirs) grants.push_back({dir, file_access});
+  RETURN_IF_ERROR(Apply(abi, grants, /*scope_signals=*/true, /*scope_abstract_unix=*/true));
   std::string note = "Landlock ABI " + std::to_string(abi) + ": no filesystem access";
   if (!file_dirs.empty()) {
     note += " except regular files beneath " + std::to_string(file_dirs.size()) + " dir fd(s)";
@@ -88,6 +118,26 @@ Result<std::string> RestrictFilesystem(int abi, std::span<const int> file_dirs) 
   if (abi >= 4) note += "; no TCP bind/connect";
   if (abi >= 6) note += "; signals and abstract unix sockets scoped";
   if (abi < 3) note += "; truncate() not handled before ABI 3";
+  return note;
+}
+
+Result<std::string> RestrictLandlock(int abi, const LandlockRules& rules) {
+  RETURN_IF_ERROR(Apply(abi, rules.grants, rules.scope_signals, rules.scope_abstract_unix));
+  std::string note = "Landlock ABI " + std::to_string(abi) + ": no filesystem access";
+  if (!rules.grants.empty()) {
+    note += " except";
+    const char* sep = " ";
+    for (const LandlockGrant& g : rules.grants) {
+      note += sep + AccessNames(g.access & LandlockHandledFs(abi)) + " beneath fd " +
+              std::to_string(g.dir);
+      sep = ", ";
+    }
+  }
+  if (abi >= 4) note += "; no TCP bind/connect";
+  if (abi >= 6) {
+    if (rules.scope_abstract_unix) note += "; abstract unix sockets scoped";
+    note += rules.scope_signals ? "; signals scoped" : "; signals not scoped";
+  }
   return note;
 }
 

@@ -1,5 +1,6 @@
 #include "vmm/manager/api_server.h"
 
+#include <fcntl.h>
 #include <httplib.h>
 #include <linux/capability.h>
 #include <poll.h>
@@ -20,6 +21,7 @@
 
 #include "base/hex.h"
 #include "base/strict_json.h"
+#include "base/unique_fd.h"
 #include "base/version.h"
 #include "sandbox/landlock.h"
 #include "sandbox/policy.h"
@@ -466,6 +468,8 @@ class PeerServer : public httplib::Server {
 struct ApiServer::Impl {
   PeerServer server;
   std::string path;
+  UniqueFd dir;      // the socket's directory (O_PATH), opened at Bind
+  std::string name;  // the socket's name in it
   std::thread thread;
   ApiHandlers handlers;
   std::mutex counts_mu;
@@ -476,6 +480,8 @@ ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 int ApiServer::listen_fd() const { return impl_->server.listen_fd(); }
 
+int ApiServer::socket_dir_fd() const { return impl_->dir.get(); }
+
 ApiServer::~ApiServer() {
   if (!impl_) return;
   if (impl_->thread.joinable()) {
@@ -484,7 +490,8 @@ ApiServer::~ApiServer() {
     impl_->server.stop();
     impl_->thread.join();
   }
-  unlink(impl_->path.c_str());
+  // Through the directory it was bound in: the entry it made, whatever the path names now.
+  unlinkat(impl_->dir.get(), impl_->name.c_str(), 0);
 }
 
 Result<std::unique_ptr<ApiServer>> ApiServer::Bind(const std::string& path,
@@ -516,6 +523,18 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Bind(const std::string& path,
   const int saved = errno;
   umask(old_mask);
   if (!bound) return Error(ErrorKind::kSystem, "--api-socket '" + path + "': cannot bind", saved);
+  // Held for the socket's removal at the end, which the manager's Landlock rules allow beneath
+  // this directory only (ARCHITECTURE.md §2 step 5).
+  const size_t slash = path.rfind('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  impl->name = slash == std::string::npos ? path : path.substr(slash + 1);
+  impl->dir.reset(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!impl->dir.valid()) {
+    const int err = errno;
+    unlink(path.c_str());
+    return Error(ErrorKind::kSystem, "--api-socket '" + path + "': opening its directory", err);
+  }
   // The socket was made 0600; widen it only as asked, once it is ours.
   if (options.group != static_cast<gid_t>(-1) &&
       lchown(path.c_str(), static_cast<uid_t>(-1), options.group) != 0) {

@@ -171,6 +171,8 @@ class ApiServer {
   void Serve(Handlers handlers, bool confine = false);
   // The listening socket (the manager's filter admits accept on it only).
   int listen_fd() const;
+  // The socket's directory (an O_PATH fd, owned by the server): where ~ApiServer removes it.
+  int socket_dir_fd() const;
   // Stops serving, joins the thread, removes the socket.
   ~ApiServer();
 

@@ -166,6 +166,13 @@ Result<std::unique_ptr<VmAppArmor>> VmAppArmor::Load(const VmConfig& cfg, bool k
   for (const AppArmorDevice& d : vm.devices) names.push_back(AppArmorProfileName(vm.id, d.name));
   if (vm.vtpm) names.push_back(AppArmorProfileName(vm.id, "vtpm"));
   std::unique_ptr<VmAppArmor> loaded(new VmAppArmor(id, file, std::move(names)));
+  loaded->file_dir_.reset(open(kAppArmorRunDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!loaded->file_dir_.valid()) {
+    auto err = ErrnoError(std::string("apparmor: opening ") + kAppArmorRunDir);
+    unlink(file.c_str());
+    loaded->file_.clear();
+    return err;
+  }
   auto r = RunAppArmorParser({"--replace", "--skip-cache", file});
   if (!r) {
     unlink(file.c_str());

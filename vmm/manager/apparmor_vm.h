@@ -54,6 +54,9 @@ class VmAppArmor {
   // writing their names to it instead of running apparmor_parser: a manager under its own
   // seccomp filter may no longer exec or open files for writing (ARCHITECTURE.md §1).
   Result<void> PrepareRemovalWithoutExec();
+  // The profile file's directory (O_PATH, owned), where the destructor removes the file: the
+  // confined manager's Landlock rules allow that removal beneath it only.
+  int file_dir_fd() const { return file_dir_.get(); }
 
  private:
   VmAppArmor(std::string id, std::string file, std::vector<std::string> names)
@@ -62,6 +65,7 @@ class VmAppArmor {
   std::string file_;
   std::vector<std::string> names_;  // the profiles in file_
   UniqueFd remove_;                 // <apparmorfs>/.remove, or invalid: run the parser
+  UniqueFd file_dir_;               // kAppArmorRunDir, opened by Load
   bool no_exec_ = false;            // PrepareRemovalWithoutExec was called: never the parser
 };
 

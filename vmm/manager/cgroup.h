@@ -82,7 +82,8 @@ class VmCgroup {
   VmCgroup(const VmCgroup&) = delete;
   VmCgroup& operator=(const VmCgroup&) = delete;
 
-  int fd() const { return dir_.get(); }                        // for CLONE_INTO_CGROUP
+  int fd() const { return dir_.get(); }            // for CLONE_INTO_CGROUP
+  int parent_fd() const { return parent_.get(); }  // where Remove() removes it (Landlock rule)
   const std::string& directory() const { return directory_; }  // in the filesystem
   const std::string& path() const { return path_; }            // as /proc/PID/cgroup shows it
   // What the start's audit record holds: cgroup, cgroup.cpu_max, cgroup.memory_max, ...

@@ -779,14 +779,22 @@ int RunProcesses(const RunFlags& flags, const ApiSocketOptions& api_options, con
   // --- the manager's own confinement (ARCHITECTURE.md §1): every child runs and every file,
   // socket and pipe the manager will use is open; nothing from the API or the guest has been
   // read yet (the API thread starts below, and inherits this filter). From here on it cannot
-  // exec, open a file for writing, make a socket or trace anything, root or not.
+  // exec, open a file for writing, make a socket or trace anything, root or not, and Landlock
+  // lets it remove only the API socket's and the AppArmor file's entries and the cgroup's.
   if (*apparmor) {
     if (auto r = (*apparmor)->PrepareRemovalWithoutExec(); !r) {
       std::fprintf(stderr, "vmm: warning: %s: the VM's AppArmor profiles may stay loaded\n",
                    r.error().ToString().c_str());
     }
   }
-  if (auto confined = ConfineManager(api ? api->listen_fd() : -1); !confined) {
+  ManagerConfinement confinement;
+  if (api) {
+    confinement.api_socket = api->listen_fd();
+    confinement.remove_files_beneath.push_back(api->socket_dir_fd());
+  }
+  if (*apparmor) confinement.remove_files_beneath.push_back((*apparmor)->file_dir_fd());
+  if (*cgroup) confinement.remove_dirs_beneath.push_back((*cgroup)->parent_fd());
+  if (auto confined = ConfineManager(confinement); !confined) {
     (*relay)->Close();
     vcpu.Signal(SIGKILL);
     vcpu.Reap();

@@ -7,6 +7,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdio>
+
+#include "sandbox/landlock.h"
 #include "sandbox/roles.h"
 
 namespace vmm {
@@ -124,13 +127,30 @@ Result<void> DropPrivileges(const ManagerUser& user) {
   return Ok();
 }
 
-Result<void> ConfineManager(int api_socket) {
+Result<std::string> RestrictManagerFilesystem(int abi, const ManagerConfinement& c) {
+  sandbox::LandlockRules rules;
+  for (int dir : c.remove_files_beneath)
+    rules.grants.push_back({dir, sandbox::kLandlockRemoveFile});
+  for (int dir : c.remove_dirs_beneath) rules.grants.push_back({dir, sandbox::kLandlockRemoveDir});
+  rules.scope_signals = false;  // pidfd_send_signal to children outside this domain
+  rules.scope_abstract_unix = true;
+  return sandbox::RestrictLandlock(abi, rules);
+}
+
+Result<void> ConfineManager(const ManagerConfinement& c) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     return ErrnoError("confining the manager: PR_SET_NO_NEW_PRIVS");
   }
+  if (auto abi = sandbox::LandlockAbi(); abi) {
+    auto note = RestrictManagerFilesystem(*abi, c);
+    if (!note) return note.error().Wrap("confining the manager: Landlock");
+    std::fprintf(stderr, "vmm: manager: landlock: %s\n", note->c_str());
+  } else {
+    std::fprintf(stderr, "vmm: manager: landlock: skipped: %s\n", abi.error().ToString().c_str());
+  }
   ASSIGN_OR_RETURN(sandbox::Policy policy, sandbox::PolicyForRole(sandbox::kManagerRole));
   // No API: a value no fd has (accept on it fails with EBADF).
-  const uint64_t api = api_socket >= 0 ? static_cast<uint64_t>(api_socket) : 0x7fffffffULL;
+  const uint64_t api = c.api_socket >= 0 ? static_cast<uint64_t>(c.api_socket) : 0x7fffffffULL;
   RETURN_IF_ERROR(policy.Apply({{"api_socket", api}}));
   g_confined = true;
   return Ok();

@@ -39,12 +39,30 @@ Result<std::optional<ManagerUser>> ResolveManagerUser(const std::string& flag, s
 // (capabilities are per thread). Each failure names its step.
 Result<void> DropPrivileges(const ManagerUser& user);
 
-// Loads the manager's own seccomp filter (sandbox role "manager", kill by default) into the
-// calling process, which must be single-threaded. `vmm run` calls it in every run, root or not,
-// once every child runs and before the API threads start, which inherit it and add their own
-// (ARCHITECTURE.md §1). `api_socket`: the API's listening socket, or -1. Sets
-// PR_SET_NO_NEW_PRIVS first.
-Result<void> ConfineManager(int api_socket);
+// What the confined manager still reaches by path (ARCHITECTURE.md §2 step 5): removals at the
+// end of the run, each beneath a directory it holds an fd of (borrowed; O_PATH is enough).
+struct ManagerConfinement {
+  int api_socket = -1;  // the API's listening socket, or -1
+  // Files it removes: the API socket, the AppArmor profile file. Their directories.
+  std::vector<int> remove_files_beneath = {};
+  // Directories it removes: the VM's cgroup. Its parent.
+  std::vector<int> remove_dirs_beneath = {};
+};
+
+// The manager's Landlock domain, on the calling thread (and the threads it starts later):
+// every filesystem right the ABI knows is handled, and only REMOVE_FILE / REMOVE_DIR are
+// granted, beneath `c`'s directories; no TCP bind/connect (ABI >= 4); abstract unix sockets
+// scoped (ABI >= 6), signals not: a scoped manager could not signal its children, which were
+// started outside its domain. Needs PR_SET_NO_NEW_PRIVS. Returns what was applied, one line.
+Result<std::string> RestrictManagerFilesystem(int abi, const ManagerConfinement& c);
+
+// Confines the calling process, which must be single-threaded: PR_SET_NO_NEW_PRIVS, then
+// RestrictManagerFilesystem where the kernel has Landlock (without it, one line on stderr says
+// so and the run goes on, as for the children), then the manager's own seccomp filter (sandbox
+// role "manager", kill by default). `vmm run` calls it in every run, root or not, once every
+// child runs and before the API threads start, which inherit both and add their own
+// (ARCHITECTURE.md §1).
+Result<void> ConfineManager(const ManagerConfinement& c);
 
 // Whether ConfineManager has loaded the filter in this process.
 bool ManagerConfined();
