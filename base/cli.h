@@ -29,4 +29,18 @@ inline std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv,
   return std::nullopt;
 }
 
+// A required option taking one value, shown in --help as `type`.
+template <typename T>
+CLI::Option* AddRequiredOption(CLI::App* app, const std::string& name, T& value,
+                               const std::string& help, const std::string& type) {
+  return app->add_option(name, value, help)->required()->type_name(type);
+}
+
+// An optional one.
+template <typename T>
+CLI::Option* AddTypedOption(CLI::App* app, const std::string& name, T& value,
+                            const std::string& help, const std::string& type) {
+  return app->add_option(name, value, help)->type_name(type);
+}
+
 }  // namespace vmm

@@ -25,20 +25,10 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 DEVICE=$ROOT/build/bin/vmm-device
 VTPM=$ROOT/build/bin/vmm-vtpm
 GUEST=$ROOT/build/default-guest
-QEMU=${LINUX_BACKENDS_QEMU:-qemu-system-x86_64}
-TIMEOUT=120
-KEEP=0
-
-say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { say "error: $*"; exit 125; }
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --timeout) TIMEOUT=$2; shift 2 ;;
-        --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) say "unknown option '$1'"; exit 2 ;;
-    esac
-done
+HELP_LINES=2,22
+# shellcheck source=lib/qemu-backends.sh
+. "$ROOT/scripts/lib/qemu-backends.sh"
+backends_parse_args "$@"
 
 command -v "$QEMU" >/dev/null || { say "SKIPPED: $QEMU not installed (scripts/install-deps.sh installs it)"; exit 77; }
 [[ -x $DEVICE ]] || die "$DEVICE missing: build first (scripts/build.sh)"
@@ -55,14 +45,7 @@ else
 fi
 "$ROOT/scripts/make-default-guest.sh" -q || die "could not build the default guest"
 
-WORK=$(mktemp -d /tmp/linux-backends.XXXXXX)
-pids=()
-# shellcheck disable=SC2317 # invoked through the EXIT trap
-cleanup() {
-    for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
-    if [[ $KEEP = 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+backends_make_work
 
 truncate -s 64M "$WORK/disk.img"
 "$DEVICE" blk --socket "$WORK/blk.sock" --image "$WORK/disk.img" --serial linux-backends \
@@ -78,18 +61,11 @@ for _ in $(seq 100); do
 done
 [[ -S $WORK/blk.sock && -S $WORK/rng.sock && -S $WORK/tpm.ctrl ]] || { cat "$WORK"/*.log >&2; die "back-ends did not start"; }
 
-start=$(date +%s%N)
-timeout "$TIMEOUT" "$QEMU" -M q35,memory-backend=mem -accel tcg -cpu max -smp 1 -m 512M \
-    -object memory-backend-memfd,id=mem,size=512M,share=on \
-    -nographic -no-reboot -nodefaults -serial stdio \
-    -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
-    -append "console=ttyS0 panic=-1 vmm.expect_tpm=1" \
+backends_start_qemu "console=ttyS0 panic=-1 vmm.expect_tpm=1" \
     -chardev socket,id=blk,path="$WORK/blk.sock" -device vhost-user-blk-pci,chardev=blk \
     -chardev socket,id=rng,path="$WORK/rng.sock" -device vhost-user-rng-pci,chardev=rng \
     -chardev socket,id=chrtpm,path="$WORK/tpm.ctrl" -tpmdev emulator,id=tpm0,chardev=chrtpm \
-    -device tpm-crb,tpmdev=tpm0 \
-    >"$WORK/console.log" 2>&1 &
-qemu_pid=$!; pids+=("$qemu_pid")
+    -device tpm-crb,tpmdev=tpm0
 
 # The confined child of each back-end, inspected while the guest runs.
 inspect() {  # NAME PARENT_PID

@@ -17,34 +17,17 @@ PROG=linux-vsock
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 DEVICE=$ROOT/build/bin/vmm-device
 GUEST=$ROOT/build/default-guest
-QEMU=${LINUX_BACKENDS_QEMU:-qemu-system-x86_64}
-TIMEOUT=120
-KEEP=0
-
-say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { say "error: $*"; exit 125; }
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --timeout) TIMEOUT=$2; shift 2 ;;
-        --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) say "unknown option '$1'"; exit 2 ;;
-    esac
-done
+HELP_LINES=2,13
+# shellcheck source=lib/qemu-backends.sh
+. "$ROOT/scripts/lib/qemu-backends.sh"
+backends_parse_args "$@"
 
 for tool in "$QEMU" gcc python3; do
     command -v "$tool" >/dev/null || { say "SKIPPED: $tool not installed"; exit 77; }
 done
 [[ -x $DEVICE ]] || die "$DEVICE missing: build first (scripts/build.sh)"
 
-WORK=$(mktemp -d /tmp/linux-vsock.XXXXXX)
-pids=()
-# shellcheck disable=SC2317 # invoked through the EXIT trap
-cleanup() {
-    for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
-    if [[ $KEEP = 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+backends_make_work
 
 mkdir "$WORK/checks"
 gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/checks/vsock" "$ROOT/tests/linux/vsock/vsock_check.c" ||
@@ -83,15 +66,8 @@ sys.exit(0 if line == b"hello from the guest\n" and ok.startswith(b"OK ") and ec
 PY
 host_pid=$!; pids+=("$host_pid")
 
-start=$(date +%s%N)
-timeout "$TIMEOUT" "$QEMU" -M q35,memory-backend=mem -accel tcg -cpu max -smp 1 -m 512M \
-    -object memory-backend-memfd,id=mem,size=512M,share=on \
-    -nographic -no-reboot -nodefaults -serial stdio \
-    -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
-    -append "console=ttyS0 panic=-1" \
-    -chardev socket,id=vs,path="$WORK/vs.sock" -device vhost-user-vsock-pci,chardev=vs \
-    >"$WORK/console.log" 2>&1 &
-qemu_pid=$!; pids+=("$qemu_pid")
+backends_start_qemu "console=ttyS0 panic=-1" \
+    -chardev socket,id=vs,path="$WORK/vs.sock" -device vhost-user-vsock-pci,chardev=vs
 qemu_rc=0; wait "$qemu_pid" || qemu_rc=$?
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 host_rc=0; wait "$host_pid" || host_rc=$?

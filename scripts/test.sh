@@ -112,21 +112,21 @@ else
     "exit $rc; console log in build/nested/last-console.log"
 fi
 
-stage "Linux under QEMU TCG with our confined vhost-user back-ends (scripts/linux-backends.sh)"
-"$root/scripts/linux-backends.sh" >build/linux-backends.log 2>&1
-rc=$?
-cat build/linux-backends.log
-record_exit "Linux + vhost-user back-ends" "$rc" 77 \
-  "$(grep -o 'PASS in [0-9]* ms' build/linux-backends.log)" "qemu-system-x86_64 missing" \
-  "exit $rc; see build/linux-backends.log"
-
-stage "Linux under QEMU TCG with the confined vsock back-end (scripts/linux-vsock.sh)"
-"$root/scripts/linux-vsock.sh" >build/linux-vsock.log 2>&1
-rc=$?
-cat build/linux-vsock.log
-record_exit "Linux + vhost-user vsock" "$rc" 77 \
-  "$(grep -o 'PASS in [0-9]* ms' build/linux-vsock.log)" "qemu-system-x86_64, gcc or python3 missing" \
-  "exit $rc; see build/linux-vsock.log"
+# linux_script_stage TITLE SCRIPT NAME SKIP_REASON: runs scripts/SCRIPT.sh (77 = skipped), its
+# output kept in build/SCRIPT.log, and records it as NAME.
+linux_script_stage() {
+  local title=$1 script=$2 name=$3 skip=$4 rc
+  stage "$title (scripts/$script.sh)"
+  "$root/scripts/$script.sh" >"build/$script.log" 2>&1
+  rc=$?
+  cat "build/$script.log"
+  record_exit "$name" "$rc" 77 "$(grep -o 'PASS in [0-9]* ms' "build/$script.log")" "$skip" \
+    "exit $rc; see build/$script.log"
+}
+linux_script_stage "Linux under QEMU TCG with our confined vhost-user back-ends" linux-backends \
+  "Linux + vhost-user back-ends" "qemu-system-x86_64 missing"
+linux_script_stage "Linux under QEMU TCG with the confined vsock back-end" linux-vsock \
+  "Linux + vhost-user vsock" "qemu-system-x86_64, gcc or python3 missing"
 
 printf '\n==== summary ====\n'
 printf '%s\n' "${summary[@]}"

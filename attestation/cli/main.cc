@@ -356,10 +356,8 @@ int Main(int argc, char** argv) {
       "Write a bundle as tpm2-tools' files into DIR: quote.msg, quote.sig, quote.pcrs "
       "(tpm2_checkquote -m -s -f), ak.pub, ak.pub.pem, ak.crt.pem, ek.crt.pem, ca-chain.pem, "
       "eventlog.bin");
-  unpack->add_option("--evidence", unpack_evidence, "The bundle")->required()->type_name("FILE");
-  unpack->add_option("--dir", unpack_dir, "Directory to write (created if missing)")
-      ->required()
-      ->type_name("DIR");
+  AddRequiredOption(unpack, "--evidence", unpack_evidence, "The bundle", "FILE");
+  AddRequiredOption(unpack, "--dir", unpack_dir, "Directory to write (created if missing)", "DIR");
   unpack->footer("Exit status: 0 written; 1 the bundle is not valid; 2 usage or I/O error.");
 
   std::string pack_dir, pack_out, pack_source = "manager";
@@ -368,10 +366,8 @@ int Main(int argc, char** argv) {
       "Build a bundle from tpm2-tools' files in DIR (as unpack writes them; quote.msg, quote.sig, "
       "quote.pcrs from tpm2_quote -m -s -o, ak.pub from tpm2_createak -u, eventlog.bin "
       "required; the certificates optional)");
-  pack->add_option("--dir", pack_dir, "Directory to read")->required()->type_name("DIR");
-  pack->add_option("--out", pack_out, "The bundle to write (- for stdout)")
-      ->required()
-      ->type_name("FILE");
+  AddRequiredOption(pack, "--dir", pack_dir, "Directory to read", "DIR");
+  AddRequiredOption(pack, "--out", pack_out, "The bundle to write (- for stdout)", "FILE");
   pack->add_option("--source", pack_source, "Who quoted: manager (default) or guest")
       ->check(CLI::IsMember({"manager", "guest"}));
   pack->footer("Exit status: 0 written; 1 the files are not valid evidence; 2 usage or I/O error.");
@@ -382,22 +378,14 @@ int Main(int argc, char** argv) {
       "Build a bundle (\"source\": \"guest\") from a guest's console output: the `attest:` "
       "lines the test guest prints when it quotes its own vTPM (attest_nonce=HEX), with the "
       "host's copy of the event log (vmm run --event-log-out)");
-  from_guest->add_option("--serial", guest.serial, "The guest's console output (vmm run's stdout)")
-      ->required()
-      ->type_name("FILE");
-  from_guest->add_option("--event-log", guest.event_log, "The boot's event log")
-      ->required()
-      ->type_name("FILE");
-  from_guest->add_option("--nonce", guest.nonce, "The nonce the guest was given, in hex")
-      ->required()
-      ->type_name("HEX");
-  from_guest->add_option("--out", guest.out, "The bundle to write (- for stdout)")
-      ->required()
-      ->type_name("FILE");
-  from_guest
-      ->add_option("--ca-chain", guest.ca_chain,
-                   "CA certificates (PEM) for the bundle's ca_chain, issuer first")
-      ->type_name("PEM");
+  AddRequiredOption(from_guest, "--serial", guest.serial,
+                    "The guest's console output (vmm run's stdout)", "FILE");
+  AddRequiredOption(from_guest, "--event-log", guest.event_log, "The boot's event log", "FILE");
+  AddRequiredOption(from_guest, "--nonce", guest.nonce, "The nonce the guest was given, in hex",
+                    "HEX");
+  AddRequiredOption(from_guest, "--out", guest.out, "The bundle to write (- for stdout)", "FILE");
+  AddTypedOption(from_guest, "--ca-chain", guest.ca_chain,
+                 "CA certificates (PEM) for the bundle's ca_chain, issuer first", "PEM");
   from_guest->footer(
       "Exit status: 0 written; 1 the output holds no valid guest evidence for this nonce; 2 "
       "usage or I/O error.");
@@ -408,20 +396,15 @@ int Main(int argc, char** argv) {
       "Run the key broker: release each --secret only to a client whose evidence, bound to the "
       "broker's fresh nonce and the client's key, verifies affirming against --ca and --policy "
       "(protocol vmm-broker/1, README \"Key broker\")");
-  serve->add_option("--listen", serve_flags.listen, "unix:PATH or tcp:A.B.C.D:PORT")
-      ->required()
-      ->type_name("ADDR");
-  serve->add_option("--policy", serve_flags.policy, "Reference-value policy (vmm-policy/1)")
-      ->required()
-      ->type_name("FILE");
-  serve->add_option("--ca", serve_flags.ca, "The vTPM CA certificate you trust (PEM)")
-      ->required()
-      ->type_name("CERT");
-  serve->add_option("--secret", serve_flags.secrets, "A secret to release: its name and file")
-      ->required()
-      ->type_name("NAME=FILE");
-  serve->add_option("--log", serve_flags.log, "Append one JSON line per decision to FILE")
-      ->type_name("FILE");
+  AddRequiredOption(serve, "--listen", serve_flags.listen, "unix:PATH or tcp:A.B.C.D:PORT", "ADDR");
+  AddRequiredOption(serve, "--policy", serve_flags.policy, "Reference-value policy (vmm-policy/1)",
+                    "FILE");
+  AddRequiredOption(serve, "--ca", serve_flags.ca, "The vTPM CA certificate you trust (PEM)",
+                    "CERT");
+  AddRequiredOption(serve, "--secret", serve_flags.secrets,
+                    "A secret to release: its name and file", "NAME=FILE");
+  AddTypedOption(serve, "--log", serve_flags.log, "Append one JSON line per decision to FILE",
+                 "FILE");
   serve->add_option("--nonce-lifetime", serve_flags.nonce_lifetime, "Seconds a challenge lives")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();

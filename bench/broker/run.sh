@@ -29,26 +29,9 @@ if ! { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
   echo "bench/broker: cannot run: no usable /dev/kvm (the evidence must come from a real vTPM)"
   exit 0
 fi
-dir="$(mktemp -d "${TMPDIR:-/tmp}/bench-broker.XXXXXX")"
-vm_pid=
-cleanup() {
-  [ -n "$vm_pid" ] && kill -TERM "$vm_pid" 2>/dev/null && wait "$vm_pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+bench_vm_dir broker
 
-mkdir -m 0700 "$dir/vtpm"
-tpm="state=$dir/vtpm/state,key=$dir/vtpm/key"
-"$bin/vmm" vtpm provision --vm "$tpm" --ca "$dir/ca" --vm-id bench >"$dir/provision.log" 2>&1 ||
-  { echo "bench/broker: vmm vtpm provision failed: $(tail -n1 "$dir/provision.log")" >&2; exit 1; }
-vm=(--cpus 1 --memory 256M --tpm "$tpm" --cmdline "expect_tpm=crb linger=600")
-"$bin/vmm" measure --kernel "$bin/testguest.elf" "${vm[@]}" --policy-out "$dir/policy.json" \
-  --policy-id bench-broker >/dev/null 2>"$dir/measure.log" ||
-  { echo "bench/broker: vmm measure failed: $(tail -n1 "$dir/measure.log")" >&2; exit 1; }
-"$bin/vmm" run --kernel "$bin/testguest.elf" "${vm[@]}" --api-socket "$dir/api.sock" \
-  >"$dir/serial.log" 2>&1 &
-vm_pid=$!
-why=$(bench_wait_guest "$dir/serial.log" "$vm_pid") || { echo "bench/broker: $why" >&2; exit 1; }
+bench_attested_vm bench-broker 600 >"$dir/why" || { echo "bench/broker: $(cat "$dir/why")" >&2; exit 1; }
 
 echo "bench/broker: $rounds rounds of $count releases, alternating with $invocations vmm-verify" \
   "processes; $(openssl version | cut -d' ' -f1-2)," \

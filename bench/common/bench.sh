@@ -83,3 +83,37 @@ bench_qemu() {
   [ -d /sys/module/kvm_pvm ] && qemu_cpu=kvm64,-pni  # ARCHITECTURE.md §5: what QEMU needs on kvm_pvm
   return 0
 }
+
+# bench_vm_dir NAME: sets dir to a fresh temporary folder and vm_pid to empty; on exit, stops the
+# VM in vm_pid if there is one and removes dir.
+# shellcheck disable=SC2034  # dir, vm_pid: read by the sourcing script
+bench_vm_dir() {
+  dir="$(mktemp -d "${TMPDIR:-/tmp}/bench-$1.XXXXXX")"
+  vm_pid=
+  trap bench_vm_cleanup EXIT
+}
+# shellcheck disable=SC2317  # invoked through the EXIT trap
+bench_vm_cleanup() {
+  [ -n "$vm_pid" ] && kill -TERM "$vm_pid" 2>/dev/null && wait "$vm_pid" 2>/dev/null
+  rm -rf "$dir"
+}
+
+# bench_attested_vm POLICY_ID LINGER: in $dir, provisions a persistent vTPM (its CA in $dir/ca),
+# writes the policy of `vmm measure` to $dir/policy.json and boots the test guest with it under
+# `vmm run --api-socket $dir/api.sock`, lingering LINGER seconds; sets vm_pid once it runs.
+# Prints why not and returns 1 when it cannot.
+bench_attested_vm() {
+  local tpm vm
+  mkdir -m 0700 "$dir/vtpm"
+  tpm="state=$dir/vtpm/state,key=$dir/vtpm/key"
+  "$bin/vmm" vtpm provision --vm "$tpm" --ca "$dir/ca" --vm-id bench >"$dir/provision.log" 2>&1 ||
+    { echo "vmm vtpm provision failed: $(tail -n1 "$dir/provision.log")"; return 1; }
+  vm=(--cpus 1 --memory 256M --tpm "$tpm" --cmdline "expect_tpm=crb linger=$2")
+  "$bin/vmm" measure --kernel "$bin/testguest.elf" "${vm[@]}" --policy-out "$dir/policy.json" \
+    --policy-id "$1" >/dev/null 2>"$dir/measure.log" ||
+    { echo "vmm measure failed: $(tail -n1 "$dir/measure.log")"; return 1; }
+  "$bin/vmm" run --kernel "$bin/testguest.elf" "${vm[@]}" --api-socket "$dir/api.sock" \
+    >"$dir/serial.log" 2>&1 &
+  vm_pid=$!
+  bench_wait_guest "$dir/serial.log" "$vm_pid"
+}

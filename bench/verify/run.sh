@@ -32,34 +32,17 @@ bench_begin_warn "[ROUNDS [SECONDS [INVOCATIONS]]]" "$rounds" "$seconds" "$invoc
 bench_build verify_bench vmm-verify vmm vmm-vcpu vmm-vtpm vmm-device testguest
 bench_need_tool bench/verify openssl openssl
 
-dir="$(mktemp -d "${TMPDIR:-/tmp}/bench-verify.XXXXXX")"
-vm_pid=
-cleanup() {
-  [ -n "$vm_pid" ] && kill -TERM "$vm_pid" 2>/dev/null && wait "$vm_pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+bench_vm_dir verify
 
 # real_bundle: writes $dir/evidence.json, ca.pem, policy.json, nonce from a vTPM quoted through
 # the manager of a running test guest; prints why not and returns 1 when it cannot.
 real_bundle() {
-  local tpm vm nonce
+  local nonce
   if ! { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then echo "no usable /dev/kvm"; return 1; fi
   for f in vmm vmm-vcpu vmm-vtpm vmm-device testguest.elf; do
     [ -e "$bin/$f" ] || { echo "$bin/$f is not built"; return 1; }
   done
-  mkdir -m 0700 "$dir/vtpm"
-  tpm="state=$dir/vtpm/state,key=$dir/vtpm/key"
-  "$bin/vmm" vtpm provision --vm "$tpm" --ca "$dir/ca" --vm-id bench >"$dir/provision.log" 2>&1 ||
-    { echo "vmm vtpm provision failed: $(tail -n1 "$dir/provision.log")"; return 1; }
-  vm=(--cpus 1 --memory 256M --tpm "$tpm" --cmdline "expect_tpm=crb linger=60")
-  "$bin/vmm" measure --kernel "$bin/testguest.elf" "${vm[@]}" --policy-out "$dir/policy.json" \
-    --policy-id bench-verify >/dev/null 2>"$dir/measure.log" ||
-    { echo "vmm measure failed: $(tail -n1 "$dir/measure.log")"; return 1; }
-  "$bin/vmm" run --kernel "$bin/testguest.elf" "${vm[@]}" --api-socket "$dir/api.sock" \
-    >"$dir/serial.log" 2>&1 &
-  vm_pid=$!
-  bench_wait_guest "$dir/serial.log" "$vm_pid" || return 1
+  bench_attested_vm bench-verify 60 || return 1
   nonce=$(openssl rand -hex 16)
   "$bin/vmm" attest --api-socket "$dir/api.sock" --nonce "$nonce" --out "$dir/evidence.json" \
     --ca "$dir/ca" >"$dir/attest.log" 2>&1 ||

@@ -28,23 +28,31 @@ inline std::string ReadText(const std::string& path) {
   return s.str();
 }
 
+// Starts `BIN_DIR/binary subcommand ARGS` in the background, its stdout and stderr into the
+// files `out` and `err` (created or truncated); its pid, or -1.
+inline pid_t SpawnInBackground(const std::string& binary, const std::string& subcommand,
+                               const std::vector<std::string>& args, const std::string& out,
+                               const std::string& err) {
+  std::vector<std::string> argv = {BinDir() + "/" + binary, subcommand};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> c;
+  for (std::string& a : argv) c.push_back(a.data());
+  c.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, c[0], &actions, nullptr, c.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
 // `vmm run ARGS` in the background, its stdout (the guest's console) and stderr into files.
 class BackgroundVm {
  public:
-  BackgroundVm(const std::vector<std::string>& args, const std::string& out,
-               const std::string& err) {
-    std::vector<std::string> argv = {BinDir() + "/vmm", "run"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> c;
-    for (std::string& a : argv) c.push_back(a.data());
-    c.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (posix_spawn(&pid_, c[0], &actions, nullptr, c.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
+  BackgroundVm(const std::vector<std::string>& args, const std::string& out, const std::string& err)
+      : pid_(SpawnInBackground("vmm", "run", args, out, err)) {}
   ~BackgroundVm() { Stop(); }
   bool started() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }

@@ -41,17 +41,7 @@ using attestation::BrokerAddress;
 class Broker {
  public:
   Broker(const std::vector<std::string>& args, const std::string& socket, const std::string& err) {
-    std::vector<std::string> argv = {BinDir() + "/vmm-verify", "serve"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (std::string& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
+    pid_ = SpawnInBackground("vmm-verify", "serve", args, "/dev/null", err);
     for (int i = 0; i < 100 && pid_ > 0; ++i) {  // until the socket exists
       struct stat st {};
       if (stat(socket.c_str(), &st) == 0) break;

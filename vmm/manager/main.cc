@@ -1235,14 +1235,13 @@ int Main(int argc, char** argv) {
   add_vm_flags(measure, measure_flags);
   add_policy_flag(measure, measure_flags);
   measure->add_flag("--json", measure_out.json, "Print JSON: the events and the expected PCRs");
-  measure->add_option("--log-out", measure_out.log_out, "Write the binary event log to FILE")
-      ->type_name("FILE");
-  measure
-      ->add_option("--policy-out", measure_out.policy_out,
-                   "Write a reference-value policy (vmm-policy/1) for vmm-verify to FILE: this "
-                   "boot's kernel, initramfs, command line, configuration, ACPI tables, CRTM "
-                   "version, and PCRs 0-9 exact")
-      ->type_name("FILE");
+  AddTypedOption(measure, "--log-out", measure_out.log_out, "Write the binary event log to FILE",
+                 "FILE");
+  AddTypedOption(measure, "--policy-out", measure_out.policy_out,
+                 "Write a reference-value policy (vmm-policy/1) for vmm-verify to FILE: this "
+                 "boot's kernel, initramfs, command line, configuration, ACPI tables, CRTM "
+                 "version, and PCRs 0-9 exact",
+                 "FILE");
   measure
       ->add_option("--policy-id", measure_out.policy_id,
                    "The policy's id (reported as the EAR appraisal-policy-id; default "
@@ -1252,18 +1251,18 @@ int Main(int argc, char** argv) {
   run->add_flag("--profile", flags.profile,
                 "Sample the guest RIP every millisecond and print the busiest kernel symbols "
                 "at exit (costs one VM exit per sample); implies --exit-stats");
-  run->add_option("--profile-symbols", flags.profile_symbols,
-                  "Symbols for --profile: a vmlinux with a symbol table or a System.map "
-                  "(default: the kernel itself if it has symbols, else System.map-VERSION "
-                  "beside a vmlinuz-VERSION, else System.map in the kernel's directory)")
-      ->type_name("PATH");
+  AddTypedOption(run, "--profile-symbols", flags.profile_symbols,
+                 "Symbols for --profile: a vmlinux with a symbol table or a System.map "
+                 "(default: the kernel itself if it has symbols, else System.map-VERSION "
+                 "beside a vmlinuz-VERSION, else System.map in the kernel's directory)",
+                 "PATH");
   run->add_flag("--exit-stats", flags.exit_stats,
                 "Count the VM exits and print at exit where they went: by exit reason, and "
                 "the busiest I/O ports and MMIO addresses (counted per vCPU, no locks)");
-  run->add_option("--event-log-out", flags.event_log_out,
-                  "With --tpm: write the TCG event log the guest gets (the bytes at the TPM2 "
-                  "table's LASA, up to the last event) to FILE, which must not exist")
-      ->type_name("FILE");
+  AddTypedOption(run, "--event-log-out", flags.event_log_out,
+                 "With --tpm: write the TCG event log the guest gets (the bytes at the TPM2 "
+                 "table's LASA, up to the last event) to FILE, which must not exist",
+                 "FILE");
   run->add_option("--api-socket", flags.api_socket,
                   "Serve the management API (HTTP/1.1, JSON) on a unix socket at PATH, created "
                   "mode 0600 and removed at exit; vmm ctl and vmm attest use it, and so does "
@@ -1273,30 +1272,28 @@ int Main(int argc, char** argv) {
                   "The API socket's permissions, octal, at least 0600 (0660 lets the socket's "
                   "group connect; what each caller may do is still its role's)")
       ->type_name("MODE");
-  run->add_option("--api-socket-group", flags.api_socket_group,
-                  "The API socket's group (a name or number)")
-      ->type_name("GROUP");
-  run->add_option("--audit-log", flags.audit_log,
-                  "Append this run's audit records (start, every API call, stop) to FILE, a "
-                  "hash-chained JSON-lines log that vmm audit verify checks (default "
-                  "/var/log/vmm/audit.jsonl for root, else ~/.local/state/vmm/audit.jsonl)")
-      ->type_name("FILE");
+  AddTypedOption(run, "--api-socket-group", flags.api_socket_group,
+                 "The API socket's group (a name or number)", "GROUP");
+  AddTypedOption(run, "--audit-log", flags.audit_log,
+                 "Append this run's audit records (start, every API call, stop) to FILE, a "
+                 "hash-chained JSON-lines log that vmm audit verify checks (default "
+                 "/var/log/vmm/audit.jsonl for root, else ~/.local/state/vmm/audit.jsonl)",
+                 "FILE");
   run->add_option("--user", flags.user,
                   "Started as root: become USER (no capabilities, no new privileges) once "
                   "/dev/kvm, the images, the vTPM's files, the API socket and the audit log are "
                   "open, before any child starts (default: the system user vmm if it exists, "
                   "else stay root with a warning; root: stay root)")
       ->type_name("USER");
-  run->add_option("--audit-key", flags.audit_key,
-                  "Sign the audit log's checkpoints with this EC P-256 private key (PEM, mode "
-                  "0600)")
-      ->type_name("FILE");
-  run->add_option("--name", flags.name,
-                  "The VM's name on the API and in audit records (default \"vm\")")
-      ->type_name("NAME");
-  run->add_option("--uuid", flags.uuid,
-                  "The VM's UUID on the API and in audit records (default: a new random one)")
-      ->type_name("UUID");
+  AddTypedOption(run, "--audit-key", flags.audit_key,
+                 "Sign the audit log's checkpoints with this EC P-256 private key (PEM, mode "
+                 "0600)",
+                 "FILE");
+  AddTypedOption(run, "--name", flags.name,
+                 "The VM's name on the API and in audit records (default \"vm\")", "NAME");
+  AddTypedOption(run, "--uuid", flags.uuid,
+                 "The VM's UUID on the API and in audit records (default: a new random one)",
+                 "UUID");
   run->add_option("--cgroup", flags.cgroup,
                   "The launch policy's cgroup v2 limits (limits.cgroup: CPU, memory, tasks): "
                   "auto (default) applies them in a cgroup vmm-UUID of the VM's own where the "
@@ -1314,27 +1311,22 @@ int Main(int argc, char** argv) {
   attest->add_option("--api-socket", attest_flags.api_socket, "The VM's API socket")
       ->type_name("PATH")
       ->required();
-  attest
-      ->add_option("--nonce", attest_flags.nonce,
-                   "The verifier's fresh nonce, 1 to 32 bytes in hex (the quote's extraData)")
-      ->type_name("HEX");
-  attest
-      ->add_option("--pcrs", attest_flags.pcrs,
-                   "PCRs to quote, tpm2-tools syntax (default sha256:0-9+sha384:0-9)")
-      ->type_name("LIST");
-  attest->add_option("--out", attest_flags.out, "Write the bundle to FILE (must not exist)")
-      ->type_name("FILE");
+  AddTypedOption(attest, "--nonce", attest_flags.nonce,
+                 "The verifier's fresh nonce, 1 to 32 bytes in hex (the quote's extraData)", "HEX");
+  AddTypedOption(attest, "--pcrs", attest_flags.pcrs,
+                 "PCRs to quote, tpm2-tools syntax (default sha256:0-9+sha384:0-9)", "LIST");
+  AddTypedOption(attest, "--out", attest_flags.out, "Write the bundle to FILE (must not exist)",
+                 "FILE");
   attest
       ->add_option("--broker", attest_flags.broker,
                    "Instead of --nonce and --out: get a secret from the key broker at ADDR "
                    "(vmm-verify serve; unix:PATH or tcp:A.B.C.D:PORT)")
       ->type_name("ADDR");
-  attest->add_option("--secret", attest_flags.secret, "With --broker: the secret's name")
-      ->type_name("NAME");
-  attest
-      ->add_option("--secret-out", attest_flags.secret_out,
-                   "With --broker: write the released secret to FILE (mode 0600, must not exist)")
-      ->type_name("FILE");
+  AddTypedOption(attest, "--secret", attest_flags.secret, "With --broker: the secret's name",
+                 "NAME");
+  AddTypedOption(attest, "--secret-out", attest_flags.secret_out,
+                 "With --broker: write the released secret to FILE (mode 0600, must not exist)",
+                 "FILE");
   attest
       ->add_option("--ca", attest_flags.ca_dir,
                    "The host's vTPM CA directory: its certificate is added to the bundle")

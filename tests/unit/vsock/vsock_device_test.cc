@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -105,6 +107,20 @@ class VsockDeviceTest : public testing::Test {
     return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
   }
 
+  // A host client connected to the device's listener (UPATH); -1 (and a failure) if it cannot.
+  UniqueFd ConnectHostClient() {
+    UniqueFd client(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = dir.path() + "/v.sock";
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    if (connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ADD_FAILURE() << "connect " << path << ": " << strerror(errno);
+      return UniqueFd();
+    }
+    return client;
+  }
+
   testing_util::TempDir dir{"vmm-vsock"};
   FakeGuestRam mem{1 << 20};
   FakeDriver rx{mem, 64, 0x1000, 0x40000};
@@ -161,12 +177,8 @@ TEST_F(VsockDeviceTest, GuestConnectToAPortWithoutListenerIsReset) {
 }
 
 TEST_F(VsockDeviceTest, HostClientConnectsToGuestPort) {
-  UniqueFd client(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::string path = dir.path() + "/v.sock";
-  std::memcpy(addr.sun_path, path.c_str(), path.size());
-  ASSERT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  UniqueFd client = ConnectHostClient();
+  ASSERT_GE(client.get(), 0);
   ASSERT_EQ(send(client.get(), "CONNECT 52\nping", 15, 0), 15);
   Turn();             // accept
   auto got = Turn();  // the CONNECT line
@@ -190,12 +202,8 @@ TEST_F(VsockDeviceTest, HostClientWithABadLineIsClosed) {
   for (const char* line : {"HELLO 52\n", "CONNECT 052\n", "CONNECT 99999999999\n",
                            "CONNECT 1 2 3 4 5 6 7 8 9 10 11 12 13"}) {
     SCOPED_TRACE(line);
-    UniqueFd client(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    const std::string path = dir.path() + "/v.sock";
-    std::memcpy(addr.sun_path, path.c_str(), path.size());
-    ASSERT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    UniqueFd client = ConnectHostClient();
+    ASSERT_GE(client.get(), 0);
     ASSERT_GT(send(client.get(), line, strlen(line), 0), 0);
     Turn();
     EXPECT_TRUE(Turn().empty());
