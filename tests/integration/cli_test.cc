@@ -197,7 +197,7 @@ TEST(VmmCli, DryRunShowsTheKvmCompatModuleAndItsKernelParameters) {
   EXPECT_EQ(on.exit_code, 0) << on.err;
   ExpectContainsAll(
       on.out,
-      {"command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt,smap "
+      {"command line: \"quiet noxsave nopti clearcpuid=ssse3,popcnt "
        "cryptomgr.notests=1 "
        "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs "
        "mitigations=off audit=0 tsc=reliable no_timer_check\"\n",
@@ -220,11 +220,11 @@ TEST(VmmCli, DryRunKvmCompatLeavesTheUsersOwnKeysAlone) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   ExpectContainsAll(
       r.out,
-      {"command line: \"quiet mitigations=auto nopti noxsave clearcpuid=ssse3,popcnt,smap "
+      {"command line: \"quiet mitigations=auto nopti noxsave clearcpuid=ssse3,popcnt "
        "cryptomgr.notests=1 "
        "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs "
        "audit=0 tsc=reliable no_timer_check\"\n",
-       "adds \"noxsave clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
+       "adds \"noxsave clearcpuid=ssse3,popcnt cryptomgr.notests=1 "
        "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs "
        "audit=0 "
        "tsc=reliable no_timer_check\" to the command line; leaves out "

@@ -201,19 +201,23 @@ TEST(PvmCompatKvm, ExerciseModeCompletesEveryHandledInstructionConfined) {
     // kvm_pvm: the exceptions check's int3 and the check's own ldmxcsr/stmxcsr in ring 0
     // need the module too (10 completed, 2 #BP), and every SYSCALL, real or simulated,
     // lands at CPL 3.
-    EXPECT_NE(r.err.find("kvm_pvm compatibility: 10 instructions completed, 2 exceptions "
-                         "injected, 1 LSTAR writes, 9 SYSCALL landings (0 completed by the "
-                         "CPU, 9 fixed up), 0 guest #DB passed on"),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find(
+            "kvm_pvm compatibility: 10 instructions completed, 2 exceptions "
+            "injected, 1 LSTAR writes, 9 SYSCALL landings (0 completed by the "
+            "CPU, 9 fixed up, 0 of them caught at the page-fault entry), 0 guest #DB passed on"),
+        std::string::npos)
         << r.err;
   } else {
     // VMX/SVM: 7 completed (popcnt, cmpxchg16b, stac, clac, fwait, ldmxcsr, stmxcsr), int3
     // injected as #BP; the 4 real SYSCALLs and the one that returns to ring 0 completed by
     // the CPU, the 4 CPL-3 landings fixed up.
-    EXPECT_NE(r.err.find("kvm_pvm compatibility: 7 instructions completed, 1 exceptions "
-                         "injected, 1 LSTAR writes, 9 SYSCALL landings (5 completed by the "
-                         "CPU, 4 fixed up), 0 guest #DB passed on"),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find(
+            "kvm_pvm compatibility: 7 instructions completed, 1 exceptions "
+            "injected, 1 LSTAR writes, 9 SYSCALL landings (5 completed by the "
+            "CPU, 4 fixed up, 0 of them caught at the page-fault entry), 0 guest #DB passed on"),
+        std::string::npos)
         << r.err;
   }
 }

@@ -6,7 +6,7 @@ namespace vmm::compat::pvm {
 namespace {
 
 constexpr char kAll[] =
-    "noxsave nopti clearcpuid=ssse3,popcnt,smap cryptomgr.notests=1 "
+    "noxsave nopti clearcpuid=ssse3,popcnt cryptomgr.notests=1 "
     "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs "
     "mitigations=off audit=0 "
     "tsc=reliable "
@@ -41,7 +41,7 @@ TEST(KvmPvmKernelParameters, AppendedAfterTheUsersWithOneSpace) {
 
 TEST(KvmPvmKernelParameters, UsersValueForTheSameKeyWins) {
   KernelParameterPlan p = AddKernelParameters("mitigations=auto clearcpuid=avx512f");
-  EXPECT_EQ(p.left_out, (Strings{"clearcpuid=ssse3,popcnt,smap", "mitigations=off"}));
+  EXPECT_EQ(p.left_out, (Strings{"clearcpuid=ssse3,popcnt", "mitigations=off"}));
   EXPECT_EQ(p.cmdline,
             "mitigations=auto clearcpuid=avx512f noxsave nopti cryptomgr.notests=1 "
             "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_"

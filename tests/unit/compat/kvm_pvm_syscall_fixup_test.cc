@@ -124,5 +124,78 @@ TEST(SyscallFixup, ANullKernelSelectorInStarIsRefused) {
   EXPECT_NE(r.error().ToString().find("null selector"), std::string::npos) << r.error().ToString();
 }
 
+// The page-fault trigger: the #PF a user-mode fetch at LSTAR raised, seen at the CLAC of
+// the kernel's #PF entry (the numbers of the Debian guest's first user-mode SYSCALL on a
+// kvm_pvm host: "segfault at ffffffff81c00080 ip ffffffff81c00080 sp 00007ffcae06ad20").
+constexpr uint64_t kLstar = 0xFFFFFFFF81C00080;
+constexpr uint64_t kPfHandler = 0xFFFFFFFF81A00B20;  // asm_exc_page_fault
+ExceptionFrame FetchFaultAtLstar() {
+  return ExceptionFrame{.error_code = 0x15,  // present, user, instruction fetch
+                        .rip = kLstar,
+                        .cs = 0x33,
+                        .rflags = 0x246,
+                        .rsp = 0x7FFCAE06AD20,
+                        .ss = 0x2B};
+}
+
+TEST(SyscallFixup, AFetchFaultAtLstarFromUserModeIsALanding) {
+  const ExceptionFrame f = FetchFaultAtLstar();
+  EXPECT_TRUE(IsFaultedSyscallLanding(kLstar, kPfHandler + 4, kPfHandler, kLstar, f));  // ENDBR64
+  EXPECT_TRUE(IsFaultedSyscallLanding(kLstar, kPfHandler, kPfHandler, kLstar, f));  // no ENDBR64
+}
+
+TEST(SyscallFixup, AnythingElseAtThePageFaultEntryIsNotALanding) {
+  const ExceptionFrame f = FetchFaultAtLstar();
+  // Another instruction than the entry's first ones, or another gate's handler.
+  EXPECT_FALSE(IsFaultedSyscallLanding(kLstar, kPfHandler + 9, kPfHandler, kLstar, f));
+  EXPECT_FALSE(IsFaultedSyscallLanding(kLstar, kPfHandler - 1, kPfHandler, kLstar, f));
+  // No LSTAR written yet.
+  EXPECT_FALSE(IsFaultedSyscallLanding(0, kPfHandler + 4, kPfHandler, kLstar, f));
+  // A fault somewhere else, or at another address than the one that faulted.
+  ExceptionFrame other = f;
+  other.rip = 0x401000;
+  EXPECT_FALSE(IsFaultedSyscallLanding(kLstar, kPfHandler + 4, kPfHandler, kLstar, other));
+  EXPECT_FALSE(IsFaultedSyscallLanding(kLstar, kPfHandler + 4, kPfHandler, 0x7000, f));
+  // The kernel faulting at LSTAR (CS and SS of ring 0), or a supervisor-mode access.
+  ExceptionFrame kernel = f;
+  kernel.cs = 0x10;
+  kernel.ss = 0x18;
+  EXPECT_FALSE(IsFaultedSyscallLanding(kLstar, kPfHandler + 4, kPfHandler, kLstar, kernel));
+  ExceptionFrame supervisor = f;
+  supervisor.error_code = 0x11;
+  EXPECT_FALSE(IsFaultedSyscallLanding(kLstar, kPfHandler + 4, kPfHandler, kLstar, supervisor));
+}
+
+TEST(SyscallFixup, TheFramesLandingIsFixedUpAsTheLandingItself) {
+  Landing at_entry = AtLstarInUserMode();
+  // Where the vCPU is when the #PF entry's CLAC stops it: ring 0, the kernel's stack.
+  at_entry.regs.rip = kPfHandler + 4;
+  at_entry.regs.rsp = 0xFFFFC90000003F58;
+  at_entry.regs.rflags = 0x82;
+  at_entry.sregs.cs = UserSegment(0x10, true);
+  at_entry.sregs.cs.dpl = 0;
+  at_entry.sregs.ss = UserSegment(0x18, false);
+  at_entry.sregs.ss.dpl = 0;
+  const ExceptionFrame f = FetchFaultAtLstar();
+  RestoreLanding(f, at_entry.regs, at_entry.sregs);
+  EXPECT_EQ(at_entry.regs.rip, kLstar);
+  EXPECT_EQ(at_entry.regs.rsp, f.rsp);
+  EXPECT_EQ(at_entry.sregs.cs.selector, 0x33);
+  EXPECT_EQ(at_entry.sregs.cs.dpl, 3);
+  EXPECT_EQ(at_entry.sregs.ss.dpl, 3);
+  // From there the fix-up is the landing's: kernel CS/SS from STAR, flags masked; the
+  // user's RCX and R11 (SYSCALL's register part) are untouched.
+  auto r = CompleteSyscallLanding({kLinuxStar, kLinuxFmask}, at_entry.regs, at_entry.sregs);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(*r, SyscallLanding::kFixedUp);
+  EXPECT_EQ(at_entry.sregs.cs.selector, 0x10);
+  EXPECT_EQ(at_entry.sregs.ss.selector, 0x18);
+  EXPECT_EQ(at_entry.sregs.cs.dpl, 0);
+  EXPECT_EQ(at_entry.regs.rflags, 0x46u);  // IF masked, bit 1 set
+  EXPECT_EQ(at_entry.regs.rcx, 0x401234u);
+  EXPECT_EQ(at_entry.regs.r11, 0x246u);
+  EXPECT_EQ(at_entry.regs.rsp, f.rsp);
+}
+
 }  // namespace
 }  // namespace vmm::compat::pvm

@@ -1,11 +1,13 @@
 #include "vmm/vm/compat/kvm_pvm/pvm_compat.h"
 
+#include <array>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <span>
 #include <variant>
 
+#include "base/bytes.h"
 #include "vmm/contract/layout.h"
 #include "vmm/vm/compat/kvm_pvm/decoder.h"
 #include "vmm/vm/compat/kvm_pvm/emulate.h"
@@ -191,6 +193,10 @@ Result<void> PvmCompat::CompleteEmulationFailure(kvm::KvmVcpu& vcpu, const Guest
                  "kvm_pvm compatibility: cannot complete " + bad->Message() + AtRip(rip));
   }
   const Decoded& d = std::get<Decoded>(decoded);
+  if (d.op == Op::kClac) {
+    ASSIGN_OR_RETURN(bool landed, CatchFaultedLanding(vcpu, s, regs, sregs, mem));
+    if (landed) return Ok();
+  }
   std::unique_ptr<kvm_xsave> xsave;  // 4 KiB: not on a vCPU thread's stack
   if (ReadsFpuFields(d.op)) {
     xsave = std::make_unique<kvm_xsave>();
@@ -288,6 +294,36 @@ Result<void> PvmCompat::CompleteLanding(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_
   return Ok();
 }
 
+Result<bool> PvmCompat::CatchFaultedLanding(kvm::KvmVcpu& vcpu, const VcpuState& s, kvm_regs& regs,
+                                            kvm_sregs& sregs, const GuestRam& mem) {
+  const size_t id = vcpu.id();
+  if (id >= guest_lstar_.size() || guest_lstar_[id] == 0 || redirected_[id]) return false;
+  // The #PF gate (SDM Vol. 3A §6.14.1: 16 bytes; offset in bytes 0-1, 6-7 and 8-11).
+  constexpr uint64_t kGateBytes = 16, kPfVector = 14;
+  if (uint64_t{sregs.idt.limit} < kPfVector * kGateBytes + kGateBytes - 1) return false;
+  LinearMemory lm(s, mem);
+  std::array<uint8_t, kGateBytes> gate{};
+  ASSIGN_OR_RETURN(Fault gate_fault, lm.Read(sregs.idt.base + kPfVector * kGateBytes, gate));
+  if (gate_fault) return false;
+  const std::span<const uint8_t> g(gate);
+  const uint64_t handler = uint64_t{LoadLe<uint16_t>(g, 0).value_or(0)} |
+                           uint64_t{LoadLe<uint16_t>(g, 6).value_or(0)} << 16 |
+                           uint64_t{LoadLe<uint32_t>(g, 8).value_or(0)} << 32;
+  if (s.rip < handler || s.rip - handler > kMaxGateToClacBytes) return false;
+  std::array<uint8_t, 6 * 8> raw{};
+  ASSIGN_OR_RETURN(Fault stack_fault, lm.Read(regs.rsp, raw, AccessType::kRead, Vector::kSs));
+  if (stack_fault) return false;
+  const std::span<const uint8_t> r(raw);
+  auto q = [&r](size_t i) { return LoadLe<uint64_t>(r, 8 * i).value_or(0); };
+  const ExceptionFrame frame{q(0), q(1), q(2), q(3), q(4), q(5)};
+  if (!IsFaultedSyscallLanding(guest_lstar_[id], s.rip, handler, sregs.cr2, frame)) return false;
+  RestoreLanding(frame, regs, sregs);
+  RETURN_IF_ERROR(CompleteLanding(vcpu, regs, sregs));
+  RETURN_IF_ERROR(vcpu.SetRegs(regs));
+  faulted_landings_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 Result<void> PvmCompat::HandleDebugExit(kvm::KvmVcpu& vcpu) {
   const kvm_debug_exit_arch& d = vcpu.run_page()->debug.arch;
   const uint64_t lstar = vcpu.id() < guest_lstar_.size() ? guest_lstar_[vcpu.id()] : 0;
@@ -316,8 +352,9 @@ std::string PvmCompat::Summary() const {
          " instructions completed, " + std::to_string(injected_.load()) + " exceptions injected, " +
          std::to_string(lstar_writes_.load()) + " LSTAR writes, " + std::to_string(by_cpu + fixed) +
          " SYSCALL landings (" + std::to_string(by_cpu) + " completed by the CPU, " +
-         std::to_string(fixed) + " fixed up), " + std::to_string(guest_debug_passed_on_.load()) +
-         " guest #DB passed on";
+         std::to_string(fixed) + " fixed up, " + std::to_string(faulted_landings_.load()) +
+         " of them caught at the page-fault entry), " +
+         std::to_string(guest_debug_passed_on_.load()) + " guest #DB passed on";
 }
 
 }  // namespace vmm::compat::pvm

@@ -78,7 +78,8 @@ class PvmCompat {
   Result<void> HandleDebugExit(kvm::KvmVcpu& vcpu);
 
   // "kvm_pvm compatibility: 12 instructions completed, 3 exceptions injected, 1 LSTAR
-  // writes, 5 SYSCALL landings (4 completed by the CPU, 1 fixed up), 0 guest #DB passed on"
+  // writes, 5 SYSCALL landings (4 completed by the CPU, 1 fixed up, 0 of them caught at the
+  // page-fault entry), 0 guest #DB passed on"
   std::string Summary() const;
 
  private:
@@ -88,6 +89,11 @@ class PvmCompat {
   // A SYSCALL landing (either trigger): the fix-up, counted; registers written by the caller
   // (KVM_SET_SREGS here when it changed them).
   Result<void> CompleteLanding(kvm::KvmVcpu& vcpu, kvm_regs& regs, kvm_sregs& sregs);
+  // The page-fault trigger (syscall_fixup.h): at a CLAC the emulator gave up on, whether it
+  // is the #PF entry of a fetch fault at LSTAR from user mode; if so, the landing is fixed
+  // up and the vCPU continues at LSTAR at CPL 0 (true).
+  Result<bool> CatchFaultedLanding(kvm::KvmVcpu& vcpu, const VcpuState& s, kvm_regs& regs,
+                                   kvm_sregs& sregs, const GuestRam& mem);
 
   // Per vCPU, each element touched only by that vCPU's thread.
   std::vector<uint64_t> guest_lstar_;
@@ -98,6 +104,7 @@ class PvmCompat {
   std::atomic<uint64_t> syscalls_by_cpu_{0};
   std::atomic<uint64_t> syscalls_fixed_up_{0};
   std::atomic<uint64_t> guest_debug_passed_on_{0};
+  std::atomic<uint64_t> faulted_landings_{0};  // of the fixed-up ones: by the page-fault trigger
 };
 
 inline constexpr uint32_t kMsrLstar = 0xC0000082;  // IA32_LSTAR (SDM Vol. 4 Table 2-2)

@@ -62,4 +62,23 @@ Result<SyscallLanding> CompleteSyscallLanding(const SyscallMsrs& msrs, kvm_regs&
   return SyscallLanding::kFixedUp;
 }
 
+bool IsFaultedSyscallLanding(uint64_t lstar, uint64_t rip, uint64_t pf_handler, uint64_t cr2,
+                             const ExceptionFrame& frame) {
+  if (lstar == 0 || rip < pf_handler || rip - pf_handler > kMaxGateToClacBytes) return false;
+  // Raised at CPL 3 (the frame's CS.RPL; a fault from ring 0 pushes the kernel's CS), by the
+  // fetch at LSTAR itself, in user mode.
+  return frame.rip == lstar && cr2 == lstar && (frame.cs & 3) == 3 && (frame.ss & 3) == 3 &&
+         (frame.error_code & kPfErrorUser) != 0;
+}
+
+void RestoreLanding(const ExceptionFrame& frame, kvm_regs& regs, kvm_sregs& sregs) {
+  regs.rip = frame.rip;
+  regs.rsp = frame.rsp;
+  regs.rflags = frame.rflags;
+  sregs.cs = FlatSegment(static_cast<uint16_t>(frame.cs), /*code=*/true);
+  sregs.ss = FlatSegment(static_cast<uint16_t>(frame.ss), /*code=*/false);
+  sregs.cs.dpl = 3;
+  sregs.ss.dpl = 3;
+}
+
 }  // namespace vmm::compat::pvm

@@ -1,8 +1,9 @@
 // The SYSCALL fix-up of the kvm_pvm compatibility module (ARCHITECTURE.md §5): on kvm_pvm a
 // SYSCALL from guest user mode reaches the guest's IA32_LSTAR but the vCPU stays at CPL 3,
-// so the kernel's entry code faults on its first instruction. The module arms an
-// instruction breakpoint at the guest's LSTAR (pvm_compat.cc); at each hit it calls
-// CompleteSyscallLanding, which finishes what SYSCALL does to the privilege state.
+// so the kernel's entry code faults on its first instruction. The module catches the
+// landing (pvm_compat.cc: the redirect, an instruction breakpoint at the guest's LSTAR, or
+// the page fault that follows) and calls CompleteSyscallLanding, which finishes what
+// SYSCALL does to the privilege state.
 //
 //   SyscallMsrs msrs{star, fmask};
 //   ASSIGN_OR_RETURN(SyscallLanding how, CompleteSyscallLanding(msrs, regs, sregs));
@@ -49,5 +50,27 @@ enum class SyscallLanding {
 // (SYSCALL raises #UD then), or a STAR whose kernel selector is the null selector.
 Result<SyscallLanding> CompleteSyscallLanding(const SyscallMsrs& msrs, kvm_regs& regs,
                                               kvm_sregs& sregs);
+
+// The page-fault trigger (ARCHITECTURE.md §5), for hosts where the breakpoint never fires:
+// at CPL 3 the fetch at the guest's LSTAR (a supervisor page) faults, KVM delivers that
+// #PF to the guest, and the first instruction of a Linux exception entry that kvm_pvm's
+// emulator gives up on is its CLAC (SMAP). There the stack holds the #PF's frame, which
+// still describes the landing: RIP at LSTAR, user CS and SS, the user's RSP and RFLAGS.
+struct ExceptionFrame {  // as the CPU pushes it with an error code (SDM Vol. 3A §6.14.1)
+  uint64_t error_code = 0, rip = 0, cs = 0, rflags = 0, rsp = 0, ss = 0;
+};
+inline constexpr uint64_t kPfErrorUser = 1u << 2;   // SDM Vol. 3A §4.7: U/S
+inline constexpr uint64_t kMaxGateToClacBytes = 8;  // ENDBR64 (4 bytes) before the CLAC
+
+// True when a vCPU stopped at `rip` (an instruction at most kMaxGateToClacBytes past the
+// #PF gate's handler `pf_handler`) with `frame` on its stack and `cr2` is in the entry of a
+// page fault that a user-mode fetch at the guest's LSTAR raised: a SYSCALL landing.
+bool IsFaultedSyscallLanding(uint64_t lstar, uint64_t rip, uint64_t pf_handler, uint64_t cr2,
+                             const ExceptionFrame& frame);
+
+// Puts the vCPU back where the landing left it, as the frame records: RIP, RSP and RFLAGS,
+// and CS/SS as flat user segments at CPL 3 with the frame's selectors. CompleteSyscallLanding
+// then finishes the SYSCALL from there.
+void RestoreLanding(const ExceptionFrame& frame, kvm_regs& regs, kvm_sregs& sregs);
 
 }  // namespace vmm::compat::pvm
