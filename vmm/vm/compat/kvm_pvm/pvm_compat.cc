@@ -268,6 +268,7 @@ Result<void> PvmCompat::HandleMsrExit(kvm::KvmVcpu& vcpu, const GuestRam& mem) {
     RETURN_IF_ERROR(vcpu.SetMsrs({kvm_msr_entry{kMsrLstar, 0, kSyscallRedirect}}));
     return vcpu.SetGuestDebug(kvm_guest_debug{});
   }
+  if (fault_trigger_[vcpu.id()]) return Ok();  // its landings come as page faults
   return ArmSyscallBreakpoint(vcpu, lstar);
 }
 
@@ -320,6 +321,10 @@ Result<bool> PvmCompat::CatchFaultedLanding(kvm::KvmVcpu& vcpu, const VcpuState&
   RestoreLanding(frame, regs, sregs);
   RETURN_IF_ERROR(CompleteLanding(vcpu, regs, sregs));
   RETURN_IF_ERROR(vcpu.SetRegs(regs));
+  if (!fault_trigger_[id]) {
+    RETURN_IF_ERROR(vcpu.SetGuestDebug(kvm_guest_debug{}));
+    fault_trigger_[id] = 1;
+  }
   faulted_landings_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }

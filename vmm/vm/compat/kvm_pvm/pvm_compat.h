@@ -83,7 +83,8 @@ class PvmCompat {
   std::string Summary() const;
 
  private:
-  explicit PvmCompat(uint32_t num_vcpus) : guest_lstar_(num_vcpus, 0), redirected_(num_vcpus, 0) {}
+  explicit PvmCompat(uint32_t num_vcpus)
+      : guest_lstar_(num_vcpus, 0), redirected_(num_vcpus, 0), fault_trigger_(num_vcpus, 0) {}
   Result<void> Inject(kvm::KvmVcpu& vcpu, const Exception& e);
   Result<void> ArmSyscallBreakpoint(kvm::KvmVcpu& vcpu, uint64_t lstar);
   // A SYSCALL landing (either trigger): the fix-up, counted; registers written by the caller
@@ -98,6 +99,10 @@ class PvmCompat {
   // Per vCPU, each element touched only by that vCPU's thread.
   std::vector<uint64_t> guest_lstar_;
   std::vector<uint8_t> redirected_;  // 1: the redirect trigger (bytes, not vector<bool>)
+  // 1: this vCPU's landings arrive as page faults (the page-fault trigger caught one), so its
+  // breakpoint is off: it never fires at CPL 3 there, and at CPL 0, where the fix-up resumes
+  // the vCPU at LSTAR, a host that ignores RF would hit it again forever (measured on kvm_pvm).
+  std::vector<uint8_t> fault_trigger_;
   std::atomic<uint64_t> completed_{0};
   std::atomic<uint64_t> injected_{0};
   std::atomic<uint64_t> lstar_writes_{0};
