@@ -25,6 +25,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const kvm_regs regs_in = regs;
   const kvm_sregs sregs_in = sregs;
 
+  // The page-fault trigger: a frame and the addresses around it, all the guest's. A frame
+  // taken for a landing puts the vCPU at LSTAR at CPL 3 with the frame's stack, from which
+  // the fix-up either completes or refuses the state; never "completed by the CPU".
+  const size_t base = sizeof(regs) + sizeof(sregs) + sizeof(msrs);
+  uint64_t extra[10] = {};
+  if (size >= base + sizeof(extra)) {
+    std::memcpy(extra, data + base, sizeof(extra));
+    const ExceptionFrame frame{extra[0], extra[1], extra[2], extra[3], extra[4], extra[5]};
+    const uint64_t lstar = extra[6], rip = extra[7], handler = extra[8], cr2 = extra[9];
+    if (IsFaultedSyscallLanding(lstar, rip, handler, cr2, frame)) {
+      CHECK(frame.rip == lstar && cr2 == lstar && rip - handler <= kMaxGateToClacBytes);
+      kvm_regs fr = regs;
+      kvm_sregs fs = sregs;
+      RestoreLanding(frame, fr, fs);
+      CHECK(fr.rip == lstar && fr.rsp == frame.rsp && fs.cs.dpl == 3 && fs.ss.dpl == 3);
+      auto landed = CompleteSyscallLanding(msrs, fr, fs);
+      CHECK(!landed || *landed == SyscallLanding::kFixedUp);
+    }
+  }
+
   auto r = CompleteSyscallLanding(msrs, regs, sregs);
   if (!r || *r == SyscallLanding::kCompletedByCpu) {
     CHECK(std::memcmp(&regs, &regs_in, sizeof(regs)) == 0);
